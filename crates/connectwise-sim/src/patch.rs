@@ -1,0 +1,314 @@
+//! JSON Patch (RFC 6902) as ConnectWise accepts it: `add`, `replace`,
+//! `remove`, plus `copy`, `move` and `test`. ConnectWise also takes paths
+//! without the leading slash (`"path":"company"`), and patches whole
+//! top-level fields; the first path segment is checked against the schema
+//! (case-sensitively, as the developer guide warns).
+
+use serde_json::Value;
+
+use crate::error::SimError;
+use crate::schema::Field;
+
+fn err(entity: &'static str, field: &str, message: impl Into<String>) -> SimError {
+    SimError::invalid(entity, "InvalidField", field, message)
+}
+
+fn pointer_parts(path: &str) -> Vec<String> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// Applies `ops` to `doc` (a stored record without hrefs).
+pub fn apply(
+    doc: &mut Value,
+    ops: &Value,
+    entity: &'static str,
+    fields: &[Field],
+) -> Result<(), SimError> {
+    let Some(ops) = ops.as_array() else {
+        return Err(SimError::invalid(
+            entity,
+            "InvalidObject",
+            "",
+            "The request body must be a JSON Patch array of operations.",
+        ));
+    };
+    if ops.is_empty() {
+        return Err(SimError::invalid(
+            entity,
+            "InvalidObject",
+            "",
+            "At least one patch operation is required.",
+        ));
+    }
+    for op in ops {
+        let get = |k: &str| {
+            op.get(k).or_else(|| {
+                op.as_object()?
+                    .iter()
+                    .find(|(x, _)| x.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v)
+            })
+        };
+        let kind = get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let Some(path) = get("path").and_then(Value::as_str) else {
+            return Err(err(entity, "", "Each patch operation needs a path."));
+        };
+        let parts = pointer_parts(path);
+        check_field(&parts, entity, fields, path)?;
+        match kind.as_str() {
+            "add" | "replace" => {
+                let value = get("value").cloned().ok_or_else(|| {
+                    err(entity, path, format!("The {kind} operation needs a value."))
+                })?;
+                set(doc, &parts, value, kind == "add").map_err(|m| err(entity, path, m))?;
+            }
+            "remove" => {
+                remove(doc, &parts).map_err(|m| err(entity, path, m))?;
+            }
+            "copy" | "move" => {
+                let from = get("from")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err(entity, path, "from is required."))?;
+                let from_parts = pointer_parts(from);
+                check_field(&from_parts, entity, fields, from)?;
+                let value = lookup(doc, &from_parts)
+                    .cloned()
+                    .ok_or_else(|| err(entity, from, "from path does not exist."))?;
+                if kind == "move" {
+                    remove(doc, &from_parts).map_err(|m| err(entity, from, m))?;
+                }
+                set(doc, &parts, value, true).map_err(|m| err(entity, path, m))?;
+            }
+            "test" => {
+                let wanted = get("value").cloned().unwrap_or(Value::Null);
+                let actual = lookup(doc, &parts).cloned().unwrap_or(Value::Null);
+                if wanted != actual {
+                    return Err(err(entity, path, "The test operation failed."));
+                }
+            }
+            other => {
+                return Err(err(
+                    entity,
+                    path,
+                    format!("'{other}' is not a supported patch operation."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_field(
+    parts: &[String],
+    entity: &'static str,
+    fields: &[Field],
+    path: &str,
+) -> Result<(), SimError> {
+    let first = parts.first().map(String::as_str).unwrap_or("");
+    match fields.iter().find(|f| f.name == first) {
+        None => Err(err(
+            entity,
+            first,
+            format!("Cannot find field '{first}' on {entity} (patch path '{path}').",),
+        )),
+        Some(f) if f.read_only => Err(err(
+            entity,
+            first,
+            format!("The {first} field is read-only."),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn lookup<'v>(doc: &'v Value, parts: &[String]) -> Option<&'v Value> {
+    let mut v = doc;
+    for p in parts {
+        v = match v {
+            Value::Object(m) => m.get(p)?,
+            Value::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+fn parent<'v>(doc: &'v mut Value, parts: &[String]) -> Result<&'v mut Value, String> {
+    let mut v = doc;
+    for p in &parts[..parts.len().saturating_sub(1)] {
+        v = match v {
+            Value::Object(m) => m
+                .entry(p.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Array(a) => {
+                let i = p
+                    .parse::<usize>()
+                    .map_err(|_| format!("'{p}' is not an array index."))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("Index {i} is out of range."))?
+            }
+            _ => return Err("The path does not exist.".into()),
+        };
+    }
+    Ok(v)
+}
+
+fn set(doc: &mut Value, parts: &[String], value: Value, insert: bool) -> Result<(), String> {
+    let last = parts.last().cloned().unwrap_or_default();
+    match parent(doc, parts)? {
+        Value::Object(m) => {
+            m.insert(last, value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            if last == "-" {
+                a.push(value);
+                return Ok(());
+            }
+            let i = last
+                .parse::<usize>()
+                .map_err(|_| format!("'{last}' is not an array index."))?;
+            if insert && i <= a.len() {
+                a.insert(i, value);
+                Ok(())
+            } else if !insert && i < a.len() {
+                a[i] = value;
+                Ok(())
+            } else {
+                Err(format!("Index {i} is out of range."))
+            }
+        }
+        _ => Err("The path does not exist.".into()),
+    }
+}
+
+fn remove(doc: &mut Value, parts: &[String]) -> Result<(), String> {
+    let last = parts.last().cloned().unwrap_or_default();
+    match parent(doc, parts)? {
+        Value::Object(m) => {
+            // Null fields are omitted, so removing an absent field is a no-op.
+            m.remove(&last);
+            Ok(())
+        }
+        Value::Array(a) => {
+            let i = last
+                .parse::<usize>()
+                .map_err(|_| format!("'{last}' is not an array index."))?;
+            if i < a.len() {
+                a.remove(i);
+                Ok(())
+            } else {
+                Err(format!("Index {i} is out of range."))
+            }
+        }
+        _ => Err("The path does not exist.".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Kind, field, read_only};
+    use serde_json::json;
+
+    static FIELDS: [Field; 4] = [
+        read_only("id", Kind::Int),
+        field("firstName", Kind::Str),
+        field("title", Kind::Str),
+        field("types", Kind::Str),
+    ];
+
+    fn check(ops: Value, expected: Result<Value, &str>) {
+        let mut doc = json!({"id": 1, "firstName": "Ann", "types": [1, 2]});
+        let got = apply(&mut doc, &ops, "contact", &FIELDS)
+            .map(|_| doc)
+            .map_err(|e| format!("{:?}", e.body()));
+        match (got, expected) {
+            (Ok(d), Ok(e)) => assert_eq!(d, e, "{ops}"),
+            (Err(m), Err(part)) => assert!(m.contains(part), "{ops}: {m}"),
+            (got, expected) => panic!("{ops}: got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn operations() {
+        check(
+            json!([{"op": "replace", "path": "/firstName", "value": "Bo"}]),
+            Ok(json!({"id": 1, "firstName": "Bo", "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "replace", "path": "firstName", "value": "Bo"}]),
+            Ok(json!({"id": 1, "firstName": "Bo", "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "add", "path": "/title", "value": "CEO"}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "title": "CEO", "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "remove", "path": "/firstName"}]),
+            Ok(json!({"id": 1, "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "add", "path": "/types/-", "value": 3}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "types": [1, 2, 3]})),
+        );
+        check(
+            json!([{"op": "add", "path": "/types/0", "value": 0}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "types": [0, 1, 2]})),
+        );
+        check(
+            json!([{"op": "remove", "path": "/types/1"}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "types": [1]})),
+        );
+        check(
+            json!([{"op": "copy", "from": "/firstName", "path": "/title"}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "title": "Ann", "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "move", "from": "/firstName", "path": "/title"}]),
+            Ok(json!({"id": 1, "title": "Ann", "types": [1, 2]})),
+        );
+        check(
+            json!([{"op": "test", "path": "/firstName", "value": "Ann"}]),
+            Ok(json!({"id": 1, "firstName": "Ann", "types": [1, 2]})),
+        );
+    }
+
+    #[test]
+    fn bad_patches() {
+        check(json!({"op": "replace"}), Err("JSON Patch array"));
+        check(json!([]), Err("At least one"));
+        check(
+            json!([{"op": "replace", "path": "/FirstName", "value": "x"}]),
+            Err("Cannot find field 'FirstName'"),
+        );
+        check(
+            json!([{"op": "replace", "path": "/id", "value": 2}]),
+            Err("read-only"),
+        );
+        check(
+            json!([{"op": "replace", "path": "/firstName"}]),
+            Err("needs a value"),
+        );
+        check(
+            json!([{"op": "frobnicate", "path": "/firstName"}]),
+            Err("not a supported"),
+        );
+        check(json!([{"path": "/firstName"}]), Err("not a supported"));
+        check(json!([{"op": "replace", "value": 1}]), Err("needs a path"));
+        check(
+            json!([{"op": "remove", "path": "/types/9"}]),
+            Err("out of range"),
+        );
+        check(
+            json!([{"op": "test", "path": "/firstName", "value": "Bob"}]),
+            Err("test operation failed"),
+        );
+        check(json!(["nonsense"]), Err("needs a path"));
+    }
+}

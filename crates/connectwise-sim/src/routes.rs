@@ -1,0 +1,627 @@
+//! HTTP routing. One fallback handler parses the path itself because
+//! ConnectWise tolerates what a router would not: any `vYYYY_N` codebase,
+//! double slashes (`/v2025_1//apis/3.0/...`), trailing slashes and
+//! case-insensitive resource names. Every response passes through here so
+//! faults, common headers and stats apply uniformly.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::Simulator;
+use crate::auth::{self, Member};
+use crate::error::SimError;
+use crate::faults::Outcome;
+use crate::paging;
+use crate::query::{self, ListQuery};
+use crate::records::{self, ALL, ResourceDef};
+
+/// The API version this simulator reports (`api-current-version`).
+pub const API_VERSION: &str = "2025.1";
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn json_response(status: u16, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+pub fn error_response(e: &SimError) -> Response {
+    json_response(e.status(), &e.body())
+}
+
+/// A body that fails on first poll: hyper then closes the connection
+/// without completing the response, which clients see as a dropped
+/// connection.
+struct Broken;
+
+impl HttpBody for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated drop",
+        ))))
+    }
+}
+
+/// Splits a path into non-empty segments (collapsing `//`).
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// `v4_6_release`, or a cloud codebase such as `v2025_1`.
+pub fn is_codebase(s: &str) -> bool {
+    if s.eq_ignore_ascii_case("v4_6_release") {
+        return true;
+    }
+    let Some(rest) = s.strip_prefix('v').or_else(|| s.strip_prefix('V')) else {
+        return false;
+    };
+    let Some((year, n)) = rest.split_once('_') else {
+        return false;
+    };
+    year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What an `/apis/3.0/...` path addresses.
+#[derive(Debug, Clone)]
+pub enum Target {
+    SystemInfo,
+    Collection {
+        def: &'static ResourceDef,
+        parent: Option<i64>,
+    },
+    Count {
+        def: &'static ResourceDef,
+        parent: Option<i64>,
+    },
+    Item {
+        def: &'static ResourceDef,
+        parent: Option<i64>,
+        id: i64,
+    },
+    Search {
+        def: &'static ResourceDef,
+    },
+}
+
+impl Target {
+    /// Route template for stats, e.g. `/company/contacts/{id}`.
+    pub fn template(&self) -> String {
+        match self {
+            Target::SystemInfo => "/system/info".into(),
+            Target::Collection { def, .. } => format!("/{}", collection_path(def, None)),
+            Target::Count { def, .. } => format!("/{}/count", collection_path(def, None)),
+            Target::Item { def, .. } => format!("/{}/{{id}}", collection_path(def, None)),
+            Target::Search { def } => format!("/{}/search", def.path),
+        }
+    }
+}
+
+/// `service/tickets/{parent}/notes` for children, `company/contacts` otherwise.
+pub fn collection_path(def: &ResourceDef, parent: Option<i64>) -> String {
+    match &def.parent {
+        Some(spec) => {
+            let p = parent
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "{parentId}".into());
+            format!("{}/{p}/{}", spec.path, spec.segment)
+        }
+        None => def.path.to_string(),
+    }
+}
+
+fn parse_id(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok()
+}
+
+/// Resolves the segments after `/apis/3.0/`.
+pub fn resolve(segs: &[String]) -> Result<Target, SimError> {
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if l.as_slice() == ["system", "info"] {
+        return Ok(Target::SystemInfo);
+    }
+    if l.len() < 2 {
+        return Err(SimError::NoEndpoint);
+    }
+    let path = format!("{}/{}", l[0], l[1]);
+    let def = ALL
+        .iter()
+        .copied()
+        .find(|d| d.parent.is_none() && d.path.eq_ignore_ascii_case(&path))
+        .ok_or(SimError::NoEndpoint)?;
+    match &l[2..] {
+        [] => Ok(Target::Collection { def, parent: None }),
+        ["count"] => Ok(Target::Count { def, parent: None }),
+        ["search"] if def.path == "service/tickets" => Ok(Target::Search { def }),
+        [id] => parse_id(id)
+            .map(|id| Target::Item {
+                def,
+                parent: None,
+                id,
+            })
+            .ok_or(SimError::NoEndpoint),
+        [pid, child, rest @ ..] => {
+            let parent = parse_id(pid).ok_or(SimError::NoEndpoint)?;
+            let child = ALL
+                .iter()
+                .copied()
+                .find(|d| {
+                    d.parent.as_ref().is_some_and(|p| {
+                        p.path == def.path && p.segment.eq_ignore_ascii_case(child)
+                    })
+                })
+                .ok_or(SimError::NoEndpoint)?;
+            match rest {
+                [] => Ok(Target::Collection {
+                    def: child,
+                    parent: Some(parent),
+                }),
+                ["count"] => Ok(Target::Count {
+                    def: child,
+                    parent: Some(parent),
+                }),
+                [id] => parse_id(id)
+                    .map(|id| Target::Item {
+                        def: child,
+                        parent: Some(parent),
+                        id,
+                    })
+                    .ok_or(SimError::NoEndpoint),
+                _ => Err(SimError::NoEndpoint),
+            }
+        }
+    }
+}
+
+/// Everything a handler needs to know about the request.
+pub struct Req {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub params: Vec<(String, String)>,
+    pub body: Bytes,
+    /// `http://host/{codebase}/apis/3.0`
+    pub base: String,
+}
+
+fn host(headers: &HeaderMap) -> String {
+    headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+pub async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let segs = segments(parts.uri.path());
+    if segs.first().map(String::as_str) == Some("__sim") {
+        let body = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        return crate::control::handle(&sim, &parts.method, &segs[1..], &body);
+    }
+    let seq = sim
+        .inner
+        .request_seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (template, resp) = route(&sim, parts, segs, body).await;
+    let mut resp = resp;
+    let status = resp.status().as_u16();
+    sim.inner.stats.record(&template, status);
+    let h = resp.headers_mut();
+    h.insert("api-current-version", HeaderValue::from_static(API_VERSION));
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    h.insert("pragma", HeaderValue::from_static("no-cache"));
+    h.insert("x-server-name", HeaderValue::from_static("cwsim"));
+    h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{:08x}-sim0-4000-8000-{seq:012x}",
+        sim.inner.config.seed as u32
+    )) {
+        h.insert("x-cw-request-id", v);
+    }
+    resp
+}
+
+async fn route(
+    sim: &Simulator,
+    parts: axum::http::request::Parts,
+    segs: Vec<String>,
+    body: Body,
+) -> (String, Response) {
+    let method = parts.method.clone();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // Decide the route template first so stats group faulted requests too.
+    let (template, target) = match s.as_slice() {
+        [login, companyinfo, _company]
+            if login.eq_ignore_ascii_case("login")
+                && companyinfo.eq_ignore_ascii_case("companyinfo") =>
+        {
+            ("/login/companyinfo/{company}".to_string(), None)
+        }
+        [codebase, system, key, index]
+            if is_codebase(codebase)
+                && system.eq_ignore_ascii_case("system")
+                && key.eq_ignore_ascii_case("callbackkey")
+                && index.eq_ignore_ascii_case("index.rails") =>
+        {
+            ("/system/callbackkey/index.rails".to_string(), None)
+        }
+        [codebase, apis, version, rest @ ..]
+            if is_codebase(codebase) && apis.eq_ignore_ascii_case("apis") && *version == "3.0" =>
+        {
+            let rest: Vec<String> = rest.iter().map(|x| x.to_string()).collect();
+            match resolve(&rest) {
+                Ok(t) => (t.template(), Some(Ok(((*codebase).to_string(), t)))),
+                Err(e) => ("(unknown endpoint)".to_string(), Some(Err(e))),
+            }
+        }
+        _ => (
+            "(unknown endpoint)".to_string(),
+            Some(Err(SimError::NoEndpoint)),
+        ),
+    };
+    let template = format!("{method} {template}");
+    let decision = sim.inner.faults.decide(parts.uri.path());
+    if let Some(latency) = decision.latency {
+        tokio::time::sleep(latency).await;
+    }
+    match decision.outcome {
+        Outcome::Serve => {}
+        Outcome::Drop => {
+            let mut resp = Response::new(Body::new(Broken));
+            *resp.status_mut() = StatusCode::OK;
+            return (template, resp);
+        }
+        Outcome::Respond {
+            status,
+            retry_after,
+            body,
+        } => {
+            let mut resp = json_response(status, &body);
+            if let Some(secs) = retry_after
+                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+            {
+                resp.headers_mut().insert("retry-after", v);
+            }
+            return (template, resp);
+        }
+    }
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                template,
+                error_response(&SimError::bad_request(
+                    "The request body is too large or unreadable.",
+                )),
+            );
+        }
+    };
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let resp = match target {
+        None if template.ends_with("/login/companyinfo/{company}") => {
+            company_info(sim, &method, s.get(2).copied().unwrap_or(""))
+        }
+        None => sim.inner.callbacks.key_response(&method, &params),
+        Some(Err(e)) => Err(e),
+        Some(Ok((codebase, target))) => {
+            let base = format!("http://{}/{codebase}/apis/3.0", host(&parts.headers));
+            let req = Req {
+                method,
+                headers: parts.headers,
+                params,
+                body,
+                base,
+            };
+            api(sim, &req, target)
+        }
+    };
+    (template, resp.unwrap_or_else(|e| error_response(&e)))
+}
+
+/// `GET /login/companyinfo/{company}`: unauthenticated codebase discovery;
+/// an unknown company gets a 200 with body `null`, as DJCW observed.
+fn company_info(sim: &Simulator, method: &Method, company: &str) -> Result<Response, SimError> {
+    if method != Method::GET {
+        return Err(SimError::MethodNotAllowed {
+            method: method.to_string(),
+        });
+    }
+    let c = &sim.inner.config;
+    if !company.eq_ignore_ascii_case(&c.company) {
+        return Ok(json_response(200, &Value::Null));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "CompanyName": format!("{} (simulated)", c.company),
+            "Codebase": "v4_6_release/",
+            "VersionCode": "v2025.1",
+            "VersionNumber": "v4.6.2025.1",
+            "CompanyID": c.company,
+            "IsCloud": "False",
+            "SiteUrl": null,
+            "AllowAccess": true,
+        }),
+    ))
+}
+
+fn read_json(req: &Req, entity: &'static str) -> Result<Value, SimError> {
+    if req.body.is_empty() {
+        return Err(SimError::invalid(
+            entity,
+            "InvalidObject",
+            "",
+            format!("The {entity} object is required."),
+        ));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        SimError::invalid(
+            entity,
+            "InvalidObject",
+            "",
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })
+}
+
+fn not_allowed(req: &Req) -> SimError {
+    SimError::MethodNotAllowed {
+        method: req.method.to_string(),
+    }
+}
+
+fn forward_only(headers: &HeaderMap) -> bool {
+    headers
+        .get("pagination-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("forward-only"))
+}
+
+fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError> {
+    let member = auth::authenticate(&req.headers, &sim.inner.config)?;
+    match target {
+        Target::SystemInfo => {
+            if req.method != Method::GET {
+                return Err(not_allowed(req));
+            }
+            Ok(json_response(200, &system_info()))
+        }
+        Target::Collection { def, parent } => match req.method {
+            Method::GET => list(sim, req, def, parent, None),
+            Method::POST if def.writable => {
+                check_write(&member)?;
+                let body = read_json(req, def.entity)?;
+                let rec = sim.write(
+                    crate::WriteOp::Create,
+                    def,
+                    parent,
+                    None,
+                    &body,
+                    &member,
+                    &req.base,
+                )?;
+                Ok(json_response(201, &rec))
+            }
+            _ => Err(not_allowed(req)),
+        },
+        Target::Count { def, parent } => {
+            if req.method != Method::GET {
+                return Err(not_allowed(req));
+            }
+            let q = ListQuery::parse(def, &req.params, false, None)?;
+            let store = sim.read_store();
+            check_parent(&store, def, parent)?;
+            let n = query::count(&store, def, parent, &q);
+            Ok(json_response(200, &json!({"count": n})))
+        }
+        Target::Search { def } => {
+            if req.method != Method::POST {
+                return Err(not_allowed(req));
+            }
+            let body = read_json(req, def.entity)?;
+            let conditions = body
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("conditions")))
+                .and_then(|(_, v)| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            list(sim, req, def, None, Some(&conditions))
+        }
+        Target::Item { def, parent, id } => match req.method {
+            Method::GET => {
+                let store = sim.read_store();
+                let rec = store.get(def, parent, id)?;
+                let rendered = records::render::render(def, rec, &req.base);
+                let fields = query_fields(&req.params);
+                Ok(json_response(
+                    200,
+                    &fields
+                        .map(|f| f.apply(rendered.clone()))
+                        .unwrap_or(rendered),
+                ))
+            }
+            Method::PUT if def.writable => {
+                check_write(&member)?;
+                let body = read_json(req, def.entity)?;
+                let rec = sim.write(
+                    crate::WriteOp::Replace,
+                    def,
+                    parent,
+                    Some(id),
+                    &body,
+                    &member,
+                    &req.base,
+                )?;
+                Ok(json_response(200, &rec))
+            }
+            Method::PATCH if def.writable => {
+                check_write(&member)?;
+                let body = read_json(req, def.entity)?;
+                let rec = sim.write(
+                    crate::WriteOp::Patch,
+                    def,
+                    parent,
+                    Some(id),
+                    &body,
+                    &member,
+                    &req.base,
+                )?;
+                Ok(json_response(200, &rec))
+            }
+            Method::DELETE if def.writable => {
+                check_write(&member)?;
+                sim.write(
+                    crate::WriteOp::Delete,
+                    def,
+                    parent,
+                    Some(id),
+                    &Value::Null,
+                    &member,
+                    &req.base,
+                )?;
+                let mut resp = Response::new(Body::empty());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                Ok(resp)
+            }
+            _ => Err(not_allowed(req)),
+        },
+    }
+}
+
+fn forbidden() -> SimError {
+    SimError::Forbidden {
+        message: "You do not have sufficient permissions to perform this action.".into(),
+    }
+}
+
+fn check_write(member: &Member) -> Result<(), SimError> {
+    if member.read_only {
+        Err(forbidden())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_parent(
+    store: &crate::store::Store,
+    def: &'static ResourceDef,
+    parent: Option<i64>,
+) -> Result<(), SimError> {
+    if let (Some(spec), Some(pid)) = (&def.parent, parent)
+        && let Some(pdef) = records::def(spec.path)
+    {
+        store.get(pdef, None, pid)?;
+    }
+    Ok(())
+}
+
+fn query_fields(params: &[(String, String)]) -> Option<query::Projection> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("fields"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.trim().is_empty())
+        .map(query::Projection::parse)
+}
+
+fn list(
+    sim: &Simulator,
+    req: &Req,
+    def: &'static ResourceDef,
+    parent: Option<i64>,
+    search: Option<&str>,
+) -> Result<Response, SimError> {
+    let fwd = forward_only(&req.headers);
+    let q = ListQuery::parse(def, &req.params, fwd, search)?;
+    let path = collection_path(def, parent);
+    let (items, link) = {
+        let store = sim.read_store();
+        check_parent(&store, def, parent)?;
+        let sel = query::select(&store, def, parent, &q);
+        let items: Vec<Value> = sel
+            .rows
+            .iter()
+            .map(|r| {
+                let rendered = records::render::render(def, r, &req.base);
+                match &q.fields {
+                    Some(p) => p.apply(rendered),
+                    None => rendered,
+                }
+            })
+            .collect();
+        let link = if fwd {
+            let last = sel
+                .rows
+                .last()
+                .and_then(|r| r.get("id"))
+                .and_then(Value::as_i64);
+            paging::forward_only(&req.base, &path, &q, last, sel.more)
+        } else {
+            paging::navigable(&req.base, &path, &q, sel.total)
+        };
+        (items, link)
+    };
+    let mut resp = json_response(200, &Value::Array(items));
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        resp.headers_mut().insert("link", v);
+    }
+    Ok(resp)
+}
+
+/// `GET /system/info` (SPEC `model_info.go`).
+pub fn system_info() -> Value {
+    json!({
+        "version": "v2025.1.10421",
+        "isCloud": false,
+        "serverTimeZone": "Eastern Standard Time",
+        "licenseBits": [
+            {"name": "CRM", "activeFlag": true},
+            {"name": "Service", "activeFlag": true},
+            {"name": "Project", "activeFlag": true},
+            {"name": "Sales", "activeFlag": true},
+            {"name": "TimeExpense", "activeFlag": true}
+        ],
+        "cloudRegion": "NA",
+        "maxWorkFlowRecordsAllowed": 10000
+    })
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        error_response(&self)
+    }
+}

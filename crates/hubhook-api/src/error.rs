@@ -1,0 +1,87 @@
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// An API failure rendered as the Cloud Elements error body
+/// `{"message": .., "requestId": .., "providerMessage": ..}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub provider_message: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            provider_message: None,
+        }
+    }
+
+    /// The caller's fault: a request we cannot act on.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn with_provider_message(mut self, provider_message: Option<String>) -> ApiError {
+        self.provider_message = provider_message;
+        self
+    }
+
+    /// Our fault. The cause is logged with the request id; the caller only sees the id.
+    pub fn internal(err: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("internal error: {err}"),
+            provider_message: None,
+        }
+    }
+}
+
+impl From<hubhook_store::StoreError> for ApiError {
+    fn from(err: hubhook_store::StoreError) -> ApiError {
+        ApiError::internal(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = request_id();
+        let message = if self.status.is_server_error() {
+            tracing::error!(request_id = %request_id, error = %self.message, "request failed");
+            "An internal error occurred; the server log has the details under this requestId"
+                .to_string()
+        } else {
+            self.message
+        };
+        let mut body = json!({ "message": message, "requestId": request_id });
+        if let Some(provider_message) = self.provider_message {
+            body["providerMessage"] = json!(provider_message);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// 24 hex digits, like Cloud Elements' request ids.
+fn request_id() -> String {
+    let mut bytes = [0u8; 12];
+    // Without randomness the id is still useful as a log correlation key; fall back to time.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = jiff::Timestamp::now().as_nanosecond().to_be_bytes();
+        bytes.copy_from_slice(&nanos[4..]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

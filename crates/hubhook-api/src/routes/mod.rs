@@ -1,0 +1,9 @@
+pub mod console;
+pub mod health;
+pub mod instances;
+
+use crate::ApiError;
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}

@@ -1,0 +1,258 @@
+//! HTTP calls to one customer's ConnectWise Manage site.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hubhook_core::ConnectWiseCredentials;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::{CwError, HubQuery, link::next_link};
+
+/// The API version hubhook asks for. ConnectWise serves the models of this release even when the
+/// site runs a newer one, so records keep the shape hubhook was tested with.
+const ACCEPT_VERSION: &str = "application/vnd.connectwise.com+json; version=2025.1";
+
+/// How the adapter behaves when ConnectWise pushes back.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Waits of up to this long asked for by `429 Retry-After` are taken in process; longer
+    /// ones end the call with [`CwError::RateLimited`] so the poller reschedules instead.
+    pub max_retry_after: Duration,
+    /// How many 429 answers one call absorbs before giving up.
+    pub max_rate_limit_retries: u32,
+    /// Safety net against a server whose `Link` header never ends.
+    pub max_pages: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_retry_after: Duration::from_secs(60),
+            max_rate_limit_retries: 5,
+            max_pages: 100_000,
+        }
+    }
+}
+
+/// A ConnectWise client bound to one instance's credentials.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    headers: HeaderMap,
+    options: ClientOptions,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The headers carry the private key; never print them.
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the site and API member in `credentials`. `http` is shared between
+    /// instances so connections are pooled.
+    pub fn new(
+        http: reqwest::Client,
+        credentials: &ConnectWiseCredentials,
+        options: ClientOptions,
+    ) -> Result<Client, CwError> {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}+{}:{}",
+            credentials.company, credentials.public_key, credentials.private_key
+        ));
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+            CwError::InvalidQuery(
+                "company or keys contain characters not allowed in a header".into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_VERSION));
+        if let Some(client_id) = &credentials.client_id {
+            let value = HeaderValue::from_str(client_id).map_err(|_| {
+                CwError::InvalidQuery(
+                    "connectwise.clientID contains characters not allowed in a header".into(),
+                )
+            })?;
+            headers.insert("clientId", value);
+        }
+        Ok(Client {
+            http,
+            base_url: credentials.base_url.trim_end_matches('/').to_string(),
+            headers,
+            options,
+        })
+    }
+
+    /// `GET /system/info`: the cheapest authenticated call, used to check credentials.
+    pub async fn system_info(&self) -> Result<Value, CwError> {
+        let url = format!("{}/system/info", self.base_url);
+        let response = self.get(&url, false).await?;
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| CwError::Decode(e.to_string()))
+    }
+
+    /// Every record matching `query`, reading all pages.
+    ///
+    /// Without an `orderBy`, pages are read with ConnectWise's forward-only paging (`id >
+    /// pageId`): offsets shift when records are deleted during a scan, which would skip a
+    /// record, while a keyset on `id` cannot. With an `orderBy` (which forward-only paging
+    /// refuses) the navigable `page` links are followed instead.
+    pub async fn fetch_all(&self, query: &HubQuery) -> Result<Vec<Value>, CwError> {
+        let forward_only = query.order_by.is_none();
+        let mut url =
+            url::Url::parse(&format!("{}/{}", self.base_url, query.path)).map_err(|e| {
+                CwError::InvalidQuery(format!(
+                    "baseUrl `{}` is not a valid URL: {e}",
+                    self.base_url
+                ))
+            })?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(conditions) = &query.conditions {
+                pairs.append_pair("conditions", conditions);
+            }
+            if let Some(order_by) = &query.order_by {
+                pairs.append_pair("orderBy", order_by);
+            }
+            if let Some(fields) = &query.fields {
+                pairs.append_pair("fields", fields);
+            }
+            pairs.append_pair("pageSize", &query.page_size.to_string());
+        }
+        let origin = url.origin();
+        let mut next = Some(url.to_string());
+        let mut records = Vec::new();
+        let mut pages = 0;
+        while let Some(current) = next.take() {
+            pages += 1;
+            if pages > self.options.max_pages {
+                return Err(CwError::Decode(format!(
+                    "more than {} pages; stopping",
+                    self.options.max_pages
+                )));
+            }
+            let response = self.get(&current, forward_only).await?;
+            let link = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let page: Vec<Value> = response
+                .json()
+                .await
+                .map_err(|e| CwError::Decode(format!("a list page is not a JSON array: {e}")))?;
+            let short_page = page.len() < query.page_size as usize;
+            let empty = page.is_empty();
+            records.extend(page);
+            if empty || (forward_only && short_page) {
+                break;
+            }
+            if let Some(link) = link {
+                let parsed = url::Url::parse(&link).map_err(|e| {
+                    CwError::Decode(format!("Link header target `{link}` is not a URL: {e}"))
+                })?;
+                // A Link pointing elsewhere would send the API member's keys to another host.
+                if parsed.origin() != origin {
+                    return Err(CwError::Decode(format!(
+                        "Link header points to another host: `{link}`"
+                    )));
+                }
+                if link == current {
+                    break;
+                }
+                next = Some(link);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn get(&self, url: &str, forward_only: bool) -> Result<reqwest::Response, CwError> {
+        let mut rate_limited = 0;
+        loop {
+            let mut request = self.http.get(url).headers(self.headers.clone());
+            if forward_only {
+                request = request.header("pagination-type", "forward-only");
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| CwError::Transport(transport_message(&e)))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            if status.as_u16() == 429 {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(Duration::from_secs(30));
+                rate_limited += 1;
+                if rate_limited > self.options.max_rate_limit_retries
+                    || retry_after > self.options.max_retry_after
+                {
+                    return Err(CwError::RateLimited { retry_after });
+                }
+                tracing::info!(
+                    ?retry_after,
+                    "ConnectWise rate limited the request; waiting as asked"
+                );
+                tokio::time::sleep(retry_after).await;
+                continue;
+            }
+            let body = response.text().await.unwrap_or_default();
+            let provider_message = provider_message(&body);
+            return Err(match status.as_u16() {
+                401 | 403 => CwError::Unauthorized {
+                    status: status.as_u16(),
+                    provider_message,
+                },
+                code => CwError::Status {
+                    status: code,
+                    provider_message,
+                },
+            });
+        }
+    }
+}
+
+/// ConnectWise error bodies are `{"code":..,"message":..}` (or `{"error":..,"message":..}` on
+/// 429); fall back to the raw text, shortened, for anything else.
+fn provider_message(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) => match (
+            v.get("code")
+                .or_else(|| v.get("error"))
+                .and_then(Value::as_str),
+            v.get("message").and_then(Value::as_str),
+        ) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (None, Some(message)) => message.to_string(),
+            _ => body.chars().take(500).collect(),
+        },
+        Err(_) => body.chars().take(500).collect(),
+    }
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); walk the chain.
+fn transport_message(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,620 @@
+//! Turning the records of one poll into changes (reference §1.4), with hubhook's improvements.
+//!
+//! Cloud Elements decides CREATED or UPDATED by comparing a record's created and updated
+//! dates, and drops records not updated since the last poll. hubhook keeps those rules and
+//! adds two:
+//!
+//! - Content dedupe: the caller passes the content hash of every object it has already
+//!   observed. A record whose content is unchanged is never an event again, so overlapping
+//!   poll windows, re-polls and a cursor that had to stay put cannot produce duplicates.
+//! - Known objects: when created and updated read the same field (the documented ConnectWise
+//!   default, `_info.lastUpdated` for both), the dates cannot tell the two apart, and Cloud
+//!   Elements' rule would call every change CREATED. hubhook instead reports UPDATED for an
+//!   object it has observed before and CREATED otherwise.
+//!
+//! A record that cannot be read (no id, unparsable date) yields a [`RecordError`] and is
+//! otherwise ignored: it is neither observed nor changed, so it is looked at again on the next
+//! poll that returns it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::{DateField, ResourcePoll};
+
+/// The kind of change an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventType {
+    Created,
+    Updated,
+    Deleted,
+    Unknown,
+}
+
+impl EventType {
+    /// The name used in payloads: `CREATED`, `UPDATED`, `DELETED` or `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Created => "CREATED",
+            EventType::Updated => "UPDATED",
+            EventType::Deleted => "DELETED",
+            EventType::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What classification needs to know besides the records.
+pub struct ClassifyContext<'a> {
+    pub resource: &'a ResourcePoll,
+    /// Records whose updated date is not later than this are not events (when
+    /// filter_by_updated_date), but are still observed.
+    pub since: Timestamp,
+    /// Start of this poll (for filter_by_current_date: drop records updated at or after it).
+    pub poll_started: Timestamp,
+    /// Content hash of each object this instance has already observed, by object id.
+    pub known: &'a HashMap<String, String>,
+}
+
+/// A valid record seen in this poll, whether or not it is an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub object_id: String,
+    pub content_hash: String,
+    pub updated: Timestamp,
+}
+
+/// A record that is an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub object_id: String,
+    pub event_type: EventType,
+    pub updated: Timestamp,
+    pub content_hash: String,
+    pub record: Value,
+}
+
+/// A record that could not be read; `index` is its position in the poll's records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    pub index: usize,
+    pub message: String,
+}
+
+/// The outcome of classifying one poll's records.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Classified {
+    pub changes: Vec<Change>,
+    pub observed: Vec<Observed>,
+    /// The latest updated date among the observed records.
+    pub max_updated: Option<Timestamp>,
+    pub errors: Vec<RecordError>,
+}
+
+/// Classifies `records` (in order) for `ctx.resource`.
+pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
+    let mut out = Classified::default();
+    for (index, record) in records.into_iter().enumerate() {
+        match classify_one(ctx, &record) {
+            Ok(outcome) => {
+                out.max_updated = out.max_updated.max(Some(outcome.observed.updated));
+                if let Some(event_type) = outcome.event_type {
+                    out.changes.push(Change {
+                        object_id: outcome.observed.object_id.clone(),
+                        event_type,
+                        updated: outcome.observed.updated,
+                        content_hash: outcome.observed.content_hash.clone(),
+                        record,
+                    });
+                }
+                out.observed.push(outcome.observed);
+            }
+            Err(message) => out.errors.push(RecordError { index, message }),
+        }
+    }
+    out
+}
+
+struct Outcome {
+    observed: Observed,
+    event_type: Option<EventType>,
+}
+
+fn classify_one(ctx: &ClassifyContext<'_>, record: &Value) -> Result<Outcome, String> {
+    let resource = ctx.resource;
+    let id_path = resource.id_field.as_str();
+    let object_id = match resource.id_field.get(record) {
+        None | Some(Value::Null) => return Err(format!("missing idField `{id_path}`")),
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(format!("idField `{id_path}` is empty"));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            return Err(format!(
+                "idField `{id_path}` is {}, not a string or number",
+                kind(other)
+            ));
+        }
+    };
+    let updated = read_date(record, &resource.dates.updated)?;
+    let content_hash = content_hash(record);
+
+    let unchanged = ctx.known.get(&object_id) == Some(&content_hash);
+    let too_old = resource.filter_by_updated_date && updated <= ctx.since;
+    let too_new = resource.filter_by_current_date && updated >= ctx.poll_started;
+    let event_type = if unchanged || too_old || too_new {
+        None
+    } else if resource.dates.same_field() {
+        Some(if ctx.known.contains_key(&object_id) {
+            EventType::Updated
+        } else {
+            EventType::Created
+        })
+    } else {
+        let created = read_date(record, &resource.dates.created)?;
+        let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
+        Some(if apart <= resource.created_check_tolerance.as_nanos() {
+            EventType::Created
+        } else {
+            EventType::Updated
+        })
+    };
+    Ok(Outcome {
+        observed: Observed {
+            object_id,
+            content_hash,
+            updated,
+        },
+        event_type,
+    })
+}
+
+fn read_date(record: &Value, field: &DateField) -> Result<Timestamp, String> {
+    let path = field.path.as_str();
+    let text = match field.path.get(record) {
+        None | Some(Value::Null) => return Err(format!("missing date field `{path}`")),
+        Some(Value::String(s)) => s.clone(),
+        // Epoch patterns read numbers.
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            return Err(format!("`{path}` is {}, not a date string", kind(other)));
+        }
+    };
+    field
+        .pattern
+        .parse_value(&text, &field.zone)
+        .map_err(|error| format!("`{path}` {error}"))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// SHA-256 (lower-case hex) of the canonical JSON of `record`: object keys sorted
+/// recursively, no whitespace. The canonical text is written here rather than with
+/// `serde_json::to_string`, so the hash does not depend on whether some crate in the build
+/// enables serde_json's `preserve_order` feature.
+pub fn content_hash(record: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(&mut canonical, record);
+    hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                // A JSON string's Display is its escaped, quoted form.
+                let _ = write!(out, "{}:", Value::String(key.clone()));
+                write_canonical(out, item);
+            }
+            out.push('}');
+        }
+        scalar => {
+            let _ = write!(out, "{scalar}");
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatesConfig;
+    use crate::field_path::FieldPath;
+    use crate::java_time::JavaPattern;
+    use serde_json::json;
+    use std::time::Duration;
+
+    const FORMAT: &str = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+    const SINCE: &str = "2019-03-01T10:00:00Z";
+    const STARTED: &str = "2019-03-01T10:15:00Z";
+
+    fn date_field(path: &str) -> DateField {
+        DateField {
+            path: FieldPath::parse(path).expect("path"),
+            pattern: JavaPattern::parse(FORMAT).expect("pattern"),
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The documented ConnectWise default: both dates read `_info.lastUpdated`.
+    fn same_field() -> ResourcePoll {
+        ResourcePoll {
+            url: "/hubs/crm/contacts".into(),
+            id_field: FieldPath::parse("id").expect("path"),
+            dates: DatesConfig {
+                updated: date_field("_info.lastUpdated"),
+                created: date_field("_info.lastUpdated"),
+            },
+            filter_by_updated_date: true,
+            filter_by_current_date: false,
+            created_check_tolerance: Duration::ZERO,
+            page_size: None,
+            poll_delay: Duration::ZERO,
+        }
+    }
+
+    /// Distinct created (`_info.dateEntered`) and updated dates.
+    fn two_fields() -> ResourcePoll {
+        let mut resource = same_field();
+        resource.dates.created = date_field("_info.dateEntered");
+        resource
+    }
+
+    fn record(id: Value, updated: &str, entered: &str, name: &str) -> Value {
+        json!({"id": id, "name": name, "_info": {"lastUpdated": updated, "dateEntered": entered}})
+    }
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    /// What classification produced, reduced to comparable text:
+    /// changes as `id:TYPE`, observed ids, max_updated, error messages as `index:message`.
+    #[derive(Debug, PartialEq)]
+    struct Summary {
+        changes: Vec<String>,
+        observed: Vec<String>,
+        max_updated: Option<String>,
+        errors: Vec<String>,
+    }
+
+    fn check(
+        resource: &ResourcePoll,
+        known: &[(&str, &Value)],
+        records: Vec<Value>,
+        expected: Summary,
+    ) {
+        let known: HashMap<String, String> = known
+            .iter()
+            .map(|(id, record)| ((*id).to_owned(), content_hash(record)))
+            .collect();
+        let ctx = ClassifyContext {
+            resource,
+            since: ts(SINCE),
+            poll_started: ts(STARTED),
+            known: &known,
+        };
+        let classified = classify(&ctx, records.clone());
+        let summary = Summary {
+            changes: classified
+                .changes
+                .iter()
+                .map(|c| format!("{}:{}", c.object_id, c.event_type))
+                .collect(),
+            observed: classified
+                .observed
+                .iter()
+                .map(|o| o.object_id.clone())
+                .collect(),
+            max_updated: classified.max_updated.map(|t| t.to_string()),
+            errors: classified
+                .errors
+                .iter()
+                .map(|e| format!("{}:{}", e.index, e.message))
+                .collect(),
+        };
+        assert_eq!(summary, expected);
+        // Every change carries its record and the record's hash.
+        for change in &classified.changes {
+            assert_eq!(change.content_hash, content_hash(&change.record));
+            assert!(records.contains(&change.record));
+        }
+    }
+
+    fn summary(changes: &[&str], observed: &[&str], max: Option<&str>, errors: &[&str]) -> Summary {
+        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        Summary {
+            changes: strings(changes),
+            observed: strings(observed),
+            max_updated: max.map(str::to_owned),
+            errors: strings(errors),
+        }
+    }
+
+    #[test]
+    fn same_field_uses_known_objects() {
+        let old = record(json!(1), "2019-03-01T09:00:00Z", "", "old");
+        check(
+            &same_field(),
+            &[("1", &old)],
+            vec![
+                record(json!(1), "2019-03-01T10:05:00Z", "", "renamed"),
+                record(json!(2), "2019-03-01T10:06:00Z", "", "new"),
+            ],
+            summary(
+                &["1:UPDATED", "2:CREATED"],
+                &["1", "2"],
+                Some("2019-03-01T10:06:00Z"),
+                &[],
+            ),
+        );
+    }
+
+    #[test]
+    fn distinct_fields_compare_dates_with_tolerance() {
+        let records = || {
+            vec![
+                record(
+                    json!(1),
+                    "2019-03-01T10:05:00Z",
+                    "2019-03-01T10:05:00Z",
+                    "a",
+                ),
+                record(
+                    json!(2),
+                    "2019-03-01T10:05:02Z",
+                    "2019-03-01T10:05:00Z",
+                    "b",
+                ),
+                record(
+                    json!(3),
+                    "2019-03-01T10:05:03Z",
+                    "2019-03-01T10:05:00Z",
+                    "c",
+                ),
+                record(
+                    json!(4),
+                    "2019-03-01T10:05:00Z",
+                    "2019-01-01T00:00:00Z",
+                    "d",
+                ),
+            ]
+        };
+        let observed = ["1", "2", "3", "4"];
+        let max = Some("2019-03-01T10:05:03Z");
+        check(
+            &two_fields(),
+            &[],
+            records(),
+            summary(
+                &["1:CREATED", "2:UPDATED", "3:UPDATED", "4:UPDATED"],
+                &observed,
+                max,
+                &[],
+            ),
+        );
+        let mut tolerant = two_fields();
+        tolerant.created_check_tolerance = Duration::from_secs(2);
+        check(
+            &tolerant,
+            &[],
+            records(),
+            summary(
+                &["1:CREATED", "2:CREATED", "3:UPDATED", "4:UPDATED"],
+                &observed,
+                max,
+                &[],
+            ),
+        );
+    }
+
+    #[test]
+    fn unchanged_content_is_never_an_event_again() {
+        let seen = record(
+            json!("A-1"),
+            "2019-03-01T10:05:00Z",
+            "2019-03-01T10:05:00Z",
+            "same",
+        );
+        let changed = record(
+            json!("A-2"),
+            "2019-03-01T10:05:00Z",
+            "2019-03-01T10:05:00Z",
+            "v2",
+        );
+        let previous = record(
+            json!("A-2"),
+            "2019-03-01T10:05:00Z",
+            "2019-03-01T10:05:00Z",
+            "v1",
+        );
+        check(
+            &two_fields(),
+            &[("A-1", &seen), ("A-2", &previous)],
+            vec![seen.clone(), changed],
+            summary(
+                &["A-2:CREATED"],
+                &["A-1", "A-2"],
+                Some("2019-03-01T10:05:00Z"),
+                &[],
+            ),
+        );
+    }
+
+    #[test]
+    fn filters_by_updated_and_current_date() {
+        let records = || {
+            vec![
+                record(json!(1), "2019-03-01T09:59:59Z", "", "before since"),
+                record(json!(2), SINCE, "", "at since"),
+                record(json!(3), "2019-03-01T10:00:01Z", "", "inside"),
+                record(json!(4), STARTED, "", "at poll start"),
+                record(json!(5), "2019-03-01T10:20:00Z", "", "after poll start"),
+            ]
+        };
+        let observed = ["1", "2", "3", "4", "5"];
+        let max = Some("2019-03-01T10:20:00Z");
+        check(
+            &same_field(),
+            &[],
+            records(),
+            summary(
+                &["3:CREATED", "4:CREATED", "5:CREATED"],
+                &observed,
+                max,
+                &[],
+            ),
+        );
+        let mut current = same_field();
+        current.filter_by_current_date = true;
+        check(
+            &current,
+            &[],
+            records(),
+            summary(&["3:CREATED"], &observed, max, &[]),
+        );
+        let mut unfiltered = same_field();
+        unfiltered.filter_by_updated_date = false;
+        check(
+            &unfiltered,
+            &[],
+            records(),
+            summary(
+                &[
+                    "1:CREATED",
+                    "2:CREATED",
+                    "3:CREATED",
+                    "4:CREATED",
+                    "5:CREATED",
+                ],
+                &observed,
+                max,
+                &[],
+            ),
+        );
+    }
+
+    #[test]
+    fn reports_bad_records_and_skips_them() {
+        let ok = record(
+            json!(9),
+            "2019-03-01T10:05:00Z",
+            "2019-03-01T10:05:00Z",
+            "ok",
+        );
+        check(
+            &two_fields(),
+            &[],
+            vec![
+                json!({"name": "no id", "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
+                record(json!(null), "2019-03-01T10:05:00Z", "", "null id"),
+                record(json!({"x": 1}), "2019-03-01T10:05:00Z", "", "object id"),
+                record(json!(""), "2019-03-01T10:05:00Z", "", "empty id"),
+                json!({"id": 5}),
+                record(json!(6), "x", "", "bad updated"),
+                record(json!(7), "2019-03-01T10:05:00Z", "yesterday", "bad created"),
+                ok,
+            ],
+            summary(
+                &["9:CREATED"],
+                &["9"],
+                Some("2019-03-01T10:05:00Z"),
+                &[
+                    "0:missing idField `id`",
+                    "1:missing idField `id`",
+                    "2:idField `id` is an object, not a string or number",
+                    "3:idField `id` is empty",
+                    "4:missing date field `_info.lastUpdated`",
+                    "5:`_info.lastUpdated` value `x` does not match pattern `yyyy-MM-dd'T'HH:mm:ss'Z'`: expected 1 to 4 digits for the year at position 1",
+                    "6:`_info.dateEntered` value `yesterday` does not match pattern `yyyy-MM-dd'T'HH:mm:ss'Z'`: expected 1 to 4 digits for the year at position 1",
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn ids_render_without_quotes() {
+        check(
+            &same_field(),
+            &[],
+            vec![
+                record(json!(42), "2019-03-01T10:05:00Z", "", "number"),
+                record(json!("abc"), "2019-03-01T10:05:00Z", "", "string"),
+                record(json!(1.5), "2019-03-01T10:05:00Z", "", "float"),
+            ],
+            summary(
+                &["42:CREATED", "abc:CREATED", "1.5:CREATED"],
+                &["42", "abc", "1.5"],
+                Some("2019-03-01T10:05:00Z"),
+                &[],
+            ),
+        );
+    }
+
+    #[test]
+    fn content_hash_is_canonical() {
+        let check = |a: Value, b: Value, equal: bool| {
+            assert_eq!(content_hash(&a) == content_hash(&b), equal, "{a} vs {b}");
+        };
+        check(
+            json!({"a": 1, "b": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}),
+            json!({"b": {"x": [1, {"p": 2, "q": 1}], "y": 2}, "a": 1}),
+            true,
+        );
+        check(json!({"a": 1}), json!({"a": 2}), false);
+        check(json!([1, 2]), json!([2, 1]), false);
+        check(json!({"a": "1"}), json!({"a": 1}), false);
+        // The canonical text of {"b":[1,"x\""],"a":null} is {"a":null,"b":[1,"x\""]}.
+        assert_eq!(
+            content_hash(&json!({"b": [1, "x\""], "a": null})),
+            hex(&Sha256::digest(br#"{"a":null,"b":[1,"x\""]}"#))
+        );
+        // sha256("{}")
+        assert_eq!(
+            content_hash(&json!({})),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+}

@@ -1,0 +1,1306 @@
+//! The Cloud Elements `configuration` object of a `connectwisecrmrest` instance.
+//!
+//! Cloud Elements stores every configuration value as a string, but clients send strings,
+//! booleans and numbers interchangeably (`"15"` and `15`, `"true"` and `true`), and the
+//! poller configuration arrives either as an object or as a JSON-encoded string of one. Parsing
+//! accepts all of these, collects every problem instead of stopping at the first, and names
+//! each offending field by its full dotted key so the user can fix the body in one round trip.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::field_path::FieldPath;
+use crate::java_time::{JavaPattern, parse_zone};
+use crate::placeholders::validate_template;
+
+/// The element key of the ConnectWise REST element.
+pub const ELEMENT_KEY: &str = "connectwisecrmrest";
+
+/// Keys whose values are secrets: never returned, never logged, stored encrypted.
+pub const SECRET_KEYS: &[&str] = &[
+    "private.key",
+    "public.key",
+    "event.notification.signature.key",
+    "oauth.api.secret",
+];
+
+/// What a secret value is replaced with wherever a configuration is shown.
+pub const MASK: &str = "********";
+
+/// The configuration with every secret value replaced by [`MASK`]. Absent and null secrets stay
+/// as they are, so the output does not claim a secret exists when it does not.
+pub fn mask_secrets(configuration: &Map<String, Value>) -> Map<String, Value> {
+    split_secrets(configuration).0
+}
+
+/// Splits a configuration into (the configuration with secret keys present as [`MASK`], the
+/// secret values only), so the two can be stored separately and the secrets encrypted.
+pub fn split_secrets(
+    configuration: &Map<String, Value>,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut public = configuration.clone();
+    let mut secrets = Map::new();
+    for key in SECRET_KEYS {
+        if let Some(value) = configuration.get(*key).filter(|v| !v.is_null()) {
+            secrets.insert((*key).to_owned(), value.clone());
+            public.insert((*key).to_owned(), Value::String(MASK.to_owned()));
+        }
+    }
+    (public, secrets)
+}
+
+/// The inverse of [`split_secrets`]: the public configuration with the secret values put back
+/// (a secret value wins over whatever the public map holds for that key).
+pub fn merge_secrets(
+    public: &Map<String, Value>,
+    secrets: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = public.clone();
+    for (key, value) in secrets {
+        merged.insert(key.clone(), value.clone());
+    }
+    merged
+}
+
+/// A validated instance configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceConfig {
+    pub connectwise: ConnectWiseCredentials,
+    pub events: EventsConfig,
+    pub filter_response_nulls: bool,
+}
+
+/// How to reach and authenticate to ConnectWise Manage.
+#[derive(Clone, PartialEq)]
+pub struct ConnectWiseCredentials {
+    /// An http(s) URL such as `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`,
+    /// without a trailing `/`.
+    pub base_url: String,
+    pub company: String,
+    pub public_key: String,
+    pub private_key: String,
+    pub client_id: Option<String>,
+}
+
+impl fmt::Debug for ConnectWiseCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys are masked so that logging a configuration can never leak them.
+        f.debug_struct("ConnectWiseCredentials")
+            .field("base_url", &self.base_url)
+            .field("company", &self.company)
+            .field("public_key", &MASK)
+            .field("private_key", &MASK)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+/// The events part of the configuration.
+#[derive(Clone, PartialEq)]
+pub struct EventsConfig {
+    pub enabled: bool,
+    pub callback_url: Option<String>,
+    pub refresh_interval: RefreshInterval,
+    pub signature_key: Option<String>,
+    /// The resources to poll, by resource name (which is the events' `objectType`).
+    pub resources: BTreeMap<String, ResourcePoll>,
+}
+
+impl fmt::Debug for EventsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventsConfig")
+            .field("enabled", &self.enabled)
+            .field("callback_url", &self.callback_url)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("signature_key", &self.signature_key.as_ref().map(|_| MASK))
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+const REFRESH_INTERVAL: &str = "event.poller.refresh_interval";
+const MAX_REFRESH_MINUTES: f64 = 10_080.0;
+const DEFAULT_REFRESH_MINUTES: u64 = 15;
+
+/// How often an instance is polled. Configured in minutes, possibly fractional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefreshInterval(Duration);
+
+impl RefreshInterval {
+    /// Parses `event.poller.refresh_interval`: minutes as a number or a string (`15`, `"15"`,
+    /// `"0.05"` = 3 s), finite, greater than 0 and at most 10080 (one week). The result is
+    /// rounded to the millisecond.
+    pub fn parse(value: &Value) -> Result<RefreshInterval, ConfigError> {
+        let invalid = || {
+            ConfigError::invalid(
+                REFRESH_INTERVAL,
+                display_value(value),
+                "a number of minutes greater than 0 and at most 10080 (one week), such as 15 or \"0.5\"",
+            )
+        };
+        let minutes = number(value).ok_or_else(invalid)?;
+        if !minutes.is_finite() || minutes <= 0.0 || minutes > MAX_REFRESH_MINUTES {
+            return Err(invalid());
+        }
+        // The bounds above keep this product far inside u64.
+        let millis = (minutes * 60_000.0).round() as u64;
+        if millis == 0 {
+            return Err(invalid());
+        }
+        Ok(RefreshInterval(Duration::from_millis(millis)))
+    }
+
+    /// The interval as a duration.
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+
+    /// This interval, but never shorter than `min` (the server's configured floor).
+    pub fn floored(self, min: Duration) -> RefreshInterval {
+        RefreshInterval(self.0.max(min))
+    }
+}
+
+impl Default for RefreshInterval {
+    fn default() -> RefreshInterval {
+        RefreshInterval(Duration::from_secs(DEFAULT_REFRESH_MINUTES * 60))
+    }
+}
+
+/// How to poll one resource (one entry of `event.poller.configuration`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcePoll {
+    /// The hub URL template, e.g. `/hubs/crm/contacts?where=lastUpdated>'${gmtDate:...}'`.
+    pub url: String,
+    pub id_field: FieldPath,
+    pub dates: DatesConfig,
+    /// Drop records whose updated date is not later than the last poll (default true).
+    pub filter_by_updated_date: bool,
+    /// Drop records updated at or after the start of this poll (default false).
+    pub filter_by_current_date: bool,
+    /// How far apart created and updated may be for a record to count as created (default 0).
+    pub created_check_tolerance: Duration,
+    /// Records per page, 1..=1000 (ConnectWise's maximum); `None` uses the adapter default.
+    pub page_size: Option<u32>,
+    /// Subtracted from the last poll time, for providers whose search lags (default 0).
+    pub poll_delay: Duration,
+}
+
+/// Where a record's updated and created dates are, and how to read them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatesConfig {
+    pub updated: DateField,
+    pub created: DateField,
+}
+
+impl DatesConfig {
+    /// True when created and updated read the same field (the documented ConnectWise default),
+    /// so the dates cannot tell CREATED from UPDATED.
+    pub fn same_field(&self) -> bool {
+        self.updated.path == self.created.path
+    }
+}
+
+/// One date field of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateField {
+    pub path: FieldPath,
+    pub pattern: JavaPattern,
+    /// The zone for values without zone information (default UTC).
+    pub zone: jiff::tz::TimeZone,
+}
+
+const POLLER_CONFIGURATION: &str = "event.poller.configuration";
+const NO_OAUTH: &str =
+    "ConnectWise Manage has no OAuth; use an API member's public and private keys";
+/// Seconds-valued options are capped at a week so a typo cannot stall polling for years.
+const MAX_SECONDS: f64 = 604_800.0;
+
+impl InstanceConfig {
+    /// Parses and validates a full configuration (secrets included). All problems are
+    /// reported together.
+    pub fn parse(configuration: &Map<String, Value>) -> Result<InstanceConfig, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut top = Fields {
+            map: configuration,
+            prefix: String::new(),
+            errors: &mut errors,
+        };
+        let connectwise = top.credentials();
+        let events = top.events();
+        let filter_response_nulls = top.boolean("filter.response.nulls", true);
+        if errors.is_empty() {
+            Ok(InstanceConfig {
+                connectwise,
+                events,
+                filter_response_nulls,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// Reads the keys of one JSON object, recording errors under `prefix`.
+struct Fields<'m, 'e> {
+    map: &'m Map<String, Value>,
+    prefix: String,
+    errors: &'e mut Vec<ConfigError>,
+}
+
+/// A value that was looked up: absent (or null, or blank), present, or present but invalid
+/// (the error is already recorded).
+enum Lookup<T> {
+    Absent,
+    Found(T),
+    Invalid,
+}
+
+impl<T> Lookup<T> {
+    fn ok(self) -> Option<T> {
+        match self {
+            Lookup::Found(value) => Some(value),
+            Lookup::Absent | Lookup::Invalid => None,
+        }
+    }
+}
+
+impl<'m> Fields<'m, '_> {
+    fn name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    fn raw(&self, key: &str) -> Option<&'m Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn invalid(&mut self, key: &str, value: &Value, expected: &str) {
+        let shown = if SECRET_KEYS.contains(&key) {
+            MASK.to_owned()
+        } else {
+            display_value(value)
+        };
+        let error = ConfigError::invalid(self.name(key), shown, expected);
+        self.errors.push(error);
+    }
+
+    fn missing(&mut self, key: &str, expected: &str) {
+        let error = ConfigError::missing(self.name(key), expected);
+        self.errors.push(error);
+    }
+
+    /// A string (numbers are accepted as their text). Blank strings count as absent.
+    fn string(&mut self, key: &str, expected: &str) -> Lookup<String> {
+        let Some(value) = self.raw(key) else {
+            return Lookup::Absent;
+        };
+        let text = match value {
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                let other = other.clone();
+                self.invalid(key, &other, expected);
+                return Lookup::Invalid;
+            }
+        };
+        if text.is_empty() {
+            Lookup::Absent
+        } else {
+            Lookup::Found(text)
+        }
+    }
+
+    fn required_string(&mut self, key: &str, expected: &str) -> Option<String> {
+        match self.string(key, expected) {
+            Lookup::Found(text) => Some(text),
+            Lookup::Absent => {
+                self.missing(key, expected);
+                None
+            }
+            Lookup::Invalid => None,
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        let Some(value) = self.raw(key) else {
+            return default;
+        };
+        let parsed = match value {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" => Some(true),
+                "false" | "no" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(b) => b,
+            None => {
+                let value = value.clone();
+                self.invalid(key, &value, "true or false (also \"yes\" or \"no\")");
+                default
+            }
+        }
+    }
+
+    fn seconds(&mut self, key: &str) -> Duration {
+        let Some(value) = self.raw(key) else {
+            return Duration::ZERO;
+        };
+        match number(value) {
+            Some(s) if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) => {
+                Duration::from_millis((s * 1000.0).round() as u64)
+            }
+            _ => {
+                let value = value.clone();
+                self.invalid(
+                    key,
+                    &value,
+                    "a number of seconds from 0 to 604800 (one week)",
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn http_url(&mut self, key: &str, expected: &str, required: bool) -> Option<String> {
+        let url = if required {
+            self.required_string(key, expected)?
+        } else {
+            self.string(key, expected).ok()?
+        };
+        if is_http_url(&url) {
+            Some(url)
+        } else {
+            self.invalid(key, &Value::String(url), expected);
+            None
+        }
+    }
+
+    fn credentials(&mut self) -> ConnectWiseCredentials {
+        let oauth_shaped = ["oauth.api.key", "oauth.api.secret", "oauth.callback.url"]
+            .iter()
+            .any(|k| self.raw(k).is_some());
+        let note = |expected: &str| {
+            if oauth_shaped {
+                format!("{expected} ({NO_OAUTH})")
+            } else {
+                expected.to_owned()
+            }
+        };
+        let base_key = if self.raw("baseUrl").is_none() && self.raw("baseURL").is_some() {
+            "baseURL"
+        } else {
+            "baseUrl"
+        };
+        let base_url = self
+            .http_url(
+                base_key,
+                "an http(s) URL of the ConnectWise API, such as https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
+                true,
+            )
+            .map(|url| url.trim_end_matches('/').to_owned());
+        let company = self.required_string(
+            "company",
+            &note("the ConnectWise company id you log in with"),
+        );
+        let public_key =
+            self.required_string("public.key", &note("a ConnectWise API member public key"));
+        let private_key =
+            self.required_string("private.key", &note("a ConnectWise API member private key"));
+        let client_id = match self.string("connectwise.clientID", "a ConnectWise client id") {
+            Lookup::Found(id) => Some(id),
+            Lookup::Invalid => None,
+            Lookup::Absent => self.string("oauth.api.key", "a ConnectWise client id").ok(),
+        };
+        ConnectWiseCredentials {
+            base_url: base_url.unwrap_or_default(),
+            company: company.unwrap_or_default(),
+            public_key: public_key.unwrap_or_default(),
+            private_key: private_key.unwrap_or_default(),
+            client_id,
+        }
+    }
+
+    fn events(&mut self) -> EventsConfig {
+        let enabled = self.boolean("event.notification.enabled", false);
+        let callback_url = self.http_url(
+            "event.notification.callback.url",
+            "an http(s) URL to deliver events to",
+            enabled,
+        );
+        let refresh_interval = match self.raw(REFRESH_INTERVAL) {
+            Some(value) => match RefreshInterval::parse(value) {
+                Ok(interval) => interval,
+                Err(error) => {
+                    self.errors.push(error);
+                    RefreshInterval::default()
+                }
+            },
+            None => {
+                if enabled {
+                    self.missing(
+                        REFRESH_INTERVAL,
+                        "a number of minutes greater than 0 and at most 10080 (one week), such as 15",
+                    );
+                }
+                RefreshInterval::default()
+            }
+        };
+        let signature_key = self
+            .string(
+                "event.notification.signature.key",
+                "a non-empty string used to sign notifications",
+            )
+            .ok();
+        let resources = self.resources(enabled);
+        EventsConfig {
+            enabled,
+            callback_url,
+            refresh_interval,
+            signature_key,
+            resources,
+        }
+    }
+
+    fn resources(&mut self, enabled: bool) -> BTreeMap<String, ResourcePoll> {
+        const EXPECTED: &str = "an object of resources to poll (or a JSON-encoded string of one), such as {\"contacts\": {\"url\": ..., \"idField\": ..., \"datesConfiguration\": ...}}";
+        let decoded;
+        let resources = match self.raw(POLLER_CONFIGURATION) {
+            None => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(Value::String(text)) if text.trim().is_empty() => None,
+            Some(value @ Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => {
+                    decoded = map;
+                    Some(&decoded)
+                }
+                Ok(_) => {
+                    let value = value.clone();
+                    self.invalid(POLLER_CONFIGURATION, &value, EXPECTED);
+                    return BTreeMap::new();
+                }
+                Err(error) => {
+                    let shown = Value::String(format!("{} ({error})", truncate(text)));
+                    self.invalid(POLLER_CONFIGURATION, &shown, EXPECTED);
+                    return BTreeMap::new();
+                }
+            },
+            Some(other) => {
+                let other = other.clone();
+                self.invalid(POLLER_CONFIGURATION, &other, EXPECTED);
+                return BTreeMap::new();
+            }
+        };
+        let mut parsed = BTreeMap::new();
+        let Some(resources) = resources else {
+            if enabled {
+                self.missing(
+                    POLLER_CONFIGURATION,
+                    "at least one resource to poll when events are enabled",
+                );
+            }
+            return parsed;
+        };
+        if resources.is_empty() && enabled {
+            self.invalid(
+                POLLER_CONFIGURATION,
+                &Value::Object(Map::new()),
+                "at least one resource to poll when events are enabled",
+            );
+        }
+        for (name, value) in resources {
+            if name.trim().is_empty() {
+                self.invalid(
+                    POLLER_CONFIGURATION,
+                    &Value::String(name.clone()),
+                    "non-empty resource names",
+                );
+                continue;
+            }
+            let prefix = format!("{POLLER_CONFIGURATION}.{name}");
+            let Value::Object(map) = value else {
+                self.errors.push(ConfigError::invalid(
+                    prefix,
+                    display_value(value),
+                    "an object with url, idField and datesConfiguration",
+                ));
+                continue;
+            };
+            let mut fields = Fields {
+                map,
+                prefix,
+                errors: self.errors,
+            };
+            if let Some(resource) = fields.resource() {
+                parsed.insert(name.clone(), resource);
+            }
+        }
+        parsed
+    }
+
+    fn resource(&mut self) -> Option<ResourcePoll> {
+        const URL: &str = "a hub path starting with /hubs/, such as /hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+        let url = self.required_string("url", URL).and_then(|url| {
+            if !url.starts_with("/hubs/") {
+                self.invalid("url", &Value::String(url), URL);
+                return None;
+            }
+            match validate_template(&url) {
+                Ok(()) => Some(url),
+                Err(error) => {
+                    let expected = format!("a URL with valid placeholders ({error})");
+                    self.invalid("url", &Value::String(url), &expected);
+                    None
+                }
+            }
+        });
+        let id_field = self.path("idField", "the JSON path of the record id, such as id");
+        let dates = self.dates();
+        let filter_by_updated_date = if self.raw("filterByUpdatedDate").is_some() {
+            self.boolean("filterByUpdatedDate", true)
+        } else {
+            // The archived Cloud Elements documentation spells it this way once; accept both.
+            self.boolean("filterByUpdateDate", true)
+        };
+        let filter_by_current_date = self.boolean("filterByCurrentDate", false);
+        let created_check_tolerance = self.seconds("createdCheckTolerance");
+        let poll_delay = self.seconds("pollDelay");
+        let page_size = self
+            .raw("pageSize")
+            .cloned()
+            .and_then(|value| match number(&value) {
+                Some(n) if n.fract() == 0.0 && (1.0..=1000.0).contains(&n) => Some(n as u32),
+                _ => {
+                    self.invalid("pageSize", &value, "a whole number from 1 to 1000");
+                    None
+                }
+            });
+        Some(ResourcePoll {
+            url: url?,
+            id_field: id_field?,
+            dates: dates?,
+            filter_by_updated_date,
+            filter_by_current_date,
+            created_check_tolerance,
+            page_size,
+            poll_delay,
+        })
+    }
+
+    fn path(&mut self, key: &str, expected: &str) -> Option<FieldPath> {
+        let text = self.required_string(key, expected)?;
+        match FieldPath::parse(&text) {
+            Ok(path) => Some(path),
+            Err(error) => {
+                self.invalid(key, &Value::String(text), &error.expected);
+                None
+            }
+        }
+    }
+
+    fn dates(&mut self) -> Option<DatesConfig> {
+        const KEY: &str = "datesConfiguration";
+        const EXPECTED: &str = "an object with updatedDateField, updatedDateFormat, createdDateField and createdDateFormat";
+        let fallback_updated = self.zone("updatedDateTimezone");
+        let fallback_created = self.zone("createdDateTimezone");
+        let map = match self.raw(KEY) {
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                let other = other.clone();
+                self.invalid(KEY, &other, EXPECTED);
+                return None;
+            }
+            None => {
+                self.missing(KEY, EXPECTED);
+                return None;
+            }
+        };
+        let mut fields = Fields {
+            map,
+            prefix: self.name(KEY),
+            errors: self.errors,
+        };
+        let updated = fields.date_field("updated", fallback_updated.clone());
+        let created = fields.date_field("created", fallback_created.or(fallback_updated));
+        Some(DatesConfig {
+            updated: updated?,
+            created: created?,
+        })
+    }
+
+    /// `{kind}DateField`, `{kind}DateFormat` and `{kind}DateTimezone` of a datesConfiguration.
+    fn date_field(
+        &mut self,
+        kind: &str,
+        fallback_zone: Option<jiff::tz::TimeZone>,
+    ) -> Option<DateField> {
+        let path = self.path(
+            &format!("{kind}DateField"),
+            "the JSON path of a date, such as _info.lastUpdated",
+        );
+        let format_key = format!("{kind}DateFormat");
+        let pattern = self
+            .required_string(
+                &format_key,
+                "a Java date pattern such as yyyy-MM-dd'T'HH:mm:ss'Z'",
+            )
+            .and_then(|text| match JavaPattern::parse(&text) {
+                Ok(pattern) => Some(pattern),
+                Err(error) => {
+                    let expected = format!("a valid Java date pattern ({error})");
+                    self.invalid(&format_key, &Value::String(text), &expected);
+                    None
+                }
+            });
+        let zone = self
+            .zone(&format!("{kind}DateTimezone"))
+            .or(fallback_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        Some(DateField {
+            path: path?,
+            pattern: pattern?,
+            zone,
+        })
+    }
+
+    fn zone(&mut self, key: &str) -> Option<jiff::tz::TimeZone> {
+        const EXPECTED: &str = "a time zone such as GMT, EST, America/Denver or -08:00";
+        let name = self.string(key, EXPECTED).ok()?;
+        match parse_zone(&name) {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                self.invalid(key, &Value::String(name), EXPECTED);
+                None
+            }
+        }
+    }
+}
+
+/// A number given as a JSON number or as a string holding one.
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// A value as shown in an error: strings without quotes, anything else as JSON, shortened.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => truncate(s),
+        other => truncate(&other.to_string()),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Whether `text` is an absolute http or https URL with a host. Hand-written because the
+/// rules are few and this crate stays free of IO-oriented dependencies; the HTTP client
+/// re-parses the URL anyway.
+fn is_http_url(text: &str) -> bool {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let lower = text.to_ascii_lowercase();
+    let Some(scheme_length) = ["http://", "https://"]
+        .iter()
+        .find(|s| lower.starts_with(*s))
+        .map(|s| s.len())
+    else {
+        return false;
+    };
+    let rest = &text[scheme_length..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        match inner.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DOC_URL: &str =
+        "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+
+    fn documented_resources() -> Value {
+        json!({
+            "contacts": {
+                "url": DOC_URL,
+                "idField": "id",
+                "datesConfiguration": {
+                    "updatedDateField": "_info.lastUpdated",
+                    "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                    "updatedDateTimezone": "GMT",
+                    "createdDateField": "_info.lastUpdated",
+                    "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                    "createdDateTimezone": "GMT"
+                }
+            }
+        })
+    }
+
+    /// The second example body of the ConnectWise events page (API member keys).
+    fn keys_example() -> Map<String, Value> {
+        let body = json!({
+            "baseUrl": "https://api-cloudelements/v4_6_release/apis/3.0",
+            "company": "cloudelements",
+            "public.key": "xxxxxxxx",
+            "private.key": "xxxxxxxxxxxxxxxxxx",
+            "event.notification.enabled": true,
+            "event.notification.callback.url": "http://mycoolapp.com",
+            "event.poller.refresh_interval": "15",
+            "event.poller.configuration": documented_resources(),
+        });
+        object(body)
+    }
+
+    /// The first example body of the page (OAuth-shaped, no keys).
+    fn oauth_example() -> Map<String, Value> {
+        object(json!({
+            "oauth.api.key": "<CLIENT_ID>",
+            "oauth.api.secret": "<CLIENT_SECRET>",
+            "oauth.callback.url": "<CALLBACK_URL>",
+            "event.notification.enabled": true,
+            "event.notification.callback.url": "http://mycoolapp.com",
+            "event.poller.refresh_interval": "<minutes>",
+            "event.poller.configuration": documented_resources(),
+        }))
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("test configuration must be an object"),
+        }
+    }
+
+    fn with(mut base: Map<String, Value>, changes: Value) -> Map<String, Value> {
+        for (key, value) in object(changes) {
+            if value.is_null() {
+                base.remove(&key);
+            } else {
+                base.insert(key, value);
+            }
+        }
+        base
+    }
+
+    fn with_resource(changes: Value) -> Map<String, Value> {
+        let mut resources = documented_resources();
+        let contacts = &mut resources["contacts"];
+        for (key, value) in object(changes) {
+            let (map, key) = match key.strip_prefix("dates.") {
+                Some(inner) => (&mut contacts["datesConfiguration"], inner.to_owned()),
+                None => (&mut *contacts, key),
+            };
+            let Value::Object(map) = map else {
+                panic!("test resource must be an object")
+            };
+            if value.is_null() {
+                map.remove(&key);
+            } else {
+                map.insert(key, value);
+            }
+        }
+        with(
+            keys_example(),
+            json!({"event.poller.configuration": resources}),
+        )
+    }
+
+    /// Checks that parsing fails with exactly these fields named (in order).
+    fn check_errors(configuration: Map<String, Value>, fields: &[&str]) -> ConfigErrors {
+        let errors = InstanceConfig::parse(&configuration).expect_err("invalid configuration");
+        assert_eq!(errors.fields(), fields, "{errors}");
+        errors
+    }
+
+    fn parse(configuration: Map<String, Value>) -> InstanceConfig {
+        match InstanceConfig::parse(&configuration) {
+            Ok(config) => config,
+            Err(errors) => panic!("unexpected errors: {errors}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_keys_example() {
+        let config = parse(keys_example());
+        assert_eq!(
+            config.connectwise.base_url,
+            "https://api-cloudelements/v4_6_release/apis/3.0"
+        );
+        assert_eq!(config.connectwise.company, "cloudelements");
+        assert_eq!(config.connectwise.public_key, "xxxxxxxx");
+        assert_eq!(config.connectwise.private_key, "xxxxxxxxxxxxxxxxxx");
+        assert_eq!(config.connectwise.client_id, None);
+        assert!(config.filter_response_nulls);
+        let events = &config.events;
+        assert!(events.enabled);
+        assert_eq!(events.callback_url.as_deref(), Some("http://mycoolapp.com"));
+        assert_eq!(events.refresh_interval.duration(), Duration::from_secs(900));
+        assert_eq!(events.signature_key, None);
+        let contacts = &events.resources["contacts"];
+        assert_eq!(contacts.url, DOC_URL);
+        assert_eq!(contacts.id_field.as_str(), "id");
+        assert_eq!(contacts.dates.updated.path.as_str(), "_info.lastUpdated");
+        assert_eq!(
+            contacts.dates.updated.pattern.as_str(),
+            "yyyy-MM-dd'T'HH:mm:ss'Z'"
+        );
+        assert_eq!(contacts.dates.updated.zone, jiff::tz::TimeZone::UTC);
+        assert!(contacts.dates.same_field());
+        assert!(contacts.filter_by_updated_date);
+        assert!(!contacts.filter_by_current_date);
+        assert_eq!(contacts.created_check_tolerance, Duration::ZERO);
+        assert_eq!(contacts.page_size, None);
+        assert_eq!(contacts.poll_delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn refuses_the_oauth_example_naming_each_missing_key() {
+        let errors = check_errors(
+            oauth_example(),
+            &[
+                "baseUrl",
+                "company",
+                "public.key",
+                "private.key",
+                "event.poller.refresh_interval",
+            ],
+        );
+        for error in &errors.0[1..4] {
+            assert!(error.expected.contains("has no OAuth"), "{error}");
+        }
+        assert!(
+            errors.0[2]
+                .to_string()
+                .contains("a ConnectWise API member public key (ConnectWise Manage has no OAuth")
+        );
+        // Without OAuth keys the hint is left out.
+        let errors = check_errors(with(keys_example(), json!({"company": null})), &["company"]);
+        assert!(!errors.to_string().contains("OAuth"));
+    }
+
+    #[test]
+    fn accepts_scalars_as_strings_and_the_configuration_as_json_text() {
+        let resources = documented_resources().to_string();
+        let config = parse(with(
+            keys_example(),
+            json!({
+                "baseUrl": null,
+                "baseURL": "HTTPS://api-na.myconnectwise.net/v4_6_release/apis/3.0//",
+                "event.notification.enabled": "TRUE",
+                "event.poller.refresh_interval": 0.05,
+                "event.poller.configuration": resources,
+                "filter.response.nulls": "no",
+                "connectwise.clientID": "client-1",
+                "oauth.api.key": "ignored",
+                "event.notification.signature.key": "sig",
+            }),
+        ));
+        assert_eq!(
+            config.connectwise.base_url,
+            "HTTPS://api-na.myconnectwise.net/v4_6_release/apis/3.0"
+        );
+        assert!(config.events.enabled);
+        assert_eq!(
+            config.events.refresh_interval.duration(),
+            Duration::from_secs(3)
+        );
+        assert!(!config.filter_response_nulls);
+        assert_eq!(config.connectwise.client_id.as_deref(), Some("client-1"));
+        assert_eq!(config.events.signature_key.as_deref(), Some("sig"));
+        assert!(config.events.resources.contains_key("contacts"));
+        // The client id falls back to oauth.api.key.
+        let config = parse(with(keys_example(), json!({"oauth.api.key": "cid"})));
+        assert_eq!(config.connectwise.client_id.as_deref(), Some("cid"));
+    }
+
+    #[test]
+    fn disabled_events_need_no_poller_settings() {
+        let config = parse(with(
+            keys_example(),
+            json!({
+                "event.notification.enabled": "false",
+                "event.notification.callback.url": null,
+                "event.poller.refresh_interval": null,
+                "event.poller.configuration": null,
+            }),
+        ));
+        assert!(!config.events.enabled);
+        assert_eq!(
+            config.events.refresh_interval.duration(),
+            Duration::from_secs(900)
+        );
+        assert!(config.events.resources.is_empty());
+        // But what is present is still validated.
+        check_errors(
+            with(
+                keys_example(),
+                json!({
+                    "event.notification.enabled": false,
+                    "event.notification.callback.url": "ftp://x",
+                    "event.poller.refresh_interval": "soon",
+                }),
+            ),
+            &[
+                "event.notification.callback.url",
+                "event.poller.refresh_interval",
+            ],
+        );
+    }
+
+    #[test]
+    fn enabled_events_need_callback_interval_and_resources() {
+        check_errors(
+            with(
+                keys_example(),
+                json!({
+                    "event.notification.callback.url": null,
+                    "event.poller.refresh_interval": null,
+                    "event.poller.configuration": null,
+                }),
+            ),
+            &[
+                "event.notification.callback.url",
+                "event.poller.refresh_interval",
+                "event.poller.configuration",
+            ],
+        );
+        check_errors(
+            with(keys_example(), json!({"event.poller.configuration": {}})),
+            &["event.poller.configuration"],
+        );
+        check_errors(
+            with(
+                keys_example(),
+                json!({"event.poller.configuration": "{not json"}),
+            ),
+            &["event.poller.configuration"],
+        );
+        check_errors(
+            with(keys_example(), json!({"event.poller.configuration": "[1]"})),
+            &["event.poller.configuration"],
+        );
+    }
+
+    #[test]
+    fn names_each_bad_top_level_field() {
+        let cases: &[(Value, &str)] = &[
+            (json!({"baseUrl": "api-na.myconnectwise.net"}), "baseUrl"),
+            (json!({"baseUrl": "https://"}), "baseUrl"),
+            (json!({"baseUrl": "https://user@host/x"}), "baseUrl"),
+            (json!({"baseUrl": "https://host:99999/x"}), "baseUrl"),
+            (json!({"company": "  "}), "company"),
+            (json!({"company": ["x"]}), "company"),
+            (json!({"private.key": true}), "private.key"),
+            (json!({"public.key": ""}), "public.key"),
+            (
+                json!({"event.notification.enabled": "maybe"}),
+                "event.notification.enabled",
+            ),
+            (
+                json!({"event.notification.callback.url": "mycoolapp.com"}),
+                "event.notification.callback.url",
+            ),
+            (
+                json!({"event.poller.refresh_interval": 0}),
+                "event.poller.refresh_interval",
+            ),
+            (
+                json!({"event.poller.refresh_interval": "-1"}),
+                "event.poller.refresh_interval",
+            ),
+            (
+                json!({"event.poller.refresh_interval": "10081"}),
+                "event.poller.refresh_interval",
+            ),
+            (
+                json!({"event.poller.refresh_interval": "NaN"}),
+                "event.poller.refresh_interval",
+            ),
+            (
+                json!({"event.poller.refresh_interval": true}),
+                "event.poller.refresh_interval",
+            ),
+            (json!({"filter.response.nulls": 1}), "filter.response.nulls"),
+            (
+                json!({"event.notification.signature.key": {"a": 1}}),
+                "event.notification.signature.key",
+            ),
+        ];
+        for (changes, field) in cases {
+            check_errors(with(keys_example(), changes.clone()), &[field]);
+        }
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_errors() {
+        let errors = check_errors(
+            with(keys_example(), json!({"private.key": ["hunter2"]})),
+            &["private.key"],
+        );
+        assert!(!errors.to_string().contains("hunter2"), "{errors}");
+        assert!(errors.to_string().contains(MASK));
+    }
+
+    #[test]
+    fn names_each_bad_resource_field() {
+        let p = "event.poller.configuration.contacts";
+        let cases: Vec<(Value, Vec<String>)> = vec![
+            (json!({"idField": null}), vec![format!("{p}.idField")]),
+            (json!({"idField": "a..b"}), vec![format!("{p}.idField")]),
+            (json!({"url": null}), vec![format!("{p}.url")]),
+            (
+                json!({"url": "https://elsewhere/contacts"}),
+                vec![format!("{p}.url")],
+            ),
+            (
+                json!({"url": "/hubs/crm/contacts?where=x>'${nope}'"}),
+                vec![format!("{p}.url")],
+            ),
+            (
+                json!({"datesConfiguration": null}),
+                vec![format!("{p}.datesConfiguration")],
+            ),
+            (
+                json!({"datesConfiguration": "x"}),
+                vec![format!("{p}.datesConfiguration")],
+            ),
+            (
+                json!({"dates.updatedDateFormat": null}),
+                vec![format!("{p}.datesConfiguration.updatedDateFormat")],
+            ),
+            (
+                json!({"dates.updatedDateFormat": "yyyy-MM-ddTHH"}),
+                vec![format!("{p}.datesConfiguration.updatedDateFormat")],
+            ),
+            (
+                json!({"dates.createdDateField": null, "dates.createdDateFormat": null}),
+                vec![
+                    format!("{p}.datesConfiguration.createdDateField"),
+                    format!("{p}.datesConfiguration.createdDateFormat"),
+                ],
+            ),
+            (
+                json!({"dates.updatedDateTimezone": "Mars/Olympus"}),
+                vec![format!("{p}.datesConfiguration.updatedDateTimezone")],
+            ),
+            (
+                json!({"updatedDateTimezone": "nowhere"}),
+                vec![format!("{p}.updatedDateTimezone")],
+            ),
+            (
+                json!({"filterByUpdatedDate": "sometimes"}),
+                vec![format!("{p}.filterByUpdatedDate")],
+            ),
+            (
+                json!({"filterByCurrentDate": 3}),
+                vec![format!("{p}.filterByCurrentDate")],
+            ),
+            (
+                json!({"createdCheckTolerance": -1}),
+                vec![format!("{p}.createdCheckTolerance")],
+            ),
+            (
+                json!({"pollDelay": "a while"}),
+                vec![format!("{p}.pollDelay")],
+            ),
+            (json!({"pageSize": 0}), vec![format!("{p}.pageSize")]),
+            (json!({"pageSize": "1001"}), vec![format!("{p}.pageSize")]),
+            (json!({"pageSize": 2.5}), vec![format!("{p}.pageSize")]),
+        ];
+        for (changes, fields) in cases {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            check_errors(with_resource(changes), &fields);
+        }
+        check_errors(
+            with(
+                keys_example(),
+                json!({"event.poller.configuration": {"": {}, "x": 1}}),
+            ),
+            &["event.poller.configuration", "event.poller.configuration.x"],
+        );
+    }
+
+    #[test]
+    fn reads_optional_resource_settings() {
+        let config = parse(with_resource(json!({
+            "filterByUpdateDate": "false",
+            "filterByCurrentDate": "yes",
+            "createdCheckTolerance": "2",
+            "pageSize": "500",
+            "pollDelay": 1.5,
+            "unknownKey": {"ignored": true},
+            "updatedDateTimezone": "EST",
+            "dates.updatedDateTimezone": null,
+            "dates.createdDateTimezone": null,
+            "dates.createdDateField": "_info.dateEntered",
+        })));
+        let contacts = &config.events.resources["contacts"];
+        assert!(!contacts.filter_by_updated_date);
+        assert!(contacts.filter_by_current_date);
+        assert_eq!(contacts.created_check_tolerance, Duration::from_secs(2));
+        assert_eq!(contacts.page_size, Some(500));
+        assert_eq!(contacts.poll_delay, Duration::from_millis(1500));
+        // The resource-level updatedDateTimezone is the fallback for both dates.
+        assert_eq!(
+            contacts.dates.updated.zone.iana_name(),
+            Some("America/New_York")
+        );
+        assert_eq!(
+            contacts.dates.created.zone.iana_name(),
+            Some("America/New_York")
+        );
+        assert!(!contacts.dates.same_field());
+        // filterByUpdatedDate wins over the typo spelling.
+        let config = parse(with_resource(json!({
+            "filterByUpdatedDate": true,
+            "filterByUpdateDate": false,
+        })));
+        assert!(config.events.resources["contacts"].filter_by_updated_date);
+    }
+
+    #[test]
+    fn refresh_interval_parses_minutes() {
+        let check = |value: Value, expected: Option<Duration>| {
+            assert_eq!(
+                RefreshInterval::parse(&value)
+                    .ok()
+                    .map(RefreshInterval::duration),
+                expected,
+                "{value}"
+            );
+        };
+        check(json!("15"), Some(Duration::from_secs(900)));
+        check(json!(15), Some(Duration::from_secs(900)));
+        check(json!(" 1 "), Some(Duration::from_secs(60)));
+        check(json!("0.05"), Some(Duration::from_secs(3)));
+        check(json!("0.1"), Some(Duration::from_secs(6)));
+        check(json!(10080), Some(Duration::from_secs(604_800)));
+        check(json!(10080.5), None);
+        check(json!("0"), None);
+        check(json!("0.0000000001"), None);
+        check(json!("-5"), None);
+        check(json!("inf"), None);
+        check(json!(""), None);
+        check(json!(null), None);
+        let error = RefreshInterval::parse(&json!("abc")).expect_err("invalid");
+        assert_eq!(error.field, "event.poller.refresh_interval");
+        assert_eq!(error.value.as_deref(), Some("abc"));
+        let interval = RefreshInterval::parse(&json!("0.05")).expect("valid");
+        assert_eq!(
+            interval.floored(Duration::from_secs(60)).duration(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            interval.floored(Duration::from_secs(1)).duration(),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_split_and_merged() {
+        let configuration = with(
+            keys_example(),
+            json!({"event.notification.signature.key": "sig", "oauth.api.secret": null}),
+        );
+        let masked = mask_secrets(&configuration);
+        assert_eq!(masked["private.key"], json!(MASK));
+        assert_eq!(masked["public.key"], json!(MASK));
+        assert_eq!(masked["event.notification.signature.key"], json!(MASK));
+        assert!(!masked.contains_key("oauth.api.secret"));
+        assert_eq!(masked["company"], json!("cloudelements"));
+        let (public, secrets) = split_secrets(&configuration);
+        assert_eq!(public, masked);
+        assert_eq!(
+            Value::Object(secrets.clone()),
+            json!({
+                "private.key": "xxxxxxxxxxxxxxxxxx",
+                "public.key": "xxxxxxxx",
+                "event.notification.signature.key": "sig",
+            })
+        );
+        assert_eq!(merge_secrets(&public, &secrets), configuration);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = parse(with(
+            keys_example(),
+            json!({"event.notification.signature.key": "topsecret"}),
+        ));
+        let debug = format!("{config:?}");
+        for secret in ["xxxxxxxxxxxxxxxxxx", "xxxxxxxx\"", "topsecret"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("cloudelements"));
+    }
+
+    #[test]
+    fn recognizes_http_urls() {
+        let cases = [
+            ("http://mycoolapp.com", true),
+            (
+                "https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
+                true,
+            ),
+            ("http://127.0.0.1:8080/hook?x=1", true),
+            ("http://[::1]:8080/", true),
+            ("HTTPS://Example.com", true),
+            ("ftp://example.com", false),
+            ("mycoolapp.com", false),
+            ("http://", false),
+            ("http:///path", false),
+            ("http://a b.com", false),
+            ("http://host:/x", false),
+            ("http://host:http", false),
+            ("http://[::1", false),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(is_http_url(url), expected, "{url}");
+        }
+    }
+}

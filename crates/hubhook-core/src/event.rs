@@ -1,0 +1,344 @@
+//! Deterministic event ids and the Cloud Elements webhook payload.
+
+use sha2::{Digest, Sha256};
+
+use crate::classify::EventType;
+use crate::config::ELEMENT_KEY;
+use crate::ids::{EventId, InstanceId, NotificationId};
+
+/// One event as stored and delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub event_type: EventType,
+    /// The resource name, e.g. `contacts`.
+    pub object_type: String,
+    pub object_id: String,
+    pub event_date: jiff::Timestamp,
+    /// The raw provider record.
+    pub record: serde_json::Value,
+}
+
+/// One webhook body and the events it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub event_ids: Vec<EventId>,
+    /// The exact bytes to send (and sign).
+    pub body: String,
+}
+
+/// Cloud Elements puts at most ten polling events in one notification.
+pub const MAX_EVENTS_PER_NOTIFICATION: usize = 10;
+
+/// The id of a change. The same (instance, object type, object id, event type, content hash)
+/// always gets the same id, so a change seen twice (an overlapping poll window, a re-poll,
+/// another node) deduplicates in storage and at receivers.
+///
+/// The id is a UUIDv8 (RFC 9562) made from the first 16 bytes of SHA-256 over the parts, each
+/// prefixed with its length so that no two different part lists hash the same bytes.
+pub fn event_id(
+    instance: InstanceId,
+    object_type: &str,
+    object_id: &str,
+    event_type: EventType,
+    content_hash: &str,
+) -> EventId {
+    let instance = instance.0.to_string();
+    EventId(uuid_v8(&[
+        "hubhook.event.v1",
+        &instance,
+        object_type,
+        object_id,
+        event_type.as_str(),
+        content_hash,
+    ]))
+}
+
+fn notification_id(events: &[&EventRecord]) -> NotificationId {
+    let mut parts = vec!["hubhook.notification.v1"];
+    parts.extend(events.iter().map(|e| e.id.0.as_str()));
+    NotificationId(uuid_v8(&parts))
+}
+
+fn uuid_v8(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = crate::classify::hex(&bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Splits `events` (in order) into notifications of at most `max_per_notification` events
+/// (at least one), each of one object type; object types keep the order they first appear
+/// in. Each notification's `raw` repeats only the records of its own events, so a large poll
+/// does not multiply into huge bodies.
+///
+/// The body, serialized compactly with fields in exactly this order:
+///
+/// ```json
+/// {"message":{"eventId":"<notification id>","instanceId":12345,"elementKey":"connectwisecrmrest",
+///   "events":[{"eventType":"CREATED","objectType":"contacts","objectId":"42",
+///              "eventDate":"2019-03-01T10:15:00Z","elementKey":"connectwisecrmrest"}],
+///   "raw":{"instance_id":12345,"objectType":"contacts","contacts":[<records>]}}}
+/// ```
+pub fn build_notifications(
+    instance: InstanceId,
+    events: &[EventRecord],
+    max_per_notification: usize,
+) -> Vec<Notification> {
+    let mut groups: Vec<(&str, Vec<&EventRecord>)> = Vec::new();
+    for event in events {
+        match groups.iter_mut().find(|(t, _)| *t == event.object_type) {
+            Some((_, group)) => group.push(event),
+            None => groups.push((&event.object_type, vec![event])),
+        }
+    }
+    let size = max_per_notification.max(1);
+    groups
+        .iter()
+        .flat_map(|(object_type, group)| {
+            group
+                .chunks(size)
+                .map(move |chunk| notification(instance, object_type, chunk))
+        })
+        .collect()
+}
+
+fn notification(instance: InstanceId, object_type: &str, events: &[&EventRecord]) -> Notification {
+    let id = notification_id(events);
+    // The body is written by hand: serde_json::Value's Display is infallible and compact, and
+    // writing the envelope directly fixes the field order regardless of serde_json features.
+    let string = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let element = string(ELEMENT_KEY);
+    let object_type_json = string(object_type);
+    let mut body = format!(
+        r#"{{"message":{{"eventId":{},"instanceId":{},"elementKey":{element},"events":["#,
+        string(&id.0),
+        instance.0,
+    );
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"eventType":"{}","objectType":{object_type_json},"objectId":{},"eventDate":"{}","elementKey":{element}}}"#,
+            event.event_type.as_str(),
+            string(&event.object_id),
+            event.event_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ));
+    }
+    body.push_str(&format!(
+        r#"],"raw":{{"instance_id":{},"objectType":{object_type_json},{object_type_json}:["#,
+        instance.0
+    ));
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&event.record.to_string());
+    }
+    body.push_str("]}}}");
+    Notification {
+        id,
+        event_ids: events.iter().map(|e| e.id.clone()).collect(),
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(object_type: &str, n: usize) -> EventRecord {
+        let object_id = n.to_string();
+        let record = json!({"id": n, "name": format!("record \"{n}\"")});
+        EventRecord {
+            id: event_id(
+                InstanceId(12345),
+                object_type,
+                &object_id,
+                EventType::Updated,
+                &crate::classify::content_hash(&record),
+            ),
+            event_type: EventType::Updated,
+            object_type: object_type.to_owned(),
+            object_id,
+            event_date: "2019-03-01T10:15:00.999Z".parse().expect("timestamp"),
+            record,
+        }
+    }
+
+    fn is_uuid_v8(text: &str) -> bool {
+        let groups: Vec<&str> = text.split('-').collect();
+        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+        lengths == [8, 4, 4, 4, 12]
+            && text
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+            && groups[2].starts_with('8')
+            && groups[3].starts_with(['8', '9', 'a', 'b'])
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_uuid_v8() {
+        let id = |instance, object_type, object_id, event_type, hash| {
+            event_id(
+                InstanceId(instance),
+                object_type,
+                object_id,
+                event_type,
+                hash,
+            )
+            .0
+        };
+        let base = id(1, "contacts", "42", EventType::Created, "h");
+        assert!(is_uuid_v8(&base), "{base}");
+        assert_eq!(base, id(1, "contacts", "42", EventType::Created, "h"));
+        let variations = [
+            id(2, "contacts", "42", EventType::Created, "h"),
+            id(1, "incidents", "42", EventType::Created, "h"),
+            id(1, "contacts", "43", EventType::Created, "h"),
+            id(1, "contacts", "42", EventType::Updated, "h"),
+            id(1, "contacts", "42", EventType::Created, "h2"),
+            // Length prefixes keep shifted boundaries apart.
+            id(1, "contacts4", "2", EventType::Created, "h"),
+        ];
+        for other in variations {
+            assert!(is_uuid_v8(&other), "{other}");
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn body_has_the_exact_shape() {
+        let events = [event("contacts", 42)];
+        let notifications = build_notifications(InstanceId(12345), &events, 10);
+        assert_eq!(notifications.len(), 1);
+        let n = &notifications[0];
+        assert!(is_uuid_v8(&n.id.0));
+        assert_eq!(n.event_ids, vec![events[0].id.clone()]);
+        let expected = format!(
+            concat!(
+                r#"{{"message":{{"eventId":"{}","instanceId":12345,"elementKey":"connectwisecrmrest","#,
+                r#""events":[{{"eventType":"UPDATED","objectType":"contacts","objectId":"42","#,
+                r#""eventDate":"2019-03-01T10:15:00Z","elementKey":"connectwisecrmrest"}}],"#,
+                r#""raw":{{"instance_id":12345,"objectType":"contacts","contacts":[{}]}}}}}}"#
+            ),
+            n.id.0, events[0].record
+        );
+        assert_eq!(n.body, expected);
+        // The body is valid JSON that round-trips to the same values.
+        let parsed: serde_json::Value = serde_json::from_str(&n.body).expect("json");
+        assert_eq!(
+            parsed["message"]["raw"]["contacts"][0]["name"],
+            json!("record \"42\"")
+        );
+    }
+
+    #[test]
+    fn batches_by_object_type_and_size() {
+        let check = |events: Vec<EventRecord>, max: usize, expected: &[(&str, usize)]| {
+            let notifications = build_notifications(InstanceId(7), &events, max);
+            let shape: Vec<(String, usize)> = notifications
+                .iter()
+                .map(|n| {
+                    let body: serde_json::Value = serde_json::from_str(&n.body).expect("json");
+                    let object_type = body["message"]["raw"]["objectType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let raw_count = body["message"]["raw"][&object_type]
+                        .as_array()
+                        .map_or(0, Vec::len);
+                    assert_eq!(raw_count, n.event_ids.len());
+                    assert_eq!(
+                        body["message"]["events"].as_array().map_or(0, Vec::len),
+                        n.event_ids.len()
+                    );
+                    (object_type, n.event_ids.len())
+                })
+                .collect();
+            let expected: Vec<(String, usize)> = expected
+                .iter()
+                .map(|(t, n)| ((*t).to_owned(), *n))
+                .collect();
+            assert_eq!(shape, expected);
+            // Events keep their order across notifications.
+            let ids: Vec<&EventId> = notifications.iter().flat_map(|n| &n.event_ids).collect();
+            let mut types: Vec<&str> = Vec::new();
+            for event in &events {
+                if !types.contains(&event.object_type.as_str()) {
+                    types.push(&event.object_type);
+                }
+            }
+            let by_type: Vec<&EventId> = types
+                .iter()
+                .flat_map(|t| {
+                    events
+                        .iter()
+                        .filter(move |e| e.object_type == *t)
+                        .map(|e| &e.id)
+                })
+                .collect();
+            assert_eq!(ids, by_type);
+        };
+        let many = |t: &str, n: usize| (0..n).map(|i| event(t, i)).collect::<Vec<_>>();
+        check(
+            many("contacts", 25),
+            10,
+            &[("contacts", 10), ("contacts", 10), ("contacts", 5)],
+        );
+        check(
+            many("contacts", 10),
+            MAX_EVENTS_PER_NOTIFICATION,
+            &[("contacts", 10)],
+        );
+        check(
+            many("contacts", 3),
+            0,
+            &[("contacts", 1), ("contacts", 1), ("contacts", 1)],
+        );
+        check(Vec::new(), 10, &[]);
+        let mut mixed = many("incidents", 2);
+        mixed.extend(many("contacts", 3));
+        mixed.push(event("incidents", 9));
+        check(
+            mixed,
+            2,
+            &[
+                ("incidents", 2),
+                ("incidents", 1),
+                ("contacts", 2),
+                ("contacts", 1),
+            ],
+        );
+    }
+
+    #[test]
+    fn notification_ids_are_deterministic() {
+        let events: Vec<EventRecord> = (0..25).map(|i| event("contacts", i)).collect();
+        let first = build_notifications(InstanceId(1), &events, 10);
+        let again = build_notifications(InstanceId(1), &events, 10);
+        assert_eq!(first, again);
+        let ids: std::collections::HashSet<&str> = first.iter().map(|n| n.id.0.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+        let regrouped = build_notifications(InstanceId(1), &events, 5);
+        assert_ne!(first[0].id, regrouped[0].id);
+    }
+}

@@ -1,0 +1,42 @@
+//! hubhook-core: the pure domain of hubhook.
+//!
+//! Everything here is deterministic and side-effect free: no IO, no async, no randomness and no
+//! clock reads (the current time is always passed in). That keeps the rules of the Cloud
+//! Elements events framework (instance configuration, poller URL placeholders, Java date
+//! patterns, CEQL, change classification, payloads, signatures, retry schedules) testable with
+//! plain unit tests, and lets the engine, the store and the API share one definition of them.
+
+pub mod auth_header;
+pub mod ceql;
+pub mod classify;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod field_path;
+pub mod ids;
+pub mod java_time;
+pub mod placeholders;
+pub mod retry;
+pub mod signing;
+
+pub use auth_header::{AuthHeader, AuthHeaderError, parse_authorization};
+pub use ceql::{
+    CeqlError, CompareOp, Expr, Literal, parse_where, to_conditions, where_to_conditions,
+};
+pub use classify::{
+    Change, Classified, ClassifyContext, EventType, Observed, RecordError, classify, content_hash,
+};
+pub use config::{
+    ConnectWiseCredentials, DateField, DatesConfig, ELEMENT_KEY, EventsConfig, InstanceConfig,
+    MASK, RefreshInterval, ResourcePoll, SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
+};
+pub use error::{ConfigError, ConfigErrors};
+pub use event::{
+    EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
+};
+pub use field_path::FieldPath;
+pub use ids::{EventId, InstanceId, NotificationId};
+pub use java_time::{JavaPattern, PatternError, parse_zone};
+pub use placeholders::{PlaceholderError, render_url, validate_template};
+pub use retry::RetrySchedule;
+pub use signing::{elements_signature, verify_elements_signature};

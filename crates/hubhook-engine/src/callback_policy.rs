@@ -1,0 +1,198 @@
+//! Which callback URLs hubhook will POST to.
+//!
+//! By default a callback must not reach loopback, private or link-local addresses: the server
+//! runs next to databases and cloud metadata endpoints that a customer-supplied URL must not
+//! reach (SSRF). The check runs at instance creation and again at every delivery, inside the
+//! HTTP client's DNS resolution, so a name that later resolves to a private address (DNS
+//! rebinding) is refused too. `--allow-private-callbacks` turns it off (demo, tests, on-premise).
+
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// A callback URL that hubhook will not call, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CallbackRefused(pub String);
+
+#[derive(Debug, Clone, Copy)]
+pub struct CallbackPolicy {
+    allow_private: bool,
+}
+
+impl CallbackPolicy {
+    pub fn new(allow_private: bool) -> CallbackPolicy {
+        CallbackPolicy { allow_private }
+    }
+
+    /// Checks the form of the URL and, unless private targets are allowed, that its host
+    /// resolves to public addresses only.
+    pub async fn check_url(&self, url: &str) -> Result<(), CallbackRefused> {
+        let host = self.check_literal(url)?;
+        if self.allow_private {
+            return Ok(());
+        }
+        let Some(host) = host else { return Ok(()) };
+        let addrs = tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .map_err(|e| {
+                CallbackRefused(format!("callback host `{host}` does not resolve: {e}"))
+            })?;
+        for addr in addrs {
+            if is_private(addr.ip()) {
+                return Err(CallbackRefused(format!(
+                    "callback host `{host}` resolves to the private address {}; start the server with --allow-private-callbacks to allow it",
+                    addr.ip()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks that need no DNS: scheme, host present, and IP-literal hosts (which the
+    /// resolver never sees). Returns the host name to resolve, if it is a name.
+    pub fn check_literal(&self, url: &str) -> Result<Option<String>, CallbackRefused> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| CallbackRefused(format!("callback url `{url}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(CallbackRefused(format!(
+                "callback url `{url}` must use http or https, not `{}`",
+                parsed.scheme()
+            )));
+        }
+        match parsed.host() {
+            None => Err(CallbackRefused(format!("callback url `{url}` has no host"))),
+            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip), url).map(|_| None),
+            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip), url).map(|_| None),
+            Some(url::Host::Domain(name)) => {
+                if !self.allow_private
+                    && (name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost"))
+                {
+                    return Err(CallbackRefused(format!(
+                        "callback url `{url}` targets localhost; start the server with --allow-private-callbacks to allow it"
+                    )));
+                }
+                Ok(Some(name.to_string()))
+            }
+        }
+    }
+
+    fn check_ip(&self, ip: IpAddr, url: &str) -> Result<(), CallbackRefused> {
+        if !self.allow_private && is_private(ip) {
+            return Err(CallbackRefused(format!(
+                "callback url `{url}` targets the private address {ip}; start the server with --allow-private-callbacks to allow it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A DNS resolver for the callback HTTP client that drops private addresses.
+    pub fn resolver(&self) -> PolicyResolver {
+        PolicyResolver {
+            allow_private: self.allow_private,
+        }
+    }
+}
+
+/// Resolves with the system resolver, then applies the policy to every address.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyResolver {
+    allow_private: bool,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| allow_private || !is_private(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> = format!(
+                    "callback host `{host}` resolves only to private addresses ({addrs:?}); refused"
+                )
+                .into();
+                return Err(refused);
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Loopback, private, link-local, carrier-grade NAT, unspecified, multicast and documentation
+/// ranges: nothing a public webhook receiver lives on.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(ip: &str, private: bool) {
+        assert_eq!(is_private(ip.parse().expect("ip")), private, "{ip}");
+    }
+
+    #[test]
+    fn private_ranges() {
+        check("127.0.0.1", true);
+        check("10.1.2.3", true);
+        check("172.16.0.1", true);
+        check("192.168.1.1", true);
+        check("169.254.169.254", true);
+        check("100.64.0.1", true);
+        check("0.0.0.0", true);
+        check("::1", true);
+        check("fd00::1", true);
+        check("fe80::1", true);
+        check("::ffff:127.0.0.1", true);
+        check("93.184.216.34", false);
+        check("2606:4700::1111", false);
+    }
+
+    #[test]
+    fn literal_checks() {
+        let strict = CallbackPolicy::new(false);
+        assert!(strict.check_literal("http://127.0.0.1:9000/hook").is_err());
+        assert!(strict.check_literal("http://localhost/hook").is_err());
+        assert!(strict.check_literal("ftp://example.com/").is_err());
+        assert!(strict.check_literal("not a url").is_err());
+        assert_eq!(
+            strict.check_literal("https://example.com/x"),
+            Ok(Some("example.com".into()))
+        );
+        let open = CallbackPolicy::new(true);
+        assert!(open.check_literal("http://127.0.0.1:9000/hook").is_ok());
+    }
+}

@@ -1,0 +1,147 @@
+//! One delivery attempt of one notification.
+//!
+//! The body was built and stored when the events were committed, so every attempt sends the
+//! same bytes with the same `Elements-Webhook-Id`: receivers can deduplicate, and the
+//! signature of a retry matches the original. Any 2xx answer is success; everything else
+//! (other statuses, timeouts, refused connections, refused addresses) is a failure that is
+//! retried on the schedule and, once the schedule is exhausted, queued.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use hubhook_core::{InstanceConfig, elements_signature, merge_secrets};
+use hubhook_store::{AttemptOutcome, AttemptRecord, PendingNotification, StoreError};
+use jiff::SignedDuration;
+
+use crate::Engine;
+
+/// Header carrying the notification id, constant across retries.
+pub const WEBHOOK_ID_HEADER: &str = "Elements-Webhook-Id";
+/// Header carrying `sha256=<base64 HMAC-SHA256(key, body)>` when the instance has a key.
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "Elements-Webhook-Signature";
+
+/// Make one attempt and record it.
+pub async fn attempt(engine: &Engine, notification: PendingNotification) -> anyhow::Result<()> {
+    let started_at = engine.clock().now();
+    let clock_start = Instant::now();
+    let result = send(engine, &notification).await;
+    let latency_ms = clock_start.elapsed().as_millis() as i64;
+    let failed_attempts = notification.failed_attempts + 1;
+    let (status_code, error, outcome) = match result {
+        Ok(status) if (200..300).contains(&status) => {
+            (Some(status), None, AttemptOutcome::Delivered)
+        }
+        other => {
+            let (status, message) = match other {
+                Ok(status) => (Some(status), format!("callback answered HTTP {status}")),
+                Err(e) => (e.status, e.message),
+            };
+            let outcome = match engine.config().retry_schedule.delay_after(failed_attempts) {
+                Some(delay) => AttemptOutcome::RetryAt(
+                    engine.clock().now()
+                        + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(60)),
+                ),
+                None => AttemptOutcome::Queued,
+            };
+            tracing::warn!(notification = %notification.id, instance = %notification.instance_id, attempt = failed_attempts, error = %message, ?outcome, "delivery failed");
+            (status, Some(message), outcome)
+        }
+    };
+    if outcome == AttemptOutcome::Delivered {
+        tracing::info!(notification = %notification.id, instance = %notification.instance_id, latency_ms, "delivered");
+    }
+    let record = AttemptRecord {
+        notification_id: notification.id.clone(),
+        owner: engine.config().node_id.clone(),
+        attempted_at: started_at,
+        status_code,
+        latency_ms,
+        error,
+        outcome,
+    };
+    match engine.store().finish_attempt(record).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::LeaseLost) => {
+            tracing::warn!(notification = %notification.id, "lease lost during delivery; the attempt is not recorded");
+            Ok(())
+        }
+        Err(err) => Err(err).context("recording delivery attempt"),
+    }
+}
+
+struct SendError {
+    status: Option<u16>,
+    message: String,
+}
+
+impl SendError {
+    fn new(message: impl Into<String>) -> SendError {
+        SendError {
+            status: None,
+            message: message.into(),
+        }
+    }
+}
+
+async fn send(engine: &Engine, notification: &PendingNotification) -> Result<u16, SendError> {
+    let instance = engine
+        .store()
+        .instance(notification.instance_id)
+        .await
+        .map_err(|e| SendError::new(format!("reading instance: {e}")))?
+        .ok_or_else(|| SendError::new("instance no longer exists"))?;
+    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
+        .map_err(|e| SendError::new(format!("stored configuration is invalid: {e}")))?;
+    let callback_url = config
+        .events
+        .callback_url
+        .ok_or_else(|| SendError::new("instance has no event.notification.callback.url"))?;
+    engine
+        .callback_policy()
+        .check_literal(&callback_url)
+        .map_err(|e| SendError::new(e.0))?;
+
+    let mut request = engine
+        .inner
+        .callback_http
+        .post(&callback_url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(WEBHOOK_ID_HEADER, notification.id.0.as_str());
+    if let Some(key) = &config.events.signature_key {
+        request = request.header(
+            WEBHOOK_SIGNATURE_HEADER,
+            elements_signature(key.as_bytes(), notification.body.as_bytes()),
+        );
+    }
+    let response = request
+        .body(notification.body.clone())
+        .send()
+        .await
+        .map_err(|e| SendError::new(error_chain(&e)))?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(status);
+    }
+    let body: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    Err(SendError {
+        status: Some(status),
+        message: format!("callback answered HTTP {status}: {body}"),
+    })
+}
+
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,255 @@
+//! One poll of one (instance, resource) job.
+//!
+//! # The cursor, and why no change is missed or delivered twice
+//!
+//! The cursor is the latest `updated` date ConnectWise has shown us for the resource, on
+//! ConnectWise's own clock, so clock skew between hubhook and ConnectWise does not matter. Each
+//! poll asks for records updated after `cursor - 1 s - pollDelay`: the extra second re-reads the
+//! records that share the cursor's second (ConnectWise dates have second precision, and the
+//! documented query uses a strict `>`), and `pollDelay` covers records that become visible late.
+//! Re-read records are not events again, because every observed record's content hash is kept
+//! and a record seen with exactly the same content never becomes a second event; a record
+//! changed twice within one second has a new hash and does.
+//!
+//! The first poll of a job (no cursor yet) is the *baseline*: it reads every record, remembers
+//! them all, and emits events only for records changed since the instance was created. That is
+//! how a later change to a record that existed before the instance is told apart as UPDATED
+//! rather than CREATED when, as in the documented ConnectWise configuration, created and updated
+//! dates come from the same field.
+//!
+//! Events, their notifications, the observed hashes and the new cursor are committed in one
+//! transaction, fenced on our lease: a crash before the commit loses nothing (the next poll
+//! reads the same records again), and a crash after it loses nothing either (the outbox holds
+//! the notifications).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hubhook_connectwise::HubQuery;
+use hubhook_core::{
+    ClassifyContext, EventRecord, InstanceConfig, MAX_EVENTS_PER_NOTIFICATION, build_notifications,
+    classify, event_id, merge_secrets, render_url,
+};
+use hubhook_store::{
+    CommitOutcome, NewEvent, NewNotification, ObservedObject, PollCommit, PollJob, StoreError,
+};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::Engine;
+
+/// Run one claimed job to completion: commit its results or record why it failed.
+pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutcome> {
+    let store = engine.store();
+    let owner = engine.config().node_id.clone();
+    match poll(engine, &job).await {
+        Ok(commit) => match store.commit_poll(commit).await {
+            Ok(outcome) => {
+                if outcome.events_inserted > 0 {
+                    tracing::info!(instance = %job.instance_id, resource = %job.resource, events = outcome.events_inserted, "poll stored events");
+                }
+                Ok(outcome)
+            }
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!(instance = %job.instance_id, resource = %job.resource, "lease lost before commit; another node will redo this poll");
+                Ok(CommitOutcome::default())
+            }
+            Err(err) => Err(err).context("committing poll results"),
+        },
+        Err(failure) => {
+            let now = engine.clock().now();
+            tracing::warn!(instance = %job.instance_id, resource = %job.resource, error = %failure.message, "poll failed");
+            let next = now + failure.retry_in;
+            match store
+                .fail_poll(
+                    job.instance_id,
+                    &job.resource,
+                    &owner,
+                    next,
+                    &failure.message,
+                )
+                .await
+            {
+                Ok(()) | Err(StoreError::LeaseLost) => Ok(CommitOutcome::default()),
+                Err(err) => Err(err).context("recording poll failure"),
+            }
+        }
+    }
+}
+
+/// Why a poll did not produce a commit, and when to try again.
+struct PollFailure {
+    message: String,
+    retry_in: SignedDuration,
+}
+
+impl PollFailure {
+    fn new(message: impl Into<String>, retry_in: Duration) -> PollFailure {
+        PollFailure {
+            message: message.into(),
+            retry_in: SignedDuration::try_from(retry_in).unwrap_or(SignedDuration::from_secs(60)),
+        }
+    }
+}
+
+/// Default wait after a failure that says nothing about when to come back.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure> {
+    let store = engine.store();
+    let instance = store
+        .instance(job.instance_id)
+        .await
+        .map_err(|e| PollFailure::new(format!("reading instance: {e}"), RETRY_AFTER_FAILURE))?
+        .ok_or_else(|| PollFailure::new("instance no longer exists", Duration::from_secs(3600)))?;
+    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
+        .map_err(|e| {
+            PollFailure::new(
+                format!("stored configuration is invalid: {e}"),
+                Duration::from_secs(3600),
+            )
+        })?;
+    let interval = config
+        .events
+        .refresh_interval
+        .floored(engine.config().min_refresh_interval)
+        .duration();
+    let resource = config.events.resources.get(&job.resource).ok_or_else(|| {
+        PollFailure::new(
+            format!("resource `{}` is no longer configured", job.resource),
+            interval,
+        )
+    })?;
+
+    let poll_started = engine.clock().now();
+    let (render_since, filter_since) = match job.cursor {
+        // Baseline: read everything, but only changes since the instance exists are events.
+        None => (
+            Timestamp::UNIX_EPOCH,
+            start_of_second(instance.created_at) - SignedDuration::from_millis(1),
+        ),
+        Some(cursor) => {
+            let overlap = SignedDuration::from_secs(1)
+                + SignedDuration::try_from(resource.poll_delay).unwrap_or(SignedDuration::ZERO);
+            let since = cursor - overlap;
+            (since, since)
+        }
+    };
+    let url = render_url(&resource.url, render_since)
+        .map_err(|e| PollFailure::new(format!("rendering url: {e}"), interval))?;
+    let query = HubQuery::parse(&url, resource.page_size)
+        .map_err(|e| PollFailure::new(e.to_string(), interval))?;
+    let client = engine
+        .connectwise(&config.connectwise)
+        .map_err(|e| PollFailure::new(e.to_string(), interval))?;
+    let records = client.fetch_all(&query).await.map_err(|e| {
+        let retry_in = e
+            .retry_after()
+            .unwrap_or(RETRY_AFTER_FAILURE)
+            .max(if e.is_retryable() {
+                Duration::ZERO
+            } else {
+                interval
+            });
+        PollFailure::new(e.to_string(), retry_in)
+    })?;
+
+    let ids: Vec<String> = records
+        .iter()
+        .filter_map(|r| resource.id_field.get(r))
+        .map(id_text)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known: HashMap<String, String> = store
+        .known_objects(job.instance_id, &job.resource, &ids)
+        .await
+        .map_err(|e| {
+            PollFailure::new(format!("reading known objects: {e}"), RETRY_AFTER_FAILURE)
+        })?;
+    let classified = classify(
+        &ClassifyContext {
+            resource,
+            since: filter_since,
+            poll_started,
+            known: &known,
+        },
+        records,
+    );
+    for error in &classified.errors {
+        tracing::warn!(instance = %job.instance_id, resource = %job.resource, record = error.index, error = %error.message, "record skipped");
+    }
+
+    let events: Vec<EventRecord> = classified
+        .changes
+        .into_iter()
+        .map(|change| EventRecord {
+            id: event_id(
+                job.instance_id,
+                &job.resource,
+                &change.object_id,
+                change.event_type,
+                &change.content_hash,
+            ),
+            event_type: change.event_type,
+            object_type: job.resource.clone(),
+            object_id: change.object_id,
+            event_date: change.updated,
+            record: change.record,
+        })
+        .collect();
+    let notifications = build_notifications(job.instance_id, &events, MAX_EVENTS_PER_NOTIFICATION);
+    let cursor = match (job.cursor, classified.max_updated) {
+        (Some(old), Some(seen)) => Some(old.max(seen)),
+        (old, seen) => seen.or(old),
+    };
+    let interval = SignedDuration::try_from(interval).unwrap_or(SignedDuration::from_secs(60));
+    Ok(PollCommit {
+        instance_id: job.instance_id,
+        resource: job.resource.clone(),
+        owner: engine.config().node_id.clone(),
+        cursor,
+        next_run_at: poll_started + interval,
+        now: engine.clock().now(),
+        observed: classified
+            .observed
+            .into_iter()
+            .map(|o| ObservedObject {
+                object_id: o.object_id,
+                content_hash: o.content_hash,
+                updated_at: o.updated,
+            })
+            .collect(),
+        events: events
+            .iter()
+            .map(|e| NewEvent {
+                id: e.id.clone(),
+                object_type: e.object_type.clone(),
+                object_id: e.object_id.clone(),
+                event_type: e.event_type.as_str().to_string(),
+                event_date: e.event_date,
+                record_json: e.record.to_string(),
+            })
+            .collect(),
+        notifications: notifications
+            .into_iter()
+            .map(|n| NewNotification {
+                id: n.id,
+                event_ids: n.event_ids,
+                body: n.body,
+            })
+            .collect(),
+    })
+}
+
+/// The id as classify renders it: strings as they are, anything else as JSON text.
+fn id_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn start_of_second(ts: Timestamp) -> Timestamp {
+    Timestamp::from_second(ts.as_second()).unwrap_or(ts)
+}

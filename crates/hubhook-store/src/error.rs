@@ -1,0 +1,26 @@
+/// Everything that can go wrong in the store, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A fenced completion found another owner (or no owner) on the work: the lease expired
+    /// and someone else took it over, so this worker's result must be dropped.
+    #[error("the lease on this work is held by another worker")]
+    LeaseLost,
+    #[error("not found")]
+    NotFound,
+    #[error("invalid database url `{0}`: expected sqlite://PATH or postgres://...")]
+    InvalidUrl(String),
+    #[error("postgres is not supported yet")]
+    PostgresUnsupported,
+    #[error("invalid master key: {0}")]
+    InvalidKey(String),
+    #[error("stored secrets could not be decrypted: wrong master key?")]
+    Decrypt,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,201 @@
+//! The rows and commands that cross the store's API. Plain data, no SQL.
+
+use hubhook_core::{EventId, InstanceId, NotificationId};
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrganizationId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserId(pub i64);
+
+/// Who is calling: an authenticated user of an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+}
+
+pub struct NewInstance {
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub name: String,
+    pub element_key: String,
+    /// SHA-256 of the instance token; the token itself is never stored.
+    pub token_hash: [u8; 32],
+    /// The public part of the configuration (secrets masked).
+    pub configuration: Map<String, Value>,
+    /// Encrypted at rest.
+    pub secrets: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub events_enabled: bool,
+    /// One poll job per resource, first run due at `now`.
+    pub resources: Vec<String>,
+    pub refresh_interval_ms: i64,
+    pub now: Timestamp,
+}
+
+#[derive(Clone)]
+pub struct InstanceRow {
+    pub id: InstanceId,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub name: String,
+    pub element_key: String,
+    pub configuration: Map<String, Value>,
+    /// Decrypted. Kept out of `Debug` so it never reaches a log line.
+    pub secrets: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub events_enabled: bool,
+    pub disabled: bool,
+    pub refresh_interval_ms: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for InstanceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceRow")
+            .field("id", &self.id)
+            .field("organization_id", &self.organization_id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("element_key", &self.element_key)
+            .field("configuration", &self.configuration)
+            .field("secrets", &"********")
+            .field("tags", &self.tags)
+            .field("events_enabled", &self.events_enabled)
+            .field("disabled", &self.disabled)
+            .field("refresh_interval_ms", &self.refresh_interval_ms)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PollJob {
+    pub instance_id: InstanceId,
+    pub resource: String,
+    /// `None`: never polled, so the first poll is the baseline.
+    pub cursor: Option<Timestamp>,
+    pub next_run_at: Timestamp,
+    /// When the current lease ends. For a job that is not leased (as `Store::poll_jobs` may
+    /// return) this is the Unix epoch, i.e. already expired.
+    pub lease_until: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObservedObject {
+    pub object_id: String,
+    pub content_hash: String,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub object_type: String,
+    pub object_id: String,
+    /// "CREATED", "UPDATED", "DELETED".
+    pub event_type: String,
+    pub event_date: Timestamp,
+    pub record_json: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub id: NotificationId,
+    pub event_ids: Vec<EventId>,
+    pub body: String,
+}
+
+/// The result of one poll, written in one transaction (the outbox).
+pub struct PollCommit {
+    pub instance_id: InstanceId,
+    pub resource: String,
+    /// The worker that holds the lease; the commit is fenced on it.
+    pub owner: String,
+    /// The new cursor; `None` keeps the old one.
+    pub cursor: Option<Timestamp>,
+    pub next_run_at: Timestamp,
+    pub now: Timestamp,
+    pub observed: Vec<ObservedObject>,
+    pub events: Vec<NewEvent>,
+    pub notifications: Vec<NewNotification>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitOutcome {
+    /// Events that were new; an event id already stored is not counted.
+    pub events_inserted: usize,
+    pub notifications_inserted: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingNotification {
+    pub id: NotificationId,
+    pub instance_id: InstanceId,
+    pub body: String,
+    pub failed_attempts: u32,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    RetryAt(Timestamp),
+    /// Retries exhausted: kept in the queue for later redelivery.
+    Queued,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub notification_id: NotificationId,
+    /// The worker that holds the lease; the update is fenced on it.
+    pub owner: String,
+    pub attempted_at: Timestamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: EventId,
+    pub instance_id: InstanceId,
+    pub object_type: String,
+    pub object_id: String,
+    pub event_type: String,
+    pub event_date: Timestamp,
+    pub record_json: String,
+    pub notification_id: Option<NotificationId>,
+    /// The status of the event's notification, or "none" when it has none.
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationRow {
+    pub id: NotificationId,
+    pub instance_id: InstanceId,
+    pub body: String,
+    /// "pending" | "delivered" | "queued" | "cancelled"
+    pub status: String,
+    pub failed_attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub notification_id: NotificationId,
+    pub attempted_at: Timestamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+}

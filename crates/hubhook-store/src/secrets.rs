@@ -1,0 +1,178 @@
+//! Encryption of provider secrets at rest.
+//!
+//! Instance secrets (ConnectWise keys and the like) are sealed with XChaCha20-Poly1305 under the
+//! master key. The 24-byte nonce is random for every encryption, which is safe with XChaCha's
+//! nonce size. The organization id is the associated data, so a ciphertext copied into another
+//! organization's row does not decrypt.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+use serde_json::{Map, Value};
+
+use crate::{OrganizationId, Result, StoreError};
+
+const NONCE_LEN: usize = 24;
+/// Prefix of the stored form; a later key-rotation scheme gets a new version.
+const VERSION_PREFIX: &str = "v1:";
+
+/// The 32-byte key that encrypts provider secrets at rest. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(********)")
+    }
+}
+
+impl MasterKey {
+    /// Accepts 64 hex characters, or the standard base64 of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<MasterKey> {
+        let text = text.trim();
+        let expected = "expected 64 hex characters or the standard base64 encoding of 32 bytes";
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut bytes = [0u8; 32];
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                    .map_err(|_| StoreError::InvalidKey(expected.to_owned()))?;
+            }
+            return Ok(MasterKey(bytes));
+        }
+        match BASE64.decode(text) {
+            Ok(decoded) => match <[u8; 32]>::try_from(decoded.as_slice()) {
+                Ok(bytes) => Ok(MasterKey(bytes)),
+                Err(_) => Err(StoreError::InvalidKey(format!(
+                    "{expected} (the base64 decodes to {} bytes)",
+                    decoded.len()
+                ))),
+            },
+            Err(_) => Err(StoreError::InvalidKey(expected.to_owned())),
+        }
+    }
+
+    /// A fresh random key from the operating system.
+    pub fn generate() -> MasterKey {
+        let mut bytes = [0u8; 32];
+        // Without an OS random source no key can be made safely; there is nothing to fall back to.
+        getrandom::fill(&mut bytes).expect("the operating system random source is unavailable");
+        MasterKey(bytes)
+    }
+
+    /// The key as 64 lowercase hex characters (the form `parse` reads back).
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.0.into())
+    }
+
+    /// Encrypts a secrets object into its stored text form `v1:<base64(nonce||ciphertext)>`.
+    pub(crate) fn seal(
+        &self,
+        organization: OrganizationId,
+        secrets: &Map<String, Value>,
+    ) -> Result<String> {
+        let plaintext = serde_json::to_vec(secrets)
+            .map_err(|e| StoreError::Other(format!("secrets are not serializable: {e}")))?;
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| StoreError::Other(format!("no random nonce available: {e}")))?;
+        let aad = organization.0.to_string();
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Other("secrets could not be encrypted".to_owned()))?;
+        let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(format!("{VERSION_PREFIX}{}", BASE64.encode(sealed)))
+    }
+
+    /// Decrypts the stored text form back into the secrets object.
+    pub(crate) fn open(
+        &self,
+        organization: OrganizationId,
+        stored: &str,
+    ) -> Result<Map<String, Value>> {
+        let encoded = stored
+            .strip_prefix(VERSION_PREFIX)
+            .ok_or(StoreError::Decrypt)?;
+        let sealed = BASE64.decode(encoded).map_err(|_| StoreError::Decrypt)?;
+        if sealed.len() < NONCE_LEN {
+            return Err(StoreError::Decrypt);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| StoreError::Decrypt)?;
+        let aad = organization.0.to_string();
+        let plaintext = self
+            .cipher()
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Decrypt)?;
+        serde_json::from_slice(&plaintext)
+            .map_err(|e| StoreError::Other(format!("decrypted secrets are not a JSON object: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_accepts_hex_and_base64_and_names_the_forms_otherwise() {
+        let key = MasterKey::generate();
+        assert_eq!(MasterKey::parse(&key.to_hex()).unwrap(), key);
+        assert_eq!(MasterKey::parse(&key.to_hex().to_uppercase()).unwrap(), key);
+        assert_eq!(MasterKey::parse(&BASE64.encode(key.0)).unwrap(), key);
+        for bad in ["", "abc", &"g".repeat(64), &BASE64.encode([1u8; 16])] {
+            let err = MasterKey::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("64 hex characters"), "{bad:?}: {err}");
+            assert!(err.contains("base64"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let key = MasterKey::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(format!("{key:?}"), "MasterKey(********)");
+    }
+
+    #[test]
+    fn seal_round_trips_and_is_bound_to_the_organization() {
+        let key = MasterKey::generate();
+        let mut secrets = Map::new();
+        secrets.insert("privateKey".into(), Value::from("s3cr3t"));
+        let sealed = key.seal(OrganizationId(7), &secrets).unwrap();
+        assert!(sealed.starts_with("v1:"));
+        assert!(!sealed.contains("s3cr3t"));
+        assert_eq!(key.open(OrganizationId(7), &sealed).unwrap(), secrets);
+        assert!(matches!(
+            key.open(OrganizationId(8), &sealed),
+            Err(StoreError::Decrypt)
+        ));
+        assert!(matches!(
+            MasterKey::generate().open(OrganizationId(7), &sealed),
+            Err(StoreError::Decrypt)
+        ));
+        // Two seals of the same secrets differ: the nonce is fresh each time.
+        assert_ne!(sealed, key.seal(OrganizationId(7), &secrets).unwrap());
+    }
+}

@@ -1,0 +1,203 @@
+//! The SQLite writer task: the one connection that writes, and group commit.
+//!
+//! SQLite allows one writer at a time; several connections competing for the write lock get
+//! `SQLITE_BUSY` in ways `busy_timeout` cannot always absorb (a deferred transaction that
+//! upgrades from read to write fails at once). So exactly one connection writes, owned by this
+//! task, and every write in the process is a [`WriteCommand`] sent to it over a bounded channel.
+//!
+//! Lifecycle of a batch: the task takes up to [`MAX_BATCH`] queued commands, opens one
+//! `BEGIN IMMEDIATE` transaction, runs each command inside its own SAVEPOINT (a command that
+//! fails rolls back only its own savepoint and keeps its own error), commits once, and only
+//! then answers every caller. One fsync covers the whole batch, and no caller hears "done"
+//! before its write is durable.
+//!
+//! The task ends when every `Store` handle is dropped or when `close` asks it to; commands
+//! still queued at that point are dropped, and their callers get "the store is closed".
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::Connection as _;
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, StoreError};
+
+/// Upper bound on commands per transaction: large enough to amortize the fsync under load,
+/// small enough that one batch does not hold the write lock for long.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// How many commands may wait for the writer before senders are slowed down (backpressure).
+pub(crate) const QUEUE_CAPACITY: usize = 1024;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub(crate) enum Message {
+    Write(Box<dyn WriteCommand>),
+    /// Finish the batch in hand, close the connection, then say so.
+    Close(oneshot::Sender<()>),
+}
+
+/// One caller's write, type-erased so that commands with different results share a batch.
+pub(crate) trait WriteCommand: Send {
+    /// Runs the command inside its savepoint; returns whether it succeeded, i.e. whether the
+    /// savepoint is to be released (kept) or rolled back.
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+
+    /// Answers the caller once the fate of the batch is known: `Err` when the batch did not
+    /// commit, in which case even a command that ran fine has written nothing.
+    fn answer(self: Box<Self>, batch: Result<(), String>);
+}
+
+struct Command<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> WriteCommand for Command<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
+        Box::pin(async move {
+            let outcome = match self.work.take() {
+                Some(work) => work(conn).await,
+                None => Err(StoreError::Other("a write command ran twice".to_owned())),
+            };
+            let ok = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ok
+        })
+    }
+
+    fn answer(self: Box<Self>, batch: Result<(), String>) {
+        let result = match (batch, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            // The command's own failure explains more than the batch's.
+            (Err(_), Some(Err(own))) => Err(own),
+            (Err(batch), _) => Err(StoreError::Other(format!(
+                "the write was not committed: {batch}"
+            ))),
+            (Ok(()), None) => Err(StoreError::Other(
+                "the write command was not run".to_owned(),
+            )),
+        };
+        // The caller may have stopped waiting (its future was dropped); the write stands anyway.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The sending side of the writer, one per `SqliteStore` (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    sender: mpsc::Sender<Message>,
+}
+
+fn closed() -> StoreError {
+    StoreError::Other("the store is closed".to_owned())
+}
+
+impl Writer {
+    /// Starts the writer task on `conn`, which must be the only connection that writes.
+    pub(crate) fn spawn(conn: SqliteConnection) -> Writer {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(conn, receiver));
+        Writer { sender }
+    }
+
+    /// Queues `work` for the next batch and waits until that batch is committed.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let command = Box::new(Command {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        self.sender
+            .send(Message::Write(command))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Lets the writer finish what is queued before this call, then close its connection.
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.sender.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Message>) {
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    let mut close_requests = Vec::new();
+    while close_requests.is_empty() {
+        if receiver.recv_many(&mut messages, MAX_BATCH).await == 0 {
+            break; // every sender is gone
+        }
+        let mut commands = Vec::with_capacity(messages.len());
+        for message in messages.drain(..) {
+            match message {
+                Message::Write(command) => commands.push(command),
+                Message::Close(done) => close_requests.push(done),
+            }
+        }
+        if !commands.is_empty() {
+            run_batch(&mut conn, commands).await;
+        }
+    }
+    // Refuse new work before closing, so no caller waits on a connection that is gone.
+    receiver.close();
+    while let Ok(message) = receiver.try_recv() {
+        if let Message::Close(done) = message {
+            close_requests.push(done);
+        }
+    }
+    if let Err(error) = conn.close().await {
+        tracing::warn!(%error, "closing the SQLite writer connection failed");
+    }
+    for done in close_requests {
+        let _ = done.send(());
+    }
+}
+
+async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteCommand>>) {
+    let outcome = async {
+        // IMMEDIATE takes the write lock up front, so no statement in the batch can fail with
+        // SQLITE_BUSY halfway (another process, e.g. the CLI, may hold the lock briefly).
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| e.to_string())?;
+        for command in commands.iter_mut() {
+            let mut savepoint = tx.begin().await.map_err(|e| e.to_string())?;
+            let ok = command.run(&mut savepoint).await;
+            let end = if ok {
+                savepoint.commit().await
+            } else {
+                savepoint.rollback().await
+            };
+            // A savepoint that cannot be released or rolled back leaves the transaction in an
+            // unknown state: give up the whole batch (dropping `tx` rolls it back).
+            end.map_err(|e| e.to_string())?;
+        }
+        tx.commit().await.map_err(|e| e.to_string())
+    }
+    .await;
+    match &outcome {
+        Ok(()) => tracing::trace!(commands = commands.len(), "SQLite write batch committed"),
+        Err(error) => {
+            tracing::error!(%error, commands = commands.len(), "SQLite write batch failed");
+        }
+    }
+    for command in commands {
+        command.answer(outcome.clone());
+    }
+}

@@ -1,0 +1,823 @@
+//! Engine-independent behaviour of the store. Every check starts from an empty database.
+
+use std::time::Duration;
+
+use hubhook_core::{EventId, InstanceId, NotificationId};
+use hubhook_store::{
+    AttemptOutcome, AttemptRecord, CommitOutcome, InstanceRow, NewEvent, NewInstance,
+    NewNotification, ObservedObject, OrganizationId, PollCommit, Principal, Store, StoreError,
+    UserId,
+};
+use jiff::{Timestamp, ToSpan as _};
+use serde_json::{Map, Value, json};
+
+pub const SECRET: &str = "very-secret-private-key-0123456789";
+pub const LEASE: Duration = Duration::from_secs(30);
+
+pub fn t0() -> Timestamp {
+    Timestamp::from_second(1_700_000_000).unwrap()
+}
+
+pub fn hash(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+pub async fn organization(store: &Store, n: u8) -> (OrganizationId, UserId) {
+    store
+        .create_organization(&format!("org {n}"), hash(n), hash(100 + n), t0())
+        .await
+        .unwrap()
+}
+
+pub fn new_instance(
+    org: OrganizationId,
+    user: UserId,
+    token: u8,
+    resources: &[&str],
+) -> NewInstance {
+    NewInstance {
+        organization_id: org,
+        user_id: user,
+        name: format!("instance {token}"),
+        element_key: "connectwisecrmrest".into(),
+        token_hash: hash(200 + token),
+        configuration: object(json!({
+            "company": "demo",
+            "public.key": "demo-public",
+            "private.key": "********",
+            "event.notification.enabled": true,
+        })),
+        secrets: object(json!({ "private.key": SECRET })),
+        tags: vec!["blue".into(), "green".into()],
+        events_enabled: true,
+        resources: resources.iter().map(|r| r.to_string()).collect(),
+        refresh_interval_ms: 60_000,
+        now: t0(),
+    }
+}
+
+/// An organization with one instance polling `resources`.
+pub async fn instance_with(store: &Store, resources: &[&str]) -> InstanceRow {
+    let (org, user) = organization(store, 1).await;
+    store
+        .create_instance(new_instance(org, user, 1, resources))
+        .await
+        .unwrap()
+}
+
+fn event(n: usize, object_id: &str) -> NewEvent {
+    NewEvent {
+        id: EventId(format!("event-{n}")),
+        object_type: "contacts".into(),
+        object_id: object_id.into(),
+        event_type: "UPDATED".into(),
+        event_date: t0(),
+        record_json: format!(r#"{{"id":{object_id}}}"#),
+    }
+}
+
+fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
+    NewNotification {
+        id: NotificationId(format!("notification-{n}")),
+        event_ids: events.iter().map(|e| e.id.clone()).collect(),
+        body: format!(r#"{{"n":{n}}}"#),
+    }
+}
+
+fn poll_commit(instance: InstanceId, resource: &str, owner: &str) -> PollCommit {
+    PollCommit {
+        instance_id: instance,
+        resource: resource.into(),
+        owner: owner.into(),
+        cursor: Some(t0() + 5.seconds()),
+        next_run_at: t0() + 60.seconds(),
+        now: t0() + 1.second(),
+        observed: Vec::new(),
+        events: Vec::new(),
+        notifications: Vec::new(),
+    }
+}
+
+/// A commit carrying `events` event ids `first..first+events` in one notification.
+fn commit_with_events(
+    instance: InstanceId,
+    resource: &str,
+    owner: &str,
+    first: usize,
+    events: usize,
+) -> PollCommit {
+    let mut commit = poll_commit(instance, resource, owner);
+    commit.events = (first..first + events)
+        .map(|n| event(n, &n.to_string()))
+        .collect();
+    let refs: Vec<&NewEvent> = commit.events.iter().collect();
+    commit.notifications = vec![notification(first, &refs)];
+    commit.observed = commit
+        .events
+        .iter()
+        .map(|e| ObservedObject {
+            object_id: e.object_id.clone(),
+            content_hash: format!("hash-{}", e.object_id),
+            updated_at: t0(),
+        })
+        .collect();
+    commit
+}
+
+pub async fn check_organizations_and_authentication(store: &Store) {
+    let (org1, user1) = organization(store, 1).await;
+    let (org2, user2) = organization(store, 2).await;
+    assert_ne!(org1, org2);
+    assert_ne!(user1, user2);
+
+    let principal = store.authenticate(hash(1), hash(101)).await.unwrap();
+    assert_eq!(
+        principal,
+        Some(Principal {
+            organization_id: org1,
+            user_id: user1
+        })
+    );
+    assert_eq!(
+        store.authenticate(hash(2), hash(102)).await.unwrap(),
+        Some(Principal {
+            organization_id: org2,
+            user_id: user2
+        })
+    );
+    // Wrong organization secret, wrong user secret, and a user paired with another org.
+    assert_eq!(store.authenticate(hash(9), hash(101)).await.unwrap(), None);
+    assert_eq!(store.authenticate(hash(1), hash(109)).await.unwrap(), None);
+    assert_eq!(store.authenticate(hash(2), hash(101)).await.unwrap(), None);
+}
+
+pub async fn check_instance_round_trip(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let (other_org, _) = organization(store, 2).await;
+    let created = store
+        .create_instance(new_instance(org, user, 1, &["contacts", "companies"]))
+        .await
+        .unwrap();
+    assert!(
+        !format!("{created:?}").contains(SECRET),
+        "Debug shows the secrets"
+    );
+
+    let read = store.get_instance(org, created.id).await.unwrap().unwrap();
+    assert_eq!(read.id, created.id);
+    assert_eq!(read.organization_id, org);
+    assert_eq!(read.user_id, user);
+    assert_eq!(read.name, "instance 1");
+    assert_eq!(read.element_key, "connectwisecrmrest");
+    assert_eq!(read.secrets["private.key"], SECRET);
+    assert_eq!(read.configuration["private.key"], "********");
+    assert_eq!(read.configuration["company"], "demo");
+    assert_eq!(read.tags, vec!["blue", "green"]);
+    assert!(read.events_enabled);
+    assert!(!read.disabled);
+    assert_eq!(read.refresh_interval_ms, 60_000);
+    assert_eq!(read.created_at, t0());
+    assert_eq!(read.updated_at, t0());
+
+    assert!(
+        store
+            .get_instance(other_org, created.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.instance(created.id).await.unwrap().unwrap().name,
+        "instance 1"
+    );
+    let by_token = store.instance_by_token(hash(201)).await.unwrap().unwrap();
+    assert_eq!(by_token.id, created.id);
+    assert!(store.instance_by_token(hash(202)).await.unwrap().is_none());
+    assert_eq!(store.list_instances(org).await.unwrap().len(), 1);
+    assert!(store.list_instances(other_org).await.unwrap().is_empty());
+
+    let jobs = store.poll_jobs(created.id).await.unwrap();
+    let resources: Vec<&str> = jobs.iter().map(|j| j.resource.as_str()).collect();
+    assert_eq!(resources, ["companies", "contacts"]);
+    for job in &jobs {
+        assert_eq!(job.cursor, None, "the first poll is the baseline");
+        assert_eq!(job.next_run_at, t0());
+    }
+}
+
+pub async fn check_claim_exclusivity(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    // An instance with events disabled is never polled.
+    let (org, user) = organization(store, 2).await;
+    let mut quiet = new_instance(org, user, 2, &["tickets"]);
+    quiet.events_enabled = false;
+    store.create_instance(quiet).await.unwrap();
+
+    assert!(
+        store
+            .claim_poll_jobs("a", t0() - 1.second(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let a = store.claim_poll_jobs("a", t0(), LEASE, 1).await.unwrap();
+    assert_eq!(a.len(), 1, "limit");
+    let a2 = store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    assert_eq!(a2.len(), 1);
+    assert_ne!(a[0].resource, a2[0].resource);
+    for job in a.iter().chain(&a2) {
+        assert_eq!(job.instance_id, instance.id);
+        assert_eq!(job.lease_until, t0() + 30.seconds());
+    }
+
+    let lease_end = t0() + 30.seconds();
+    assert!(
+        store
+            .claim_poll_jobs("b", lease_end - 1.millisecond(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job was claimed again"
+    );
+    assert_eq!(store.next_poll_due().await.unwrap(), Some(lease_end));
+    let b = store
+        .claim_poll_jobs("b", lease_end, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 2, "an ended lease is claimable");
+}
+
+pub async fn check_commit_poll_is_fenced(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    // a's lease ends and b takes the job over.
+    let later = t0() + 31.seconds();
+    assert_eq!(
+        store
+            .claim_poll_jobs("b", later, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let late = commit_with_events(instance.id, "contacts", "a", 0, 3);
+    let err = store.commit_poll(late).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .fail_poll(instance.id, "contacts", "a", later, "boom")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+
+    assert!(
+        store
+            .list_events(instance.id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_notifications(instance.id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ids = vec!["0".to_string(), "1".to_string()];
+    assert!(
+        store
+            .known_objects(instance.id, "contacts", &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, None, "the cursor moved without the events");
+    assert_eq!(
+        job.lease_until,
+        later + 30.seconds(),
+        "b's lease was touched"
+    );
+
+    // The current owner's commit goes through.
+    let outcome = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "b", 0, 3))
+        .await
+        .unwrap();
+    assert_eq!(outcome.events_inserted, 3);
+}
+
+pub async fn check_commit_poll_is_idempotent(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    let first = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "a", 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        CommitOutcome {
+            events_inserted: 2,
+            notifications_inserted: 1
+        }
+    );
+
+    // The same changes seen again (overlap window, another node): same ids, stored once.
+    let due = t0() + 60.seconds();
+    assert_eq!(
+        store
+            .claim_poll_jobs("a", due, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let again = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "a", 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(again, CommitOutcome::default());
+    assert_eq!(store.list_events(instance.id, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_notifications(instance.id, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn check_commit_poll_writes_everything_together(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let claimed = store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    assert_eq!(claimed[0].cursor, None);
+
+    let mut commit = commit_with_events(instance.id, "contacts", "a", 0, 3);
+    // A second notification carrying a event of the first keeps the event on the first.
+    commit
+        .notifications
+        .push(notification(9, &[&commit.events[0]]));
+    let outcome = store.commit_poll(commit).await.unwrap();
+    assert_eq!(
+        outcome,
+        CommitOutcome {
+            events_inserted: 3,
+            notifications_inserted: 2
+        }
+    );
+
+    let events = store.list_events(instance.id, 100).await.unwrap();
+    assert_eq!(events.len(), 3);
+    for e in &events {
+        assert_eq!(e.instance_id, instance.id);
+        assert_eq!(
+            e.notification_id,
+            Some(NotificationId("notification-0".into()))
+        );
+        assert_eq!(e.status, "pending");
+        assert_eq!(e.event_type, "UPDATED");
+        assert_eq!(e.object_type, "contacts");
+        assert_eq!(e.record_json, format!(r#"{{"id":{}}}"#, e.object_id));
+        assert_eq!(e.event_date, t0());
+        assert_eq!(e.created_at, t0() + 1.second());
+    }
+    assert_eq!(
+        store.list_events(instance.id, 2).await.unwrap().len(),
+        2,
+        "limit"
+    );
+
+    let n = store
+        .notification(&NotificationId("notification-0".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.status, "pending");
+    assert_eq!(n.instance_id, instance.id);
+    assert_eq!(n.body, r#"{"n":0}"#);
+    assert_eq!(n.failed_attempts, 0);
+    assert_eq!(n.next_attempt_at, Some(t0() + 1.second()));
+    assert_eq!(n.delivered_at, None);
+    assert_eq!(
+        store.next_notification_due().await.unwrap(),
+        Some(t0() + 1.second())
+    );
+
+    let ids: Vec<String> = ["0", "2", "7"].iter().map(|s| s.to_string()).collect();
+    let known = store
+        .known_objects(instance.id, "contacts", &ids)
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 2);
+    assert_eq!(known["2"], "hash-2");
+    assert!(
+        store
+            .known_objects(instance.id, "companies", &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, Some(t0() + 5.seconds()));
+    assert_eq!(job.next_run_at, t0() + 60.seconds());
+    assert_eq!(
+        job.lease_until,
+        Timestamp::UNIX_EPOCH,
+        "the lease was released"
+    );
+    assert_eq!(
+        store.next_poll_due().await.unwrap(),
+        Some(t0() + 60.seconds())
+    );
+
+    // A failed poll keeps the cursor; a commit without a cursor keeps it too.
+    let due = t0() + 60.seconds();
+    store.claim_poll_jobs("a", due, LEASE, 10).await.unwrap();
+    store
+        .fail_poll(instance.id, "contacts", "a", due + 10.seconds(), "HTTP 500")
+        .await
+        .unwrap();
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, Some(t0() + 5.seconds()));
+    assert_eq!(job.next_run_at, due + 10.seconds());
+    assert!(
+        store
+            .claim_poll_jobs("b", due + 10.seconds(), LEASE, 10)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+    let mut keep = poll_commit(instance.id, "contacts", "b");
+    keep.cursor = None;
+    store.commit_poll(keep).await.unwrap();
+    assert_eq!(
+        store.poll_jobs(instance.id).await.unwrap()[0].cursor,
+        Some(t0() + 5.seconds())
+    );
+
+    // Known objects are chunked: more ids than one query takes still all come back.
+    let many_ids: Vec<String> = (0..1200).map(|n| n.to_string()).collect();
+    let mut big = poll_commit(instance.id, "contacts", "b");
+    big.observed = many_ids
+        .iter()
+        .map(|id| ObservedObject {
+            object_id: id.clone(),
+            content_hash: "h".into(),
+            updated_at: t0(),
+        })
+        .collect();
+    store
+        .claim_poll_jobs("b", t0() + 60.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    store.commit_poll(big).await.unwrap();
+    assert_eq!(
+        store
+            .known_objects(instance.id, "contacts", &many_ids)
+            .await
+            .unwrap()
+            .len(),
+        1200
+    );
+}
+
+pub async fn check_finish_attempt_outcomes(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    store
+        .claim_poll_jobs("poller", t0(), LEASE, 10)
+        .await
+        .unwrap();
+    let mut commit = commit_with_events(instance.id, "contacts", "poller", 0, 3);
+    commit.notifications = commit
+        .events
+        .iter()
+        .enumerate()
+        .map(|(n, e)| notification(n, &[e]))
+        .collect();
+    store.commit_poll(commit).await.unwrap();
+
+    let now = t0() + 2.seconds();
+    let claimed = store
+        .claim_notifications("d", now, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        store
+            .claim_notifications("e", now, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed twice"
+    );
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let attempt = |n: usize, owner: &str, outcome| AttemptRecord {
+        notification_id: id(n),
+        owner: owner.into(),
+        attempted_at: now,
+        status_code: Some(500),
+        latency_ms: 12,
+        error: Some("server error".into()),
+        outcome,
+    };
+
+    // Not the owner: LeaseLost, and no attempt row.
+    let err = store
+        .finish_attempt(attempt(0, "e", AttemptOutcome::Delivered))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert!(store.list_attempts(&id(0)).await.unwrap().is_empty());
+
+    let mut delivered = attempt(0, "d", AttemptOutcome::Delivered);
+    delivered.status_code = Some(200);
+    delivered.error = None;
+    store.finish_attempt(delivered).await.unwrap();
+    let retry_at = now + 60.seconds();
+    store
+        .finish_attempt(attempt(1, "d", AttemptOutcome::RetryAt(retry_at)))
+        .await
+        .unwrap();
+    let mut queued = attempt(2, "d", AttemptOutcome::Queued);
+    queued.status_code = None;
+    queued.error = Some("connection refused".into());
+    store.finish_attempt(queued).await.unwrap();
+
+    let n0 = store.notification(&id(0)).await.unwrap().unwrap();
+    assert_eq!(n0.status, "delivered");
+    assert_eq!(n0.delivered_at, Some(now));
+    assert_eq!(n0.failed_attempts, 0);
+    let n1 = store.notification(&id(1)).await.unwrap().unwrap();
+    assert_eq!(n1.status, "pending");
+    assert_eq!(n1.failed_attempts, 1);
+    assert_eq!(n1.next_attempt_at, Some(retry_at));
+    let n2 = store.notification(&id(2)).await.unwrap().unwrap();
+    assert_eq!(n2.status, "queued");
+    assert_eq!(n2.failed_attempts, 1);
+
+    let a0 = store.list_attempts(&id(0)).await.unwrap();
+    assert_eq!(a0.len(), 1);
+    assert_eq!(a0[0].notification_id, id(0));
+    assert_eq!(a0[0].status_code, Some(200));
+    assert_eq!(a0[0].attempted_at, now);
+    assert_eq!(a0[0].latency_ms, 12);
+    assert_eq!(a0[0].error, None);
+    let a2 = store.list_attempts(&id(2)).await.unwrap();
+    assert_eq!(a2[0].status_code, None);
+    assert_eq!(a2[0].error.as_deref(), Some("connection refused"));
+
+    // The lease is released: finishing again is no longer ours.
+    let err = store
+        .finish_attempt(attempt(0, "d", AttemptOutcome::Delivered))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+
+    // Only the retry comes back, and only when it is due.
+    assert_eq!(store.next_notification_due().await.unwrap(), Some(retry_at));
+    assert!(
+        store
+            .claim_notifications("d", retry_at - 1.millisecond(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_notifications("d", retry_at, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, id(1));
+    assert_eq!(again[0].failed_attempts, 1);
+    assert_eq!(again[0].instance_id, instance.id);
+    assert_eq!(again[0].body, r#"{"n":1}"#);
+    store
+        .finish_attempt(attempt(1, "d", AttemptOutcome::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_attempts(&id(1)).await.unwrap().len(),
+        2,
+        "every attempt is a row"
+    );
+    assert_eq!(store.next_notification_due().await.unwrap(), None);
+
+    // Events show their notification's status.
+    let events = store.list_events(instance.id, 10).await.unwrap();
+    let status_of = |object: &str| {
+        events
+            .iter()
+            .find(|e| e.object_id == object)
+            .map(|e| e.status.clone())
+            .unwrap()
+    };
+    assert_eq!(status_of("0"), "delivered");
+    assert_eq!(status_of("2"), "queued");
+}
+
+pub async fn check_claim_order_of_notifications(store: &Store) {
+    let instance = instance_with(store, &["a", "b"]).await;
+    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    // "b" is committed first but becomes due later.
+    let mut late = commit_with_events(instance.id, "b", "p", 10, 1);
+    late.now = t0() + 5.seconds();
+    store.commit_poll(late).await.unwrap();
+    store
+        .commit_poll(commit_with_events(instance.id, "a", "p", 0, 1))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_notifications("d", t0() + 10.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+    assert_eq!(ids, ["notification-0", "notification-10"]);
+}
+
+pub async fn check_delete_instance_keeps_history(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let (other_org, _) = organization(store, 2).await;
+    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_with_events(instance.id, "contacts", "p", 0, 2))
+        .await
+        .unwrap();
+    store
+        .claim_poll_jobs("p", t0() + 60.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+
+    assert!(!store.delete_instance(other_org, instance.id).await.unwrap());
+    assert!(store.instance(instance.id).await.unwrap().is_some());
+    assert!(
+        store
+            .delete_instance(instance.organization_id, instance.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_instance(instance.organization_id, instance.id)
+            .await
+            .unwrap()
+    );
+    assert!(store.instance(instance.id).await.unwrap().is_none());
+    assert!(store.poll_jobs(instance.id).await.unwrap().is_empty());
+    assert!(!store.poll_now(instance.id, t0()).await.unwrap());
+    let ids = vec!["0".to_string()];
+    assert!(
+        store
+            .known_objects(instance.id, "contacts", &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // History stays; undelivered work is cancelled and never claimed again.
+    assert_eq!(store.list_events(instance.id, 10).await.unwrap().len(), 2);
+    let notifications = store.list_notifications(instance.id, 10).await.unwrap();
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(notifications[0].status, "cancelled");
+    assert!(
+        store
+            .claim_notifications("d", t0() + 1.hour(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_notification_due().await.unwrap(), None);
+    // A poll in flight when the instance went away cannot write.
+    let err = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "p", 5, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+}
+
+pub async fn check_poll_now(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    for resource in ["contacts", "companies"] {
+        store
+            .commit_poll(poll_commit(instance.id, resource, "p"))
+            .await
+            .unwrap();
+    }
+    let asked = t0() + 10.seconds();
+    assert!(
+        store
+            .claim_poll_jobs("p", asked, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.poll_now(instance.id, asked).await.unwrap());
+    assert!(
+        !store
+            .poll_now(InstanceId(instance.id.0 + 1000), asked)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.next_poll_due().await.unwrap(), Some(asked));
+    assert_eq!(
+        store
+            .claim_poll_jobs("p", asked, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// A command that fails inside a batch rolls back only its own writes, and its neighbours in
+/// the same batch commit.
+pub async fn check_failed_write_is_isolated(store: &Store) {
+    organization(store, 1).await;
+    let mut tasks = Vec::new();
+    for n in 0..50u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 5 == 0 {
+                // The organization row goes in, then the user's hash collides with org 1's
+                // user: the whole command must vanish.
+                store
+                    .create_organization("doomed", hash(10 + n), hash(101), t0())
+                    .await
+            } else {
+                store
+                    .create_organization("fine", hash(10 + n), hash(110 + n), t0())
+                    .await
+            }
+        }));
+    }
+    for (n, task) in tasks.into_iter().enumerate() {
+        let result = task.await.unwrap();
+        assert_eq!(result.is_err(), n % 5 == 0, "command {n}: {result:?}");
+    }
+    for n in 0..50u8 {
+        let principal = store
+            .authenticate(hash(10 + n), hash(110 + n))
+            .await
+            .unwrap();
+        assert_eq!(principal.is_some(), n % 5 != 0, "organization {n}");
+    }
+    // The doomed organizations' hashes are free again: their rows were rolled back.
+    store
+        .create_organization("retry", hash(10), hash(250), t0())
+        .await
+        .unwrap();
+}
+
+/// Many writers at once: every one is answered and every write lands.
+pub async fn check_concurrent_commits_all_land(store: &Store) {
+    const JOBS: usize = 200;
+    let resources: Vec<String> = (0..JOBS).map(|n| format!("resource-{n}")).collect();
+    let refs: Vec<&str> = resources.iter().map(String::as_str).collect();
+    let instance = instance_with(store, &refs).await;
+    let claimed = store
+        .claim_poll_jobs("p", t0(), LEASE, JOBS as u32)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), JOBS);
+
+    let mut tasks = Vec::new();
+    for (n, resource) in resources.into_iter().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit_poll(commit_with_events(instance.id, &resource, "p", n, 1))
+                .await
+        }));
+    }
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert_eq!(outcome.events_inserted, 1);
+        assert_eq!(outcome.notifications_inserted, 1);
+    }
+    assert_eq!(
+        store.list_events(instance.id, 1000).await.unwrap().len(),
+        JOBS
+    );
+    assert_eq!(
+        store
+            .list_notifications(instance.id, 1000)
+            .await
+            .unwrap()
+            .len(),
+        JOBS
+    );
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    assert!(jobs.iter().all(|j| j.cursor == Some(t0() + 5.seconds())));
+}

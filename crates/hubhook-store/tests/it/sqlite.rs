@@ -1,0 +1,154 @@
+//! The conformance checks on SQLite, plus what only SQLite has: a file on disk.
+
+use std::path::{Path, PathBuf};
+
+use hubhook_core::NotificationId;
+use hubhook_store::{MasterKey, Store, StoreError};
+use tempfile::TempDir;
+
+use crate::conformance::{self, LEASE, SECRET, t0};
+
+fn url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A fresh database file; the directory lives as long as the returned guard.
+async fn fresh() -> (TempDir, PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hubhook.db");
+    let store = Store::open(&url(&path), key()).await.unwrap();
+    (dir, path, store)
+}
+
+fn key() -> MasterKey {
+    MasterKey::parse(&"42".repeat(32)).unwrap()
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let (_dir, _path, store) = fresh().await;
+            conformance::$check(&store).await;
+            store.close().await;
+        }
+    )*};
+}
+
+conformance!(
+    check_organizations_and_authentication,
+    check_instance_round_trip,
+    check_claim_exclusivity,
+    check_commit_poll_is_fenced,
+    check_commit_poll_is_idempotent,
+    check_commit_poll_writes_everything_together,
+    check_finish_attempt_outcomes,
+    check_claim_order_of_notifications,
+    check_delete_instance_keeps_history,
+    check_poll_now,
+    check_failed_write_is_isolated,
+    check_concurrent_commits_all_land,
+);
+
+/// Every byte SQLite wrote: the main file and the write-ahead log.
+fn database_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(more) = std::fs::read(PathBuf::from(wal)) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn secrets_are_not_stored_in_plaintext() {
+    let (_dir, path, store) = fresh().await;
+    let instance = conformance::instance_with(&store, &["contacts"]).await;
+    store.close().await;
+    let bytes = database_bytes(&path);
+    // The probe must be able to see plaintext: the public configuration is stored as is.
+    assert!(contains(&bytes, b"demo-public"), "the probe reads nothing");
+    assert!(
+        !contains(&bytes, SECRET.as_bytes()),
+        "secret found in the database file"
+    );
+    assert!(contains(&bytes, b"v1:"), "no sealed secrets in the file");
+
+    let store = Store::open(&url(&path), key()).await.unwrap();
+    let read = store.instance(instance.id).await.unwrap().unwrap();
+    assert_eq!(read.secrets["private.key"], SECRET);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_cannot_decrypt() {
+    let (_dir, path, store) = fresh().await;
+    let instance = conformance::instance_with(&store, &["contacts"]).await;
+    store.close().await;
+
+    let store = Store::open(&url(&path), MasterKey::generate())
+        .await
+        .unwrap();
+    let err = store.instance(instance.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt), "{err:?}");
+    assert!(err.to_string().contains("wrong master key"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pending_notifications_survive_a_restart() {
+    let (_dir, path, store) = fresh().await;
+    conformance::check_commit_poll_is_idempotent(&store).await;
+    let instance = store
+        .list_instances(hubhook_store::OrganizationId(1))
+        .await
+        .unwrap()[0]
+        .id;
+    // Dropped, not closed: a crash after the commit was acknowledged loses nothing.
+    drop(store);
+
+    let store = Store::open(&url(&path), key()).await.unwrap();
+    assert_eq!(store.list_events(instance, 10).await.unwrap().len(), 2);
+    let pending = store
+        .claim_notifications("d", t0() + jiff::SignedDuration::from_secs(5), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, NotificationId("notification-0".into()));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn writes_after_close_are_refused() {
+    let (_dir, _path, store) = fresh().await;
+    store.close().await;
+    let err = store
+        .create_organization("late", [1; 32], [2; 32], t0())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    // Closing twice is harmless.
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_rejects_unknown_urls() {
+    for (url, expected) in [
+        ("postgres://localhost/hubhook", "postgres"),
+        ("mysql://localhost/hubhook", "invalid database url"),
+        ("sqlite::memory:", "invalid database url"),
+    ] {
+        let err = Store::open(url, key()).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{url}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plain = format!("sqlite:{}", dir.path().join("x.db").display());
+    let store = Store::open(&plain, key()).await.unwrap();
+    assert!(store.is_sqlite());
+    store.close().await;
+}

@@ -1,0 +1,164 @@
+//! The command line. Flags override `HUBHOOK_*` environment variables, which override defaults.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{ServeConfig, resolve_master_key};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubhook",
+    version,
+    about = "Self-hosted events engine for ConnectWise Manage, compatible with Cloud Elements events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, the poller and the dispatcher.
+    Serve(ServeArgs),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Run a simulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// One command, no setup: simulator, server and a callback receiver, with changing data.
+    Demo(DemoArgs),
+}
+
+/// Flags of `serve`; each is optional so that only given flags override the environment.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [env: HUBHOOK_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub database: DatabaseArgs,
+    /// Seconds; floor under every instance's refresh interval [env: HUBHOOK_MIN_REFRESH_INTERVAL] [default: 60]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_refresh_interval: Option<u64>,
+    /// Allow callback URLs on loopback or private addresses [env: HUBHOOK_ALLOW_PRIVATE_CALLBACKS] [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_private_callbacks: Option<bool>,
+    /// Delays between delivery attempts, e.g. "4s,16s,64s" [env: HUBHOOK_RETRY_SCHEDULE] [default: 4^x s, 9 retries]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<String>,
+}
+
+#[derive(Debug, Args, Serialize, Default)]
+pub struct DatabaseArgs {
+    /// sqlite://PATH or postgres://... [env: HUBHOOK_DATABASE_URL] [default: sqlite://hubhook.db]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Key encrypting stored provider secrets, 64 hex digits [env: HUBHOOK_MASTER_KEY] [default: a key file beside the SQLite database]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and its first user; prints their ids and secrets as JSON.
+    Create {
+        /// Organization name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// A ConnectWise Manage REST API simulator.
+    Connectwise(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: String,
+    /// Company id API members log in with.
+    #[arg(long, default_value = "demo")]
+    pub company: String,
+    #[arg(long, default_value = "demo-public")]
+    pub public_key: String,
+    #[arg(long, default_value = "demo-private")]
+    pub private_key: String,
+    /// When given, requests must carry this `clientId` header.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Seeded records per resource.
+    #[arg(long, default_value_t = 100)]
+    pub records: usize,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address of the hubhook API and console; a free port is used if it is taken.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Seconds between simulated changes in ConnectWise.
+    #[arg(long, default_value_t = 4)]
+    pub change_every: u64,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::server::serve(ServeConfig::load(&args)?).await,
+        Command::Org(OrgCommand::Create { name, database }) => {
+            let config = ServeConfig::load(&database)?;
+            let key = resolve_master_key(&config.database_url, config.master_key.as_deref())?;
+            let store = hubhook_store::Store::open(&config.database_url, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening the database {}",
+                        crate::server::redact_url(&config.database_url)
+                    )
+                })?;
+            let created = crate::org::create(&store, &name).await;
+            store.close().await;
+            println!("{}", serde_json::to_string(&created?)?);
+            Ok(())
+        }
+        Command::Sim(SimCommand::Connectwise(args)) => {
+            let config = connectwise_sim::SimConfig {
+                company: args.company,
+                public_key: args.public_key,
+                private_key: args.private_key,
+                client_id: args.client_id,
+                records: args.records,
+                seed: args.seed,
+            };
+            let listener = tokio::net::TcpListener::bind(&args.listen)
+                .await
+                .with_context(|| format!("listening on {}", args.listen))?;
+            let addr = listener.local_addr()?;
+            println!(
+                "ConnectWise simulator on http://{addr}/v4_6_release/apis/3.0 (company `{}`)",
+                config.company
+            );
+            let sim = connectwise_sim::Simulator::new(config);
+            tokio::select! {
+                served = sim.serve(listener) => served.context("simulator stopped"),
+                _ = crate::server::shutdown_signal() => Ok(()),
+            }
+        }
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}

@@ -1,0 +1,154 @@
+//! Server configuration: defaults, then `HUBHOOK_*` environment variables, then flags.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
+use figment::{
+    Figment,
+    providers::{Env, Serialized},
+};
+use hubhook_core::RetrySchedule;
+use hubhook_store::MasterKey;
+use serde::{Deserialize, Serialize};
+
+/// Everything `hubhook serve` needs. Field names are the environment names without the
+/// `HUBHOOK_` prefix, lowercased (`HUBHOOK_DATABASE_URL` → `database_url`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeConfig {
+    /// Address of the HTTP API and console.
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
+    /// Key that encrypts stored provider secrets: 64 hex digits or base64 of 32 bytes.
+    pub master_key: Option<String>,
+    /// Seconds; the floor under every instance's refresh interval.
+    pub min_refresh_interval: u64,
+    /// Allow callback URLs that resolve to loopback or private addresses.
+    pub allow_private_callbacks: bool,
+    /// Delays between delivery attempts, e.g. "4s,16s,64s"; default: Cloud Elements' 4^x s, 9 retries.
+    pub retry_schedule: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://hubhook.db".into(),
+            master_key: None,
+            min_refresh_interval: 60,
+            allow_private_callbacks: false,
+            retry_schedule: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Merge defaults, environment and the flags that were given (`overrides` serializes only
+    /// those that are `Some`).
+    pub fn load(overrides: impl Serialize) -> anyhow::Result<ServeConfig> {
+        Figment::from(Serialized::defaults(ServeConfig::default()))
+            .merge(Env::prefixed("HUBHOOK_"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    pub fn retry_schedule(&self) -> anyhow::Result<RetrySchedule> {
+        match &self.retry_schedule {
+            None => Ok(RetrySchedule::cloud_elements()),
+            Some(text) => RetrySchedule::parse(text).map_err(|e| {
+                anyhow::anyhow!("retry_schedule `{text}`: {e}, expected delays like \"4s,16s,64s\"")
+            }),
+        }
+    }
+
+    pub fn min_refresh_interval(&self) -> Duration {
+        Duration::from_secs(self.min_refresh_interval)
+    }
+}
+
+/// The SQLite file behind a `sqlite:` URL, if it is one.
+pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(PathBuf::from(path))
+}
+
+/// The master key from configuration or, with SQLite and none given, from a key file beside
+/// the database (created on first use). PostgreSQL deployments share one database between
+/// nodes, so each node must be given the same key explicitly.
+pub fn resolve_master_key(
+    database_url: &str,
+    master_key: Option<&str>,
+) -> anyhow::Result<MasterKey> {
+    if let Some(key) = master_key {
+        return MasterKey::parse(key).context("HUBHOOK_MASTER_KEY / --master-key");
+    }
+    let Some(db_path) = sqlite_path(database_url) else {
+        bail!(
+            "a master key is required with {database_url}: set HUBHOOK_MASTER_KEY or --master-key (64 hex digits)"
+        );
+    };
+    let mut key_path = db_path.into_os_string();
+    key_path.push(".key");
+    let key_path = PathBuf::from(key_path);
+    if key_path.exists() {
+        let text = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?;
+        return MasterKey::parse(text.trim())
+            .with_context(|| format!("key file {}", key_path.display()));
+    }
+    let key = MasterKey::generate();
+    write_private_file(&key_path, &key.to_hex())
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    tracing::warn!(
+        path = %key_path.display(),
+        "no master key given: generated one beside the database; keep this file with the database, or set HUBHOOK_MASTER_KEY"
+    );
+    Ok(key)
+}
+
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://hubhook.db"),
+            Some(PathBuf::from("hubhook.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_path("postgres://localhost/test"), None);
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let first = resolve_master_key(&url, None).expect("generated");
+        let second = resolve_master_key(&url, None).expect("read back");
+        assert_eq!(first.to_hex(), second.to_hex());
+        assert!(resolve_master_key("postgres://localhost/x", None).is_err());
+        assert!(resolve_master_key(&url, Some("not a key")).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `hubhook serve`: the store, the engine and the API in one process.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use hubhook_api::AppState;
+use hubhook_engine::{Clock, Engine, EngineConfig};
+use hubhook_store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeConfig, resolve_master_key};
+
+/// A server started in this process: its address, its parts, and how to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    pub shutdown: CancellationToken,
+    tasks: JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop the API and both loops, wait for them, and close the database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Err(err) = self.tasks.await {
+            tracing::error!(error = %err, "server task ended abnormally");
+        }
+        self.engine.store().close().await;
+    }
+
+    /// Wait until the server stops by itself (it only does on `shutdown`).
+    pub async fn wait(self) {
+        if let Err(err) = self.tasks.await {
+            tracing::error!(error = %err, "server task ended abnormally");
+        }
+        self.engine.store().close().await;
+    }
+}
+
+/// Open the database, bind the listener and start the API, the poller and the dispatcher.
+pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
+    let key = resolve_master_key(&config.database_url, config.master_key.as_deref())?;
+    let store = Store::open(&config.database_url, key)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    let engine_config = EngineConfig {
+        min_refresh_interval: config.min_refresh_interval(),
+        allow_private_callbacks: config.allow_private_callbacks,
+        retry_schedule: config.retry_schedule()?,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, engine_config, Clock::system())?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let app = hubhook_api::router(AppState {
+        engine: engine.clone(),
+    });
+
+    let api_shutdown = shutdown.clone();
+    let loops_engine = engine.clone();
+    let loops_shutdown = shutdown.clone();
+    let tasks = tokio::spawn(async move {
+        let api = async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "HTTP server failed");
+            }
+        };
+        tokio::join!(api, loops_engine.run(loops_shutdown));
+    });
+    tracing::info!(%addr, "hubhook is serving");
+    Ok(RunningServer {
+        addr,
+        engine,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Run until Ctrl-C or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let server = start(&config).await?;
+    println!(
+        "hubhook listening on http://{} (console at http://{}/)",
+        server.addr, server.addr
+    );
+    let shutdown = server.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    server.wait().await;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("********"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,310 @@
+//! `spawn_app()`: everything a test needs, started for real on random ports.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use base64::Engine as _;
+use connectwise_sim::{SimConfig, SimHandle, Simulator};
+use hubhook::{config::ServeConfig, org::CreatedOrganization, server::RunningServer};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const SIGNATURE_KEY: &str = "MySecretEventSignatureKey";
+
+pub struct TestApp {
+    pub server: Option<RunningServer>,
+    pub config: ServeConfig,
+    pub sim: SimHandle,
+    pub receiver: Receiver,
+    pub org: CreatedOrganization,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+/// One POST that reached the receiver.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("callback body is JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A webhook receiver that records every request and answers 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+}
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    arrived: Notify,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        Receiver::start_on(listener)
+    }
+
+    pub fn start_on(listener: tokio::net::TcpListener) -> Receiver {
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(ReceiverState {
+            received: Mutex::new(Vec::new()),
+            arrived: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/webhook", post(receive))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver serves") });
+        Receiver {
+            url: format!("http://{addr}/webhook"),
+            state,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// Every event delivered so far, with the request it came in.
+    pub fn events(&self) -> Vec<(Value, Received)> {
+        self.received()
+            .into_iter()
+            .flat_map(|r| {
+                let events = r.json()["message"]["events"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                events.into_iter().map(move |e| (e, r.clone()))
+            })
+            .collect()
+    }
+
+    /// Wait until an event matching `pred` arrives; panics after `timeout`.
+    pub async fn wait_for_event(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Value, Received) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.state.arrived.notified();
+            if let Some(found) = self.events().into_iter().find(|(e, _)| pred(e)) {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "no matching event within {timeout:?}; received: {:#?}",
+                    self.events().iter().map(|(e, _)| e).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    state
+        .received
+        .lock()
+        .expect("lock")
+        .push(Received { headers, body });
+    state.arrived.notify_waiters();
+    StatusCode::OK
+}
+
+/// Start the simulator, a receiver and the server on a fresh database, and create an org.
+pub async fn spawn_app() -> TestApp {
+    let receiver = Receiver::start().await;
+    spawn_app_with_receiver(receiver).await
+}
+
+pub async fn spawn_app_with_receiver(receiver: Receiver) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::spawn(
+        SimConfig {
+            records: 20,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("simulator starts");
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
+        master_key: Some("11".repeat(32)),
+        min_refresh_interval: 1,
+        allow_private_callbacks: true,
+        retry_schedule: Some("1s,1s,1s,1s,1s,1s,1s,1s,1s".into()),
+    };
+    let server = hubhook::server::start(&config)
+        .await
+        .expect("server starts");
+    let org = hubhook::org::create(server.store(), "acme")
+        .await
+        .expect("org");
+    TestApp {
+        server: Some(server),
+        config,
+        sim,
+        receiver,
+        org,
+        http: reqwest::Client::new(),
+        dir,
+    }
+}
+
+impl TestApp {
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn auth(&self) -> String {
+        format!(
+            "User {}, Organization {}",
+            self.org.user_secret, self.org.organization_secret
+        )
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/elements/api-v2{path}", self.server().url())
+    }
+
+    /// The second example body of the source document, pointed at our simulator and receiver.
+    pub fn documented_body(&self) -> Value {
+        json!({
+          "element": { "key": "connectwisecrmrest" },
+          "providerData": { "code": "1c6ff4089d58d80e86482ab7d5b97f15dd7b041d" },
+          "configuration": {
+            "baseUrl": self.sim.base_url(),
+            "company": "demo",
+            "public.key": "demo-public",
+            "private.key": "demo-private",
+            "event.notification.enabled": true,
+            "event.notification.callback.url": self.receiver.url,
+            "event.notification.signature.key": SIGNATURE_KEY,
+            "event.poller.refresh_interval": "0.05",
+            "event.poller.configuration": {
+              "contacts": {
+                "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+                "idField": "id",
+                "datesConfiguration": {
+                  "updatedDateField": "_info.lastUpdated",
+                  "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                  "updatedDateTimezone": "GMT",
+                  "createdDateField": "_info.lastUpdated",
+                  "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                  "createdDateTimezone": "GMT"
+                }
+              }
+            }
+          },
+          "tags": ["Test"],
+          "name": "API_Polling"
+        })
+    }
+
+    pub async fn create_instance(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.api("/instances"))
+            .header("Authorization", self.auth())
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Create the documented instance and wait for its baseline poll, after which every change
+    /// in the simulator is an event.
+    pub async fn create_polling_instance(&self) -> i64 {
+        let response = self.create_instance(&self.documented_body()).await;
+        assert_eq!(response.status(), 200);
+        let instance: Value = response.json().await.expect("json");
+        let id = instance["id"].as_i64().expect("numeric id");
+        self.wait_for_baseline(id).await;
+        id
+    }
+
+    pub async fn wait_for_baseline(&self, id: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let jobs = self
+                .server()
+                .store()
+                .poll_jobs(hubhook_core::InstanceId(id))
+                .await
+                .expect("jobs");
+            if !jobs.is_empty() && jobs.iter().all(|j| j.cursor.is_some()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "baseline poll did not finish: {jobs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn poll_now(&self, id: i64) {
+        let response = self
+            .http
+            .post(self.api(&format!("/instances/{id}/poll")))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 202);
+    }
+
+    /// A ConnectWise API call to the simulator, as any ConnectWise client would make it.
+    pub fn connectwise(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("demo+demo-public:demo-private");
+        self.http
+            .request(method, format!("{}/{path}", self.sim.base_url()))
+            .header("Authorization", format!("Basic {basic}"))
+    }
+
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        self.server = Some(
+            hubhook::server::start(&self.config)
+                .await
+                .expect("server restarts"),
+        );
+    }
+}
+
+/// The Cloud Elements signature computed here with the hmac crate, independently of hubhook's
+/// signing code.
+pub fn expected_signature(key: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}

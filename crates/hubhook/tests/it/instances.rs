@@ -1,0 +1,279 @@
+//! The platform API: creating, reading and deleting instances, and its errors.
+
+use serde_json::{Value, json};
+
+use crate::app::spawn_app;
+
+#[tokio::test]
+async fn documented_body_creates_an_instance_in_cloud_elements_shape() {
+    let app = spawn_app().await;
+    let response = app.create_instance(&app.documented_body()).await;
+    assert_eq!(response.status(), 200);
+    let instance: Value = response.json().await.expect("json");
+    assert!(instance["id"].as_i64().is_some(), "{instance}");
+    assert_eq!(instance["name"], "API_Polling");
+    let token = instance["token"].as_str().expect("token");
+    assert!(token.len() >= 40 && token != "********", "{token}");
+    assert_eq!(instance["element"]["key"], "connectwisecrmrest");
+    assert_eq!(instance["element"]["hub"], "crm");
+    assert_eq!(instance["tags"], json!(["Test"]));
+    assert_eq!(instance["eventsEnabled"], true);
+    assert_eq!(instance["valid"], true);
+    assert_eq!(instance["disabled"], false);
+    assert!(
+        instance["createdDate"]
+            .as_str()
+            .expect("date")
+            .ends_with('Z')
+    );
+    let configuration = &instance["configuration"];
+    assert_eq!(configuration["private.key"], "********");
+    assert_eq!(configuration["public.key"], "********");
+    assert_eq!(
+        configuration["event.notification.signature.key"],
+        "********"
+    );
+    assert_eq!(configuration["company"], "demo");
+    assert_eq!(
+        configuration["event.notification.callback.url"],
+        app.receiver.url
+    );
+
+    // Reads mask the token and the secrets, and list what was created.
+    let id = instance["id"].as_i64().expect("id");
+    let one: Value = app
+        .http
+        .get(app.api(&format!("/instances/{id}")))
+        .header("Authorization", app.auth())
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(one["token"], "********");
+    assert_eq!(one["configuration"]["private.key"], "********");
+    let list: Value = app
+        .http
+        .get(app.api("/instances"))
+        .header("Authorization", app.auth())
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    // The secrets never reach the database file in clear text.
+    let db = std::fs::read(app.dir.path().join("hubhook.db")).expect("db file");
+    let wal = std::fs::read(app.dir.path().join("hubhook.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !contains(bytes, b"demo-private"),
+            "private key stored in clear"
+        );
+        assert!(
+            !contains(bytes, b"MySecretEventSignatureKey"),
+            "signature key stored in clear"
+        );
+    }
+
+    let deleted = app
+        .http
+        .delete(app.api(&format!("/instances/{id}")))
+        .header("Authorization", app.auth())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), 200);
+    let gone = app
+        .http
+        .get(app.api(&format!("/instances/{id}")))
+        .header("Authorization", app.auth())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(gone.status(), 404);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn the_second_documented_form_with_string_configuration_is_accepted() {
+    let app = spawn_app().await;
+    let mut body = app.documented_body();
+    let poller = body["configuration"]["event.poller.configuration"].to_string();
+    body["configuration"]["event.poller.configuration"] = json!(poller);
+    body["configuration"]["event.notification.enabled"] = json!("true");
+    body["configuration"]["baseURL"] = body["configuration"]["baseUrl"].clone();
+    body["configuration"]
+        .as_object_mut()
+        .expect("object")
+        .remove("baseUrl");
+    let response = app.create_instance(&body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// POST /instances with `body`; asserts the status and that the message mentions `needle`.
+async fn check_rejected(
+    app: &crate::app::TestApp,
+    body: Value,
+    status: u16,
+    needles: &[&str],
+) -> Value {
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), status);
+    let error: Value = response.json().await.expect("error body is JSON");
+    let message = error["message"].as_str().expect("message");
+    for needle in needles {
+        assert!(message.contains(needle), "`{needle}` not in `{message}`");
+    }
+    assert!(
+        error["requestId"].as_str().is_some_and(|r| !r.is_empty()),
+        "{error}"
+    );
+    error
+}
+
+#[tokio::test]
+async fn invalid_bodies_get_errors_naming_the_field() {
+    let app = spawn_app().await;
+
+    // The first, OAuth-shaped example of the source document has no ConnectWise keys.
+    let oauth = json!({
+      "element": { "key": "connectwisecrmrest" },
+      "providerData": { "code": "<AUTHORIZATION_GRANT_CODE>" },
+      "configuration": {
+        "oauth.api.key": "<CLIENT_ID>", "oauth.api.secret": "<CLIENT_SECRET>", "oauth.callback.url": "<CALLBACK_URL>",
+        "event.notification.enabled": true, "event.notification.callback.url": "http://mycoolapp.com",
+        "event.poller.refresh_interval": "15",
+        "event.poller.configuration": app.documented_body()["configuration"]["event.poller.configuration"].clone()
+      },
+      "tags": ["t"], "name": "oauth"
+    });
+    check_rejected(
+        &app,
+        oauth,
+        400,
+        &["company", "public.key", "private.key", "baseUrl"],
+    )
+    .await;
+
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.refresh_interval"] = json!("soon");
+    check_rejected(&app, body, 400, &["event.poller.refresh_interval", "soon"]).await;
+
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.configuration"]["contacts"]
+        .as_object_mut()
+        .expect("obj")
+        .remove("idField");
+    check_rejected(
+        &app,
+        body,
+        400,
+        &["event.poller.configuration.contacts.idField"],
+    )
+    .await;
+
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.configuration"]["contacts"]["url"] =
+        json!("/hubs/crm/widgets");
+    check_rejected(
+        &app,
+        body,
+        400,
+        &["event.poller.configuration.contacts.url", "widgets"],
+    )
+    .await;
+
+    let mut body = app.documented_body();
+    body["element"]["key"] = json!("salesforce");
+    check_rejected(&app, body, 400, &["element.key", "salesforce"]).await;
+
+    let mut body = app.documented_body();
+    body.as_object_mut().expect("obj").remove("name");
+    check_rejected(&app, body, 400, &["name"]).await;
+
+    // ConnectWise refuses the keys: the provider's words come back.
+    let mut body = app.documented_body();
+    body["configuration"]["private.key"] = json!("wrong");
+    let error = check_rejected(&app, body, 400, &["refused the credentials"]).await;
+    assert!(
+        error["providerMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{error}"
+    );
+
+    // Not JSON at all.
+    let response = app
+        .http
+        .post(app.api("/instances"))
+        .header("Authorization", app.auth())
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+
+    // Nothing was stored by any of these.
+    let list: Value = app
+        .http
+        .get(app.api("/instances"))
+        .header("Authorization", app.auth())
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn requests_without_valid_secrets_are_refused() {
+    let app = spawn_app().await;
+    let cases = [
+        None,
+        Some("Bearer abc".to_string()),
+        Some(format!("User {}", app.org.user_secret)),
+        Some(format!(
+            "User wrong, Organization {}",
+            app.org.organization_secret
+        )),
+        Some(format!("User {}, Organization wrong", app.org.user_secret)),
+    ];
+    for header in cases {
+        let mut request = app.http.get(app.api("/instances"));
+        if let Some(h) = &header {
+            request = request.header("Authorization", h);
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status(), 401, "{header:?}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["message"].as_str().is_some(), "{body}");
+    }
+    // Any order, as Cloud Elements allows.
+    let reversed = format!(
+        "Organization {} , User {}",
+        app.org.organization_secret, app.org.user_secret
+    );
+    let response = app
+        .http
+        .get(app.api("/instances"))
+        .header("Authorization", reversed)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real server, the real ConnectWise simulator and a real callback
+//! receiver, each on a random loopback port, with a fresh SQLite database per test.
+
+mod app;
+mod delivery;
+mod instances;
