@@ -10,6 +10,7 @@ Environment: CW_HOST (host:port), CW_COMPANY, CW_PUBLIC, CW_PRIVATE, CW_CLIENT_I
 import os
 import sys
 import datetime
+import time
 
 from pyconnectwise import ConnectWiseManageAPIClient
 from pyconnectwise.exceptions import (
@@ -24,6 +25,8 @@ COMPANY = os.environ.get("CW_COMPANY", "demo")
 PUBLIC = os.environ.get("CW_PUBLIC", "demo-public")
 PRIVATE = os.environ.get("CW_PRIVATE", "demo-private")
 CLIENT_ID = os.environ.get("CW_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
+# Unique per run so the script can run twice against one simulator.
+IDENT = f"PyFidelity{int(time.time())}"
 
 failures = []
 checks = 0
@@ -95,9 +98,9 @@ def main():
     companies = crud(
         "companies",
         client.company.companies,
-        {"identifier": "PyFidelity", "name": "Py Fidelity Inc", "types": [{"id": 1}], "site": {"name": "Main"}},
+        {"identifier": IDENT, "name": "Py Fidelity Inc", "types": [{"id": 1}], "site": {"name": "Main"}},
         [{"op": "replace", "path": "name", "value": "Py Fidelity Renamed"}],
-        lambda c: c.name == "Py Fidelity Renamed" and c.identifier == "PyFidelity",
+        lambda c: c.name == "Py Fidelity Renamed" and c.identifier == IDENT,
         soft_delete=True,
     )
     crud(
@@ -139,14 +142,16 @@ def main():
         client.company.contacts.get(params={"conditions": "inactiveFlag = 1"})
         check("malformed conditions", False, "no error")
     except MalformedRequestException as e:
-        check("malformed conditions -> 400", "Expected a boolean value" in str(e), e)
+        body = e.response.json()
+        check("malformed conditions -> 400", "Expected a boolean value" in body.get("message", ""), body)
     try:
-        client.company.companies.post(data={"identifier": "PyFidelity", "name": "Again"})
+        client.company.companies.post(data={"identifier": IDENT, "name": "Again"})
         check("duplicate company", False, "no error")
     except ObjectExistsError:
         check("duplicate company -> ObjectExistsError", True)
     try:
-        SimClient(COMPANY, HOST, CLIENT_ID, PUBLIC, "wrong", codebase="v4_6_release/").company.contacts.get()
+        # (pyconnectwise ignores a codebase passed in, so it is discovered again.)
+        SimClient(COMPANY, HOST, CLIENT_ID, PUBLIC, "wrong").company.contacts.get()
         check("wrong key", False, "no error")
     except AuthenticationFailedException:
         check("wrong key -> 401", True)

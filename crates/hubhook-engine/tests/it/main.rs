@@ -1,0 +1,297 @@
+//! The engine's loops driven one round at a time against the real simulator, a real receiver
+//! and a real SQLite file, with a clock the test controls.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
+use connectwise_sim::{SimConfig, SimHandle, Simulator};
+use hubhook_core::{InstanceId, RetrySchedule, split_secrets};
+use hubhook_engine::{Clock, Engine, EngineConfig};
+use hubhook_store::{MasterKey, NewInstance, Store};
+use serde_json::{Value, json};
+
+/// A receiver that answers with a status the test sets, and records bodies.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    status: Arc<Mutex<StatusCode>>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn start_receiver(status: StatusCode) -> Receiver {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let receiver = Receiver {
+        url: format!("http://{addr}/hook"),
+        status: Arc::new(Mutex::new(status)),
+        bodies: Arc::new(Mutex::new(Vec::new())),
+    };
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(receiver.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    receiver
+}
+
+async fn receive(State(receiver): State<Receiver>, body: Bytes) -> StatusCode {
+    receiver
+        .bodies
+        .lock()
+        .expect("lock")
+        .push(serde_json::from_slice(&body).expect("json body"));
+    *receiver.status.lock().expect("lock")
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn new() -> TestClock {
+        TestClock(Arc::new(AtomicI64::new(
+            jiff::Timestamp::now().as_millisecond(),
+        )))
+    }
+    fn clock(&self) -> Clock {
+        let millis = self.0.clone();
+        Clock::from_fn(move || {
+            jiff::Timestamp::from_millisecond(millis.load(Ordering::SeqCst)).expect("valid time")
+        })
+    }
+    fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+    fn now(&self) -> jiff::Timestamp {
+        self.clock().now()
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    url: String,
+    sim: SimHandle,
+    instance: InstanceId,
+}
+
+const KEY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+async fn open(url: &str) -> Store {
+    Store::open(url, MasterKey::parse(KEY).expect("key"))
+        .await
+        .expect("open store")
+}
+
+fn engine(store: Store, clock: Clock, schedule: RetrySchedule) -> Engine {
+    let config = EngineConfig {
+        min_refresh_interval: Duration::from_secs(1),
+        allow_private_callbacks: true,
+        retry_schedule: schedule,
+        ..EngineConfig::default()
+    };
+    Engine::new(store, config, clock).expect("engine")
+}
+
+/// A database with one instance polling contacts of a fresh simulator into `callback`.
+async fn setup(callback: &str, now: jiff::Timestamp) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("engine.db").display());
+    let sim = Simulator::spawn(
+        SimConfig {
+            records: 5,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("sim");
+    let configuration = json!({
+        "baseUrl": sim.base_url(), "company": "demo", "public.key": "demo-public", "private.key": "demo-private",
+        "event.notification.enabled": true, "event.notification.callback.url": callback,
+        "event.poller.refresh_interval": "0.05",
+        "event.poller.configuration": { "contacts": {
+            "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+            "idField": "id",
+            "datesConfiguration": {
+                "updatedDateField": "_info.lastUpdated", "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                "createdDateField": "_info.lastUpdated", "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'" } } }
+    });
+    let (public, secrets) = split_secrets(configuration.as_object().expect("object"));
+    let store = open(&url).await;
+    let (org, user) = store
+        .create_organization("acme", [1; 32], [2; 32], now)
+        .await
+        .expect("org");
+    let row = store
+        .create_instance(NewInstance {
+            organization_id: org,
+            user_id: user,
+            name: "engine test".into(),
+            element_key: "connectwisecrmrest".into(),
+            token_hash: [3; 32],
+            configuration: public,
+            secrets,
+            tags: vec![],
+            events_enabled: true,
+            resources: vec!["contacts".into()],
+            refresh_interval_ms: 3000,
+            now,
+        })
+        .await
+        .expect("instance");
+    store.close().await;
+    Setup {
+        _dir: dir,
+        url,
+        sim,
+        instance: row.id,
+    }
+}
+
+fn new_contact(sim: &SimHandle, name: &str) -> i64 {
+    let company = sim.sim.ids("company/companies")[0];
+    let created = sim
+        .sim
+        .create(
+            "company/contacts",
+            json!({ "firstName": name, "lastName": "Engine", "company": { "id": company } }),
+        )
+        .expect("contact created");
+    created["id"].as_i64().expect("id")
+}
+
+#[tokio::test]
+async fn events_committed_before_a_stop_are_delivered_after_restart() {
+    let receiver = start_receiver(StatusCode::OK).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+
+    // First process: poll only (baseline, then the change), and stop before any delivery.
+    let first = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    assert_eq!(first.poll_due().await.expect("baseline"), 1);
+    let id = new_contact(&setup.sim, "Crash");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(first.poll_due().await.expect("poll"), 1);
+    let pending = first
+        .store()
+        .list_notifications(setup.instance, 10)
+        .await
+        .expect("read");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].status, "pending");
+    assert!(
+        first
+            .store()
+            .list_attempts(&pending[0].id)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    first.store().close().await;
+    drop(first);
+    assert!(receiver.bodies.lock().expect("lock").is_empty());
+
+    // Second process on the same file: the outbox still holds the notification.
+    let second = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    assert_eq!(second.dispatch_due().await.expect("dispatch"), 1);
+    let bodies = receiver.bodies.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(
+        bodies[0]["message"]["events"][0]["objectId"],
+        id.to_string()
+    );
+    assert_eq!(bodies[0]["message"]["events"][0]["eventType"], "CREATED");
+    let delivered = second
+        .store()
+        .notification(&pending[0].id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(delivered.status, "delivered");
+
+    // Polling the same records again stores nothing new.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(second.poll_due().await.expect("poll"), 1);
+    assert_eq!(
+        second
+            .store()
+            .list_notifications(setup.instance, 10)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn failed_deliveries_follow_the_retry_schedule_then_queue() {
+    let receiver = start_receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let schedule = RetrySchedule::cloud_elements();
+    let engine = engine(open(&setup.url).await, clock.clock(), schedule.clone());
+    engine.poll_due().await.expect("baseline");
+    new_contact(&setup.sim, "Unlucky");
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    let id = engine
+        .store()
+        .list_notifications(setup.instance, 1)
+        .await
+        .expect("read")[0]
+        .id
+        .clone();
+
+    // The first attempt, then one retry after each documented delay (4 s, 16 s, ... 4^9 s).
+    assert_eq!(engine.dispatch_due().await.expect("attempt"), 1);
+    for failures in 1..=9u32 {
+        let delay = schedule.delay_after(failures).expect("a retry is due");
+        assert_eq!(delay, Duration::from_secs(4u64.pow(failures)));
+        clock.advance(delay - Duration::from_millis(1));
+        assert_eq!(
+            engine.dispatch_due().await.expect("early"),
+            0,
+            "retry {failures} came early"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            engine.dispatch_due().await.expect("retry"),
+            1,
+            "retry {failures} not made"
+        );
+    }
+    let queued = engine
+        .store()
+        .notification(&id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(queued.status, "queued");
+    assert_eq!(queued.failed_attempts, 10);
+    let attempts = engine.store().list_attempts(&id).await.expect("attempts");
+    assert_eq!(attempts.len(), 10);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.status_code == Some(500) && a.error.is_some())
+    );
+    // Queued notifications are not retried any more.
+    clock.advance(Duration::from_secs(10 * 24 * 3600));
+    assert_eq!(engine.dispatch_due().await.expect("nothing"), 0);
+    assert_eq!(receiver.bodies.lock().expect("lock").len(), 10);
+}
