@@ -137,12 +137,12 @@ mod tests {
         check(
             "/hubs/crm/incidents?where=lastUpdated%3E'2019-03-01T10:15:00%2B00:00'",
             "service/tickets",
-            Some("lastUpdated > [2019-03-01T10:15:00+00:00]"),
+            Some("lastUpdated > [2019-03-01T10:15:00Z]"),
         );
         check(
-            "/hubs/crm/organizations?where=lastUpdated>'2019-03-01T10:15:00+00:00'",
+            "/hubs/crm/organizations?where=lastUpdated>'2019-03-01T12:15:00+02:00'",
             "company/companies",
-            Some("lastUpdated > [2019-03-01T10:15:00+00:00]"),
+            Some("lastUpdated > [2019-03-01T10:15:00Z]"),
         );
     }
 

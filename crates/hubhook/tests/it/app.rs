@@ -223,6 +223,19 @@ impl TestApp {
         })
     }
 
+    /// GET a platform API path with the org's secrets: (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.api(path))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
     pub async fn create_instance(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(self.api("/instances"))

@@ -41,28 +41,12 @@ async fn documented_body_creates_an_instance_in_cloud_elements_shape() {
 
     // Reads mask the token and the secrets, and list what was created.
     let id = instance["id"].as_i64().expect("id");
-    let one: Value = app
-        .http
-        .get(app.api(&format!("/instances/{id}")))
-        .header("Authorization", app.auth())
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let (status, one) = app.get(&format!("/instances/{id}")).await;
+    assert_eq!(status, 200);
     assert_eq!(one["token"], "********");
     assert_eq!(one["configuration"]["private.key"], "********");
-    let list: Value = app
-        .http
-        .get(app.api("/instances"))
-        .header("Authorization", app.auth())
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let (status, list) = app.get("/instances").await;
+    assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     // The secrets never reach the database file in clear text.
@@ -87,14 +71,8 @@ async fn documented_body_creates_an_instance_in_cloud_elements_shape() {
         .await
         .expect("sent");
     assert_eq!(deleted.status(), 200);
-    let gone = app
-        .http
-        .get(app.api(&format!("/instances/{id}")))
-        .header("Authorization", app.auth())
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(gone.status(), 404);
+    let (status, _) = app.get(&format!("/instances/{id}")).await;
+    assert_eq!(status, 404);
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -227,16 +205,8 @@ async fn invalid_bodies_get_errors_naming_the_field() {
     assert_eq!(response.status(), 400);
 
     // Nothing was stored by any of these.
-    let list: Value = app
-        .http
-        .get(app.api("/instances"))
-        .header("Authorization", app.auth())
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let (status, list) = app.get("/instances").await;
+    assert_eq!(status, 200);
     assert_eq!(list, json!([]));
 }
 
