@@ -107,6 +107,7 @@ pub(crate) struct Inner {
     pub stats: stats::Stats,
     pub request_seq: AtomicU64,
     pub callbacks: callbacks::Callbacks,
+    pub query_cache: query::QueryCache,
 }
 
 /// Shared simulator state; cheap to clone (Arc inside).
@@ -155,6 +156,7 @@ impl Simulator {
                 stats: stats::Stats::default(),
                 request_seq: AtomicU64::new(1),
                 callbacks: callbacks::Callbacks::new(config.seed),
+                query_cache: query::QueryCache::default(),
                 config,
             }),
         }
@@ -389,6 +391,7 @@ impl Simulator {
     pub fn reset(&self, records: usize, seed: u64) {
         let store = Store::seeded(records, seed);
         *self.write_store() = store;
+        self.inner.query_cache.clear();
         self.inner.faults.clear();
         self.inner.stats.reset();
         self.inner.clock.reset();

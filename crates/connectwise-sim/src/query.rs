@@ -4,6 +4,7 @@
 //! accepts `childconditions` and `customfieldconditions`.
 
 use std::cmp::Ordering;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -30,6 +31,8 @@ pub struct ListQuery {
     pub forward_only: bool,
     /// Parameters carried into `Link` URLs (everything but the paging ones).
     pub carried: Vec<(String, String)>,
+    /// The filter and order as text: identical keys select identical records.
+    pub key: String,
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -100,6 +103,13 @@ impl ListQuery {
             })
             .cloned()
             .collect();
+        let key = [
+            cond_text.unwrap_or(""),
+            param(params, "childConditions").unwrap_or(""),
+            param(params, "customFieldConditions").unwrap_or(""),
+            param(params, "orderBy").unwrap_or(""),
+        ]
+        .join("\u{1f}");
         Ok(ListQuery {
             conditions,
             child,
@@ -111,6 +121,7 @@ impl ListQuery {
             page_id,
             forward_only,
             carried,
+            key,
         })
     }
 
@@ -200,6 +211,150 @@ pub struct Selection<'s> {
     pub more: bool,
 }
 
+/// Matching ids of recent list queries, keyed by the store generation so any
+/// write invalidates them. Walking a large result page by page then costs
+/// one scan instead of one per page.
+#[derive(Debug, Default)]
+pub struct QueryCache {
+    entries: Mutex<Vec<(CacheKey, Arc<Vec<i64>>)>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct CacheKey {
+    path: &'static str,
+    parent: Option<i64>,
+    query: String,
+    generation: u64,
+}
+
+const CACHE_ENTRIES: usize = 16;
+
+impl QueryCache {
+    fn get_or_compute(&self, key: CacheKey, compute: impl FnOnce() -> Vec<i64>) -> Arc<Vec<i64>> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, ids)) = entries.iter().find(|(k, _)| *k == key) {
+                return ids.clone();
+            }
+        }
+        let ids = Arc::new(compute());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(k, _)| k.generation == key.generation);
+        if entries.len() >= CACHE_ENTRIES {
+            entries.remove(0);
+        }
+        entries.push((key, ids.clone()));
+        ids
+    }
+
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// All matching ids in result order (the filter and orderBy of `q`).
+fn matching_ids(
+    store: &Store,
+    def: &'static ResourceDef,
+    parent: Option<i64>,
+    q: &ListQuery,
+) -> Vec<i64> {
+    let Some(table) = store.table(def) else {
+        return Vec::new();
+    };
+    let mut all: Vec<&Value> = table
+        .rows
+        .values()
+        .filter(|r| in_parent(def, parent, r) && q.matches(r))
+        .collect();
+    if !q.order.is_empty() {
+        sort(&mut all, q);
+    }
+    all.into_iter().map(id_of).collect()
+}
+
+fn in_parent(def: &ResourceDef, parent: Option<i64>, rec: &Value) -> bool {
+    match (&def.parent, parent) {
+        (Some(spec), Some(pid)) => rec.get(spec.field).and_then(Value::as_i64) == Some(pid),
+        _ => true,
+    }
+}
+
+fn sort(all: &mut [&Value], q: &ListQuery) {
+    all.sort_by(|a, b| {
+        for (field, desc) in &q.order {
+            let ord = compare_values(lookup(a, &field.segments), lookup(b, &field.segments));
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        id_of(a).cmp(&id_of(b))
+    });
+}
+
+/// Navigable selection through the cache (forward-only needs none: it
+/// starts scanning right after `pageId`).
+pub fn select_cached<'s>(
+    store: &'s Store,
+    def: &'static ResourceDef,
+    parent: Option<i64>,
+    q: &ListQuery,
+    cache: &QueryCache,
+) -> Selection<'s> {
+    if q.forward_only {
+        return select(store, def, parent, q);
+    }
+    let Some(table) = store.table(def) else {
+        return Selection {
+            rows: Vec::new(),
+            total: 0,
+            more: false,
+        };
+    };
+    let key = CacheKey {
+        path: def.path,
+        parent,
+        query: q.key.clone(),
+        generation: store.generation,
+    };
+    let ids = cache.get_or_compute(key, || matching_ids(store, def, parent, q));
+    let skip = (q.page - 1).saturating_mul(q.page_size);
+    let rows = ids
+        .iter()
+        .skip(skip)
+        .take(q.page_size)
+        .filter_map(|id| table.rows.get(id))
+        .collect();
+    Selection {
+        rows,
+        total: ids.len(),
+        more: false,
+    }
+}
+
+/// `/count` through the cache.
+pub fn count_cached(
+    store: &Store,
+    def: &'static ResourceDef,
+    parent: Option<i64>,
+    q: &ListQuery,
+    cache: &QueryCache,
+) -> usize {
+    let key = CacheKey {
+        path: def.path,
+        parent,
+        query: q.key.clone(),
+        generation: store.generation,
+    };
+    cache
+        .get_or_compute(key, || matching_ids(store, def, parent, q))
+        .len()
+}
+
 pub fn select<'s>(
     store: &'s Store,
     def: &'static ResourceDef,
@@ -260,16 +415,7 @@ pub fn select<'s>(
         };
     }
     let mut all: Vec<&Value> = matching.collect();
-    all.sort_by(|a, b| {
-        for (field, desc) in &q.order {
-            let ord = compare_values(lookup(a, &field.segments), lookup(b, &field.segments));
-            let ord = if *desc { ord.reverse() } else { ord };
-            if ord != Ordering::Equal {
-                return ord;
-            }
-        }
-        id_of(a).cmp(&id_of(b))
-    });
+    sort(&mut all, q);
     let total = all.len();
     let rows = all.into_iter().skip(skip).take(q.page_size).collect();
     Selection {
@@ -277,26 +423,6 @@ pub fn select<'s>(
         total,
         more: false,
     }
-}
-
-pub fn count(
-    store: &Store,
-    def: &'static ResourceDef,
-    parent: Option<i64>,
-    q: &ListQuery,
-) -> usize {
-    let Some(table) = store.table(def) else {
-        return 0;
-    };
-    table
-        .rows
-        .values()
-        .filter(|rec| match (&def.parent, parent) {
-            (Some(spec), Some(pid)) => rec.get(spec.field).and_then(Value::as_i64) == Some(pid),
-            _ => true,
-        })
-        .filter(|r| q.matches(r))
-        .count()
 }
 
 /// `fields=id,name,status/id`: a tree of the properties to keep.

@@ -19,6 +19,7 @@ use crate::error::SimError;
 use crate::faults::Outcome;
 use crate::paging;
 use crate::query::{self, ListQuery};
+use crate::records::render::Rendered;
 use crate::records::{self, ALL, ResourceDef};
 
 /// The API version this simulator reports (`api-current-version`).
@@ -34,6 +35,29 @@ pub fn json_response(status: u16, body: &Value) -> Response {
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     resp
+}
+
+/// A JSON body already serialized (rendered records stream into bytes).
+fn bytes_response(status: u16, body: Result<Vec<u8>, serde_json::Error>) -> Response {
+    match body {
+        Ok(bytes) => {
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            resp.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "connectwise-sim: cannot serialize a response");
+            json_response(
+                500,
+                &json!({"code": "ConnectWiseApi", "message": "An error has occurred."}),
+            )
+        }
+    }
 }
 
 pub fn error_response(e: &SimError) -> Response {
@@ -444,7 +468,7 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
             let q = ListQuery::parse(def, &req.params, false, None)?;
             let store = sim.read_store();
             check_parent(&store, def, parent)?;
-            let n = query::count(&store, def, parent, &q);
+            let n = query::count_cached(&store, def, parent, &q, &sim.inner.query_cache);
             Ok(json_response(200, &json!({"count": n})))
         }
         Target::Search { def } => {
@@ -464,14 +488,20 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
             Method::GET => {
                 let store = sim.read_store();
                 let rec = store.get(def, parent, id)?;
-                let rendered = records::render::render(def, rec, &req.base);
-                let fields = query_fields(&req.params);
-                Ok(json_response(
-                    200,
-                    &fields
-                        .map(|f| f.apply(rendered.clone()))
-                        .unwrap_or(rendered),
-                ))
+                match query_fields(&req.params) {
+                    Some(f) => Ok(json_response(
+                        200,
+                        &f.apply(records::render::render(def, rec, &req.base)),
+                    )),
+                    None => Ok(bytes_response(
+                        200,
+                        serde_json::to_vec(&Rendered {
+                            def,
+                            record: rec,
+                            base: &req.base,
+                        }),
+                    )),
+                }
             }
             Method::PUT if def.writable => {
                 check_write(&member)?;
@@ -568,21 +598,28 @@ fn list(
     let fwd = forward_only(&req.headers);
     let q = ListQuery::parse(def, &req.params, fwd, search)?;
     let path = collection_path(def, parent);
-    let (items, link) = {
+    let (body, link) = {
         let store = sim.read_store();
         check_parent(&store, def, parent)?;
-        let sel = query::select(&store, def, parent, &q);
-        let items: Vec<Value> = sel
-            .rows
-            .iter()
-            .map(|r| {
-                let rendered = records::render::render(def, r, &req.base);
-                match &q.fields {
-                    Some(p) => p.apply(rendered),
-                    None => rendered,
-                }
-            })
-            .collect();
+        let sel = query::select_cached(&store, def, parent, &q, &sim.inner.query_cache);
+        let body = match &q.fields {
+            Some(p) => serde_json::to_vec(
+                &sel.rows
+                    .iter()
+                    .map(|r| p.apply(records::render::render(def, r, &req.base)))
+                    .collect::<Vec<_>>(),
+            ),
+            None => serde_json::to_vec(
+                &sel.rows
+                    .iter()
+                    .map(|r| Rendered {
+                        def,
+                        record: r,
+                        base: &req.base,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
         let link = if fwd {
             let last = sel
                 .rows
@@ -593,9 +630,9 @@ fn list(
         } else {
             paging::navigable(&req.base, &path, &q, sel.total)
         };
-        (items, link)
+        (body, link)
     };
-    let mut resp = json_response(200, &Value::Array(items));
+    let mut resp = bytes_response(200, body);
     if let Ok(v) = HeaderValue::from_str(&link) {
         resp.headers_mut().insert("link", v);
     }

@@ -25,6 +25,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = ServeConfig {
         listen: args.listen.clone(),
         database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
+        master_key: Some(hubhook_store::MasterKey::generate().to_hex()),
         min_refresh_interval: 1,
         allow_private_callbacks: true,
         ..ServeConfig::default()

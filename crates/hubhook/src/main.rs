@@ -4,7 +4,8 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = hubhook::cli::Cli::parse();
-    hubhook::telemetry::init();
+    // The demo prints its own narrative; routine logs would drown it.
+    hubhook::telemetry::init(matches!(cli.command, hubhook::cli::Command::Demo(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
