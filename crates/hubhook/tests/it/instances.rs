@@ -247,3 +247,32 @@ async fn requests_without_valid_secrets_are_refused() {
         .expect("sent");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn the_client_id_is_sent_when_configured() {
+    let app = spawn_app().await;
+    let strict = connectwise_sim::Simulator::spawn(
+        connectwise_sim::SimConfig {
+            client_id: Some("11111111-2222-3333-4444-555555555555".into()),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("simulator");
+    let mut body = app.documented_body();
+    body["configuration"]["baseUrl"] = json!(strict.base_url());
+    let error = check_rejected(&app, body.clone(), 400, &["refused the credentials"]).await;
+    assert!(error["providerMessage"].as_str().is_some(), "{error}");
+
+    body["configuration"]["connectwise.clientID"] = json!("11111111-2222-3333-4444-555555555555");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+
+    // The OAuth-shaped key name carries the client id too.
+    let mut body = app.documented_body();
+    body["configuration"]["baseUrl"] = json!(strict.base_url());
+    body["configuration"]["oauth.api.key"] = json!("11111111-2222-3333-4444-555555555555");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+}
