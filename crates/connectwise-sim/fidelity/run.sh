@@ -58,8 +58,12 @@ status=0
 echo "== pyconnectwise"
 "$WORK/venv/bin/python" "$HERE/pyconnectwise_check.py" || status=1
 echo "== connectwise-rest"
-# connectwise-rest logs each failed request it makes; the checks below expect some (400, 401).
-NODE_PATH="$WORK/node/node_modules" node "$HERE/connectwise_rest_check.js" 2>/dev/null || status=1
+# connectwise-rest logs each failed request it makes to stderr, and the checks expect some (400,
+# 401), so stderr goes to a file that is shown only when the check fails.
+if ! NODE_PATH="$WORK/node/node_modules" node "$HERE/connectwise_rest_check.js" 2>"$WORK/node.err"; then
+  status=1
+  cat "$WORK/node.err"
+fi
 
 if [ "$status" -ne 0 ]; then
   echo "fidelity: FAILED"

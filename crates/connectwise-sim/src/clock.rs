@@ -23,7 +23,8 @@ impl Clock {
     /// Current sim time in Unix seconds.
     pub fn now(&self) -> i64 {
         let s = self.lock();
-        s.frozen_at.unwrap_or_else(|| real_now() + s.offset_seconds)
+        s.frozen_at
+            .unwrap_or_else(|| real_now().saturating_add(s.offset_seconds))
     }
 
     pub fn now_string(&self) -> String {
@@ -34,17 +35,17 @@ impl Clock {
         let mut s = self.lock();
         s.offset_seconds = seconds;
         if s.frozen_at.is_some() {
-            s.frozen_at = Some(real_now() + seconds);
+            s.frozen_at = Some(real_now().saturating_add(seconds));
         }
     }
 
     pub fn set_frozen(&self, frozen: bool) {
         let mut s = self.lock();
         match (frozen, s.frozen_at) {
-            (true, None) => s.frozen_at = Some(real_now() + s.offset_seconds),
+            (true, None) => s.frozen_at = Some(real_now().saturating_add(s.offset_seconds)),
             (false, Some(at)) => {
                 // Resume from the frozen instant so time never jumps backwards.
-                s.offset_seconds = at - real_now();
+                s.offset_seconds = at.saturating_sub(real_now());
                 s.frozen_at = None;
             }
             _ => {}
@@ -54,9 +55,9 @@ impl Clock {
     /// Moves sim time forward (or back) by `seconds`, frozen or not.
     pub fn advance(&self, seconds: i64) {
         let mut s = self.lock();
-        s.offset_seconds += seconds;
+        s.offset_seconds = s.offset_seconds.saturating_add(seconds);
         if let Some(at) = s.frozen_at.as_mut() {
-            *at += seconds;
+            *at = at.saturating_add(seconds);
         }
     }
 
@@ -66,7 +67,9 @@ impl Clock {
 
     pub fn describe(&self) -> serde_json::Value {
         let s = self.lock();
-        let now = s.frozen_at.unwrap_or_else(|| real_now() + s.offset_seconds);
+        let now = s
+            .frozen_at
+            .unwrap_or_else(|| real_now().saturating_add(s.offset_seconds));
         serde_json::json!({
             "now": format_ts(now),
             "offsetSeconds": s.offset_seconds,

@@ -18,11 +18,11 @@ fn bad(message: impl Into<String>) -> Response {
     )
 }
 
-fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, Response> {
+fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| bad(format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| Box::new(bad(format!("Invalid JSON body: {e}"))))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,7 +107,7 @@ pub fn handle(sim: &Simulator, method: &Method, segs: &[String], body: &[u8]) ->
                 }
                 json_response(200, &sim.inner.clock.describe())
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
         ("POST", ["reset"]) => match parse::<ResetIn>(body) {
             Ok(r) => {
@@ -119,7 +119,7 @@ pub fn handle(sim: &Simulator, method: &Method, segs: &[String], body: &[u8]) ->
                 sim.reset(records, seed);
                 json_response(200, &json!({"records": records, "seed": seed}))
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
         ("POST", ["mass-update"]) => match parse::<MassUpdateIn>(body) {
             Ok(m) => {
@@ -129,7 +129,7 @@ pub fn handle(sim: &Simulator, method: &Method, segs: &[String], body: &[u8]) ->
                     Err(e) => crate::routes::error_response(&e),
                 }
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
         ("POST", ["merge-companies"]) => match parse::<MergeIn>(body) {
             Ok(MergeIn {
@@ -140,7 +140,7 @@ pub fn handle(sim: &Simulator, method: &Method, segs: &[String], body: &[u8]) ->
                 Err(e) => crate::routes::error_response(&e),
             },
             Ok(_) => bad("from and into are required"),
-            Err(r) => r,
+            Err(r) => *r,
         },
         _ => json_response(
             404,

@@ -266,6 +266,16 @@ pub async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
     h.insert("pragma", HeaderValue::from_static("no-cache"));
     h.insert("x-server-name", HeaderValue::from_static("cwsim"));
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    // The Date header comes from the simulated clock, like ConnectWise's comes from the clock
+    // that stamps `lastUpdated`; clients (hubhook's poller) use it to relate the two.
+    if let Some(date) = jiff::Timestamp::from_second(sim.inner.clock.now())
+        .ok()
+        .and_then(|t| {
+            HeaderValue::from_str(&t.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
+        })
+    {
+        h.insert("date", date);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{:08x}-sim0-4000-8000-{seq:012x}",
         sim.inner.config.seed as u32
@@ -434,7 +444,41 @@ fn forward_only(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("forward-only"))
 }
 
+/// The API version a client asks for in `Accept: application/vnd.connectwise.com+json; version=2019.1`
+/// (DG "Versioning"). `YYYY.N` and the legacy `3.0.0` are accepted; the
+/// simulator serves one model for all of them. Anything else is a 400
+/// (chosen: the developer guide does not say what ConnectWise answers).
+pub fn accept_version(headers: &HeaderMap) -> Result<Option<String>, SimError> {
+    let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    for part in accept.split([',', ';']) {
+        let Some((name, value)) = part.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("version") {
+            continue;
+        }
+        let v = value.trim().trim_matches('"');
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let valid = match v.split('.').collect::<Vec<_>>().as_slice() {
+            [year, n] => year.len() == 4 && numeric(year) && numeric(n),
+            [a, b, c] => numeric(a) && numeric(b) && numeric(c),
+            _ => false,
+        };
+        return if valid {
+            Ok(Some(v.to_string()))
+        } else {
+            Err(SimError::bad_request(format!(
+                "The requested API version '{v}' is not valid."
+            )))
+        };
+    }
+    Ok(None)
+}
+
 fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError> {
+    accept_version(&req.headers)?;
     let member = auth::authenticate(&req.headers, &sim.inner.config)?;
     match target {
         Target::SystemInfo => {
@@ -660,5 +704,57 @@ pub fn system_info() -> Value {
 impl IntoResponse for SimError {
     fn into_response(self) -> Response {
         error_response(&self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(accept: &str, expected: Result<Option<&str>, ()>) {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(accept) {
+            h.insert("accept", v);
+        }
+        let got = accept_version(&h).map_err(|_| ());
+        assert_eq!(got, expected.map(|o| o.map(String::from)), "{accept}");
+    }
+
+    #[test]
+    fn accept_versions() {
+        check(
+            "application/vnd.connectwise.com+json; version=2019.1",
+            Ok(Some("2019.1")),
+        );
+        check(
+            "application/vnd.connectwise.com+json; version=2021.1, application/json",
+            Ok(Some("2021.1")),
+        );
+        check(
+            "application/vnd.connectwise.com+json; version=3.0.0",
+            Ok(Some("3.0.0")),
+        );
+        check("application/vnd.connectwise.com+json", Ok(None));
+        check("*/*", Ok(None));
+        check("application/vnd.connectwise.com+json; version=abc", Err(()));
+        check(
+            "application/vnd.connectwise.com+json; version=19.1",
+            Err(()),
+        );
+    }
+
+    #[test]
+    fn codebases() {
+        for (s, ok) in [
+            ("v4_6_release", true),
+            ("v2025_1", true),
+            ("V2019_3", true),
+            ("v4_6", false),
+            ("v2025", false),
+            ("x2025_1", false),
+            ("v20a5_1", false),
+        ] {
+            assert_eq!(is_codebase(s), ok, "{s}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hubhook_core::ConnectWiseCredentials;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
 use serde_json::Value;
 
 use crate::{CwError, HubQuery, link::next_link};
@@ -27,12 +27,30 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
+        // Short in-process waits only: a poll holds a worker slot and a lease while it sleeps,
+        // so longer waits go back to the scheduler instead.
         ClientOptions {
-            max_retry_after: Duration::from_secs(60),
-            max_rate_limit_retries: 5,
+            max_retry_after: Duration::from_secs(10),
+            max_rate_limit_retries: 3,
             max_pages: 100_000,
         }
     }
+}
+
+/// Largest list page we accept (a page of 1000 large records is a few MB).
+const MAX_PAGE_BYTES: usize = 256 * 1024 * 1024;
+/// How much of an error body we keep for messages.
+const MAX_ERROR_BYTES: usize = 2048;
+
+/// The records of a query, with what the poller needs to place its cursor safely.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub records: Vec<Value>,
+    /// How many pages were read. More than one page is not one snapshot: records can change
+    /// between pages.
+    pub pages: u32,
+    /// ConnectWise's clock (`Date` header, second precision) when it answered the first page.
+    pub server_date: Option<jiff::Timestamp>,
 }
 
 /// A ConnectWise client bound to one instance's credentials.
@@ -94,10 +112,9 @@ impl Client {
     pub async fn system_info(&self) -> Result<Value, CwError> {
         let url = format!("{}/system/info", self.base_url);
         let response = self.get(&url, false).await?;
-        response
-            .json::<Value>()
-            .await
-            .map_err(|e| CwError::Decode(e.to_string()))
+        let body = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| CwError::Decode(format!("/system/info is not JSON: {e}")))
     }
 
     /// Every record matching `query`, reading all pages.
@@ -106,7 +123,7 @@ impl Client {
     /// pageId`): offsets shift when records are deleted during a scan, which would skip a
     /// record, while a keyset on `id` cannot. With an `orderBy` (which forward-only paging
     /// refuses) the navigable `page` links are followed instead.
-    pub async fn fetch_all(&self, query: &HubQuery) -> Result<Vec<Value>, CwError> {
+    pub async fn fetch_all(&self, query: &HubQuery) -> Result<Fetched, CwError> {
         let forward_only = query.order_by.is_none();
         let mut url =
             url::Url::parse(&format!("{}/{}", self.base_url, query.path)).map_err(|e| {
@@ -130,29 +147,35 @@ impl Client {
         }
         let origin = url.origin();
         let mut next = Some(url.to_string());
-        let mut records = Vec::new();
-        let mut pages = 0;
+        let mut fetched = Fetched::default();
         while let Some(current) = next.take() {
-            pages += 1;
-            if pages > self.options.max_pages {
+            fetched.pages += 1;
+            if fetched.pages > self.options.max_pages {
                 return Err(CwError::Decode(format!(
                     "more than {} pages; stopping",
                     self.options.max_pages
                 )));
             }
             let response = self.get(&current, forward_only).await?;
+            if fetched.pages == 1 {
+                fetched.server_date = response
+                    .headers()
+                    .get(DATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+                    .map(|z| z.timestamp());
+            }
             let link = response
                 .headers()
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link);
-            let page: Vec<Value> = response
-                .json()
-                .await
+            let body = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
+            let page: Vec<Value> = serde_json::from_slice(&body)
                 .map_err(|e| CwError::Decode(format!("a list page is not a JSON array: {e}")))?;
             let short_page = page.len() < query.page_size as usize;
             let empty = page.is_empty();
-            records.extend(page);
+            fetched.records.extend(page);
             if empty || (forward_only && short_page) {
                 break;
             }
@@ -172,7 +195,7 @@ impl Client {
                 next = Some(link);
             }
         }
-        Ok(records)
+        Ok(fetched)
     }
 
     async fn get(&self, url: &str, forward_only: bool) -> Result<reqwest::Response, CwError> {
@@ -211,8 +234,10 @@ impl Client {
                 tokio::time::sleep(retry_after).await;
                 continue;
             }
-            let body = response.text().await.unwrap_or_default();
-            let provider_message = provider_message(&body);
+            let body = read_limited(response, MAX_ERROR_BYTES, Overflow::Truncate)
+                .await
+                .unwrap_or_default();
+            let provider_message = provider_message(&String::from_utf8_lossy(&body));
             return Err(match status.as_u16() {
                 401 | 403 => CwError::Unauthorized {
                     status: status.as_u16(),
@@ -225,6 +250,45 @@ impl Client {
             });
         }
     }
+}
+
+/// What to do with a body longer than we accept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Keep the first bytes (error bodies, which are only for messages).
+    Truncate,
+    /// Fail (list pages, which must be whole).
+    Fail,
+}
+
+/// The body, read in chunks up to `limit` bytes: a hostile or broken server cannot make us
+/// buffer without bound.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+    overflow: Overflow,
+) -> Result<Vec<u8>, CwError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| CwError::Transport(transport_message(&e)))?
+    {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            return match overflow {
+                Overflow::Truncate => {
+                    body.extend_from_slice(&chunk[..room]);
+                    Ok(body)
+                }
+                Overflow::Fail => Err(CwError::Decode(format!(
+                    "response larger than {limit} bytes"
+                ))),
+            };
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// ConnectWise error bodies are `{"code":..,"message":..}` (or `{"error":..,"message":..}` on

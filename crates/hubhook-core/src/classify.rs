@@ -2,7 +2,7 @@
 //!
 //! Cloud Elements decides CREATED or UPDATED by comparing a record's created and updated
 //! dates, and drops records not updated since the last poll. hubhook keeps those rules and
-//! adds two:
+//! adds these:
 //!
 //! - Content dedupe: the caller passes the content hash of every object it has already
 //!   observed. A record whose content is unchanged is never an event again, so overlapping
@@ -10,11 +10,20 @@
 //! - Known objects: when created and updated read the same field (the documented ConnectWise
 //!   default, `_info.lastUpdated` for both), the dates cannot tell the two apart, and Cloud
 //!   Elements' rule would call every change CREATED. hubhook instead reports UPDATED for an
-//!   object it has observed before and CREATED otherwise.
+//!   object it has observed before and CREATED otherwise. The same rule applies when the
+//!   fields differ but a record's created date is missing or unparsable.
+//! - One record per object: the same object id can come back twice in one poll (offset pages
+//!   drift when records change during the scan). Only the last occurrence counts, in the
+//!   position of that last occurrence.
+//! - Too new: with `filter_by_current_date`, a record updated at or after the start of the poll
+//!   is left out entirely: it is neither a change nor observed, and it does not move the
+//!   cursor (`max_updated`), so the next poll sees it again and announces it then.
 //!
-//! A record that cannot be read (no id, unparsable date) yields a [`RecordError`] and is
-//! otherwise ignored: it is neither observed nor changed, so it is looked at again on the next
-//! poll that returns it.
+//! A record whose id or updated date cannot be read (no id, unparsable updated date) yields a
+//! [`RecordError`], which the poller logs, and is otherwise skipped: it is neither observed nor
+//! changed. It does not hold the cursor back (other records of the poll still move it), so it
+//! is seen again only if it changes again (a later updated date brings it back into the poll
+//! window).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -59,7 +68,8 @@ pub struct ClassifyContext<'a> {
     /// Records whose updated date is not later than this are not events (when
     /// filter_by_updated_date), but are still observed.
     pub since: Timestamp,
-    /// Start of this poll (for filter_by_current_date: drop records updated at or after it).
+    /// Start of this poll (for filter_by_current_date: records updated at or after it are left
+    /// out entirely, neither changes nor observed, for the next poll to see).
     pub poll_started: Timestamp,
     /// Content hash of each object this instance has already observed, by object id.
     pub known: &'a HashMap<String, String>,
@@ -95,17 +105,43 @@ pub struct RecordError {
 pub struct Classified {
     pub changes: Vec<Change>,
     pub observed: Vec<Observed>,
-    /// The latest updated date among the observed records.
+    /// The latest updated date among the observed records (too-new records are not observed,
+    /// so they never move it).
     pub max_updated: Option<Timestamp>,
     pub errors: Vec<RecordError>,
 }
 
 /// Classifies `records` (in order) for `ctx.resource`.
+///
+/// When an object id occurs more than once, only its last occurrence is classified (at that
+/// occurrence's position); the earlier ones are dropped without an error.
 pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
+    let ids: Vec<Result<String, String>> = records
+        .iter()
+        .map(|record| read_id(ctx.resource, record))
+        .collect();
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (index, id) in ids.iter().enumerate() {
+        if let Ok(id) = id {
+            last.insert(id.as_str(), index);
+        }
+    }
+    let superseded: Vec<bool> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| matches!(id, Ok(id) if last[id.as_str()] != index))
+        .collect();
+    drop(last);
+
     let mut out = Classified::default();
-    for (index, record) in records.into_iter().enumerate() {
-        match classify_one(ctx, &record) {
-            Ok(outcome) => {
+    for (index, (record, id)) in records.into_iter().zip(ids).enumerate() {
+        if superseded[index] {
+            continue;
+        }
+        let outcome = id.and_then(|object_id| classify_one(ctx, object_id, &record));
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(outcome)) => {
                 out.max_updated = out.max_updated.max(Some(outcome.observed.updated));
                 if let Some(event_type) = outcome.event_type {
                     out.changes.push(Change {
@@ -129,54 +165,69 @@ struct Outcome {
     event_type: Option<EventType>,
 }
 
-fn classify_one(ctx: &ClassifyContext<'_>, record: &Value) -> Result<Outcome, String> {
-    let resource = ctx.resource;
+fn read_id(resource: &ResourcePoll, record: &Value) -> Result<String, String> {
     let id_path = resource.id_field.as_str();
-    let object_id = match resource.id_field.get(record) {
-        None | Some(Value::Null) => return Err(format!("missing idField `{id_path}`")),
-        Some(Value::String(s)) if s.is_empty() => {
-            return Err(format!("idField `{id_path}` is empty"));
-        }
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(other) => {
-            return Err(format!(
-                "idField `{id_path}` is {}, not a string or number",
-                kind(other)
-            ));
-        }
-    };
+    match resource.id_field.get(record) {
+        None | Some(Value::Null) => Err(format!("missing idField `{id_path}`")),
+        Some(Value::String(s)) if s.is_empty() => Err(format!("idField `{id_path}` is empty")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(other) => Err(format!(
+            "idField `{id_path}` is {}, not a string or number",
+            kind(other)
+        )),
+    }
+}
+
+/// `Ok(None)`: the record is too new for this poll (filter_by_current_date) and is left out.
+fn classify_one(
+    ctx: &ClassifyContext<'_>,
+    object_id: String,
+    record: &Value,
+) -> Result<Option<Outcome>, String> {
+    let resource = ctx.resource;
     let updated = read_date(record, &resource.dates.updated)?;
+    if resource.filter_by_current_date && updated >= ctx.poll_started {
+        return Ok(None);
+    }
     let content_hash = content_hash(record);
 
+    let known_rule = || {
+        if ctx.known.contains_key(&object_id) {
+            EventType::Updated
+        } else {
+            EventType::Created
+        }
+    };
     let unchanged = ctx.known.get(&object_id) == Some(&content_hash);
     let too_old = resource.filter_by_updated_date && updated <= ctx.since;
-    let too_new = resource.filter_by_current_date && updated >= ctx.poll_started;
-    let event_type = if unchanged || too_old || too_new {
+    let event_type = if unchanged || too_old {
         None
     } else if resource.dates.same_field() {
-        Some(if ctx.known.contains_key(&object_id) {
-            EventType::Updated
-        } else {
-            EventType::Created
-        })
+        Some(known_rule())
     } else {
-        let created = read_date(record, &resource.dates.created)?;
-        let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
-        Some(if apart <= resource.created_check_tolerance.as_nanos() {
-            EventType::Created
-        } else {
-            EventType::Updated
+        // Without a readable created date the dates cannot be compared; what hubhook knows
+        // still tells CREATED from UPDATED.
+        Some(match read_date(record, &resource.dates.created) {
+            Ok(created) => {
+                let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
+                if apart <= resource.created_check_tolerance.as_nanos() {
+                    EventType::Created
+                } else {
+                    EventType::Updated
+                }
+            }
+            Err(_) => known_rule(),
         })
     };
-    Ok(Outcome {
+    Ok(Some(Outcome {
         observed: Observed {
             object_id,
             content_hash,
             updated,
         },
         event_type,
-    })
+    }))
 }
 
 fn read_date(record: &Value, field: &DateField) -> Result<Timestamp, String> {
@@ -509,11 +560,18 @@ mod tests {
         );
         let mut current = same_field();
         current.filter_by_current_date = true;
+        // Too-new records (4 and 5) are left out entirely: not observed, and the cursor
+        // stays before them, so the next poll announces them.
         check(
             &current,
             &[],
             records(),
-            summary(&["3:CREATED"], &observed, max, &[]),
+            summary(
+                &["3:CREATED"],
+                &["1", "2", "3"],
+                Some("2019-03-01T10:00:01Z"),
+                &[],
+            ),
         );
         let mut unfiltered = same_field();
         unfiltered.filter_by_updated_date = false;
@@ -554,7 +612,6 @@ mod tests {
                 record(json!(""), "2019-03-01T10:05:00Z", "", "empty id"),
                 json!({"id": 5}),
                 record(json!(6), "x", "", "bad updated"),
-                record(json!(7), "2019-03-01T10:05:00Z", "yesterday", "bad created"),
                 ok,
             ],
             summary(
@@ -568,8 +625,102 @@ mod tests {
                     "3:idField `id` is empty",
                     "4:missing date field `_info.lastUpdated`",
                     "5:`_info.lastUpdated` value `x` does not match pattern `yyyy-MM-dd'T'HH:mm:ss'Z'`: expected 1 to 4 digits for the year at position 1",
-                    "6:`_info.dateEntered` value `yesterday` does not match pattern `yyyy-MM-dd'T'HH:mm:ss'Z'`: expected 1 to 4 digits for the year at position 1",
                 ],
+            ),
+        );
+    }
+
+    #[test]
+    fn too_new_records_are_neither_observed_nor_counted() {
+        let mut resource = same_field();
+        resource.filter_by_current_date = true;
+        let old = record(json!(1), "2019-03-01T09:00:00Z", "", "old");
+        check(
+            &resource,
+            &[("1", &old)],
+            vec![
+                record(
+                    json!(1),
+                    "2019-03-01T10:16:00Z",
+                    "",
+                    "changed after the poll began",
+                ),
+                record(json!(2), STARTED, "", "created as the poll began"),
+                record(json!(3), "2019-03-01T10:05:00Z", "", "in the window"),
+            ],
+            summary(&["3:CREATED"], &["3"], Some("2019-03-01T10:05:00Z"), &[]),
+        );
+        // Nothing but too-new records: nothing observed, the cursor does not move.
+        check(
+            &resource,
+            &[],
+            vec![record(json!(2), STARTED, "", "created as the poll began")],
+            summary(&[], &[], None, &[]),
+        );
+    }
+
+    #[test]
+    fn duplicate_object_ids_count_once_keeping_the_last() {
+        let copy = || record(json!(1), "2019-03-01T10:05:00Z", "", "same");
+        check(
+            &same_field(),
+            &[],
+            vec![copy(), copy()],
+            summary(&["1:CREATED"], &["1"], Some("2019-03-01T10:05:00Z"), &[]),
+        );
+
+        // Different content: the last occurrence wins, in its own position.
+        let first = record(json!(1), "2019-03-01T10:05:00Z", "", "first");
+        let last = record(json!(1), "2019-03-01T10:07:00Z", "", "last");
+        let known = HashMap::new();
+        let resource = same_field();
+        let ctx = ClassifyContext {
+            resource: &resource,
+            since: ts(SINCE),
+            poll_started: ts(STARTED),
+            known: &known,
+        };
+        let other = record(json!(2), "2019-03-01T10:06:00Z", "", "other");
+        let classified = classify(&ctx, vec![first, other, last.clone()]);
+        let ids: Vec<&str> = classified
+            .changes
+            .iter()
+            .map(|c| c.object_id.as_str())
+            .collect();
+        assert_eq!(ids, ["2", "1"]);
+        assert_eq!(classified.changes[1].record, last);
+        assert_eq!(classified.observed.len(), 2);
+        assert_eq!(classified.observed[1].content_hash, content_hash(&last));
+        assert_eq!(classified.max_updated, Some(ts("2019-03-01T10:07:00Z")));
+
+        // The same id as a number and as a string is the same object.
+        check(
+            &same_field(),
+            &[],
+            vec![
+                record(json!(7), "2019-03-01T10:05:00Z", "", "number"),
+                record(json!("7"), "2019-03-01T10:06:00Z", "", "string"),
+            ],
+            summary(&["7:CREATED"], &["7"], Some("2019-03-01T10:06:00Z"), &[]),
+        );
+    }
+
+    #[test]
+    fn unreadable_created_date_falls_back_to_known_objects() {
+        let previous = record(json!(1), "2019-03-01T09:00:00Z", "", "before");
+        check(
+            &two_fields(),
+            &[("1", &previous)],
+            vec![
+                record(json!(1), "2019-03-01T10:05:00Z", "yesterday", "renamed"),
+                record(json!(2), "2019-03-01T10:06:00Z", "yesterday", "new"),
+                json!({"id": 3, "name": "no created", "_info": {"lastUpdated": "2019-03-01T10:07:00Z"}}),
+            ],
+            summary(
+                &["1:UPDATED", "2:CREATED", "3:CREATED"],
+                &["1", "2", "3"],
+                Some("2019-03-01T10:07:00Z"),
+                &[],
             ),
         );
     }

@@ -125,8 +125,9 @@ impl Resolve for PolicyResolver {
     }
 }
 
-/// Loopback, private, link-local, carrier-grade NAT, unspecified, multicast and documentation
-/// ranges: nothing a public webhook receiver lives on.
+/// Loopback, private, link-local, carrier-grade NAT, benchmarking, reserved, unspecified,
+/// multicast and documentation ranges: nothing a public webhook receiver lives on. IPv6 forms
+/// that embed an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by that address.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -138,11 +139,13 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_multicast()
                 || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b))
                 || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_private(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
@@ -151,8 +154,33 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
         }
     }
+}
+
+/// The IPv4 address inside an IPv6 address that carries one.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let seg = v6.segments();
+    let from = |hi: u16, lo: u16| {
+        std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // IPv4-compatible ::a.b.c.d (deprecated, but still routed by some stacks); not :: or ::1.
+    if seg[..6] == [0; 6] && (seg[6] != 0 || seg[7] > 1) {
+        return Some(from(seg[6], seg[7]));
+    }
+    // NAT64 well-known prefix 64:ff9b::/96.
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(from(seg[6], seg[7]));
+    }
+    // 6to4 2002:a.b.c.d::/48.
+    if seg[0] == 0x2002 {
+        return Some(from(seg[1], seg[2]));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -177,6 +205,13 @@ mod tests {
         check("fd00::1", true);
         check("fe80::1", true);
         check("::ffff:127.0.0.1", true);
+        check("198.18.0.1", true);
+        check("240.0.0.1", true);
+        check("::127.0.0.1", true);
+        check("64:ff9b::a00:1", true);
+        check("2002:c0a8:101::1", true);
+        check("64:ff9b::5db8:d822", false);
+        check("2002:5db8:d822::1", false);
         check("93.184.216.34", false);
         check("2606:4700::1111", false);
     }

@@ -122,17 +122,25 @@ async fn send(engine: &Engine, notification: &PendingNotification) -> Result<u16
     if (200..300).contains(&status) {
         return Ok(status);
     }
-    let body: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect();
+    let body = body_start(response).await;
     Err(SendError {
         status: Some(status),
         message: format!("callback answered HTTP {status}: {body}"),
     })
+}
+
+/// The first bytes of a failed callback's answer, for the attempt record. Read in chunks and
+/// cut short, so a receiver that streams an endless body cannot exhaust our memory.
+async fn body_start(mut response: reqwest::Response) -> String {
+    const KEEP: usize = 512;
+    let mut body = Vec::new();
+    while body.len() < KEEP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(KEEP - body.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn error_chain(err: &reqwest::Error) -> String {

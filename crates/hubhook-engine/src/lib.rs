@@ -57,7 +57,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            node_id: format!("node-{}", std::process::id()),
+            node_id: node_id(),
             min_refresh_interval: Duration::from_secs(60),
             allow_private_callbacks: false,
             retry_schedule: RetrySchedule::cloud_elements(),
@@ -97,6 +97,9 @@ impl Engine {
         let connectwise_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
+            // ConnectWise answers API calls directly; following a redirect would carry the
+            // API member's keys to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hubhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let callback_http = reqwest::Client::builder()
@@ -105,6 +108,8 @@ impl Engine {
             // A redirect would be followed to wherever the receiver says, past the address check.
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(callback_policy.resolver()))
+            // Through a proxy our resolver would only see the proxy's name, not the callback's.
+            .no_proxy()
             .user_agent(concat!("hubhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Engine {
@@ -162,59 +167,113 @@ impl Engine {
     /// Run the poller and the dispatcher until `shutdown` is cancelled.
     pub async fn run(&self, shutdown: CancellationToken) {
         tokio::join!(
-            self.poll_loop(shutdown.clone()),
-            self.dispatch_loop(shutdown)
+            self.work_loop(Work::Polls, shutdown.clone()),
+            self.work_loop(Work::Deliveries, shutdown)
         );
     }
 
-    async fn poll_loop(&self, shutdown: CancellationToken) {
+    /// One loop: keep up to the configured number of items in flight, claiming more as slots
+    /// free up, so one slow ConnectWise site or receiver holds one slot, not the whole loop.
+    async fn work_loop(&self, work: Work, shutdown: CancellationToken) {
+        let (limit, wake) = match work {
+            Work::Polls => (
+                self.inner.config.poll_concurrency as usize,
+                &self.inner.poll_wake,
+            ),
+            Work::Deliveries => (
+                self.inner.config.delivery_concurrency as usize,
+                &self.inner.dispatch_wake,
+            ),
+        };
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            let worked = match self.poll_due().await {
-                Ok(n) => n,
-                Err(err) => {
-                    tracing::error!(error = %format!("{err:#}"), "poller round failed");
-                    0
+            while let Some(done) = running.try_join_next() {
+                log_task_end(work, done);
+            }
+            let free = limit.saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                match self.claim_and_spawn(work, free, &mut running).await {
+                    Ok(n) => claimed = n,
+                    Err(err) => {
+                        tracing::error!(error = %format!("{err:#}"), ?work, "claiming work failed")
+                    }
                 }
-            };
-            if worked > 0 {
+            }
+            // A full batch means more may be due already.
+            if free > 0 && claimed == free {
                 continue;
             }
-            let due = self.inner.store.next_poll_due().await.ok().flatten();
-            let sleep = self.idle_sleep(due);
+            let due = match work {
+                Work::Polls => self.inner.store.next_poll_due().await,
+                Work::Deliveries => self.inner.store.next_notification_due().await,
+            };
+            let sleep = self.idle_sleep(due.ok().flatten());
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.inner.poll_wake.notified() => {}
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
+                Some(done) = running.join_next(), if !running.is_empty() => log_task_end(work, done),
+            }
+        }
+        // Give work in flight a moment to record its result; what does not finish is redone
+        // after its lease expires, which the outbox makes safe.
+        let drain = async {
+            while let Some(done) = running.join_next().await {
+                log_task_end(work, done);
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!(
+                ?work,
+                "work still in flight at shutdown was abandoned; its lease will expire"
+            );
+        }
+    }
+
+    async fn claim_and_spawn(
+        &self,
+        work: Work,
+        free: usize,
+        running: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    ) -> anyhow::Result<usize> {
+        let inner = &self.inner;
+        let (owner, now, limit) = (&inner.config.node_id, inner.clock.now(), free as u32);
+        match work {
+            Work::Polls => {
+                let jobs = inner
+                    .store
+                    .claim_poll_jobs(owner, now, inner.config.poll_lease, limit)
+                    .await?;
+                let n = jobs.len();
+                for job in jobs {
+                    let engine = self.clone();
+                    running.spawn(async move { engine.run_poll(job).await });
+                }
+                Ok(n)
+            }
+            Work::Deliveries => {
+                let batch = inner
+                    .store
+                    .claim_notifications(owner, now, inner.config.delivery_lease, limit)
+                    .await?;
+                let n = batch.len();
+                for notification in batch {
+                    let engine = self.clone();
+                    running.spawn(async move { dispatcher::attempt(&engine, notification).await });
+                }
+                Ok(n)
             }
         }
     }
 
-    async fn dispatch_loop(&self, shutdown: CancellationToken) {
-        loop {
-            let worked = match self.dispatch_due().await {
-                Ok(n) => n,
-                Err(err) => {
-                    tracing::error!(error = %format!("{err:#}"), "dispatcher round failed");
-                    0
-                }
-            };
-            if worked > 0 {
-                continue;
-            }
-            let due = self
-                .inner
-                .store
-                .next_notification_due()
-                .await
-                .ok()
-                .flatten();
-            let sleep = self.idle_sleep(due);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.inner.dispatch_wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-            }
+    /// One poll job; wakes the dispatcher when it stored notifications.
+    async fn run_poll(&self, job: hubhook_store::PollJob) -> anyhow::Result<()> {
+        let outcome = poller::run_job(self, job).await?;
+        if outcome.notifications_inserted > 0 {
+            self.wake_dispatcher();
         }
+        Ok(())
     }
 
     fn idle_sleep(&self, due: Option<jiff::Timestamp>) -> Duration {
@@ -227,65 +286,72 @@ impl Engine {
         Duration::from_millis(wait as u64).min(MAX_IDLE)
     }
 
-    /// Claim the due poll jobs and run them; returns how many ran. The tests call this directly.
+    /// Claim the due poll jobs and run them to completion; returns how many ran. Tests drive
+    /// the engine one round at a time with this.
     pub async fn poll_due(&self) -> anyhow::Result<usize> {
-        let inner = &self.inner;
-        let jobs = inner
-            .store
-            .claim_poll_jobs(
-                &inner.config.node_id,
-                inner.clock.now(),
-                inner.config.poll_lease,
-                inner.config.poll_concurrency,
+        let mut running = tokio::task::JoinSet::new();
+        let n = self
+            .claim_and_spawn(
+                Work::Polls,
+                self.inner.config.poll_concurrency as usize,
+                &mut running,
             )
             .await?;
-        let n = jobs.len();
-        let mut set = tokio::task::JoinSet::new();
-        for job in jobs {
-            let engine = self.clone();
-            set.spawn(async move { poller::run_job(&engine, job).await });
-        }
-        let mut stored_events = false;
-        while let Some(res) = set.join_next().await {
-            match res {
-                Ok(Ok(outcome)) => stored_events |= outcome.notifications_inserted > 0,
-                Ok(Err(err)) => tracing::error!(error = %format!("{err:#}"), "poll job failed"),
-                Err(err) => tracing::error!(error = %err, "poll task panicked"),
-            }
-        }
-        if stored_events {
-            self.wake_dispatcher();
+        while let Some(done) = running.join_next().await {
+            log_task_end(Work::Polls, done);
         }
         Ok(n)
     }
 
     /// Claim the due notifications and attempt each once; returns how many were attempted.
     pub async fn dispatch_due(&self) -> anyhow::Result<usize> {
-        let inner = &self.inner;
-        let batch = inner
-            .store
-            .claim_notifications(
-                &inner.config.node_id,
-                inner.clock.now(),
-                inner.config.delivery_lease,
-                inner.config.delivery_concurrency,
+        let mut running = tokio::task::JoinSet::new();
+        let n = self
+            .claim_and_spawn(
+                Work::Deliveries,
+                self.inner.config.delivery_concurrency as usize,
+                &mut running,
             )
             .await?;
-        let n = batch.len();
-        let mut set = tokio::task::JoinSet::new();
-        for notification in batch {
-            let engine = self.clone();
-            set.spawn(async move { dispatcher::attempt(&engine, notification).await });
-        }
-        while let Some(res) = set.join_next().await {
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    tracing::error!(error = %format!("{err:#}"), "delivery attempt failed")
-                }
-                Err(err) => tracing::error!(error = %err, "delivery task panicked"),
-            }
+        while let Some(done) = running.join_next().await {
+            log_task_end(Work::Deliveries, done);
         }
         Ok(n)
+    }
+}
+
+/// A name for this process in lease columns: the host name and a random suffix, because
+/// process ids repeat across containers and a fenced update must never mistake another node
+/// for us.
+fn node_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_string());
+    let mut suffix = [0u8; 6];
+    if getrandom::fill(&mut suffix).is_err() {
+        // Without randomness, fall back to time and pid, still unlikely to collide.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{host}-{}-{nanos}", std::process::id());
+    }
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{host}-{}-{suffix}", std::process::id())
+}
+
+/// The two kinds of background work.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Polls,
+    Deliveries,
+}
+
+/// How long shutdown waits for work in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+fn log_task_end(work: Work, done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %format!("{err:#}"), ?work, "work item failed"),
+        Err(err) => tracing::error!(error = %err, ?work, "work task panicked"),
     }
 }

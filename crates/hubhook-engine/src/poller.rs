@@ -122,19 +122,12 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
     })?;
 
     let poll_started = engine.clock().now();
-    let (render_since, filter_since) = match job.cursor {
-        // Baseline: read everything, but only changes since the instance exists are events.
-        None => (
-            Timestamp::UNIX_EPOCH,
-            start_of_second(instance.created_at) - SignedDuration::from_millis(1),
-        ),
-        Some(cursor) => {
-            let overlap = SignedDuration::from_secs(1)
-                + SignedDuration::try_from(resource.poll_delay).unwrap_or(SignedDuration::ZERO);
-            let since = cursor - overlap;
-            (since, since)
-        }
-    };
+    let overlap = SignedDuration::from_secs(1)
+        + SignedDuration::try_from(resource.poll_delay).unwrap_or(SignedDuration::ZERO);
+    // Baseline: read everything (the placeholder at the epoch); see the module docs.
+    let render_since = job
+        .cursor
+        .map_or(Timestamp::UNIX_EPOCH, |cursor| cursor - overlap);
     let url = render_url(&resource.url, render_since)
         .map_err(|e| PollFailure::new(format!("rendering url: {e}"), interval))?;
     let query = HubQuery::parse(&url, resource.page_size)
@@ -142,7 +135,8 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
     let client = engine
         .connectwise(&config.connectwise)
         .map_err(|e| PollFailure::new(e.to_string(), interval))?;
-    let records = client.fetch_all(&query).await.map_err(|e| {
+    let requested_at = engine.clock().now();
+    let fetched = client.fetch_all(&query).await.map_err(|e| {
         let retry_in = e
             .retry_after()
             .unwrap_or(RETRY_AFTER_FAILURE)
@@ -153,6 +147,11 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
             });
         PollFailure::new(e.to_string(), retry_in)
     })?;
+    let filter_since = match job.cursor {
+        Some(cursor) => cursor - overlap,
+        None => baseline_since(instance.created_at, requested_at, fetched.server_date),
+    };
+    let records = fetched.records;
 
     let ids: Vec<String> = records
         .iter()
@@ -199,10 +198,12 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
         })
         .collect();
     let notifications = build_notifications(job.instance_id, &events, MAX_EVENTS_PER_NOTIFICATION);
-    let cursor = match (job.cursor, classified.max_updated) {
-        (Some(old), Some(seen)) => Some(old.max(seen)),
-        (old, seen) => seen.or(old),
-    };
+    let cursor = next_cursor(
+        job.cursor,
+        classified.max_updated,
+        fetched.pages,
+        fetched.server_date,
+    );
     let interval = SignedDuration::try_from(interval).unwrap_or(SignedDuration::from_secs(60));
     Ok(PollCommit {
         instance_id: job.instance_id,
@@ -252,4 +253,79 @@ fn id_text(value: &serde_json::Value) -> String {
 
 fn start_of_second(ts: Timestamp) -> Timestamp {
     Timestamp::from_second(ts.as_second()).unwrap_or(ts)
+}
+
+/// The instant, on ConnectWise's clock, from which the baseline announces changes: the
+/// instance's creation, moved by the offset between ConnectWise's `Date` header and our clock
+/// when we asked. The header has second precision and arrives after we asked, so the estimate
+/// can be up to a second or so early; one more second of margin keeps every change after the
+/// creation (at the price of perhaps announcing one made just before it).
+fn baseline_since(
+    created_at: Timestamp,
+    requested_at: Timestamp,
+    server_date: Option<Timestamp>,
+) -> Timestamp {
+    let offset = server_date.map_or(SignedDuration::ZERO, |date| {
+        date.duration_since(requested_at)
+    });
+    start_of_second(created_at + offset) - SignedDuration::from_secs(1)
+}
+
+/// The cursor after a poll: the latest updated date seen, never moving backwards.
+///
+/// A scan of several pages is not a snapshot: a record on an early page can change after that
+/// page was read while a later page shows a newer change. Setting the cursor to the newer date
+/// would skip the first change, so after a multi-page scan the cursor is capped at
+/// ConnectWise's time when the scan began (anything changed after that is read again next
+/// time). One page is one query, so its dates are safe to use as they are.
+fn next_cursor(
+    old: Option<Timestamp>,
+    max_seen: Option<Timestamp>,
+    pages: u32,
+    server_date: Option<Timestamp>,
+) -> Option<Timestamp> {
+    let seen = match (max_seen, server_date) {
+        (Some(seen), Some(began)) if pages > 1 => Some(seen.min(began)),
+        (seen, _) => seen,
+    };
+    match (old, seen) {
+        (Some(old), Some(seen)) => Some(old.max(seen)),
+        (old, seen) => seen.or(old),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn cursor_never_passes_a_multi_page_scan_start() {
+        let began = Some(ts("2026-01-01T10:00:00Z"));
+        let seen = Some(ts("2026-01-01T10:00:05Z"));
+        assert_eq!(next_cursor(None, seen, 1, began), seen);
+        assert_eq!(next_cursor(None, seen, 3, began), began);
+        assert_eq!(next_cursor(None, seen, 3, None), seen);
+        let old = Some(ts("2026-01-01T10:00:30Z"));
+        assert_eq!(next_cursor(old, seen, 3, began), old, "never backwards");
+        assert_eq!(next_cursor(old, None, 1, began), old);
+    }
+
+    #[test]
+    fn baseline_uses_connectwise_time() {
+        let created = ts("2026-01-01T10:00:00.400Z");
+        let asked = ts("2026-01-01T10:00:10Z");
+        // ConnectWise is 30 s behind us: the baseline starts 30 s earlier on its clock.
+        assert_eq!(
+            baseline_since(created, asked, Some(ts("2026-01-01T09:59:40Z"))),
+            ts("2026-01-01T09:59:29Z")
+        );
+        assert_eq!(
+            baseline_since(created, asked, None),
+            ts("2026-01-01T09:59:59Z")
+        );
+    }
 }

@@ -44,8 +44,8 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://PATH` or `sqlite:PATH`; the file is created if
-    /// missing) and brings its schema up to date.
+    /// Opens the database at `url` (`sqlite://PATH` or `sqlite:PATH`, any `?query` ignored; the
+    /// file is created if missing) and brings its schema up to date.
     pub async fn open(url: &str, key: MasterKey) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Err(StoreError::PostgresUnsupported);
@@ -148,6 +148,9 @@ impl Store {
     }
 
     /// Makes every poll job of the instance due at `now`. `false` if the instance does not exist.
+    /// The request also survives a poll of the job that is running right now: that poll's
+    /// [`commit_poll`](Store::commit_poll) or [`fail_poll`](Store::fail_poll) then makes the job
+    /// due at once instead of at its own `next_run_at`.
     pub async fn poll_now(&self, id: InstanceId, now: Timestamp) -> Result<bool> {
         match self {
             Store::Sqlite(store) => store.poll_now(id, now).await,
@@ -156,7 +159,8 @@ impl Store {
 
     /// Claims up to `limit` poll jobs that are due (`next_run_at <= now`), whose lease is free or
     /// has ended, of instances that are enabled and have events enabled: they are leased to
-    /// `owner` until `now + lease`. Returned in order of `next_run_at`.
+    /// `owner` until `now + lease`. Returned in order of `next_run_at`. Claiming a job consumes
+    /// a pending [`poll_now`](Store::poll_now) request on it.
     pub async fn claim_poll_jobs(
         &self,
         owner: &str,
@@ -184,7 +188,8 @@ impl Store {
     /// Writes the result of one poll in ONE transaction, fenced on the lease owner: upserts the
     /// observed objects, inserts the events and notifications (an id already stored is left as
     /// it is), links events to their notification, moves the cursor (when `Some`), sets
-    /// `next_run_at`, clears the last error and releases the lease.
+    /// `next_run_at` (or `commit.now` when [`poll_now`](Store::poll_now) was called since the
+    /// job was claimed), clears the last error and releases the lease.
     /// `Err(LeaseLost)`, with nothing written, when `commit.owner` no longer holds the lease.
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
         match self {
@@ -193,7 +198,8 @@ impl Store {
     }
 
     /// Records a failed poll, fenced on the lease owner: keeps the cursor, stores `error`, sets
-    /// `next_run_at` and releases the lease. `Err(LeaseLost)` when `owner` no longer holds it.
+    /// `next_run_at` (or keeps the time [`poll_now`](Store::poll_now) asked for, when it was
+    /// called since the job was claimed and that is earlier) and releases the lease. `Err(LeaseLost)` when `owner` no longer holds it.
     pub async fn fail_poll(
         &self,
         instance: InstanceId,

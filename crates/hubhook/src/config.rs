@@ -91,7 +91,7 @@ pub fn resolve_master_key(
             "a master key is required with {database_url}: set HUBHOOK_MASTER_KEY or --master-key (64 hex digits)"
         );
     };
-    let mut key_path = db_path.into_os_string();
+    let mut key_path = db_path.clone().into_os_string();
     key_path.push(".key");
     let key_path = PathBuf::from(key_path);
     if key_path.exists() {
@@ -99,6 +99,15 @@ pub fn resolve_master_key(
             .with_context(|| format!("reading {}", key_path.display()))?;
         return MasterKey::parse(text.trim())
             .with_context(|| format!("key file {}", key_path.display()));
+    }
+    // A database that exists without its key file holds secrets no new key can read: stop
+    // rather than start with a key that makes every stored instance fail.
+    if db_path.exists() {
+        bail!(
+            "the database {} exists but its key file {} is missing: restore the key file or set HUBHOOK_MASTER_KEY to the key it was created with",
+            db_path.display(),
+            key_path.display()
+        );
     }
     let key = MasterKey::generate();
     write_private_file(&key_path, &key.to_hex())
@@ -149,6 +158,11 @@ mod tests {
         let second = resolve_master_key(&url, None).expect("read back");
         assert_eq!(first.to_hex(), second.to_hex());
         assert!(resolve_master_key("postgres://localhost/x", None).is_err());
+        // A database without its key file is not given a new key.
+        std::fs::write(dir.path().join("h.db"), b"").expect("db file");
+        std::fs::remove_file(dir.path().join("h.db.key")).expect("remove key");
+        let err = resolve_master_key(&url, None).expect_err("refused");
+        assert!(err.to_string().contains("key file"), "{err}");
         assert!(resolve_master_key(&url, Some("not a key")).is_err());
     }
 }

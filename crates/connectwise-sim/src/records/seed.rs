@@ -102,11 +102,13 @@ impl<'a> SeedCtx<'a> {
     }
 
     pub fn first_name(&mut self) -> &'static str {
-        *self.rng.pick(FIRST_NAMES)
+        let i = self.rng.below(FIRST_NAMES.len() as u64) as usize;
+        FIRST_NAMES.get(i).copied().unwrap_or("Alex")
     }
 
     pub fn last_name(&mut self) -> &'static str {
-        *self.rng.pick(LAST_NAMES)
+        let i = self.rng.below(LAST_NAMES.len() as u64) as usize;
+        LAST_NAMES.get(i).copied().unwrap_or("Smith")
     }
 
     pub fn phone(&mut self) -> String {

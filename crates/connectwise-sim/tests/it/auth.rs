@@ -176,3 +176,31 @@ async fn company_info_and_routing() {
         "The requested resource does not support http method 'DELETE'."
     );
 }
+
+#[tokio::test]
+async fn accept_versions_are_parsed() {
+    let app = App::start().await;
+    for (accept, status) in [
+        ("application/vnd.connectwise.com+json; version=2019.1", 200),
+        (
+            "application/vnd.connectwise.com+json; version=2021.1, application/json",
+            200,
+        ),
+        ("application/json", 200),
+        ("application/vnd.connectwise.com+json; version=latest", 400),
+    ] {
+        let resp = app
+            .http
+            .get(app.url("system/info"))
+            .header(
+                "authorization",
+                basic("demo", "demo-public", "demo-private"),
+            )
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status().as_u16(), status, "{accept}");
+        assert_eq!(resp.headers()["api-current-version"], "2025.1");
+    }
+}

@@ -93,13 +93,16 @@ async fn hrefs_follow_the_request_host_and_codebase() {
     );
 }
 
+/// Which records a condition should select, computed independently in Rust.
+type Predicate = Box<dyn Fn(&Value) -> bool>;
+
 #[tokio::test]
 async fn conditions_filter_lists_and_counts() {
     let app = App::start().await;
     let all = app.sim().ids("company/contacts");
     let (_, first) = app.get_json(&format!("company/contacts/{}", all[0])).await;
     let company_id = first["company"]["id"].as_i64().expect("company id");
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Predicate)> = vec![
         (
             format!("company/id = {company_id}"),
             Box::new(move |c: &Value| c["company"]["id"] == company_id),

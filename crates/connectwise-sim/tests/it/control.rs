@@ -162,3 +162,24 @@ async fn library_writes_stamp_the_sim_clock() {
         .await;
     assert_eq!(bad["frozen"], false);
 }
+
+#[tokio::test]
+async fn the_date_header_follows_the_sim_clock() {
+    let app = App::start().await;
+    app.sim().set_clock_offset(-86_400);
+    let now = app.freeze().await;
+    let resp = app
+        .api(Method::GET, "system/info")
+        .send()
+        .await
+        .expect("send");
+    let date = resp
+        .headers()
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .expect("Date header");
+    let parsed = jiff::fmt::rfc2822::parse(date)
+        .expect("HTTP date")
+        .timestamp();
+    assert_eq!(parsed.to_string(), now, "Date `{date}` is the sim clock");
+}

@@ -98,14 +98,14 @@ async fn forward_only_paging_uses_page_id() {
         let link = link_of(&resp).expect("forward-only always sends Link");
         let (_, body) = status_json(resp).await;
         let page = ids(&body);
-        if let Some(last) = page.last() {
-            if !link.is_empty() {
-                assert!(
-                    link.contains(&format!("pageId={last}>; rel=\"next\"")),
-                    "{link}"
-                );
-                assert!(link.contains("conditions=id%3e0"), "{link}");
-            }
+        if let Some(last) = page.last()
+            && !link.is_empty()
+        {
+            assert!(
+                link.contains(&format!("pageId={last}>; rel=\"next\"")),
+                "{link}"
+            );
+            assert!(link.contains("conditions=id%3e0"), "{link}");
         }
         seen.extend(page);
         pages += 1;

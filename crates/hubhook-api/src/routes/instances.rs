@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, RawQuery, State},
     http::StatusCode,
     routing::{get, post},
 };
@@ -314,10 +314,23 @@ async fn poll_instance(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EventsQuery {
-    page_size: Option<u32>,
+/// `pageSize` from the query string (1 to 1000, default 200), with an error naming it.
+fn page_size(query: Option<&str>) -> Result<u32, ApiError> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "pageSize")
+        .map(|(_, value)| value);
+    match value {
+        None => Ok(200),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n @ 1..=1000) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "`pageSize`: got `{text}`, expected a number from 1 to 1000"
+            ))),
+        },
+    }
 }
 
 /// The events the instance stored, newest first, in the Cloud Elements event record shape.
@@ -325,10 +338,10 @@ async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = page_size(query.as_deref())?;
     let row = find(&state, &caller, &id).await?;
-    let limit = query.page_size.unwrap_or(200).clamp(1, 1000);
     let events = state.engine.store().list_events(row.id, limit).await?;
     let out: Vec<Value> = events
         .into_iter()

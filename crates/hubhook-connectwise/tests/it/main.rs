@@ -55,12 +55,14 @@ async fn reads_every_page_forward_only_and_navigable() {
         .fetch_all(&HubQuery::parse("/hubs/crm/contacts", None).expect("query"))
         .await
         .expect("fetch");
-    assert_eq!(ids(&all), expected);
+    assert_eq!(all.pages, 3);
+    assert!(all.server_date.is_some(), "the Date header is read");
+    assert_eq!(ids(&all.records), expected);
 
     // Navigable, following the Link header, with small pages and an order.
     let query =
         HubQuery::parse("/hubs/crm/contacts?orderBy=id desc&pageSize=100", None).expect("query");
-    let all = client.fetch_all(&query).await.expect("fetch");
+    let all = client.fetch_all(&query).await.expect("fetch").records;
     let mut descending = expected.clone();
     descending.reverse();
     assert_eq!(ids(&all), descending);
@@ -73,7 +75,8 @@ async fn ceql_where_becomes_conditions_on_last_updated() {
     let all = client
         .fetch_all(&HubQuery::parse("/hubs/crm/contacts", None).expect("q"))
         .await
-        .expect("all");
+        .expect("all")
+        .records;
     let mut dates: Vec<&str> = all
         .iter()
         .map(|r| r["_info"]["lastUpdated"].as_str().expect("date"))
@@ -84,7 +87,8 @@ async fn ceql_where_becomes_conditions_on_last_updated() {
     let newer = client
         .fetch_all(&HubQuery::parse(&url, None).expect("q"))
         .await
-        .expect("newer");
+        .expect("newer")
+        .records;
     let expected = dates.iter().filter(|d| **d > median).count();
     assert_eq!(newer.len(), expected);
     assert!(
@@ -107,7 +111,7 @@ async fn rate_limits_are_waited_out() {
         .fetch_all(&HubQuery::parse("/hubs/crm/contacts", None).expect("q"))
         .await
         .expect("fetch");
-    assert_eq!(all.len(), 10);
+    assert_eq!(all.records.len(), 10);
     let stats = sim.sim.stats().to_string();
     assert!(
         stats.contains("429"),

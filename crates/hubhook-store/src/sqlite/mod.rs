@@ -68,12 +68,15 @@ pub struct SqliteStore {
     key: Arc<MasterKey>,
 }
 
-/// The file path of `sqlite://PATH` or `sqlite:PATH`.
+/// The file path of `sqlite://PATH` or `sqlite:PATH`. A `?query` (such as `?mode=rwc`) is not
+/// part of the path and is ignored: the file is always created if missing. The binary derives
+/// the master key file's path the same way (`PATH.key`), so the two stay side by side.
 fn database_path(url: &str) -> Result<PathBuf> {
-    let path = url
+    let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or_else(|| StoreError::InvalidUrl(url.to_owned()))?;
+    let path = rest.split('?').next().unwrap_or(rest);
     // An in-memory database would be a different database on every pooled connection.
     if path.is_empty() || path.starts_with(":memory:") {
         return Err(StoreError::InvalidUrl(url.to_owned()));
@@ -329,11 +332,16 @@ impl SqliteStore {
                     if found.is_none() {
                         return Ok(false);
                     }
-                    sqlx::query("UPDATE poll_jobs SET next_run_at = $2 WHERE instance_id = $1")
-                        .bind(id.0)
-                        .bind(now.as_millisecond())
-                        .execute(&mut *conn)
-                        .await?;
+                    // The flag survives a poll already running: its commit or failure then
+                    // reschedules the job now rather than an interval later.
+                    sqlx::query(
+                        "UPDATE poll_jobs SET next_run_at = $2, poll_requested = 1
+                         WHERE instance_id = $1",
+                    )
+                    .bind(id.0)
+                    .bind(now.as_millisecond())
+                    .execute(&mut *conn)
+                    .await?;
                     Ok(true)
                 })
             })
@@ -359,7 +367,7 @@ impl SqliteStore {
                     // A lease whose end has come is free: a crashed worker's job is taken over
                     // without any reaper.
                     let rows = sqlx::query(
-                        "UPDATE poll_jobs SET lease_owner = $1, lease_until = $2
+                        "UPDATE poll_jobs SET lease_owner = $1, lease_until = $2, poll_requested = 0
                          WHERE (instance_id, resource) IN (
                              SELECT j.instance_id, j.resource
                              FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
@@ -431,9 +439,13 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // A poll asked for while this one ran keeps the time poll_now gave it (the
+                    // column holds it: claiming does not touch next_run_at).
                     let updated = sqlx::query(
-                        "UPDATE poll_jobs SET last_error = $4, next_run_at = $5,
-                             lease_owner = NULL, lease_until = NULL
+                        "UPDATE poll_jobs SET last_error = $4,
+                             next_run_at = CASE WHEN poll_requested = 1
+                                 THEN min(next_run_at, $5) ELSE $5 END,
+                             poll_requested = 0, lease_owner = NULL, lease_until = NULL
                          WHERE instance_id = $1 AND resource = $2 AND lease_owner = $3",
                     )
                     .bind(instance.0)
@@ -736,9 +748,12 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
             .await?;
         }
     }
+    // A poll asked for (poll_now) while this one ran is due at once, not an interval later.
     sqlx::query(
-        "UPDATE poll_jobs SET cursor = COALESCE($4, cursor), next_run_at = $5, last_error = NULL,
-             last_polled_at = $6, lease_owner = NULL, lease_until = NULL
+        "UPDATE poll_jobs SET cursor = COALESCE($4, cursor),
+             next_run_at = CASE WHEN poll_requested = 1 THEN $6 ELSE $5 END,
+             poll_requested = 0, last_error = NULL, last_polled_at = $6,
+             lease_owner = NULL, lease_until = NULL
          WHERE instance_id = $1 AND resource = $2 AND lease_owner = $3",
     )
     .bind(commit.instance_id.0)
@@ -892,7 +907,23 @@ mod tests {
             database_path("sqlite:hubhook.db").unwrap(),
             PathBuf::from("hubhook.db")
         );
-        for bad in ["sqlite://", "sqlite::memory:", "mysql://x", "hubhook.db"] {
+        // The query string is not part of the file name.
+        assert_eq!(
+            database_path("sqlite:///tmp/x.db?mode=rwc").unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            database_path("sqlite:x.db?mode=rwc&cache=shared").unwrap(),
+            PathBuf::from("x.db")
+        );
+        for bad in [
+            "sqlite://",
+            "sqlite://?mode=rwc",
+            "sqlite::memory:",
+            "sqlite::memory:?cache=shared",
+            "mysql://x",
+            "hubhook.db",
+        ] {
             assert!(
                 matches!(database_path(bad), Err(StoreError::InvalidUrl(_))),
                 "{bad}"

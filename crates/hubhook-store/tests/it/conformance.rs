@@ -741,6 +741,88 @@ pub async fn check_poll_now(store: &Store) {
     );
 }
 
+/// `poll_now` while a poll of the job is running is not lost: the running poll's commit (or
+/// failure) makes the job due at once instead of at its own `next_run_at`, and the request is
+/// consumed by the next claim.
+pub async fn check_poll_now_during_a_running_poll(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    assert_eq!(
+        store
+            .claim_poll_jobs("p", t0(), LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let asked = t0() + 1.second();
+    assert!(store.poll_now(instance.id, asked).await.unwrap());
+
+    let far = t0() + 3600.seconds();
+    let mut commit = poll_commit(instance.id, "contacts", "p");
+    commit.next_run_at = far;
+    commit.now = t0() + 2.seconds();
+    store.commit_poll(commit).await.unwrap();
+    store
+        .fail_poll(instance.id, "companies", "p", far, "boom")
+        .await
+        .unwrap();
+    let due: Vec<(String, Timestamp)> = store
+        .poll_jobs(instance.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| (job.resource, job.next_run_at))
+        .collect();
+    assert_eq!(
+        due,
+        [
+            ("companies".to_string(), asked),
+            ("contacts".to_string(), t0() + 2.seconds()),
+        ]
+    );
+    assert_eq!(store.next_poll_due().await.unwrap(), Some(asked));
+
+    // The request was used up: the poll it caused reschedules normally.
+    let now = t0() + 3.seconds();
+    assert_eq!(
+        store
+            .claim_poll_jobs("p", now, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let mut commit = poll_commit(instance.id, "contacts", "p");
+    commit.next_run_at = far;
+    commit.now = now;
+    store.commit_poll(commit).await.unwrap();
+    store
+        .fail_poll(instance.id, "companies", "p", far, "boom")
+        .await
+        .unwrap();
+    for job in store.poll_jobs(instance.id).await.unwrap() {
+        assert_eq!(job.next_run_at, far, "{}", job.resource);
+    }
+
+    // A poll_now before a claim is consumed by that claim, not carried to the commit.
+    assert!(store.poll_now(instance.id, now).await.unwrap());
+    assert_eq!(
+        store
+            .claim_poll_jobs("p", now, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let mut commit = poll_commit(instance.id, "contacts", "p");
+    commit.next_run_at = far;
+    commit.now = now + 1.second();
+    store.commit_poll(commit).await.unwrap();
+    let contacts = store.poll_jobs(instance.id).await.unwrap();
+    assert_eq!(contacts[1].resource, "contacts");
+    assert_eq!(contacts[1].next_run_at, far);
+}
+
 /// A command that fails inside a batch rolls back only its own writes, and its neighbours in
 /// the same batch commit.
 pub async fn check_failed_write_is_isolated(store: &Store) {

@@ -46,6 +46,7 @@ conformance!(
     check_claim_order_of_notifications,
     check_delete_instance_keeps_history,
     check_poll_now,
+    check_poll_now_during_a_running_poll,
     check_failed_write_is_isolated,
     check_concurrent_commits_all_land,
 );
@@ -150,5 +151,27 @@ async fn open_rejects_unknown_urls() {
     let plain = format!("sqlite:{}", dir.path().join("x.db").display());
     let store = Store::open(&plain, key()).await.unwrap();
     assert!(store.is_sqlite());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_query_string_is_not_part_of_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let store = Store::open(&format!("{}?mode=rwc", url(&path)), key())
+        .await
+        .unwrap();
+    let instance = conformance::instance_with(&store, &["contacts"]).await;
+    store.close().await;
+    assert!(path.exists(), "no {}", path.display());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|name| name.contains('?')), "{names:?}");
+
+    // The same database, with or without the query.
+    let store = Store::open(&url(&path), key()).await.unwrap();
+    assert!(store.instance(instance.id).await.unwrap().is_some());
     store.close().await;
 }
