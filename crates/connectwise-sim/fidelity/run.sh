@@ -29,12 +29,16 @@ fi
 (cd "$WORK/node" && npm install --silent --no-audit --no-fund "connectwise-rest@$CWREST_VERSION")
 
 echo "== building the simulator"
+# CWSIM_PROFILE=debug reuses the debug build CI makes anyway (default: release).
+PROFILE="${CWSIM_PROFILE:-release}"
+PROFILE_FLAG=(--release)
+if [ "$PROFILE" = "debug" ]; then PROFILE_FLAG=(); fi
 if [ "${CWSIM_USE_EXAMPLE:-0}" = "1" ]; then
-  cargo build --release -q -p connectwise-sim --example sim
-  SIM=("$ROOT/target/release/examples/sim")
+  cargo build "${PROFILE_FLAG[@]}" -q -p connectwise-sim --example sim
+  SIM=("$ROOT/target/$PROFILE/examples/sim")
 else
-  cargo build --release -q -p hubhook
-  SIM=("$ROOT/target/release/hubhook" sim connectwise)
+  cargo build "${PROFILE_FLAG[@]}" -q -p hubhook
+  SIM=("$ROOT/target/$PROFILE/hubhook" sim connectwise)
 fi
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
