@@ -749,8 +749,12 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         }
     }
     // A poll asked for (poll_now) while this one ran is due at once, not an interval later.
+    // The cursor never moves backwards: a poll that outlived its lease and was run again by
+    // its own node (same owner) may commit older results after newer ones.
     sqlx::query(
-        "UPDATE poll_jobs SET cursor = COALESCE($4, cursor),
+        "UPDATE poll_jobs SET cursor = CASE WHEN $4 IS NULL THEN cursor
+                                            WHEN cursor IS NULL OR $4 > cursor THEN $4
+                                            ELSE cursor END,
              next_run_at = CASE WHEN poll_requested = 1 THEN $6 ELSE $5 END,
              poll_requested = 0, last_error = NULL, last_polled_at = $6,
              lease_owner = NULL, lease_until = NULL

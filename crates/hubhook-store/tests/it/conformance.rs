@@ -903,3 +903,20 @@ pub async fn check_concurrent_commits_all_land(store: &Store) {
     let jobs = store.poll_jobs(instance.id).await.unwrap();
     assert!(jobs.iter().all(|j| j.cursor == Some(t0() + 5.seconds())));
 }
+
+pub async fn check_cursor_never_moves_backwards(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    for cursor in [t0() + 50.seconds(), t0() + 20.seconds()] {
+        let jobs = store
+            .claim_poll_jobs("node-a", t0() + 100.seconds(), LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        let mut commit = poll_commit(instance.id, "contacts", "node-a");
+        commit.cursor = Some(cursor);
+        commit.next_run_at = t0();
+        store.commit_poll(commit).await.unwrap();
+    }
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    assert_eq!(jobs[0].cursor, Some(t0() + 50.seconds()));
+}

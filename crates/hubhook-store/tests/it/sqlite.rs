@@ -49,6 +49,7 @@ conformance!(
     check_poll_now_during_a_running_poll,
     check_failed_write_is_isolated,
     check_concurrent_commits_all_land,
+    check_cursor_never_moves_backwards,
 );
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.
