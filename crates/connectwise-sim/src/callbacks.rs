@@ -112,6 +112,9 @@ impl Callbacks {
         let Some(kind) = change.def.callback_type else {
             return;
         };
+        if change.action == Action::Unchanged {
+            return;
+        }
         let entries: Vec<Value> = {
             let store = sim.read_store();
             let Some(table) = store.table(&records::callback_entries::DEF) else {
@@ -149,7 +152,8 @@ impl Callbacks {
         let entity = match (change.action, &change.record) {
             (Action::Deleted, _) | (_, None) => Value::Null,
             (_, Some(rec)) => {
-                let rendered = records::render::render(change.def, rec, base);
+                // Serialized straight from the record so fields keep model order.
+                let rendered = records::render::Rendered::new(change.def, rec, base);
                 Value::String(serde_json::to_string(&rendered).unwrap_or_default())
             }
         };

@@ -14,6 +14,7 @@
 //! `childConditions` (array paths allowed, one element must satisfy the whole
 //! expression) and `customFieldConditions` (rooted at `customFields`).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
@@ -98,12 +99,23 @@ pub struct Comparison {
     pub negate: bool,
 }
 
+/// `And`/`Or` hold their operands as a flat list, so a long `a and b and
+/// c ...` chain is one node rather than a left-deep tree: evaluating and
+/// dropping it never recurse deeper than the parenthesis nesting, which the
+/// parser caps at [`MAX_DEPTH`].
 #[derive(Debug, Clone)]
 pub enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Leaf(Comparison),
 }
+
+/// The deepest parenthesis nesting the parser accepts.
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest `conditions` / `childConditions` / `customFieldConditions`
+/// string accepted, in bytes.
+pub const MAX_LEN: usize = 64 * 1024;
 
 /// Which query parameter is being parsed; decides whether array paths are legal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,6 +133,12 @@ pub fn parse(
     entity: &str,
     flavor: Flavor,
 ) -> Result<Expr, SimError> {
+    if input.len() > MAX_LEN {
+        return Err(SimError::bad_request(format!(
+            "Conditions are too long ({} characters); the limit is {MAX_LEN}.",
+            input.len()
+        )));
+    }
     let tokens = tokenize(input)?;
     if tokens.is_empty() {
         return Err(SimError::bad_request("Conditions cannot be empty."));
@@ -136,6 +154,7 @@ pub fn parse(
         fields,
         entity,
         flavor,
+        depth: 0,
     };
     let expr = p.or_expr()?;
     if let Some(t) = p.tokens.get(p.pos) {
@@ -308,6 +327,8 @@ struct Parser<'a> {
     fields: &'static [Field],
     entity: &'a str,
     flavor: Flavor,
+    /// Current parenthesis nesting.
+    depth: usize,
 }
 
 fn is_kw(t: Option<&Token>, kw: &str) -> bool {
@@ -326,29 +347,43 @@ impl Parser<'_> {
     }
 
     fn or_expr(&mut self) -> Result<Expr, SimError> {
-        let mut left = self.and_expr()?;
+        let first = self.and_expr()?;
+        if !is_kw(self.peek(), "or") {
+            return Ok(first);
+        }
+        let mut items = vec![first];
         while is_kw(self.peek(), "or") {
             self.pos += 1;
-            let right = self.and_expr()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            items.push(self.and_expr()?);
         }
-        Ok(left)
+        Ok(Expr::Or(items))
     }
 
     fn and_expr(&mut self) -> Result<Expr, SimError> {
-        let mut left = self.term()?;
+        let first = self.term()?;
+        if !is_kw(self.peek(), "and") {
+            return Ok(first);
+        }
+        let mut items = vec![first];
         while is_kw(self.peek(), "and") {
             self.pos += 1;
-            let right = self.term()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            items.push(self.term()?);
         }
-        Ok(left)
+        Ok(Expr::And(items))
     }
 
     fn term(&mut self) -> Result<Expr, SimError> {
         match self.next() {
             Some(Token::LParen) => {
-                let e = self.or_expr()?;
+                if self.depth >= MAX_DEPTH {
+                    return Err(SimError::bad_request(format!(
+                        "Conditions are nested too deeply; at most {MAX_DEPTH} levels of parentheses are allowed."
+                    )));
+                }
+                self.depth += 1;
+                let e = self.or_expr();
+                self.depth -= 1;
+                let e = e?;
                 match self.next() {
                     Some(Token::RParen) => Ok(e),
                     Some(t) => Err(SimError::bad_request(format!(
@@ -556,7 +591,12 @@ impl Pattern {
         let mut i = 0;
         while i < chars.len() {
             match chars[i] {
-                '%' | '*' => items.push(PatItem::Any),
+                '%' | '*' => {
+                    // A run of wildcards matches what one does.
+                    if !matches!(items.last(), Some(PatItem::Any)) {
+                        items.push(PatItem::Any);
+                    }
+                }
                 '_' => items.push(PatItem::One),
                 '[' => {
                     // A set runs to the next ']' after at least one member.
@@ -584,38 +624,49 @@ impl Pattern {
         Pattern(items)
     }
 
+    /// Matches `text` case-insensitively without allocating: the classic
+    /// wildcard algorithm, backtracking only to the last `%` seen. Runs of
+    /// `%` are merged at compile time, so the work is bounded by
+    /// pattern length x text length.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.to_lowercase().chars().collect();
-        // dp[j]: pattern prefix of length i matches text prefix of length j.
-        let mut dp = vec![false; text.len() + 1];
-        dp[0] = true;
-        for item in &self.0 {
-            let mut next = vec![false; text.len() + 1];
-            match item {
-                PatItem::Any => {
-                    let mut seen = false;
-                    for j in 0..=text.len() {
-                        seen |= dp[j];
-                        next[j] = seen;
-                    }
-                }
-                _ => {
-                    for j in 1..=text.len() {
-                        if dp[j - 1] {
-                            let c = text[j - 1];
-                            next[j] = match item {
-                                PatItem::One => true,
-                                PatItem::Char(p) => *p == c,
-                                PatItem::Set(set, negated) => set.contains(&c) != *negated,
-                                PatItem::Any => false,
-                            };
-                        }
-                    }
-                }
+        let items = &self.0;
+        let mut p = 0;
+        let mut t = text.chars().flat_map(char::to_lowercase);
+        // Pattern index after the last `%`, and the text position it resumes from.
+        let mut star = None;
+        loop {
+            if matches!(items.get(p), Some(PatItem::Any)) {
+                star = Some((p + 1, t.clone()));
+                p += 1;
+                continue;
             }
-            dp = next;
+            let mut probe = t.clone();
+            let Some(c) = probe.next() else {
+                return items[p..].iter().all(|i| matches!(i, PatItem::Any));
+            };
+            let ok = match items.get(p) {
+                Some(PatItem::One) => true,
+                Some(PatItem::Char(pc)) => *pc == c,
+                Some(PatItem::Set(set, negated)) => set.contains(&c) != *negated,
+                Some(PatItem::Any) | None => false,
+            };
+            if ok {
+                p += 1;
+                t = probe;
+                continue;
+            }
+            match &mut star {
+                Some((sp, st)) => {
+                    // Let the last `%` swallow one more character and retry.
+                    if st.next().is_none() {
+                        return false;
+                    }
+                    p = *sp;
+                    t = st.clone();
+                }
+                None => return false,
+            }
         }
-        dp[text.len()]
     }
 }
 
@@ -653,9 +704,10 @@ impl Expr {
 
     fn arrays<'a>(&'a self, out: &mut Vec<(&'a [&'static str], ())>) {
         match self {
-            Expr::And(a, b) | Expr::Or(a, b) => {
-                a.arrays(out);
-                b.arrays(out);
+            Expr::And(items) | Expr::Or(items) => {
+                for e in items {
+                    e.arrays(out);
+                }
             }
             Expr::Leaf(c) => {
                 if let Some(k) = c.field.array
@@ -669,8 +721,8 @@ impl Expr {
 
     fn eval(&self, record: &Value, binding: Option<(&[&'static str], &Value)>) -> bool {
         match self {
-            Expr::And(a, b) => a.eval(record, binding) && b.eval(record, binding),
-            Expr::Or(a, b) => a.eval(record, binding) || b.eval(record, binding),
+            Expr::And(items) => items.iter().all(|e| e.eval(record, binding)),
+            Expr::Or(items) => items.iter().any(|e| e.eval(record, binding)),
             Expr::Leaf(c) => c.eval(record, binding),
         }
     }
@@ -737,11 +789,11 @@ impl Comparison {
     }
 }
 
-fn text_of(v: &Value) -> Option<String> {
+fn text_of(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
@@ -955,6 +1007,61 @@ mod tests {
         check_err("id = 12abc", "Invalid number");
         check_err("", "cannot be empty");
         check_err("   ", "cannot be empty");
+    }
+
+    #[test]
+    fn deep_nesting_is_a_400_not_a_stack_overflow() {
+        let ok = format!("{}id = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        check(&ok, &[1]);
+        let deep = format!("{}id = 1{}", "(".repeat(2000), ")".repeat(2000));
+        check_err(&deep, "nested too deeply");
+        let unclosed = "(".repeat(100_000);
+        check_err(&unclosed, "");
+    }
+
+    #[test]
+    fn long_and_chains_are_flat_and_conditions_are_capped() {
+        // Just under the length cap: a flat chain of thousands of terms.
+        let n = MAX_LEN / 12;
+        let chain = vec!["id > 1"; n].join(" and ");
+        assert!(chain.len() <= MAX_LEN);
+        let expr = parse(&chain, &FIELDS, "contact", Flavor::Conditions).unwrap();
+        match &expr {
+            Expr::And(items) => assert_eq!(items.len(), n),
+            other => panic!("expected a flat And, got {other:?}"),
+        }
+        check(&chain, &[2, 3]);
+        let ors = vec!["id = 3"; n].join(" or ");
+        check(&ors, &[3]);
+        let too_long = vec!["id > 1"; 200_000].join(" and ");
+        check_err(&too_long, "too long");
+        for flavor in [Flavor::ChildConditions, Flavor::CustomFieldConditions] {
+            let err = run(&too_long, flavor).unwrap_err();
+            assert!(err.contains("too long"), "{err}");
+        }
+    }
+
+    #[test]
+    fn like_patterns_merge_wildcard_runs() {
+        let p = Pattern::compile("a%%*%b**");
+        assert_eq!(p.0.len(), 4, "{p:?}");
+        assert!(p.matches("AxyzB"));
+        assert!(p.matches("ab"));
+        assert!(!p.matches("ba"));
+        assert!(Pattern::compile("%a_c%").matches("xxABC"));
+        assert!(!Pattern::compile("%a_c").matches("abcd"));
+        assert!(Pattern::compile("%").matches(""));
+        assert!(!Pattern::compile("_").matches(""));
+        assert!(Pattern::compile("%ab%ab%").matches("xabyabz"));
+        assert!(Pattern::compile("a%b%c").matches("aXbYbZc"));
+        assert!(!Pattern::compile("a%b%c").matches("aXcYb"));
+        // Case-folding that changes length (U+0130 lowercases to two chars).
+        assert!(Pattern::compile("i%").matches("\u{130}"));
+        // A run of 60,000 wildcards is one item, so matching costs the text's length, not
+        // pattern x text steps.
+        let pattern = Pattern::compile(&format!("{}x", "%".repeat(60_000)));
+        assert_eq!(pattern.0.len(), 2, "{pattern:?}");
+        assert!(!pattern.matches(&"a".repeat(20_000)));
     }
 
     #[test]

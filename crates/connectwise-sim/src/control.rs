@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use crate::routes::json_response;
 use crate::{Fault, Simulator};
 
+/// The longest latency a fault may add: 10 minutes.
+pub const MAX_LATENCY_MS: u64 = 10 * 60 * 1000;
+
 fn bad(message: impl Into<String>) -> Response {
     json_response(
         400,
@@ -78,13 +81,21 @@ pub fn handle(sim: &Simulator, method: &Method, segs: &[String], body: &[u8]) ->
                 },
                 Err(e) => return bad(format!("Invalid JSON body: {e}")),
             };
-            for f in faults {
-                if f.status.is_some_and(|s| !(100..=599).contains(&s)) {
-                    return bad("status must be an HTTP status code");
+            // Validate every fault before activating any of them.
+            for f in &faults {
+                if f.status.is_some_and(|s| !(200..=599).contains(&s)) {
+                    return bad("status must be an HTTP status code between 200 and 599");
                 }
                 if f.fraction.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
                     return bad("fraction must be between 0 and 1");
                 }
+                if f.latency_ms.is_some_and(|ms| ms > MAX_LATENCY_MS) {
+                    return bad(format!(
+                        "latencyMs must be at most {MAX_LATENCY_MS} (10 minutes)"
+                    ));
+                }
+            }
+            for f in faults {
                 sim.inject_faults(f);
             }
             json_response(200, &json!({"active": sim.inner.faults.len()}))

@@ -112,8 +112,12 @@ impl Faults {
                 continue;
             }
             if let Some(ms) = f.latency_ms {
-                decision.latency =
-                    Some(decision.latency.unwrap_or_default() + Duration::from_millis(ms));
+                decision.latency = Some(
+                    decision
+                        .latency
+                        .unwrap_or_default()
+                        .saturating_add(Duration::from_millis(ms)),
+                );
             }
             if f.drop_connection == Some(true) {
                 decision.outcome = Outcome::Drop;
@@ -228,5 +232,18 @@ mod tests {
             .filter(|_| status_of(&f.decide("/a")).is_some())
             .count();
         assert!((350..650).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn huge_latencies_saturate_instead_of_panicking() {
+        let f = Faults::new(1);
+        // u64::MAX ms is ~1/1000 of Duration::MAX, so 1001 of them overflow a plain sum.
+        for _ in 0..1001 {
+            f.add(Fault {
+                latency_ms: Some(u64::MAX),
+                ..Fault::default()
+            });
+        }
+        assert_eq!(f.decide("/a").latency, Some(Duration::MAX));
     }
 }

@@ -108,6 +108,9 @@ pub(crate) struct Inner {
     pub request_seq: AtomicU64,
     pub callbacks: callbacks::Callbacks,
     pub query_cache: query::QueryCache,
+    /// The address `serve` listens on: hrefs fall back to it when a request's
+    /// Host header is missing or not a plain host[:port].
+    pub listen_addr: std::sync::Mutex<Option<SocketAddr>>,
 }
 
 /// Shared simulator state; cheap to clone (Arc inside).
@@ -157,6 +160,7 @@ impl Simulator {
                 request_seq: AtomicU64::new(1),
                 callbacks: callbacks::Callbacks::new(config.seed),
                 query_cache: query::QueryCache::default(),
+                listen_addr: std::sync::Mutex::new(None),
                 config,
             }),
         }
@@ -173,6 +177,13 @@ impl Simulator {
 
     /// Serves on the listener until the future is dropped or the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            *self
+                .inner
+                .listen_addr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(addr);
+        }
         axum::serve(listener, self.router()).await
     }
 
@@ -197,7 +208,8 @@ impl Simulator {
     }
 
     /// The one write path for HTTP and library calls: stamps `_info`,
-    /// renders the result with `base` and queues callbacks.
+    /// queues callbacks (rendered with `base`) and returns the stored record
+    /// (None for hard deletes), which callers render in model order.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write(
         &self,
@@ -208,7 +220,7 @@ impl Simulator {
         body: &Value,
         member: &Member,
         base: &str,
-    ) -> Result<Value, SimError> {
+    ) -> Result<Option<Value>, SimError> {
         let stamp = Stamp {
             now: self.inner.clock.now_string(),
             by: member.identifier.to_string(),
@@ -224,13 +236,23 @@ impl Simulator {
                 WriteOp::Delete => store.delete(def, parent, id, &stamp)?,
             }
         };
-        let rendered = change
-            .record
-            .as_ref()
-            .map(|r| records::render::render(def, r, base))
-            .unwrap_or(Value::Null);
         self.inner.callbacks.notify(self, &change, base, member.id);
-        Ok(rendered)
+        Ok(change.record)
+    }
+
+    /// [`Self::write`] for library calls: the record as GET shows it.
+    fn write_rendered(
+        &self,
+        op: WriteOp,
+        resource: &str,
+        id: Option<i64>,
+        body: &Value,
+    ) -> Result<Value, SimError> {
+        let (def, parent) = Self::writable(resource)?;
+        let record = self.write(op, def, parent, id, body, &auth::primary(), LIBRARY_BASE)?;
+        Ok(record
+            .map(|r| records::render::render(def, &r, LIBRARY_BASE))
+            .unwrap_or(Value::Null))
     }
 
     fn collection(resource: &str) -> Result<(&'static ResourceDef, Option<i64>), SimError> {
@@ -260,59 +282,23 @@ impl Simulator {
     /// (hrefs on host 127.0.0.1). `resource` is a ConnectWise path such as
     /// `company/contacts` or `service/tickets/{id}/notes`.
     pub fn create(&self, resource: &str, body: Value) -> Result<Value, SimError> {
-        let (def, parent) = Self::writable(resource)?;
-        self.write(
-            WriteOp::Create,
-            def,
-            parent,
-            None,
-            &body,
-            &auth::primary(),
-            LIBRARY_BASE,
-        )
+        self.write_rendered(WriteOp::Create, resource, None, &body)
     }
 
     /// Applies a JSON Patch array to record `id`.
     pub fn patch(&self, resource: &str, id: i64, ops: Value) -> Result<Value, SimError> {
-        let (def, parent) = Self::writable(resource)?;
-        self.write(
-            WriteOp::Patch,
-            def,
-            parent,
-            Some(id),
-            &ops,
-            &auth::primary(),
-            LIBRARY_BASE,
-        )
+        self.write_rendered(WriteOp::Patch, resource, Some(id), &ops)
     }
 
     /// Replaces record `id` (PUT semantics).
     pub fn replace(&self, resource: &str, id: i64, body: Value) -> Result<Value, SimError> {
-        let (def, parent) = Self::writable(resource)?;
-        self.write(
-            WriteOp::Replace,
-            def,
-            parent,
-            Some(id),
-            &body,
-            &auth::primary(),
-            LIBRARY_BASE,
-        )
+        self.write_rendered(WriteOp::Replace, resource, Some(id), &body)
     }
 
     /// Deletes record `id` (companies are soft-deleted).
     pub fn delete(&self, resource: &str, id: i64) -> Result<(), SimError> {
-        let (def, parent) = Self::writable(resource)?;
-        self.write(
-            WriteOp::Delete,
-            def,
-            parent,
-            Some(id),
-            &Value::Null,
-            &auth::primary(),
-            LIBRARY_BASE,
-        )
-        .map(|_| ())
+        self.write_rendered(WriteOp::Delete, resource, Some(id), &Value::Null)
+            .map(|_| ())
     }
 
     pub fn get(&self, resource: &str, id: i64) -> Option<Value> {
@@ -389,9 +375,15 @@ impl Simulator {
 
     /// Fresh data from `seed`; clears faults, stats, callbacks and the clock offset.
     pub fn reset(&self, records: usize, seed: u64) {
-        let store = Store::seeded(records, seed);
-        *self.write_store() = store;
-        self.inner.query_cache.clear();
+        let mut store = Store::seeded(records, seed);
+        {
+            let mut current = self.write_store();
+            // The query cache is keyed by generation: keep counting up so no
+            // entry cached before the reset can match the new data.
+            store.generation = current.generation.wrapping_add(1);
+            *current = store;
+            self.inner.query_cache.clear();
+        }
         self.inner.faults.clear();
         self.inner.stats.reset();
         self.inner.clock.reset();
@@ -473,5 +465,27 @@ impl Simulator {
         rec.insert("deletedBy".into(), auth::primary().identifier.into());
         store.generation += 1;
         Ok(json!({"from": from, "into": into, "dateDeleted": now}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_keeps_the_store_generation_counting_up() {
+        let sim = Simulator::new(SimConfig::default());
+        let id = sim.ids("company/contacts")[0];
+        sim.patch(
+            "company/contacts",
+            id,
+            json!([{"op": "replace", "path": "title", "value": "X"}]),
+        )
+        .expect("patch");
+        let before = sim.read_store().generation;
+        assert!(before > 0);
+        sim.reset(10, 1);
+        let after = sim.read_store().generation;
+        assert!(after > before, "{after} > {before}");
     }
 }

@@ -13,11 +13,22 @@ fn err(entity: &'static str, field: &str, message: impl Into<String>) -> SimErro
     SimError::invalid(entity, "InvalidField", field, message)
 }
 
-fn pointer_parts(path: &str) -> Vec<String> {
-    path.trim_start_matches('/')
+/// The most segments a patch path may have; records nest far less deeply.
+pub const MAX_PATH_SEGMENTS: usize = 16;
+
+fn pointer_parts(path: &str, entity: &'static str) -> Result<Vec<String>, SimError> {
+    let path_trimmed = path.trim_start_matches('/');
+    if path_trimmed.split('/').nth(MAX_PATH_SEGMENTS).is_some() {
+        return Err(err(
+            entity,
+            "",
+            format!("The patch path has more than {MAX_PATH_SEGMENTS} segments."),
+        ));
+    }
+    Ok(path_trimmed
         .split('/')
         .map(|p| p.replace("~1", "/").replace("~0", "~"))
-        .collect()
+        .collect())
 }
 
 /// Applies `ops` to `doc` (a stored record without hrefs).
@@ -59,7 +70,7 @@ pub fn apply(
         let Some(path) = get("path").and_then(Value::as_str) else {
             return Err(err(entity, "", "Each patch operation needs a path."));
         };
-        let parts = pointer_parts(path);
+        let parts = pointer_parts(path, entity)?;
         check_field(&parts, entity, fields, path)?;
         match kind.as_str() {
             "add" | "replace" => {
@@ -75,7 +86,7 @@ pub fn apply(
                 let from = get("from")
                     .and_then(Value::as_str)
                     .ok_or_else(|| err(entity, path, "from is required."))?;
-                let from_parts = pointer_parts(from);
+                let from_parts = pointer_parts(from, entity)?;
                 check_field(&from_parts, entity, fields, from)?;
                 let value = lookup(doc, &from_parts)
                     .cloned()
@@ -142,9 +153,8 @@ fn parent<'v>(doc: &'v mut Value, parts: &[String]) -> Result<&'v mut Value, Str
     let mut v = doc;
     for p in &parts[..parts.len().saturating_sub(1)] {
         v = match v {
-            Value::Object(m) => m
-                .entry(p.clone())
-                .or_insert_with(|| Value::Object(Default::default())),
+            // RFC 6902 §4.1: a missing intermediate container is an error.
+            Value::Object(m) => m.get_mut(p).ok_or("The path does not exist.")?,
             Value::Array(a) => {
                 let i = p
                     .parse::<usize>()
@@ -310,5 +320,45 @@ mod tests {
             Err("test operation failed"),
         );
         check(json!(["nonsense"]), Err("needs a path"));
+    }
+
+    #[test]
+    fn missing_intermediates_are_errors_and_paths_are_capped() {
+        check(
+            json!([{"op": "add", "path": "/title/a/b", "value": 1}]),
+            Err("path does not exist"),
+        );
+        check(
+            json!([{"op": "add", "path": "/title/a", "value": 1}]),
+            Err("path does not exist"),
+        );
+        // Nested objects that exist can still be patched.
+        let mut doc = json!({"id": 1, "title": {"a": {}}});
+        let ops = json!([{"op": "add", "path": "/title/a/b", "value": 1}]);
+        apply(&mut doc, &ops, "contact", &FIELDS).unwrap();
+        assert_eq!(doc, json!({"id": 1, "title": {"a": {"b": 1}}}));
+        let long = format!("/title{}", "/a".repeat(100_000));
+        check(
+            json!([{"op": "add", "path": long, "value": 1}]),
+            Err("more than 16 segments"),
+        );
+        check(
+            json!([{"op": "copy", "from": long, "path": "/title"}]),
+            Err("more than 16 segments"),
+        );
+        let ok = format!("/title{}", "/a".repeat(MAX_PATH_SEGMENTS - 1));
+        check(
+            json!([{"op": "add", "path": ok, "value": 1}]),
+            Err("path does not exist"),
+        );
+        let body = apply(
+            &mut json!({}),
+            &json!([{"op": "add", "path": long, "value": 1}]),
+            "contact",
+            &FIELDS,
+        )
+        .unwrap_err();
+        assert_eq!(body.status(), 400);
+        assert_eq!(body.body()["code"], "InvalidObject");
     }
 }

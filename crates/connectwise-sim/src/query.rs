@@ -94,15 +94,23 @@ impl ListQuery {
             Some(n) => (n as usize).min(MAX_PAGE_SIZE),
         };
         let page_id = int_param(params, "pageId")?;
-        let carried = params
+        let mut carried: Vec<(String, String)> = params
             .iter()
             .filter(|(k, _)| {
-                !["page", "pageSize", "pageId"]
+                let paging = ["page", "pageSize", "pageId"]
                     .iter()
-                    .any(|p| k.eq_ignore_ascii_case(p))
+                    .any(|p| k.eq_ignore_ascii_case(p));
+                // A search body's conditions replace any in the query string.
+                let replaced = search_conditions.is_some() && k.eq_ignore_ascii_case("conditions");
+                !paging && !replaced
             })
             .cloned()
             .collect();
+        // `POST .../search` links are GETs of the collection: carry the body's
+        // conditions so the next page stays filtered.
+        if let Some(c) = search_conditions.filter(|c| !c.trim().is_empty()) {
+            carried.insert(0, ("conditions".to_string(), c.to_string()));
+        }
         let key = [
             cond_text.unwrap_or(""),
             param(params, "childConditions").unwrap_or(""),
@@ -449,7 +457,23 @@ impl Projection {
         root
     }
 
-    /// Keeps only the listed properties (case-insensitive); unknown names are ignored.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The projection for property `key` (case-insensitive), if it is kept.
+    pub fn child(&self, key: &str) -> Option<&Projection> {
+        let lower = key.to_ascii_lowercase();
+        self.0
+            .iter()
+            .find(|(name, _)| *name == lower)
+            .map(|(_, p)| p)
+    }
+
+    /// Keeps only the listed properties (case-insensitive); unknown names are
+    /// ignored. Responses stream through `Rendered` instead; this is the
+    /// reference the tests compare it with.
+    #[cfg(test)]
     pub fn apply(&self, value: Value) -> Value {
         if self.0.is_empty() {
             return value;

@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Simulator;
@@ -57,6 +58,19 @@ fn bytes_response(status: u16, body: Result<Vec<u8>, serde_json::Error>) -> Resp
                 &json!({"code": "ConnectWiseApi", "message": "An error has occurred."}),
             )
         }
+    }
+}
+
+/// A written record as GET shows it, fields in model order.
+fn record_response(
+    status: u16,
+    def: &'static ResourceDef,
+    record: Option<&Value>,
+    base: &str,
+) -> Response {
+    match record {
+        Some(r) => bytes_response(status, serde_json::to_vec(&Rendered::new(def, r, base))),
+        None => json_response(status, &Value::Null),
     }
 }
 
@@ -235,12 +249,26 @@ pub struct Req {
     pub base: String,
 }
 
-fn host(headers: &HeaderMap) -> String {
-    headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_string()
+/// Whether a Host header value is a plain `host[:port]` that is safe to put
+/// in hrefs and `Link` headers (no `>`, `;`, `,`, spaces or quotes).
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The host for hrefs: the request's Host header when it is well formed,
+/// else the listening address (port kept).
+fn host(headers: &HeaderMap, listen: Option<std::net::SocketAddr>) -> String {
+    match headers.get("host").and_then(|h| h.to_str().ok()) {
+        Some(h) if valid_host(h) => h.to_string(),
+        _ => match listen {
+            Some(addr) if addr.ip().is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+            Some(addr) => addr.to_string(),
+            None => "127.0.0.1".to_string(),
+        },
+    }
 }
 
 pub async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
@@ -285,6 +313,23 @@ pub async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
     resp
 }
 
+/// Stats key for a method: made-up methods share one bucket so the map
+/// cannot grow without bound.
+fn stats_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
 async fn route(
     sim: &Simulator,
     parts: axum::http::request::Parts,
@@ -323,7 +368,7 @@ async fn route(
             Some(Err(SimError::NoEndpoint)),
         ),
     };
-    let template = format!("{method} {template}");
+    let template = format!("{} {template}", stats_method(&method));
     let decision = sim.inner.faults.decide(parts.uri.path());
     if let Some(latency) = decision.latency {
         tokio::time::sleep(latency).await;
@@ -371,7 +416,15 @@ async fn route(
         None => sim.inner.callbacks.key_response(&method, &params),
         Some(Err(e)) => Err(e),
         Some(Ok((codebase, target))) => {
-            let base = format!("http://{}/{codebase}/apis/3.0", host(&parts.headers));
+            let listen = *sim
+                .inner
+                .listen_addr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let base = format!(
+                "http://{}/{codebase}/apis/3.0",
+                host(&parts.headers, listen)
+            );
             let req = Req {
                 method,
                 headers: parts.headers,
@@ -397,17 +450,17 @@ fn company_info(sim: &Simulator, method: &Method, company: &str) -> Result<Respo
     if !company.eq_ignore_ascii_case(&c.company) {
         return Ok(json_response(200, &Value::Null));
     }
-    Ok(json_response(
+    Ok(bytes_response(
         200,
-        &json!({
-            "CompanyName": format!("{} (simulated)", c.company),
-            "Codebase": "v4_6_release/",
-            "VersionCode": "v2025.1",
-            "VersionNumber": "v4.6.2025.1",
-            "CompanyID": c.company,
-            "IsCloud": "False",
-            "SiteUrl": null,
-            "AllowAccess": true,
+        serde_json::to_vec(&CompanyInfo {
+            company_name: format!("{} (simulated)", c.company),
+            codebase: "v4_6_release/",
+            version_code: "v2025.1",
+            version_number: "v4.6.2025.1",
+            company_id: &c.company,
+            is_cloud: "False",
+            site_url: None,
+            allow_access: true,
         }),
     ))
 }
@@ -429,6 +482,25 @@ fn read_json(req: &Req, entity: &'static str) -> Result<Value, SimError> {
             format!("The request body is not valid JSON: {e}."),
         )
     })
+}
+
+/// The `conditions` of a `POST .../search` body: a string, or absent/null
+/// for every record. Anything else is a 400 rather than an unfiltered list.
+fn search_conditions(body: &Value) -> Result<&str, SimError> {
+    let Some(obj) = body.as_object() else {
+        return Err(SimError::bad_request(
+            "The search body must be an object such as {\"conditions\": \"id > 1\"}.",
+        ));
+    };
+    match obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("conditions"))
+        .map(|(_, v)| v)
+    {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(SimError::bad_request("conditions must be a string.")),
+    }
 }
 
 fn not_allowed(req: &Req) -> SimError {
@@ -478,14 +550,18 @@ pub fn accept_version(headers: &HeaderMap) -> Result<Option<String>, SimError> {
 }
 
 fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError> {
-    accept_version(&req.headers)?;
+    // Authenticate first: an unauthenticated request is a 401 whatever it asks for.
     let member = auth::authenticate(&req.headers, &sim.inner.config)?;
+    accept_version(&req.headers)?;
     match target {
         Target::SystemInfo => {
             if req.method != Method::GET {
                 return Err(not_allowed(req));
             }
-            Ok(json_response(200, &system_info()))
+            Ok(bytes_response(
+                200,
+                serde_json::to_vec(&SystemInfo::current()),
+            ))
         }
         Target::Collection { def, parent } => match req.method {
             Method::GET => list(sim, req, def, parent, None),
@@ -501,7 +577,7 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
                     &member,
                     &req.base,
                 )?;
-                Ok(json_response(201, &rec))
+                Ok(record_response(201, def, rec.as_ref(), &req.base))
             }
             _ => Err(not_allowed(req)),
         },
@@ -520,32 +596,20 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
                 return Err(not_allowed(req));
             }
             let body = read_json(req, def.entity)?;
-            let conditions = body
-                .as_object()
-                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("conditions")))
-                .and_then(|(_, v)| v.as_str())
-                .unwrap_or("")
-                .to_string();
-            list(sim, req, def, None, Some(&conditions))
+            let conditions = search_conditions(&body)?;
+            list(sim, req, def, None, Some(conditions))
         }
         Target::Item { def, parent, id } => match req.method {
             Method::GET => {
                 let store = sim.read_store();
                 let rec = store.get(def, parent, id)?;
-                match query_fields(&req.params) {
-                    Some(f) => Ok(json_response(
-                        200,
-                        &f.apply(records::render::render(def, rec, &req.base)),
-                    )),
-                    None => Ok(bytes_response(
-                        200,
-                        serde_json::to_vec(&Rendered {
-                            def,
-                            record: rec,
-                            base: &req.base,
-                        }),
-                    )),
-                }
+                let fields = query_fields(&req.params);
+                Ok(bytes_response(
+                    200,
+                    serde_json::to_vec(
+                        &Rendered::new(def, rec, &req.base).with_fields(fields.as_ref()),
+                    ),
+                ))
             }
             Method::PUT if def.writable => {
                 check_write(&member)?;
@@ -559,7 +623,7 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
                     &member,
                     &req.base,
                 )?;
-                Ok(json_response(200, &rec))
+                Ok(record_response(200, def, rec.as_ref(), &req.base))
             }
             Method::PATCH if def.writable => {
                 check_write(&member)?;
@@ -573,7 +637,7 @@ fn api(sim: &Simulator, req: &Req, target: Target) -> Result<Response, SimError>
                     &member,
                     &req.base,
                 )?;
-                Ok(json_response(200, &rec))
+                Ok(record_response(200, def, rec.as_ref(), &req.base))
             }
             Method::DELETE if def.writable => {
                 check_write(&member)?;
@@ -646,24 +710,12 @@ fn list(
         let store = sim.read_store();
         check_parent(&store, def, parent)?;
         let sel = query::select_cached(&store, def, parent, &q, &sim.inner.query_cache);
-        let body = match &q.fields {
-            Some(p) => serde_json::to_vec(
-                &sel.rows
-                    .iter()
-                    .map(|r| p.apply(records::render::render(def, r, &req.base)))
-                    .collect::<Vec<_>>(),
-            ),
-            None => serde_json::to_vec(
-                &sel.rows
-                    .iter()
-                    .map(|r| Rendered {
-                        def,
-                        record: r,
-                        base: &req.base,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-        };
+        let body = serde_json::to_vec(
+            &sel.rows
+                .iter()
+                .map(|r| Rendered::new(def, r, &req.base).with_fields(q.fields.as_ref()))
+                .collect::<Vec<_>>(),
+        );
         let link = if fwd {
             let last = sel
                 .rows
@@ -683,22 +735,57 @@ fn list(
     Ok(resp)
 }
 
-/// `GET /system/info` (SPEC `model_info.go`).
-pub fn system_info() -> Value {
-    json!({
-        "version": "v2025.1.10421",
-        "isCloud": false,
-        "serverTimeZone": "Eastern Standard Time",
-        "licenseBits": [
-            {"name": "CRM", "activeFlag": true},
-            {"name": "Service", "activeFlag": true},
-            {"name": "Project", "activeFlag": true},
-            {"name": "Sales", "activeFlag": true},
-            {"name": "TimeExpense", "activeFlag": true}
-        ],
-        "cloudRegion": "NA",
-        "maxWorkFlowRecordsAllowed": 10000
-    })
+/// `GET /system/info` (SPEC `model_info.go`), fields in the model's order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemInfo {
+    pub version: &'static str,
+    pub is_cloud: bool,
+    pub server_time_zone: &'static str,
+    pub license_bits: Vec<LicenseBit>,
+    pub cloud_region: &'static str,
+    pub max_work_flow_records_allowed: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseBit {
+    pub name: &'static str,
+    pub active_flag: bool,
+}
+
+impl SystemInfo {
+    pub fn current() -> SystemInfo {
+        SystemInfo {
+            version: "v2025.1.10421",
+            is_cloud: false,
+            server_time_zone: "Eastern Standard Time",
+            license_bits: ["CRM", "Service", "Project", "Sales", "TimeExpense"]
+                .into_iter()
+                .map(|name| LicenseBit {
+                    name,
+                    active_flag: true,
+                })
+                .collect(),
+            cloud_region: "NA",
+            max_work_flow_records_allowed: 10000,
+        }
+    }
+}
+
+/// `GET /login/companyinfo/{company}`, fields in the order ConnectWise sends them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CompanyInfo<'a> {
+    company_name: String,
+    codebase: &'static str,
+    version_code: &'static str,
+    version_number: &'static str,
+    #[serde(rename = "CompanyID")]
+    company_id: &'a str,
+    is_cloud: &'static str,
+    site_url: Option<&'static str>,
+    allow_access: bool,
 }
 
 impl IntoResponse for SimError {
@@ -741,6 +828,37 @@ mod tests {
             "application/vnd.connectwise.com+json; version=19.1",
             Err(()),
         );
+    }
+
+    #[test]
+    fn host_headers_are_validated() {
+        let listen: std::net::SocketAddr = "0.0.0.0:4567".parse().expect("addr");
+        let with = |h: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("host", HeaderValue::from_str(h).expect("header"));
+            host(&m, Some(listen))
+        };
+        assert_eq!(with("example.com:8080"), "example.com:8080");
+        assert_eq!(with("[::1]:80"), "[::1]:80");
+        assert_eq!(with("evil>; rel=\"first\", <x"), "127.0.0.1:4567");
+        assert_eq!(with("a b"), "127.0.0.1:4567");
+        assert_eq!(with(""), "127.0.0.1:4567");
+        assert_eq!(host(&HeaderMap::new(), Some(listen)), "127.0.0.1:4567");
+        let local: std::net::SocketAddr = "127.0.0.2:99".parse().expect("addr");
+        assert_eq!(with_listen(local), "127.0.0.2:99");
+        fn with_listen(l: std::net::SocketAddr) -> String {
+            let mut m = HeaderMap::new();
+            m.insert("host", HeaderValue::from_static("x/y"));
+            host(&m, Some(l))
+        }
+    }
+
+    #[test]
+    fn unknown_methods_share_a_stats_bucket() {
+        assert_eq!(stats_method(&Method::GET), "GET");
+        assert_eq!(stats_method(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"FROBNICATE").expect("method");
+        assert_eq!(stats_method(&made_up), "OTHER");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum Action {
     Added,
     Updated,
     Deleted,
+    /// The request succeeded but changed nothing (DELETE of an already
+    /// soft-deleted company): no callback is sent.
+    Unchanged,
 }
 
 impl Action {
@@ -34,6 +37,7 @@ impl Action {
             Action::Added => "added",
             Action::Updated => "updated",
             Action::Deleted => "deleted",
+            Action::Unchanged => "unchanged",
         }
     }
 }
@@ -297,6 +301,15 @@ impl Store {
                     id,
                 });
             };
+            // Deleting again is idempotent: 204, no re-stamp, no second callback.
+            if rec.get("deletedFlag") == Some(&Value::Bool(true)) {
+                return Ok(Change {
+                    def,
+                    action: Action::Unchanged,
+                    id,
+                    record: Some(Value::Object(rec.clone())),
+                });
+            }
             rec.insert("deletedFlag".into(), true.into());
             rec.insert("dateDeleted".into(), stamp.now.clone().into());
             rec.insert("deletedBy".into(), stamp.by.clone().into());

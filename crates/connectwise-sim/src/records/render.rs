@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
 use super::ResourceDef;
+use crate::query::Projection;
 use crate::schema::{Field, Kind, RefSpec};
 
 /// Fills a reference href template: `{id}` is the reference id, `{x}` the id
@@ -37,6 +38,75 @@ pub struct Rendered<'a> {
     pub record: &'a Value,
     /// `http://host/{codebase}/apis/3.0`
     pub base: &'a str,
+    /// `fields=`: only these properties are emitted (still in model order).
+    pub fields: Option<&'a Projection>,
+}
+
+impl<'a> Rendered<'a> {
+    pub fn new(def: &'static ResourceDef, record: &'a Value, base: &'a str) -> Self {
+        Rendered {
+            def,
+            record,
+            base,
+            fields: None,
+        }
+    }
+
+    pub fn with_fields(mut self, fields: Option<&'a Projection>) -> Self {
+        self.fields = fields;
+        self
+    }
+}
+
+/// Whether `key` survives the projection, and the projection for its value
+/// (`None`: keep the value whole).
+fn pick<'p>(proj: Option<&'p Projection>, key: &str) -> Option<Option<&'p Projection>> {
+    match proj {
+        None => Some(None),
+        Some(p) => p.child(key).map(|sub| Some(sub).filter(|s| !s.is_empty())),
+    }
+}
+
+/// A plain JSON value, filtered by a projection (map keys keep their order).
+struct Plain<'a> {
+    value: &'a Value,
+    proj: Option<&'a Projection>,
+}
+
+impl Serialize for Plain<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some(proj) = self.proj else {
+            return self.value.serialize(s);
+        };
+        match self.value {
+            Value::Object(obj) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in obj {
+                    if let Some(sub) = pick(Some(proj), k) {
+                        map.serialize_entry(
+                            k,
+                            &Plain {
+                                value: v,
+                                proj: sub,
+                            },
+                        )?;
+                    }
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Plain {
+                        value: item,
+                        proj: Some(proj),
+                    })?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -61,11 +131,13 @@ struct Node<'a> {
     shape: Shape,
     array: bool,
     ctx: &'a Rendered<'a>,
+    proj: Option<&'a Projection>,
 }
 
 struct Info<'a> {
     stored: Option<&'a serde_json::Map<String, Value>>,
     links: Vec<(&'static str, String)>,
+    proj: Option<&'a Projection>,
 }
 
 impl Serialize for Info<'_> {
@@ -73,11 +145,21 @@ impl Serialize for Info<'_> {
         let mut map = s.serialize_map(None)?;
         if let Some(stored) = self.stored {
             for (k, v) in stored {
-                map.serialize_entry(k, v)?;
+                if let Some(sub) = pick(self.proj, k) {
+                    map.serialize_entry(
+                        k,
+                        &Plain {
+                            value: v,
+                            proj: sub,
+                        },
+                    )?;
+                }
             }
         }
         for (k, v) in &self.links {
-            map.serialize_entry(k, v)?;
+            if pick(self.proj, k).is_some() {
+                map.serialize_entry(k, v)?;
+            }
         }
         map.end()
     }
@@ -94,27 +176,55 @@ impl Serialize for Node<'_> {
                         shape: self.shape,
                         array: false,
                         ctx: self.ctx,
+                        proj: self.proj,
                     })?;
                 }
                 seq.end()
             }
             (false, Value::Object(obj)) => match self.shape {
-                Shape::Plain => self.value.serialize(s),
+                Shape::Plain => Plain {
+                    value: self.value,
+                    proj: self.proj,
+                }
+                .serialize(s),
                 Shape::Ref(spec) => {
                     let mut map = s.serialize_map(None)?;
                     for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "_info") {
-                        map.serialize_entry(k, v)?;
+                        if let Some(sub) = pick(self.proj, k) {
+                            map.serialize_entry(
+                                k,
+                                &Plain {
+                                    value: v,
+                                    proj: sub,
+                                },
+                            )?;
+                        }
                     }
-                    let links = href(self.ctx.base, spec, self.value, self.ctx.record)
-                        .map(|h| vec![(spec.href_key, h)])
-                        .unwrap_or_default();
-                    let stored = obj.get("_info").and_then(Value::as_object);
-                    map.serialize_entry("_info", &Info { stored, links })?;
+                    if let Some(proj) = pick(self.proj, "_info") {
+                        let links = href(self.ctx.base, spec, self.value, self.ctx.record)
+                            .map(|h| vec![(spec.href_key, h)])
+                            .unwrap_or_default();
+                        let stored = obj.get("_info").and_then(Value::as_object);
+                        map.serialize_entry(
+                            "_info",
+                            &Info {
+                                stored,
+                                links,
+                                proj,
+                            },
+                        )?;
+                    }
                     map.end()
                 }
-                Shape::Fields(fields) => serialize_fields(s, fields, obj, self.ctx, None),
+                Shape::Fields(fields) => {
+                    serialize_fields(s, fields, obj, self.ctx, None, self.proj)
+                }
             },
-            _ => self.value.serialize(s),
+            _ => Plain {
+                value: self.value,
+                proj: self.proj,
+            }
+            .serialize(s),
         }
     }
 }
@@ -125,10 +235,14 @@ fn serialize_fields<S: Serializer>(
     obj: &serde_json::Map<String, Value>,
     ctx: &Rendered<'_>,
     top_links: Option<Vec<(&'static str, String)>>,
+    proj: Option<&Projection>,
 ) -> Result<S::Ok, S::Error> {
     let mut map = s.serialize_map(None)?;
     let mut top_links = top_links;
     for f in fields {
+        let Some(sub) = pick(proj, f.name) else {
+            continue;
+        };
         let Some(v) = obj.get(f.name) else {
             // Every top-level record has `_info`; add it if a record lacks one.
             if f.name == "_info"
@@ -139,6 +253,7 @@ fn serialize_fields<S: Serializer>(
                     &Info {
                         stored: None,
                         links,
+                        proj: sub,
                     },
                 )?;
             }
@@ -152,6 +267,7 @@ fn serialize_fields<S: Serializer>(
                 &Info {
                     stored: v.as_object(),
                     links,
+                    proj: sub,
                 },
             )?;
             continue;
@@ -164,6 +280,7 @@ fn serialize_fields<S: Serializer>(
                 shape,
                 array,
                 ctx,
+                proj: sub,
             },
         )?;
     }
@@ -176,19 +293,25 @@ impl Serialize for Rendered<'_> {
             self.record.as_object(),
             self.record.get("id").and_then(Value::as_i64),
         ) else {
-            return self.record.serialize(s);
+            return Plain {
+                value: self.record,
+                proj: self.fields,
+            }
+            .serialize(s);
         };
         let links = (self.def.info_hrefs)(id, obj)
             .into_iter()
             .map(|(k, path)| (k, format!("{}/{path}", self.base)))
             .collect();
-        serialize_fields(s, self.def.fields, obj, self, Some(links))
+        let proj = self.fields.filter(|p| !p.is_empty());
+        serialize_fields(s, self.def.fields, obj, self, Some(links), proj)
     }
 }
 
-/// The rendered record as a `Value` (library calls, callbacks, `fields` projection).
+/// The rendered record as a `Value` (library calls). A `Value` map sorts its
+/// keys, so HTTP bodies and callback entities serialize [`Rendered`] directly.
 pub fn render(def: &'static ResourceDef, record: &Value, base: &str) -> Value {
-    serde_json::to_value(Rendered { def, record, base }).unwrap_or(Value::Null)
+    serde_json::to_value(Rendered::new(def, record, base)).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -229,6 +352,41 @@ mod tests {
                     "{}",
                     def.path
                 );
+            }
+        }
+    }
+
+    /// `fields=` streams through `Rendered` in model order and keeps exactly
+    /// what the Value-based projection keeps.
+    #[test]
+    fn projected_rendering_matches_the_value_projection() {
+        use crate::query::Projection;
+        let store = Store::seeded(30, 5);
+        let base = "http://h/v4_6_release/apis/3.0";
+        for text in [
+            "id",
+            "id,_info",
+            "_info/lastUpdated",
+            "company,firstName",
+            "company/name, company/_info , id",
+            "communicationItems/value,customFields/caption,id",
+            "nope,ID,Name",
+            "status/name,board,types/id",
+        ] {
+            let proj = Projection::parse(text);
+            for (def, table) in ALL.iter().zip(&store.tables) {
+                for rec in table.rows.values().take(5) {
+                    let streamed = serde_json::to_value(
+                        super::Rendered::new(def, rec, base).with_fields(Some(&proj)),
+                    )
+                    .expect("json");
+                    assert_eq!(
+                        streamed,
+                        proj.apply(super::render(def, rec, base)),
+                        "{} fields={text}",
+                        def.path
+                    );
+                }
             }
         }
     }

@@ -204,3 +204,31 @@ async fn accept_versions_are_parsed() {
         assert_eq!(resp.headers()["api-current-version"], "2025.1");
     }
 }
+
+#[tokio::test]
+async fn bad_version_without_credentials_is_401_not_400() {
+    let app = App::start().await;
+    let resp = app
+        .http
+        .get(app.url("company/contacts"))
+        .header(
+            "accept",
+            "application/vnd.connectwise.com+json; version=latest",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = app
+        .http
+        .get(app.url("company/contacts"))
+        .header("authorization", basic("demo", "demo-public", "wrong"))
+        .header(
+            "accept",
+            "application/vnd.connectwise.com+json; version=latest",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 401);
+}

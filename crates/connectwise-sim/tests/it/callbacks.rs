@@ -140,6 +140,13 @@ async fn registered_callbacks_receive_signed_payloads() {
         serde_json::from_str(payload["Entity"].as_str().expect("Entity is a JSON string"))
             .expect("entity json");
     assert_eq!(entity["title"], "Callback Tester");
+    assert!(
+        payload["Entity"]
+            .as_str()
+            .expect("Entity")
+            .starts_with(&format!("{{\"id\":{contact},")),
+        "Entity keeps model field order"
+    );
     assert_eq!(entity["id"], contact);
     let key_url = payload["Metadata"]["key_url"].as_str().expect("key_url");
     let (status, key) = status_json(app.http.get(key_url).send().await.expect("send")).await;
@@ -182,4 +189,38 @@ async fn registered_callbacks_receive_signed_payloads() {
     assert_eq!(resp.status().as_u16(), 204);
     let (_, count) = app.get_json("system/callbacks/count").await;
     assert_eq!(count, json!({"count": 0}));
+}
+
+#[tokio::test]
+async fn deleting_a_deleted_company_is_a_no_op_without_a_second_callback() {
+    let app = App::start().await;
+    let (receiver_url, mut rx) = receiver().await;
+    let company = app.sim().ids("company/companies")[2];
+    let resp = app
+        .api(Method::POST, "system/callbacks")
+        .json(&json!({"url": format!("{receiver_url}/cw?id="), "objectId": company, "type": "company", "level": "company"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 201);
+    let first = app.freeze().await;
+    let delete = || async {
+        app.api(Method::DELETE, &format!("company/companies/{company}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(delete().await, 204);
+    let got = next(&mut rx).await;
+    let payload: Value = serde_json::from_slice(&got.body).expect("json");
+    assert_eq!(payload["Action"], "deleted");
+    app.sim().advance_clock(3600);
+    assert_eq!(delete().await, 204, "deleting again is idempotent");
+    let (_, after) = app.get_json(&format!("company/companies/{company}")).await;
+    assert_eq!(after["dateDeleted"], first.as_str(), "not re-stamped");
+    assert_eq!(after["_info"]["lastUpdated"], first.as_str());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err(), "no second callback");
 }

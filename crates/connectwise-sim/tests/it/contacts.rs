@@ -466,3 +466,130 @@ async fn child_and_custom_field_conditions() {
         .await;
     assert_eq!(ids(&body), with_value);
 }
+
+/// Top-level keys of a JSON object, in the order the server wrote them.
+fn key_order(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    struct Keys<'a>(&'a mut Vec<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                self.0.push(k);
+            }
+            Ok(())
+        }
+    }
+    serde::Deserializer::deserialize_map(&mut de, Keys(&mut keys)).expect("object");
+    keys
+}
+
+#[tokio::test]
+async fn every_body_keeps_model_field_order() {
+    let app = App::start().await;
+    let company = app.sim().ids("company/companies")[2];
+    let send = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let mut req = app.api(method, &path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.expect("send");
+            let status = resp.status().as_u16();
+            (status, resp.text().await.expect("body"))
+        }
+    };
+    let (status, created) = send(
+        Method::POST,
+        "company/contacts".into(),
+        Some(json!({"firstName": "Ada", "lastName": "Lovelace", "company": {"id": company}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let keys = key_order(&created);
+    assert_eq!(keys.first().map(String::as_str), Some("id"), "{created}");
+    assert_eq!(keys.last().map(String::as_str), Some("_info"), "{created}");
+    let id: serde_json::Value = serde_json::from_str(&created).expect("json");
+    let id = id["id"].as_i64().expect("id");
+    let (status, got) = send(Method::GET, format!("company/contacts/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(key_order(&got), keys, "POST answers like GET");
+    let (status, put) = send(
+        Method::PUT,
+        format!("company/contacts/{id}"),
+        Some(json!({"firstName": "Augusta", "company": {"id": company}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(key_order(&put)[0], "id", "{put}");
+    let (status, patched) = send(
+        Method::PATCH,
+        format!("company/contacts/{id}"),
+        Some(json!([{"op": "replace", "path": "title", "value": "Countess"}])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(key_order(&patched)[0], "id", "{patched}");
+    let (status, projected) = send(
+        Method::GET,
+        format!("company/contacts/{id}?fields=_info,firstName,id"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(key_order(&projected), ["id", "firstName", "_info"]);
+    let (status, listed) = send(
+        Method::GET,
+        format!("company/contacts?conditions=id%3D{id}&fields=_info,firstName,id"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        listed.starts_with(r#"[{"id":"#) && listed.find("firstName") < listed.find("_info"),
+        "{listed}"
+    );
+    let (status, info) = send(Method::GET, "system/info".into(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        key_order(&info),
+        [
+            "version",
+            "isCloud",
+            "serverTimeZone",
+            "licenseBits",
+            "cloudRegion",
+            "maxWorkFlowRecordsAllowed"
+        ]
+    );
+    assert!(
+        info.contains(r#"{"name":"CRM","activeFlag":true}"#),
+        "{info}"
+    );
+    let text = app
+        .http
+        .get(app.root("/login/companyinfo/demo"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        key_order(&text),
+        [
+            "CompanyName",
+            "Codebase",
+            "VersionCode",
+            "VersionNumber",
+            "CompanyID",
+            "IsCloud",
+            "SiteUrl",
+            "AllowAccess"
+        ]
+    );
+}

@@ -183,3 +183,77 @@ async fn the_date_header_follows_the_sim_clock() {
         .timestamp();
     assert_eq!(parsed.to_string(), now, "Date `{date}` is the sim clock");
 }
+
+#[tokio::test]
+async fn fault_validation_rejects_huge_latency_and_informational_status() {
+    let app = App::start().await;
+    for (fault, field) in [
+        (json!({"latencyMs": 600_001}), "latencyMs"),
+        (json!({"latencyMs": u64::MAX}), "latencyMs"),
+        (json!({"status": 100}), "status"),
+        (json!({"status": 101}), "status"),
+        (json!({"status": 199}), "status"),
+        (json!({"status": 600}), "status"),
+        // A bad fault in an array activates none of them.
+        (
+            json!([{"status": 500}, {"latencyMs": 700_000}]),
+            "latencyMs",
+        ),
+    ] {
+        let resp = app
+            .http
+            .post(app.root("/__sim/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .expect("send");
+        let (status, body) = status_json(resp).await;
+        assert_eq!(status, 400, "{fault}");
+        assert!(
+            body["message"].as_str().expect("message").contains(field),
+            "{fault}: {body}"
+        );
+    }
+    let resp = app
+        .http
+        .get(app.root("/__sim/faults"))
+        .send()
+        .await
+        .expect("send");
+    let (_, active) = status_json(resp).await;
+    assert_eq!(active["faults"], json!([]));
+    app.control("/__sim/faults", json!({"latencyMs": 1, "count": 1}))
+        .await;
+    let (status, _) = app.get_json("company/contacts").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn made_up_methods_share_one_stats_bucket() {
+    let app = App::start().await;
+    for m in ["FROBNICATE", "XYZZY", "PLUGH"] {
+        app.api(
+            Method::from_bytes(m.as_bytes()).expect("method"),
+            "company/contacts",
+        )
+        .send()
+        .await
+        .expect("send");
+    }
+    let resp = app
+        .http
+        .get(app.root("/__sim/stats"))
+        .send()
+        .await
+        .expect("send");
+    let (_, stats) = status_json(resp).await;
+    let by_path = stats["byPath"].as_object().expect("byPath");
+    assert_eq!(
+        stats["byPath"]["OTHER /company/contacts"]["405"], 3,
+        "{stats}"
+    );
+    assert!(
+        by_path.keys().all(|k| !k.starts_with("FROBNICATE")),
+        "{stats}"
+    );
+}

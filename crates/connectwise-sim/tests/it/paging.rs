@@ -149,3 +149,116 @@ async fn page_size_is_capped_and_bad_numbers_rejected() {
     let (status, body) = app.get_json("company/contacts?page=99").await;
     assert_eq!((status, body), (200, json!([])));
 }
+
+/// Parses `<url>; rel="next"` out of a Link header.
+fn next_url(link: &str) -> Option<String> {
+    link.split(", ")
+        .find(|l| l.ends_with("rel=\"next\""))
+        .and_then(|l| l.strip_prefix('<'))
+        .and_then(|l| l.split('>').next())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn search_links_carry_the_body_conditions() {
+    let app = App::start().await;
+    let resp = app
+        .api(Method::POST, "service/tickets/search?pageSize=2")
+        .json(&json!({"conditions": "closedFlag = true"}))
+        .send()
+        .await
+        .expect("send");
+    let link = link_of(&resp).expect("link");
+    assert!(
+        link.contains("?conditions=closedFlag+%3d+true&pageSize=2&page=2"),
+        "{link}"
+    );
+    let (_, first) = status_json(resp).await;
+    let mut seen = ids(&first);
+    let mut url = next_url(&link);
+    while let Some(u) = url {
+        let resp = app
+            .http
+            .get(&u)
+            .header(
+                "authorization",
+                crate::basic("demo", "demo-public", "demo-private"),
+            )
+            .send()
+            .await
+            .expect("send");
+        url = link_of(&resp).as_deref().and_then(next_url);
+        let (status, page) = status_json(resp).await;
+        assert_eq!(status, 200);
+        for t in page.as_array().expect("array") {
+            assert_eq!(t["closedFlag"], true, "{u}: next page is still filtered");
+        }
+        seen.extend(ids(&page));
+    }
+    let (_, all) = app
+        .get_json("service/tickets?pageSize=1000&conditions=closedFlag%20%3D%20true")
+        .await;
+    assert_eq!(seen, ids(&all));
+}
+
+#[tokio::test]
+async fn search_conditions_must_be_a_string() {
+    let app = App::start().await;
+    for body in [
+        json!({"conditions": 5}),
+        json!({"conditions": []}),
+        json!({"conditions": {"a": 1}}),
+        json!({"conditions": true}),
+        json!([]),
+        json!("closedFlag = true"),
+    ] {
+        let resp = app
+            .api(Method::POST, "service/tickets/search")
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let (status, err) = status_json(resp).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["code"], "InvalidObject");
+    }
+    let resp = app
+        .api(Method::POST, "service/tickets/search")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn bad_host_headers_cannot_inject_link_rels() {
+    let app = App::start().await;
+    let resp = app
+        .api(Method::GET, "company/contacts?pageSize=5")
+        .header("host", "evil>; rel=\"first\", <x")
+        .send()
+        .await
+        .expect("send");
+    let link = link_of(&resp).expect("link");
+    assert!(!link.contains("evil"), "{link}");
+    assert!(
+        link.starts_with(&format!("<http://{}/", app.handle.addr)),
+        "falls back to the listening address: {link}"
+    );
+    assert_eq!(link.matches("rel=").count(), 2, "{link}");
+    let (_, body) = status_json(resp).await;
+    let href = body[0]["_info"]["contacts_href"]
+        .as_str()
+        .or_else(|| body[0]["company"]["_info"]["company_href"].as_str())
+        .expect("an href");
+    assert!(href.contains(&app.handle.addr.to_string()), "{href}");
+    let resp = app
+        .api(Method::GET, "company/contacts?pageSize=5")
+        .header("host", "cw.example.com:8443")
+        .send()
+        .await
+        .expect("send");
+    let link = link_of(&resp).expect("link");
+    assert!(link.starts_with("<http://cw.example.com:8443/"), "{link}");
+}
