@@ -48,6 +48,8 @@ impl RunningServer {
 
 /// Open the database, bind the listener and start the API, the poller and the dispatcher.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
+    // Check every setting before touching the database, so a typo creates no files.
+    let retry_schedule = config.retry_schedule()?;
     let key = resolve_master_key(&config.database_url, config.master_key.as_deref())?;
     let store = Store::open(&config.database_url, key)
         .await
@@ -55,7 +57,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let engine_config = EngineConfig {
         min_refresh_interval: config.min_refresh_interval(),
         allow_private_callbacks: config.allow_private_callbacks,
-        retry_schedule: config.retry_schedule()?,
+        retry_schedule,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, engine_config, Clock::system())?;

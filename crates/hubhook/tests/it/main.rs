@@ -2,5 +2,6 @@
 //! receiver, each on a random loopback port, with a fresh SQLite database per test.
 
 mod app;
+mod cli;
 mod delivery;
 mod instances;

@@ -1,0 +1,214 @@
+//! The binary's interface contract: commands, flags, environment names and what they print.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+fn hubhook() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hubhook"))
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a long-running command and return it with the first stdout line containing `marker`.
+fn start(mut command: Command, marker: &str) -> (Running, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hubhook");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(marker) => return (running, line),
+            Some(Ok(_)) => continue,
+            other => panic!("hubhook exited before printing `{marker}`: {other:?}"),
+        }
+    }
+}
+
+/// The `http://host:port` in a line such as `hubhook listening on http://127.0.0.1:1234 (...)`.
+fn address_in(line: &str) -> String {
+    let start = line.find("http://").expect("an address");
+    line[start..]
+        .split_whitespace()
+        .next()
+        .expect("address")
+        .to_string()
+}
+
+#[tokio::test]
+async fn org_create_serve_and_sim_work_as_documented() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", dir.path().join("cli.db").display());
+
+    // `org create` prints exactly one JSON object with the four documented fields.
+    let output = hubhook()
+        .args([
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--database-url",
+            &database_url,
+        ])
+        .output()
+        .expect("org create runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let org: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    for field in [
+        "organizationId",
+        "userId",
+        "organizationSecret",
+        "userSecret",
+    ] {
+        assert!(!org[field].is_null(), "missing {field}: {org}");
+    }
+    assert!(
+        dir.path().join("cli.db.key").exists(),
+        "a key file is generated beside the database"
+    );
+
+    // `sim connectwise` with its flags.
+    let mut sim = hubhook();
+    sim.args([
+        "sim",
+        "connectwise",
+        "--listen",
+        "127.0.0.1:0",
+        "--company",
+        "acme",
+        "--public-key",
+        "pub",
+    ])
+    .args(["--private-key", "priv", "--records", "3", "--seed", "7"]);
+    let (_sim, line) = start(sim, "http://");
+    let base_url = address_in(&line);
+    let http = reqwest::Client::new();
+    let info = http
+        .get(format!("{base_url}/system/info"))
+        .basic_auth("acme+pub", Some("priv"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(info.status(), 200);
+
+    // `serve` configured through the environment, flags overriding it.
+    let mut serve = hubhook();
+    serve
+        .arg("serve")
+        .env("HUBHOOK_LISTEN", "127.0.0.1:1")
+        .env("HUBHOOK_DATABASE_URL", &database_url)
+        .env("HUBHOOK_MIN_REFRESH_INTERVAL", "1")
+        .env("HUBHOOK_ALLOW_PRIVATE_CALLBACKS", "true")
+        .args(["--listen", "127.0.0.1:0"]);
+    let (_server, line) = start(serve, "listening on");
+    let server = address_in(&line);
+    for path in ["/healthz", "/readyz", "/"] {
+        let response = http
+            .get(format!("{server}{path}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+
+    // The secrets printed by `org create` authenticate against the running server.
+    let auth = format!(
+        "User {}, Organization {}",
+        org["userSecret"].as_str().expect("secret"),
+        org["organizationSecret"].as_str().expect("secret")
+    );
+    let body = json!({
+        "element": { "key": "connectwisecrmrest" },
+        "configuration": {
+            "baseUrl": base_url, "company": "acme", "public.key": "pub", "private.key": "priv",
+            "event.notification.enabled": true,
+            "event.notification.callback.url": "http://127.0.0.1:9/webhook",
+            "event.poller.refresh_interval": 1,
+            "event.poller.configuration": { "contacts": {
+                "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+                "idField": "id",
+                "datesConfiguration": {
+                    "updatedDateField": "_info.lastUpdated", "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                    "createdDateField": "_info.lastUpdated", "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'" } } }
+        },
+        "name": "cli"
+    });
+    let created = http
+        .post(format!("{server}/elements/api-v2/instances"))
+        .header("Authorization", &auth)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        created.status(),
+        200,
+        "{}",
+        created.text().await.unwrap_or_default()
+    );
+    let poll = http
+        .post(format!("{server}/elements/api-v2/instances/1/poll"))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(poll.status(), 202);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", dir.path().join("bad.db").display());
+    let output = hubhook()
+        .args([
+            "serve",
+            "--database-url",
+            &database_url,
+            "--master-key",
+            "short",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("master key"), "{stderr}");
+
+    let output = hubhook()
+        .args([
+            "serve",
+            "--database-url",
+            &database_url,
+            "--retry-schedule",
+            "4s,soon",
+        ])
+        .env("HUBHOOK_MASTER_KEY", "ab".repeat(32))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    // Nothing was created for a configuration that was refused.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("retry"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
