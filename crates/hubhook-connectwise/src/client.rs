@@ -38,7 +38,9 @@ impl Default for ClientOptions {
 }
 
 /// Largest list page we accept (a page of 1000 large records is a few MB).
-const MAX_PAGE_BYTES: usize = 256 * 1024 * 1024;
+const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest `/system/info` answer (a few hundred bytes in practice).
+const MAX_INFO_BYTES: usize = 64 * 1024;
 /// How much of an error body we keep for messages.
 const MAX_ERROR_BYTES: usize = 2048;
 
@@ -49,8 +51,11 @@ pub struct Fetched {
     /// How many pages were read. More than one page is not one snapshot: records can change
     /// between pages.
     pub pages: u32,
-    /// ConnectWise's clock (`Date` header, second precision) when it answered the first page.
-    pub server_date: Option<jiff::Timestamp>,
+    /// A lower bound of ConnectWise's clock when this fetch began: the first page's `Date`
+    /// header (second precision, stamped when ConnectWise answered) minus the time we waited
+    /// for that answer, retries included. A change written after this instant may be missing
+    /// from the pages read; one written before it is in them (or was overwritten later).
+    pub server_time_at_start: Option<jiff::Timestamp>,
 }
 
 /// A ConnectWise client bound to one instance's credentials.
@@ -112,7 +117,7 @@ impl Client {
     pub async fn system_info(&self) -> Result<Value, CwError> {
         let url = format!("{}/system/info", self.base_url);
         let response = self.get(&url, false).await?;
-        let body = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
+        let body = read_limited(response, MAX_INFO_BYTES, Overflow::Fail).await?;
         serde_json::from_slice(&body)
             .map_err(|e| CwError::Decode(format!("/system/info is not JSON: {e}")))
     }
@@ -148,6 +153,7 @@ impl Client {
         let origin = url.origin();
         let mut next = Some(url.to_string());
         let mut fetched = Fetched::default();
+        let started = std::time::Instant::now();
         while let Some(current) = next.take() {
             fetched.pages += 1;
             if fetched.pages > self.options.max_pages {
@@ -158,12 +164,14 @@ impl Client {
             }
             let response = self.get(&current, forward_only).await?;
             if fetched.pages == 1 {
-                fetched.server_date = response
+                let waited = jiff::SignedDuration::try_from(started.elapsed())
+                    .unwrap_or(jiff::SignedDuration::MAX);
+                fetched.server_time_at_start = response
                     .headers()
                     .get(DATE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
-                    .map(|z| z.timestamp());
+                    .and_then(|z| z.timestamp().checked_sub(waited).ok());
             }
             let link = response
                 .headers()
@@ -178,6 +186,14 @@ impl Client {
             fetched.records.extend(page);
             if empty || (forward_only && short_page) {
                 break;
+            }
+            // Forward-only paging always links the next page; a full page without one means
+            // the server ignored the paging header, and stopping would silently drop records.
+            if forward_only && link.is_none() {
+                return Err(CwError::Decode(format!(
+                    "a full page of {} records came without a next Link; the server may not support forward-only paging",
+                    query.page_size
+                )));
             }
             if let Some(link) = link {
                 let parsed = url::Url::parse(&link).map_err(|e| {

@@ -142,6 +142,7 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
@@ -154,7 +155,10 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
                 || first == 0x2001 && v6.segments()[1] == 0x0db8
+                // Teredo tunnels carry an obfuscated IPv4 address; nothing public needs them.
+                || first == 0x2001 && v6.segments()[1] == 0
         }
     }
 }
@@ -172,8 +176,12 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
     if seg[..6] == [0; 6] && (seg[6] != 0 || seg[7] > 1) {
         return Some(from(seg[6], seg[7]));
     }
-    // NAT64 well-known prefix 64:ff9b::/96.
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // IPv4-translated ::ffff:0:a.b.c.d.
+    if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(from(seg[6], seg[7]));
+    }
+    // NAT64: the well-known prefix 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || seg[..3] == [0x64, 0xff9b, 1] {
         return Some(from(seg[6], seg[7]));
     }
     // 6to4 2002:a.b.c.d::/48.
@@ -206,6 +214,11 @@ mod tests {
         check("fe80::1", true);
         check("::ffff:127.0.0.1", true);
         check("198.18.0.1", true);
+        check("192.0.0.8", true);
+        check("::ffff:0:a00:1", true);
+        check("64:ff9b:1::a00:1", true);
+        check("fec0::1", true);
+        check("2001:0:4136:e378:8000:63bf:3fff:fdd2", true);
         check("240.0.0.1", true);
         check("::127.0.0.1", true);
         check("64:ff9b::a00:1", true);

@@ -61,7 +61,9 @@ impl Default for EngineConfig {
             min_refresh_interval: Duration::from_secs(60),
             allow_private_callbacks: false,
             retry_schedule: RetrySchedule::cloud_elements(),
-            poll_lease: Duration::from_secs(300),
+            // Leases are not renewed yet, so this bounds how long one poll (a large baseline)
+            // may run before another worker may take the job over.
+            poll_lease: Duration::from_secs(900),
             delivery_lease: Duration::from_secs(120),
             delivery_timeout: Duration::from_secs(30),
             poll_concurrency: 4,
@@ -191,24 +193,31 @@ impl Engine {
                 log_task_end(work, done);
             }
             let free = limit.saturating_sub(running.len());
-            let mut claimed = 0;
-            if free > 0 {
-                match self.claim_and_spawn(work, free, &mut running).await {
-                    Ok(n) => claimed = n,
-                    Err(err) => {
-                        tracing::error!(error = %format!("{err:#}"), ?work, "claiming work failed")
-                    }
+            if free == 0 {
+                // Every slot is busy: only a finished item (or shutdown) can change anything.
+                // Waiting on the due time here would spin while due work queues up.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    Some(done) = running.join_next() => log_task_end(work, done),
                 }
-            }
-            // A full batch means more may be due already.
-            if free > 0 && claimed == free {
                 continue;
             }
-            let due = match work {
-                Work::Polls => self.inner.store.next_poll_due().await,
-                Work::Deliveries => self.inner.store.next_notification_due().await,
+            let sleep = match self.claim_and_spawn(work, free, &mut running).await {
+                // A full batch means more may be due already.
+                Ok(claimed) if claimed == free => continue,
+                Ok(_) => {
+                    let due = match work {
+                        Work::Polls => self.inner.store.next_poll_due().await,
+                        Work::Deliveries => self.inner.store.next_notification_due().await,
+                    };
+                    self.idle_sleep(due.ok().flatten())
+                }
+                Err(err) => {
+                    tracing::error!(error = %format!("{err:#}"), ?work, "claiming work failed");
+                    // Back off rather than retry a failing database in a tight loop.
+                    ERROR_BACKOFF
+                }
             };
-            let sleep = self.idle_sleep(due.ok().flatten());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
@@ -344,6 +353,9 @@ enum Work {
     Polls,
     Deliveries,
 }
+
+/// Pause after a failed claim.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for work in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

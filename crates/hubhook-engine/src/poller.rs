@@ -149,7 +149,11 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
     })?;
     let filter_since = match job.cursor {
         Some(cursor) => cursor - overlap,
-        None => baseline_since(instance.created_at, requested_at, fetched.server_date),
+        None => baseline_since(
+            instance.created_at,
+            requested_at,
+            fetched.server_time_at_start,
+        ),
     };
     let records = fetched.records;
 
@@ -201,8 +205,7 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
     let cursor = next_cursor(
         job.cursor,
         classified.max_updated,
-        fetched.pages,
-        fetched.server_date,
+        fetched.server_time_at_start,
     );
     let interval = SignedDuration::try_from(interval).unwrap_or(SignedDuration::from_secs(60));
     Ok(PollCommit {
@@ -256,36 +259,36 @@ fn start_of_second(ts: Timestamp) -> Timestamp {
 }
 
 /// The instant, on ConnectWise's clock, from which the baseline announces changes: the
-/// instance's creation, moved by the offset between ConnectWise's `Date` header and our clock
-/// when we asked. The header has second precision and arrives after we asked, so the estimate
-/// can be up to a second or so early; one more second of margin keeps every change after the
-/// creation (at the price of perhaps announcing one made just before it).
+/// instance's creation, moved by the offset between ConnectWise's clock and ours. The server
+/// time is a lower bound (see [`hubhook_connectwise::Fetched`]), so the estimate errs early;
+/// one more second covers the `Date` header's second precision. A change made just before the
+/// creation may be announced; none made after it is lost.
 fn baseline_since(
     created_at: Timestamp,
     requested_at: Timestamp,
-    server_date: Option<Timestamp>,
+    server_time_at_start: Option<Timestamp>,
 ) -> Timestamp {
-    let offset = server_date.map_or(SignedDuration::ZERO, |date| {
-        date.duration_since(requested_at)
+    let offset = server_time_at_start.map_or(SignedDuration::ZERO, |server| {
+        server.duration_since(requested_at)
     });
     start_of_second(created_at + offset) - SignedDuration::from_secs(1)
 }
 
-/// The cursor after a poll: the latest updated date seen, never moving backwards.
+/// The cursor after a poll: the latest updated date seen, never moving backwards, and never
+/// past ConnectWise's time when the fetch began.
 ///
-/// A scan of several pages is not a snapshot: a record on an early page can change after that
-/// page was read while a later page shows a newer change. Setting the cursor to the newer date
-/// would skip the first change, so after a multi-page scan the cursor is capped at
-/// ConnectWise's time when the scan began (anything changed after that is read again next
-/// time). One page is one query, so its dates are safe to use as they are.
+/// Pages are read one after another, not as one snapshot: a record on an early page can change
+/// after that page was read while a later page shows a newer change, so taking the newest date
+/// seen would skip the first change. Capping at the fetch's start re-reads anything changed
+/// since then on the next poll (deduplicated by content hash). The cap also keeps a record
+/// dated in the future from freezing the cursor ahead of real changes.
 fn next_cursor(
     old: Option<Timestamp>,
     max_seen: Option<Timestamp>,
-    pages: u32,
-    server_date: Option<Timestamp>,
+    server_time_at_start: Option<Timestamp>,
 ) -> Option<Timestamp> {
-    let seen = match (max_seen, server_date) {
-        (Some(seen), Some(began)) if pages > 1 => Some(seen.min(began)),
+    let seen = match (max_seen, server_time_at_start) {
+        (Some(seen), Some(began)) => Some(seen.min(began)),
         (seen, _) => seen,
     };
     match (old, seen) {
@@ -303,15 +306,16 @@ mod tests {
     }
 
     #[test]
-    fn cursor_never_passes_a_multi_page_scan_start() {
+    fn cursor_never_passes_the_fetch_start() {
         let began = Some(ts("2026-01-01T10:00:00Z"));
         let seen = Some(ts("2026-01-01T10:00:05Z"));
-        assert_eq!(next_cursor(None, seen, 1, began), seen);
-        assert_eq!(next_cursor(None, seen, 3, began), began);
-        assert_eq!(next_cursor(None, seen, 3, None), seen);
+        let earlier = Some(ts("2026-01-01T09:59:00Z"));
+        assert_eq!(next_cursor(None, seen, began), began);
+        assert_eq!(next_cursor(None, earlier, began), earlier);
+        assert_eq!(next_cursor(None, seen, None), seen);
         let old = Some(ts("2026-01-01T10:00:30Z"));
-        assert_eq!(next_cursor(old, seen, 3, began), old, "never backwards");
-        assert_eq!(next_cursor(old, None, 1, began), old);
+        assert_eq!(next_cursor(old, seen, began), old, "never backwards");
+        assert_eq!(next_cursor(old, None, began), old);
     }
 
     #[test]

@@ -56,7 +56,11 @@ async fn reads_every_page_forward_only_and_navigable() {
         .await
         .expect("fetch");
     assert_eq!(all.pages, 3);
-    assert!(all.server_date.is_some(), "the Date header is read");
+    let began = all.server_time_at_start.expect("the Date header is read");
+    assert!(
+        began <= jiff::Timestamp::now(),
+        "a lower bound of the server's time: {began}"
+    );
     assert_eq!(ids(&all.records), expected);
 
     // Navigable, following the Link header, with small pages and an order.

@@ -697,6 +697,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .await?;
     }
     let mut outcome = CommitOutcome::default();
+    let mut new_events = std::collections::HashSet::new();
     for event in &commit.events {
         // Event ids are deterministic, so a change seen twice lands once.
         let inserted = sqlx::query(
@@ -717,9 +718,19 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .await?;
         if inserted.rows_affected() > 0 {
             outcome.events_inserted += 1;
+            new_events.insert(event.id.0.as_str());
         }
     }
     for notification in &commit.notifications {
+        // A notification made only of events stored before (the same changes seen by an
+        // earlier, overlapping run, grouped differently) would deliver them a second time.
+        if !notification
+            .event_ids
+            .iter()
+            .any(|id| new_events.contains(id.0.as_str()))
+        {
+            continue;
+        }
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, instance_id, body, status, failed_attempts,
                  next_attempt_at, created_at)

@@ -920,3 +920,30 @@ pub async fn check_cursor_never_moves_backwards(store: &Store) {
     let jobs = store.poll_jobs(instance.id).await.unwrap();
     assert_eq!(jobs[0].cursor, Some(t0() + 50.seconds()));
 }
+
+pub async fn check_known_events_are_not_notified_again(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    store
+        .claim_poll_jobs("node-a", t0(), LEASE, 10)
+        .await
+        .unwrap();
+    let first = commit_with_events(instance.id, "contacts", "node-a", 1, 3);
+    store.commit_poll(first).await.unwrap();
+    // The same events again, grouped into a notification with another id.
+    store
+        .claim_poll_jobs("node-a", t0() + 100.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    let mut again = commit_with_events(instance.id, "contacts", "node-a", 1, 3);
+    again.notifications[0].id = NotificationId("another-grouping".into());
+    let outcome = store.commit_poll(again).await.unwrap();
+    assert_eq!(
+        outcome,
+        CommitOutcome {
+            events_inserted: 0,
+            notifications_inserted: 0
+        }
+    );
+    let notifications = store.list_notifications(instance.id, 10).await.unwrap();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+}

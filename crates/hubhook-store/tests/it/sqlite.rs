@@ -50,6 +50,7 @@ conformance!(
     check_failed_write_is_isolated,
     check_concurrent_commits_all_land,
     check_cursor_never_moves_backwards,
+    check_known_events_are_not_notified_again,
 );
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.

@@ -7,8 +7,15 @@ use std::{
 
 use serde_json::{Value, json};
 
+/// The binary, with none of the runner's `HUBHOOK_*` settings leaking into it.
 fn hubhook() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hubhook"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hubhook"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HUBHOOK_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// A child process killed when the test ends, however it ends.
@@ -21,7 +28,9 @@ impl Drop for Running {
     }
 }
 
-/// Start a long-running command and return it with the first stdout line containing `marker`.
+/// Start a long-running command and return it with the first stdout line containing `marker`,
+/// failing the test if none comes within 30 s. Reading happens on a thread so that a child that
+/// hangs cannot hang the test; the thread keeps draining stdout so later prints never fail.
 fn start(mut command: Command, marker: &str) -> (Running, String) {
     let mut child = command
         .stdout(Stdio::piped())
@@ -30,12 +39,19 @@ fn start(mut command: Command, marker: &str) -> (Running, String) {
         .expect("spawn hubhook");
     let stdout = child.stdout.take().expect("stdout");
     let running = Running(child);
-    let mut lines = BufReader::new(stdout).lines();
+    let (lines, found) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(marker) => return (running, line),
-            Some(Ok(_)) => continue,
-            other => panic!("hubhook exited before printing `{marker}`: {other:?}"),
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match found.recv_timeout(left) {
+            Ok(line) if line.contains(marker) => return (running, line),
+            Ok(_) => continue,
+            Err(err) => panic!("hubhook printed no line with `{marker}`: {err}"),
         }
     }
 }
