@@ -155,6 +155,7 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
             fetched.server_time_at_start,
         ),
     };
+    let fetched_at_server = fetched.server_time_at_start;
     let records = fetched.records;
 
     let ids: Vec<String> = records
@@ -174,7 +175,8 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
         &ClassifyContext {
             resource,
             since: filter_since,
-            poll_started,
+            // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
+            poll_started: fetched_at_server.unwrap_or(poll_started),
             known: &known,
         },
         records,
