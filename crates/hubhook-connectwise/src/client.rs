@@ -325,8 +325,9 @@ fn provider_message(body: &str) -> String {
     }
 }
 
-/// reqwest's top-level message hides the cause ("error sending request"); walk the chain.
-fn transport_message(err: &reqwest::Error) -> String {
+/// reqwest's top-level message hides the cause ("error sending request"); the whole chain
+/// says what actually failed (refused, DNS, TLS, timeout).
+pub fn transport_message(err: &reqwest::Error) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {

@@ -12,6 +12,6 @@ mod error;
 mod hub;
 mod link;
 
-pub use client::{Client, ClientOptions, Fetched};
+pub use client::{Client, ClientOptions, Fetched, transport_message};
 pub use error::CwError;
 pub use hub::{HubQuery, hub_resource_path};

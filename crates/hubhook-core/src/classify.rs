@@ -118,7 +118,7 @@ pub struct Classified {
 pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
     let ids: Vec<Result<String, String>> = records
         .iter()
-        .map(|record| read_id(ctx.resource, record))
+        .map(|record| object_id(ctx.resource, record))
         .collect();
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (index, id) in ids.iter().enumerate() {
@@ -165,7 +165,9 @@ struct Outcome {
     event_type: Option<EventType>,
 }
 
-fn read_id(resource: &ResourcePoll, record: &Value) -> Result<String, String> {
+/// The object id of `record` as events carry it: a string id as it is, a number as its
+/// decimal text; anything else (missing, null, empty, other types) is an error naming the field.
+pub fn object_id(resource: &ResourcePoll, record: &Value) -> Result<String, String> {
     let id_path = resource.id_field.as_str();
     match resource.id_field.get(record) {
         None | Some(Value::Null) => Err(format!("missing idField `{id_path}`")),

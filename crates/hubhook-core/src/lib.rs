@@ -25,6 +25,7 @@ pub use ceql::{
 };
 pub use classify::{
     Change, Classified, ClassifyContext, EventType, Observed, RecordError, classify, content_hash,
+    object_id,
 };
 pub use config::{
     ConnectWiseCredentials, DateField, DatesConfig, ELEMENT_KEY, EventsConfig, InstanceConfig,

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
+use hubhook_connectwise::transport_message;
 use hubhook_core::{InstanceConfig, elements_signature, merge_secrets};
 use hubhook_store::{AttemptOutcome, AttemptRecord, PendingNotification, StoreError};
 use jiff::SignedDuration;
@@ -117,7 +118,7 @@ async fn send(engine: &Engine, notification: &PendingNotification) -> Result<u16
         .body(notification.body.clone())
         .send()
         .await
-        .map_err(|e| SendError::new(error_chain(&e)))?;
+        .map_err(|e| SendError::new(transport_message(&e)))?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(status);
@@ -141,15 +142,4 @@ async fn body_start(mut response: reqwest::Response) -> String {
         }
     }
     String::from_utf8_lossy(&body).into_owned()
-}
-
-fn error_chain(err: &reqwest::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use hubhook_connectwise::HubQuery;
 use hubhook_core::{
     ClassifyContext, EventRecord, InstanceConfig, MAX_EVENTS_PER_NOTIFICATION, build_notifications,
-    classify, event_id, merge_secrets, render_url,
+    classify, event_id, merge_secrets, object_id, render_url,
 };
 use hubhook_store::{
     CommitOutcome, NewEvent, NewNotification, ObservedObject, PollCommit, PollJob, StoreError,
@@ -160,8 +160,7 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
 
     let ids: Vec<String> = records
         .iter()
-        .filter_map(|r| resource.id_field.get(r))
-        .map(id_text)
+        .filter_map(|r| object_id(resource, r).ok())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -246,14 +245,6 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
             })
             .collect(),
     })
-}
-
-/// The id as classify renders it: strings as they are, anything else as JSON text.
-fn id_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn start_of_second(ts: Timestamp) -> Timestamp {
