@@ -54,6 +54,7 @@ pub async fn attempt(engine: &Engine, notification: PendingNotification) -> anyh
     let record = AttemptRecord {
         notification_id: notification.id.clone(),
         owner: engine.config().node_id.clone(),
+        lease_token: notification.lease_token.clone(),
         attempted_at: started_at,
         status_code,
         latency_ms,

@@ -34,7 +34,9 @@ pub use clock::Clock;
 /// Settings of the engine, from the command line or environment.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// This node's name in lease columns; unique per process.
+    /// This node's name in lease columns. Unique among the nodes sharing a database and
+    /// stable across restarts of the same node, so that a restarted node frees the leases it
+    /// held before (see [`Engine::run`]).
     pub node_id: String,
     /// The floor under every instance's refresh interval.
     pub min_refresh_interval: Duration,
@@ -42,9 +44,11 @@ pub struct EngineConfig {
     pub allow_private_callbacks: bool,
     /// Delays between delivery attempts; after the last one a notification is queued.
     pub retry_schedule: RetrySchedule,
-    /// How long a claimed poll job stays ours without being completed.
+    /// How long a claimed poll job stays ours without being renewed; a running poll renews it
+    /// every third of this, so it bounds how long a dead node's job waits to be taken over.
     pub poll_lease: Duration,
-    /// How long a claimed notification stays ours without being completed.
+    /// How long a claimed notification stays ours; longer than `delivery_timeout`, so a
+    /// delivery in flight never outlives its lease.
     pub delivery_lease: Duration,
     /// Total time allowed for one callback POST.
     pub delivery_timeout: Duration,
@@ -57,14 +61,12 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            node_id: node_id(),
+            node_id: random_node_id(),
             min_refresh_interval: Duration::from_secs(60),
             allow_private_callbacks: false,
             retry_schedule: RetrySchedule::cloud_elements(),
-            // Leases are not renewed yet, so this bounds how long one poll (a large baseline)
-            // may run before another worker may take the job over.
-            poll_lease: Duration::from_secs(900),
-            delivery_lease: Duration::from_secs(120),
+            poll_lease: Duration::from_secs(60),
+            delivery_lease: Duration::from_secs(60),
             delivery_timeout: Duration::from_secs(30),
             poll_concurrency: 4,
             delivery_concurrency: 16,
@@ -167,7 +169,25 @@ impl Engine {
     }
 
     /// Run the poller and the dispatcher until `shutdown` is cancelled.
+    ///
+    /// First frees the leases this node id still holds: they can only belong to a previous
+    /// run of this node that ended without finishing its work (a crash, a `kill -9`), and
+    /// waiting for them to expire would stall that work for a lease length.
     pub async fn run(&self, shutdown: CancellationToken) {
+        match self
+            .inner
+            .store
+            .release_leases(&self.inner.config.node_id)
+            .await
+        {
+            Ok(0) => {}
+            Ok(freed) => {
+                tracing::info!(freed, node = ?self.inner.config.node_id, "took back the leases of this node's previous run");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not free this node's old leases; they will expire");
+            }
+        }
         tokio::join!(
             self.work_loop(Work::Polls, shutdown.clone()),
             self.work_loop(Work::Deliveries, shutdown)
@@ -329,22 +349,17 @@ impl Engine {
     }
 }
 
-/// A name for this process in lease columns: the host name and a random suffix, because
-/// process ids repeat across containers and a fenced update must never mistake another node
-/// for us.
-fn node_id() -> String {
+/// A node id for an engine nobody named: the host name and a random suffix. Unique, but not
+/// stable across restarts; servers pass a stable one (see `hubhook serve --node-id`).
+pub fn random_node_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_string());
     let mut suffix = [0u8; 6];
+    // Without randomness, fall back to the process id and time, still unlikely to collide.
     if getrandom::fill(&mut suffix).is_err() {
-        // Without randomness, fall back to time and pid, still unlikely to collide.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = jiff::Timestamp::now().as_nanosecond();
         return format!("{host}-{}-{nanos}", std::process::id());
     }
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{host}-{}-{suffix}", std::process::id())
+    format!("{host}-{}", hex::encode(suffix))
 }
 
 /// The two kinds of background work.

@@ -32,46 +32,92 @@ use hubhook_core::{
     classify, event_id, merge_secrets, object_id, render_url,
 };
 use hubhook_store::{
-    CommitOutcome, NewEvent, NewNotification, ObservedObject, PollCommit, PollJob, StoreError,
+    CommitOutcome, LeaseToken, NewEvent, NewNotification, ObservedObject, PollCommit, PollJob,
+    StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
 
 use crate::Engine;
 
 /// Run one claimed job to completion: commit its results or record why it failed.
+///
+/// The lease is renewed while the poll runs (every third of its length), so leases can be
+/// short: a node that dies mid-poll holds the job for at most one lease length. A poll whose
+/// renewal finds the lease gone stops at once; it could not commit anyway.
 pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutcome> {
+    let Some(token) = job.lease_token.clone() else {
+        anyhow::bail!(
+            "poll job {}/{} was not claimed",
+            job.instance_id,
+            job.resource
+        );
+    };
+    let polled = tokio::select! {
+        polled = poll(engine, &job, &token) => polled,
+        lost = keep_lease(engine, &job, &token) => {
+            tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %lost, "poll stopped: its lease could not be renewed");
+            return Ok(CommitOutcome::default());
+        }
+    };
     let store = engine.store();
-    let owner = engine.config().node_id.clone();
-    match poll(engine, &job).await {
+    let failure = match polled {
         Ok(commit) => match store.commit_poll(commit).await {
             Ok(outcome) => {
                 if outcome.events_inserted > 0 {
-                    tracing::info!(instance = %job.instance_id, resource = %job.resource, events = outcome.events_inserted, "poll stored events");
+                    tracing::info!(instance = %job.instance_id, resource = ?job.resource, events = outcome.events_inserted, "poll stored events");
                 }
-                Ok(outcome)
+                return Ok(outcome);
             }
             Err(StoreError::LeaseLost) => {
-                tracing::warn!(instance = %job.instance_id, resource = %job.resource, "lease lost before commit; another node will redo this poll");
-                Ok(CommitOutcome::default())
+                tracing::warn!(instance = %job.instance_id, resource = ?job.resource, "lease lost before commit; the job will be polled again");
+                return Ok(CommitOutcome::default());
             }
-            Err(err) => Err(err).context("committing poll results"),
+            // The store could not take the results (a transient "unable to open database file",
+            // a full disk). Nothing was written; release the job so that it is retried soon
+            // rather than left leased. If releasing fails too, the short lease expires.
+            Err(err) => PollFailure::new(
+                format!("storing the poll's results failed: {err}"),
+                RETRY_AFTER_STORE_ERROR,
+            ),
         },
-        Err(failure) => {
-            let now = engine.clock().now();
-            tracing::warn!(instance = %job.instance_id, resource = %job.resource, error = %failure.message, "poll failed");
-            let next = now + failure.retry_in;
-            match store
-                .fail_poll(
-                    job.instance_id,
-                    &job.resource,
-                    &owner,
-                    next,
-                    &failure.message,
-                )
-                .await
-            {
-                Ok(()) | Err(StoreError::LeaseLost) => Ok(CommitOutcome::default()),
-                Err(err) => Err(err).context("recording poll failure"),
+        Err(failure) => failure,
+    };
+    let next = engine.clock().now() + failure.retry_in;
+    tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %failure.message, "poll failed");
+    match store
+        .fail_poll(
+            job.instance_id,
+            &job.resource,
+            &token,
+            next,
+            &failure.message,
+        )
+        .await
+    {
+        Ok(()) | Err(StoreError::LeaseLost) => Ok(CommitOutcome::default()),
+        Err(err) => Err(err).context("recording poll failure"),
+    }
+}
+
+/// Renews the job's lease every third of its length; returns only when renewing fails.
+async fn keep_lease(engine: &Engine, job: &PollJob, token: &LeaseToken) -> StoreError {
+    let lease = engine.config().poll_lease;
+    let every = lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let until = engine.clock().now()
+            + SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60));
+        match engine
+            .store()
+            .renew_poll_lease(job.instance_id, &job.resource, token, until)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost) => return StoreError::LeaseLost,
+            // A store hiccup: keep polling, and try again at the next tick (the lease still
+            // has two thirds of its length to run).
+            Err(err) => {
+                tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %err, "renewing a poll lease failed");
             }
         }
     }
@@ -95,7 +141,14 @@ impl PollFailure {
 /// Default wait after a failure that says nothing about when to come back.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
-async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure> {
+/// Wait after the store refused a poll's results: store errors are usually brief.
+const RETRY_AFTER_STORE_ERROR: Duration = Duration::from_secs(5);
+
+async fn poll(
+    engine: &Engine,
+    job: &PollJob,
+    token: &LeaseToken,
+) -> Result<PollCommit, PollFailure> {
     let store = engine.store();
     let instance = store
         .instance(job.instance_id)
@@ -180,8 +233,16 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
         },
         records,
     );
-    for error in &classified.errors {
-        tracing::warn!(instance = %job.instance_id, resource = %job.resource, record = error.index, error = %error.message, "record skipped");
+    // One line per poll, however many records were unusable: a configuration that cannot
+    // read a resource's records must not flood the log. The count and one reason go to the
+    // job's health. Values from ConnectWise are logged with `?`, i.e. escaped.
+    let record_problems = u32::try_from(classified.errors.len()).unwrap_or(u32::MAX);
+    let record_problem = classified
+        .errors
+        .first()
+        .map(|e| format!("record {}: {}", e.index, e.message));
+    if let Some(sample) = &record_problem {
+        tracing::warn!(instance = %job.instance_id, resource = ?job.resource, skipped = record_problems, first = ?sample, "records skipped");
     }
 
     let events: Vec<EventRecord> = classified
@@ -212,7 +273,7 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
     Ok(PollCommit {
         instance_id: job.instance_id,
         resource: job.resource.clone(),
-        owner: engine.config().node_id.clone(),
+        lease_token: token.clone(),
         cursor,
         next_run_at: poll_started + interval,
         now: engine.clock().now(),
@@ -244,6 +305,8 @@ async fn poll(engine: &Engine, job: &PollJob) -> Result<PollCommit, PollFailure>
                 body: n.body,
             })
             .collect(),
+        record_problems,
+        record_problem,
     })
 }
 

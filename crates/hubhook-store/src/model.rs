@@ -10,6 +10,13 @@ pub struct OrganizationId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserId(pub i64);
 
+/// Proof of one claim of one row of work (a poll job or a notification): a random value the
+/// store generates per claimed row. Completions are fenced on it, so a worker whose lease
+/// ended and was claimed again, by another node or by its own node after a restart, cannot
+/// write. The node id only says who holds a lease; it does not fence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(pub String);
+
 /// Who is calling: an authenticated user of an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
@@ -84,6 +91,8 @@ pub struct PollJob {
     /// When the current lease ends. For a job that is not leased (as `Store::poll_jobs` may
     /// return) this is the Unix epoch, i.e. already expired.
     pub lease_until: Timestamp,
+    /// The token of the current claim; `Some` on a job returned by a claim.
+    pub lease_token: Option<LeaseToken>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,8 +124,8 @@ pub struct NewNotification {
 pub struct PollCommit {
     pub instance_id: InstanceId,
     pub resource: String,
-    /// The worker that holds the lease; the commit is fenced on it.
-    pub owner: String,
+    /// The claim this poll ran under; the commit is fenced on it.
+    pub lease_token: LeaseToken,
     /// The new cursor; `None` keeps the old one.
     pub cursor: Option<Timestamp>,
     pub next_run_at: Timestamp,
@@ -124,6 +133,10 @@ pub struct PollCommit {
     pub observed: Vec<ObservedObject>,
     pub events: Vec<NewEvent>,
     pub notifications: Vec<NewNotification>,
+    /// Records of this poll that could not be used (no id, unreadable date), and one of the
+    /// reasons, for the job's health.
+    pub record_problems: u32,
+    pub record_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,6 +149,8 @@ pub struct CommitOutcome {
 #[derive(Debug, Clone)]
 pub struct PendingNotification {
     pub id: NotificationId,
+    /// The claim this delivery runs under; its attempt is fenced on it.
+    pub lease_token: LeaseToken,
     pub instance_id: InstanceId,
     pub body: String,
     pub failed_attempts: u32,
@@ -153,8 +168,10 @@ pub enum AttemptOutcome {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub notification_id: NotificationId,
-    /// The worker that holds the lease; the update is fenced on it.
+    /// The node that made the attempt, kept in the attempt row.
     pub owner: String,
+    /// The claim the attempt ran under; the update is fenced on it.
+    pub lease_token: LeaseToken,
     pub attempted_at: Timestamp,
     pub status_code: Option<u16>,
     pub latency_ms: i64,

@@ -32,13 +32,11 @@ impl MasterKey {
     pub fn parse(text: &str) -> Result<MasterKey> {
         let text = text.trim();
         let expected = "expected 64 hex characters or the standard base64 encoding of 32 bytes";
-        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len() == 64 {
             let mut bytes = [0u8; 32];
-            for (i, byte) in bytes.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                    .map_err(|_| StoreError::InvalidKey(expected.to_owned()))?;
+            if hex::decode_to_slice(text, &mut bytes).is_ok() {
+                return Ok(MasterKey(bytes));
             }
-            return Ok(MasterKey(bytes));
         }
         match BASE64.decode(text) {
             Ok(decoded) => match <[u8; 32]>::try_from(decoded.as_slice()) {
@@ -62,11 +60,7 @@ impl MasterKey {
 
     /// The key as 64 lowercase hex characters (the form `parse` reads back).
     pub fn to_hex(&self) -> String {
-        use std::fmt::Write as _;
-        self.0.iter().fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+        hex::encode(self.0)
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {

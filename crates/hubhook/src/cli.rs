@@ -53,6 +53,14 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<String>,
+    /// This node's name in lease columns, unique per node and stable across its restarts [env: HUBHOOK_NODE_ID] [default: host name and listen address]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// Client connections held at once; beyond it the longest-idle connection is closed, or the newcomer gets 503 [env: HUBHOOK_MAX_CONNECTIONS] [default: 4096]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Args, Serialize, Default)]
@@ -61,10 +69,16 @@ pub struct DatabaseArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
-    /// Key encrypting stored provider secrets, 64 hex digits [env: HUBHOOK_MASTER_KEY] [default: a key file beside the SQLite database]
+    /// Key encrypting stored provider secrets, 64 hex digits. Discouraged on the command line,
+    /// which every local user can read (ps); prefer HUBHOOK_MASTER_KEY or --master-key-file
+    /// [env: HUBHOOK_MASTER_KEY] [default: a key file beside the SQLite database]
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::builder::StringValueParser::new(), crate::config::SecretText))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<crate::config::SecretText>,
+    /// File holding the master key [env: HUBHOOK_MASTER_KEY_FILE]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub master_key: Option<String>,
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +136,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::server::serve(ServeConfig::load(&args)?).await,
         Command::Org(OrgCommand::Create { name, database }) => {
             let config = ServeConfig::load(&database)?;
-            let key = resolve_master_key(&config.database_url, config.master_key.as_deref())?;
+            let key =
+                resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
             let store = hubhook_store::Store::open(&config.database_url, key)
                 .await
                 .with_context(|| {

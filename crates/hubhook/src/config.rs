@@ -20,13 +20,20 @@ pub struct ServeConfig {
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
     /// Key that encrypts stored provider secrets: 64 hex digits or base64 of 32 bytes.
-    pub master_key: Option<String>,
+    pub master_key: Option<SecretText>,
+    /// A file holding the master key (what `master_key` would hold).
+    pub master_key_file: Option<PathBuf>,
     /// Seconds; the floor under every instance's refresh interval.
     pub min_refresh_interval: u64,
     /// Allow callback URLs that resolve to loopback or private addresses.
     pub allow_private_callbacks: bool,
     /// Delays between delivery attempts, e.g. "4s,16s,64s"; default: Cloud Elements' 4^x s, 9 retries.
     pub retry_schedule: Option<String>,
+    /// This node's name in the database's lease columns; see [`ServeConfig::node_id`].
+    pub node_id: Option<String>,
+    /// Client connections held at once; keep it well below the open-files limit
+    /// (`ulimit -n`), so that the database and outbound calls always have descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -35,9 +42,12 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://hubhook.db".into(),
             master_key: None,
+            master_key_file: None,
             min_refresh_interval: 60,
             allow_private_callbacks: false,
             retry_schedule: None,
+            node_id: None,
+            max_connections: 4096,
         }
     }
 }
@@ -64,6 +74,71 @@ impl ServeConfig {
 
     pub fn min_refresh_interval(&self) -> Duration {
         Duration::from_secs(self.min_refresh_interval)
+    }
+
+    /// The node id: as configured, or the host name and the listen address, which is unique
+    /// among nodes sharing a database (two nodes on one host listen on different addresses)
+    /// and the same after a restart, so a restarted node takes its own leases back at once.
+    /// A listener on port 0 has no stable address; it gets a random id.
+    pub fn node_id(&self) -> anyhow::Result<String> {
+        if let Some(id) = &self.node_id {
+            let id = id.trim();
+            if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+                bail!(
+                    "node_id `{}`: expected 1 to 200 printable characters",
+                    id.escape_debug()
+                );
+            }
+            return Ok(id.to_string());
+        }
+        if self.listen.ends_with(":0") {
+            return Ok(hubhook_engine::random_node_id());
+        }
+        Ok(format!("{}-{}", host_name(), self.listen))
+    }
+}
+
+/// The machine's name, for node ids.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "hubhook".to_string())
+}
+
+/// A secret read from the environment or the command line. Its `Debug` prints a mask, so a
+/// logged configuration never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl From<String> for SecretText {
+    fn from(text: String) -> SecretText {
+        SecretText(text)
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl ServeConfig {
+    /// The master key as configured: the key itself, or the contents of the key file.
+    pub fn master_key_text(&self) -> anyhow::Result<Option<String>> {
+        match (&self.master_key, &self.master_key_file) {
+            (Some(_), Some(_)) => {
+                bail!("give either master_key or master_key_file, not both")
+            }
+            (Some(key), None) => Ok(Some(key.0.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|text| Some(text.trim().to_string()))
+                .with_context(|| format!("reading master_key_file {}", path.display())),
+            (None, None) => Ok(None),
+        }
     }
 }
 

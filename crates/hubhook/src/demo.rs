@@ -25,7 +25,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = ServeConfig {
         listen: args.listen.clone(),
         database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
-        master_key: Some(hubhook_store::MasterKey::generate().to_hex()),
+        master_key: Some(crate::config::SecretText(
+            hubhook_store::MasterKey::generate().to_hex(),
+        )),
         min_refresh_interval: 1,
         allow_private_callbacks: true,
         ..ServeConfig::default()
@@ -85,8 +87,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         _ = changes => {}
         _ = crate::server::shutdown_signal() => {}
     }
-    server.stop().await;
-    Ok(())
+    server.stop().await
 }
 
 /// The second example body of the Cloud Elements documentation, pointed at the simulator.

@@ -16,7 +16,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub engine: Engine,
     pub shutdown: CancellationToken,
-    tasks: JoinHandle<()>,
+    tasks: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
@@ -29,20 +29,18 @@ impl RunningServer {
     }
 
     /// Stop the API and both loops, wait for them, and close the database.
-    pub async fn stop(self) {
+    pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        if let Err(err) = self.tasks.await {
-            tracing::error!(error = %err, "server task ended abnormally");
-        }
-        self.engine.store().close().await;
+        self.wait().await
     }
 
-    /// Wait until the server stops by itself (it only does on `shutdown`).
-    pub async fn wait(self) {
-        if let Err(err) = self.tasks.await {
-            tracing::error!(error = %err, "server task ended abnormally");
-        }
+    /// Wait until the server stops: on `shutdown`, or by itself when its store can no longer
+    /// write (then with an error, so that the process exits non-zero and its supervisor
+    /// restarts it).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let ended = self.tasks.await;
         self.engine.store().close().await;
+        ended.context("server task ended abnormally")?
     }
 }
 
@@ -50,7 +48,8 @@ impl RunningServer {
 pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     // Check every setting before touching the database, so a typo creates no files.
     let retry_schedule = config.retry_schedule()?;
-    let key = resolve_master_key(&config.database_url, config.master_key.as_deref())?;
+    let node_id = config.node_id()?;
+    let key = resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
     let store = Store::open(&config.database_url, key)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
@@ -58,6 +57,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         min_refresh_interval: config.min_refresh_interval(),
         allow_private_callbacks: config.allow_private_callbacks,
         retry_schedule,
+        node_id,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, engine_config, Clock::system())?;
@@ -66,6 +66,10 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let limits = hubhook_api::ServeLimits {
+        max_connections: config.max_connections,
+        ..hubhook_api::ServeLimits::default()
+    };
     let app = hubhook_api::router(AppState {
         engine: engine.clone(),
     });
@@ -74,15 +78,10 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let loops_engine = engine.clone();
     let loops_shutdown = shutdown.clone();
     let tasks = tokio::spawn(async move {
-        let api = async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-                .await;
-            if let Err(err) = served {
-                tracing::error!(error = %err, "HTTP server failed");
-            }
-        };
-        tokio::join!(api, loops_engine.run(loops_shutdown));
+        let api = hubhook_api::serve(listener, app, limits, api_shutdown);
+        let watchdog = watch_store(loops_engine.store().clone(), loops_shutdown.clone());
+        let (_, _, store) = tokio::join!(api, loops_engine.run(loops_shutdown), watchdog);
+        store
     });
     tracing::info!(%addr, "hubhook is serving");
     Ok(RunningServer {
@@ -92,6 +91,25 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         tasks,
     })
 }
+
+/// Watches the store until shutdown. If its writer stops (a panic in the SQLite writer task),
+/// nothing can be stored any more: `/readyz` already answers 503, and this stops the server
+/// with an error rather than keep answering while unable to write.
+async fn watch_store(store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(WATCHDOG_PERIOD) => {}
+        }
+        if !store.writer_alive() && !shutdown.is_cancelled() {
+            tracing::error!("the database writer stopped; shutting down");
+            shutdown.cancel();
+            anyhow::bail!("the database writer stopped; nothing can be stored");
+        }
+    }
+}
+
+const WATCHDOG_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Run until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -106,8 +124,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    server.wait().await;
-    Ok(())
+    server.wait().await
 }
 
 pub async fn shutdown_signal() {

@@ -16,6 +16,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::Connection as _;
 use sqlx::sqlite::SqliteConnection;
@@ -93,6 +95,9 @@ where
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     sender: mpsc::Sender<Message>,
+    /// Whether the last batch committed. A writer whose batches keep failing (disk full, file
+    /// gone) is alive but cannot write; readiness probes must see that too.
+    last_batch_ok: Arc<AtomicBool>,
 }
 
 fn closed() -> StoreError {
@@ -103,8 +108,22 @@ impl Writer {
     /// Starts the writer task on `conn`, which must be the only connection that writes.
     pub(crate) fn spawn(conn: SqliteConnection) -> Writer {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(conn, receiver));
-        Writer { sender }
+        let last_batch_ok = Arc::new(AtomicBool::new(true));
+        tokio::spawn(run(conn, receiver, last_batch_ok.clone()));
+        Writer {
+            sender,
+            last_batch_ok,
+        }
+    }
+
+    /// Whether the task is alive: it drops its receiver when it ends, by `close` or a panic.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Whether writes can succeed: the task is alive and its last batch committed.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.is_alive() && self.last_batch_ok.load(Ordering::Relaxed)
     }
 
     /// Queues `work` for the next batch and waits until that batch is committed.
@@ -135,7 +154,11 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Message>) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut receiver: mpsc::Receiver<Message>,
+    last_batch_ok: Arc<AtomicBool>,
+) {
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut close_requests = Vec::new();
     while close_requests.is_empty() {
@@ -150,7 +173,8 @@ async fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Message>) 
             }
         }
         if !commands.is_empty() {
-            run_batch(&mut conn, commands).await;
+            let ok = run_batch(&mut conn, commands).await;
+            last_batch_ok.store(ok, Ordering::Relaxed);
         }
     }
     // Refuse new work before closing, so no caller waits on a connection that is gone.
@@ -168,7 +192,8 @@ async fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Message>) 
     }
 }
 
-async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteCommand>>) {
+/// Runs one batch; `true` when it committed.
+async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteCommand>>) -> bool {
     let outcome = async {
         // IMMEDIATE takes the write lock up front, so no statement in the batch can fail with
         // SQLITE_BUSY halfway (another process, e.g. the CLI, may hold the lock briefly).
@@ -197,7 +222,9 @@ async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteC
             tracing::error!(%error, commands = commands.len(), "SQLite write batch failed");
         }
     }
+    let ok = outcome.is_ok();
     for command in commands {
         command.answer(outcome.clone());
     }
+    ok
 }

@@ -1,12 +1,14 @@
 //! Engine-independent behaviour of the store. Every check starts from an empty database.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
-    AttemptOutcome, AttemptRecord, CommitOutcome, InstanceRow, NewEvent, NewInstance,
-    NewNotification, ObservedObject, OrganizationId, PollCommit, Principal, Store, StoreError,
-    UserId,
+    AttemptOutcome, AttemptRecord, CommitOutcome, InstanceRow, LeaseToken, NewEvent, NewInstance,
+    NewNotification, ObservedObject, OrganizationId, PendingNotification, PollCommit, PollJob,
+    Principal, Store, StoreError, UserId,
 };
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -91,17 +93,75 @@ fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
     }
 }
 
+/// The token `owner` got for `work` at its latest claim; a made-up one if it never claimed it
+/// (which the store must refuse like any stale token).
+///
+/// Tests speak of owners ("a's late commit") and this keeps them readable: each owner's
+/// claims are remembered here by the `claim_*` wrappers below.
+fn token_of(owner: &str, work: &str) -> LeaseToken {
+    TOKENS
+        .lock()
+        .unwrap()
+        .get(&(owner.to_string(), work.to_string()))
+        .cloned()
+        .unwrap_or_else(|| LeaseToken(format!("never-claimed-by-{owner}")))
+}
+
+static TOKENS: Mutex<BTreeMap<(String, String), LeaseToken>> = Mutex::new(BTreeMap::new());
+
+fn job_key(instance: InstanceId, resource: &str) -> String {
+    format!("{instance}/{resource}")
+}
+
+/// `Store::claim_poll_jobs`, remembering each claimed job's token for `owner`.
+pub async fn claim_jobs(
+    store: &Store,
+    owner: &str,
+    now: Timestamp,
+    lease: Duration,
+    limit: u32,
+) -> hubhook_store::Result<Vec<PollJob>> {
+    let jobs = store.claim_poll_jobs(owner, now, lease, limit).await?;
+    let mut tokens = TOKENS.lock().unwrap();
+    for job in &jobs {
+        let token = job.lease_token.clone().expect("a claimed job has a token");
+        tokens.insert(
+            (owner.into(), job_key(job.instance_id, &job.resource)),
+            token,
+        );
+    }
+    Ok(jobs)
+}
+
+/// `Store::claim_notifications`, remembering each claimed notification's token for `owner`.
+pub async fn claim_notifications(
+    store: &Store,
+    owner: &str,
+    now: Timestamp,
+    lease: Duration,
+    limit: u32,
+) -> hubhook_store::Result<Vec<PendingNotification>> {
+    let claimed = store.claim_notifications(owner, now, lease, limit).await?;
+    let mut tokens = TOKENS.lock().unwrap();
+    for n in &claimed {
+        tokens.insert((owner.into(), n.id.0.clone()), n.lease_token.clone());
+    }
+    Ok(claimed)
+}
+
 fn poll_commit(instance: InstanceId, resource: &str, owner: &str) -> PollCommit {
     PollCommit {
         instance_id: instance,
         resource: resource.into(),
-        owner: owner.into(),
+        lease_token: token_of(owner, &job_key(instance, resource)),
         cursor: Some(t0() + 5.seconds()),
         next_run_at: t0() + 60.seconds(),
         now: t0() + 1.second(),
         observed: Vec::new(),
         events: Vec::new(),
         notifications: Vec::new(),
+        record_problems: 0,
+        record_problem: None,
     }
 }
 
@@ -221,16 +281,15 @@ pub async fn check_claim_exclusivity(store: &Store) {
     store.create_instance(quiet).await.unwrap();
 
     assert!(
-        store
-            .claim_poll_jobs("a", t0() - 1.second(), LEASE, 10)
+        claim_jobs(store, "a", t0() - 1.second(), LEASE, 10)
             .await
             .unwrap()
             .is_empty(),
         "not due yet"
     );
-    let a = store.claim_poll_jobs("a", t0(), LEASE, 1).await.unwrap();
+    let a = claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
     assert_eq!(a.len(), 1, "limit");
-    let a2 = store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    let a2 = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
     assert_eq!(a2.len(), 1);
     assert_ne!(a[0].resource, a2[0].resource);
     for job in a.iter().chain(&a2) {
@@ -240,29 +299,24 @@ pub async fn check_claim_exclusivity(store: &Store) {
 
     let lease_end = t0() + 30.seconds();
     assert!(
-        store
-            .claim_poll_jobs("b", lease_end - 1.millisecond(), LEASE, 10)
+        claim_jobs(store, "b", lease_end - 1.millisecond(), LEASE, 10)
             .await
             .unwrap()
             .is_empty(),
         "a leased job was claimed again"
     );
     assert_eq!(store.next_poll_due().await.unwrap(), Some(lease_end));
-    let b = store
-        .claim_poll_jobs("b", lease_end, LEASE, 10)
-        .await
-        .unwrap();
+    let b = claim_jobs(store, "b", lease_end, LEASE, 10).await.unwrap();
     assert_eq!(b.len(), 2, "an ended lease is claimable");
 }
 
 pub async fn check_commit_poll_is_fenced(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
     // a's lease ends and b takes the job over.
     let later = t0() + 31.seconds();
     assert_eq!(
-        store
-            .claim_poll_jobs("b", later, LEASE, 10)
+        claim_jobs(store, "b", later, LEASE, 10)
             .await
             .unwrap()
             .len(),
@@ -273,7 +327,13 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
     let err = store.commit_poll(late).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     let err = store
-        .fail_poll(instance.id, "contacts", "a", later, "boom")
+        .fail_poll(
+            instance.id,
+            "contacts",
+            &token_of("a", &job_key(instance.id, "contacts")),
+            later,
+            "boom",
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
@@ -318,7 +378,7 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
 
 pub async fn check_commit_poll_is_idempotent(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
     let first = store
         .commit_poll(commit_with_events(instance.id, "contacts", "a", 0, 2))
         .await
@@ -334,11 +394,7 @@ pub async fn check_commit_poll_is_idempotent(store: &Store) {
     // The same changes seen again (overlap window, another node): same ids, stored once.
     let due = t0() + 60.seconds();
     assert_eq!(
-        store
-            .claim_poll_jobs("a", due, LEASE, 10)
-            .await
-            .unwrap()
-            .len(),
+        claim_jobs(store, "a", due, LEASE, 10).await.unwrap().len(),
         1
     );
     let again = store
@@ -359,7 +415,7 @@ pub async fn check_commit_poll_is_idempotent(store: &Store) {
 
 pub async fn check_commit_poll_writes_everything_together(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    let claimed = store.claim_poll_jobs("a", t0(), LEASE, 10).await.unwrap();
+    let claimed = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
     assert_eq!(claimed[0].cursor, None);
 
     let mut commit = commit_with_events(instance.id, "contacts", "a", 0, 3);
@@ -443,17 +499,22 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
 
     // A failed poll keeps the cursor; a commit without a cursor keeps it too.
     let due = t0() + 60.seconds();
-    store.claim_poll_jobs("a", due, LEASE, 10).await.unwrap();
+    claim_jobs(store, "a", due, LEASE, 10).await.unwrap();
     store
-        .fail_poll(instance.id, "contacts", "a", due + 10.seconds(), "HTTP 500")
+        .fail_poll(
+            instance.id,
+            "contacts",
+            &token_of("a", &job_key(instance.id, "contacts")),
+            due + 10.seconds(),
+            "HTTP 500",
+        )
         .await
         .unwrap();
     let job = &store.poll_jobs(instance.id).await.unwrap()[0];
     assert_eq!(job.cursor, Some(t0() + 5.seconds()));
     assert_eq!(job.next_run_at, due + 10.seconds());
     assert!(
-        store
-            .claim_poll_jobs("b", due + 10.seconds(), LEASE, 10)
+        claim_jobs(store, "b", due + 10.seconds(), LEASE, 10)
             .await
             .unwrap()
             .len()
@@ -469,6 +530,9 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
 
     // Known objects are chunked: more ids than one query takes still all come back.
     let many_ids: Vec<String> = (0..1200).map(|n| n.to_string()).collect();
+    claim_jobs(store, "b", t0() + 60.seconds(), LEASE, 10)
+        .await
+        .unwrap();
     let mut big = poll_commit(instance.id, "contacts", "b");
     big.observed = many_ids
         .iter()
@@ -478,10 +542,6 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
             updated_at: t0(),
         })
         .collect();
-    store
-        .claim_poll_jobs("b", t0() + 60.seconds(), LEASE, 10)
-        .await
-        .unwrap();
     store.commit_poll(big).await.unwrap();
     assert_eq!(
         store
@@ -495,10 +555,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
 
 pub async fn check_finish_attempt_outcomes(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    store
-        .claim_poll_jobs("poller", t0(), LEASE, 10)
-        .await
-        .unwrap();
+    claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
     let mut commit = commit_with_events(instance.id, "contacts", "poller", 0, 3);
     commit.notifications = commit
         .events
@@ -509,14 +566,12 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     store.commit_poll(commit).await.unwrap();
 
     let now = t0() + 2.seconds();
-    let claimed = store
-        .claim_notifications("d", now, LEASE, 10)
+    let claimed = claim_notifications(store, "d", now, LEASE, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);
     assert!(
-        store
-            .claim_notifications("e", now, LEASE, 10)
+        claim_notifications(store, "e", now, LEASE, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -526,6 +581,7 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     let attempt = |n: usize, owner: &str, outcome| AttemptRecord {
         notification_id: id(n),
         owner: owner.into(),
+        lease_token: token_of(owner, &id(n).0),
         attempted_at: now,
         status_code: Some(500),
         latency_ms: 12,
@@ -588,14 +644,12 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     // Only the retry comes back, and only when it is due.
     assert_eq!(store.next_notification_due().await.unwrap(), Some(retry_at));
     assert!(
-        store
-            .claim_notifications("d", retry_at - 1.millisecond(), LEASE, 10)
+        claim_notifications(store, "d", retry_at - 1.millisecond(), LEASE, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let again = store
-        .claim_notifications("d", retry_at, LEASE, 10)
+    let again = claim_notifications(store, "d", retry_at, LEASE, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -629,7 +683,7 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
 
 pub async fn check_claim_order_of_notifications(store: &Store) {
     let instance = instance_with(store, &["a", "b"]).await;
-    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
     // "b" is committed first but becomes due later.
     let mut late = commit_with_events(instance.id, "b", "p", 10, 1);
     late.now = t0() + 5.seconds();
@@ -638,8 +692,7 @@ pub async fn check_claim_order_of_notifications(store: &Store) {
         .commit_poll(commit_with_events(instance.id, "a", "p", 0, 1))
         .await
         .unwrap();
-    let claimed = store
-        .claim_notifications("d", t0() + 10.seconds(), LEASE, 10)
+    let claimed = claim_notifications(store, "d", t0() + 10.seconds(), LEASE, 10)
         .await
         .unwrap();
     let ids: Vec<&str> = claimed.iter().map(|n| n.id.0.as_str()).collect();
@@ -649,13 +702,12 @@ pub async fn check_claim_order_of_notifications(store: &Store) {
 pub async fn check_delete_instance_keeps_history(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let (other_org, _) = organization(store, 2).await;
-    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
     store
         .commit_poll(commit_with_events(instance.id, "contacts", "p", 0, 2))
         .await
         .unwrap();
-    store
-        .claim_poll_jobs("p", t0() + 60.seconds(), LEASE, 10)
+    claim_jobs(store, "p", t0() + 60.seconds(), LEASE, 10)
         .await
         .unwrap();
 
@@ -691,8 +743,7 @@ pub async fn check_delete_instance_keeps_history(store: &Store) {
     assert_eq!(notifications.len(), 1);
     assert_eq!(notifications[0].status, "cancelled");
     assert!(
-        store
-            .claim_notifications("d", t0() + 1.hour(), LEASE, 10)
+        claim_notifications(store, "d", t0() + 1.hour(), LEASE, 10)
             .await
             .unwrap()
             .is_empty()
@@ -708,7 +759,7 @@ pub async fn check_delete_instance_keeps_history(store: &Store) {
 
 pub async fn check_poll_now(store: &Store) {
     let instance = instance_with(store, &["contacts", "companies"]).await;
-    store.claim_poll_jobs("p", t0(), LEASE, 10).await.unwrap();
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
     for resource in ["contacts", "companies"] {
         store
             .commit_poll(poll_commit(instance.id, resource, "p"))
@@ -717,8 +768,7 @@ pub async fn check_poll_now(store: &Store) {
     }
     let asked = t0() + 10.seconds();
     assert!(
-        store
-            .claim_poll_jobs("p", asked, LEASE, 10)
+        claim_jobs(store, "p", asked, LEASE, 10)
             .await
             .unwrap()
             .is_empty()
@@ -732,8 +782,7 @@ pub async fn check_poll_now(store: &Store) {
     );
     assert_eq!(store.next_poll_due().await.unwrap(), Some(asked));
     assert_eq!(
-        store
-            .claim_poll_jobs("p", asked, LEASE, 10)
+        claim_jobs(store, "p", asked, LEASE, 10)
             .await
             .unwrap()
             .len(),
@@ -747,11 +796,7 @@ pub async fn check_poll_now(store: &Store) {
 pub async fn check_poll_now_during_a_running_poll(store: &Store) {
     let instance = instance_with(store, &["contacts", "companies"]).await;
     assert_eq!(
-        store
-            .claim_poll_jobs("p", t0(), LEASE, 10)
-            .await
-            .unwrap()
-            .len(),
+        claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap().len(),
         2
     );
     let asked = t0() + 1.second();
@@ -763,7 +808,13 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
     commit.now = t0() + 2.seconds();
     store.commit_poll(commit).await.unwrap();
     store
-        .fail_poll(instance.id, "companies", "p", far, "boom")
+        .fail_poll(
+            instance.id,
+            "companies",
+            &token_of("p", &job_key(instance.id, "companies")),
+            far,
+            "boom",
+        )
         .await
         .unwrap();
     let due: Vec<(String, Timestamp)> = store
@@ -785,11 +836,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
     // The request was used up: the poll it caused reschedules normally.
     let now = t0() + 3.seconds();
     assert_eq!(
-        store
-            .claim_poll_jobs("p", now, LEASE, 10)
-            .await
-            .unwrap()
-            .len(),
+        claim_jobs(store, "p", now, LEASE, 10).await.unwrap().len(),
         2
     );
     let mut commit = poll_commit(instance.id, "contacts", "p");
@@ -797,7 +844,13 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
     commit.now = now;
     store.commit_poll(commit).await.unwrap();
     store
-        .fail_poll(instance.id, "companies", "p", far, "boom")
+        .fail_poll(
+            instance.id,
+            "companies",
+            &token_of("p", &job_key(instance.id, "companies")),
+            far,
+            "boom",
+        )
         .await
         .unwrap();
     for job in store.poll_jobs(instance.id).await.unwrap() {
@@ -807,11 +860,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
     // A poll_now before a claim is consumed by that claim, not carried to the commit.
     assert!(store.poll_now(instance.id, now).await.unwrap());
     assert_eq!(
-        store
-            .claim_poll_jobs("p", now, LEASE, 10)
-            .await
-            .unwrap()
-            .len(),
+        claim_jobs(store, "p", now, LEASE, 10).await.unwrap().len(),
         2
     );
     let mut commit = poll_commit(instance.id, "contacts", "p");
@@ -868,8 +917,7 @@ pub async fn check_concurrent_commits_all_land(store: &Store) {
     let resources: Vec<String> = (0..JOBS).map(|n| format!("resource-{n}")).collect();
     let refs: Vec<&str> = resources.iter().map(String::as_str).collect();
     let instance = instance_with(store, &refs).await;
-    let claimed = store
-        .claim_poll_jobs("p", t0(), LEASE, JOBS as u32)
+    let claimed = claim_jobs(store, "p", t0(), LEASE, JOBS as u32)
         .await
         .unwrap();
     assert_eq!(claimed.len(), JOBS);
@@ -907,8 +955,7 @@ pub async fn check_concurrent_commits_all_land(store: &Store) {
 pub async fn check_cursor_never_moves_backwards(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     for cursor in [t0() + 50.seconds(), t0() + 20.seconds()] {
-        let jobs = store
-            .claim_poll_jobs("node-a", t0() + 100.seconds(), LEASE, 10)
+        let jobs = claim_jobs(store, "node-a", t0() + 100.seconds(), LEASE, 10)
             .await
             .unwrap();
         assert_eq!(jobs.len(), 1);
@@ -923,15 +970,11 @@ pub async fn check_cursor_never_moves_backwards(store: &Store) {
 
 pub async fn check_known_events_are_not_notified_again(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    store
-        .claim_poll_jobs("node-a", t0(), LEASE, 10)
-        .await
-        .unwrap();
+    claim_jobs(store, "node-a", t0(), LEASE, 10).await.unwrap();
     let first = commit_with_events(instance.id, "contacts", "node-a", 1, 3);
     store.commit_poll(first).await.unwrap();
     // The same events again, grouped into a notification with another id.
-    store
-        .claim_poll_jobs("node-a", t0() + 100.seconds(), LEASE, 10)
+    claim_jobs(store, "node-a", t0() + 100.seconds(), LEASE, 10)
         .await
         .unwrap();
     let mut again = commit_with_events(instance.id, "contacts", "node-a", 1, 3);
@@ -946,4 +989,115 @@ pub async fn check_known_events_are_not_notified_again(store: &Store) {
     );
     let notifications = store.list_notifications(instance.id, 10).await.unwrap();
     assert_eq!(notifications.len(), 1, "{notifications:?}");
+}
+
+pub async fn check_a_new_claim_fences_the_same_owners_old_one(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let first = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let old = first[0].lease_token.clone().unwrap();
+    // The same node claims the job again after its lease ended (a restarted node, or a poll
+    // that outlived its lease): the old claim must not be able to write any more.
+    let later = t0() + 31.seconds();
+    let again = claim_jobs(store, "a", later, LEASE, 10).await.unwrap();
+    let new = again[0].lease_token.clone().unwrap();
+    assert_ne!(old, new, "every claim gets its own token");
+
+    let mut stale = commit_with_events(instance.id, "contacts", "a", 0, 2);
+    stale.lease_token = old.clone();
+    let err = store.commit_poll(stale).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .renew_poll_lease(instance.id, "contacts", &old, later + 1.hour())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .fail_poll(instance.id, "contacts", &old, later, "late")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert!(store.list_events(instance.id, 10).await.unwrap().is_empty());
+
+    let outcome = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "a", 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(outcome.events_inserted, 2);
+}
+
+pub async fn check_renewing_a_poll_lease(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let jobs = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let token = jobs[0].lease_token.clone().unwrap();
+    let renewed_until = t0() + 80.seconds();
+    store
+        .renew_poll_lease(instance.id, "contacts", &token, renewed_until)
+        .await
+        .unwrap();
+    // A renewal never shortens a lease.
+    store
+        .renew_poll_lease(instance.id, "contacts", &token, t0() + 10.seconds())
+        .await
+        .unwrap();
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.lease_until, renewed_until);
+    assert!(
+        claim_jobs(store, "b", t0() + 40.seconds(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease was taken over at its original end"
+    );
+    assert_eq!(store.next_poll_due().await.unwrap(), Some(renewed_until));
+    let outcome = store
+        .commit_poll(commit_with_events(instance.id, "contacts", "a", 0, 1))
+        .await
+        .unwrap();
+    assert_eq!(outcome.events_inserted, 1);
+}
+
+pub async fn check_releasing_a_nodes_leases(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    let a_jobs = claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
+    let a_resource = a_jobs[0].resource.clone();
+    claim_jobs(store, "other", t0(), LEASE, 1).await.unwrap();
+    let mut commit = poll_commit(instance.id, &a_resource, "a");
+    commit.events = vec![event(0, "1"), event(1, "2")];
+    commit.notifications = vec![
+        notification(0, &[&commit.events[0]]),
+        notification(1, &[&commit.events[1]]),
+    ];
+    commit.next_run_at = t0();
+    store.commit_poll(commit).await.unwrap();
+    claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
+    let notes = claim_notifications(store, "a", t0() + 1.second(), LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(notes.len(), 1);
+
+    // "a" restarts: its leases (one job, one notification) are freed at once, "other"'s kept.
+    assert_eq!(store.release_leases("a").await.unwrap(), 2);
+    let now = t0() + 2.seconds();
+    let jobs = claim_jobs(store, "b", now, LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1, "only a's job is free again");
+    assert_eq!(jobs[0].resource, a_resource);
+    let notes_b = claim_notifications(store, "b", now, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(notes_b.len(), 2, "a's notification and the unclaimed one");
+
+    // The old process's claims cannot write.
+    let attempt = AttemptRecord {
+        notification_id: notes[0].id.clone(),
+        owner: "a".into(),
+        lease_token: notes[0].lease_token.clone(),
+        attempted_at: now,
+        status_code: Some(200),
+        latency_ms: 1,
+        error: None,
+        outcome: AttemptOutcome::Delivered,
+    };
+    let err = store.finish_attempt(attempt).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.release_leases("nobody").await.unwrap(), 0);
 }

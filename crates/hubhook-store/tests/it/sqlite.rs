@@ -51,6 +51,9 @@ conformance!(
     check_concurrent_commits_all_land,
     check_cursor_never_moves_backwards,
     check_known_events_are_not_notified_again,
+    check_a_new_claim_fences_the_same_owners_old_one,
+    check_renewing_a_poll_lease,
+    check_releasing_a_nodes_leases,
 );
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.

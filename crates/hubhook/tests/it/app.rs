@@ -151,10 +151,13 @@ pub async fn spawn_app_with_receiver(receiver: Receiver) -> TestApp {
     let config = ServeConfig {
         listen: "127.0.0.1:0".into(),
         database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
-        master_key: Some("11".repeat(32)),
+        master_key: Some(hubhook::config::SecretText("11".repeat(32))),
         min_refresh_interval: 1,
         allow_private_callbacks: true,
         retry_schedule: Some("1s,1s,1s,1s,1s,1s,1s,1s,1s".into()),
+        // Stable across the restarts some tests make, as a deployed node's id is.
+        node_id: Some("test-node".into()),
+        ..ServeConfig::default()
     };
     let server = hubhook::server::start(&config)
         .await
@@ -299,7 +302,7 @@ impl TestApp {
 
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
-            server.stop().await;
+            server.stop().await.expect("server stops cleanly");
         }
         self.server = Some(
             hubhook::server::start(&self.config)

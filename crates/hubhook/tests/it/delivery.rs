@@ -243,7 +243,12 @@ async fn pending_events_are_delivered_after_a_restart() {
     assert_ne!(notification.status, "delivered");
 
     // Stop the server with the notification undelivered, bring the receiver up, restart.
-    app.server.take().expect("running").stop().await;
+    app.server
+        .take()
+        .expect("running")
+        .stop()
+        .await
+        .expect("server stops cleanly");
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("rebind receiver port");

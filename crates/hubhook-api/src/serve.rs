@@ -1,0 +1,322 @@
+//! The HTTP listener: accepts connections, bounds them, and sheds what it cannot hold.
+//!
+//! `axum::serve` has no header-read timeout and no connection limit, so a stranger who opens
+//! connections and sends nothing can hold file descriptors until the process runs out of
+//! them, and then the database and the outbound deliveries fail too. This loop keeps the
+//! server answering under that attack:
+//!
+//! - **Header-read timeout.** A connection must deliver a complete request head within
+//!   [`ServeLimits::header_read_timeout`], whether it is new or waiting on keep-alive for its
+//!   next request; hyper closes it otherwise. The same bound is the idle timeout.
+//! - **A bound on connections.** At most [`ServeLimits::max_connections`] are held, set below
+//!   the process's open-files limit so that the store and the outbound HTTP clients always
+//!   have descriptors left.
+//! - **Eviction before shedding.** When the bound is reached, the connection that has been
+//!   waiting for a request head the longest (no handler running on it) is closed to make room:
+//!   a legitimate client that connects during an attack of idle connections is served, and an
+//!   attacker's connections last only until newer ones push them out. Only when every held
+//!   connection is running a handler is the newcomer shed: it gets `503` with `Retry-After`
+//!   and is closed at once, so it costs a descriptor for microseconds.
+//!
+//! Request bodies have their own timeout, set as a layer on the router (see `crate::router`).
+//!
+//! Shutdown: the loop stops accepting, asks every connection to finish its request in flight
+//! and close, and gives them [`ServeLimits::shutdown_grace`] before dropping what is left.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt as _};
+
+/// How much the listener holds, and for how long.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Connections held at once.
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head (also the keep-alive idle time).
+    pub header_read_timeout: Duration,
+    /// Time connections get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) {
+    let connections = Connections::new(limits.max_connections);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of descriptors (EMFILE) or a connection reset before accept: wait a
+                // moment rather than spin; held connections end by their timeouts.
+                tracing::warn!(error = %err, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match connections.admit() {
+            Some(slot) => {
+                let app = app.clone();
+                let limits = limits.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(serve_connection(stream, peer, app, slot, limits, shutdown));
+            }
+            None => {
+                tasks.spawn(shed(stream));
+            }
+        }
+    }
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at shutdown were closed");
+        tasks.abort_all();
+    }
+}
+
+/// One connection, until it ends, is evicted, or the server shuts down.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    slot: Slot,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) {
+    let evicted = slot.evicted.clone();
+    let slot = Arc::new(slot);
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        // While a handler runs, the connection is busy and cannot be evicted.
+        let busy = slot.busy();
+        let mut app = app.clone();
+        async move {
+            let response = app
+                .as_service()
+                .ready()
+                .await?
+                .call(request.map(axum::body::Body::new))
+                .await;
+            drop(busy);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(err) = ended {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        }
+        // Dropping the connection closes its socket; nothing was being handled on it.
+        _ = evicted.notified() => {
+            tracing::debug!(%peer, "idle connection evicted to make room");
+        }
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// The answer to a connection there is no room for: 503 and close, written with a short
+/// timeout so that a client that does not read cannot hold the task.
+async fn shed(mut stream: TcpStream) {
+    const BODY: &str =
+        r#"{"message":"the server is at its connection limit; retry shortly","requestId":"shed"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// The connections held, and which of them are idle (no handler running), oldest idle first.
+#[derive(Clone)]
+struct Connections {
+    inner: Arc<Mutex<Registry>>,
+}
+
+struct Registry {
+    max: usize,
+    next_id: u64,
+    held: HashMap<u64, Held>,
+    /// Idle connections by (idle since, id): the first is the one to evict.
+    idle: BTreeSet<(Instant, u64)>,
+}
+
+struct Held {
+    busy: usize,
+    idle_since: Instant,
+    evict: Arc<Notify>,
+}
+
+/// A held connection's place in the registry; freed on drop.
+struct Slot {
+    id: u64,
+    connections: Connections,
+    evicted: Arc<Notify>,
+}
+
+/// Marks the connection busy while a handler runs.
+struct Busy {
+    id: u64,
+    connections: Connections,
+}
+
+impl Connections {
+    fn new(max: usize) -> Connections {
+        Connections {
+            inner: Arc::new(Mutex::new(Registry {
+                max: max.max(1),
+                next_id: 0,
+                held: HashMap::new(),
+                idle: BTreeSet::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding this lock leaves plain bookkeeping behind; keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for a new connection: a free one, or one made by evicting the longest-idle
+    /// connection. `None` when every held connection is busy (shed the newcomer).
+    fn admit(&self) -> Option<Slot> {
+        let mut registry = self.lock();
+        if registry.held.len() >= registry.max {
+            let (since, victim) = registry.idle.pop_first()?;
+            if let Some(held) = registry.held.remove(&victim) {
+                held.evict.notify_one();
+            }
+            tracing::debug!(idle_for = ?since.elapsed(), "evicting the longest-idle connection");
+        }
+        let id = registry.next_id;
+        registry.next_id += 1;
+        let now = Instant::now();
+        let evict = Arc::new(Notify::new());
+        registry.held.insert(
+            id,
+            Held {
+                busy: 0,
+                idle_since: now,
+                evict: evict.clone(),
+            },
+        );
+        registry.idle.insert((now, id));
+        Some(Slot {
+            id,
+            connections: self.clone(),
+            evicted: evict,
+        })
+    }
+}
+
+impl Slot {
+    fn busy(&self) -> Busy {
+        let mut registry = self.connections.lock();
+        if let Some(held) = registry.held.get_mut(&self.id) {
+            held.busy += 1;
+            let key = (held.idle_since, self.id);
+            registry.idle.remove(&key);
+        }
+        Busy {
+            id: self.id,
+            connections: self.connections.clone(),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut registry = self.connections.lock();
+        let now = Instant::now();
+        if let Some(held) = registry.held.get_mut(&self.id) {
+            held.busy = held.busy.saturating_sub(1);
+            if held.busy == 0 {
+                held.idle_since = now;
+                registry.idle.insert((now, self.id));
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut registry = self.connections.lock();
+        if let Some(held) = registry.held.remove(&self.id) {
+            registry.idle.remove(&(held.idle_since, self.id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_longest_idle_and_sheds_when_all_are_busy() {
+        let connections = Connections::new(2);
+        let first = connections.admit().unwrap();
+        let second = connections.admit().unwrap();
+        // Full: the third evicts the first (idle the longest).
+        let third = connections.admit().unwrap();
+        assert!(!connections.lock().held.contains_key(&first.id));
+        assert!(connections.lock().held.contains_key(&second.id));
+        drop(first);
+        // Both held connections busy: nothing to evict, the newcomer is shed.
+        let busy_second = second.busy();
+        let busy_third = third.busy();
+        assert!(connections.admit().is_none());
+        // One becomes idle again: it can be evicted.
+        drop(busy_second);
+        let fourth = connections.admit().unwrap();
+        assert!(!connections.lock().held.contains_key(&second.id));
+        drop(busy_third);
+        drop((second, third, fourth));
+        let registry = connections.lock();
+        assert!(registry.held.is_empty() && registry.idle.is_empty());
+    }
+}

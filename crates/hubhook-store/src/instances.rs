@@ -1,0 +1,44 @@
+//! Element instances: their configuration (secrets encrypted) and lifecycle.
+
+use hubhook_core::InstanceId;
+
+use crate::{InstanceRow, NewInstance, OrganizationId, Result, Store, on_backend};
+
+impl Store {
+    /// Inserts the instance (secrets encrypted) and one poll job per resource, due at `new.now`,
+    /// with no cursor (the first poll is the baseline).
+    pub async fn create_instance(&self, new: NewInstance) -> Result<InstanceRow> {
+        on_backend!(self, s => s.create_instance(new).await)
+    }
+
+    /// The organization's instances, oldest first.
+    pub async fn list_instances(&self, org: OrganizationId) -> Result<Vec<InstanceRow>> {
+        on_backend!(self, s => s.list_instances(org).await)
+    }
+
+    /// The instance if it belongs to `org`.
+    pub async fn get_instance(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+    ) -> Result<Option<InstanceRow>> {
+        on_backend!(self, s => s.get_instance(org, id).await)
+    }
+
+    /// The instance, whatever its organization (for the engine).
+    pub async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
+        on_backend!(self, s => s.instance(id).await)
+    }
+
+    /// The instance whose token has this SHA-256 hash.
+    pub async fn instance_by_token(&self, token_hash: [u8; 32]) -> Result<Option<InstanceRow>> {
+        on_backend!(self, s => s.instance_by_token(token_hash).await)
+    }
+
+    /// Deletes the instance, its poll jobs and known objects; its notifications not yet delivered
+    /// become "cancelled" (events, notifications and attempts are history and are kept).
+    /// `false` if there was no such instance in `org`.
+    pub async fn delete_instance(&self, org: OrganizationId, id: InstanceId) -> Result<bool> {
+        on_backend!(self, s => s.delete_instance(org, id).await)
+    }
+}

@@ -1,0 +1,93 @@
+//! Poll jobs: one per (instance, resource), claimed with a lease, completed by the outbox
+//! commit that stores a poll's events, notifications and cursor together.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hubhook_core::InstanceId;
+use jiff::Timestamp;
+
+use crate::{CommitOutcome, LeaseToken, PollCommit, PollJob, Result, Store, on_backend};
+
+impl Store {
+    /// Makes every poll job of the instance due at `now`. `false` if the instance does not exist.
+    /// The request also survives a poll of the job that is running right now: that poll's
+    /// [`commit_poll`](Store::commit_poll) or [`fail_poll`](Store::fail_poll) then makes the job
+    /// due at once instead of at its own `next_run_at`.
+    pub async fn poll_now(&self, id: InstanceId, now: Timestamp) -> Result<bool> {
+        on_backend!(self, s => s.poll_now(id, now).await)
+    }
+
+    /// Claims up to `limit` poll jobs that are due (`next_run_at <= now`), whose lease is free or
+    /// has ended, of instances that are enabled and have events enabled: each is leased to
+    /// `owner` until `now + lease` under a fresh [`LeaseToken`] (in `PollJob::lease_token`).
+    /// Returned in order of `next_run_at`. Claiming a job consumes a pending
+    /// [`poll_now`](Store::poll_now) request on it.
+    pub async fn claim_poll_jobs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<PollJob>> {
+        on_backend!(self, s => s.claim_poll_jobs(owner, now, lease, limit).await)
+    }
+
+    /// Extends the lease of a running poll to `until`, fenced on its token.
+    /// `Err(LeaseLost)` when the token no longer holds the job.
+    pub async fn renew_poll_lease(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        token: &LeaseToken,
+        until: Timestamp,
+    ) -> Result<()> {
+        on_backend!(self, s => s.renew_poll_lease(instance, resource, token, until).await)
+    }
+
+    /// The content hash of each already-observed object among `object_ids`, by object id.
+    pub async fn known_objects(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        object_ids: &[String],
+    ) -> Result<HashMap<String, String>> {
+        on_backend!(self, s => s.known_objects(instance, resource, object_ids).await)
+    }
+
+    /// Writes the result of one poll in ONE transaction, fenced on the lease token: upserts the
+    /// observed objects, inserts the events and notifications (an id already stored is left as
+    /// it is), links events to their notification, moves the cursor (when `Some`), sets
+    /// `next_run_at` (or `commit.now` when [`poll_now`](Store::poll_now) was called since the
+    /// job was claimed), clears the last error and releases the lease.
+    /// `Err(LeaseLost)`, with nothing written, when `commit.lease_token` no longer holds it.
+    pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
+        on_backend!(self, s => s.commit_poll(commit).await)
+    }
+
+    /// Records a failed poll, fenced on the lease token: keeps the cursor, stores `error`, sets
+    /// `next_run_at` (or keeps the time [`poll_now`](Store::poll_now) asked for, when it was
+    /// called since the job was claimed and that is earlier) and releases the lease.
+    /// `Err(LeaseLost)` when `token` no longer holds it.
+    pub async fn fail_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        token: &LeaseToken,
+        next_run_at: Timestamp,
+        error: &str,
+    ) -> Result<()> {
+        on_backend!(self, s => s.fail_poll(instance, resource, token, next_run_at, error).await)
+    }
+
+    /// When the earliest claimable poll job becomes claimable (for the scheduler's sleep); a
+    /// leased job counts from the end of its lease. `None` when there are no jobs.
+    pub async fn next_poll_due(&self) -> Result<Option<Timestamp>> {
+        on_backend!(self, s => s.next_poll_due().await)
+    }
+
+    /// The instance's poll jobs by resource, leased or not.
+    pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {
+        on_backend!(self, s => s.poll_jobs(instance).await)
+    }
+}
