@@ -1,9 +1,12 @@
+//! `ApiError`: every failure of every route, rendered as the Cloud Elements error body.
+
 use axum::{
     Json,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An API failure rendered as the Cloud Elements error body
 /// `{"message": .., "requestId": .., "providerMessage": ..}`.
@@ -11,6 +14,20 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    pub provider_message: Option<String>,
+}
+
+/// The Cloud Elements error body.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What is wrong, naming the field, the value and the expected form when the caller sent
+    /// something we cannot act on.
+    pub message: String,
+    /// 24 hex digits; the server log has the details of internal errors under this id.
+    pub request_id: String,
+    /// What ConnectWise said, when the failure came from ConnectWise.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message: Option<String>,
 }
 
@@ -32,8 +49,16 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
     }
 
     pub fn with_provider_message(mut self, provider_message: Option<String>) -> ApiError {
@@ -61,16 +86,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = request_id();
         let message = if self.status.is_server_error() {
-            tracing::error!(request_id = %request_id, error = %self.message, "request failed");
+            tracing::error!(request_id = %request_id, error = ?self.message, "request failed");
             "An internal error occurred; the server log has the details under this requestId"
                 .to_string()
         } else {
             self.message
         };
-        let mut body = json!({ "message": message, "requestId": request_id });
-        if let Some(provider_message) = self.provider_message {
-            body["providerMessage"] = json!(provider_message);
-        }
+        let body = ErrorBody {
+            message,
+            request_id,
+            provider_message: self.provider_message,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -83,5 +109,5 @@ fn request_id() -> String {
         let nanos = jiff::Timestamp::now().as_nanosecond().to_be_bytes();
         bytes.copy_from_slice(&nanos[4..]);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }

@@ -1,19 +1,27 @@
 //! The HTTP API: the only crate with axum. Cloud Elements platform paths under
-//! `/elements/api-v2`, health endpoints, and the console page.
+//! `/elements/api-v2`, health endpoints, the OpenAPI description and the console.
 //!
 //! Handlers parse the request into domain types (`hubhook_core`), call the store or the engine,
-//! and render Cloud Elements shaped JSON. Every error goes through [`ApiError`], which renders
-//! the Cloud Elements error body `{message, requestId, providerMessage?}`; only failures that
-//! are ours (500) are logged as errors.
+//! and answer with typed response structs (`*Out`) that are also the OpenAPI schemas, so the
+//! description at `/openapi.json` is generated from what is served. Every error goes through
+//! [`ApiError`], which renders the Cloud Elements error body `{message, requestId,
+//! providerMessage?}`; only failures that are ours (500) are logged as errors.
+//!
+//! Each route module ends with `pub fn router() -> OpenApiRouter<AppState>`; [`router`] nests
+//! them and serves the description they add up to.
 
 mod auth;
 mod body;
+mod element;
 mod error;
+mod openapi;
 mod routes;
 mod serve;
 
-use axum::Router;
+use axum::{Json, Router, routing::get};
 use hubhook_engine::Engine;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{new_secret, secret_hash};
 pub use error::ApiError;
@@ -30,9 +38,15 @@ const REQUEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (router, description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/elements/api-v2", routes::instances::router())
         .merge(routes::health::router())
+        .split_for_parts();
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(description) }),
+        )
         .merge(routes::console::router())
         .fallback(routes::not_found)
         .with_state(state)

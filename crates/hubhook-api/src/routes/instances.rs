@@ -2,125 +2,198 @@
 //! events it stored.
 
 use axum::{
-    Json, Router,
-    extract::{Path, RawQuery, State},
+    Json,
+    extract::{Path, Query, State},
     http::StatusCode,
-    routing::{get, post},
 };
 use hubhook_connectwise::{CwError, HubQuery};
 use hubhook_core::{
     ELEMENT_KEY, InstanceConfig, InstanceId, MASK, mask_secrets, render_url, split_secrets,
 };
 use hubhook_store::{InstanceRow, NewInstance};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::element::{ELEMENT_ID, ElementOut};
+use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState, auth::Caller, body::JsonBody, new_secret, secret_hash};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/instances", post(create_instance).get(list_instances))
-        .route("/instances/{id}", get(get_instance).delete(delete_instance))
-        .route("/instances/{id}/poll", post(poll_instance))
-        .route("/instances/{id}/events", get(list_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_instance, list_instances))
+        .routes(routes!(get_instance, delete_instance))
+        .routes(routes!(poll_instance))
+        .routes(routes!(list_events))
 }
 
 /// `POST /instances` body, as Cloud Elements documents it. Everything is optional here so that
 /// a missing field gets our own error naming it rather than a deserializer message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceIn {
+    /// `{"key": "connectwisecrmrest"}`.
     element: Option<ElementRef>,
+    /// Accepted for compatibility with Cloud Elements' OAuth examples; ConnectWise has no OAuth.
     #[allow(dead_code)]
+    #[schema(value_type = Option<Object>)]
     provider_data: Option<Value>,
+    /// ConnectWise credentials and the events configuration (`event.*` keys).
+    #[schema(value_type = Option<Object>)]
     configuration: Option<Map<String, Value>>,
+    /// Strings (or `{"name": ..}` objects, as older Cloud Elements examples send).
+    #[schema(value_type = Option<Vec<String>>)]
     tags: Option<Vec<Value>>,
     name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct ElementRef {
     key: Option<String>,
 }
 
-/// The fixed description of the one element hubhook provides, in the shape Cloud Elements
-/// returns inside an instance.
-fn element_json() -> Value {
-    json!({
-        "id": ELEMENT_ID,
-        "name": "ConnectWise CRM REST",
-        "key": ELEMENT_KEY,
-        "description": "ConnectWise Manage (PSA) through the crm hub: contacts, organizations, incidents and more, with polling events.",
-        "active": true,
-        "deleted": false,
-        "typeOauth": false,
-        "trialAccount": false,
-        "resources": [],
-        "transformationsEnabled": false,
-        "bulkDownloadEnabled": false,
-        "bulkUploadEnabled": false,
-        "cloneable": false,
-        "extendable": false,
-        "beta": false,
-        "authentication": { "type": "custom" },
-        "extended": false,
-        "hub": "crm",
-        "protocolType": "http",
-        "parameters": [],
-        "private": false
-    })
+/// An element instance in Cloud Elements' shape. Secrets in `configuration` are masked; the
+/// `token` is shown once, in the answer to the create, and masked afterwards (it is stored
+/// hashed).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceOut {
+    pub id: i64,
+    pub name: String,
+    pub created_date: String,
+    pub updated_date: String,
+    pub token: String,
+    pub element: ElementOut,
+    pub element_id: i64,
+    pub tags: Vec<String>,
+    pub provision_interactions: Vec<String>,
+    pub valid: bool,
+    pub disabled: bool,
+    pub max_cache_size: i64,
+    pub cache_time_to_live: i64,
+    #[schema(value_type = Object)]
+    pub configuration: Map<String, Value>,
+    pub events_enabled: bool,
+    pub events_notification_callback_url: String,
+    pub trace_logging_enabled: bool,
+    pub caching_enabled: bool,
+    pub external_authentication: String,
+    pub user: UserRef,
 }
 
-/// Cloud Elements' id of the `connectwisecrmrest` element, kept for clients that read it.
-const ELEMENT_ID: i64 = 3012;
+/// The user who created an instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserRef {
+    pub id: i64,
+}
 
-/// `InstanceOut`: the Cloud Elements instance JSON. The token is only known at creation (it is
-/// stored hashed), so reads show it masked.
-fn instance_out(row: &InstanceRow, token: Option<&str>) -> Value {
-    let configuration = mask_secrets(&row.configuration);
-    let callback = configuration
-        .get("event.notification.callback.url")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    json!({
-        "id": row.id.0,
-        "name": row.name,
-        "createdDate": format_date(row.created_at),
-        "updatedDate": format_date(row.updated_at),
-        "token": token.unwrap_or(MASK),
-        "element": element_json(),
-        "elementId": ELEMENT_ID,
-        "tags": row.tags,
-        "provisionInteractions": [],
-        "valid": true,
-        "disabled": row.disabled,
-        "maxCacheSize": 0,
-        "cacheTimeToLive": 0,
-        "configuration": configuration,
-        "eventsEnabled": row.events_enabled,
-        "eventsNotificationCallbackUrl": callback.unwrap_or_else(|| "false".to_string()),
-        "traceLoggingEnabled": false,
-        "cachingEnabled": false,
-        "externalAuthentication": "none",
-        "user": { "id": row.user_id.0 },
-    })
+impl InstanceOut {
+    /// The instance as Cloud Elements shows it; `token` only at creation (else masked).
+    fn new(row: &InstanceRow, token: Option<&str>) -> InstanceOut {
+        let configuration = mask_secrets(&row.configuration);
+        let callback = configuration
+            .get("event.notification.callback.url")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        InstanceOut {
+            id: row.id.0,
+            name: row.name.clone(),
+            created_date: format_date(row.created_at),
+            updated_date: format_date(row.updated_at),
+            token: token.unwrap_or(MASK).to_string(),
+            element: ElementOut::connectwise(),
+            element_id: ELEMENT_ID,
+            tags: row.tags.clone(),
+            provision_interactions: Vec::new(),
+            valid: true,
+            disabled: row.disabled,
+            max_cache_size: 0,
+            cache_time_to_live: 0,
+            configuration,
+            events_enabled: row.events_enabled,
+            events_notification_callback_url: callback.unwrap_or_else(|| "false".to_string()),
+            trace_logging_enabled: false,
+            caching_enabled: false,
+            external_authentication: "none".to_string(),
+            user: UserRef { id: row.user_id.0 },
+        }
+    }
 }
 
 fn format_date(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Create an element instance: checks the configuration (every problem named) and the
+/// ConnectWise credentials (a `GET /system/info` with them), then starts polling.
+#[utoipa::path(
+    post, path = "/instances", tag = "instances",
+    request_body = InstanceIn,
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "The instance, with its token", body = InstanceOut), CommonErrors)
+)]
 async fn create_instance(
     State(state): State<AppState>,
     Caller(caller): Caller,
     JsonBody(body): JsonBody<InstanceIn>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceOut>, ApiError> {
+    let valid = validate(&state, body).await?;
+    let engine = &state.engine;
+    let now = engine.clock().now();
+    let token = new_secret().map_err(ApiError::internal)?;
+    let (public, secrets) = split_secrets(&valid.configuration);
+    let refresh_ms = valid.config.events.refresh_interval.duration().as_millis() as i64;
+    let events = &valid.config.events;
+    let row = engine
+        .store()
+        .create_instance(NewInstance {
+            organization_id: caller.organization_id,
+            user_id: caller.user_id,
+            name: valid.name,
+            element_key: ELEMENT_KEY.to_string(),
+            token_hash: secret_hash(&token),
+            configuration: public,
+            secrets,
+            tags: valid.tags,
+            events_enabled: events.enabled,
+            resources: if events.enabled {
+                events.resources.keys().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            refresh_interval_ms: refresh_ms,
+            now,
+        })
+        .await?;
+    tracing::info!(instance = %row.id, resources = events.resources.len(), "instance created");
+    engine.wake_poller();
+    Ok(Json(InstanceOut::new(&row, Some(&token))))
+}
+
+/// An instance body that passed every check a create makes.
+pub(crate) struct ValidInstance {
+    pub name: String,
+    pub tags: Vec<String>,
+    /// The configuration as sent (secrets included).
+    pub configuration: Map<String, Value>,
+    pub config: InstanceConfig,
+}
+
+/// Every check of an instance body, in the order a user fixes things: the element, the name
+/// and tags, the configuration (all its problems at once), the callback address, the poller
+/// URLs, and last the ConnectWise credentials (a call to ConnectWise).
+pub(crate) async fn validate(
+    state: &AppState,
+    body: InstanceIn,
+) -> Result<ValidInstance, ApiError> {
     let key = body.element.and_then(|e| e.key);
     match key.as_deref() {
         Some(ELEMENT_KEY) => {}
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "`element.key`: unknown element `{other}`, expected `{ELEMENT_KEY}`"
+                "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
+                other.escape_debug()
             )));
         }
         None => {
@@ -130,10 +203,10 @@ async fn create_instance(
         }
     }
     let name = body.name.map(|n| n.trim().to_string()).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(ApiError::bad_request(
-            "`name` is required: a non-empty string of at most 255 characters",
-        ));
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters"
+        )));
     }
     let tags = parse_tags(body.tags)?;
     let configuration = body
@@ -160,56 +233,62 @@ async fn create_instance(
         HubQuery::parse(&url, poll.page_size)
             .map_err(|e| ApiError::bad_request(format!("`{field}`: {e}")))?;
     }
-    check_credentials(&state, &config).await?;
-
-    let token = new_secret().map_err(ApiError::internal)?;
-    let (public, secrets) = split_secrets(&configuration);
-    let refresh_ms = config.events.refresh_interval.duration().as_millis() as i64;
-    let row = engine
-        .store()
-        .create_instance(NewInstance {
-            organization_id: caller.organization_id,
-            user_id: caller.user_id,
-            name,
-            element_key: ELEMENT_KEY.to_string(),
-            token_hash: secret_hash(&token),
-            configuration: public,
-            secrets,
-            tags,
-            events_enabled: config.events.enabled,
-            resources: if config.events.enabled {
-                config.events.resources.keys().cloned().collect()
-            } else {
-                Vec::new()
-            },
-            refresh_interval_ms: refresh_ms,
-            now,
-        })
-        .await?;
-    tracing::info!(instance = %row.id, resources = config.events.resources.len(), "instance created");
-    engine.wake_poller();
-    Ok(Json(instance_out(&row, Some(&token))))
+    check_credentials(state, &config).await?;
+    Ok(ValidInstance {
+        name,
+        tags,
+        configuration,
+        config,
+    })
 }
 
+/// Longest instance name, in characters.
+const MAX_NAME_CHARS: usize = 255;
+/// Most tags on one instance, and longest tag, in characters.
+const MAX_TAGS: usize = 50;
+const MAX_TAG_CHARS: usize = 100;
+
 /// Tags are strings; older Cloud Elements examples send `{"name": ..}` objects, accepted too.
+/// Bounded in number and length, and blank tags are refused.
 fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
-    tags.unwrap_or_default()
-        .into_iter()
+    let tags = tags.unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad_request(format!(
+            "`tags`: {} tags given, at most {MAX_TAGS} are allowed",
+            tags.len()
+        )));
+    }
+    tags.into_iter()
         .enumerate()
-        .map(|(i, tag)| match tag {
-            Value::String(s) => Ok(s),
-            Value::Object(ref o) => o
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("`tags[{i}]`: expected a string, got {tag}"))
-                }),
-            other => Err(ApiError::bad_request(format!(
-                "`tags[{i}]`: expected a string, got {other}"
-            ))),
+        .map(|(i, tag)| {
+            let text = match &tag {
+                Value::String(s) => Some(s.as_str()),
+                Value::Object(o) => o.get("name").and_then(Value::as_str),
+                _ => None,
+            };
+            let Some(text) = text.map(str::trim) else {
+                return Err(ApiError::bad_request(format!(
+                    "`tags[{i}]`: expected a string, got {}",
+                    short(&tag)
+                )));
+            };
+            if text.is_empty() || text.chars().count() > MAX_TAG_CHARS {
+                return Err(ApiError::bad_request(format!(
+                    "`tags[{i}]`: expected a non-empty string of at most {MAX_TAG_CHARS} characters"
+                )));
+            }
+            Ok(text.to_string())
         })
         .collect()
+}
+
+/// A JSON value for an error message, cut short.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
 
 /// `GET /system/info` with the given keys: a wrong key is found now, not at the first poll.
@@ -235,27 +314,46 @@ async fn check_credentials(state: &AppState, config: &InstanceConfig) -> Result<
     }
 }
 
+/// The caller's instances, oldest first.
+#[utoipa::path(
+    get, path = "/instances", tag = "instances",
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = Vec<InstanceOut>), CommonErrors)
+)]
 async fn list_instances(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<InstanceOut>>, ApiError> {
     let rows = state
         .engine
         .store()
         .list_instances(caller.organization_id)
         .await?;
-    Ok(Json(Value::Array(
-        rows.iter().map(|row| instance_out(row, None)).collect(),
-    )))
+    Ok(Json(
+        rows.iter().map(|row| InstanceOut::new(row, None)).collect(),
+    ))
 }
 
-fn parse_id(id: &str) -> Result<InstanceId, ApiError> {
-    id.parse::<i64>()
-        .map(InstanceId)
-        .map_err(|_| ApiError::bad_request(format!("instance id `{id}` is not a number")))
+/// An instance id from a path: decimal digits only (`+1` and ` 1` are not ids).
+pub(crate) fn parse_id(id: &str) -> Result<InstanceId, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "instance id `{}` is not valid: expected a positive whole number",
+            id.escape_debug()
+        ))
+    };
+    if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    id.parse::<i64>().map(InstanceId).map_err(|_| invalid())
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<InstanceRow, ApiError> {
+/// The caller's instance with this id, or 404 (also for another organization's instance).
+pub(crate) async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<InstanceRow, ApiError> {
     let id = parse_id(id)?;
     state
         .engine
@@ -265,15 +363,30 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<InstanceRow
         .ok_or_else(|| ApiError::not_found(format!("no instance with id {id}")))
 }
 
+/// One instance.
+#[utoipa::path(
+    get, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = InstanceOut), CommonErrors)
+)]
 async fn get_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceOut>, ApiError> {
     let row = find(&state, &caller, &id).await?;
-    Ok(Json(instance_out(&row, None)))
+    Ok(Json(InstanceOut::new(&row, None)))
 }
 
+/// Delete an instance: polling stops, undelivered notifications are cancelled; events and
+/// the delivery history are kept.
+#[utoipa::path(
+    delete, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "Deleted"), CommonErrors)
+)]
 async fn delete_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -295,12 +408,27 @@ async fn delete_instance(
     Ok(StatusCode::OK)
 }
 
+/// The answer to a poll request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOut {
+    pub instance_id: i64,
+    /// Always `polling`.
+    pub status: &'static str,
+}
+
 /// hubhook extension: poll every resource of the instance now instead of at the next interval.
+#[utoipa::path(
+    post, path = "/instances/{id}/poll", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = [])),
+    responses((status = 202, body = PollOut), CommonErrors)
+)]
 async fn poll_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PollOut>), ApiError> {
     let row = find(&state, &caller, &id).await?;
     let engine = &state.engine;
     engine
@@ -310,59 +438,88 @@ async fn poll_instance(
     engine.wake_poller();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "instanceId": row.id.0, "status": "polling" })),
+        Json(PollOut {
+            instance_id: row.id.0,
+            status: "polling",
+        }),
     ))
 }
 
-/// `pageSize` from the query string (1 to 1000, default 200), with an error naming it.
-fn page_size(query: Option<&str>) -> Result<u32, ApiError> {
-    let value = query
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == "pageSize")
-        .map(|(_, value)| value);
-    match value {
-        None => Ok(200),
-        Some(text) => match text.parse::<u32>() {
-            Ok(n @ 1..=1000) => Ok(n),
-            _ => Err(ApiError::bad_request(format!(
-                "`pageSize`: got `{text}`, expected a number from 1 to 1000"
-            ))),
-        },
+/// Query of event lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// 1 to 1000, default 200.
+    page_size: Option<String>,
+}
+
+impl EventsQuery {
+    fn page_size(&self) -> Result<u32, ApiError> {
+        match self.page_size.as_deref() {
+            None => Ok(200),
+            Some(text) => match text.parse::<u32>() {
+                Ok(n @ 1..=1000) => Ok(n),
+                _ => Err(ApiError::bad_request(format!(
+                    "`pageSize`: got `{}`, expected a number from 1 to 1000",
+                    text.escape_debug()
+                ))),
+            },
+        }
     }
 }
 
-/// The events the instance stored, newest first, in the Cloud Elements event record shape.
+/// A stored event, in Cloud Elements' event record shape.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOut {
+    pub id: String,
+    pub instance_id: i64,
+    pub event_type: String,
+    pub object_type: String,
+    pub object_id: String,
+    pub event_date: String,
+    /// `NEW` until its notification is delivered, then `NOTIFIED`.
+    pub status: &'static str,
+    pub notification_id: Option<String>,
+    /// The record as ConnectWise returned it, as JSON text.
+    pub provider_data: String,
+}
+
+/// The events the instance stored, newest first.
+#[utoipa::path(
+    get, path = "/instances/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "Instance id"), EventsQuery),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = Vec<EventOut>), CommonErrors)
+)]
 async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let limit = page_size(query.as_deref())?;
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<EventOut>>, ApiError> {
+    let limit = query.page_size()?;
     let row = find(&state, &caller, &id).await?;
     let events = state.engine.store().list_events(row.id, limit).await?;
-    let out: Vec<Value> = events
-        .into_iter()
-        .map(|e| {
-            let status = if e.status == "delivered" {
-                "NOTIFIED"
-            } else {
-                "NEW"
-            };
-            json!({
-                "id": e.id.0,
-                "instanceId": e.instance_id.0,
-                "eventType": e.event_type,
-                "objectType": e.object_type,
-                "objectId": e.object_id,
-                "eventDate": format_date(e.event_date),
-                "status": status,
-                "notificationId": e.notification_id.map(|n| n.0),
-                "providerData": e.record_json,
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventOut {
+                status: if e.status == "delivered" {
+                    "NOTIFIED"
+                } else {
+                    "NEW"
+                },
+                id: e.id.0,
+                instance_id: e.instance_id.0,
+                event_type: e.event_type,
+                object_type: e.object_type,
+                object_id: e.object_id,
+                event_date: format_date(e.event_date),
+                notification_id: e.notification_id.map(|n| n.0),
+                provider_data: e.record_json,
             })
-        })
-        .collect();
-    Ok(Json(Value::Array(out)))
+            .collect(),
+    ))
 }

@@ -1,0 +1,74 @@
+//! The OpenAPI 3.1 description of the API, generated from the handlers' `#[utoipa::path]`
+//! annotations and the request/response types, so it cannot drift from what is served.
+//! Served at `GET /openapi.json`.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+use crate::error::ErrorBody;
+
+/// Security scheme of the platform API: `Authorization: User <secret>, Organization <secret>`.
+pub const USER_ORGANIZATION: &str = "UserOrganization";
+/// Security scheme of the hub API: the same plus `, Element <instance token>`.
+pub const USER_ORGANIZATION_ELEMENT: &str = "UserOrganizationElement";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hubhook",
+        description = "Self-hosted events engine for ConnectWise Manage, compatible with the Cloud Elements platform and hub APIs (element `connectwisecrmrest`)."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "instances", description = "Element instances: credentials and events configuration"),
+        (name = "events", description = "Events hubhook detected and stored"),
+        (name = "health", description = "Liveness, readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            USER_ORGANIZATION,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "User <user secret>, Organization <organization secret>",
+            ))),
+        );
+        components.add_security_scheme(
+            USER_ORGANIZATION_ELEMENT,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "User <user secret>, Organization <organization secret>, Element <instance token>",
+            ))),
+        );
+    }
+}
+
+/// The error answers every authenticated route can give, in the Cloud Elements error body.
+/// List it in a route's `responses(...)` beside its success answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum CommonErrors {
+    /// The request cannot be acted on; the message names the field, the value and the form
+    /// expected.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing or invalid `Authorization` header.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No such object in the caller's organization.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The request body is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// Our fault; the log has the details under the `requestId`.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
