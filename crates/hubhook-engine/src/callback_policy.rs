@@ -52,8 +52,13 @@ impl CallbackPolicy {
     /// The checks that need no DNS: scheme, host present, and IP-literal hosts (which the
     /// resolver never sees). Returns the host name to resolve, if it is a name.
     pub fn check_literal(&self, url: &str) -> Result<Option<String>, CallbackRefused> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| CallbackRefused(format!("callback url `{url}` is not a URL: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| {
+            CallbackRefused(format!(
+                "callback url `{}` is not a URL: {e}",
+                redacted_url(url)
+            ))
+        })?;
+        let url = &redacted_url(url);
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(CallbackRefused(format!(
                 "callback url `{url}` must use http or https, not `{}`",
@@ -77,6 +82,7 @@ impl CallbackPolicy {
         }
     }
 
+    /// `url` is already redacted.
     fn check_ip(&self, ip: IpAddr, url: &str) -> Result<(), CallbackRefused> {
         if !self.allow_private && is_private(ip) {
             return Err(CallbackRefused(format!(
@@ -90,6 +96,31 @@ impl CallbackPolicy {
     pub fn resolver(&self) -> PolicyResolver {
         PolicyResolver {
             allow_private: self.allow_private,
+        }
+    }
+}
+
+/// A callback URL fit for messages, logs and stored attempt errors: without its query string
+/// and user info, which may carry a token (`https://hooks.example/in?token=…`). The query is
+/// shown as `?…` so that a reader knows there was one. Text that is not a URL is cut to its
+/// part before any `?` or `#`.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let had_query = parsed.query().is_some() || parsed.fragment().is_some();
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let mut text = parsed.to_string();
+            if had_query {
+                text.push_str("?…");
+            }
+            text
+        }
+        Err(_) => {
+            let cut = url.find(['?', '#', '@']).unwrap_or(url.len());
+            url[..cut].chars().take(200).collect()
         }
     }
 }
@@ -242,5 +273,28 @@ mod tests {
         );
         let open = CallbackPolicy::new(true);
         assert!(open.check_literal("http://127.0.0.1:9000/hook").is_ok());
+    }
+
+    #[test]
+    fn urls_in_messages_lose_their_query_and_user_info() {
+        assert_eq!(
+            redacted_url("https://user:pw@hooks.example/in?token=s3cret#frag"),
+            "https://hooks.example/in?…"
+        );
+        assert_eq!(
+            redacted_url("https://hooks.example/in"),
+            "https://hooks.example/in"
+        );
+        assert_eq!(redacted_url("not a url?token=s3cret"), "not a url");
+        let strict = CallbackPolicy::new(false);
+        let refused = strict
+            .check_literal("http://127.0.0.1:9/hook?token=s3cret")
+            .unwrap_err();
+        assert!(!refused.0.contains("s3cret"), "{}", refused.0);
+        assert!(
+            refused.0.contains("http://127.0.0.1:9/hook?…"),
+            "{}",
+            refused.0
+        );
     }
 }

@@ -14,7 +14,7 @@ use hubhook_core::{InstanceConfig, elements_signature, merge_secrets};
 use hubhook_store::{AttemptOutcome, AttemptRecord, PendingNotification, StoreError};
 use jiff::SignedDuration;
 
-use crate::Engine;
+use crate::{Engine, redacted_url};
 
 /// Header carrying the notification id, constant across retries.
 pub const WEBHOOK_ID_HEADER: &str = "Elements-Webhook-Id";
@@ -115,11 +115,19 @@ async fn send(engine: &Engine, notification: &PendingNotification) -> Result<u16
             elements_signature(key.as_bytes(), notification.body.as_bytes()),
         );
     }
+    // reqwest's errors name the URL; the stored and logged error must not carry its query
+    // string (it may hold the receiver's token), so the URL is put back redacted.
     let response = request
         .body(notification.body.clone())
         .send()
         .await
-        .map_err(|e| SendError::new(transport_message(&e)))?;
+        .map_err(|e| {
+            SendError::new(format!(
+                "{} ({})",
+                transport_message(&e.without_url()),
+                redacted_url(&callback_url)
+            ))
+        })?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(status);

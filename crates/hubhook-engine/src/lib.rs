@@ -28,7 +28,7 @@ use hubhook_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use callback_policy::{CallbackPolicy, CallbackRefused};
+pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
 pub use clock::Clock;
 
 /// Settings of the engine, from the command line or environment.
