@@ -42,6 +42,16 @@ mod tests {
         check("", None);
         check("<>; rel=\"next\"", None);
     }
+
+    #[test]
+    fn a_megabyte_header_is_read_in_one_pass() {
+        let many = "<https://x/a>; rel=\"prev\", ".repeat(40_000);
+        check(
+            &format!("{many}<https://x/b>; rel=\"next\""),
+            Some("https://x/b"),
+        );
+        check(&";".repeat(1 << 20), None);
+    }
 }
 
 #[cfg(test)]

@@ -1512,6 +1512,46 @@ mod tests {
     }
 
     #[test]
+    fn megabyte_values_and_deep_nesting_are_refused_quickly() {
+        let megabyte = "a".repeat(1 << 20);
+        let p = "event.poller.configuration.contacts";
+        let errors = check_errors(
+            with_resource(json!({
+                "url": format!("/hubs/crm/contacts?where={megabyte}"),
+                "idField": format!("{megabyte}..x"),
+                "dates.updatedDateFormat": megabyte,
+            })),
+            &[
+                &format!("{p}.url"),
+                &format!("{p}.idField"),
+                &format!("{p}.datesConfiguration.updatedDateFormat"),
+            ],
+        );
+        // Messages quote at most a short part of each value.
+        assert!(
+            errors.to_string().len() < 2000,
+            "{}",
+            errors.to_string().len()
+        );
+        let mut resources = Map::new();
+        resources.insert(megabyte, json!({}));
+        check_errors(
+            with(
+                keys_example(),
+                json!({"event.poller.configuration": resources}),
+            ),
+            &["event.poller.configuration"],
+        );
+        // A configuration string nested 100,000 levels deep is refused by the JSON reader's
+        // depth limit, not by a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        check_errors(
+            with(keys_example(), json!({"event.poller.configuration": deep})),
+            &["event.poller.configuration"],
+        );
+    }
+
+    #[test]
     fn refresh_interval_names_the_smallest_value() {
         let error = RefreshInterval::parse(&json!("0.0000001")).expect_err("too short");
         assert_eq!(error.field, "event.poller.refresh_interval");

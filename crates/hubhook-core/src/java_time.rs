@@ -1276,6 +1276,23 @@ mod tests {
     }
 
     #[test]
+    fn megabyte_inputs_are_read_in_one_pass() {
+        let pattern = JavaPattern::parse("yyyy-MM-dd'T'HH:mm:ss'Z'").expect("valid");
+        let value = format!("2019-03-01T10:15:00Z{}", "x".repeat(1 << 20));
+        let error = pattern
+            .parse_value(&value, &TimeZone::UTC)
+            .expect_err("trailing text");
+        assert!(error.to_string().contains("unexpected text"));
+        let digits = "9".repeat(1 << 20);
+        assert!(pattern.parse_value(&digits, &TimeZone::UTC).is_err());
+        assert_eq!(
+            JavaPattern::parse(&"y".repeat(1 << 20)),
+            Err(PatternError::TooLong { length: 1 << 20 })
+        );
+        assert!(parse_zone(&"+".repeat(1 << 20)).is_err());
+    }
+
+    #[test]
     fn refuses_reserved_characters_unless_quoted() {
         for (pattern, ch) in [
             ("[yyyy]", '['),
