@@ -245,6 +245,7 @@ fn is_resource_name(name: &str) -> bool {
 /// A poll time at which poller URLs are rendered to be checked at creation, besides the Unix
 /// epoch (the first poll's): 2019-01-17T01:05:09Z.
 const SAMPLE_POLL_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_547_687_109, 0);
+
 const NO_OAUTH: &str =
     "ConnectWise Manage has no OAuth; use an API member's public and private keys";
 /// Seconds-valued options are capped at a week so a typo cannot stall polling for years.
