@@ -587,6 +587,17 @@ enum PatItem {
 impl Pattern {
     pub fn compile(s: &str) -> Pattern {
         let chars: Vec<char> = s.to_lowercase().chars().collect();
+        // next_close[k]: the index of the first `]` at or after k. Computed in one backward
+        // pass, so finding the end of each set costs nothing; searching forward from every `[`
+        // made a pattern of many `[` and no `]` quadratic.
+        let mut next_close = vec![None; chars.len() + 1];
+        for k in (0..chars.len()).rev() {
+            next_close[k] = if chars[k] == ']' {
+                Some(k)
+            } else {
+                next_close[k + 1]
+            };
+        }
         let mut items = Vec::new();
         let mut i = 0;
         while i < chars.len() {
@@ -600,12 +611,7 @@ impl Pattern {
                 '_' => items.push(PatItem::One),
                 '[' => {
                     // A set runs to the next ']' after at least one member.
-                    if let Some(end) = chars
-                        .iter()
-                        .skip(i + 2)
-                        .position(|&c| c == ']')
-                        .map(|p| p + i + 2)
-                    {
+                    if let Some(end) = next_close.get(i + 2).copied().flatten() {
                         let mut body: Vec<char> = chars[i + 1..end].to_vec();
                         let negated = body.first() == Some(&'^') && body.len() > 1;
                         if negated {
@@ -1065,6 +1071,20 @@ mod tests {
     }
 
     #[test]
+    fn like_patterns_of_unclosed_brackets_compile_in_one_pass() {
+        // Found by fuzzing: each `[` searched the rest of the pattern for its `]`, so a megabyte
+        // of `[` took about 5 * 10^11 steps. Now it is one pass (this test ran for hours before).
+        let pattern = Pattern::compile(&"[".repeat(1 << 20));
+        assert_eq!(pattern.0.len(), 1 << 20);
+        assert!(pattern.matches(&"[".repeat(1 << 20)));
+        // A closing bracket far away still ends the set that opens first.
+        let pattern = Pattern::compile(&format!("[a{}]", "[".repeat(1 << 20)));
+        assert_eq!(pattern.0.len(), 1, "{:?}", &pattern.0[..1]);
+        assert!(Pattern::compile("[ab]]").matches("a]"));
+        assert!(Pattern::compile("[]x]").matches("x"));
+    }
+
+    #[test]
     fn child_and_custom_field_conditions() {
         let child = |s| run(s, Flavor::ChildConditions);
         assert_eq!(
@@ -1092,5 +1112,98 @@ mod tests {
         assert_eq!(custom("caption = 'TomNumber' AND value = 42"), Ok(vec![1]));
         assert_eq!(custom("caption = 'TomNumber'"), Ok(vec![1, 2]));
         assert!(custom("nope = 1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated conditions never make the parser or the evaluator panic.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::{COMPANY_REF, custom_fields, field, info, read_only};
+
+    static ITEM: [Field; 2] = [
+        field("value", Kind::Str),
+        field("communicationType", Kind::Str),
+    ];
+    static FIELDS: [Field; 8] = [
+        read_only("id", Kind::Int),
+        field("name", Kind::Str),
+        field("flag", Kind::Bool),
+        field("score", Kind::Num),
+        field("company", Kind::Ref(&COMPANY_REF)),
+        field("items", Kind::Objects(&ITEM)),
+        custom_fields(),
+        info(),
+    ];
+
+    fn records() -> Vec<Value> {
+        vec![
+            json!({"id": 1, "name": "Fred [x]", "flag": true, "score": 1.5,
+                   "company": {"id": 2, "identifier": "A", "name": "Acme"},
+                   "items": [{"value": "a@b", "communicationType": "Email"}],
+                   "customFields": [{"id": 1, "caption": "C", "value": 42}],
+                   "_info": {"lastUpdated": "2026-01-01T00:00:00Z"}}),
+            json!({"id": 2, "name": null, "items": "not an array", "customFields": {},
+                   "_info": {"lastUpdated": "not a date"}}),
+            json!({}),
+        ]
+    }
+
+    fn run(input: &str) {
+        for flavor in [
+            Flavor::Conditions,
+            Flavor::ChildConditions,
+            Flavor::CustomFieldConditions,
+        ] {
+            if let Ok(expr) = parse(input, &FIELDS, "contact", flavor) {
+                for record in records() {
+                    let _ = expr.matches(&record);
+                    let _ = expr.matches_child(&record);
+                    let _ = expr.matches_custom(&record);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(input in any::<String>()) {
+            run(&input);
+        }
+
+        #[test]
+        fn token_soup_never_panics(
+            tokens in prop::collection::vec(
+                prop_oneof![
+                    Just("("), Just(")"), Just(","), Just("="), Just("!="), Just("<>"),
+                    Just("<"), Just(">="), Just("and"), Just("OR"), Just("not"), Just("like"),
+                    Just("contains"), Just("in"), Just("null"), Just("true"), Just("id"),
+                    Just("name"), Just("company/name"), Just("items/value"), Just("caption"),
+                    Just("value"), Just("lastUpdated"), Just("_info/lastUpdated"), Just("score"),
+                    Just("flag"), Just("'x%_[a]'"), Just("\"y\\\""), Just("1"), Just("-2.5"),
+                    Just("1.2.3"), Just("[2026-01-01T00:00:00Z]"), Just("[2026-13-01]"),
+                    Just("["), Just("'"), Just("'[^]%'"),
+                ],
+                0..30,
+            )
+        ) {
+            run(&tokens.join(" "));
+        }
+
+        #[test]
+        fn like_patterns_never_panic(pattern in any::<String>(), text in any::<String>()) {
+            let compiled = Pattern::compile(&pattern);
+            let _ = compiled.matches(&text);
+            // A pattern without wildcards or sets matches itself.
+            if !pattern.contains(['%', '*', '_', '[']) {
+                prop_assert!(compiled.matches(&pattern));
+            }
+        }
     }
 }

@@ -16,6 +16,33 @@ fn err(entity: &'static str, field: &str, message: impl Into<String>) -> SimErro
 /// The most segments a patch path may have; records nest far less deeply.
 pub const MAX_PATH_SEGMENTS: usize = 16;
 
+/// The most operations one patch may hold. Clients patch a few fields at a time.
+pub const MAX_OPERATIONS: usize = 100;
+
+/// The most JSON values (objects, arrays and scalars, counted with their contents) that the
+/// `copy` operations of one patch may duplicate. Without it, copying an array into itself
+/// doubles the record with each operation: 40 operations of a few bytes ask for 2^40 values.
+pub const MAX_COPIED_VALUES: usize = 10_000;
+
+/// How many values `value` holds, itself included, counting no further than `limit`. Iterative,
+/// so a deeply nested value cannot exhaust the stack.
+fn value_count(value: &Value, limit: usize) -> usize {
+    let mut count = 0;
+    let mut pending = vec![value];
+    while let Some(next) = pending.pop() {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        match next {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => pending.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
+}
+
 fn pointer_parts(path: &str, entity: &'static str) -> Result<Vec<String>, SimError> {
     let path_trimmed = path.trim_start_matches('/');
     if path_trimmed.split('/').nth(MAX_PATH_SEGMENTS).is_some() {
@@ -54,6 +81,18 @@ pub fn apply(
             "At least one patch operation is required.",
         ));
     }
+    if ops.len() > MAX_OPERATIONS {
+        return Err(SimError::invalid(
+            entity,
+            "InvalidObject",
+            "",
+            format!(
+                "A patch may hold at most {MAX_OPERATIONS} operations; this one has {}.",
+                ops.len()
+            ),
+        ));
+    }
+    let mut copied = 0;
     for op in ops {
         let get = |k: &str| {
             op.get(k).or_else(|| {
@@ -88,9 +127,22 @@ pub fn apply(
                     .ok_or_else(|| err(entity, path, "from is required."))?;
                 let from_parts = pointer_parts(from, entity)?;
                 check_field(&from_parts, entity, fields, from)?;
-                let value = lookup(doc, &from_parts)
-                    .cloned()
+                let source = lookup(doc, &from_parts)
                     .ok_or_else(|| err(entity, from, "from path does not exist."))?;
+                if kind == "copy" {
+                    // Counted before cloning, so an oversized copy costs no more than the limit.
+                    copied += value_count(source, MAX_COPIED_VALUES - copied);
+                    if copied > MAX_COPIED_VALUES {
+                        return Err(err(
+                            entity,
+                            from,
+                            format!(
+                                "The copy operations of one patch may duplicate at most {MAX_COPIED_VALUES} values."
+                            ),
+                        ));
+                    }
+                }
+                let value = source.clone();
                 if kind == "move" {
                     remove(doc, &from_parts).map_err(|m| err(entity, from, m))?;
                 }
@@ -360,5 +412,111 @@ mod tests {
         .unwrap_err();
         assert_eq!(body.status(), 400);
         assert_eq!(body.body()["code"], "InvalidObject");
+    }
+
+    #[test]
+    fn copies_cannot_blow_up_the_record() {
+        // Found in the fuzzing review: each copy of an array into itself doubled the record, so
+        // 64 operations of 50 bytes asked for 2^64 values and the simulator ran out of memory
+        // while holding its write lock.
+        let double = json!({"op": "copy", "from": "/types", "path": "/types/-"});
+        let ops = Value::Array(vec![double; 64]);
+        check(ops, Err("may duplicate at most 10000 values"));
+        // Small copies still work, up to the budget.
+        let mut doc = json!({"id": 1, "types": [1, 2]});
+        let ops = Value::Array(vec![
+            json!({"op": "copy", "from": "/types/0", "path": "/types/-"});
+            20
+        ]);
+        apply(&mut doc, &ops, "contact", &FIELDS).unwrap();
+        assert_eq!(doc["types"].as_array().map(Vec::len), Some(22));
+        // And the number of operations is capped.
+        let ops = Value::Array(vec![
+            json!({"op": "test", "path": "/firstName", "value": "Ann"});
+            101
+        ]);
+        check(ops, Err("at most 100 operations"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated patches never make `apply` panic, and no patch grows a record without bound.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::{Kind, field, read_only};
+
+    static FIELDS: [Field; 4] = [
+        read_only("id", Kind::Int),
+        field("name", Kind::Str),
+        field("types", Kind::Str),
+        field("nested", Kind::Str),
+    ];
+
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "/?(id|name|types|nested|other)(/([0-9]|-|a|b|~0|~1)){0,3}",
+            any::<String>(),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn operation() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(&["add", "replace", "remove", "copy", "move", "test", "x"][..]),
+            path(),
+            prop::option::of(path()),
+            prop::option::of(value()),
+        )
+            .prop_map(|(op, path, from, value)| {
+                let mut object = json!({"op": op, "path": path});
+                if let Some(from) = from {
+                    object["from"] = json!(from);
+                }
+                if let Some(value) = value {
+                    object["value"] = value;
+                }
+                object
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_patches_never_panic_and_stay_bounded(
+            ops in prop_oneof![
+                prop::collection::vec(operation(), 0..40).prop_map(Value::Array),
+                value(),
+            ],
+        ) {
+            let mut doc = json!({"id": 1, "name": "Ann", "types": [1, [2, 3]], "nested": {"a": {"b": []}}});
+            let before = value_count(&doc, usize::MAX);
+            let written: usize = ops
+                .as_array()
+                .map(|ops| ops.iter().map(|op| value_count(op, usize::MAX)).sum())
+                .unwrap_or(0);
+            let _ = apply(&mut doc, &ops, "contact", &FIELDS);
+            // A patch adds at most what it carries plus what its copies may duplicate.
+            prop_assert!(value_count(&doc, usize::MAX) <= before + written + MAX_COPIED_VALUES);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Resolving a Cloud Elements hub URL (`/hubs/crm/contacts?where=...`) to a ConnectWise request.
 
-use percent_encoding::percent_decode_str;
+use hubhook_core::{HubUrl, to_conditions};
 
 use crate::CwError;
 
@@ -49,66 +49,27 @@ pub struct HubQuery {
 impl HubQuery {
     /// Parse a hub URL such as `/hubs/crm/contacts?where=lastUpdated>'2019-03-01T10:15:00Z'`.
     ///
-    /// The query string is split by hand rather than with form decoding, because a rendered
-    /// date such as `2019-03-01T10:15:00+00:00` carries a literal `+` that form decoding would
-    /// turn into a space.
+    /// The URL is read by [`HubUrl::parse`] (core), which also checks `orderBy`, `fields`,
+    /// `pageSize` and the limits, so that instance creation and every poll agree on it; this
+    /// adds the ConnectWise path of the resource and the translated conditions. `page_size` is
+    /// the resource's `pageSize` setting; a `pageSize` in the URL wins.
     pub fn parse(hub_url: &str, page_size: Option<u32>) -> Result<HubQuery, CwError> {
-        let (path, query) = hub_url.split_once('?').unwrap_or((hub_url, ""));
-        let resource = path
-            .trim_start_matches('/')
-            .strip_prefix("hubs/crm/")
-            .ok_or_else(|| {
-                CwError::InvalidQuery(format!(
-                    "url `{hub_url}` must start with /hubs/crm/ followed by a resource"
-                ))
-            })?
-            .trim_end_matches('/');
-        let cw_path = hub_resource_path(resource).ok_or_else(|| {
+        let url = HubUrl::parse(hub_url).map_err(|e| CwError::InvalidQuery(e.to_string()))?;
+        let cw_path = hub_resource_path(&url.resource).ok_or_else(|| {
             let known: Vec<&str> = HUB_RESOURCES.iter().map(|(hub, _)| *hub).collect();
             CwError::InvalidQuery(format!(
-                "unknown hub resource `{resource}` in url `{hub_url}`, expected one of {}",
+                "unknown hub resource `{}` in url `{hub_url}`, expected one of {}",
+                url.resource,
                 known.join(", ")
             ))
         })?;
-        let mut out = HubQuery {
+        Ok(HubQuery {
             path: cw_path.to_string(),
-            conditions: None,
-            order_by: None,
-            fields: None,
-            page_size: page_size.unwrap_or(1000).clamp(1, 1000),
-        };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| CwError::InvalidQuery(format!("`{name}` is not valid UTF-8")))?
-                .into_owned();
-            match name {
-                "where" => {
-                    let conditions = hubhook_core::where_to_conditions(&value)
-                        .map_err(|e| CwError::InvalidQuery(e.to_string()))?;
-                    out.conditions = Some(conditions);
-                }
-                "orderBy" => out.order_by = Some(value.replace('.', "/")),
-                "fields" => out.fields = Some(value.replace('.', "/")),
-                "pageSize" => {
-                    let n: u32 = value.parse().map_err(|_| {
-                        CwError::InvalidQuery(format!(
-                            "pageSize `{value}` is not a number, expected 1 to 1000"
-                        ))
-                    })?;
-                    out.page_size = n.clamp(1, 1000);
-                }
-                // Page and token parameters belong to the poller, which always reads every page.
-                "page" | "nextPage" => {}
-                other => {
-                    return Err(CwError::InvalidQuery(format!(
-                        "unsupported query parameter `{other}` in url `{hub_url}`, expected where, orderBy, fields or pageSize"
-                    )));
-                }
-            }
-        }
-        Ok(out)
+            conditions: url.filter.as_ref().map(to_conditions),
+            order_by: url.order_by,
+            fields: url.fields.map(|fields| fields.join(",")),
+            page_size: url.page_size.or(page_size).unwrap_or(1000).clamp(1, 1000),
+        })
     }
 }
 
@@ -160,8 +121,18 @@ mod tests {
         .expect("parses");
         assert_eq!(q.order_by.as_deref(), Some("company/name asc"));
         assert_eq!(q.page_size, 50);
-        let q = HubQuery::parse("/hubs/crm/contacts?pageSize=5000", Some(10)).expect("parses");
-        assert_eq!(q.page_size, 1000);
+        let q = HubQuery::parse("/hubs/crm/contacts?pageSize=500", Some(10)).expect("parses");
+        assert_eq!(q.page_size, 500);
+        let q = HubQuery::parse("/hubs/crm/contacts", Some(10)).expect("parses");
+        assert_eq!(q.page_size, 10);
+        // ConnectWise's maximum is 1000; a larger size is refused rather than cut silently.
+        let err = HubQuery::parse("/hubs/crm/contacts?pageSize=5000", Some(10)).unwrap_err();
+        assert!(err.to_string().contains("from 1 to 1000"), "{err}");
+        let err = HubQuery::parse("/hubs/crm/contacts?orderBy=id desc; drop", None).unwrap_err();
+        assert!(
+            err.to_string().contains("`orderBy` `id desc; drop`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -177,5 +148,32 @@ mod tests {
         assert!(err.to_string().starts_with("Error parsing query"), "{err}");
         let err = HubQuery::parse("/hubs/crm/contacts?limit=3", None).unwrap_err();
         assert!(err.to_string().contains("`limit`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated hub URLs never make the parser panic, and a parsed query is within
+    //! ConnectWise's limits.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_urls_never_panic(
+            url in prop_oneof![
+                any::<String>(),
+                "/hubs/crm/(contacts|widgets|tickets)(\\?(where|orderBy|fields|pageSize)=.{0,30})?",
+            ],
+            page_size in prop::option::of(any::<u32>()),
+        ) {
+            if let Ok(query) = HubQuery::parse(&url, page_size) {
+                prop_assert!((1..=1000).contains(&query.page_size));
+            }
+        }
     }
 }

@@ -42,4 +42,50 @@ mod tests {
         check("", None);
         check("<>; rel=\"next\"", None);
     }
+
+    #[test]
+    fn a_megabyte_header_is_read_in_one_pass() {
+        let many = "<https://x/a>; rel=\"prev\", ".repeat(40_000);
+        check(
+            &format!("{many}<https://x/b>; rel=\"next\""),
+            Some("https://x/b"),
+        );
+        check(&";".repeat(1 << 20), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated headers never make the reader panic, and a next link written among others is
+    //! found.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_headers_never_panic(header in prop_oneof![
+            any::<String>(),
+            "[<>;, =\"a-z:/?&]{0,60}",
+        ]) {
+            let _ = next_link(&header);
+        }
+
+        #[test]
+        fn the_next_link_is_found_among_others(
+            next in "https://[a-z]{1,8}/[a-z/?=&0-9]{0,20}",
+            others in prop::collection::vec(("https://[a-z]{1,8}/[a-z0-9]{0,8}", "first|prev|last"), 0..3),
+            position in 0usize..4,
+        ) {
+            let mut parts: Vec<String> = others
+                .iter()
+                .map(|(url, rel)| format!("<{url}>; rel=\"{rel}\""))
+                .collect();
+            parts.insert(position.min(parts.len()), format!("<{next}>; rel=\"next\""));
+            prop_assert_eq!(next_link(&parts.join(", ")), Some(next));
+        }
+    }
 }

@@ -123,3 +123,73 @@ mod tests {
         assert!(!error.to_string().contains("sekrit"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Generated headers never make the parser panic, and headers written from parts read back
+    //! as those parts.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_headers_never_panic(header in prop_oneof![
+            any::<String>(),
+            "((User|Organization|Element|Bearer)? ?[a-z=/+ ]{0,6},? ?){0,5}",
+        ]) {
+            let _ = parse_authorization(&header);
+        }
+
+        #[test]
+        fn errors_never_show_values(
+            scheme in "(User|Organization|Element|Bearer|user)",
+            value in "[a-z]{1,8} [a-z]{1,8}|,|",
+            rest in "(, (User|Element) [a-z]{0,3}){0,2}",
+        ) {
+            let secret = format!("S3CR3T{value}");
+            let header = format!("{scheme} {secret}{rest}");
+            if let Err(error) = parse_authorization(&header) {
+                prop_assert!(!error.to_string().contains("S3CR3T"), "{}", error);
+            }
+        }
+
+        #[test]
+        fn written_headers_read_back(
+            user in prop::option::of("[A-Za-z0-9/+=.]{1,20}"),
+            organization in prop::option::of("[A-Za-z0-9/+=.]{1,20}"),
+            element in prop::option::of("[A-Za-z0-9/+=.]{1,20}"),
+            order in 0u8..6,
+        ) {
+            let mut parts = Vec::new();
+            if let Some(u) = &user { parts.push(format!("User {u}")); }
+            if let Some(o) = &organization { parts.push(format!("Organization {o}")); }
+            if let Some(e) = &element { parts.push(format!("Element {e}")); }
+            prop_assume!(!parts.is_empty());
+            let rotation = usize::from(order) % parts.len();
+            parts.rotate_left(rotation);
+            let header = parts.join(", ");
+            prop_assert_eq!(
+                parse_authorization(&header),
+                Ok(AuthHeader { user, organization, element })
+            );
+        }
+    }
+
+    #[test]
+    fn a_megabyte_header_is_read_in_one_pass() {
+        let header = format!("User {}", "a".repeat(1 << 20));
+        assert_eq!(
+            parse_authorization(&header).map(|h| h.user.map(|u| u.len())),
+            Ok(Some(1 << 20))
+        );
+        let commas = ",".repeat(1 << 20);
+        assert_eq!(
+            parse_authorization(&commas),
+            Err(AuthHeaderError::EmptyPart)
+        );
+    }
+}

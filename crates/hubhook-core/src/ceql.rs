@@ -112,10 +112,32 @@ pub enum CeqlError {
         "Error parsing query: parentheses nested deeper than {MAX_DEPTH} at position {position}"
     )]
     TooDeep { position: usize },
+    #[error(
+        "Error parsing query: the query is {length} characters long, the limit is {MAX_LENGTH}"
+    )]
+    TooLong { length: usize },
+    #[error(
+        "Error parsing query: more than {MAX_TERMS} comparisons, the one at position {position} is one too many"
+    )]
+    TooManyTerms { position: usize },
+    #[error(
+        "Error parsing query: field name `{name}` at position {position} is not letters, digits and `_` separated by dots"
+    )]
+    InvalidField { position: usize, name: String },
 }
 
-/// Nesting limit, so a hostile query cannot exhaust the stack of the recursive parser.
-const MAX_DEPTH: usize = 64;
+/// Nesting limit, so a hostile query cannot exhaust the stack of the recursive parser. The
+/// ConnectWise simulator accepts the same depth.
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest query accepted, in characters. A `where` clause travels inside the poller URL,
+/// which is limited to the same length (see `hub_url`), and ConnectWise advises keeping request
+/// URLs under about 2000 characters.
+pub const MAX_LENGTH: usize = 2000;
+
+/// The most comparisons one query may hold. ConnectWise turns conditions into SQL; a query of
+/// thousands of ORs is better written as `IN (...)`, and is refused rather than sent.
+pub const MAX_TERMS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -192,6 +214,12 @@ fn tokenize(input: &str) -> Result<Vec<Token>, CeqlError> {
                 })?;
                 i = next;
                 if c == '`' {
+                    if !is_field_name(&text) {
+                        return Err(CeqlError::InvalidField {
+                            position,
+                            name: text,
+                        });
+                    }
                     Tok::Field(text)
                 } else {
                     Tok::Str(text)
@@ -213,10 +241,12 @@ fn tokenize(input: &str) -> Result<Vec<Token>, CeqlError> {
                 }
                 Tok::Number(chars[start..i].iter().collect())
             }
-            c if c.is_alphabetic() || c == '_' => {
+            // Field names and keywords are ASCII: ConnectWise field names are, and a name
+            // outside this alphabet could not be passed on without quoting it.
+            c if c.is_ascii_alphabetic() || c == '_' => {
                 while chars
                     .get(i)
-                    .is_some_and(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
                 {
                     i += 1;
                 }
@@ -231,6 +261,19 @@ fn tokenize(input: &str) -> Result<Vec<Token>, CeqlError> {
         });
     }
     Ok(tokens)
+}
+
+/// Whether `name` is a dotted field name: ASCII letters, digits and `_`, in non-empty segments
+/// separated by dots. Back-ticked names must be too, because they are copied into the
+/// ConnectWise conditions unquoted: a name holding spaces, quotes or parentheses would change
+/// the meaning of the conditions.
+fn is_field_name(name: &str) -> bool {
+    name.split('.').all(|segment| {
+        !segment.is_empty()
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// Reads a quoted run starting at `chars[start]` (the quote); a doubled quote stands for one.
@@ -263,6 +306,8 @@ struct Parser {
     tokens: Vec<Token>,
     next: usize,
     depth: usize,
+    /// Comparisons read so far, capped at [`MAX_TERMS`].
+    terms: usize,
 }
 
 impl Parser {
@@ -353,8 +398,7 @@ impl Parser {
             Some(Tok::Field(name)) if !name.is_empty() => name.clone(),
             Some(Tok::Word(word))
                 if !KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k))
-                    && !word.ends_with('.')
-                    && !word.contains("..") =>
+                    && is_field_name(word) =>
             {
                 word.clone()
             }
@@ -365,6 +409,11 @@ impl Parser {
     }
 
     fn comparison(&mut self) -> Result<Expr, CeqlError> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            let position = self.peek().map_or(0, |t| t.position);
+            return Err(CeqlError::TooManyTerms { position });
+        }
         let field = self.field()?;
         const OPERATOR: &str = "an operator (=, !=, <, <=, >, >=, LIKE, IN, IS)";
         if let Some(Tok::Op(op)) = self.peek().map(|t| &t.tok) {
@@ -444,6 +493,12 @@ impl Parser {
 
 /// Parses a CEQL `where` clause.
 pub fn parse_where(input: &str) -> Result<Expr, CeqlError> {
+    // The length is checked before any work, so the cost of a query is bounded by the limit
+    // whatever the size of the input.
+    let length = input.chars().count();
+    if length > MAX_LENGTH {
+        return Err(CeqlError::TooLong { length });
+    }
     let tokens = tokenize(input)?;
     if tokens.is_empty() {
         return Err(CeqlError::Empty);
@@ -452,6 +507,7 @@ pub fn parse_where(input: &str) -> Result<Expr, CeqlError> {
         tokens,
         next: 0,
         depth: 0,
+        terms: 0,
     };
     let expr = parser.or()?;
     if parser.peek().is_some() {
@@ -820,6 +876,81 @@ mod tests {
     }
 
     #[test]
+    fn back_ticked_names_cannot_inject_conditions() {
+        // Found by the properties below: a back-ticked name was copied into the conditions
+        // as written, so `a = 1) or (1` closed the user's group and added a term.
+        check(
+            "`a = 1) or (b` = 2",
+            Err(
+                "Error parsing query: field name `a = 1) or (b` at position 1 is not letters, digits and `_` separated by dots",
+            ),
+        );
+        check(
+            "`` = 2",
+            Err(
+                "Error parsing query: field name `` at position 1 is not letters, digits and `_` separated by dots",
+            ),
+        );
+        check(
+            "`a..b` = 2",
+            Err(
+                "Error parsing query: field name `a..b` at position 1 is not letters, digits and `_` separated by dots",
+            ),
+        );
+        // Non-ASCII letters are not field names either.
+        check(
+            "n\u{e9}e = 1",
+            Err("Error parsing query: unexpected character `\u{e9}` at position 2"),
+        );
+        check(
+            "\u{e9} = 1",
+            Err("Error parsing query: unexpected character `\u{e9}` at position 1"),
+        );
+    }
+
+    #[test]
+    fn limits_length_terms_and_depth() {
+        let at_limit = format!("a = '{}'", "x".repeat(MAX_LENGTH - 6));
+        assert_eq!(at_limit.chars().count(), MAX_LENGTH);
+        assert!(parse_where(&at_limit).is_ok());
+        let over = format!("{at_limit} ");
+        check(
+            &over,
+            Err("Error parsing query: the query is 2001 characters long, the limit is 2000"),
+        );
+        // A megabyte is refused before it is read.
+        let megabyte = "a = 1 or ".repeat(120_000);
+        assert_eq!(
+            parse_where(&megabyte),
+            Err(CeqlError::TooLong {
+                length: megabyte.len()
+            })
+        );
+        // 100,000 nested parentheses: refused, not a stack overflow.
+        let nested = format!("{}a = 1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(
+            parse_where(&nested),
+            Err(CeqlError::TooLong { .. })
+        ));
+        // Within the length limit, the depth limit answers.
+        let nested = "(".repeat(MAX_LENGTH);
+        assert_eq!(
+            parse_where(&nested),
+            Err(CeqlError::TooDeep {
+                position: MAX_DEPTH + 1
+            })
+        );
+        let terms = |n: usize| vec!["a=1"; n].join(" or ");
+        assert!(parse_where(&terms(MAX_TERMS)).is_ok());
+        assert_eq!(
+            parse_where(&terms(MAX_TERMS + 1)),
+            Err(CeqlError::TooManyTerms {
+                position: MAX_TERMS * 7 + 1
+            })
+        );
+    }
+
+    #[test]
     fn parses_into_a_tree() {
         assert_eq!(
             parse_where("a = 'x' OR b IS NULL"),
@@ -835,5 +966,157 @@ mod tests {
                 },
             ]))
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated inputs: arbitrary text never panics, and printed trees read back the same.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A CEQL field name that is not a keyword, possibly dotted.
+    fn field() -> impl Strategy<Value = String> {
+        "[a-z_][a-z0-9_]{0,5}(\\.[a-z_][a-z0-9_]{0,5}){0,2}"
+            .prop_filter("keywords are not field names", |f| {
+                !KEYWORDS.iter().any(|k| f.eq_ignore_ascii_case(k))
+            })
+    }
+
+    fn literal() -> impl Strategy<Value = Literal> {
+        prop_oneof![
+            ".{0,12}".prop_map(Literal::String),
+            "-?[0-9]{1,6}(\\.[0-9]{1,3})?".prop_map(Literal::Number),
+            any::<bool>().prop_map(Literal::Bool),
+            Just(Literal::Null),
+        ]
+    }
+
+    fn leaf() -> impl Strategy<Value = Expr> {
+        let op = prop_oneof![
+            Just(CompareOp::Eq),
+            Just(CompareOp::Ne),
+            Just(CompareOp::Lt),
+            Just(CompareOp::Le),
+            Just(CompareOp::Gt),
+            Just(CompareOp::Ge),
+        ];
+        prop_oneof![
+            (field(), op, literal()).prop_map(|(field, op, value)| Expr::Compare {
+                field,
+                op,
+                value
+            }),
+            (field(), literal(), any::<bool>()).prop_map(|(field, pattern, negated)| {
+                Expr::Like {
+                    field,
+                    pattern,
+                    negated,
+                }
+            }),
+            (
+                field(),
+                prop::collection::vec(literal(), 1..4),
+                any::<bool>()
+            )
+                .prop_map(|(field, values, negated)| Expr::In {
+                    field,
+                    values,
+                    negated
+                }),
+            (field(), any::<bool>()).prop_map(|(field, negated)| Expr::IsNull { field, negated }),
+        ]
+    }
+
+    /// Trees in the shape the parser produces: AND and OR lists are flat, an AND list holds no
+    /// OR (that needs a group), and an OR list holds no OR.
+    fn expr() -> impl Strategy<Value = Expr> {
+        leaf().prop_recursive(3, 24, 3, |inner| {
+            let group = inner.clone().prop_map(|e| Expr::Group(Box::new(e)));
+            let unit = prop_oneof![leaf(), group];
+            let and = prop::collection::vec(unit.clone(), 2..4).prop_map(Expr::And);
+            let or_term = prop_oneof![unit.clone(), and.clone()];
+            let or = prop::collection::vec(or_term, 2..4).prop_map(Expr::Or);
+            prop_oneof![unit, and, or]
+        })
+    }
+
+    /// Prints `expr` as CEQL, back-ticking field names when `tick` says so.
+    fn print(expr: &Expr, tick: bool) -> String {
+        let name = |f: &str| if tick { format!("`{f}`") } else { f.to_owned() };
+        let lit = |l: &Literal| match l {
+            Literal::String(s) => format!("'{}'", s.replace('\'', "''")),
+            Literal::Number(n) => n.clone(),
+            Literal::Bool(b) => b.to_string(),
+            Literal::Null => "null".to_owned(),
+        };
+        let not = |negated: &bool| if *negated { "NOT " } else { "" };
+        match expr {
+            Expr::Compare { field, op, value } => {
+                format!("{} {} {}", name(field), op.as_str(), lit(value))
+            }
+            Expr::Like {
+                field,
+                pattern,
+                negated,
+            } => format!("{} {}LIKE {}", name(field), not(negated), lit(pattern)),
+            Expr::In {
+                field,
+                values,
+                negated,
+            } => {
+                let values: Vec<String> = values.iter().map(lit).collect();
+                format!("{} {}IN ({})", name(field), not(negated), values.join(", "))
+            }
+            Expr::IsNull { field, negated } => {
+                format!("{} IS {}NULL", name(field), not(negated))
+            }
+            Expr::And(terms) | Expr::Or(terms) => {
+                let joiner = if matches!(expr, Expr::And(_)) {
+                    " and "
+                } else {
+                    " OR "
+                };
+                let terms: Vec<String> = terms.iter().map(|t| print(t, tick)).collect();
+                terms.join(joiner)
+            }
+            Expr::Group(inner) => format!("({})", print(inner, tick)),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(input in any::<String>()) {
+            let _ = where_to_conditions(&input);
+        }
+
+        #[test]
+        fn token_soup_never_panics(
+            tokens in prop::collection::vec(
+                prop_oneof![
+                    Just("("), Just(")"), Just(","), Just("="), Just("!="), Just("<>"),
+                    Just("<="), Just(">"), Just("and"), Just("OR"), Just("not"), Just("like"),
+                    Just("in"), Just("is"), Just("null"), Just("true"), Just("a"), Just("b.c"),
+                    Just("'x'"), Just("\"y\""), Just("`f`"), Just("1"), Just("-2.5"), Just("'"),
+                    Just("`"), Just("'2019-03-01T10:15:00+02:00'"), Just("'2019-03-01T10:15:00.'"),
+                ],
+                0..40,
+            )
+        ) {
+            let _ = where_to_conditions(&tokens.join(" "));
+        }
+
+        #[test]
+        fn printed_trees_parse_back_and_translate_stably(expr in expr(), tick in any::<bool>()) {
+            let text = print(&expr, tick);
+            let parsed = parse_where(&text);
+            prop_assert_eq!(parsed.as_ref(), Ok(&expr), "{}", text);
+            let conditions = to_conditions(&expr);
+            prop_assert_eq!(where_to_conditions(&text), Ok(conditions));
+        }
     }
 }

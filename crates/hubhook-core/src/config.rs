@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::field_path::FieldPath;
+use crate::hub_url::{HubUrl, MAX_URL_LENGTH};
 use crate::java_time::{JavaPattern, parse_zone};
-use crate::placeholders::validate_template;
+use crate::placeholders::{max_rendered_length, render_url, validate_template};
 
 /// The element key of the ConnectWise REST element.
 pub const ELEMENT_KEY: &str = "connectwisecrmrest";
@@ -125,6 +126,11 @@ impl fmt::Debug for EventsConfig {
 const REFRESH_INTERVAL: &str = "event.poller.refresh_interval";
 const MAX_REFRESH_MINUTES: f64 = 10_080.0;
 const DEFAULT_REFRESH_MINUTES: u64 = 15;
+/// The shortest refresh interval accepted: one second. Anything shorter would round to a few
+/// milliseconds or to nothing; the server raises short intervals to its own floor anyway.
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+const REFRESH_EXPECTED: &str =
+    "a number of minutes from 0.0167 (1 second) to 10080 (one week), such as 15 or \"0.5\"";
 
 /// How often an instance is polled. Configured in minutes, possibly fractional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,26 +138,21 @@ pub struct RefreshInterval(Duration);
 
 impl RefreshInterval {
     /// Parses `event.poller.refresh_interval`: minutes as a number or a string (`15`, `"15"`,
-    /// `"0.05"` = 3 s), finite, greater than 0 and at most 10080 (one week). The result is
-    /// rounded to the millisecond.
+    /// `"0.05"` = 3 s), finite, at least one second once rounded to the millisecond (`0.0167`
+    /// minutes; exactly 1/60 counts) and at most 10080 (one week).
     pub fn parse(value: &Value) -> Result<RefreshInterval, ConfigError> {
-        let invalid = || {
-            ConfigError::invalid(
-                REFRESH_INTERVAL,
-                display_value(value),
-                "a number of minutes greater than 0 and at most 10080 (one week), such as 15 or \"0.5\"",
-            )
-        };
+        let invalid =
+            || ConfigError::invalid(REFRESH_INTERVAL, display_value(value), REFRESH_EXPECTED);
         let minutes = number(value).ok_or_else(invalid)?;
         if !minutes.is_finite() || minutes <= 0.0 || minutes > MAX_REFRESH_MINUTES {
             return Err(invalid());
         }
         // The bounds above keep this product far inside u64.
-        let millis = (minutes * 60_000.0).round() as u64;
-        if millis == 0 {
+        let interval = Duration::from_millis((minutes * 60_000.0).round() as u64);
+        if interval < MIN_REFRESH {
             return Err(invalid());
         }
-        Ok(RefreshInterval(Duration::from_millis(millis)))
+        Ok(RefreshInterval(interval))
     }
 
     /// The interval as a duration.
@@ -215,6 +216,36 @@ pub struct DateField {
 }
 
 const POLLER_CONFIGURATION: &str = "event.poller.configuration";
+
+/// The most resources one instance may poll. Each is polled on its own every refresh interval;
+/// the hub knows 11 kinds of ConnectWise records, so 32 leaves room for several filtered views
+/// of each without letting one instance flood its ConnectWise site.
+pub const MAX_RESOURCES: usize = 32;
+
+/// The longest resource name, in characters.
+pub const MAX_RESOURCE_NAME_LENGTH: usize = 64;
+
+/// What a resource name may be. Names are the events' `objectType`, appear in logs and in dotted
+/// field names of error messages (`event.poller.configuration.contacts.url`), so they are
+/// plain: no dots (which would make those field names ambiguous), spaces or control characters.
+const RESOURCE_NAME_RULE: &str = "resource names of 1 to 64 characters, each a letter (A-Z, a-z), a digit, `_` or `-`, such as contacts or time-entries";
+
+/// The longest `baseUrl` and callback URL accepted, in characters: the usual limit of HTTP
+/// servers and proxies, far below what the HTTP client can send.
+pub const MAX_HTTP_URL_LENGTH: usize = 2000;
+
+/// Whether `name` follows [`RESOURCE_NAME_RULE`].
+fn is_resource_name(name: &str) -> bool {
+    (1..=MAX_RESOURCE_NAME_LENGTH).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A poll time at which poller URLs are rendered to be checked at creation, besides the Unix
+/// epoch (the first poll's): 2019-01-17T01:05:09Z.
+const SAMPLE_POLL_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_547_687_109, 0);
+
 const NO_OAUTH: &str =
     "ConnectWise Manage has no OAuth; use an API member's public and private keys";
 /// Seconds-valued options are capped at a week so a typo cannot stall polling for years.
@@ -378,7 +409,14 @@ impl<'m> Fields<'m, '_> {
         } else {
             self.string(key, expected).ok()?
         };
-        if is_http_url(&url) {
+        let length = url.chars().count();
+        if length > MAX_HTTP_URL_LENGTH {
+            let expected = format!(
+                "{expected}, of at most {MAX_HTTP_URL_LENGTH} characters (this one has {length})"
+            );
+            self.invalid(key, &Value::String(url), &expected);
+            None
+        } else if is_http_url(&url) {
             Some(url)
         } else {
             self.invalid(key, &Value::String(url), expected);
@@ -448,10 +486,7 @@ impl<'m> Fields<'m, '_> {
             },
             None => {
                 if enabled {
-                    self.missing(
-                        REFRESH_INTERVAL,
-                        "a number of minutes greater than 0 and at most 10080 (one week), such as 15",
-                    );
+                    self.missing(REFRESH_INTERVAL, REFRESH_EXPECTED);
                 }
                 RefreshInterval::default()
             }
@@ -518,13 +553,25 @@ impl<'m> Fields<'m, '_> {
                 "at least one resource to poll when events are enabled",
             );
         }
+        if resources.len() > MAX_RESOURCES {
+            self.errors.push(ConfigError::invalid(
+                POLLER_CONFIGURATION,
+                format!("{} resources", resources.len()),
+                format!("at most {MAX_RESOURCES} resources per instance"),
+            ));
+            return parsed;
+        }
         for (name, value) in resources {
-            if name.trim().is_empty() {
-                self.invalid(
+            if !is_resource_name(name) {
+                // Escaped, so a newline or NUL in the name shows as such in the message.
+                self.errors.push(ConfigError::invalid(
                     POLLER_CONFIGURATION,
-                    &Value::String(name.clone()),
-                    "non-empty resource names",
-                );
+                    format!(
+                        "resource name \"{}\"",
+                        truncate(&name.escape_debug().to_string())
+                    ),
+                    RESOURCE_NAME_RULE,
+                ));
                 continue;
             }
             let prefix = format!("{POLLER_CONFIGURATION}.{name}");
@@ -549,23 +596,35 @@ impl<'m> Fields<'m, '_> {
     }
 
     fn resource(&mut self) -> Option<ResourcePoll> {
-        const URL: &str = "a hub path starting with /hubs/, such as /hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
-        let url = self.required_string("url", URL).and_then(|url| {
-            if !url.starts_with("/hubs/") {
-                self.invalid("url", &Value::String(url), URL);
-                return None;
-            }
-            match validate_template(&url) {
-                Ok(()) => Some(url),
-                Err(error) => {
-                    let expected = format!("a URL with valid placeholders ({error})");
+        let url = self
+            .required_string("url", POLLER_URL)
+            .and_then(|url| match poller_url(&url) {
+                Ok(fields) => Some((url, fields)),
+                Err(expected) => {
                     self.invalid("url", &Value::String(url), &expected);
                     None
                 }
-            }
-        });
+            });
         let id_field = self.path("idField", "the JSON path of the record id, such as id");
         let dates = self.dates();
+        // A `fields` list in the URL must keep what the poller reads, or every record would be
+        // skipped as having no id or no date.
+        if let (Some((url, Some(fields))), Some(id_field), Some(dates)) = (&url, &id_field, &dates)
+        {
+            let needed = [
+                ("idField", id_field),
+                ("updatedDateField", &dates.updated.path),
+                ("createdDateField", &dates.created.path),
+            ];
+            if let Some((key, path)) = needed.iter().find(|(_, path)| !covers(fields, path)) {
+                let expected = format!(
+                    "a `fields` list that keeps the fields the poller reads: it leaves out {key} `{path}`"
+                );
+                self.invalid("url", &Value::String(url.clone()), &expected);
+                return None;
+            }
+        }
+        let url = url.map(|(url, _)| url);
         let filter_by_updated_date = if self.raw("filterByUpdatedDate").is_some() {
             self.boolean("filterByUpdatedDate", true)
         } else {
@@ -648,24 +707,32 @@ impl<'m> Fields<'m, '_> {
             &format!("{kind}DateField"),
             "the JSON path of a date, such as _info.lastUpdated",
         );
+        let zone = self
+            .zone(&format!("{kind}DateTimezone"))
+            .or(fallback_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
         let format_key = format!("{kind}DateFormat");
         let pattern = self
             .required_string(
                 &format_key,
                 "a Java date pattern such as yyyy-MM-dd'T'HH:mm:ss'Z'",
             )
-            .and_then(|text| match JavaPattern::parse(&text) {
-                Ok(pattern) => Some(pattern),
-                Err(error) => {
-                    let expected = format!("a valid Java date pattern ({error})");
-                    self.invalid(&format_key, &Value::String(text), &expected);
-                    None
+            .and_then(|text| {
+                // A pattern that cannot read back what it writes matches no record: every poll
+                // would skip every record with a warning. It is checked in the field's zone.
+                match JavaPattern::parse(&text)
+                    .and_then(|pattern| pattern.check_round_trip(&zone).map(|()| pattern))
+                {
+                    Ok(pattern) => Some(pattern),
+                    Err(error) => {
+                        let expected = format!(
+                            "a Java date pattern that reads back the dates it writes, such as yyyy-MM-dd'T'HH:mm:ss'Z' ({error})"
+                        );
+                        self.invalid(&format_key, &Value::String(text), &expected);
+                        None
+                    }
                 }
             });
-        let zone = self
-            .zone(&format!("{kind}DateTimezone"))
-            .or(fallback_zone)
-            .unwrap_or(jiff::tz::TimeZone::UTC);
         Some(DateField {
             path: path?,
             pattern: pattern?,
@@ -684,6 +751,49 @@ impl<'m> Fields<'m, '_> {
             }
         }
     }
+}
+
+const POLLER_URL: &str =
+    "a hub path such as /hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+
+/// Checks a poller URL template as far as it can be checked without ConnectWise: placeholders
+/// that are known and whose dates read back, a rendering that can never exceed
+/// [`MAX_URL_LENGTH`], and a hub URL (`where`, `orderBy`, `fields`, `pageSize`) that reads at the
+/// first poll (rendered at the Unix epoch) and at a later one. Returns the `fields` list of the
+/// URL, if any, or what was expected instead.
+fn poller_url(template: &str) -> Result<Option<Vec<String>>, String> {
+    validate_template(template)
+        .map_err(|error| format!("{POLLER_URL}, with valid placeholders ({error})"))?;
+    let longest = max_rendered_length(template)
+        .map_err(|error| format!("{POLLER_URL}, with valid placeholders ({error})"))?;
+    if longest > MAX_URL_LENGTH {
+        return Err(format!(
+            "a poller URL of at most {MAX_URL_LENGTH} characters with its placeholders rendered at their longest (this one can reach {longest})"
+        ));
+    }
+    let mut fields = None;
+    for instant in [jiff::Timestamp::UNIX_EPOCH, SAMPLE_POLL_TIME] {
+        let hub_url = render_url(template, instant)
+            .map_err(|error| error.to_string())
+            .and_then(|rendered| HubUrl::parse(&rendered).map_err(|error| error.to_string()))
+            .map_err(|error| format!("{POLLER_URL} ({error})"))?;
+        fields = hub_url.fields;
+    }
+    Ok(fields)
+}
+
+/// Whether a `fields` list (ConnectWise paths such as `_info/lastUpdated`) keeps `path`: one of
+/// them is `path` or one of its parents. ConnectWise matches field names without regard to case.
+fn covers(fields: &[String], path: &FieldPath) -> bool {
+    fields.iter().any(|field| {
+        let kept: Vec<&str> = field.split('/').collect();
+        let wanted: Vec<&str> = path.as_str().split('.').collect();
+        kept.len() <= wanted.len()
+            && kept
+                .iter()
+                .zip(&wanted)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    })
 }
 
 /// A number given as a JSON number or as a string holding one.
@@ -1203,6 +1313,257 @@ mod tests {
         assert!(config.events.resources["contacts"].filter_by_updated_date);
     }
 
+    /// Parses `configuration` and returns the one error it must have, on `field`.
+    fn single_error(configuration: Map<String, Value>, field: &str) -> ConfigError {
+        let errors = check_errors(configuration, &[field]);
+        errors.0[0].clone()
+    }
+
+    #[test]
+    fn refuses_date_formats_that_match_no_record() {
+        let p = "event.poller.configuration.contacts.datesConfiguration";
+        for (format, needle) in [
+            ("ZZZZZ", "no date or time fields"),
+            ("%s", "cannot read back"),
+            ("{{", "`{` is reserved"),
+            ("[yyyy]", "`[` is reserved"),
+            ("EEEE MMMM", "reads that back as 1970-01-01"),
+            ("yyyy-MM-dd hh:mm:ss", "reads that back"),
+        ] {
+            let error = single_error(
+                with_resource(json!({"dates.updatedDateFormat": format})),
+                &format!("{p}.updatedDateFormat"),
+            );
+            assert_eq!(error.value.as_deref(), Some(format));
+            assert!(
+                error
+                    .expected
+                    .starts_with("a Java date pattern that reads back the dates it writes"),
+                "{error}"
+            );
+            assert!(error.expected.contains(needle), "{format}: {error}");
+            single_error(
+                with_resource(json!({"dates.createdDateFormat": format})),
+                &format!("{p}.createdDateFormat"),
+            );
+        }
+        // The round trip runs in the field's zone: IST is not a zone name hubhook reads back.
+        single_error(
+            with_resource(json!({
+                "dates.updatedDateFormat": "yyyy-MM-dd HH:mm z",
+                "dates.updatedDateTimezone": "Asia/Kolkata",
+            })),
+            &format!("{p}.updatedDateFormat"),
+        );
+        parse(with_resource(json!({
+            "dates.updatedDateFormat": "yyyy-MM-dd HH:mm z",
+            "dates.updatedDateTimezone": "PST",
+        })));
+    }
+
+    #[test]
+    fn refuses_poller_urls_that_could_not_be_sent() {
+        let field = "event.poller.configuration.contacts.url";
+        let url_error = |url: &str| single_error(with_resource(json!({"url": url})), field);
+        // A placeholder whose format writes no date.
+        let error = url_error("/hubs/crm/contacts?where=lastUpdated>'${gmtDate:HH:mm}'");
+        assert!(error.expected.contains("`${gmtDate:HH:mm}`"), "{error}");
+        // The 20,000-OR query of the probe (200 KB).
+        let ors = vec!["id=1"; 20_000].join(" OR ");
+        let error = url_error(&format!("/hubs/crm/contacts?where={ors}"));
+        assert!(
+            error.expected.contains("at most 2000 characters")
+                && error.expected.contains("reach 160021"),
+            "{error}"
+        );
+        // Short enough, but too many comparisons.
+        let error = url_error(&format!(
+            "/hubs/crm/contacts?where={}",
+            vec!["id=1"; 101].join(" OR ")
+        ));
+        assert!(
+            error.expected.contains("more than 100 comparisons"),
+            "{error}"
+        );
+        // Short as written (1289 characters), long once rendered: 234 month names.
+        let months = format!("${{gmtDate:yyyy{}}}", " MMMM".repeat(39)).repeat(6);
+        let url = format!("/hubs/crm/contacts?where=a='{months}'");
+        assert_eq!(url.chars().count(), 1289);
+        let error = url_error(&url);
+        assert!(error.expected.contains("reach 2399"), "{error}");
+        let error = url_error("/hubs/crm/contacts?orderBy=id desc; drop");
+        assert!(
+            error
+                .expected
+                .contains("`orderBy` `id desc; drop` is not valid"),
+            "{error}"
+        );
+        let error = url_error("/hubs/crm/contacts?fields=id;name");
+        assert!(error.expected.contains("`fields`"), "{error}");
+        let error = url_error("/hubs/crm/contacts?pageSize=5000");
+        assert!(error.expected.contains("from 1 to 1000"), "{error}");
+        let error = url_error("/hubs/crm/contacts?where=a=1&where=b=2");
+        assert!(error.expected.contains("more than once"), "{error}");
+        let error = url_error("/hubs/contacts");
+        assert!(error.expected.contains("/hubs/crm/"), "{error}");
+        // `fields` must keep the id and the dates.
+        let error = url_error("/hubs/crm/contacts?fields=name,_info");
+        assert!(
+            error.expected.contains("leaves out idField `id`"),
+            "{error}"
+        );
+        let error = url_error("/hubs/crm/contacts?fields=id,name");
+        assert!(
+            error
+                .expected
+                .contains("leaves out updatedDateField `_info.lastUpdated`"),
+            "{error}"
+        );
+        for url in [
+            "/hubs/crm/contacts?fields=ID,_info&orderBy=company.name asc,id",
+            "/hubs/crm/contacts?fields=id,_info/lastUpdated&pageSize=1000",
+            "/hubs/crm/contacts?where=lastUpdated>'${dateTimeZone:EST:yyyy-MM-dd'T'HH:mm:ssXXX}'",
+        ] {
+            parse(with_resource(json!({"url": url})));
+        }
+    }
+
+    #[test]
+    fn refuses_resource_names_outside_the_documented_set() {
+        let resources = |name: &str| {
+            let mut resources = Map::new();
+            resources.insert(name.to_owned(), documented_resources()["contacts"].clone());
+            with(
+                keys_example(),
+                json!({"event.poller.configuration": resources}),
+            )
+        };
+        for (name, shown) in [
+            ("con\ntacts", "resource name \"con\\ntacts\""),
+            ("a\u{0}b", "resource name \"a\\0b\""),
+            ("a.b", "resource name \"a.b\""),
+            ("two words", "resource name \"two words\""),
+            ("", "resource name \"\""),
+            ("k\u{e9}y", "resource name \"k\u{e9}y\""),
+        ] {
+            let error = single_error(resources(name), "event.poller.configuration");
+            assert_eq!(error.value.as_deref(), Some(shown), "{name:?}");
+            assert!(
+                error
+                    .expected
+                    .starts_with("resource names of 1 to 64 characters"),
+                "{error}"
+            );
+        }
+        single_error(resources(&"a".repeat(65)), "event.poller.configuration");
+        for name in [
+            "contacts",
+            "time-entries",
+            "Service_Tickets2",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                parse(resources(name)).events.resources.contains_key(name),
+                "{name}"
+            );
+        }
+        let mut many = Map::new();
+        for i in 0..=MAX_RESOURCES {
+            many.insert(format!("r{i}"), documented_resources()["contacts"].clone());
+        }
+        let error = single_error(
+            with(keys_example(), json!({"event.poller.configuration": many})),
+            "event.poller.configuration",
+        );
+        assert_eq!(error.value.as_deref(), Some("33 resources"));
+        assert_eq!(error.expected, "at most 32 resources per instance");
+        many.remove("r0");
+        assert_eq!(
+            parse(with(
+                keys_example(),
+                json!({"event.poller.configuration": many})
+            ))
+            .events
+            .resources
+            .len(),
+            MAX_RESOURCES
+        );
+    }
+
+    #[test]
+    fn limits_the_length_of_http_urls() {
+        let long = format!(
+            "https://example.com/{}",
+            "a".repeat(MAX_HTTP_URL_LENGTH - 19)
+        );
+        for key in ["baseUrl", "event.notification.callback.url"] {
+            let mut changes = Map::new();
+            changes.insert(key.to_owned(), json!(long));
+            let error = single_error(with(keys_example(), Value::Object(changes)), key);
+            assert!(
+                error
+                    .expected
+                    .contains("of at most 2000 characters (this one has 2001)"),
+                "{error}"
+            );
+            let mut changes = Map::new();
+            changes.insert(key.to_owned(), json!(&long[..long.len() - 1]));
+            parse(with(keys_example(), Value::Object(changes)));
+        }
+    }
+
+    #[test]
+    fn megabyte_values_and_deep_nesting_are_refused_quickly() {
+        let megabyte = "a".repeat(1 << 20);
+        let p = "event.poller.configuration.contacts";
+        let errors = check_errors(
+            with_resource(json!({
+                "url": format!("/hubs/crm/contacts?where={megabyte}"),
+                "idField": format!("{megabyte}..x"),
+                "dates.updatedDateFormat": megabyte,
+            })),
+            &[
+                &format!("{p}.url"),
+                &format!("{p}.idField"),
+                &format!("{p}.datesConfiguration.updatedDateFormat"),
+            ],
+        );
+        // Messages quote at most a short part of each value.
+        assert!(
+            errors.to_string().len() < 2000,
+            "{}",
+            errors.to_string().len()
+        );
+        let mut resources = Map::new();
+        resources.insert(megabyte, json!({}));
+        check_errors(
+            with(
+                keys_example(),
+                json!({"event.poller.configuration": resources}),
+            ),
+            &["event.poller.configuration"],
+        );
+        // A configuration string nested 100,000 levels deep is refused by the JSON reader's
+        // depth limit, not by a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        check_errors(
+            with(keys_example(), json!({"event.poller.configuration": deep})),
+            &["event.poller.configuration"],
+        );
+    }
+
+    #[test]
+    fn refresh_interval_names_the_smallest_value() {
+        let error = RefreshInterval::parse(&json!("0.0000001")).expect_err("too short");
+        assert_eq!(error.field, "event.poller.refresh_interval");
+        assert_eq!(error.value.as_deref(), Some("0.0000001"));
+        assert!(error.expected.contains("from 0.0167 (1 second)"), "{error}");
+        let interval = |value: Value| RefreshInterval::parse(&value).map(RefreshInterval::duration);
+        assert_eq!(interval(json!("0.0167")), Ok(Duration::from_millis(1002)));
+        assert_eq!(interval(json!(1.0 / 60.0)), Ok(Duration::from_secs(1)));
+        assert!(interval(json!("0.0166")).is_err());
+    }
+
     #[test]
     fn refresh_interval_parses_minutes() {
         let check = |value: Value, expected: Option<Duration>| {
@@ -1301,6 +1662,152 @@ mod tests {
         ];
         for (url, expected) in cases {
             assert_eq!(is_http_url(url), expected, "{url}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated configurations never make parsing panic: arbitrary JSON, and the documented
+    //! example with any one of its values replaced.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<String>().prop_map(Value::String),
+            prop::sample::select(
+                &[
+                    "15",
+                    "0.0167",
+                    "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                    "EEEE MMMM",
+                    "GMT",
+                    "id",
+                    "_info.lastUpdated",
+                    "/hubs/crm/contacts?where=a=1",
+                    "https://x/y",
+                    "true",
+                    "${gmtDate:yyyy}",
+                    "{\"contacts\": {}}",
+                ][..]
+            )
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        "[a-zA-Z.]{0,12}",
+                        prop::sample::select(
+                            &[
+                                "url",
+                                "idField",
+                                "datesConfiguration",
+                                "updatedDateFormat",
+                                "updatedDateField",
+                                "createdDateFormat",
+                                "createdDateField",
+                                "updatedDateTimezone",
+                                "pageSize",
+                                "pollDelay",
+                                "contacts",
+                            ][..]
+                        )
+                        .prop_map(str::to_owned),
+                    ],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The documented configuration (keys example, one resource).
+    fn documented() -> Map<String, Value> {
+        let value = json!({
+            "baseUrl": "https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
+            "company": "c", "public.key": "p", "private.key": "s",
+            "event.notification.enabled": true,
+            "event.notification.callback.url": "http://mycoolapp.com",
+            "event.poller.refresh_interval": "15",
+            "event.poller.configuration": {"contacts": {
+                "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+                "idField": "id",
+                "datesConfiguration": {
+                    "updatedDateField": "_info.lastUpdated",
+                    "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                    "createdDateField": "_info.lastUpdated",
+                    "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'"
+                }
+            }}
+        });
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// Every JSON pointer to a value inside `value`.
+    fn pointers(value: &Value, prefix: String, out: &mut Vec<String>) {
+        out.push(prefix.clone());
+        if let Value::Object(map) = value {
+            for (key, inner) in map {
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                pointers(inner, format!("{prefix}/{escaped}"), out);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_json_never_panics(value in json_value()) {
+            if let Value::Object(map) = &value {
+                let _ = InstanceConfig::parse(map);
+            }
+            let mut map = Map::new();
+            map.insert("event.poller.configuration".to_owned(), value.clone());
+            map.insert("event.notification.enabled".to_owned(), json!(true));
+            let _ = InstanceConfig::parse(&map);
+            map.insert("event.poller.configuration".to_owned(), json!(value.to_string()));
+            let _ = InstanceConfig::parse(&map);
+        }
+
+        #[test]
+        fn replacing_any_documented_value_never_panics(
+            index in any::<prop::sample::Index>(),
+            replacement in json_value(),
+        ) {
+            let mut document = Value::Object(documented());
+            prop_assert!(InstanceConfig::parse(&documented()).is_ok());
+            let mut all = Vec::new();
+            pointers(&document, String::new(), &mut all);
+            let pointer = index.get(&all[1..]).clone();
+            if let Some(slot) = document.pointer_mut(&pointer) {
+                *slot = replacement;
+            }
+            if let Value::Object(map) = &document
+                && let Err(errors) = InstanceConfig::parse(map)
+            {
+                // Every error names a field and secrets never show.
+                for error in &errors.0 {
+                    prop_assert!(!error.field.is_empty());
+                    if SECRET_KEYS.contains(&error.field.as_str()) {
+                        prop_assert!(matches!(error.value.as_deref(), None | Some(MASK)));
+                    }
+                }
+            }
         }
     }
 }

@@ -17,22 +17,27 @@
 //! | `X` (`+08`), `XX` (`+0800`), `XXX` (`+08:00`) | ISO offset, `Z` for zero |
 //! | `z` (`PST`), `zzzz` (IANA id when formatting) | zone name |
 //!
-//! Quoted text (`'T'`) is literal and `''` is a single quote; other non-letters are literal.
+//! Quoted text (`'T'`) is literal and `''` is a single quote; other non-letters are literal,
+//! except `[`, `]`, `{`, `}` and `#`: Java's `DateTimeFormatter` reads `[...]` as an optional
+//! section and reserves the others, so a pattern using them unquoted would not mean in hubhook
+//! what it means in Java, and is refused.
 //! The special patterns `milliseconds` and `epoch` mean unix milliseconds, `epoch:s`,
 //! `epoch:ms` and `epoch:us` unix seconds, milliseconds and microseconds.
 //!
 //! As in Java, a quoted `'Z'` is only a letter: text parsed with such a pattern carries no zone
 //! information and is interpreted in the zone passed in (the configured `*DateTimezone`).
 
-use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::{Offset, TimeZone};
+use jiff::{SignedDuration, Timestamp};
 
 /// Why a pattern, a value or a zone was refused. Every message names the pattern or the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
     #[error("the date pattern is empty")]
     Empty,
+    #[error("the date pattern is {length} characters long, the limit is {MAX_PATTERN_LENGTH}")]
+    TooLong { length: usize },
     #[error(
         "unknown letter `{letter}` in date pattern `{pattern}` (quote literal text, as in 'T')"
     )]
@@ -45,6 +50,12 @@ pub enum PatternError {
     },
     #[error("unterminated quote in date pattern `{pattern}`")]
     UnterminatedQuote { pattern: String },
+    #[error(
+        "`{ch}` is reserved in date pattern `{pattern}` (Java reads `[...]` as an optional section, which hubhook does not support); quote it as '{ch}' to mean the character"
+    )]
+    Reserved { pattern: String, ch: char },
+    #[error("date pattern `{pattern}` cannot read back the dates it writes: {reason}")]
+    NoRoundTrip { pattern: String, reason: String },
     #[error("value `{value}` does not match pattern `{pattern}`: {reason}")]
     Mismatch {
         pattern: String,
@@ -56,6 +67,10 @@ pub enum PatternError {
     )]
     UnknownZone { zone: String },
 }
+
+/// The longest date pattern accepted, in characters. Real patterns have about 30; the limit
+/// keeps error messages, which quote the pattern, short.
+pub const MAX_PATTERN_LENGTH: usize = 200;
 
 /// A compiled Java date pattern. Construct with [`JavaPattern::parse`].
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +167,10 @@ impl JavaPattern {
     /// Compiles `pattern`. Unknown letters are refused rather than copied, because a Java
     /// pattern with an unsupported letter would silently produce a different date.
     pub fn parse(pattern: &str) -> Result<JavaPattern, PatternError> {
+        let length = pattern.chars().count();
+        if length > MAX_PATTERN_LENGTH {
+            return Err(PatternError::TooLong { length });
+        }
         let kind = match pattern.trim().to_ascii_lowercase().as_str() {
             "" => return Err(PatternError::Empty),
             "milliseconds" | "epoch" | "epoch:ms" => Kind::Epoch(EpochUnit::Milliseconds),
@@ -304,6 +323,123 @@ impl JavaPattern {
     }
 }
 
+/// Instants every date pattern must be able to write and read back (see
+/// [`JavaPattern::check_round_trip`]). Their times of day are 8 hours apart, so in every zone one
+/// of them falls in the afternoon (a pattern with `hh` but no `a` fails on it); they lie in
+/// different seasons (zone abbreviations change with daylight saving time); and no field has its
+/// default value in all of them (a pattern that drops a field fails on one of them).
+const ROUND_TRIP_SAMPLES: [Timestamp; 3] = [
+    // 2019-01-17T01:05:09.123456789Z
+    Timestamp::constant(1_547_687_109, 123_456_789),
+    // 2019-07-23T09:45:56.987654321Z
+    Timestamp::constant(1_563_875_156, 987_654_321),
+    // 2019-11-28T17:31:42.246813579Z
+    Timestamp::constant(1_574_962_302, 246_813_579),
+];
+
+/// The longest zone abbreviation counted for `z` when bounding the length of a formatted date.
+/// tzdb abbreviations have at most 6 characters and jiff writes fixed offsets as at most
+/// `+HH:MM:SS`.
+const MAX_ABBREVIATION_LENGTH: usize = 16;
+
+/// The finest unit a pattern writes, as a duration: a value it reads back may lie up to this much
+/// before the instant that was written.
+fn precision(tokens: &[Token]) -> Option<SignedDuration> {
+    const DAY: i64 = 86_400;
+    tokens
+        .iter()
+        .filter_map(|token| match token {
+            Token::Number { field, .. } => Some(match field {
+                Field::Year => SignedDuration::from_secs(366 * DAY),
+                Field::Month => SignedDuration::from_secs(31 * DAY),
+                Field::Day => SignedDuration::from_secs(DAY),
+                Field::Hour24 | Field::Hour12 => SignedDuration::from_hours(1),
+                Field::Minute => SignedDuration::from_mins(1),
+                Field::Second => SignedDuration::from_secs(1),
+            }),
+            Token::TwoDigitYear => Some(SignedDuration::from_secs(366 * DAY)),
+            Token::MonthName { .. } => Some(SignedDuration::from_secs(31 * DAY)),
+            Token::Fraction { digits } => {
+                Some(SignedDuration::from_nanos(10i64.pow(9 - *digits as u32)))
+            }
+            _ => None,
+        })
+        .min()
+}
+
+impl JavaPattern {
+    /// Checks that the pattern can read back what it writes, as a date field of a record or a
+    /// placeholder must: each of a few sample instants is formatted in `tz` and parsed back, and
+    /// the result must be the same instant at the pattern's precision (`yyyy-MM-dd` reads back
+    /// the start of the day). Patterns without a year, without AM/PM next to `hh`, or made only
+    /// of literal text, offsets or names fail here; they would match no record.
+    pub fn check_round_trip(&self, tz: &TimeZone) -> Result<(), PatternError> {
+        let fail = |reason: String| PatternError::NoRoundTrip {
+            pattern: self.source.clone(),
+            reason,
+        };
+        let unit = match &self.kind {
+            Kind::Epoch(EpochUnit::Seconds) => SignedDuration::from_secs(1),
+            Kind::Epoch(EpochUnit::Milliseconds) => SignedDuration::from_millis(1),
+            Kind::Epoch(EpochUnit::Microseconds) => SignedDuration::from_micros(1),
+            Kind::Fields(tokens) => precision(tokens).ok_or_else(|| {
+                fail("it has no date or time fields (such as yyyy, MM, dd, HH, mm, ss)".to_owned())
+            })?,
+        };
+        for sample in ROUND_TRIP_SAMPLES {
+            let text = self.format(sample, tz);
+            let read = self.parse_value(&text, tz).map_err(|error| {
+                let why = match error {
+                    PatternError::Mismatch { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                fail(format!(
+                    "it writes {sample} as `{text}`, which it cannot read back ({why})"
+                ))
+            })?;
+            let behind = sample.duration_since(read);
+            if behind.is_negative() || behind >= unit {
+                return Err(fail(format!(
+                    "it writes {sample} as `{text}` and reads that back as {read}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The most characters [`JavaPattern::format`] can write in `tz`, for any instant.
+    pub fn max_formatted_length(&self, tz: &TimeZone) -> usize {
+        let tokens = match &self.kind {
+            // An i64 has at most 19 digits and a sign.
+            Kind::Epoch(_) => return 20,
+            Kind::Fields(tokens) => tokens,
+        };
+        tokens
+            .iter()
+            .map(|token| match token {
+                Token::Literal(text) => text.chars().count(),
+                // Years run from -9999 to 9999: four digits and a sign.
+                Token::Number {
+                    field: Field::Year,
+                    width,
+                } => (*width).max(4) + 1,
+                Token::Number { width, .. } => (*width).max(2),
+                Token::TwoDigitYear | Token::AmPm => 2,
+                Token::MonthName { full: true } | Token::Weekday { full: true } => 9,
+                Token::MonthName { full: false } | Token::Weekday { full: false } => 3,
+                Token::Fraction { digits } => *digits,
+                Token::OffsetCompact => 5,
+                Token::OffsetGmt => 9,
+                Token::OffsetColon | Token::OffsetIso { .. } => 6,
+                Token::ZoneName { full: true } => tz
+                    .iana_name()
+                    .map_or(MAX_ABBREVIATION_LENGTH, |name| name.chars().count()),
+                Token::ZoneName { full: false } => MAX_ABBREVIATION_LENGTH,
+            })
+            .sum()
+    }
+}
+
 impl std::fmt::Display for JavaPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.source)
@@ -364,6 +500,12 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, PatternError> {
                 }
             }
             continue;
+        }
+        if matches!(c, '[' | ']' | '{' | '}' | '#') {
+            return Err(PatternError::Reserved {
+                pattern: pattern.to_owned(),
+                ch: c,
+            });
         }
         if !c.is_ascii_alphabetic() {
             literal.push(c);
@@ -1116,6 +1258,8 @@ mod tests {
                 count: 10,
             },
         );
+        check_pattern_error(&"y".repeat(201), PatternError::TooLong { length: 201 });
+        assert!(JavaPattern::parse(&format!("yyyy{}", "-".repeat(196))).is_ok());
         check_pattern_error(
             "XXXX",
             PatternError::UnsupportedWidth {
@@ -1129,6 +1273,102 @@ mod tests {
             message.contains("`Q`") && message.contains("`yyyy-QQ`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn megabyte_inputs_are_read_in_one_pass() {
+        let pattern = JavaPattern::parse("yyyy-MM-dd'T'HH:mm:ss'Z'").expect("valid");
+        let value = format!("2019-03-01T10:15:00Z{}", "x".repeat(1 << 20));
+        let error = pattern
+            .parse_value(&value, &TimeZone::UTC)
+            .expect_err("trailing text");
+        assert!(error.to_string().contains("unexpected text"));
+        let digits = "9".repeat(1 << 20);
+        assert!(pattern.parse_value(&digits, &TimeZone::UTC).is_err());
+        assert_eq!(
+            JavaPattern::parse(&"y".repeat(1 << 20)),
+            Err(PatternError::TooLong { length: 1 << 20 })
+        );
+        assert!(parse_zone(&"+".repeat(1 << 20)).is_err());
+    }
+
+    #[test]
+    fn refuses_reserved_characters_unless_quoted() {
+        for (pattern, ch) in [
+            ("[yyyy]", '['),
+            ("yyyy]", ']'),
+            ("{{", '{'),
+            ("}", '}'),
+            ("#", '#'),
+        ] {
+            check_pattern_error(
+                pattern,
+                PatternError::Reserved {
+                    pattern: pattern.into(),
+                    ch,
+                },
+            );
+        }
+        check("'['yyyy']'", "2019-01-01T00:00:00Z", "UTC", "[2019]");
+    }
+
+    /// Checks that `pattern` fails the round trip in `tz` with a reason containing `needle`.
+    fn check_no_round_trip(pattern: &str, tz: &str, needle: &str) {
+        let java = JavaPattern::parse(pattern).expect("valid pattern");
+        match java.check_round_trip(&zone(tz)) {
+            Err(PatternError::NoRoundTrip { pattern: p, reason }) => {
+                assert_eq!(p, pattern);
+                assert!(
+                    reason.contains(needle),
+                    "{pattern}: {reason:?} lacks {needle:?}"
+                );
+            }
+            other => panic!("{pattern} in {tz}: expected NoRoundTrip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn round_trip_check_refuses_patterns_that_match_no_record() {
+        // The patterns a hostile-but-fair probe got accepted, each of which then failed on every
+        // record.
+        check_no_round_trip("ZZZZZ", "UTC", "no date or time fields");
+        check_no_round_trip("EEEE MMMM", "UTC", "reads that back as 1970-01-01");
+        check_no_round_trip("%s", "UTC", "as `%9`");
+        // Missing year, missing AM/PM, missing hour.
+        check_no_round_trip("MM-dd HH:mm", "UTC", "1970");
+        check_no_round_trip("yyyy-MM-dd hh:mm", "UTC", "as `2019-11-28 05:31`");
+        check_no_round_trip("yyyy-MM-dd hh:mm", "Pacific/Kiritimati", "");
+        check_no_round_trip("yyyy-MM-dd mm:ss", "UTC", "");
+        // A zone abbreviation hubhook reads as another zone (IST is not a US abbreviation).
+        check_no_round_trip("yyyy-MM-dd HH:mm z", "Asia/Kolkata", "cannot read back");
+    }
+
+    #[test]
+    fn round_trip_check_accepts_usable_patterns() {
+        let cases = [
+            ("yyyy-MM-dd'T'HH:mm:ss'Z'", "UTC"),
+            ("yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "America/New_York"),
+            ("yyyy-MM-dd'T'HH:mm:ss", "Asia/Kolkata"),
+            ("MM/dd/yyyy hh:mm:ss a", "-08:00"),
+            ("EEE, dd MMM yyyy HH:mm:ss z", "PST"),
+            ("yyyy-MM-dd HH:mm zzzz", "Europe/Paris"),
+            ("yyyyMMdd", "UTC"),
+            ("yyyy-MM", "+05:30"),
+            ("yyyy", "EST"),
+            ("yyyy XXX", "EST"),
+            ("yy-MM-dd HH", "+05:30"),
+            ("epoch", "UTC"),
+            ("epoch:s", "UTC"),
+            ("epoch:us", "UTC"),
+        ];
+        for (pattern, tz) in cases {
+            let java = JavaPattern::parse(pattern).expect("valid pattern");
+            assert_eq!(
+                java.check_round_trip(&zone(tz)),
+                Ok(()),
+                "{pattern} in {tz}"
+            );
+        }
     }
 
     #[test]
@@ -1169,6 +1409,105 @@ mod tests {
                 Err(PatternError::UnknownZone { zone: bad.into() }),
                 "{bad}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated inputs: no pattern, value or zone makes the parser panic; formatting stays
+    //! within its bound; and complete patterns read back what they write.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ZONES: [&str; 8] = [
+        "UTC",
+        "+05:30",
+        "-08:00",
+        "+14:00",
+        "America/New_York",
+        "Europe/Paris",
+        "Australia/Lord_Howe",
+        "Asia/Kolkata",
+    ];
+
+    fn zone() -> impl Strategy<Value = TimeZone> {
+        prop::sample::select(&ZONES[..]).prop_map(|name| parse_zone(name).expect("valid zone"))
+    }
+
+    /// Any instant jiff can represent.
+    fn instant() -> impl Strategy<Value = Timestamp> {
+        (
+            Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            0..1_000_000_000i32,
+        )
+            .prop_map(|(s, n)| Timestamp::new(s, n).unwrap_or(Timestamp::MAX))
+    }
+
+    /// Pattern text built from the letters and punctuation patterns use.
+    fn pattern_soup() -> impl Strategy<Value = String> {
+        "[yMdHhmsSaEZXzGQ'T:. /\\-\\[\\]{}#%]{0,24}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_patterns_values_and_zones_never_panic(
+            pattern in prop_oneof![any::<String>(), pattern_soup()],
+            value in prop_oneof![any::<String>(), "[0-9A-Za-z:+\\- ./']{0,30}"],
+            zone_name in any::<String>(),
+            ts in instant(),
+            tz in zone(),
+        ) {
+            let _ = parse_zone(&zone_name);
+            if let Ok(java) = JavaPattern::parse(&pattern) {
+                let text = java.format(ts, &tz);
+                prop_assert!(
+                    text.chars().count() <= java.max_formatted_length(&tz),
+                    "{} wrote {} for {}", pattern, text, ts
+                );
+                let _ = java.parse_value(&value, &tz);
+                let _ = java.parse_value(&text, &tz);
+                let _ = java.check_round_trip(&tz);
+            }
+        }
+
+        #[test]
+        fn complete_patterns_read_back_what_they_write(
+            pattern in prop::sample::select(&[
+                "yyyy-MM-dd'T'HH:mm:ss.SSSSSSSSSXXX",
+                "yyyyMMddHHmmssSSSSSSSSS Z",
+                "EEEE, d MMMM yyyy hh:mm:ss.SSSSSSSSS a ZZZZ",
+                "dd MMM yyyy HH:mm:ss.SSSSSSSSS zzzz",
+                "epoch:us",
+            ][..]),
+            // Years 1970 to 9999. Before that some zones used local mean time, offsets with
+            // seconds (Paris was +00:09:21), which offset patterns write to the minute only, as
+            // Java's do.
+            seconds in 0i64..253_402_300_799,
+            micros in 0..1_000_000i32,
+            tz in zone(),
+        ) {
+            let ts = Timestamp::new(seconds, micros * 1000).expect("in range");
+            let java = JavaPattern::parse(pattern).expect("valid pattern");
+            let text = java.format(ts, &tz);
+            prop_assert_eq!(java.parse_value(&text, &tz), Ok(ts), "{} wrote {}", pattern, text);
+        }
+
+        #[test]
+        fn zone_less_patterns_read_back_in_fixed_zones(
+            seconds in -30_610_224_000i64..253_402_300_799,
+            nanos in 0..1_000_000_000i32,
+            tz in prop::sample::select(&["UTC", "+05:30", "-08:00", "+14:00"][..]),
+        ) {
+            let ts = Timestamp::new(seconds, nanos).expect("in range");
+            let tz = parse_zone(tz).expect("valid zone");
+            let java = JavaPattern::parse("yyyy-MM-dd'T'HH:mm:ss.SSSSSSSSS").expect("valid");
+            let text = java.format(ts, &tz);
+            prop_assert_eq!(java.parse_value(&text, &tz), Ok(ts), "wrote {}", text);
         }
     }
 }

@@ -3,8 +3,8 @@
 //! Everything here is deterministic and side-effect free: no IO, no async, no randomness and no
 //! clock reads (the current time is always passed in). That keeps the rules of the Cloud
 //! Elements events framework (instance configuration, poller URL placeholders, Java date
-//! patterns, CEQL, change classification, payloads, signatures, retry schedules) testable with
-//! plain unit tests, and lets the engine, the store and the API share one definition of them.
+//! patterns, CEQL, hub URLs, change classification, payloads, signatures, retry schedules)
+//! testable with plain unit tests, and lets the engine, the store and the API share one definition of them.
 
 pub mod auth_header;
 pub mod ceql;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod field_path;
+pub mod hub_url;
 pub mod ids;
 pub mod java_time;
 pub mod placeholders;
@@ -36,8 +37,9 @@ pub use event::{
     EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
 };
 pub use field_path::FieldPath;
+pub use hub_url::{HubUrl, HubUrlError, MAX_URL_LENGTH};
 pub use ids::{EventId, InstanceId, NotificationId};
 pub use java_time::{JavaPattern, PatternError, parse_zone};
-pub use placeholders::{PlaceholderError, render_url, validate_template};
+pub use placeholders::{PlaceholderError, max_rendered_length, render_url, validate_template};
 pub use retry::RetrySchedule;
 pub use signing::{elements_signature, verify_elements_signature};

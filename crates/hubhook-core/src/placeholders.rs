@@ -51,6 +51,8 @@ enum Segment<'t> {
     Date {
         pattern: JavaPattern,
         zone: TimeZone,
+        /// The placeholder as written, `${...}`, for messages.
+        text: &'t str,
     },
     Rfc3339,
 }
@@ -61,7 +63,7 @@ pub fn render_url(template: &str, since: Timestamp) -> Result<String, Placeholde
     for segment in parse(template)? {
         match segment {
             Segment::Literal(text) => out.push_str(text),
-            Segment::Date { pattern, zone } => out.push_str(&pattern.format(since, &zone)),
+            Segment::Date { pattern, zone, .. } => out.push_str(&pattern.format(since, &zone)),
             Segment::Rfc3339 => out.push_str(&since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
         }
     }
@@ -69,9 +71,42 @@ pub fn render_url(template: &str, since: Timestamp) -> Result<String, Placeholde
 }
 
 /// Checks a template without a time, so a bad placeholder is refused when the instance is
-/// created rather than at its first poll.
+/// created rather than at its first poll: every placeholder must be known, and every date
+/// format must be able to read back the dates it writes (see
+/// [`JavaPattern::check_round_trip`]); `${gmtDate:HH:mm}` would send ConnectWise a time without
+/// a date.
 pub fn validate_template(template: &str) -> Result<(), PlaceholderError> {
-    parse(template).map(|_| ())
+    for segment in parse(template)? {
+        if let Segment::Date {
+            pattern,
+            zone,
+            text,
+        } = segment
+        {
+            pattern
+                .check_round_trip(&zone)
+                .map_err(|source| PlaceholderError::Pattern {
+                    placeholder: text.to_owned(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The most characters [`render_url`] can produce from `template`, whatever the instant: the
+/// literal text plus each placeholder at its longest (`MMMM` counts as `September`).
+pub fn max_rendered_length(template: &str) -> Result<usize, PlaceholderError> {
+    let length = parse(template)?
+        .iter()
+        .map(|segment| match segment {
+            Segment::Literal(text) => text.chars().count(),
+            Segment::Date { pattern, zone, .. } => pattern.max_formatted_length(zone),
+            // `%Y-%m-%dT%H:%M:%SZ` with a year of up to 4 digits and a sign.
+            Segment::Rfc3339 => 21,
+        })
+        .sum();
+    Ok(length)
 }
 
 fn parse(template: &str) -> Result<Vec<Segment<'_>>, PlaceholderError> {
@@ -84,13 +119,18 @@ fn parse(template: &str) -> Result<Vec<Segment<'_>>, PlaceholderError> {
         }
         let body_start = start + 2;
         let Some(length) = closing_brace(&rest[body_start..]) else {
+            // The rest of the template is quoted only in part: it may be long.
+            let mut text: String = rest[start..].chars().take(40).collect();
+            if text.len() < rest.len() - start {
+                text.push_str("...");
+            }
             return Err(PlaceholderError::Unterminated {
                 position: template[..offset + start].chars().count() + 1,
-                text: rest[start..].to_owned(),
+                text,
             });
         };
         let body = &rest[body_start..body_start + length];
-        segments.push(placeholder(body)?);
+        segments.push(placeholder(body, &rest[start..=body_start + length])?);
         let consumed = body_start + length + 1;
         offset += consumed;
         rest = &rest[consumed..];
@@ -114,8 +154,9 @@ fn closing_brace(body: &str) -> Option<usize> {
     None
 }
 
-fn placeholder(body: &str) -> Result<Segment<'static>, PlaceholderError> {
-    let text = format!("${{{body}}}");
+/// The segment of one placeholder: `body` is its text between `${` and `}`, `source` all of it.
+fn placeholder<'t>(body: &str, source: &'t str) -> Result<Segment<'t>, PlaceholderError> {
+    let text = source.to_owned();
     let (name, argument) = match body.split_once(':') {
         Some((name, argument)) => (name, Some(argument)),
         None => (body, None),
@@ -129,12 +170,14 @@ fn placeholder(body: &str) -> Result<Segment<'static>, PlaceholderError> {
     let epoch = |unit| Segment::Date {
         pattern: JavaPattern::epoch(unit),
         zone: TimeZone::UTC,
+        text: source,
     };
     let segment = match (name.trim().to_ascii_lowercase().as_str(), argument) {
         ("gmtdate" | "date", None) => Segment::Rfc3339,
         ("gmtdate" | "date", Some(format)) => Segment::Date {
             pattern: pattern(format)?,
             zone: TimeZone::UTC,
+            text: source,
         },
         ("datetimezone", Some(argument)) => {
             let (zone, format) = split_zone(argument);
@@ -148,6 +191,7 @@ fn placeholder(body: &str) -> Result<Segment<'static>, PlaceholderError> {
             Segment::Date {
                 pattern: pattern(format)?,
                 zone,
+                text: source,
             }
         }
         ("datetimezone", None) => {
@@ -216,11 +260,10 @@ mod tests {
     fn check(template: &str, expected: Result<&str, &str>) {
         let since: Timestamp = SINCE.parse().expect("valid timestamp");
         let got = render_url(template, since);
-        assert_eq!(
-            validate_template(template).is_ok(),
-            got.is_ok(),
-            "validate and render agree on {template}"
-        );
+        // Validation is stricter than rendering (it also checks that date formats read back).
+        if validate_template(template).is_ok() {
+            assert!(got.is_ok(), "validated {template} but could not render it");
+        }
         match expected {
             Ok(url) => assert_eq!(got.as_deref(), Ok(url), "{template}"),
             Err(needle) => {
@@ -295,5 +338,116 @@ mod tests {
         );
         check("/x?w=a>'${gmtDate:yyyy", Err("position 9"));
         check("${date:'yyyy}", Err("no closing `}`"));
+    }
+
+    #[test]
+    fn validation_refuses_date_formats_that_do_not_read_back() {
+        let check_invalid = |template: &str, needle: &str| {
+            let message = validate_template(template).expect_err(template).to_string();
+            assert!(
+                message.contains(needle),
+                "{message:?} should contain {needle:?}"
+            );
+        };
+        check_invalid(
+            "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:HH:mm}'",
+            "placeholder `${gmtDate:HH:mm}`: date pattern `HH:mm` cannot read back",
+        );
+        check_invalid(
+            "x=${date:yyyy} y=${dateTimeZone:PST:hh:mm z}",
+            "placeholder `${dateTimeZone:PST:hh:mm z}`",
+        );
+        check_invalid("${gmtDate:EEEE MMMM}", "reads that back as 1970");
+        check_invalid("${gmtDate:[yyyy]}", "`[` is reserved");
+        for valid in [
+            "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+            "${date}",
+            "${epoch:s}",
+            "${dateTimeZone:EST:yyyy-MM-dd'T'HH:mm:ssXXX}",
+            "${date:'}'yyyy}",
+        ] {
+            assert_eq!(validate_template(valid), Ok(()), "{valid}");
+        }
+    }
+
+    #[test]
+    fn bounds_the_rendered_length() {
+        let check_bound = |template: &str, expected: usize| {
+            assert_eq!(max_rendered_length(template), Ok(expected), "{template}");
+        };
+        check_bound("/hubs/crm/contacts", 18);
+        // 39 characters of text, and the documented placeholder renders to at most 21 (20, and
+        // a sign for years before year 0).
+        check_bound(
+            "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+            39 + 21,
+        );
+        check_bound("${date:MMMM EEEE}", 19);
+        check_bound("${epoch}${date}", 41);
+        check_bound("${dateTimeZone:America/New_York:zzzz}", 16);
+        assert!(max_rendered_length("${nope}").is_err());
+    }
+
+    #[test]
+    fn megabyte_templates_are_read_in_one_pass() {
+        // Each placeholder is scanned once; an unterminated one is reported without rescanning.
+        let since = Timestamp::UNIX_EPOCH;
+        let many = "${epoch:s}".repeat(100_000);
+        assert_eq!(render_url(&many, since), Ok("0".repeat(100_000)));
+        let open = "${date:'".repeat(125_000);
+        assert!(matches!(
+            render_url(&open, since),
+            Err(PlaceholderError::Unterminated { position: 1, .. })
+        ));
+        let unknown = "${x".repeat(333_333);
+        assert!(validate_template(&unknown).is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Generated templates: no panic, validation implies rendering, and no rendering is longer
+    //! than the bound.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn template() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            any::<String>(),
+            Just("${".to_owned()),
+            Just("}".to_owned()),
+            Just("'".to_owned()),
+            Just(":".to_owned()),
+            "\\$\\{(gmtDate|date|dateTimeZone|DateTimeZone|epoch|milliseconds)(:[A-Za-z/_+0-9:-]{0,12})?(:[yMdHhmsSaEZXz' :.-]{0,20})?\\}",
+        ];
+        prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn templates_never_panic_and_stay_within_their_bound(
+            template in template(),
+            seconds in -62_135_596_800i64..253_402_300_799,
+        ) {
+            let since = Timestamp::from_second(seconds).expect("in range");
+            let rendered = render_url(&template, since);
+            if validate_template(&template).is_ok() {
+                prop_assert!(rendered.is_ok(), "{}", template);
+            }
+            match (rendered, max_rendered_length(&template)) {
+                (Ok(url), Ok(bound)) => prop_assert!(
+                    url.chars().count() <= bound,
+                    "{} rendered {} longer than {}", template, url, bound
+                ),
+                (Err(_), Err(_)) => {}
+                (rendered, bound) => prop_assert!(
+                    false, "{}: render {:?} but bound {:?}", template, rendered, bound
+                ),
+            }
+        }
     }
 }
