@@ -10,6 +10,7 @@ pub mod auth_header;
 pub mod ceql;
 pub mod classify;
 pub mod config;
+pub mod documented;
 pub mod error;
 pub mod event;
 pub mod field_path;
@@ -32,6 +33,7 @@ pub use config::{
     ConnectWiseCredentials, DateField, DatesConfig, ELEMENT_KEY, EventsConfig, InstanceConfig,
     MASK, RefreshInterval, ResourcePoll, SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
 };
+pub use documented::{DocumentedSite, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{
     EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,

@@ -61,6 +61,14 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Seconds a poll job stays leased without renewal: how long a dead node's poll waits to be taken over [env: HUBHOOK_POLL_LEASE] [default: 60]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_lease: Option<u64>,
+    /// Seconds a notification stays leased while being delivered [env: HUBHOOK_DELIVERY_LEASE] [default: 60]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_lease: Option<u64>,
 }
 
 #[derive(Debug, Args, Serialize, Default)]

@@ -34,6 +34,11 @@ pub struct ServeConfig {
     /// Client connections held at once; keep it well below the open-files limit
     /// (`ulimit -n`), so that the database and outbound calls always have descriptors.
     pub max_connections: usize,
+    /// Seconds a claimed poll job stays leased without renewal (renewed every third of it while
+    /// the poll runs): how long a dead node's poll waits before another node takes it over.
+    pub poll_lease: u64,
+    /// Seconds a claimed notification stays leased; must exceed the delivery timeout.
+    pub delivery_lease: u64,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +53,8 @@ impl Default for ServeConfig {
             retry_schedule: None,
             node_id: None,
             max_connections: 4096,
+            poll_lease: 60,
+            delivery_lease: 60,
         }
     }
 }
@@ -70,6 +77,28 @@ impl ServeConfig {
                 anyhow::anyhow!("retry_schedule `{text}`: {e}, expected delays like \"4s,16s,64s\"")
             }),
         }
+    }
+
+    /// The lease lengths, checked: a lease must be long enough to be renewed in time, and a
+    /// delivery lease must outlast the delivery timeout (30 s), else a slow delivery would be
+    /// taken over while still running.
+    pub fn leases(&self) -> anyhow::Result<(Duration, Duration)> {
+        if !(3..=86_400).contains(&self.poll_lease) {
+            bail!(
+                "poll_lease `{}`: expected 3 to 86400 seconds",
+                self.poll_lease
+            );
+        }
+        if !(31..=86_400).contains(&self.delivery_lease) {
+            bail!(
+                "delivery_lease `{}`: expected 31 to 86400 seconds (more than the 30 s delivery timeout)",
+                self.delivery_lease
+            );
+        }
+        Ok((
+            Duration::from_secs(self.poll_lease),
+            Duration::from_secs(self.delivery_lease),
+        ))
     }
 
     pub fn min_refresh_interval(&self) -> Duration {

@@ -90,37 +90,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     server.stop().await
 }
 
-/// The second example body of the Cloud Elements documentation, pointed at the simulator.
+/// The documented instance body, pointed at the simulator, polling every 3 s and signed.
 fn instance_body(base_url: &str, sim: &SimConfig, callback: &str) -> Value {
-    json!({
-        "element": { "key": "connectwisecrmrest" },
-        "configuration": {
-            "baseUrl": base_url,
-            "company": sim.company,
-            "public.key": sim.public_key,
-            "private.key": sim.private_key,
-            "event.notification.enabled": true,
-            "event.notification.callback.url": callback,
-            "event.notification.signature.key": SIGNATURE_KEY,
-            "event.poller.refresh_interval": "0.05",
-            "event.poller.configuration": {
-                "contacts": {
-                    "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
-                    "idField": "id",
-                    "datesConfiguration": {
-                        "updatedDateField": "_info.lastUpdated",
-                        "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                        "updatedDateTimezone": "GMT",
-                        "createdDateField": "_info.lastUpdated",
-                        "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                        "createdDateTimezone": "GMT"
-                    }
-                }
-            }
-        },
-        "tags": ["demo"],
-        "name": "API_Polling"
-    })
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url,
+        company: &sim.company,
+        public_key: &sim.public_key,
+        private_key: &sim.private_key,
+        callback_url: callback,
+    });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!("0.05");
+    configuration["event.notification.signature.key"] = json!(SIGNATURE_KEY);
+    body["tags"] = json!(["demo"]);
+    body
 }
 
 /// A local webhook receiver that checks the signature and prints each event.

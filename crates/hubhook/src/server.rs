@@ -49,6 +49,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     // Check every setting before touching the database, so a typo creates no files.
     let retry_schedule = config.retry_schedule()?;
     let node_id = config.node_id()?;
+    let (poll_lease, delivery_lease) = config.leases()?;
     let key = resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
     let store = Store::open(&config.database_url, key)
         .await
@@ -58,6 +59,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         allow_private_callbacks: config.allow_private_callbacks,
         retry_schedule,
         node_id,
+        poll_lease,
+        delivery_lease,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, engine_config, Clock::system())?;

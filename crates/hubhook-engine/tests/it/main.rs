@@ -112,17 +112,15 @@ async fn setup(callback: &str, now: jiff::Timestamp) -> Setup {
     )
     .await
     .expect("sim");
-    let configuration = json!({
-        "baseUrl": sim.base_url(), "company": "demo", "public.key": "demo-public", "private.key": "demo-private",
-        "event.notification.enabled": true, "event.notification.callback.url": callback,
-        "event.poller.refresh_interval": "0.05",
-        "event.poller.configuration": { "contacts": {
-            "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
-            "idField": "id",
-            "datesConfiguration": {
-                "updatedDateField": "_info.lastUpdated", "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                "createdDateField": "_info.lastUpdated", "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'" } } }
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url: &sim.base_url(),
+        company: "demo",
+        public_key: "demo-public",
+        private_key: "demo-private",
+        callback_url: callback,
     });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!("0.05");
     let (public, secrets) = split_secrets(configuration.as_object().expect("object"));
     let store = open(&url).await;
     let (org, user) = store

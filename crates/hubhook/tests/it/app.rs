@@ -192,38 +192,10 @@ impl TestApp {
         format!("{}/elements/api-v2{path}", self.server().url())
     }
 
-    /// The second example body of the source document, pointed at our simulator and receiver.
+    /// The second example body of the source document, pointed at our simulator and receiver,
+    /// polling every 3 s and signed.
     pub fn documented_body(&self) -> Value {
-        json!({
-          "element": { "key": "connectwisecrmrest" },
-          "providerData": { "code": "1c6ff4089d58d80e86482ab7d5b97f15dd7b041d" },
-          "configuration": {
-            "baseUrl": self.sim.base_url(),
-            "company": "demo",
-            "public.key": "demo-public",
-            "private.key": "demo-private",
-            "event.notification.enabled": true,
-            "event.notification.callback.url": self.receiver.url,
-            "event.notification.signature.key": SIGNATURE_KEY,
-            "event.poller.refresh_interval": "0.05",
-            "event.poller.configuration": {
-              "contacts": {
-                "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
-                "idField": "id",
-                "datesConfiguration": {
-                  "updatedDateField": "_info.lastUpdated",
-                  "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                  "updatedDateTimezone": "GMT",
-                  "createdDateField": "_info.lastUpdated",
-                  "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                  "createdDateTimezone": "GMT"
-                }
-              }
-            }
-          },
-          "tags": ["Test"],
-          "name": "API_Polling"
-        })
+        documented_body(&self.sim.base_url(), &self.receiver.url)
     }
 
     /// GET a platform API path with the org's secrets: (status, JSON body).
@@ -310,6 +282,22 @@ impl TestApp {
                 .expect("server restarts"),
         );
     }
+}
+
+/// The documented instance body for the simulator's default keys, polling every 3 s and signed
+/// with [`SIGNATURE_KEY`]: the one fixture every end-to-end test starts from.
+pub fn documented_body(sim_base_url: &str, callback_url: &str) -> Value {
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url: sim_base_url,
+        company: "demo",
+        public_key: "demo-public",
+        private_key: "demo-private",
+        callback_url,
+    });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!("0.05");
+    configuration["event.notification.signature.key"] = json!(SIGNATURE_KEY);
+    body
 }
 
 /// The Cloud Elements signature computed here with the hmac crate, independently of hubhook's

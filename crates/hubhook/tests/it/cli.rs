@@ -152,22 +152,14 @@ async fn org_create_serve_and_sim_work_as_documented() {
         org["userSecret"].as_str().expect("secret"),
         org["organizationSecret"].as_str().expect("secret")
     );
-    let body = json!({
-        "element": { "key": "connectwisecrmrest" },
-        "configuration": {
-            "baseUrl": base_url, "company": "acme", "public.key": "pub", "private.key": "priv",
-            "event.notification.enabled": true,
-            "event.notification.callback.url": "http://127.0.0.1:9/webhook",
-            "event.poller.refresh_interval": 1,
-            "event.poller.configuration": { "contacts": {
-                "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
-                "idField": "id",
-                "datesConfiguration": {
-                    "updatedDateField": "_info.lastUpdated", "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                    "createdDateField": "_info.lastUpdated", "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'" } } }
-        },
-        "name": "cli"
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url: &base_url,
+        company: "acme",
+        public_key: "pub",
+        private_key: "priv",
+        callback_url: "http://127.0.0.1:9/webhook",
     });
+    body["configuration"]["event.poller.refresh_interval"] = json!(1);
     let created = http
         .post(format!("{server}/elements/api-v2/instances"))
         .header("Authorization", &auth)
