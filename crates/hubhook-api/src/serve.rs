@@ -294,7 +294,91 @@ impl Drop for Slot {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt as _;
+
     use super::*;
+
+    /// A server on a random port whose only route waits until `release` is notified.
+    async fn slow_server(max_connections: usize) -> (SocketAddr, Arc<Notify>, CancellationToken) {
+        let release = Arc::new(Notify::new());
+        let waiting = release.clone();
+        let app = Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let waiting = waiting.clone();
+                async move {
+                    waiting.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let limits = ServeLimits {
+            max_connections,
+            ..ServeLimits::default()
+        };
+        tokio::spawn(serve(listener, app, limits, shutdown.clone()));
+        (addr, release, shutdown)
+    }
+
+    async fn send(addr: SocketAddr, request: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+    }
+
+    async fn read_all(stream: &mut TcpStream) -> String {
+        let mut text = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut text))
+            .await
+            .expect("the server closed the connection")
+            .unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_is_shed_with_503_when_every_connection_is_busy() {
+        let (addr, release, shutdown) = slow_server(2).await;
+        let request = "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        let mut busy = vec![send(addr, request).await, send(addr, request).await];
+        // Let both requests reach their handler.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut shed = send(addr, request).await;
+        let answer = read_all(&mut shed).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        assert!(answer.contains(r#""message""#), "{answer}");
+        release.notify_waiters();
+        for stream in &mut busy {
+            let answer = read_all(stream).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn idle_connections_make_room_for_a_request() {
+        let (addr, release, shutdown) = slow_server(3).await;
+        // Three connections that never send a whole request fill every slot.
+        let mut idle = Vec::new();
+        for partial in ["", "GET /slow HTTP/1.1\r\n", "GET /sl"] {
+            idle.push(send(addr, partial).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.notify_one();
+        let mut served = send(
+            addr,
+            "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        let answer = read_all(&mut served).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // The oldest idle connection was closed to make room.
+        assert_eq!(read_all(&mut idle[0]).await, "");
+        shutdown.cancel();
+    }
 
     #[test]
     fn evicts_the_longest_idle_and_sheds_when_all_are_busy() {

@@ -90,11 +90,21 @@ async fn open(url: &str) -> Store {
 }
 
 fn engine(store: Store, clock: Clock, schedule: RetrySchedule) -> Engine {
+    engine_with(
+        store,
+        clock,
+        EngineConfig {
+            retry_schedule: schedule,
+            ..EngineConfig::default()
+        },
+    )
+}
+
+fn engine_with(store: Store, clock: Clock, config: EngineConfig) -> Engine {
     let config = EngineConfig {
         min_refresh_interval: Duration::from_secs(1),
         allow_private_callbacks: true,
-        retry_schedule: schedule,
-        ..EngineConfig::default()
+        ..config
     };
     Engine::new(store, config, clock).expect("engine")
 }
@@ -292,4 +302,68 @@ async fn failed_deliveries_follow_the_retry_schedule_then_queue() {
     clock.advance(Duration::from_secs(10 * 24 * 3600));
     assert_eq!(engine.dispatch_due().await.expect("nothing"), 0);
     assert_eq!(receiver.bodies.lock().expect("lock").len(), 10);
+}
+
+#[tokio::test]
+async fn a_poll_whose_results_cannot_be_stored_is_released_and_retried_soon() {
+    let receiver = start_receiver(StatusCode::OK).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    // An hour-long lease: only an explicit release makes the job claimable again soon.
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            poll_lease: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        },
+    );
+    assert_eq!(engine.poll_due().await.expect("baseline"), 1);
+
+    // The database refuses the next poll's events, as a failing disk would.
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&setup.url)
+        .await
+        .expect("raw connection");
+    sqlx::query(
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON events
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END",
+    )
+    .execute(&mut raw)
+    .await
+    .expect("trigger");
+    new_contact(&setup.sim, "Unstored");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 1);
+    assert!(
+        engine
+            .store()
+            .list_events(setup.instance, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let job = &engine
+        .store()
+        .poll_jobs(setup.instance)
+        .await
+        .expect("jobs")[0];
+    assert_eq!(
+        job.lease_until,
+        jiff::Timestamp::UNIX_EPOCH,
+        "the job was left leased after its commit failed"
+    );
+
+    // The disk recovers: the job is retried within seconds, not after its lease.
+    sqlx::query("DROP TRIGGER refuse_events")
+        .execute(&mut raw)
+        .await
+        .expect("drop trigger");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("retry"), 1);
+    let events = engine
+        .store()
+        .list_events(setup.instance, 10)
+        .await
+        .expect("read");
+    assert_eq!(events.len(), 1, "{events:?}");
 }

@@ -24,11 +24,22 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
 }
 
-/// One POST that reached the receiver.
+/// One POST that reached the receiver, and how the receiver answered it.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// `None` while the receiver holds the request without answering ([`Behaviour::Hang`]).
+    pub answered: Option<u16>,
+}
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// 200.
+    Accept,
+    /// Never answer (the request is recorded on arrival).
+    Hang,
 }
 
 impl Received {
@@ -41,7 +52,7 @@ impl Received {
     }
 }
 
-/// A webhook receiver that records every request and answers 200.
+/// A webhook receiver that records every request and answers as told (200 by default).
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
@@ -50,6 +61,7 @@ pub struct Receiver {
 
 struct ReceiverState {
     received: Mutex<Vec<Received>>,
+    behaviour: Mutex<Behaviour>,
     arrived: Notify,
 }
 
@@ -65,6 +77,7 @@ impl Receiver {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(ReceiverState {
             received: Mutex::new(Vec::new()),
+            behaviour: Mutex::new(Behaviour::Accept),
             arrived: Notify::new(),
         });
         let app = Router::new()
@@ -77,14 +90,41 @@ impl Receiver {
         }
     }
 
+    /// Every request that arrived, answered or not.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("lock").clone()
     }
 
-    /// Every event delivered so far, with the request it came in.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.state.behaviour.lock().expect("lock") = behaviour;
+    }
+
+    /// Wait until a request matching `pred` arrives (answered or not); panics after `timeout`.
+    pub async fn wait_for_request(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Received {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.state.arrived.notified();
+            if let Some(found) = self.received().into_iter().find(|r| pred(r)) {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("no matching request within {timeout:?}");
+            }
+        }
+    }
+
+    /// Every event delivered so far (in a request answered 2xx), with the request it came in.
     pub fn events(&self) -> Vec<(Value, Received)> {
         self.received()
             .into_iter()
+            .filter(|r| {
+                r.answered
+                    .is_some_and(|status| (200..300).contains(&status))
+            })
             .flat_map(|r| {
                 let events = r.json()["message"]["events"]
                     .as_array()
@@ -122,13 +162,21 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    state
-        .received
-        .lock()
-        .expect("lock")
-        .push(Received { headers, body });
+    let behaviour = *state.behaviour.lock().expect("lock");
+    let status = match behaviour {
+        Behaviour::Accept => Some(StatusCode::OK),
+        Behaviour::Hang => None,
+    };
+    state.received.lock().expect("lock").push(Received {
+        headers,
+        body,
+        answered: status.map(|s| s.as_u16()),
+    });
     state.arrived.notify_waiters();
-    StatusCode::OK
+    match status {
+        Some(status) => status,
+        None => std::future::pending().await,
+    }
 }
 
 /// Start the simulator, a receiver and the server on a fresh database, and create an org.
@@ -138,6 +186,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_receiver(receiver: Receiver) -> TestApp {
+    spawn_app_configured(receiver, |_| {}).await
+}
+
+/// [`spawn_app`] with a receiver and server settings of the test's choosing.
+pub async fn spawn_app_configured(
+    receiver: Receiver,
+    adjust: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::spawn(
         SimConfig {
@@ -148,7 +204,7 @@ pub async fn spawn_app_with_receiver(receiver: Receiver) -> TestApp {
     )
     .await
     .expect("simulator starts");
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         listen: "127.0.0.1:0".into(),
         database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
         master_key: Some(hubhook::config::SecretText("11".repeat(32))),
@@ -159,6 +215,7 @@ pub async fn spawn_app_with_receiver(receiver: Receiver) -> TestApp {
         node_id: Some("test-node".into()),
         ..ServeConfig::default()
     };
+    adjust(&mut config);
     let server = hubhook::server::start(&config)
         .await
         .expect("server starts");
@@ -298,6 +355,11 @@ pub fn documented_body(sim_base_url: &str, callback_url: &str) -> Value {
     configuration["event.poller.refresh_interval"] = json!("0.05");
     configuration["event.notification.signature.key"] = json!(SIGNATURE_KEY);
     body
+}
+
+/// Whether a delivered event is about this object (ids travel as strings).
+pub fn is_about(event: &Value, object_id: i64) -> bool {
+    event["objectId"].as_str() == Some(object_id.to_string().as_str())
 }
 
 /// The Cloud Elements signature computed here with the hmac crate, independently of hubhook's

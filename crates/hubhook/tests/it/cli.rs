@@ -1,70 +1,8 @@
 //! The binary's interface contract: commands, flags, environment names and what they print.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
-
 use serde_json::{Value, json};
 
-/// The binary, with none of the runner's `HUBHOOK_*` settings leaking into it.
-fn hubhook() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hubhook"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HUBHOOK_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start a long-running command and return it with the first stdout line containing `marker`,
-/// failing the test if none comes within 30 s. Reading happens on a thread so that a child that
-/// hangs cannot hang the test; the thread keeps draining stdout so later prints never fail.
-fn start(mut command: Command, marker: &str) -> (Running, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hubhook");
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
-    let (lines, found) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match found.recv_timeout(left) {
-            Ok(line) if line.contains(marker) => return (running, line),
-            Ok(_) => continue,
-            Err(err) => panic!("hubhook printed no line with `{marker}`: {err}"),
-        }
-    }
-}
-
-/// The `http://host:port` in a line such as `hubhook listening on http://127.0.0.1:1234 (...)`.
-fn address_in(line: &str) -> String {
-    let start = line.find("http://").expect("an address");
-    line[start..]
-        .split_whitespace()
-        .next()
-        .expect("address")
-        .to_string()
-}
+use crate::processes::{address_in, hubhook, start};
 
 #[tokio::test]
 async fn org_create_serve_and_sim_work_as_documented() {

@@ -3,5 +3,8 @@
 
 mod app;
 mod cli;
+mod crash;
 mod delivery;
+mod hardening;
 mod instances;
+mod processes;
