@@ -195,15 +195,7 @@ pub async fn spawn_app_configured(
     adjust: impl FnOnce(&mut ServeConfig),
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::spawn(
-        SimConfig {
-            records: 20,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("simulator starts");
+    let sim = test_simulator().await;
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".into(),
         database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
@@ -355,6 +347,19 @@ pub fn documented_body(sim_base_url: &str, callback_url: &str) -> Value {
     configuration["event.poller.refresh_interval"] = json!("0.05");
     configuration["event.notification.signature.key"] = json!(SIGNATURE_KEY);
     body
+}
+
+/// The simulator every end-to-end test uses: 20 records per resource, on a free port.
+pub async fn test_simulator() -> SimHandle {
+    Simulator::spawn(
+        SimConfig {
+            records: 20,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("simulator starts")
 }
 
 /// Whether a delivered event is about this object (ids travel as strings).

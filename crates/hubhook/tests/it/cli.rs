@@ -1,8 +1,8 @@
 //! The binary's interface contract: commands, flags, environment names and what they print.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::processes::{address_in, hubhook, start};
+use crate::processes::{address_in, hubhook, org_create, start};
 
 #[tokio::test]
 async fn org_create_serve_and_sim_work_as_documented() {
@@ -10,23 +10,7 @@ async fn org_create_serve_and_sim_work_as_documented() {
     let database_url = format!("sqlite://{}", dir.path().join("cli.db").display());
 
     // `org create` prints exactly one JSON object with the four documented fields.
-    let output = hubhook()
-        .args([
-            "org",
-            "create",
-            "--name",
-            "acme",
-            "--database-url",
-            &database_url,
-        ])
-        .output()
-        .expect("org create runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let org: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    let org = org_create(&database_url, None);
     for field in [
         "organizationId",
         "userId",

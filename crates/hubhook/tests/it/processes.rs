@@ -7,10 +7,9 @@ use std::{
     time::Duration,
 };
 
-use connectwise_sim::{SimConfig, Simulator};
 use serde_json::json;
 
-use crate::app::{Receiver, documented_body, is_about};
+use crate::app::{Receiver, documented_body, is_about, test_simulator};
 
 /// The binary, with none of the runner's `HUBHOOK_*` settings leaking into it.
 pub fn hubhook() -> Command {
@@ -74,20 +73,22 @@ pub fn address_in(line: &str) -> String {
         .to_string()
 }
 
-/// The organization `hubhook org create` made, as it printed it.
-pub fn org_create(database_url: &str, master_key: &str) -> serde_json::Value {
-    let output = hubhook()
-        .args([
-            "org",
-            "create",
-            "--name",
-            "acme",
-            "--database-url",
-            database_url,
-        ])
-        .env("HUBHOOK_MASTER_KEY", master_key)
-        .output()
-        .expect("org create runs");
+/// The organization `hubhook org create` made, as it printed it (with this master key, or
+/// the key file it generates beside the database).
+pub fn org_create(database_url: &str, master_key: Option<&str>) -> serde_json::Value {
+    let mut command = hubhook();
+    command.args([
+        "org",
+        "create",
+        "--name",
+        "acme",
+        "--database-url",
+        database_url,
+    ]);
+    if let Some(key) = master_key {
+        command.env("HUBHOOK_MASTER_KEY", key);
+    }
+    let output = command.output().expect("org create runs");
     assert!(
         output.status.success(),
         "{}",
@@ -204,17 +205,9 @@ impl ProcessApp {
     pub async fn start(env: &[(&str, &str)], open_files: Option<u32>) -> ProcessApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = format!("sqlite://{}", dir.path().join("crash.db").display());
-        let sim = Simulator::spawn(
-            SimConfig {
-                records: 20,
-                ..SimConfig::default()
-            },
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .await
-        .expect("simulator");
+        let sim = test_simulator().await;
         let receiver = Receiver::start().await;
-        let org = org_create(&database_url, MASTER_KEY);
+        let org = org_create(&database_url, Some(MASTER_KEY));
         let server = ServerProcess::start(&database_url, MASTER_KEY, env, open_files);
         let auth = format!(
             "User {}, Organization {}",
