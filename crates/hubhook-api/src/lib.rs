@@ -14,6 +14,7 @@ mod auth;
 mod body;
 mod element;
 mod error;
+mod metrics;
 mod openapi;
 mod routes;
 mod serve;
@@ -38,9 +39,11 @@ const REQUEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    metrics::install();
     let (router, description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/elements/api-v2", routes::instances::router())
         .merge(routes::health::router())
+        .merge(metrics::router())
         .split_for_parts();
     router
         .route(
@@ -48,6 +51,8 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { Json(description) }),
         )
         .merge(routes::console::router())
+        // After routing, so that requests are counted by their route template.
+        .route_layer(axum::middleware::from_fn(metrics::record_http))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())

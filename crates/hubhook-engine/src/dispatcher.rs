@@ -44,13 +44,21 @@ pub async fn attempt(engine: &Engine, notification: PendingNotification) -> anyh
                 ),
                 None => AttemptOutcome::Queued,
             };
-            tracing::warn!(notification = %notification.id, instance = %notification.instance_id, attempt = failed_attempts, error = %message, ?outcome, "delivery failed");
+            tracing::warn!(notification = %notification.id, instance = %notification.instance_id, attempt = failed_attempts, error = ?message, ?outcome, "delivery failed");
             (status, Some(message), outcome)
         }
     };
     if outcome == AttemptOutcome::Delivered {
         tracing::info!(notification = %notification.id, instance = %notification.instance_id, latency_ms, "delivered");
     }
+    let outcome_label = match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::RetryAt(_) => "retry",
+        AttemptOutcome::Queued => "queued",
+    };
+    metrics::counter!("hubhook_deliveries_total", "outcome" => outcome_label).increment(1);
+    metrics::histogram!("hubhook_delivery_duration_seconds")
+        .record(clock_start.elapsed().as_secs_f64());
     let record = AttemptRecord {
         notification_id: notification.id.clone(),
         owner: engine.config().node_id.clone(),

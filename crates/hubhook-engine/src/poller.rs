@@ -63,12 +63,18 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
     let failure = match polled {
         Ok(commit) => match store.commit_poll(commit).await {
             Ok(outcome) => {
+                metrics::counter!("hubhook_polls_total", "outcome" => "success").increment(1);
+                metrics::counter!("hubhook_events_stored_total")
+                    .increment(outcome.events_inserted as u64);
+                metrics::counter!("hubhook_notifications_stored_total")
+                    .increment(outcome.notifications_inserted as u64);
                 if outcome.events_inserted > 0 {
                     tracing::info!(instance = %job.instance_id, resource = ?job.resource, events = outcome.events_inserted, "poll stored events");
                 }
                 return Ok(outcome);
             }
             Err(StoreError::LeaseLost) => {
+                metrics::counter!("hubhook_polls_total", "outcome" => "lease_lost").increment(1);
                 tracing::warn!(instance = %job.instance_id, resource = ?job.resource, "lease lost before commit; the job will be polled again");
                 return Ok(CommitOutcome::default());
             }
@@ -83,7 +89,8 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
         Err(failure) => failure,
     };
     let next = engine.clock().now() + failure.retry_in;
-    tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %failure.message, "poll failed");
+    metrics::counter!("hubhook_polls_total", "outcome" => "failure").increment(1);
+    tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = ?failure.message, "poll failed");
     match store
         .fail_poll(
             job.instance_id,
@@ -210,6 +217,7 @@ async fn poll(
     };
     let fetched_at_server = fetched.server_time_at_start;
     let records = fetched.records;
+    metrics::counter!("hubhook_poll_records_read_total").increment(records.len() as u64);
 
     let ids: Vec<String> = records
         .iter()
@@ -241,6 +249,7 @@ async fn poll(
         .errors
         .first()
         .map(|e| format!("record {}: {}", e.index, e.message));
+    metrics::counter!("hubhook_poll_records_skipped_total").increment(u64::from(record_problems));
     if let Some(sample) = &record_problem {
         tracing::warn!(instance = %job.instance_id, resource = ?job.resource, skipped = record_problems, first = ?sample, "records skipped");
     }

@@ -6,7 +6,8 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 
 use crate::{
-    AttemptRecord, AttemptRow, NotificationRow, PendingNotification, Result, Store, on_backend,
+    AttemptRecord, AttemptRow, Backlog, NotificationRow, PendingNotification, Result, Store,
+    on_backend,
 };
 
 impl Store {
@@ -35,6 +36,16 @@ impl Store {
     /// When the earliest pending notification becomes claimable; `None` when none is pending.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>> {
         on_backend!(self, s => s.next_notification_due().await)
+    }
+
+    /// Pending notifications due at `now` and not leased.
+    pub async fn delivery_backlog(&self, now: Timestamp) -> Result<Backlog> {
+        on_backend!(self, s => s.delivery_backlog(now).await)
+    }
+
+    /// How many notifications are queued (retries exhausted, waiting for redelivery).
+    pub async fn queued_notifications(&self) -> Result<u64> {
+        on_backend!(self, s => s.queued_notifications().await)
     }
 
     /// One notification.

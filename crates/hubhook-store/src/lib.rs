@@ -33,9 +33,9 @@ mod sqlite;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AttemptOutcome, AttemptRecord, AttemptRow, CommitOutcome, EventRow, InstanceRow, LeaseToken,
-    NewEvent, NewInstance, NewNotification, NotificationRow, ObservedObject, OrganizationId,
-    PendingNotification, PollCommit, PollJob, Principal, UserId,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
+    LeaseToken, NewEvent, NewInstance, NewNotification, NotificationRow, ObservedObject,
+    OrganizationId, PendingNotification, PollCommit, PollJob, Principal, UserId,
 };
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;

@@ -216,3 +216,11 @@ pub struct AttemptRow {
     pub latency_ms: i64,
     pub error: Option<String>,
 }
+
+/// Work waiting in one loop, for `/metrics`: how many items are due now and since when the
+/// oldest has been due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub due: u64,
+    pub oldest_due: Option<Timestamp>,
+}

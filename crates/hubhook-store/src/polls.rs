@@ -7,7 +7,7 @@ use std::time::Duration;
 use hubhook_core::InstanceId;
 use jiff::Timestamp;
 
-use crate::{CommitOutcome, LeaseToken, PollCommit, PollJob, Result, Store, on_backend};
+use crate::{Backlog, CommitOutcome, LeaseToken, PollCommit, PollJob, Result, Store, on_backend};
 
 impl Store {
     /// Makes every poll job of the instance due at `now`. `false` if the instance does not exist.
@@ -84,6 +84,11 @@ impl Store {
     /// leased job counts from the end of its lease. `None` when there are no jobs.
     pub async fn next_poll_due(&self) -> Result<Option<Timestamp>> {
         on_backend!(self, s => s.next_poll_due().await)
+    }
+
+    /// Poll jobs due at `now` and not leased, of enabled instances.
+    pub async fn poll_backlog(&self, now: Timestamp) -> Result<Backlog> {
+        on_backend!(self, s => s.poll_backlog(now).await)
     }
 
     /// The instance's poll jobs by resource, leased or not.

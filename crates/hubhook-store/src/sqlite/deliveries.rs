@@ -7,10 +7,12 @@ use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::{SqliteStore, count, duration_ms, new_lease_token, optional_timestamp, timestamp};
+use super::{
+    SqliteStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
+};
 use crate::{
-    AttemptOutcome, AttemptRecord, AttemptRow, LeaseToken, NotificationRow, PendingNotification,
-    Result, StoreError,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
+    PendingNotification, Result, StoreError,
 };
 
 macro_rules! notification_select {
@@ -96,6 +98,26 @@ impl SqliteStore {
         .fetch_one(&self.readers)
         .await?;
         due.map(timestamp).transpose()
+    }
+
+    pub async fn delivery_backlog(&self, now: Timestamp) -> Result<Backlog> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM notifications
+             WHERE status = 'pending' AND next_attempt_at <= $1
+               AND (lease_until IS NULL OR lease_until <= $1)",
+        )
+        .bind(now.as_millisecond())
+        .fetch_one(&self.readers)
+        .await?;
+        backlog(&row)
+    }
+
+    pub async fn queued_notifications(&self) -> Result<u64> {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE status = 'queued'")
+                .fetch_one(&self.readers)
+                .await?;
+        Ok(u64::try_from(queued).unwrap_or(0))
     }
 
     pub async fn notification(&self, id: &NotificationId) -> Result<Option<NotificationRow>> {

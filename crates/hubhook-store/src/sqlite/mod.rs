@@ -155,6 +155,15 @@ fn optional_timestamp(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Opt
         .transpose()
 }
 
+/// A `due, oldest` row as a [`crate::Backlog`].
+fn backlog(row: &sqlx::sqlite::SqliteRow) -> Result<crate::Backlog> {
+    let due: i64 = row.try_get("due")?;
+    Ok(crate::Backlog {
+        due: u64::try_from(due).unwrap_or(0),
+        oldest_due: optional_timestamp(row, "oldest")?,
+    })
+}
+
 fn count(value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| corrupt("failed_attempts", value))
 }

@@ -9,10 +9,10 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{
-    IN_LIST_CHUNK, SqliteStore, duration_ms, new_lease_token, optional_timestamp, timestamp,
-    to_json,
+    IN_LIST_CHUNK, SqliteStore, backlog, duration_ms, new_lease_token, optional_timestamp,
+    timestamp, to_json,
 };
-use crate::{CommitOutcome, LeaseToken, PollCommit, PollJob, Result, StoreError};
+use crate::{Backlog, CommitOutcome, LeaseToken, PollCommit, PollJob, Result, StoreError};
 
 impl SqliteStore {
     pub async fn poll_now(&self, id: InstanceId, now: Timestamp) -> Result<bool> {
@@ -201,6 +201,19 @@ impl SqliteStore {
         .fetch_one(&self.readers)
         .await?;
         due.map(timestamp).transpose()
+    }
+
+    pub async fn poll_backlog(&self, now: Timestamp) -> Result<Backlog> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS due, MIN(j.next_run_at) AS oldest
+             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+             WHERE j.next_run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1)
+               AND i.disabled = 0 AND i.events_enabled = 1",
+        )
+        .bind(now.as_millisecond())
+        .fetch_one(&self.readers)
+        .await?;
+        backlog(&row)
     }
 
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
-    AttemptOutcome, AttemptRecord, CommitOutcome, InstanceRow, LeaseToken, NewEvent, NewInstance,
-    NewNotification, ObservedObject, OrganizationId, PendingNotification, PollCommit, PollJob,
-    Principal, Store, StoreError, UserId,
+    AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, LeaseToken, NewEvent,
+    NewInstance, NewNotification, ObservedObject, OrganizationId, PendingNotification, PollCommit,
+    PollJob, Principal, Store, StoreError, UserId,
 };
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -1100,4 +1100,49 @@ pub async fn check_releasing_a_nodes_leases(store: &Store) {
     let err = store.finish_attempt(attempt).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert_eq!(store.release_leases("nobody").await.unwrap(), 0);
+}
+
+pub async fn check_backlogs(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    let before = store.poll_backlog(t0() - 1.second()).await.unwrap();
+    assert_eq!(before, Backlog::default(), "nothing due yet");
+    let due = store.poll_backlog(t0() + 5.seconds()).await.unwrap();
+    assert_eq!(due.due, 2);
+    assert_eq!(due.oldest_due, Some(t0()));
+    // A leased job is not waiting.
+    claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
+    assert_eq!(store.poll_backlog(t0()).await.unwrap().due, 1);
+
+    let claimed = claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
+    let mut commit = commit_with_events(instance.id, &claimed[0].resource, "a", 0, 2);
+    commit.notifications = commit
+        .events
+        .iter()
+        .enumerate()
+        .map(|(n, e)| notification(n, &[e]))
+        .collect();
+    store.commit_poll(commit).await.unwrap();
+    let now = t0() + 10.seconds();
+    let backlog = store.delivery_backlog(now).await.unwrap();
+    assert_eq!(backlog.due, 2);
+    assert_eq!(backlog.oldest_due, Some(t0() + 1.second()));
+    let notes = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(store.delivery_backlog(now).await.unwrap().due, 1);
+    assert_eq!(store.queued_notifications().await.unwrap(), 0);
+    store
+        .finish_attempt(AttemptRecord {
+            notification_id: notes[0].id.clone(),
+            owner: "d".into(),
+            lease_token: notes[0].lease_token.clone(),
+            attempted_at: now,
+            status_code: None,
+            latency_ms: 1,
+            error: Some("refused".into()),
+            outcome: AttemptOutcome::Queued,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.queued_notifications().await.unwrap(), 1);
 }

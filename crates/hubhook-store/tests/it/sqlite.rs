@@ -54,6 +54,7 @@ conformance!(
     check_a_new_claim_fences_the_same_owners_old_one,
     check_renewing_a_poll_lease,
     check_releasing_a_nodes_leases,
+    check_backlogs,
 );
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.

@@ -7,4 +7,5 @@ mod crash;
 mod delivery;
 mod hardening;
 mod instances;
+mod observability;
 mod processes;

@@ -1,0 +1,109 @@
+//! `/metrics` in the Prometheus text format.
+//!
+//! Counters and histograms are recorded where things happen (the engine counts polls, events
+//! and deliveries; [`record_http`] counts requests by route and status) through the `metrics`
+//! facade, into one process-wide Prometheus recorder. Backlogs (work due, the age of the oldest
+//! due item, queued notifications) are gauges read from the store when `/metrics` is scraped,
+//! so they are true for the whole database, whichever node did the work.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hubhook_store::Backlog;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{ApiError, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
+
+/// Seconds buckets for request and delivery durations.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process-wide recorder, installed on first use. Several servers in one process (tests)
+/// share it.
+fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = || {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    DURATION_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+        };
+        builder().install_recorder().unwrap_or_else(|err| {
+            // Another recorder was installed first (only an embedding program could do that):
+            // serve our own, which then records nothing.
+            tracing::warn!(error = %err, "metrics recorder already installed; /metrics will be empty");
+            builder().build_recorder().handle()
+        })
+    })
+}
+
+/// Installs the recorder, so that counters recorded before the first scrape are kept.
+pub fn install() {
+    handle();
+}
+
+/// Counts every request by method, route template (never the raw path: ids would make one
+/// series per object) and status, and times it.
+pub async fn record_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("hubhook_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("hubhook_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Prometheus text format: request, poll, event and delivery counters, and the backlogs of
+/// the poller and the dispatcher.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 500, body = crate::error::ErrorBody)
+    )
+)]
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = state.engine.store();
+    let now = state.engine.clock().now();
+    let polls = store.poll_backlog(now).await?;
+    let deliveries = store.delivery_backlog(now).await?;
+    let queued = store.queued_notifications().await?;
+    set_backlog("polls", polls, now);
+    set_backlog("notifications", deliveries, now);
+    metrics::gauge!("hubhook_notifications_queued").set(queued as f64);
+    let handle = handle();
+    handle.run_upkeep();
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+fn set_backlog(work: &'static str, backlog: Backlog, now: jiff::Timestamp) {
+    metrics::gauge!("hubhook_due", "work" => work).set(backlog.due as f64);
+    let age = backlog.oldest_due.map_or(0.0, |oldest| {
+        now.duration_since(oldest).as_secs_f64().max(0.0)
+    });
+    metrics::gauge!("hubhook_oldest_due_age_seconds", "work" => work).set(age);
+}
