@@ -267,7 +267,7 @@ fn kind(value: &Value) -> &'static str {
 pub fn content_hash(record: &Value) -> String {
     let mut canonical = String::new();
     write_canonical(&mut canonical, record);
-    hex(&Sha256::digest(canonical.as_bytes()))
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 fn write_canonical(out: &mut String, value: &Value) {
@@ -300,14 +300,6 @@ fn write_canonical(out: &mut String, value: &Value) {
             let _ = write!(out, "{scalar}");
         }
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -762,7 +754,7 @@ mod tests {
         // The canonical text of {"b":[1,"x\""],"a":null} is {"a":null,"b":[1,"x\""]}.
         assert_eq!(
             content_hash(&json!({"b": [1, "x\""], "a": null})),
-            hex(&Sha256::digest(br#"{"a":null,"b":[1,"x\""]}"#))
+            hex::encode(Sha256::digest(br#"{"a":null,"b":[1,"x\""]}"#))
         );
         // sha256("{}")
         assert_eq!(

@@ -1,9 +1,15 @@
 //! Deterministic event ids and the Cloud Elements webhook payload.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::classify::EventType;
 use crate::config::ELEMENT_KEY;
+use crate::field_changes::FieldChange;
 use crate::ids::{EventId, InstanceId, NotificationId};
 
 /// One event as stored and delivered.
@@ -15,8 +21,18 @@ pub struct EventRecord {
     pub object_type: String,
     pub object_id: String,
     pub event_date: jiff::Timestamp,
-    /// The raw provider record.
-    pub record: serde_json::Value,
+    /// The raw provider record (for a DELETED event, the last version hubhook stored).
+    pub record: Value,
+    /// What changed, for an UPDATED event of a resource that tracks changes.
+    pub changes: Option<Changes>,
+}
+
+/// The `changedFields` (and, when asked for, `previous`) of an UPDATED event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    pub fields: Vec<FieldChange>,
+    /// Whether the payload carries the old values (`includePrevious`).
+    pub include_previous: bool,
 }
 
 /// One webhook body and the events it carries.
@@ -70,17 +86,7 @@ fn uuid_v8(parts: &[&str]) -> String {
     let digest = hasher.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::classify::hex(&bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v8(bytes).to_string()
 }
 
 /// Splits `events` (in order) into notifications of at most `max_per_notification` events
@@ -121,42 +127,100 @@ pub fn build_notifications(
 
 fn notification(instance: InstanceId, object_type: &str, events: &[&EventRecord]) -> Notification {
     let id = notification_id(events);
-    // The body is written by hand: serde_json::Value's Display is infallible and compact, and
-    // writing the envelope directly fixes the field order regardless of serde_json features.
-    let string = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    let element = string(ELEMENT_KEY);
-    let object_type_json = string(object_type);
-    let mut body = format!(
-        r#"{{"message":{{"eventId":{},"instanceId":{},"elementKey":{element},"events":["#,
-        string(&id.0),
-        instance.0,
-    );
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&format!(
-            r#"{{"eventType":"{}","objectType":{object_type_json},"objectId":{},"eventDate":"{}","elementKey":{element}}}"#,
-            event.event_type.as_str(),
-            string(&event.object_id),
-            event.event_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ));
-    }
-    body.push_str(&format!(
-        r#"],"raw":{{"instance_id":{},"objectType":{object_type_json},{object_type_json}:["#,
-        instance.0
-    ));
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&event.record.to_string());
-    }
-    body.push_str("]}}}");
+    let body = Body {
+        message: Message {
+            event_id: &id.0,
+            instance_id: instance.0,
+            element_key: ELEMENT_KEY,
+            events: events.iter().map(|event| EventOut::new(event)).collect(),
+            raw: Raw {
+                instance_id: instance.0,
+                object_type,
+                records: events.iter().map(|event| &event.record).collect(),
+            },
+        },
+    };
     Notification {
-        id,
         event_ids: events.iter().map(|e| e.id.clone()).collect(),
-        body,
+        // Plain structs, strings and JSON values: serializing them cannot fail.
+        body: serde_json::to_string(&body).expect("a webhook body serializes"),
+        id,
+    }
+}
+
+/// The webhook body. Fields serialize in declaration order, whatever serde_json's features.
+#[derive(Serialize)]
+struct Body<'a> {
+    message: Message<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    event_id: &'a str,
+    instance_id: i64,
+    element_key: &'static str,
+    events: Vec<EventOut<'a>>,
+    raw: Raw<'a>,
+}
+
+/// One entry of `message.events`: Cloud Elements' normalized fields, then hubhook's.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventOut<'a> {
+    event_type: &'static str,
+    object_type: &'a str,
+    object_id: &'a str,
+    event_date: String,
+    element_key: &'static str,
+    /// The stable event id, so receivers can deduplicate per event.
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed_fields: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<BTreeMap<&'a str, &'a Value>>,
+}
+
+impl<'a> EventOut<'a> {
+    fn new(event: &'a EventRecord) -> EventOut<'a> {
+        let changes = event.changes.as_ref();
+        EventOut {
+            event_type: event.event_type.as_str(),
+            object_type: &event.object_type,
+            object_id: &event.object_id,
+            event_date: event.event_date.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            element_key: ELEMENT_KEY,
+            id: &event.id.0,
+            changed_fields: changes
+                .map(|changes| changes.fields.iter().map(|c| c.path.as_str()).collect()),
+            previous: changes
+                .filter(|changes| changes.include_previous)
+                .map(|changes| {
+                    changes
+                        .fields
+                        .iter()
+                        .map(|c| (c.path.as_str(), &c.previous))
+                        .collect()
+                }),
+        }
+    }
+}
+
+/// `{"instance_id": .., "objectType": "contacts", "contacts": [records]}`: the records sit
+/// under a key named by the object type, so this is written as a map.
+struct Raw<'a> {
+    instance_id: i64,
+    object_type: &'a str,
+    records: Vec<&'a Value>,
+}
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("instance_id", &self.instance_id)?;
+        map.serialize_entry("objectType", self.object_type)?;
+        map.serialize_entry(self.object_type, &self.records)?;
+        map.end()
     }
 }
 
@@ -181,6 +245,7 @@ mod tests {
             object_id,
             event_date: "2019-03-01T10:15:00.999Z".parse().expect("timestamp"),
             record,
+            changes: None,
         }
     }
 
@@ -237,10 +302,10 @@ mod tests {
             concat!(
                 r#"{{"message":{{"eventId":"{}","instanceId":12345,"elementKey":"connectwisecrmrest","#,
                 r#""events":[{{"eventType":"UPDATED","objectType":"contacts","objectId":"42","#,
-                r#""eventDate":"2019-03-01T10:15:00Z","elementKey":"connectwisecrmrest"}}],"#,
+                r#""eventDate":"2019-03-01T10:15:00Z","elementKey":"connectwisecrmrest","id":"{}"}}],"#,
                 r#""raw":{{"instance_id":12345,"objectType":"contacts","contacts":[{}]}}}}}}"#
             ),
-            n.id.0, events[0].record
+            n.id.0, events[0].id.0, events[0].record
         );
         assert_eq!(n.body, expected);
         // The body is valid JSON that round-trips to the same values.
@@ -340,5 +405,37 @@ mod tests {
         assert_eq!(ids.len(), 3);
         let regrouped = build_notifications(InstanceId(1), &events, 5);
         assert_ne!(first[0].id, regrouped[0].id);
+    }
+
+    #[test]
+    fn updates_say_what_changed_and_optionally_what_it_was() {
+        let mut tracked = event("contacts", 1);
+        tracked.changes = Some(Changes {
+            fields: crate::field_changes::changed_fields(
+                &json!({"title": "CEO", "company": {"name": "A"}, "x": 1}),
+                &json!({"title": "CTO", "company": {"name": "B"}, "x": 1}),
+            ),
+            include_previous: true,
+        });
+        let mut bare = event("contacts", 2);
+        bare.changes = Some(Changes {
+            fields: Vec::new(),
+            include_previous: false,
+        });
+        let untracked = event("contacts", 3);
+        let n = &build_notifications(InstanceId(1), &[tracked, bare, untracked], 10)[0];
+        let body: Value = serde_json::from_str(&n.body).expect("json");
+        let events = &body["message"]["events"];
+        assert_eq!(events[0]["changedFields"], json!(["company.name", "title"]));
+        assert_eq!(
+            events[0]["previous"],
+            json!({"company.name": "A", "title": "CEO"})
+        );
+        assert_eq!(events[1]["changedFields"], json!([]));
+        assert!(events[1].get("previous").is_none());
+        assert!(events[2].get("changedFields").is_none());
+        for (i, id) in n.event_ids.iter().enumerate() {
+            assert_eq!(events[i]["id"], json!(id.0));
+        }
     }
 }

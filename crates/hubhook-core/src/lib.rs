@@ -13,6 +13,7 @@ pub mod config;
 pub mod documented;
 pub mod error;
 pub mod event;
+pub mod field_changes;
 pub mod field_path;
 pub mod hub_url;
 pub mod ids;
@@ -36,8 +37,9 @@ pub use config::{
 pub use documented::{DocumentedSite, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{
-    EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
+    Changes, EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
 };
+pub use field_changes::{BOOKKEEPING, FieldChange, changed_fields};
 pub use field_path::FieldPath;
 pub use hub_url::{HubUrl, HubUrlError, MAX_URL_LENGTH};
 pub use ids::{EventId, InstanceId, NotificationId};

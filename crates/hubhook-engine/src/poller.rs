@@ -270,6 +270,7 @@ async fn poll(
             object_id: change.object_id,
             event_date: change.updated,
             record: change.record,
+            changes: None,
         })
         .collect();
     let notifications = build_notifications(job.instance_id, &events, MAX_EVENTS_PER_NOTIFICATION);
