@@ -337,6 +337,14 @@ mod tests {
             created_check_tolerance: Duration::ZERO,
             page_size: None,
             poll_delay: Duration::ZERO,
+            changes: crate::config::ChangeTracking {
+                track: true,
+                include_previous: false,
+                ignore_bookkeeping_only: false,
+            },
+            reconcile_interval: None,
+            mass_delete_threshold: crate::config::DEFAULT_MASS_DELETE_THRESHOLD,
+            deleted_flag_field: FieldPath::parse("deletedFlag").expect("path"),
         }
     }
 

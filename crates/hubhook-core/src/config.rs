@@ -109,6 +109,8 @@ pub struct EventsConfig {
     pub signature_key: Option<String>,
     /// The resources to poll, by resource name (which is the events' `objectType`).
     pub resources: BTreeMap<String, ResourcePoll>,
+    /// What the first poll of each resource reports.
+    pub first_run: FirstRun,
 }
 
 impl fmt::Debug for EventsConfig {
@@ -119,6 +121,7 @@ impl fmt::Debug for EventsConfig {
             .field("refresh_interval", &self.refresh_interval)
             .field("signature_key", &self.signature_key.as_ref().map(|_| MASK))
             .field("resources", &self.resources)
+            .field("first_run", &self.first_run)
             .finish()
     }
 }
@@ -189,6 +192,47 @@ pub struct ResourcePoll {
     pub page_size: Option<u32>,
     /// Subtracted from the last poll time, for providers whose search lags (default 0).
     pub poll_delay: Duration,
+    /// What UPDATED events say about the change (`trackChanges`, `includePrevious`,
+    /// `ignoreBookkeepingOnlyUpdates`).
+    pub changes: ChangeTracking,
+    /// How often known ids are compared with ConnectWise's to find deleted records
+    /// (`reconcileInterval`, minutes); `None` = never.
+    pub reconcile_interval: Option<Duration>,
+    /// The share of known records that may vanish in one reconciliation before hubhook stops
+    /// and asks for confirmation (`massDeleteThreshold`, 0 < share <= 1, default 0.2).
+    pub mass_delete_threshold: f64,
+    /// A field that, when `true`, marks a record deleted (`deletedFlagField`, default
+    /// `deletedFlag`, as ConnectWise companies have).
+    pub deleted_flag_field: FieldPath,
+}
+
+/// What UPDATED events of a resource say about the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeTracking {
+    /// Carry `changedFields` (default true).
+    pub track: bool,
+    /// Also carry `previous`: the old value of each changed field (default false).
+    pub include_previous: bool,
+    /// Send no event for an update that changed only ConnectWise's bookkeeping
+    /// (`_info.lastUpdated`, `_info.updatedBy`) (default false).
+    pub ignore_bookkeeping_only: bool,
+}
+
+/// `reconcileInterval` when not given, in minutes.
+const DEFAULT_RECONCILE_MINUTES: u64 = 60;
+/// `massDeleteThreshold` when not given.
+pub const DEFAULT_MASS_DELETE_THRESHOLD: f64 = 0.2;
+
+/// What an instance's first poll of a resource reports (`event.poller.firstRun`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstRun {
+    /// Remember every record, and report only changes made after the instance was created.
+    #[default]
+    Changes,
+    /// Report every record as CREATED.
+    All,
+    /// Report the changes made since this instant, as later polls would have.
+    Since(jiff::Timestamp),
 }
 
 /// Where a record's updated and created dates are, and how to read them.
@@ -498,13 +542,37 @@ impl<'m> Fields<'m, '_> {
             )
             .ok();
         let resources = self.resources(enabled);
+        let first_run = self.first_run();
         EventsConfig {
             enabled,
             callback_url,
             refresh_interval,
             signature_key,
             resources,
+            first_run,
         }
+    }
+
+    fn first_run(&mut self) -> FirstRun {
+        const KEY: &str = "event.poller.firstRun";
+        const EXPECTED: &str = "`changes` (the default: only changes made after the instance was created), `all` (every record as CREATED) or `since:<RFC 3339 time>` such as since:2026-01-01T00:00:00Z";
+        let Lookup::Found(text) = self.string(KEY, EXPECTED) else {
+            return FirstRun::default();
+        };
+        let parsed = match text.to_ascii_lowercase().as_str() {
+            "changes" => Some(FirstRun::Changes),
+            "all" => Some(FirstRun::All),
+            lower if lower.starts_with("since:") => text["since:".len()..]
+                .trim()
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(FirstRun::Since),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.invalid(KEY, &Value::String(text), EXPECTED);
+            FirstRun::default()
+        })
     }
 
     fn resources(&mut self, enabled: bool) -> BTreeMap<String, ResourcePoll> {
@@ -644,6 +712,21 @@ impl<'m> Fields<'m, '_> {
                     None
                 }
             });
+        let changes = ChangeTracking {
+            track: self.boolean("trackChanges", true),
+            include_previous: self.boolean("includePrevious", false),
+            ignore_bookkeeping_only: self.boolean("ignoreBookkeepingOnlyUpdates", false),
+        };
+        let reconcile_interval = self.reconcile_interval(id_field.as_ref());
+        let mass_delete_threshold =
+            self.share("massDeleteThreshold", DEFAULT_MASS_DELETE_THRESHOLD);
+        let deleted_flag_field = match self.raw("deletedFlagField") {
+            Some(_) => self.path(
+                "deletedFlagField",
+                "the JSON path of a boolean that marks deleted records, such as deletedFlag",
+            ),
+            None => FieldPath::parse("deletedFlag").ok(),
+        };
         Some(ResourcePoll {
             url: url?,
             id_field: id_field?,
@@ -653,7 +736,74 @@ impl<'m> Fields<'m, '_> {
             created_check_tolerance,
             page_size,
             poll_delay,
+            changes,
+            reconcile_interval,
+            mass_delete_threshold,
+            deleted_flag_field: deleted_flag_field?,
         })
+    }
+
+    /// `reconcileInterval`: minutes like the refresh interval, fractional allowed, `0` = off,
+    /// default 60. Reconciliation walks ConnectWise's ids in order (forward-only paging is a
+    /// keyset on `id`), so it needs `idField` to be `id`; with another idField it is off unless
+    /// asked for, and asking for it is an error.
+    fn reconcile_interval(&mut self, id_field: Option<&FieldPath>) -> Option<Duration> {
+        const KEY: &str = "reconcileInterval";
+        const EXPECTED: &str =
+            "a number of minutes from 0 (off) to 10080 (one week), such as 60 or \"0.5\"";
+        let by_id = id_field.is_none_or(|path| path.as_str() == "id");
+        let Some(value) = self.raw(KEY).cloned() else {
+            return by_id.then(|| Duration::from_secs(DEFAULT_RECONCILE_MINUTES * 60));
+        };
+        let minutes = match number(&value) {
+            Some(m) if m.is_finite() && (0.0..=MAX_REFRESH_MINUTES).contains(&m) => m,
+            _ => {
+                self.invalid(KEY, &value, EXPECTED);
+                return None;
+            }
+        };
+        if minutes == 0.0 {
+            return None;
+        }
+        if !by_id {
+            self.invalid(
+                KEY,
+                &value,
+                "0: finding deleted records compares ConnectWise `id`s, so it needs idField `id`",
+            );
+            return None;
+        }
+        let millis = (minutes * 60_000.0).round() as u64;
+        if millis < 1000 {
+            self.invalid(KEY, &value, "0 (off) or at least 0.0167 (1 second)");
+            return None;
+        }
+        Some(Duration::from_millis(millis))
+    }
+
+    /// A share: a number with 0 < x <= 1 (`0.2`), or a percentage (`"20%"`).
+    fn share(&mut self, key: &str, default: f64) -> f64 {
+        const EXPECTED: &str = "a share of the known records above 0 and at most 1, such as 0.2, or a percentage such as \"20%\"";
+        let Some(value) = self.raw(key).cloned() else {
+            return default;
+        };
+        let share = match &value {
+            Value::String(text) if text.trim().ends_with('%') => text
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .map(|percent| percent / 100.0),
+            other => number(other),
+        };
+        match share {
+            Some(share) if share.is_finite() && share > 0.0 && share <= 1.0 => share,
+            _ => {
+                self.invalid(key, &value, EXPECTED);
+                default
+            }
+        }
     }
 
     fn path(&mut self, key: &str, expected: &str) -> Option<FieldPath> {
@@ -1314,6 +1464,100 @@ mod tests {
     }
 
     /// Parses `configuration` and returns the one error it must have, on `field`.
+    #[test]
+    fn reads_change_tracking_reconciliation_and_first_run() {
+        let config = parse(with_resource(json!({})));
+        let contacts = &config.events.resources["contacts"];
+        assert_eq!(
+            contacts.changes,
+            ChangeTracking {
+                track: true,
+                include_previous: false,
+                ignore_bookkeeping_only: false
+            }
+        );
+        assert_eq!(contacts.reconcile_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(contacts.mass_delete_threshold, 0.2);
+        assert_eq!(contacts.deleted_flag_field.as_str(), "deletedFlag");
+        assert_eq!(config.events.first_run, FirstRun::Changes);
+
+        let config = parse(with(
+            with_resource(json!({
+                "trackChanges": "false",
+                "includePrevious": true,
+                "ignoreBookkeepingOnlyUpdates": "yes",
+                "reconcileInterval": "0.5",
+                "massDeleteThreshold": "35%",
+                "deletedFlagField": "inactiveFlag",
+            })),
+            json!({"event.poller.firstRun": "since:2026-01-01T00:00:00Z"}),
+        ));
+        let contacts = &config.events.resources["contacts"];
+        assert!(!contacts.changes.track);
+        assert!(contacts.changes.include_previous);
+        assert!(contacts.changes.ignore_bookkeeping_only);
+        assert_eq!(contacts.reconcile_interval, Some(Duration::from_secs(30)));
+        assert!((contacts.mass_delete_threshold - 0.35).abs() < 1e-9);
+        assert_eq!(contacts.deleted_flag_field.as_str(), "inactiveFlag");
+        assert_eq!(
+            config.events.first_run,
+            FirstRun::Since("2026-01-01T00:00:00Z".parse().expect("time"))
+        );
+        let all = parse(with(
+            keys_example(),
+            json!({"event.poller.firstRun": "ALL"}),
+        ));
+        assert_eq!(all.events.first_run, FirstRun::All);
+        let off = parse(with_resource(json!({"reconcileInterval": 0})));
+        assert_eq!(off.events.resources["contacts"].reconcile_interval, None);
+        // Another idField: reconciliation is off unless asked for, and cannot be asked for.
+        let other_id = parse(with_resource(json!({"idField": "identifier"})));
+        assert_eq!(
+            other_id.events.resources["contacts"].reconcile_interval,
+            None
+        );
+    }
+
+    #[test]
+    fn refuses_bad_change_tracking_reconciliation_and_first_run_values() {
+        let prefix = "event.poller.configuration.contacts";
+        for (changes, field) in [
+            (json!({"trackChanges": "maybe"}), "trackChanges"),
+            (json!({"includePrevious": 3}), "includePrevious"),
+            (
+                json!({"ignoreBookkeepingOnlyUpdates": []}),
+                "ignoreBookkeepingOnlyUpdates",
+            ),
+            (json!({"reconcileInterval": -1}), "reconcileInterval"),
+            (json!({"reconcileInterval": "soon"}), "reconcileInterval"),
+            (json!({"reconcileInterval": "0.00001"}), "reconcileInterval"),
+            (json!({"reconcileInterval": 20000}), "reconcileInterval"),
+            (
+                json!({"idField": "identifier", "reconcileInterval": 5}),
+                "reconcileInterval",
+            ),
+            (json!({"massDeleteThreshold": 0}), "massDeleteThreshold"),
+            (
+                json!({"massDeleteThreshold": "150%"}),
+                "massDeleteThreshold",
+            ),
+            (
+                json!({"massDeleteThreshold": "lots"}),
+                "massDeleteThreshold",
+            ),
+            (json!({"deletedFlagField": ""}), "deletedFlagField"),
+        ] {
+            let error = single_error(with_resource(changes.clone()), &format!("{prefix}.{field}"));
+            assert!(!error.to_string().is_empty(), "{changes}");
+        }
+        for bad in ["sometimes", "since:yesterday", "since:"] {
+            single_error(
+                with(keys_example(), json!({"event.poller.firstRun": bad})),
+                "event.poller.firstRun",
+            );
+        }
+    }
+
     fn single_error(configuration: Map<String, Value>, field: &str) -> ConfigError {
         let errors = check_errors(configuration, &[field]);
         errors.0[0].clone()

@@ -31,8 +31,9 @@ pub use classify::{
     object_id,
 };
 pub use config::{
-    ConnectWiseCredentials, DateField, DatesConfig, ELEMENT_KEY, EventsConfig, InstanceConfig,
-    MASK, RefreshInterval, ResourcePoll, SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
+    ChangeTracking, ConnectWiseCredentials, DEFAULT_MASS_DELETE_THRESHOLD, DateField, DatesConfig,
+    ELEMENT_KEY, EventsConfig, FirstRun, InstanceConfig, MASK, RefreshInterval, ResourcePoll,
+    SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
 };
 pub use documented::{DocumentedSite, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
