@@ -71,8 +71,18 @@ pub struct ClassifyContext<'a> {
     /// Start of this poll (for filter_by_current_date: records updated at or after it are left
     /// out entirely, neither changes nor observed, for the next poll to see).
     pub poll_started: Timestamp,
-    /// Content hash of each object this instance has already observed, by object id.
-    pub known: &'a HashMap<String, String>,
+    /// What this instance already knows of each object, by object id.
+    pub known: &'a HashMap<String, Known>,
+    /// Report every record that is not too old as CREATED (the first run `all`).
+    pub all_created: bool,
+}
+
+/// What hubhook knows of an object it has observed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub content_hash: String,
+    /// Its deletion was announced.
+    pub deleted: bool,
 }
 
 /// A valid record seen in this poll, whether or not it is an event.
@@ -81,6 +91,10 @@ pub struct Observed {
     pub object_id: String,
     pub content_hash: String,
     pub updated: Timestamp,
+    /// The record, to remember as the object's last version.
+    pub record: Value,
+    /// Its deleted flag is set (a soft delete).
+    pub deleted: bool,
 }
 
 /// A record that is an event.
@@ -138,7 +152,7 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
         if superseded[index] {
             continue;
         }
-        let outcome = id.and_then(|object_id| classify_one(ctx, object_id, &record));
+        let outcome = id.and_then(|object_id| classify_one(ctx, object_id, record));
         match outcome {
             Ok(None) => {}
             Ok(Some(outcome)) => {
@@ -149,7 +163,7 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
                         event_type,
                         updated: outcome.observed.updated,
                         content_hash: outcome.observed.content_hash.clone(),
-                        record,
+                        record: outcome.observed.record.clone(),
                     });
                 }
                 out.observed.push(outcome.observed);
@@ -182,51 +196,66 @@ pub fn object_id(resource: &ResourcePoll, record: &Value) -> Result<String, Stri
 }
 
 /// `Ok(None)`: the record is too new for this poll (filter_by_current_date) and is left out.
+///
+/// A record whose deleted flag is set (`deletedFlagField`, a soft delete) is DELETED if hubhook
+/// knew it alive, and nothing otherwise (an already announced deletion, or a record that was
+/// deleted before hubhook ever saw it). A record hubhook announced as deleted that comes back
+/// alive is CREATED again.
 fn classify_one(
     ctx: &ClassifyContext<'_>,
     object_id: String,
-    record: &Value,
+    record: Value,
 ) -> Result<Option<Outcome>, String> {
     let resource = ctx.resource;
-    let updated = read_date(record, &resource.dates.updated)?;
+    let updated = read_date(&record, &resource.dates.updated)?;
     if resource.filter_by_current_date && updated >= ctx.poll_started {
         return Ok(None);
     }
-    let content_hash = content_hash(record);
+    let content_hash = content_hash(&record);
+    let deleted = resource.deleted_flag_field.get(&record) == Some(&Value::Bool(true));
+    let alive = ctx.known.get(&object_id).filter(|known| !known.deleted);
 
-    let known_rule = || {
-        if ctx.known.contains_key(&object_id) {
-            EventType::Updated
-        } else {
-            EventType::Created
-        }
-    };
-    let unchanged = ctx.known.get(&object_id) == Some(&content_hash);
-    let too_old = resource.filter_by_updated_date && updated <= ctx.since;
-    let event_type = if unchanged || too_old {
-        None
-    } else if resource.dates.same_field() {
-        Some(known_rule())
+    let event_type = if deleted {
+        alive.map(|_| EventType::Deleted)
     } else {
-        // Without a readable created date the dates cannot be compared; what hubhook knows
-        // still tells CREATED from UPDATED.
-        Some(match read_date(record, &resource.dates.created) {
-            Ok(created) => {
-                let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
-                if apart <= resource.created_check_tolerance.as_nanos() {
-                    EventType::Created
-                } else {
-                    EventType::Updated
-                }
+        let known_rule = || {
+            if alive.is_some() {
+                EventType::Updated
+            } else {
+                EventType::Created
             }
-            Err(_) => known_rule(),
-        })
+        };
+        let unchanged = alive.is_some_and(|known| known.content_hash == content_hash);
+        let too_old = resource.filter_by_updated_date && updated <= ctx.since;
+        if unchanged || too_old {
+            None
+        } else if ctx.all_created {
+            Some(EventType::Created)
+        } else if resource.dates.same_field() {
+            Some(known_rule())
+        } else {
+            // Without a readable created date the dates cannot be compared; what hubhook knows
+            // still tells CREATED from UPDATED.
+            Some(match read_date(&record, &resource.dates.created) {
+                Ok(created) => {
+                    let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
+                    if apart <= resource.created_check_tolerance.as_nanos() {
+                        EventType::Created
+                    } else {
+                        EventType::Updated
+                    }
+                }
+                Err(_) => known_rule(),
+            })
+        }
     };
     Ok(Some(Outcome {
         observed: Observed {
             object_id,
             content_hash,
             updated,
+            record,
+            deleted,
         },
         event_type,
     }))
@@ -379,18 +408,40 @@ mod tests {
         records: Vec<Value>,
         expected: Summary,
     ) {
-        let known: HashMap<String, String> = known
+        let known: HashMap<String, Known> = known
             .iter()
-            .map(|(id, record)| ((*id).to_owned(), content_hash(record)))
+            .map(|(id, record)| ((*id).to_owned(), alive(record)))
             .collect();
+        assert_eq!(run(resource, &known, false, records), expected);
+    }
+
+    fn alive(record: &Value) -> Known {
+        Known {
+            content_hash: content_hash(record),
+            deleted: false,
+        }
+    }
+
+    fn run(
+        resource: &ResourcePoll,
+        known: &HashMap<String, Known>,
+        all_created: bool,
+        records: Vec<Value>,
+    ) -> Summary {
         let ctx = ClassifyContext {
             resource,
             since: ts(SINCE),
             poll_started: ts(STARTED),
-            known: &known,
+            known,
+            all_created,
         };
         let classified = classify(&ctx, records.clone());
-        let summary = Summary {
+        // Every change carries its record and the record's hash.
+        for change in &classified.changes {
+            assert_eq!(change.content_hash, content_hash(&change.record));
+            assert!(records.contains(&change.record));
+        }
+        Summary {
             changes: classified
                 .changes
                 .iter()
@@ -407,12 +458,6 @@ mod tests {
                 .iter()
                 .map(|e| format!("{}:{}", e.index, e.message))
                 .collect(),
-        };
-        assert_eq!(summary, expected);
-        // Every change carries its record and the record's hash.
-        for change in &classified.changes {
-            assert_eq!(change.content_hash, content_hash(&change.record));
-            assert!(records.contains(&change.record));
         }
     }
 
@@ -662,6 +707,67 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_flag_is_a_delete_once() {
+        let resource = same_field();
+        let when = "2019-03-01T10:05:00Z";
+        let flagged = |id: i64| {
+            let mut r = record(json!(id), when, "", "gone");
+            r["deletedFlag"] = json!(true);
+            r
+        };
+        let before = record(json!(1), "2019-03-01T09:00:00Z", "", "alive");
+        let mut known: HashMap<String, Known> = HashMap::new();
+        known.insert("1".into(), alive(&before));
+        known.insert(
+            "2".into(),
+            Known {
+                content_hash: "announced before".into(),
+                deleted: true,
+            },
+        );
+        known.insert(
+            "4".into(),
+            Known {
+                content_hash: "announced before".into(),
+                deleted: true,
+            },
+        );
+        let mut undeleted = record(json!(4), when, "", "back");
+        undeleted["deletedFlag"] = json!(false);
+        let result = run(
+            &resource,
+            &known,
+            false,
+            vec![flagged(1), flagged(2), flagged(3), undeleted],
+        );
+        // Known alive → DELETED; already announced → nothing; never known → nothing (but
+        // remembered); announced deleted and now alive → CREATED.
+        assert_eq!(result.changes, ["1:DELETED", "4:CREATED"]);
+        assert_eq!(result.observed, ["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn the_first_run_all_reports_every_record_as_created() {
+        let resource = two_fields();
+        // Entered long before its last update: UPDATED by the dates, CREATED in `all`.
+        let edited = record(
+            json!(1),
+            "2019-03-01T10:05:00Z",
+            "2018-01-01T00:00:00Z",
+            "old",
+        );
+        let known = HashMap::new();
+        assert_eq!(
+            run(&resource, &known, false, vec![edited.clone()]).changes,
+            ["1:UPDATED"]
+        );
+        assert_eq!(
+            run(&resource, &known, true, vec![edited]).changes,
+            ["1:CREATED"]
+        );
+    }
+
+    #[test]
     fn duplicate_object_ids_count_once_keeping_the_last() {
         let copy = || record(json!(1), "2019-03-01T10:05:00Z", "", "same");
         check(
@@ -681,6 +787,7 @@ mod tests {
             since: ts(SINCE),
             poll_started: ts(STARTED),
             known: &known,
+            all_created: false,
         };
         let other = record(json!(2), "2019-03-01T10:06:00Z", "", "other");
         let classified = classify(&ctx, vec![first, other, last.clone()]);

@@ -27,8 +27,8 @@ pub use ceql::{
     CeqlError, CompareOp, Expr, Literal, parse_where, to_conditions, where_to_conditions,
 };
 pub use classify::{
-    Change, Classified, ClassifyContext, EventType, Observed, RecordError, classify, content_hash,
-    object_id,
+    Change, Classified, ClassifyContext, EventType, Known, Observed, RecordError, classify,
+    content_hash, object_id,
 };
 pub use config::{
     ChangeTracking, ConnectWiseCredentials, DEFAULT_MASS_DELETE_THRESHOLD, DateField, DatesConfig,

@@ -28,12 +28,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hubhook_connectwise::HubQuery;
 use hubhook_core::{
-    ClassifyContext, EventRecord, InstanceConfig, MAX_EVENTS_PER_NOTIFICATION, build_notifications,
-    classify, event_id, merge_secrets, object_id, render_url,
+    ClassifyContext, EventRecord, InstanceConfig, Known, MAX_EVENTS_PER_NOTIFICATION,
+    build_notifications, classify, event_id, merge_secrets, object_id, render_url,
 };
 use hubhook_store::{
-    CommitOutcome, LeaseToken, NewEvent, NewNotification, ObservedObject, PollCommit, PollJob,
-    StoreError,
+    CommitOutcome, LeaseToken, NewEvent, NewNotification, ObservedObject, PollCommit, PollDone,
+    PollJob, PollProgress, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -88,7 +88,8 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
         },
         Err(failure) => failure,
     };
-    let next = engine.clock().now() + failure.retry_in;
+    let now = engine.clock().now();
+    let next = now + failure.retry_in;
     metrics::counter!("hubhook_polls_total", "outcome" => "failure").increment(1);
     tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = ?failure.message, "poll failed");
     match store
@@ -96,6 +97,7 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
             job.instance_id,
             &job.resource,
             &token,
+            now,
             next,
             &failure.message,
         )
@@ -225,12 +227,21 @@ async fn poll(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let known: HashMap<String, String> = store
+    let known: HashMap<String, Known> = store
         .known_objects(job.instance_id, &job.resource, &ids)
         .await
-        .map_err(|e| {
-            PollFailure::new(format!("reading known objects: {e}"), RETRY_AFTER_FAILURE)
-        })?;
+        .map_err(|e| PollFailure::new(format!("reading known objects: {e}"), RETRY_AFTER_FAILURE))?
+        .into_iter()
+        .map(|(id, known)| {
+            (
+                id,
+                Known {
+                    content_hash: known.content_hash,
+                    deleted: known.deleted,
+                },
+            )
+        })
+        .collect();
     let classified = classify(
         &ClassifyContext {
             resource,
@@ -238,6 +249,7 @@ async fn poll(
             // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
             poll_started: fetched_at_server.unwrap_or(poll_started),
             known: &known,
+            all_created: false,
         },
         records,
     );
@@ -280,12 +292,12 @@ async fn poll(
         fetched.server_time_at_start,
     );
     let interval = SignedDuration::try_from(interval).unwrap_or(SignedDuration::from_secs(60));
+    let records_seen = classified.observed.len() as u64;
+    let events_emitted = events.len() as u64;
     Ok(PollCommit {
         instance_id: job.instance_id,
         resource: job.resource.clone(),
         lease_token: token.clone(),
-        cursor,
-        next_run_at: poll_started + interval,
         now: engine.clock().now(),
         observed: classified
             .observed
@@ -294,8 +306,11 @@ async fn poll(
                 object_id: o.object_id,
                 content_hash: o.content_hash,
                 updated_at: o.updated,
+                record: o.record.to_string(),
+                deleted: o.deleted,
             })
             .collect(),
+        vanished: Vec::new(),
         events: events
             .iter()
             .map(|e| NewEvent {
@@ -315,8 +330,16 @@ async fn poll(
                 body: n.body,
             })
             .collect(),
-        record_problems,
-        record_problem,
+        progress: PollProgress::Done(PollDone {
+            cursor,
+            next_run_at: poll_started + interval,
+            records_seen,
+            events_emitted,
+            record_problems,
+            record_problem,
+            reconciled: None,
+            schedule_reconcile_at: None,
+        }),
     })
 }
 

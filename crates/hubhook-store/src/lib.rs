@@ -34,8 +34,9 @@ mod sqlite;
 pub use error::{Result, StoreError};
 pub use model::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
-    LeaseToken, NewEvent, NewInstance, NewNotification, NotificationRow, ObservedObject,
-    OrganizationId, PendingNotification, PollCommit, PollJob, Principal, UserId,
+    JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance,
+    NewNotification, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
+    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, UserId,
 };
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;

@@ -93,13 +93,72 @@ pub struct PollJob {
     pub lease_until: Timestamp,
     /// The token of the current claim; `Some` on a job returned by a claim.
     pub lease_token: Option<LeaseToken>,
+    /// Where a poll that did not finish left off (opaque to the store), to resume from there.
+    pub checkpoint: Option<String>,
+    /// When the job next compares its known ids with ConnectWise's; `None`: not scheduled
+    /// (reconciliation off, or the baseline has not run).
+    pub next_reconcile_at: Option<Timestamp>,
+    /// What the user decided about a mass delete the last reconciliation held back.
+    pub mass_delete_action: Option<MassDeleteAction>,
 }
 
+/// A user's answer to a held-back mass delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MassDeleteAction {
+    /// The records are gone: announce them as DELETED.
+    Confirm,
+    /// Do not announce them; forget them silently.
+    Dismiss,
+}
+
+impl MassDeleteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MassDeleteAction::Confirm => "confirm",
+            MassDeleteAction::Dismiss => "dismiss",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MassDeleteAction> {
+        match text {
+            "confirm" => Some(MassDeleteAction::Confirm),
+            "dismiss" => Some(MassDeleteAction::Dismiss),
+            _ => None,
+        }
+    }
+}
+
+/// A record as a poll saw it.
 #[derive(Debug, Clone)]
 pub struct ObservedObject {
     pub object_id: String,
     pub content_hash: String,
+    /// Its updated date (ConnectWise's clock).
     pub updated_at: Timestamp,
+    /// The record (JSON text): the `previous` of its next update, and what a DELETED event
+    /// carries if it vanishes. Only the last version of an object is kept.
+    pub record: String,
+    /// Whether this sighting says the record is deleted (its deleted flag is set).
+    pub deleted: bool,
+}
+
+/// What the store remembers of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownObject {
+    pub content_hash: String,
+    /// The last version seen (JSON text).
+    pub record: Option<String>,
+    /// It was announced as deleted.
+    pub deleted: bool,
+}
+
+/// An object id in ConnectWise's numeric order, for reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownId {
+    pub number: i64,
+    pub object_id: String,
+    /// When a poll last saw it (hubhook's clock).
+    pub seen_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,23 +179,56 @@ pub struct NewNotification {
     pub body: String,
 }
 
-/// The result of one poll, written in one transaction (the outbox).
+/// Part or all of one poll's result, written in one transaction (the outbox): a poll commits
+/// page by page ([`PollProgress::Checkpoint`]) and ends with [`PollProgress::Done`].
 pub struct PollCommit {
     pub instance_id: InstanceId,
     pub resource: String,
     /// The claim this poll ran under; the commit is fenced on it.
     pub lease_token: LeaseToken,
+    pub now: Timestamp,
+    pub observed: Vec<ObservedObject>,
+    /// Object ids that are gone (found missing by reconciliation): marked deleted, their last
+    /// version kept for reference.
+    pub vanished: Vec<String>,
+    pub events: Vec<NewEvent>,
+    pub notifications: Vec<NewNotification>,
+    pub progress: PollProgress,
+}
+
+/// Whether a poll goes on after a commit.
+pub enum PollProgress {
+    /// More follows: keep the lease, and remember where to resume (opaque text).
+    Checkpoint(String),
+    /// The poll is over: move the cursor, schedule the next run, release the lease.
+    Done(PollDone),
+}
+
+/// The end of a poll.
+pub struct PollDone {
     /// The new cursor; `None` keeps the old one.
     pub cursor: Option<Timestamp>,
     pub next_run_at: Timestamp,
-    pub now: Timestamp,
-    pub observed: Vec<ObservedObject>,
-    pub events: Vec<NewEvent>,
-    pub notifications: Vec<NewNotification>,
+    /// Records this poll read, and events it stored (for the job's health).
+    pub records_seen: u64,
+    pub events_emitted: u64,
     /// Records of this poll that could not be used (no id, unreadable date), and one of the
     /// reasons, for the job's health.
     pub record_problems: u32,
     pub record_problem: Option<String>,
+    /// Set when this poll also reconciled ids.
+    pub reconciled: Option<Reconciled>,
+    /// The next reconciliation, when the job has none scheduled yet (after a baseline).
+    pub schedule_reconcile_at: Option<Timestamp>,
+}
+
+/// What a reconciliation decided.
+pub struct Reconciled {
+    pub next_at: Timestamp,
+    /// How many records vanished beyond the mass-delete threshold and were held back;
+    /// `None` when nothing is held back (any earlier hold is cleared, with the user's
+    /// decision).
+    pub mass_delete_held: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -223,4 +315,26 @@ pub struct AttemptRow {
 pub struct Backlog {
     pub due: u64,
     pub oldest_due: Option<Timestamp>,
+}
+
+/// One poll job's health, for `GET /instances/{id}/health` and the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobHealth {
+    pub resource: String,
+    /// The latest updated date seen (ConnectWise's clock); `None` before the baseline.
+    pub cursor: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    pub next_run_at: Timestamp,
+    /// A poll is running (its lease has not ended).
+    pub running: bool,
+    pub records_seen: u64,
+    pub events_emitted: u64,
+    pub record_problems: u64,
+    pub record_problem: Option<String>,
+    pub last_reconciled_at: Option<Timestamp>,
+    pub next_reconcile_at: Option<Timestamp>,
+    /// Records held back by mass-delete protection, awaiting a decision.
+    pub mass_delete_held: Option<u64>,
 }

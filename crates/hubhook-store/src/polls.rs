@@ -7,7 +7,10 @@ use std::time::Duration;
 use hubhook_core::InstanceId;
 use jiff::Timestamp;
 
-use crate::{Backlog, CommitOutcome, LeaseToken, PollCommit, PollJob, Result, Store, on_backend};
+use crate::{
+    Backlog, CommitOutcome, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction,
+    PollCommit, PollJob, Result, Store, on_backend,
+};
 
 impl Store {
     /// Makes every poll job of the instance due at `now`. `false` if the instance does not exist.
@@ -45,27 +48,74 @@ impl Store {
         on_backend!(self, s => s.renew_poll_lease(instance, resource, token, until).await)
     }
 
-    /// The content hash of each already-observed object among `object_ids`, by object id.
+    /// What the store remembers of each already-observed object among `object_ids`, by id.
     pub async fn known_objects(
         &self,
         instance: InstanceId,
         resource: &str,
         object_ids: &[String],
-    ) -> Result<HashMap<String, String>> {
+    ) -> Result<HashMap<String, KnownObject>> {
         on_backend!(self, s => s.known_objects(instance, resource, object_ids).await)
     }
 
-    /// Writes the result of one poll in ONE transaction, fenced on the lease token: upserts the
-    /// observed objects, inserts the events and notifications (an id already stored is left as
-    /// it is), links events to their notification, moves the cursor (when `Some`), sets
+    /// Known objects not announced as deleted whose id is a number in `(after, up_to]`, in
+    /// ascending order, at most `limit`: reconciliation walks them beside ConnectWise's pages.
+    pub async fn known_ids(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        after: Option<i64>,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<KnownId>> {
+        on_backend!(self, s => s.known_ids(instance, resource, after, up_to, limit).await)
+    }
+
+    /// How many known objects of the job are not announced as deleted.
+    pub async fn known_count(&self, instance: InstanceId, resource: &str) -> Result<u64> {
+        on_backend!(self, s => s.known_count(instance, resource).await)
+    }
+
+    /// The health of each of the instance's poll jobs, by resource.
+    pub async fn poll_health(
+        &self,
+        instance: InstanceId,
+        now: Timestamp,
+    ) -> Result<Vec<JobHealth>> {
+        on_backend!(self, s => s.poll_health(instance, now).await)
+    }
+
+    /// Records the user's decision about a mass delete held back on the job, and makes the job
+    /// due at `now` so that the next reconciliation acts on it. `false` when the job holds no
+    /// mass delete.
+    pub async fn resolve_mass_delete(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        action: MassDeleteAction,
+        now: Timestamp,
+    ) -> Result<bool> {
+        on_backend!(self, s => s.resolve_mass_delete(instance, resource, action, now).await)
+    }
+
+    /// Writes part or all of a poll's result in ONE transaction, fenced on the lease token:
+    /// upserts the observed objects (their last version, hash, deleted flag and sighting
+    /// time), marks the vanished ones deleted, inserts the events and notifications (an id
+    /// already stored is left as it is; a notification made only of events stored before is
+    /// dropped), and links events to their notification.
+    ///
+    /// With [`PollProgress::Checkpoint`] it stores the checkpoint and keeps the lease. With
+    /// [`PollProgress::Done`] it moves the cursor (when `Some`, never backwards), sets
     /// `next_run_at` (or `commit.now` when [`poll_now`](Store::poll_now) was called since the
-    /// job was claimed), clears the last error and releases the lease.
+    /// job was claimed), records the poll's figures and any reconciliation, clears the
+    /// checkpoint and the last error, and releases the lease.
     /// `Err(LeaseLost)`, with nothing written, when `commit.lease_token` no longer holds it.
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
         on_backend!(self, s => s.commit_poll(commit).await)
     }
 
-    /// Records a failed poll, fenced on the lease token: keeps the cursor, stores `error`, sets
+    /// Records a failed poll, fenced on the lease token: keeps the cursor (and any checkpoint,
+    /// so the next run resumes where this one stopped), stores `error` (at `now`), sets
     /// `next_run_at` (or keeps the time [`poll_now`](Store::poll_now) asked for, when it was
     /// called since the job was claimed and that is earlier) and releases the lease.
     /// `Err(LeaseLost)` when `token` no longer holds it.
@@ -74,10 +124,11 @@ impl Store {
         instance: InstanceId,
         resource: &str,
         token: &LeaseToken,
+        now: Timestamp,
         next_run_at: Timestamp,
         error: &str,
     ) -> Result<()> {
-        on_backend!(self, s => s.fail_poll(instance, resource, token, next_run_at, error).await)
+        on_backend!(self, s => s.fail_poll(instance, resource, token, now, next_run_at, error).await)
     }
 
     /// When the earliest claimable poll job becomes claimable (for the scheduler's sleep); a

@@ -12,7 +12,10 @@ use super::{
     IN_LIST_CHUNK, SqliteStore, backlog, duration_ms, new_lease_token, optional_timestamp,
     timestamp, to_json,
 };
-use crate::{Backlog, CommitOutcome, LeaseToken, PollCommit, PollJob, Result, StoreError};
+use crate::{
+    Backlog, CommitOutcome, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction,
+    PollCommit, PollDone, PollJob, PollProgress, Result, StoreError,
+};
 
 impl SqliteStore {
     pub async fn poll_now(&self, id: InstanceId, now: Timestamp) -> Result<bool> {
@@ -72,7 +75,7 @@ impl SqliteStore {
                              ORDER BY j.next_run_at
                              LIMIT $4)
                          RETURNING instance_id, resource, cursor, next_run_at, lease_until,
-                             lease_token"
+                             lease_token, checkpoint, next_reconcile_at, mass_delete_action"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -125,13 +128,13 @@ impl SqliteStore {
         instance: InstanceId,
         resource: &str,
         object_ids: &[String],
-    ) -> Result<HashMap<String, String>> {
+    ) -> Result<HashMap<String, KnownObject>> {
         let mut known = HashMap::new();
         for chunk in object_ids.chunks(IN_LIST_CHUNK) {
             // The id list travels as one JSON array parameter, so the SQL text stays fixed.
             let ids = to_json(chunk)?;
             let rows = sqlx::query(
-                "SELECT object_id, content_hash FROM known_objects
+                "SELECT object_id, content_hash, record, deleted FROM known_objects
                  WHERE instance_id = $1 AND resource = $2
                    AND object_id IN (SELECT value FROM json_each($3))",
             )
@@ -141,10 +144,130 @@ impl SqliteStore {
             .fetch_all(&self.readers)
             .await?;
             for row in rows {
-                known.insert(row.try_get("object_id")?, row.try_get("content_hash")?);
+                known.insert(
+                    row.try_get("object_id")?,
+                    KnownObject {
+                        content_hash: row.try_get("content_hash")?,
+                        record: row.try_get("record")?,
+                        deleted: row.try_get("deleted")?,
+                    },
+                );
             }
         }
         Ok(known)
+    }
+
+    pub async fn known_ids(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        after: Option<i64>,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<KnownId>> {
+        let rows = sqlx::query(
+            "SELECT numeric_id, object_id, seen_at FROM known_objects
+             WHERE instance_id = $1 AND resource = $2 AND deleted = 0
+               AND numeric_id > $3 AND numeric_id <= $4
+             ORDER BY numeric_id LIMIT $5",
+        )
+        .bind(instance.0)
+        .bind(resource)
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(up_to)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KnownId {
+                    number: row.try_get("numeric_id")?,
+                    object_id: row.try_get("object_id")?,
+                    seen_at: optional_timestamp(row, "seen_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn known_count(&self, instance: InstanceId, resource: &str) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM known_objects
+             WHERE instance_id = $1 AND resource = $2 AND deleted = 0",
+        )
+        .bind(instance.0)
+        .bind(resource)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    pub async fn poll_health(
+        &self,
+        instance: InstanceId,
+        now: Timestamp,
+    ) -> Result<Vec<JobHealth>> {
+        let rows = sqlx::query(
+            "SELECT resource, cursor, last_polled_at, last_error, last_error_at, next_run_at,
+                 lease_until, records_seen, events_emitted, record_problems, record_problem,
+                 last_reconciled_at, next_reconcile_at, mass_delete_held
+             FROM poll_jobs WHERE instance_id = $1 ORDER BY resource",
+        )
+        .bind(instance.0)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let lease_until = optional_timestamp(row, "lease_until")?;
+                Ok(JobHealth {
+                    resource: row.try_get("resource")?,
+                    cursor: optional_timestamp(row, "cursor")?,
+                    last_success_at: optional_timestamp(row, "last_polled_at")?,
+                    last_error: row.try_get("last_error")?,
+                    last_error_at: optional_timestamp(row, "last_error_at")?,
+                    next_run_at: timestamp(row.try_get("next_run_at")?)?,
+                    running: lease_until.is_some_and(|until| until > now),
+                    records_seen: count64(row.try_get("records_seen")?),
+                    events_emitted: count64(row.try_get("events_emitted")?),
+                    record_problems: count64(row.try_get("record_problems")?),
+                    record_problem: row.try_get("record_problem")?,
+                    last_reconciled_at: optional_timestamp(row, "last_reconciled_at")?,
+                    next_reconcile_at: optional_timestamp(row, "next_reconcile_at")?,
+                    mass_delete_held: row
+                        .try_get::<Option<i64>, _>("mass_delete_held")?
+                        .map(count64),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn resolve_mass_delete(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        action: MassDeleteAction,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let resource = resource.to_owned();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                        "UPDATE poll_jobs SET mass_delete_action = $3,
+                             next_reconcile_at = $4,
+                             next_run_at = min(next_run_at, $4)
+                         WHERE instance_id = $1 AND resource = $2
+                           AND mass_delete_held IS NOT NULL",
+                    )
+                    .bind(instance.0)
+                    .bind(&resource)
+                    .bind(action.as_str())
+                    .bind(now.as_millisecond())
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(updated.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
@@ -158,6 +281,7 @@ impl SqliteStore {
         instance: InstanceId,
         resource: &str,
         token: &LeaseToken,
+        now: Timestamp,
         next_run_at: Timestamp,
         error: &str,
     ) -> Result<()> {
@@ -168,7 +292,7 @@ impl SqliteStore {
                     // A poll asked for while this one ran keeps the time poll_now gave it (the
                     // column holds it: claiming does not touch next_run_at).
                     let updated = sqlx::query(
-                        "UPDATE poll_jobs SET last_error = $4,
+                        "UPDATE poll_jobs SET last_error = $4, last_error_at = $6,
                              next_run_at = CASE WHEN poll_requested = 1
                                  THEN min(next_run_at, $5) ELSE $5 END,
                              poll_requested = 0, lease_owner = NULL, lease_until = NULL,
@@ -180,6 +304,7 @@ impl SqliteStore {
                     .bind(&token)
                     .bind(&error)
                     .bind(next_run_at.as_millisecond())
+                    .bind(now.as_millisecond())
                     .execute(&mut *conn)
                     .await?;
                     if updated.rows_affected() == 0 {
@@ -218,7 +343,8 @@ impl SqliteStore {
 
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {
         let rows = sqlx::query(
-            "SELECT instance_id, resource, cursor, next_run_at, lease_until, NULL AS lease_token
+            "SELECT instance_id, resource, cursor, next_run_at, lease_until, NULL AS lease_token,
+                 checkpoint, next_reconcile_at, mass_delete_action
              FROM poll_jobs WHERE instance_id = $1 ORDER BY resource",
         )
         .bind(instance.0)
@@ -228,7 +354,8 @@ impl SqliteStore {
     }
 }
 
-/// The outbox write: objects seen, events, notifications and the cursor, all or nothing.
+/// The outbox write: objects seen and vanished, events, notifications, and the checkpoint or
+/// the end of the poll, all or nothing.
 async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<CommitOutcome> {
     // Fenced on the claim's token: once a lease ends and the job is claimed again (by another
     // node, or by this node after a restart), the token changes, and that is what must stop
@@ -249,19 +376,71 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
     let now = commit.now.as_millisecond();
     for object in &commit.observed {
         sqlx::query(
-            "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
+                 record, deleted, seen_at, numeric_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (instance_id, resource, object_id)
-             DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+             DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
+                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
         )
         .bind(commit.instance_id.0)
         .bind(&commit.resource)
         .bind(&object.object_id)
         .bind(&object.content_hash)
         .bind(object.updated_at.as_millisecond())
+        .bind(&object.record)
+        .bind(object.deleted)
+        .bind(now)
+        .bind(object.object_id.parse::<i64>().ok())
         .execute(&mut *conn)
         .await?;
     }
+    for object_id in &commit.vanished {
+        sqlx::query(
+            "UPDATE known_objects SET deleted = 1
+             WHERE instance_id = $1 AND resource = $2 AND object_id = $3",
+        )
+        .bind(commit.instance_id.0)
+        .bind(&commit.resource)
+        .bind(object_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let outcome = insert_events(conn, &commit, now).await?;
+    match commit.progress {
+        PollProgress::Checkpoint(checkpoint) => {
+            sqlx::query(
+                "UPDATE poll_jobs SET checkpoint = $4
+                 WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
+            )
+            .bind(commit.instance_id.0)
+            .bind(&commit.resource)
+            .bind(&commit.lease_token.0)
+            .bind(&checkpoint)
+            .execute(&mut *conn)
+            .await?;
+        }
+        PollProgress::Done(done) => {
+            finish_poll(
+                conn,
+                &commit.instance_id,
+                &commit.resource,
+                &commit.lease_token,
+                now,
+                done,
+            )
+            .await?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Inserts a commit's events and notifications; counts what was new.
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    commit: &PollCommit,
+    now: i64,
+) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
     let mut new_events = HashSet::new();
     for event in &commit.events {
@@ -325,6 +504,18 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
             .await?;
         }
     }
+    Ok(outcome)
+}
+
+/// The end of a poll: cursor, schedule, figures, reconciliation, and the lease released.
+async fn finish_poll(
+    conn: &mut SqliteConnection,
+    instance: &InstanceId,
+    resource: &str,
+    token: &LeaseToken,
+    now: i64,
+    done: PollDone,
+) -> Result<()> {
     // A poll asked for (poll_now) while this one ran is due at once, not an interval later.
     // The cursor never moves backwards: a poll that outlived its lease may commit older
     // results after newer ones.
@@ -334,21 +525,45 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
                                             ELSE cursor END,
              next_run_at = CASE WHEN poll_requested = 1 THEN $6 ELSE $5 END,
              poll_requested = 0, last_error = NULL, last_polled_at = $6,
-             record_problems = $7, record_problem = $8,
-             lease_owner = NULL, lease_until = NULL, lease_token = NULL
+             records_seen = $7, events_emitted = $8,
+             record_problems = $9, record_problem = $10,
+             next_reconcile_at = COALESCE(next_reconcile_at, $11),
+             checkpoint = NULL, lease_owner = NULL, lease_until = NULL, lease_token = NULL
          WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
     )
-    .bind(commit.instance_id.0)
-    .bind(&commit.resource)
-    .bind(&commit.lease_token.0)
-    .bind(commit.cursor.map(Timestamp::as_millisecond))
-    .bind(commit.next_run_at.as_millisecond())
+    .bind(instance.0)
+    .bind(resource)
+    .bind(&token.0)
+    .bind(done.cursor.map(Timestamp::as_millisecond))
+    .bind(done.next_run_at.as_millisecond())
     .bind(now)
-    .bind(i64::from(commit.record_problems))
-    .bind(&commit.record_problem)
+    .bind(i64::try_from(done.records_seen).unwrap_or(i64::MAX))
+    .bind(i64::try_from(done.events_emitted).unwrap_or(i64::MAX))
+    .bind(i64::from(done.record_problems))
+    .bind(&done.record_problem)
+    .bind(done.schedule_reconcile_at.map(Timestamp::as_millisecond))
     .execute(&mut *conn)
     .await?;
-    Ok(outcome)
+    if let Some(reconciled) = done.reconciled {
+        // The user's decision is used up by the reconciliation that acted on it.
+        sqlx::query(
+            "UPDATE poll_jobs SET last_reconciled_at = $3, next_reconcile_at = $4,
+                 mass_delete_held = $5, mass_delete_action = NULL
+             WHERE instance_id = $1 AND resource = $2",
+        )
+        .bind(instance.0)
+        .bind(resource)
+        .bind(now)
+        .bind(reconciled.next_at.as_millisecond())
+        .bind(
+            reconciled
+                .mass_delete_held
+                .map(|held| i64::try_from(held).unwrap_or(i64::MAX)),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn poll_job(row: &SqliteRow) -> Result<PollJob> {
@@ -362,5 +577,15 @@ fn poll_job(row: &SqliteRow) -> Result<PollJob> {
         lease_token: row
             .try_get::<Option<String>, _>("lease_token")?
             .map(LeaseToken),
+        checkpoint: row.try_get("checkpoint")?,
+        next_reconcile_at: optional_timestamp(row, "next_reconcile_at")?,
+        mass_delete_action: row
+            .try_get::<Option<String>, _>("mass_delete_action")?
+            .as_deref()
+            .and_then(MassDeleteAction::parse),
     })
+}
+
+fn count64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }

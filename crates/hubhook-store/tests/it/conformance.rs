@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
-    AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, LeaseToken, NewEvent,
-    NewInstance, NewNotification, ObservedObject, OrganizationId, PendingNotification, PollCommit,
-    PollJob, Principal, Store, StoreError, UserId,
+    AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, KnownId, KnownObject,
+    LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, ObservedObject,
+    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, Principal,
+    Reconciled, Store, StoreError, UserId,
 };
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -149,19 +150,45 @@ pub async fn claim_notifications(
     Ok(claimed)
 }
 
+/// A commit that ends a poll: cursor at t0 + 5 s, next run at t0 + 60 s, made at t0 + 1 s.
 fn poll_commit(instance: InstanceId, resource: &str, owner: &str) -> PollCommit {
     PollCommit {
         instance_id: instance,
         resource: resource.into(),
         lease_token: token_of(owner, &job_key(instance, resource)),
-        cursor: Some(t0() + 5.seconds()),
-        next_run_at: t0() + 60.seconds(),
         now: t0() + 1.second(),
         observed: Vec::new(),
+        vanished: Vec::new(),
         events: Vec::new(),
         notifications: Vec::new(),
-        record_problems: 0,
-        record_problem: None,
+        progress: PollProgress::Done(PollDone {
+            cursor: Some(t0() + 5.seconds()),
+            next_run_at: t0() + 60.seconds(),
+            records_seen: 0,
+            events_emitted: 0,
+            record_problems: 0,
+            record_problem: None,
+            reconciled: None,
+            schedule_reconcile_at: None,
+        }),
+    }
+}
+
+/// The end-of-poll part of a commit made by [`poll_commit`].
+fn done(commit: &mut PollCommit) -> &mut PollDone {
+    match &mut commit.progress {
+        PollProgress::Done(done) => done,
+        PollProgress::Checkpoint(_) => panic!("not the end of a poll"),
+    }
+}
+
+fn observed(object_id: &str, content_hash: &str) -> ObservedObject {
+    ObservedObject {
+        object_id: object_id.into(),
+        content_hash: content_hash.into(),
+        updated_at: t0(),
+        record: format!(r#"{{"id":{object_id}}}"#),
+        deleted: false,
     }
 }
 
@@ -182,11 +209,7 @@ fn commit_with_events(
     commit.observed = commit
         .events
         .iter()
-        .map(|e| ObservedObject {
-            object_id: e.object_id.clone(),
-            content_hash: format!("hash-{}", e.object_id),
-            updated_at: t0(),
-        })
+        .map(|e| observed(&e.object_id, &format!("hash-{}", e.object_id)))
         .collect();
     commit
 }
@@ -331,6 +354,7 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
             instance.id,
             "contacts",
             &token_of("a", &job_key(instance.id, "contacts")),
+            t0(),
             later,
             "boom",
         )
@@ -475,7 +499,14 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
         .await
         .unwrap();
     assert_eq!(known.len(), 2);
-    assert_eq!(known["2"], "hash-2");
+    assert_eq!(
+        known["2"],
+        KnownObject {
+            content_hash: "hash-2".into(),
+            record: Some(r#"{"id":2}"#.into()),
+            deleted: false
+        }
+    );
     assert!(
         store
             .known_objects(instance.id, "companies", &ids)
@@ -505,6 +536,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
             instance.id,
             "contacts",
             &token_of("a", &job_key(instance.id, "contacts")),
+            t0(),
             due + 10.seconds(),
             "HTTP 500",
         )
@@ -521,7 +553,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
             == 1
     );
     let mut keep = poll_commit(instance.id, "contacts", "b");
-    keep.cursor = None;
+    done(&mut keep).cursor = None;
     store.commit_poll(keep).await.unwrap();
     assert_eq!(
         store.poll_jobs(instance.id).await.unwrap()[0].cursor,
@@ -534,14 +566,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
         .await
         .unwrap();
     let mut big = poll_commit(instance.id, "contacts", "b");
-    big.observed = many_ids
-        .iter()
-        .map(|id| ObservedObject {
-            object_id: id.clone(),
-            content_hash: "h".into(),
-            updated_at: t0(),
-        })
-        .collect();
+    big.observed = many_ids.iter().map(|id| observed(id, "h")).collect();
     store.commit_poll(big).await.unwrap();
     assert_eq!(
         store
@@ -804,7 +829,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
 
     let far = t0() + 3600.seconds();
     let mut commit = poll_commit(instance.id, "contacts", "p");
-    commit.next_run_at = far;
+    done(&mut commit).next_run_at = far;
     commit.now = t0() + 2.seconds();
     store.commit_poll(commit).await.unwrap();
     store
@@ -812,6 +837,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
             instance.id,
             "companies",
             &token_of("p", &job_key(instance.id, "companies")),
+            t0(),
             far,
             "boom",
         )
@@ -840,7 +866,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
         2
     );
     let mut commit = poll_commit(instance.id, "contacts", "p");
-    commit.next_run_at = far;
+    done(&mut commit).next_run_at = far;
     commit.now = now;
     store.commit_poll(commit).await.unwrap();
     store
@@ -848,6 +874,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
             instance.id,
             "companies",
             &token_of("p", &job_key(instance.id, "companies")),
+            t0(),
             far,
             "boom",
         )
@@ -864,7 +891,7 @@ pub async fn check_poll_now_during_a_running_poll(store: &Store) {
         2
     );
     let mut commit = poll_commit(instance.id, "contacts", "p");
-    commit.next_run_at = far;
+    done(&mut commit).next_run_at = far;
     commit.now = now + 1.second();
     store.commit_poll(commit).await.unwrap();
     let contacts = store.poll_jobs(instance.id).await.unwrap();
@@ -960,8 +987,8 @@ pub async fn check_cursor_never_moves_backwards(store: &Store) {
             .unwrap();
         assert_eq!(jobs.len(), 1);
         let mut commit = poll_commit(instance.id, "contacts", "node-a");
-        commit.cursor = Some(cursor);
-        commit.next_run_at = t0();
+        done(&mut commit).cursor = Some(cursor);
+        done(&mut commit).next_run_at = t0();
         store.commit_poll(commit).await.unwrap();
     }
     let jobs = store.poll_jobs(instance.id).await.unwrap();
@@ -1012,7 +1039,7 @@ pub async fn check_a_new_claim_fences_the_same_owners_old_one(store: &Store) {
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     let err = store
-        .fail_poll(instance.id, "contacts", &old, later, "late")
+        .fail_poll(instance.id, "contacts", &old, later, later, "late")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
@@ -1067,7 +1094,7 @@ pub async fn check_releasing_a_nodes_leases(store: &Store) {
         notification(0, &[&commit.events[0]]),
         notification(1, &[&commit.events[1]]),
     ];
-    commit.next_run_at = t0();
+    done(&mut commit).next_run_at = t0();
     store.commit_poll(commit).await.unwrap();
     claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
     let notes = claim_notifications(store, "a", t0() + 1.second(), LEASE, 1)
@@ -1145,4 +1172,204 @@ pub async fn check_backlogs(store: &Store) {
         .await
         .unwrap();
     assert_eq!(store.queued_notifications().await.unwrap(), 1);
+}
+
+pub async fn check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let mut page = commit_with_events(instance.id, "contacts", "a", 0, 2);
+    page.progress = PollProgress::Checkpoint("after page 1".into());
+    assert_eq!(store.commit_poll(page).await.unwrap().events_inserted, 2);
+    // The lease is kept: nobody else can claim the job while its poll goes on.
+    assert!(
+        claim_jobs(store, "b", t0() + 10.seconds(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, None, "a page does not move the cursor");
+    assert_eq!(job.checkpoint.as_deref(), Some("after page 1"));
+
+    // a dies; b takes the job over after the lease and finds where to resume.
+    let resumed = claim_jobs(store, "b", t0() + 31.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(resumed[0].checkpoint.as_deref(), Some("after page 1"));
+    // a's late page is refused.
+    let mut late = commit_with_events(instance.id, "contacts", "a", 5, 1);
+    late.progress = PollProgress::Checkpoint("after page 2".into());
+    assert!(matches!(
+        store.commit_poll(late).await.unwrap_err(),
+        StoreError::LeaseLost
+    ));
+    // A failure keeps the checkpoint, so the next run resumes there too.
+    store
+        .fail_poll(
+            instance.id,
+            "contacts",
+            &token_of("b", &job_key(instance.id, "contacts")),
+            t0() + 32.seconds(),
+            t0() + 40.seconds(),
+            "ConnectWise answered 500",
+        )
+        .await
+        .unwrap();
+    let health = &store
+        .poll_health(instance.id, t0() + 33.seconds())
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        health.last_error.as_deref(),
+        Some("ConnectWise answered 500")
+    );
+    assert_eq!(health.last_error_at, Some(t0() + 32.seconds()));
+    assert!(!health.running);
+    let again = claim_jobs(store, "b", t0() + 40.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(again[0].checkpoint.as_deref(), Some("after page 1"));
+
+    let mut last = commit_with_events(instance.id, "contacts", "b", 2, 1);
+    done(&mut last).records_seen = 3;
+    done(&mut last).events_emitted = 3;
+    store.commit_poll(last).await.unwrap();
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(
+        job.checkpoint, None,
+        "the end of a poll clears its checkpoint"
+    );
+    assert_eq!(job.cursor, Some(t0() + 5.seconds()));
+    let health = &store
+        .poll_health(instance.id, t0() + 41.seconds())
+        .await
+        .unwrap()[0];
+    assert_eq!(health.last_error, None);
+    assert_eq!(health.last_success_at, Some(t0() + 1.second()));
+    assert_eq!((health.records_seen, health.events_emitted), (3, 3));
+    assert_eq!(store.list_events(instance.id, 10).await.unwrap().len(), 3);
+}
+
+pub async fn check_known_objects_keep_their_last_version_and_deletions(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let mut first = poll_commit(instance.id, "contacts", "a");
+    first.observed = ["3", "10", "2", "x-9"]
+        .iter()
+        .map(|id| observed(id, &format!("v1-{id}")))
+        .collect();
+    first.observed[1].record = r#"{"id":10,"v":1}"#.into();
+    store.commit_poll(first).await.unwrap();
+    claim_jobs(store, "a", t0() + 60.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    let mut second = poll_commit(instance.id, "contacts", "a");
+    second.now = t0() + 61.seconds();
+    let mut changed = observed("10", "v2-10");
+    changed.record = r#"{"id":10,"v":2}"#.into();
+    second.observed = vec![changed];
+    second.vanished = vec!["3".into()];
+    store.commit_poll(second).await.unwrap();
+
+    let ids: Vec<String> = ["2", "3", "10", "x-9", "404"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let known = store
+        .known_objects(instance.id, "contacts", &ids)
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 4);
+    assert_eq!(known["10"].content_hash, "v2-10");
+    assert_eq!(known["10"].record.as_deref(), Some(r#"{"id":10,"v":2}"#));
+    assert!(known["3"].deleted, "vanished objects are marked deleted");
+    assert_eq!(
+        known["3"].record.as_deref(),
+        Some(r#"{"id":3}"#),
+        "and keep their last version"
+    );
+    assert!(!known["2"].deleted);
+
+    // Known ids in numeric order (not text order), without the deleted and the non-numeric.
+    let numbers = |ids: Vec<KnownId>| ids.iter().map(|k| k.number).collect::<Vec<_>>();
+    let all = store
+        .known_ids(instance.id, "contacts", None, i64::MAX, 100)
+        .await
+        .unwrap();
+    assert_eq!(numbers(all.clone()), [2, 10]);
+    assert_eq!(all[1].object_id, "10");
+    assert_eq!(all[1].seen_at, Some(t0() + 61.seconds()));
+    assert_eq!(all[0].seen_at, Some(t0() + 1.second()));
+    let window = store
+        .known_ids(instance.id, "contacts", Some(2), 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(numbers(window), [10]);
+    let limited = store
+        .known_ids(instance.id, "contacts", None, i64::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(numbers(limited), [2]);
+    assert_eq!(store.known_count(instance.id, "contacts").await.unwrap(), 3);
+}
+
+pub async fn check_a_held_mass_delete_waits_for_a_decision(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let mut baseline = poll_commit(instance.id, "contacts", "a");
+    let reconcile_at = t0() + 3600.seconds();
+    done(&mut baseline).schedule_reconcile_at = Some(reconcile_at);
+    store.commit_poll(baseline).await.unwrap();
+    assert_eq!(
+        store.poll_jobs(instance.id).await.unwrap()[0].next_reconcile_at,
+        Some(reconcile_at)
+    );
+    assert!(
+        !store
+            .resolve_mass_delete(instance.id, "contacts", MassDeleteAction::Confirm, t0())
+            .await
+            .unwrap(),
+        "nothing is held"
+    );
+
+    // A reconciliation holds back 40 vanished records.
+    let at = t0() + 3600.seconds();
+    claim_jobs(store, "a", at, LEASE, 10).await.unwrap();
+    let mut held = poll_commit(instance.id, "contacts", "a");
+    held.now = at;
+    done(&mut held).next_run_at = at + 60.seconds();
+    done(&mut held).reconciled = Some(Reconciled {
+        next_at: at + 3600.seconds(),
+        mass_delete_held: Some(40),
+    });
+    store.commit_poll(held).await.unwrap();
+    let health = &store.poll_health(instance.id, at).await.unwrap()[0];
+    assert_eq!(health.mass_delete_held, Some(40));
+    assert_eq!(health.last_reconciled_at, Some(at));
+    assert_eq!(health.next_reconcile_at, Some(at + 3600.seconds()));
+
+    // The user confirms: the job is due now, and its next claim carries the decision.
+    let decided = at + 10.seconds();
+    assert!(
+        store
+            .resolve_mass_delete(instance.id, "contacts", MassDeleteAction::Dismiss, decided)
+            .await
+            .unwrap()
+    );
+    let jobs = claim_jobs(store, "a", decided, LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1, "a decision makes the job due at once");
+    assert_eq!(jobs[0].mass_delete_action, Some(MassDeleteAction::Dismiss));
+    assert_eq!(jobs[0].next_reconcile_at, Some(decided));
+    // The reconciliation that acts on it clears both.
+    let mut acted = poll_commit(instance.id, "contacts", "a");
+    acted.now = decided;
+    done(&mut acted).reconciled = Some(Reconciled {
+        next_at: decided + 3600.seconds(),
+        mass_delete_held: None,
+    });
+    store.commit_poll(acted).await.unwrap();
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.mass_delete_action, None);
+    let health = &store.poll_health(instance.id, decided).await.unwrap()[0];
+    assert_eq!(health.mass_delete_held, None);
 }
