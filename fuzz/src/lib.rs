@@ -3,9 +3,10 @@
 //!
 //! Those crates pull in axum, tokio, reqwest and a TLS stack, which would make the instrumented
 //! fuzz build take several minutes on a CI machine. The parser modules themselves need only
-//! serde_json, jiff, thiserror and hubhook-core, so they are included here by path, with the
-//! sibling modules they name through `crate::` (the simulator's `clock`, `error` and `schema`;
-//! the adapter's `CwError`). If one of them comes to need more, this build says so.
+//! serde_json, jiff, thiserror, base64 and hubhook-core, so they are included here by path,
+//! with the sibling modules they name through `crate::` (the simulator's `clock`, `error` and
+//! `schema`; the adapter's `CwError`, `page_token` and `target`). If one of them comes to need
+//! more, this build says so.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -26,6 +27,10 @@ mod cw_error;
 pub mod hub;
 #[path = "../../crates/hubhook-connectwise/src/link.rs"]
 pub mod link;
+#[path = "../../crates/hubhook-connectwise/src/page_token.rs"]
+pub mod page_token;
+#[path = "../../crates/hubhook-connectwise/src/target.rs"]
+pub mod target;
 
 pub use cw_error::CwError;
 

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hubhook_core::ConnectWiseCredentials;
+use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::{CwError, HubQuery, link::next_link};
+use crate::{CwError, HubQuery, link::next_link, nulls::strip_nulls};
 
 /// The API version hubhook asks for. ConnectWise serves the models of this release even when the
 /// site runs a newer one, so records keep the shape hubhook was tested with.
@@ -23,6 +24,9 @@ pub struct ClientOptions {
     pub max_rate_limit_retries: u32,
     /// Safety net against a server whose `Link` header never ends.
     pub max_pages: u32,
+    /// The instance's `filter.response.nulls`: remove null fields from every answer (see
+    /// `nulls`).
+    pub filter_nulls: bool,
 }
 
 impl Default for ClientOptions {
@@ -33,12 +37,13 @@ impl Default for ClientOptions {
             max_retry_after: Duration::from_secs(10),
             max_rate_limit_retries: 3,
             max_pages: 100_000,
+            filter_nulls: true,
         }
     }
 }
 
 /// Largest list page we accept (a page of 1000 large records is a few MB).
-const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
 /// Largest `/system/info` answer (a few hundred bytes in practice).
 const MAX_INFO_BYTES: usize = 64 * 1024;
 /// How much of an error body we keep for messages.
@@ -62,9 +67,9 @@ pub struct Fetched {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base_url: String,
+    pub(crate) base_url: String,
     headers: HeaderMap,
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
 }
 
 impl std::fmt::Debug for Client {
@@ -116,7 +121,7 @@ impl Client {
     /// `GET /system/info`: the cheapest authenticated call, used to check credentials.
     pub async fn system_info(&self) -> Result<Value, CwError> {
         let url = format!("{}/system/info", self.base_url);
-        let response = self.get(&url, false).await?;
+        let response = self.send(Method::GET, &url, None, false).await?;
         let body = read_limited(response, MAX_INFO_BYTES, Overflow::Fail).await?;
         serde_json::from_slice(&body)
             .map_err(|e| CwError::Decode(format!("/system/info is not JSON: {e}")))
@@ -130,26 +135,7 @@ impl Client {
     /// refuses) the navigable `page` links are followed instead.
     pub async fn fetch_all(&self, query: &HubQuery) -> Result<Fetched, CwError> {
         let forward_only = query.order_by.is_none();
-        let mut url =
-            url::Url::parse(&format!("{}/{}", self.base_url, query.path)).map_err(|e| {
-                CwError::InvalidQuery(format!(
-                    "baseUrl `{}` is not a valid URL: {e}",
-                    self.base_url
-                ))
-            })?;
-        {
-            let mut pairs = url.query_pairs_mut();
-            if let Some(conditions) = &query.conditions {
-                pairs.append_pair("conditions", conditions);
-            }
-            if let Some(order_by) = &query.order_by {
-                pairs.append_pair("orderBy", order_by);
-            }
-            if let Some(fields) = &query.fields {
-                pairs.append_pair("fields", fields);
-            }
-            pairs.append_pair("pageSize", &query.page_size.to_string());
-        }
+        let url = self.list_url(query)?;
         let origin = url.origin();
         let mut next = Some(url.to_string());
         let mut fetched = Fetched::default();
@@ -211,20 +197,69 @@ impl Client {
                 next = Some(link);
             }
         }
+        if self.options.filter_nulls {
+            fetched.records.iter_mut().for_each(strip_nulls);
+        }
         Ok(fetched)
     }
 
+    /// The URL of the first page of `query`'s list: its path with `conditions`, `orderBy`,
+    /// `fields` and `pageSize`.
+    pub(crate) fn list_url(&self, query: &HubQuery) -> Result<url::Url, CwError> {
+        let mut url = self.url(&query.path)?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(conditions) = &query.conditions {
+                pairs.append_pair("conditions", conditions);
+            }
+            if let Some(order_by) = &query.order_by {
+                pairs.append_pair("orderBy", order_by);
+            }
+            if let Some(fields) = &query.fields {
+                pairs.append_pair("fields", fields);
+            }
+            pairs.append_pair("pageSize", &query.page_size.to_string());
+        }
+        Ok(url)
+    }
+
+    /// The URL of a ConnectWise path below the base URL (`company/contacts/5`).
+    pub(crate) fn url(&self, path: &str) -> Result<url::Url, CwError> {
+        url::Url::parse(&format!("{}/{path}", self.base_url)).map_err(|e| {
+            CwError::InvalidQuery(format!(
+                "baseUrl `{}` is not a valid URL: {e}",
+                self.base_url
+            ))
+        })
+    }
+
     async fn get(&self, url: &str, forward_only: bool) -> Result<reqwest::Response, CwError> {
+        self.send(Method::GET, url, None, forward_only).await
+    }
+
+    /// One request with the instance's credentials; a success answer, or the failure
+    /// classified. `429` answers are waited out (see [`ClientOptions`]): ConnectWise refused the
+    /// request without acting on it, so repeating it is safe for writes too.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        forward_only: bool,
+    ) -> Result<reqwest::Response, CwError> {
         let mut rate_limited = 0;
         loop {
-            let mut request = self.http.get(url).headers(self.headers.clone());
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .headers(self.headers.clone());
             if forward_only {
                 request = request.header("pagination-type", "forward-only");
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| CwError::Transport(transport_message(&e)))?;
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| transport_error(&e))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -270,7 +305,7 @@ impl Client {
 
 /// What to do with a body longer than we accept.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Overflow {
+pub(crate) enum Overflow {
     /// Keep the first bytes (error bodies, which are only for messages).
     Truncate,
     /// Fail (list pages, which must be whole).
@@ -279,7 +314,7 @@ enum Overflow {
 
 /// The body, read in chunks up to `limit` bytes: a hostile or broken server cannot make us
 /// buffer without bound.
-async fn read_limited(
+pub(crate) async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
     overflow: Overflow,
@@ -288,7 +323,7 @@ async fn read_limited(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| CwError::Transport(transport_message(&e)))?
+        .map_err(|e| transport_error(&e))?
     {
         let room = limit - body.len();
         if chunk.len() > room {
@@ -322,6 +357,15 @@ fn provider_message(body: &str) -> String {
             _ => body.chars().take(500).collect(),
         },
         Err(_) => body.chars().take(500).collect(),
+    }
+}
+
+/// A failed exchange: a timeout (which the hub answers with 504) or any other transport failure.
+fn transport_error(err: &reqwest::Error) -> CwError {
+    if err.is_timeout() {
+        CwError::Timeout(transport_message(err))
+    } else {
+        CwError::Transport(transport_message(err))
     }
 }
 

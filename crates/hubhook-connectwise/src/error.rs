@@ -3,7 +3,8 @@ use std::time::Duration;
 /// What went wrong talking to ConnectWise, classified so that callers can act on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CwError {
-    /// The hub URL of a poller resource cannot be turned into a ConnectWise request.
+    /// A hub URL or request (poller URL, hub path, query, PATCH body) cannot be turned into a
+    /// ConnectWise request. The message names what is wrong.
     #[error("{0}")]
     InvalidQuery(String),
     /// ConnectWise refused the credentials (401) or the member's security role (403).
@@ -21,9 +22,12 @@ pub enum CwError {
         status: u16,
         provider_message: String,
     },
-    /// No answer: connection refused, DNS, timeout, TLS.
+    /// No answer: connection refused, DNS, TLS, a connection dropped mid-answer.
     #[error("could not reach ConnectWise: {0}")]
     Transport(String),
+    /// ConnectWise did not answer in the time allowed.
+    #[error("ConnectWise did not answer in time: {0}")]
+    Timeout(String),
     /// An answer that is not the JSON ConnectWise sends.
     #[error("unexpected answer from ConnectWise: {0}")]
     Decode(String),
@@ -33,7 +37,10 @@ impl CwError {
     /// Whether trying again later can succeed without anyone changing the configuration.
     pub fn is_retryable(&self) -> bool {
         match self {
-            CwError::RateLimited { .. } | CwError::Transport(_) | CwError::Decode(_) => true,
+            CwError::RateLimited { .. }
+            | CwError::Transport(_)
+            | CwError::Timeout(_)
+            | CwError::Decode(_) => true,
             CwError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 409,
             CwError::InvalidQuery(_) | CwError::Unauthorized { .. } => false,
         }

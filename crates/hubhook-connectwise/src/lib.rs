@@ -1,17 +1,33 @@
 //! The ConnectWise *element adapter*: the only crate that speaks ConnectWise Manage.
 //!
-//! A poller resource is configured with a Cloud Elements hub URL such as
-//! `/hubs/crm/contacts?where=lastUpdated>'2019-03-01T10:15:00Z'`. [`HubQuery::parse`] resolves it,
-//! in process, to a ConnectWise request (`GET /company/contacts?conditions=lastUpdated > [..]`),
-//! and [`Client`] runs that request against the customer's ConnectWise site: Basic auth with
-//! `company+public:private`, the `clientId` and versioned `Accept` headers, pages of 1000
-//! following the `Link` header, and `429 Retry-After` honoured.
+//! A Cloud Elements hub URL such as `/hubs/crm/contacts?where=lastUpdated>'2019-03-01T10:15:00Z'`
+//! is resolved, in process, to a ConnectWise request (`GET /company/contacts?conditions=
+//! lastUpdated > [..]`): [`HubTarget`] maps the hub path to a ConnectWise path and
+//! [`HubQuery`] translates the parameters (CEQL `where` to `conditions`, `orderBy`, `fields`,
+//! paging). [`Client`] runs requests against the customer's ConnectWise site: Basic auth with
+//! `company+public:private`, the `clientId` and versioned `Accept` headers, `429 Retry-After`
+//! honoured, null fields filtered as the instance asks.
+//!
+//! Two callers share this path, so they cannot disagree about what a URL means: the poller
+//! reads whole lists ([`Client::fetch_all`], pages of 1000 following the `Link` header), and
+//! the hub API reads one page at a time ([`Client::fetch_page`]) and reads and writes single
+//! records ([`Client::get_record`] and friends).
 
+mod calls;
 mod client;
 mod error;
 mod hub;
 mod link;
+mod merge_patch;
+mod nulls;
+pub mod page_token;
+pub mod target;
 
+pub use calls::Page;
 pub use client::{Client, ClientOptions, Fetched, transport_message};
 pub use error::CwError;
-pub use hub::{HubQuery, hub_resource_path};
+pub use hub::{HubQuery, MAX_PAGE_SIZE};
+pub use merge_patch::merge_to_json_patch;
+pub use nulls::strip_nulls;
+pub use page_token::PageRequest;
+pub use target::{HubTarget, OBJECTS, TargetKind, hub_objects, hub_resource_path};

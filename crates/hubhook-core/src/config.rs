@@ -927,7 +927,7 @@ fn poller_url(template: &str) -> Result<Option<Vec<String>>, String> {
             .map_err(|error| error.to_string())
             .and_then(|rendered| HubUrl::parse(&rendered).map_err(|error| error.to_string()))
             .map_err(|error| format!("{POLLER_URL} ({error})"))?;
-        fields = hub_url.fields;
+        fields = hub_url.params.fields;
     }
     Ok(fields)
 }

@@ -1,14 +1,18 @@
-//! Cloud Elements hub URLs of poller resources: `/hubs/crm/contacts?where=...&orderBy=...`.
+//! Cloud Elements hub URLs: `/hubs/crm/contacts?where=...&orderBy=...`, as poller resources
+//! name them and as hub calls arrive.
 //!
-//! A poller URL names a resource of the `crm` hub and may carry `where` (CEQL), `orderBy`,
-//! `fields` and `pageSize`. This module reads a *rendered* URL (placeholders already replaced)
-//! into its parts and checks each against what ConnectWise accepts, so that a configuration
-//! whose URL could never be sent is refused when the instance is created, and the poller reads
-//! the same URL the same way at every poll. Which ConnectWise path a resource name stands for is
-//! the element adapter's business (`hubhook-connectwise`).
+//! A hub URL names a path of the `crm` hub (`contacts`, `incidents/5/comments`,
+//! `objects/service/boards`) and may carry `where` (CEQL), `orderBy`, `fields`, `pageSize`,
+//! `page` and `nextPage`. This module reads them into their parts and checks each against what
+//! ConnectWise accepts, so that a configuration whose URL could never be sent is refused when
+//! the instance is created, the poller reads the same URL the same way at every poll, and a hub
+//! call with the same parameters means the same thing ([`HubParams::from_pairs`]). Which
+//! ConnectWise path a hub path stands for is the element adapter's business
+//! (`hubhook-connectwise`).
 //!
-//! Limits, all in characters: the URL at most [`MAX_URL_LENGTH`], so its `where` clause too;
-//! CEQL adds its own limits on comparisons and nesting ([`crate::ceql`]).
+//! Limits, all in characters: the URL at most [`MAX_URL_LENGTH`], so its `where` clause too (a
+//! hub call's parameter values each at most that); CEQL adds its own limits on comparisons and
+//! nesting ([`crate::ceql`]).
 
 use percent_encoding::percent_decode_str;
 
@@ -25,9 +29,16 @@ const HUB_PREFIX: &str = "/hubs/crm/";
 /// A hub URL read into its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubUrl {
-    /// The resource name after `/hubs/crm/`, e.g. `contacts`.
-    pub resource: String,
-    /// The `where` clause.
+    /// The hub path after `/hubs/crm/`, without a trailing `/`: a resource name such as
+    /// `contacts`, or a longer path such as `incidents/5/comments` or `objects/service/boards`.
+    pub path: String,
+    pub params: HubParams,
+}
+
+/// The query parameters of a hub URL or call, checked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HubParams {
+    /// The `where` clause (an empty one is no clause).
     pub filter: Option<Expr>,
     /// `orderBy` in ConnectWise form: `company/name asc, id desc`.
     pub order_by: Option<String>,
@@ -35,6 +46,11 @@ pub struct HubUrl {
     pub fields: Option<Vec<String>>,
     /// `pageSize`, 1 to 1000.
     pub page_size: Option<u32>,
+    /// `page`, from 1. The poller reads every page and ignores it.
+    pub page: Option<u32>,
+    /// `nextPage`, the page token of a hub call as sent (an empty one is none). The poller
+    /// ignores it.
+    pub next_page: Option<String>,
 }
 
 /// Why a hub URL was refused.
@@ -43,15 +59,19 @@ pub enum HubUrlError {
     #[error("the url is {length} characters long, the limit is {MAX_URL_LENGTH}")]
     TooLong { length: usize },
     #[error(
-        "the url must start with /hubs/crm/ followed by a resource name of letters, digits, `_` and `-`"
+        "the url must start with /hubs/crm/ followed by a resource name (or path) of letters, digits, `_`, `-`, `.` and `/`"
     )]
     NotHub,
     #[error("query parameter `{name}` is not valid UTF-8 once percent-decoded")]
     NotUtf8 { name: String },
-    #[error("unsupported query parameter `{name}`, expected where, orderBy, fields or pageSize")]
+    #[error(
+        "unsupported query parameter `{name}`, expected where, orderBy, fields, pageSize, page or nextPage"
+    )]
     UnknownParameter { name: String },
     #[error("query parameter `{name}` appears more than once")]
     Duplicate { name: String },
+    #[error("query parameter `{name}` is {length} characters long, the limit is {MAX_URL_LENGTH}")]
+    ValueTooLong { name: String, length: usize },
     /// The CEQL message already starts with "Error parsing query".
     #[error("{0}")]
     Where(CeqlError),
@@ -66,6 +86,7 @@ pub enum HubUrlError {
 const ORDER_BY_FORM: &str = "comma-separated `field asc` or `field desc` (the direction may be left out), fields such as `id` or `company/name`";
 const FIELDS_FORM: &str = "comma-separated field names such as `id,company/name`";
 const PAGE_SIZE_FORM: &str = "a whole number from 1 to 1000";
+const PAGE_FORM: &str = "a whole number from 1";
 
 impl HubUrl {
     /// Reads a rendered hub URL. The query string is split by hand rather than form-decoded:
@@ -77,39 +98,53 @@ impl HubUrl {
             return Err(HubUrlError::TooLong { length });
         }
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let resource = path
+        let path = path
             .strip_prefix(HUB_PREFIX)
             .map(|rest| rest.trim_end_matches('/'))
-            .filter(|name| {
-                !name.is_empty()
-                    && name
+            .filter(|path| {
+                !path.is_empty()
+                    && path
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
             })
             .ok_or(HubUrlError::NotHub)?;
-        let mut out = HubUrl {
-            resource: resource.to_owned(),
-            filter: None,
-            order_by: None,
-            fields: None,
-            page_size: None,
-        };
-        let mut seen: Vec<&str> = Vec::new();
+        let mut pairs = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            if seen.contains(&name) {
-                return Err(HubUrlError::Duplicate {
+            let value = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| HubUrlError::NotUtf8 {
                     name: name.to_owned(),
-                });
+                })?;
+            pairs.push((name.to_owned(), value.into_owned()));
+        }
+        Ok(HubUrl {
+            path: path.to_owned(),
+            params: HubParams::from_pairs(pairs)?,
+        })
+    }
+}
+
+impl HubParams {
+    /// Reads decoded query parameters (a hub call's, form-decoded by its caller). Each may be
+    /// given once; any other parameter is refused, naming it.
+    pub fn from_pairs(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<HubParams, HubUrlError> {
+        let mut out = HubParams::default();
+        let mut seen: Vec<String> = Vec::new();
+        for (name, value) in pairs {
+            if seen.contains(&name) {
+                return Err(HubUrlError::Duplicate { name });
             }
-            seen.push(name);
-            let value =
-                percent_decode_str(raw)
-                    .decode_utf8()
-                    .map_err(|_| HubUrlError::NotUtf8 {
-                        name: name.to_owned(),
-                    })?;
-            match name {
+            let length = value.chars().count();
+            if length > MAX_URL_LENGTH {
+                return Err(HubUrlError::ValueTooLong { name, length });
+            }
+            let blank = value.trim().is_empty();
+            match name.as_str() {
+                // Form builders send an empty `where` and `nextPage` for "none".
+                "where" if blank => {}
                 "where" => out.filter = Some(parse_where(&value).map_err(HubUrlError::Where)?),
                 "orderBy" => out.order_by = Some(order_by(&value)?),
                 "fields" => out.fields = Some(fields(&value)?),
@@ -122,14 +157,15 @@ impl HubUrl {
                     out.page_size =
                         Some(size.ok_or_else(|| invalid("pageSize", &value, PAGE_SIZE_FORM))?);
                 }
-                // Paging belongs to the poller, which always reads every page.
-                "page" | "nextPage" => {}
-                other => {
-                    return Err(HubUrlError::UnknownParameter {
-                        name: other.to_owned(),
-                    });
+                "page" => {
+                    let page = value.trim().parse::<u32>().ok().filter(|n| *n >= 1);
+                    out.page = Some(page.ok_or_else(|| invalid("page", &value, PAGE_FORM))?);
                 }
+                "nextPage" if blank => {}
+                "nextPage" => out.next_page = Some(value.trim().to_owned()),
+                _ => return Err(HubUrlError::UnknownParameter { name }),
             }
+            seen.push(name);
         }
         Ok(out)
     }
@@ -204,14 +240,19 @@ mod tests {
     #[test]
     fn reads_the_documented_url() {
         let url = parse("/hubs/crm/contacts?where=lastUpdated>'2019-03-01T10:15:00Z'");
-        assert_eq!(url.resource, "contacts");
+        assert_eq!(url.path, "contacts");
         assert_eq!(
-            url.filter
+            url.params.filter
                 .map(|e| crate::ceql::to_conditions(&e))
                 .as_deref(),
             Some("lastUpdated > [2019-03-01T10:15:00Z]")
         );
-        assert_eq!(parse("/hubs/crm/time-entries/").resource, "time-entries");
+        assert_eq!(parse("/hubs/crm/time-entries/").path, "time-entries");
+        assert_eq!(
+            parse("/hubs/crm/objects/service/boards?where=id=1").path,
+            "objects/service/boards"
+        );
+        assert_eq!(parse("/hubs/crm/incidents/5/comments").path, "incidents/5/comments");
     }
 
     #[test]
@@ -220,18 +261,19 @@ mod tests {
             "/hubs/crm/contacts?orderBy=company.name%20ASC,%20id%20desc,lastName&fields=id,_info/lastUpdated,company.name&pageSize=50&page=3",
         );
         assert_eq!(
-            url.order_by.as_deref(),
+            url.params.order_by.as_deref(),
             Some("company/name asc, id desc, lastName")
         );
         assert_eq!(
-            url.fields,
+            url.params.fields,
             Some(vec![
                 "id".to_owned(),
                 "_info/lastUpdated".to_owned(),
                 "company/name".to_owned()
             ])
         );
-        assert_eq!(url.page_size, Some(50));
+        assert_eq!(url.params.page_size, Some(50));
+        assert_eq!(url.params.page, Some(3));
     }
 
     #[test]
@@ -271,7 +313,7 @@ mod tests {
         );
         check_error(
             "/hubs/crm/contacts?limit=3",
-            "unsupported query parameter `limit`, expected where, orderBy, fields or pageSize",
+            "unsupported query parameter `limit`, expected where, orderBy, fields, pageSize, page or nextPage",
         );
         check_error(
             "/hubs/crm/contacts?where=%FF",
@@ -285,11 +327,39 @@ mod tests {
             "/company/contacts",
             "/hubs/crm/",
             "/hubs/crm/a b",
-            "/hubs/crm/a/b",
+            "/hubs/crm/a#b",
+            "/hubs/crm/a%2Fb",
             "hubs/crm/x",
         ] {
             assert_eq!(HubUrl::parse(path), Err(HubUrlError::NotHub), "{path}");
         }
+    }
+
+    #[test]
+    fn reads_the_parameters_of_hub_calls() {
+        let pairs = |list: &[(&str, &str)]| {
+            HubParams::from_pairs(list.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        let params = pairs(&[("where", "name = 'a+b'"), ("nextPage", "YWZ0ZXI6NQ"), ("page", "2")])
+            .expect("parses");
+        assert!(params.filter.is_some());
+        assert_eq!(params.next_page.as_deref(), Some("YWZ0ZXI6NQ"));
+        assert_eq!(params.page, Some(2));
+        assert_eq!(pairs(&[("where", " "), ("nextPage", "")]), Ok(HubParams::default()));
+        for page in ["0", "-1", "x", ""] {
+            assert_eq!(
+                pairs(&[("page", page)]).map_err(|e| e.to_string()),
+                Err(format!("`page` `{page}` is not valid, expected a whole number from 1"))
+            );
+        }
+        let long = "a".repeat(MAX_URL_LENGTH + 1);
+        assert_eq!(
+            pairs(&[("fields", &long)]),
+            Err(HubUrlError::ValueTooLong {
+                name: "fields".into(),
+                length: MAX_URL_LENGTH + 1
+            })
+        );
     }
 
     #[test]
@@ -343,10 +413,10 @@ mod properties {
         #[test]
         fn arbitrary_urls_never_panic_and_normal_forms_are_stable(url in url()) {
             if let Ok(parsed) = HubUrl::parse(&url) {
-                if let Some(order) = &parsed.order_by {
+                if let Some(order) = &parsed.params.order_by {
                     prop_assert_eq!(order_by(order), Ok(order.clone()));
                 }
-                if let Some(fields) = &parsed.fields {
+                if let Some(fields) = &parsed.params.fields {
                     let joined = fields.join(",");
                     prop_assert_eq!(self::fields(&joined), Ok(fields.clone()));
                 }

@@ -42,7 +42,7 @@ pub use event::{
 };
 pub use field_changes::{BOOKKEEPING, FieldChange, changed_fields};
 pub use field_path::FieldPath;
-pub use hub_url::{HubUrl, HubUrlError, MAX_URL_LENGTH};
+pub use hub_url::{HubParams, HubUrl, HubUrlError, MAX_URL_LENGTH};
 pub use ids::{EventId, InstanceId, NotificationId};
 pub use java_time::{JavaPattern, PatternError, parse_zone};
 pub use placeholders::{PlaceholderError, max_rendered_length, render_url, validate_template};

@@ -4,6 +4,7 @@
 //! stored records.
 
 pub mod activities;
+pub mod boards;
 pub mod callback_entries;
 pub mod companies;
 pub mod contacts;
@@ -14,6 +15,7 @@ pub mod render;
 pub mod seed;
 pub mod tickets;
 pub mod time_entries;
+pub mod user_defined_fields;
 pub mod write;
 
 use crate::prng::SplitMix64;
@@ -89,6 +91,9 @@ pub static ALL: &[&ResourceDef] = &[
     &activities::DEF,
     &time_entries::DEF,
     &callback_entries::DEF,
+    // Added after the others so that the seed data of those stays what it was.
+    &boards::DEF,
+    &user_defined_fields::DEF,
 ];
 
 pub fn index_of(path: &str) -> Option<usize> {

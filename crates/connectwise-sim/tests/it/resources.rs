@@ -404,3 +404,82 @@ async fn members_are_read_only_and_time_entries_compute_hours() {
     assert_eq!(entry["enteredBy"], "apiuser");
     assert_eq!(entry["member"]["name"], "API User");
 }
+
+#[tokio::test]
+async fn boards_are_the_ones_tickets_reference_and_read_only() {
+    let app = App::start().await;
+    let (status, boards) = app.get_json("service/boards").await;
+    assert_eq!(status, 200);
+    let board_ids: Vec<i64> = boards
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(board_ids, [1, 2, 3], "the boards of every --records value");
+    let (_, tickets) = app.get_json("service/tickets?pageSize=1000").await;
+    for ticket in tickets.as_array().expect("array") {
+        let board = ticket["board"]["id"].as_i64().expect("board id");
+        assert!(board_ids.contains(&board), "{ticket}");
+        let (status, one) = app.get_json(&format!("service/boards/{board}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(one["name"], ticket["board"]["name"]);
+    }
+    let (_, filtered) = app
+        .get_json(&format!(
+            "service/boards?conditions={}",
+            urlenc("name like \"Help%\"")
+        ))
+        .await;
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");
+    let (status, _) = status_json(
+        app.api(Method::POST, "service/boards")
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn user_defined_fields_are_written_like_other_records() {
+    let app = App::start().await;
+    let (status, seeded) = app.get_json("system/userDefinedFields").await;
+    assert_eq!(status, 200);
+    assert_eq!(seeded.as_array().map(Vec::len), Some(8), "{seeded}");
+    let (status, created) = status_json(
+        app.api(Method::POST, "system/userDefinedFields")
+            .json(&json!({"podId": 1, "caption": "Shoe Size", "fieldTypeIdentifier": "Number", "sequenceNumber": 9}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["entryTypeIdentifier"], "EntryField", "default");
+    assert!(created["dateCreated"].is_string(), "{created}");
+    let id = created["id"].as_i64().expect("id");
+    let (status, patched) = status_json(
+        app.api(Method::PATCH, &format!("system/userDefinedFields/{id}"))
+            .json(&json!([{"op": "replace", "path": "caption", "value": "Boot Size"}]))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["caption"], "Boot Size");
+    assert_eq!(patched["dateCreated"], created["dateCreated"]);
+    let (status, refused) = status_json(
+        app.api(Method::POST, "system/userDefinedFields")
+            .json(&json!({"caption": "No Pod"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(refused.to_string().contains("podId"), "{refused}");
+}

@@ -1,0 +1,106 @@
+//! `system/userDefinedFields` (fields: SPEC UserDefinedField; the Cloud Elements `fields`
+//! resource of the crm hub, whose payloads carry `podId`, `fieldTypeIdentifier`,
+//! `sequenceNumber` and `caption`, reference §4.3).
+
+use serde_json::Value;
+
+use super::seed::SeedCtx;
+use super::{ResourceDef, pick};
+use crate::prng::SplitMix64;
+use crate::schema::{Field, Kind, Map, field, info, read_only};
+use crate::store::Stamp;
+
+static FIELDS: &[Field] = &[
+    read_only("id", Kind::Int),
+    field("podId", Kind::Int),
+    field("caption", Kind::Str),
+    field("sequenceNumber", Kind::Int),
+    field("helpText", Kind::Str),
+    field("fieldTypeIdentifier", Kind::Str),
+    field("numberOfDecimals", Kind::Int),
+    field("entryTypeIdentifier", Kind::Str),
+    field("requiredFlag", Kind::Bool),
+    field("displayOnScreenFlag", Kind::Bool),
+    field("readOnlyFlag", Kind::Bool),
+    field("listViewFlag", Kind::Bool),
+    read_only("dateCreated", Kind::DateTime),
+    info(),
+];
+
+pub static DEF: ResourceDef = ResourceDef {
+    path: "system/userDefinedFields",
+    entity: "userDefinedField",
+    display: "UserDefinedField",
+    callback_type: None,
+    fields: FIELDS,
+    required: &["podId", "caption", "fieldTypeIdentifier"],
+    unique: &[],
+    soft_delete: false,
+    entered_info: false,
+    writable: true,
+    id_base: 40,
+    parent: None,
+    info_hrefs: |_, _| Vec::new(),
+    defaults,
+    reference: |rec| pick(rec, &["id", "caption"]),
+    on_write,
+    validate: super::no_checks,
+    seed,
+};
+
+fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
+    m.insert("sequenceNumber".into(), 1.into());
+    m.insert("numberOfDecimals".into(), 0.into());
+    m.insert("entryTypeIdentifier".into(), "EntryField".into());
+    for flag in [
+        "requiredFlag",
+        "displayOnScreenFlag",
+        "readOnlyFlag",
+        "listViewFlag",
+    ] {
+        m.insert(flag.into(), false.into());
+    }
+}
+
+fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
+    let created = previous
+        .and_then(|p| p.get("dateCreated").cloned())
+        .unwrap_or_else(|| stamp.now.clone().into());
+    rec.insert("dateCreated".into(), created);
+}
+
+/// (screen id, caption, field type): screens are ConnectWise "pods" (contact, company, ticket).
+static SEEDED: &[(i64, &str, &str)] = &[
+    (1, "Preferred Contact Time", "Text"),
+    (1, "Newsletter", "Checkbox"),
+    (2, "Account Tier", "Text"),
+    (2, "Contract Renewal", "Date"),
+    (2, "Seats", "Number"),
+    (3, "Dispatch Billing Required", "Checkbox"),
+    (3, "Root Cause", "Text"),
+    (3, "Affected Users", "Number"),
+];
+
+/// At most the captions above: user-defined fields are a short list on any real site.
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
+    SEEDED
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, (pod, caption, kind))| {
+            let mut m = Map::new();
+            defaults(&mut m, ctx.rng);
+            m.insert("podId".into(), (*pod).into());
+            m.insert("caption".into(), (*caption).into());
+            m.insert("sequenceNumber".into(), (i as i64 + 1).into());
+            m.insert("fieldTypeIdentifier".into(), (*kind).into());
+            m.insert("displayOnScreenFlag".into(), true.into());
+            let info = ctx.info(false);
+            if let Some(updated) = info.get("lastUpdated") {
+                m.insert("dateCreated".into(), updated.clone());
+            }
+            m.insert("_info".into(), Value::Object(info));
+            m
+        })
+        .collect()
+}

@@ -1,0 +1,121 @@
+//! The calls behind the hub API: one page of a list, and one record read, created, replaced,
+//! patched or deleted. Each is one ConnectWise request (plus the `429` waits of
+//! [`Client::send`](crate::Client)); the poller's [`Client::fetch_all`] reads whole lists with
+//! the same query and the same answer handling.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::{MAX_PAGE_BYTES, Overflow, read_limited};
+use crate::nulls::strip_nulls;
+use crate::page_token::PageRequest;
+use crate::{Client, CwError, HubQuery};
+
+/// One page of a hub list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// What ConnectWise answered: a JSON array of records, or, for an `objects/` path that is
+    /// not a list (`system/info`, `.../count`), that object as it is.
+    pub body: Value,
+    /// The page after this one, when this one was full. A full last page is followed by an
+    /// empty one: ConnectWise's `Link` headers cannot be trusted to say which page is the last
+    /// (reference `connectwise-paging.md`), while an empty page always is.
+    pub next: Option<PageRequest>,
+}
+
+impl Client {
+    /// The page of `query` that `query.page` asks for; see [`crate::page_token`] for the
+    /// paging style.
+    pub async fn fetch_page(&self, query: &HubQuery) -> Result<Page, CwError> {
+        let forward_only = query.forward_only();
+        let mut url = self.list_url(query)?;
+        let number = match query.page {
+            PageRequest::After(id) => {
+                url.query_pairs_mut()
+                    .append_pair("pageId", &id.to_string());
+                None
+            }
+            PageRequest::Number(n) => Some(n),
+            PageRequest::First if forward_only => None,
+            PageRequest::First => Some(1),
+        };
+        if let Some(n) = number {
+            url.query_pairs_mut().append_pair("page", &n.to_string());
+        }
+        let response = self
+            .send(Method::GET, url.as_str(), None, forward_only)
+            .await?;
+        let body = self.read_json(response).await?;
+        let full = matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
+        let next = match (full, &body, number) {
+            (false, _, _) => None,
+            (true, _, Some(n)) => n.checked_add(1).map(PageRequest::Number),
+            (true, Value::Array(records), None) => {
+                let last = records
+                    .last()
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| {
+                        CwError::Decode(
+                            "the last record of a full page has no numeric id, so the list cannot be continued after it".to_string(),
+                        )
+                    })?;
+                Some(PageRequest::After(last))
+            }
+            (true, _, None) => None,
+        };
+        Ok(Page { body, next })
+    }
+
+    /// `GET {path}`: one record (or whatever a passthrough path answers).
+    pub async fn get_record(&self, path: &str) -> Result<Value, CwError> {
+        self.record_call(Method::GET, path, None).await
+    }
+
+    /// `POST {path}`: creates a record; ConnectWise answers `201` with it.
+    pub async fn create_record(&self, path: &str, body: &Value) -> Result<Value, CwError> {
+        self.record_call(Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT {path}`: replaces every field of the record.
+    pub async fn replace_record(&self, path: &str, body: &Value) -> Result<Value, CwError> {
+        self.record_call(Method::PUT, path, Some(body)).await
+    }
+
+    /// `PATCH {path}` with a JSON Patch array (see [`crate::merge_to_json_patch`]).
+    pub async fn patch_record(&self, path: &str, operations: &Value) -> Result<Value, CwError> {
+        self.record_call(Method::PATCH, path, Some(operations))
+            .await
+    }
+
+    /// `DELETE {path}`; ConnectWise answers `204` (companies are only marked deleted).
+    pub async fn delete_record(&self, path: &str) -> Result<(), CwError> {
+        self.record_call(Method::DELETE, path, None).await.map(drop)
+    }
+
+    async fn record_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CwError> {
+        let url = self.url(path)?;
+        let response = self.send(method, url.as_str(), body, false).await?;
+        self.read_json(response).await
+    }
+
+    /// A success answer's JSON (null when it has no body, as a `204`), nulls filtered as the
+    /// instance asks.
+    async fn read_json(&self, response: reqwest::Response) -> Result<Value, CwError> {
+        let bytes = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        let mut value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
+        if self.options.filter_nulls {
+            strip_nulls(&mut value);
+        }
+        Ok(value)
+    }
+}
