@@ -31,8 +31,7 @@ impl Client {
         let mut url = self.list_url(query)?;
         let number = match query.page {
             PageRequest::After(id) => {
-                url.query_pairs_mut()
-                    .append_pair("pageId", &id.to_string());
+                url.query_pairs_mut().append_pair("pageId", &id.to_string());
                 None
             }
             PageRequest::Number(n) => Some(n),
@@ -46,7 +45,8 @@ impl Client {
             .send(Method::GET, url.as_str(), None, forward_only)
             .await?;
         let body = self.read_json(response).await?;
-        let full = matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
+        let full =
+            matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
         let next = match (full, &body, number) {
             (false, _, _) => None,
             (true, _, Some(n)) => n.checked_add(1).map(PageRequest::Number),

@@ -320,11 +320,7 @@ pub(crate) async fn read_limited(
     overflow: Overflow,
 ) -> Result<Vec<u8>, CwError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(&e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
         let room = limit - body.len();
         if chunk.len() > room {
             return match overflow {
@@ -343,21 +339,38 @@ pub(crate) async fn read_limited(
 }
 
 /// ConnectWise error bodies are `{"code":..,"message":..}` (or `{"error":..,"message":..}` on
-/// 429); fall back to the raw text, shortened, for anything else.
+/// 429), with the field problems of a refused write in `errors[]` (`{"code":"InvalidObject",
+/// "message":"contact object is invalid","errors":[{"message":"The firstName field is
+/// required.","field":"firstName",..}]}`): those say what to fix, so they are kept. Anything
+/// else falls back to the raw text, shortened.
 fn provider_message(body: &str) -> String {
-    match serde_json::from_str::<Value>(body) {
-        Ok(v) => match (
-            v.get("code")
-                .or_else(|| v.get("error"))
-                .and_then(Value::as_str),
-            v.get("message").and_then(Value::as_str),
-        ) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (None, Some(message)) => message.to_string(),
-            _ => body.chars().take(500).collect(),
-        },
-        Err(_) => body.chars().take(500).collect(),
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return body.chars().take(500).collect();
+    };
+    let code = v
+        .get("code")
+        .or_else(|| v.get("error"))
+        .and_then(Value::as_str);
+    let Some(message) = v.get("message").and_then(Value::as_str) else {
+        return body.chars().take(500).collect();
+    };
+    let mut text = match code {
+        Some(code) => format!("{code}: {message}"),
+        None => message.to_string(),
+    };
+    let details: Vec<&str> = v
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .collect();
+    if !details.is_empty() {
+        text.push_str(" (");
+        text.push_str(&details.join(" "));
+        text.push(')');
     }
+    text
 }
 
 /// A failed exchange: a timeout (which the hub answers with 504) or any other transport failure.
@@ -380,4 +393,29 @@ pub fn transport_message(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provider_message;
+
+    #[test]
+    fn provider_messages_keep_connectwise_words() {
+        let check = |body: &str, expected: &str| assert_eq!(provider_message(body), expected);
+        check(
+            r#"{"code":"NotFound","message":"Contact 57919 not found"}"#,
+            "NotFound: Contact 57919 not found",
+        );
+        check(
+            r#"{"code":"InvalidObject","message":"contact object is invalid","errors":[{"code":"MissingRequiredField","message":"The firstName field is required.","resource":"contact","field":"firstName"},{"code":"InvalidField","message":"Invalid URL","field":"url"}]}"#,
+            "InvalidObject: contact object is invalid (The firstName field is required. Invalid URL)",
+        );
+        check(
+            r#"{"error":"ConnectWiseAPI","message":"Too many requests."}"#,
+            "ConnectWiseAPI: Too many requests.",
+        );
+        check(r#"{"message":"m","errors":null}"#, "m");
+        check("<html>Bad Gateway</html>", "<html>Bad Gateway</html>");
+        check(r#"{"code":"x"}"#, r#"{"code":"x"}"#);
+    }
 }

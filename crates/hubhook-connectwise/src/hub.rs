@@ -247,7 +247,10 @@ mod tests {
     fn pages_and_paging_style() {
         let query = |url: &str| HubQuery::parse(url, None).expect("parses");
         let q = query("/hubs/crm/contacts?where=");
-        assert_eq!((q.conditions.as_deref(), q.page), (None, PageRequest::First));
+        assert_eq!(
+            (q.conditions.as_deref(), q.page),
+            (None, PageRequest::First)
+        );
         assert!(q.forward_only());
         let q = query("/hubs/crm/contacts?page=3");
         assert_eq!(q.page, PageRequest::Number(3));
@@ -260,7 +263,10 @@ mod tests {
         let q = query(&format!("/hubs/crm/contacts?page=1&nextPage={token}"));
         assert_eq!(q.page, PageRequest::After(57_010));
         assert!(q.forward_only());
-        assert_eq!(query("/hubs/crm/contacts?nextPage=").page, PageRequest::First);
+        assert_eq!(
+            query("/hubs/crm/contacts?nextPage=").page,
+            PageRequest::First
+        );
         let token = PageRequest::Number(4).token().expect("token");
         let q = query(&format!("/hubs/crm/contacts?nextPage={token}"));
         assert_eq!(q.page, PageRequest::Number(4));

@@ -10,9 +10,11 @@
 //!   it omitted as null can be replaced too);
 //! - `null`: `remove` (ConnectWise sets the field to its default).
 //!
-//! `id` and `_info` are read-only in every ConnectWise model; they are left out, so that a record
-//! read with GET can be changed and sent back whole. A body that is already an array is taken to
-//! be JSON Patch and sent as it is, for users who copy ConnectWise's own examples.
+//! `id` and `_info` are read-only in every ConnectWise model and are in every record a GET shows,
+//! so they are left out: a caller may send them back with its changes. Other read-only fields
+//! (which differ by model) are ConnectWise's to refuse, in its own words. A body that is already
+//! an array is taken to be JSON Patch and sent as it is, for users who copy ConnectWise's own
+//! examples.
 
 use serde_json::{Map, Value, json};
 

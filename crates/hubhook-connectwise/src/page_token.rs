@@ -98,7 +98,10 @@ mod tests {
             assert_eq!(PageRequest::from_token(&token), Ok(page));
         }
         assert_eq!(PageRequest::First.token(), None);
-        assert_eq!(PageRequest::After(57010).token().as_deref(), Some("YWZ0ZXI6NTcwMTA"));
+        assert_eq!(
+            PageRequest::After(57010).token().as_deref(),
+            Some("YWZ0ZXI6NTcwMTA")
+        );
     }
 
     #[test]

@@ -153,7 +153,10 @@ impl HubTarget {
                 let scope = format!(
                     "(chargeToType = \"ServiceTicket\" or chargeToType = \"ProjectTicket\") and chargeToId = {id}"
                 );
-                Ok(HubTarget::collection("time/entries".to_string(), Some(scope)))
+                Ok(HubTarget::collection(
+                    "time/entries".to_string(),
+                    Some(scope),
+                ))
             }
             _ => Err(invalid(format!(
                 "hub path `{}` is not supported: expected `{first}`, `{first}/{{id}}`{}",
@@ -213,11 +216,13 @@ fn passthrough(segments: &[&str], hub_path: &str) -> Result<HubTarget, CwError> 
     let path = segments.join("/");
     let last = segments[segments.len() - 1];
     // ConnectWise record ids are numbers; every collection path ends with a name.
-    Ok(if segments.len() > 1 && last.bytes().all(|b| b.is_ascii_digit()) {
-        HubTarget::record(path)
-    } else {
-        HubTarget::collection(path, None)
-    })
+    Ok(
+        if segments.len() > 1 && last.bytes().all(|b| b.is_ascii_digit()) {
+            HubTarget::record(path)
+        } else {
+            HubTarget::collection(path, None)
+        },
+    )
 }
 
 /// A record id in a hub path: decimal digits only.
@@ -260,10 +265,16 @@ mod tests {
     fn documented_resources() {
         check("contacts", Ok(("company/contacts", Collection, None)));
         check("/contacts/", Ok(("company/contacts", Collection, None)));
-        check("Contacts/57001", Ok(("company/contacts/57001", Record, None)));
+        check(
+            "Contacts/57001",
+            Ok(("company/contacts/57001", Record, None)),
+        );
         check("organizations", Ok(("company/companies", Collection, None)));
         check("incidents/5", Ok(("service/tickets/5", Record, None)));
-        check("opportunities", Ok(("sales/opportunities", Collection, None)));
+        check(
+            "opportunities",
+            Ok(("sales/opportunities", Collection, None)),
+        );
         check("activities", Ok(("sales/activities", Collection, None)));
         check("time-entries/3", Ok(("time/entries/3", Record, None)));
         check("fields", Ok(("system/userDefinedFields", Collection, None)));

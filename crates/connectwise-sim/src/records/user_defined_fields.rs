@@ -1,6 +1,10 @@
 //! `system/userDefinedFields` (fields: SPEC UserDefinedField; the Cloud Elements `fields`
 //! resource of the crm hub, whose payloads carry `podId`, `fieldTypeIdentifier`,
 //! `sequenceNumber` and `caption`, reference §4.3).
+//!
+//! Seeded fields without help text carry `"helpText": null`: ConnectWise answers omit null
+//! fields "frequently" (reference §3.1), not always, so clients (and hubhook's
+//! `filter.response.nulls`) must meet both forms. Records written through the API omit them.
 
 use serde_json::Value;
 
@@ -69,16 +73,27 @@ fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
     rec.insert("dateCreated".into(), created);
 }
 
-/// (screen id, caption, field type): screens are ConnectWise "pods" (contact, company, ticket).
-static SEEDED: &[(i64, &str, &str)] = &[
-    (1, "Preferred Contact Time", "Text"),
-    (1, "Newsletter", "Checkbox"),
-    (2, "Account Tier", "Text"),
-    (2, "Contract Renewal", "Date"),
-    (2, "Seats", "Number"),
-    (3, "Dispatch Billing Required", "Checkbox"),
-    (3, "Root Cause", "Text"),
-    (3, "Affected Users", "Number"),
+/// (screen id, caption, field type, help text): screens are ConnectWise "pods" (contact,
+/// company, ticket).
+static SEEDED: &[(i64, &str, &str, Option<&str>)] = &[
+    (
+        1,
+        "Preferred Contact Time",
+        "Text",
+        Some("Morning or afternoon"),
+    ),
+    (1, "Newsletter", "Checkbox", None),
+    (2, "Account Tier", "Text", Some("Gold, Silver or Bronze")),
+    (2, "Contract Renewal", "Date", None),
+    (2, "Seats", "Number", None),
+    (3, "Dispatch Billing Required", "Checkbox", None),
+    (
+        3,
+        "Root Cause",
+        "Text",
+        Some("Filled in when the ticket closes"),
+    ),
+    (3, "Affected Users", "Number", None),
 ];
 
 /// At most the captions above: user-defined fields are a short list on any real site.
@@ -87,13 +102,14 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
         .iter()
         .take(n)
         .enumerate()
-        .map(|(i, (pod, caption, kind))| {
+        .map(|(i, (pod, caption, kind, help))| {
             let mut m = Map::new();
             defaults(&mut m, ctx.rng);
             m.insert("podId".into(), (*pod).into());
             m.insert("caption".into(), (*caption).into());
             m.insert("sequenceNumber".into(), (i as i64 + 1).into());
             m.insert("fieldTypeIdentifier".into(), (*kind).into());
+            m.insert("helpText".into(), help.map_or(Value::Null, Value::from));
             m.insert("displayOnScreenFlag".into(), true.into());
             let info = ctx.info(false);
             if let Some(updated) = info.get("lastUpdated") {

@@ -449,6 +449,9 @@ async fn user_defined_fields_are_written_like_other_records() {
     let (status, seeded) = app.get_json("system/userDefinedFields").await;
     assert_eq!(status, 200);
     assert_eq!(seeded.as_array().map(Vec::len), Some(8), "{seeded}");
+    // Some seeded fields show their missing help text as null, as ConnectWise sometimes does.
+    assert!(seeded[1]["helpText"].is_null() && seeded[1].get("helpText").is_some());
+    assert_eq!(seeded[0]["helpText"], "Morning or afternoon");
     let (status, created) = status_json(
         app.api(Method::POST, "system/userDefinedFields")
             .json(&json!({"podId": 1, "caption": "Shoe Size", "fieldTypeIdentifier": "Number", "sequenceNumber": 9}))

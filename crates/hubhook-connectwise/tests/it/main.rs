@@ -5,6 +5,8 @@ use hubhook_connectwise::{Client, ClientOptions, CwError, HubQuery};
 use hubhook_core::ConnectWiseCredentials;
 use serde_json::Value;
 
+mod hub_calls;
+
 async fn sim(records: usize) -> SimHandle {
     Simulator::spawn(
         SimConfig {
