@@ -1,7 +1,7 @@
 //! The Cloud Elements `Authorization` header: `User <secret>, Organization <secret>`.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use hubhook_core::parse_authorization;
+use hubhook_core::{AuthHeader, parse_authorization};
 use hubhook_store::Principal;
 use sha2::{Digest, Sha256};
 
@@ -21,34 +21,44 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized(format!("missing Authorization header, {EXPECTED}"))
-            })?
-            .to_str()
-            .map_err(|_| {
-                ApiError::unauthorized(format!("Authorization header is not text, {EXPECTED}"))
-            })?;
-        let auth = parse_authorization(header).map_err(|e| {
-            ApiError::unauthorized(format!("invalid Authorization header: {e}; {EXPECTED}"))
-        })?;
-        let (Some(user), Some(organization)) = (auth.user, auth.organization) else {
-            return Err(ApiError::unauthorized(format!(
-                "Authorization header needs both User and Organization secrets, {EXPECTED}"
-            )));
-        };
-        let principal = state
-            .engine
-            .store()
-            .authenticate(secret_hash(&organization), secret_hash(&user))
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized("the User and Organization secrets are not valid")
-            })?;
-        Ok(Caller(principal))
+        let auth = authorization(parts, EXPECTED)?;
+        authenticate(state, &auth, EXPECTED).await.map(Caller)
     }
+}
+
+/// The parsed `Authorization` header; `expected` (the form the route wants) ends every
+/// refusal. The messages never repeat the secrets.
+pub(crate) fn authorization(parts: &Parts, expected: &str) -> Result<AuthHeader, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized(format!("missing Authorization header, {expected}")))?
+        .to_str()
+        .map_err(|_| {
+            ApiError::unauthorized(format!("Authorization header is not text, {expected}"))
+        })?;
+    parse_authorization(header).map_err(|e| {
+        ApiError::unauthorized(format!("invalid Authorization header: {e}; {expected}"))
+    })
+}
+
+/// The organization and user whose secrets the header carries.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    auth: &AuthHeader,
+    expected: &str,
+) -> Result<Principal, ApiError> {
+    let (Some(user), Some(organization)) = (&auth.user, &auth.organization) else {
+        return Err(ApiError::unauthorized(format!(
+            "Authorization header needs both User and Organization secrets, {expected}"
+        )));
+    };
+    state
+        .engine
+        .store()
+        .authenticate(secret_hash(organization), secret_hash(user))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the User and Organization secrets are not valid"))
 }
 
 /// Secrets and tokens are random and long, so a plain SHA-256 is enough to store them safely

@@ -85,11 +85,16 @@ impl From<hubhook_store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = request_id();
-        let message = if self.status.is_server_error() {
+        // Only our own failures are hidden (and logged as errors); a 502 or 504 says what the
+        // provider did, which is the caller's to know and not a fault of ours.
+        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(request_id = %request_id, error = ?self.message, "request failed");
             "An internal error occurred; the server log has the details under this requestId"
                 .to_string()
         } else {
+            if self.status.is_server_error() {
+                tracing::warn!(request_id = %request_id, status = self.status.as_u16(), error = ?self.message, "the provider failed the request");
+            }
             self.message
         };
         let body = ErrorBody {

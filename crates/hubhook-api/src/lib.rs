@@ -41,7 +41,10 @@ const REQUEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 pub fn router(state: AppState) -> Router {
     metrics::install();
     let (router, description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .nest("/elements/api-v2", routes::instances::router())
+        .nest(
+            "/elements/api-v2",
+            routes::instances::router().merge(routes::hub::router()),
+        )
         .merge(routes::health::router())
         .merge(metrics::router())
         .split_for_parts();

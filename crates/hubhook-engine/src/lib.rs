@@ -56,6 +56,8 @@ pub struct EngineConfig {
     pub poll_concurrency: u32,
     /// Deliveries in flight at once from this node.
     pub delivery_concurrency: u32,
+    /// Total time allowed for one ConnectWise request (a poll's page, a hub call).
+    pub connectwise_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +72,7 @@ impl Default for EngineConfig {
             delivery_timeout: Duration::from_secs(30),
             poll_concurrency: 4,
             delivery_concurrency: 16,
+            connectwise_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -100,7 +103,7 @@ impl Engine {
         let callback_policy = CallbackPolicy::new(config.allow_private_callbacks);
         let connectwise_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .timeout(config.connectwise_timeout)
             // ConnectWise answers API calls directly; following a redirect would carry the
             // API member's keys to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
@@ -155,6 +158,23 @@ impl Engine {
             self.inner.connectwise_http.clone(),
             credentials,
             hubhook_connectwise::ClientOptions::default(),
+        )
+    }
+
+    /// The element adapter of an instance: a client for its credentials that answers as the
+    /// instance's settings ask (`filter.response.nulls`). The poller and the hub API both use
+    /// it, so a record looks the same in an event and in a hub answer.
+    pub fn element(
+        &self,
+        config: &hubhook_core::InstanceConfig,
+    ) -> Result<hubhook_connectwise::Client, hubhook_connectwise::CwError> {
+        hubhook_connectwise::Client::new(
+            self.inner.connectwise_http.clone(),
+            &config.connectwise,
+            hubhook_connectwise::ClientOptions {
+                filter_nulls: config.filter_response_nulls,
+                ..hubhook_connectwise::ClientOptions::default()
+            },
         )
     }
 

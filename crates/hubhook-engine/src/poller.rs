@@ -195,7 +195,7 @@ async fn poll(
     let query = HubQuery::parse(&url, resource.page_size)
         .map_err(|e| PollFailure::new(e.to_string(), interval))?;
     let client = engine
-        .connectwise(&config.connectwise)
+        .element(&config)
         .map_err(|e| PollFailure::new(e.to_string(), interval))?;
     let requested_at = engine.clock().now();
     let fetched = client.fetch_all(&query).await.map_err(|e| {

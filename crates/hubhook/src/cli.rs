@@ -69,6 +69,10 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_lease: Option<u64>,
+    /// Seconds one ConnectWise request may take (a poll's page, a hub call; a hub call that runs out answers 504) [env: HUBHOOK_CONNECTWISE_TIMEOUT] [default: 120]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectwise_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args, Serialize, Default)]

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub poll_lease: u64,
     /// Seconds a claimed notification stays leased; must exceed the delivery timeout.
     pub delivery_lease: u64,
+    /// Seconds one ConnectWise request may take (a poll's page, a hub call).
+    pub connectwise_timeout: u64,
 }
 
 impl Default for ServeConfig {
@@ -55,6 +57,7 @@ impl Default for ServeConfig {
             max_connections: 4096,
             poll_lease: 60,
             delivery_lease: 60,
+            connectwise_timeout: 120,
         }
     }
 }
@@ -103,6 +106,15 @@ impl ServeConfig {
 
     pub fn min_refresh_interval(&self) -> Duration {
         Duration::from_secs(self.min_refresh_interval)
+    }
+
+    /// The ConnectWise request timeout; at least one second, so that no setting makes every
+    /// request fail at once.
+    pub fn connectwise_timeout(&self) -> anyhow::Result<Duration> {
+        match self.connectwise_timeout {
+            0 => bail!("connectwise_timeout: 0 seconds, expected at least 1"),
+            seconds => Ok(Duration::from_secs(seconds)),
+        }
     }
 
     /// The node id: as configured, or the host name and the listen address, which is unique

@@ -61,6 +61,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         node_id,
         poll_lease,
         delivery_lease,
+        connectwise_timeout: config.connectwise_timeout()?,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, engine_config, Clock::system())?;

@@ -1,5 +1,6 @@
 pub mod console;
 pub mod health;
+pub mod hub;
 pub mod instances;
 
 use crate::ApiError;

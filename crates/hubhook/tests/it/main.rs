@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod hardening;
+mod hub;
 mod instances;
 mod observability;
 mod processes;
