@@ -111,11 +111,12 @@ impl HubUrl {
         let mut pairs = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| HubUrlError::NotUtf8 {
-                    name: name.to_owned(),
-                })?;
+            let value =
+                percent_decode_str(raw)
+                    .decode_utf8()
+                    .map_err(|_| HubUrlError::NotUtf8 {
+                        name: name.to_owned(),
+                    })?;
             pairs.push((name.to_owned(), value.into_owned()));
         }
         Ok(HubUrl {
@@ -242,7 +243,8 @@ mod tests {
         let url = parse("/hubs/crm/contacts?where=lastUpdated>'2019-03-01T10:15:00Z'");
         assert_eq!(url.path, "contacts");
         assert_eq!(
-            url.params.filter
+            url.params
+                .filter
                 .map(|e| crate::ceql::to_conditions(&e))
                 .as_deref(),
             Some("lastUpdated > [2019-03-01T10:15:00Z]")
@@ -252,7 +254,10 @@ mod tests {
             parse("/hubs/crm/objects/service/boards?where=id=1").path,
             "objects/service/boards"
         );
-        assert_eq!(parse("/hubs/crm/incidents/5/comments").path, "incidents/5/comments");
+        assert_eq!(
+            parse("/hubs/crm/incidents/5/comments").path,
+            "incidents/5/comments"
+        );
     }
 
     #[test]
@@ -340,16 +345,25 @@ mod tests {
         let pairs = |list: &[(&str, &str)]| {
             HubParams::from_pairs(list.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         };
-        let params = pairs(&[("where", "name = 'a+b'"), ("nextPage", "YWZ0ZXI6NQ"), ("page", "2")])
-            .expect("parses");
+        let params = pairs(&[
+            ("where", "name = 'a+b'"),
+            ("nextPage", "YWZ0ZXI6NQ"),
+            ("page", "2"),
+        ])
+        .expect("parses");
         assert!(params.filter.is_some());
         assert_eq!(params.next_page.as_deref(), Some("YWZ0ZXI6NQ"));
         assert_eq!(params.page, Some(2));
-        assert_eq!(pairs(&[("where", " "), ("nextPage", "")]), Ok(HubParams::default()));
+        assert_eq!(
+            pairs(&[("where", " "), ("nextPage", "")]),
+            Ok(HubParams::default())
+        );
         for page in ["0", "-1", "x", ""] {
             assert_eq!(
                 pairs(&[("page", page)]).map_err(|e| e.to_string()),
-                Err(format!("`page` `{page}` is not valid, expected a whole number from 1"))
+                Err(format!(
+                    "`page` `{page}` is not valid, expected a whole number from 1"
+                ))
             );
         }
         let long = "a".repeat(MAX_URL_LENGTH + 1);
