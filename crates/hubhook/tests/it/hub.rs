@@ -85,6 +85,10 @@ impl Hub<'_> {
         self.call(Method::GET, path, None).await
     }
 
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
     /// Every record of a list, following `Elements-Next-Page-Token` to the end.
     async fn all_pages(&self, path_and_query: &str) -> Vec<Value> {
         let separator = if path_and_query.contains('?') {
@@ -195,13 +199,7 @@ async fn every_object_is_created_read_listed_changed_and_deleted() {
         ),
     ];
     for (object, body, (field, value)) in objects {
-        let created = hub
-            .call(
-                Method::POST,
-                &format!("/hubs/crm/{object}"),
-                Some(body.clone()),
-            )
-            .await;
+        let created = hub.post(&format!("/hubs/crm/{object}"), body.clone()).await;
         let created_body = created.expect(200).clone();
         assert_eq!(
             created.header("Elements-Element-Instance-Id"),
@@ -451,10 +449,9 @@ async fn incident_comments_and_time_entries() {
     assert!(before.iter().all(|n| n["ticketId"] == ticket), "{before:?}");
 
     let created = hub
-        .call(
-            Method::POST,
+        .post(
             &comments,
-            Some(json!({"text": "Called the customer", "internalAnalysisFlag": true})),
+            json!({"text": "Called the customer", "internalAnalysisFlag": true}),
         )
         .await;
     let note = created.expect(200).clone();
@@ -495,13 +492,12 @@ async fn incident_comments_and_time_entries() {
 
     // Time entries charged to the incident, and only those, narrowed by `where`.
     for hours in ["09", "11"] {
-        hub.call(
-            Method::POST,
-            "/hubs/crm/time-entries",
-            Some(json!({"ticket": {"id": ticket}, "timeStart": format!("2026-01-05T{hours}:00:00Z"), "timeEnd": format!("2026-01-05T{hours}:30:00Z")})),
-        )
-        .await
-        .expect(200);
+        let entry = json!({
+            "ticket": {"id": ticket},
+            "timeStart": format!("2026-01-05T{hours}:00:00Z"),
+            "timeEnd": format!("2026-01-05T{hours}:30:00Z"),
+        });
+        hub.post("/hubs/crm/time-entries", entry).await.expect(200);
     }
     let entries = hub
         .all_pages(&format!(
@@ -574,10 +570,9 @@ async fn objects_are_listed_and_any_connectwise_path_passes_through() {
     assert_eq!(count.expect(200), &json!({"count": 20}));
     // Writes pass through too; the same record is then an object of the hub.
     let created = hub
-        .call(
-            Method::POST,
+        .post(
             "/hubs/crm/objects/system/userDefinedFields",
-            Some(json!({"podId": 2, "caption": "Passed Through", "fieldTypeIdentifier": "Text"})),
+            json!({"podId": 2, "caption": "Passed Through", "fieldTypeIdentifier": "Text"}),
         )
         .await;
     let id = created.expect(200)["id"].as_i64().expect("id");
@@ -656,10 +651,9 @@ async fn a_poller_url_may_pass_through_objects() {
     };
     app.wait_for_baseline(id).await;
     let created = hub
-        .call(
-            Method::POST,
+        .post(
             "/hubs/crm/fields",
-            Some(json!({"podId": 3, "caption": "Polled", "fieldTypeIdentifier": "Text"})),
+            json!({"podId": 3, "caption": "Polled", "fieldTypeIdentifier": "Text"}),
         )
         .await;
     let field_id = created.expect(200)["id"].as_i64().expect("id");
@@ -799,11 +793,7 @@ async fn refusals_are_cloud_elements_errors() {
     );
 
     let refused = hub
-        .call(
-            Method::POST,
-            "/hubs/crm/contacts",
-            Some(json!({"lastName": "No First Name"})),
-        )
+        .post("/hubs/crm/contacts", json!({"lastName": "No First Name"}))
         .await;
     let body = refused.expect(400);
     assert!(
@@ -813,13 +803,9 @@ async fn refusals_are_cloud_elements_errors() {
             .contains("firstName"),
         "{body}"
     );
-    hub.call(
-        Method::POST,
-        "/hubs/crm/contacts",
-        Some(json!(["not", "a", "record"])),
-    )
-    .await
-    .expect(400);
+    hub.post("/hubs/crm/contacts", json!(["not", "a", "record"]))
+        .await
+        .expect(400);
     let nothing = hub
         .call(
             Method::PATCH,
@@ -888,10 +874,9 @@ async fn connectwise_failures_keep_their_meaning() {
     )
     .await;
     let refused = readonly
-        .call(
-            Method::POST,
+        .post(
             "/hubs/crm/fields",
-            Some(json!({"podId": 1, "caption": "x", "fieldTypeIdentifier": "Text"})),
+            json!({"podId": 1, "caption": "x", "fieldTypeIdentifier": "Text"}),
         )
         .await;
     let body = refused.expect(403);

@@ -71,30 +71,29 @@ impl HubCall {
 
     /// `POST`: creates a record in the list.
     pub async fn create(self, hub_path: &str, body: Body) -> HubReply {
-        let outcome = self.create_outcome(hub_path, body).await;
+        let outcome = self.write_outcome(hub_path, body, Write::Create).await;
         self.reply(outcome)
-    }
-
-    async fn create_outcome(&self, hub_path: &str, body: Body) -> Result<HubAnswer, HubError> {
-        let target = self.enabled_target(hub_path)?;
-        let body = record_body(hub_path, body)?;
-        Ok(HubAnswer::json(
-            self.client.create_record(&target.path, &body).await?,
-        ))
     }
 
     /// `PUT`: replaces every field of a record.
     pub async fn replace(self, hub_path: &str, body: Body) -> HubReply {
-        let outcome = self.replace_outcome(hub_path, body).await;
+        let outcome = self.write_outcome(hub_path, body, Write::Replace).await;
         self.reply(outcome)
     }
 
-    async fn replace_outcome(&self, hub_path: &str, body: Body) -> Result<HubAnswer, HubError> {
+    async fn write_outcome(
+        &self,
+        hub_path: &str,
+        body: Body,
+        write: Write,
+    ) -> Result<HubAnswer, HubError> {
         let target = self.enabled_target(hub_path)?;
         let body = record_body(hub_path, body)?;
-        Ok(HubAnswer::json(
-            self.client.replace_record(&target.path, &body).await?,
-        ))
+        let record = match write {
+            Write::Create => self.client.create_record(&target.path, &body).await?,
+            Write::Replace => self.client.replace_record(&target.path, &body).await?,
+        };
+        Ok(HubAnswer::json(record))
     }
 
     /// `PATCH`: changes the fields the body names (turned into ConnectWise JSON Patch).
@@ -135,6 +134,13 @@ impl HubCall {
         self.check_enabled()?;
         Ok(HubTarget::resolve(hub_path)?)
     }
+}
+
+/// The writes that send a whole record.
+#[derive(Clone, Copy)]
+enum Write {
+    Create,
+    Replace,
 }
 
 /// The body of a POST or PUT: a JSON object for the hub's own resources (a record), anything
