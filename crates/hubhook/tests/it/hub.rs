@@ -85,6 +85,13 @@ impl Hub<'_> {
         self.call(Method::GET, path, None).await
     }
 
+    /// GET of a list with a CEQL `where`, encoded as HTTP clients encode it.
+    async fn get_where(&self, path: &str, filter: &str) -> Answer {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.get(&format!("{path}{separator}where={}", encode(filter)))
+            .await
+    }
+
     async fn post(&self, path: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(body)).await
     }
@@ -213,10 +220,7 @@ async fn every_object_is_created_read_listed_changed_and_deleted() {
         assert_eq!(read.expect(200), &created_body, "{object}");
 
         let listed = hub
-            .get(&format!(
-                "/hubs/crm/{object}?where={}",
-                encode(&format!("id = {id}"))
-            ))
+            .get_where(&format!("/hubs/crm/{object}"), &format!("id = {id}"))
             .await;
         assert_eq!(ids(listed.records()), [id], "{object}");
         assert!(listed.header("Elements-Element-Instance-Id").is_some());
@@ -366,10 +370,7 @@ async fn every_ceql_operator_selects_what_it_says() {
     ];
     for (query, predicate) in cases {
         let answer = hub
-            .get(&format!(
-                "/hubs/crm/contacts?pageSize=1000&where={}",
-                encode(&query)
-            ))
+            .get_where("/hubs/crm/contacts?pageSize=1000", &query)
             .await;
         let expected: Vec<i64> = all.iter().filter(|r| predicate(r)).map(id).collect();
         assert_eq!(ids(answer.records()), expected, "where {query}");
@@ -520,10 +521,10 @@ async fn incident_comments_and_time_entries() {
         "other incidents have entries too"
     );
     let morning = hub
-        .get(&format!(
-            "/hubs/crm/incidents/{ticket}/time-entries?where={}",
-            encode("timeStart = '2026-01-05T09:00:00Z' OR timeStart = '2026-01-05T11:00:00Z'")
-        ))
+        .get_where(
+            &format!("/hubs/crm/incidents/{ticket}/time-entries"),
+            "timeStart = '2026-01-05T09:00:00Z' OR timeStart = '2026-01-05T11:00:00Z'",
+        )
         .await;
     assert_eq!(morning.records().len(), 2, "{morning:?}");
 }
@@ -552,10 +553,7 @@ async fn objects_are_listed_and_any_connectwise_path_passes_through() {
     let boards = hub.get("/hubs/crm/objects/service/boards").await;
     assert_eq!(ids(boards.records()), [1, 2, 3]);
     let help = hub
-        .get(&format!(
-            "/hubs/crm/objects/service/boards?where={}",
-            encode("name LIKE 'Help%'")
-        ))
+        .get_where("/hubs/crm/objects/service/boards", "name LIKE 'Help%'")
         .await;
     assert_eq!(help.records().len(), 1);
     assert_eq!(help.records()[0]["name"], "Help Desk");
@@ -704,10 +702,7 @@ async fn the_poller_and_the_hub_see_the_same_records() {
         .clone();
     // The documented poller URL's `where`, rendered before the change, in a hub call.
     let listed = hub
-        .get(&format!(
-            "/hubs/crm/contacts?where={}",
-            encode("lastUpdated > '2020-01-01T00:00:00Z'")
-        ))
+        .get_where("/hubs/crm/contacts", "lastUpdated > '2020-01-01T00:00:00Z'")
         .await;
     let shown = listed
         .records()
@@ -751,10 +746,7 @@ async fn null_fields_are_removed_unless_the_instance_keeps_them() {
     );
     // IS NULL finds the fields without help text either way.
     let without = filtering
-        .get(&format!(
-            "/hubs/crm/fields?where={}",
-            encode("helpText IS NULL")
-        ))
+        .get_where("/hubs/crm/fields", "helpText IS NULL")
         .await;
     assert_eq!(without.records().len(), 5);
 }
