@@ -260,6 +260,18 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// The server's OpenAPI description.
+    pub async fn openapi(&self) -> Value {
+        self.http
+            .get(format!("{}/openapi.json", self.server().url()))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("the description is JSON")
+    }
+
     pub async fn create_instance(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(self.api("/instances"))

@@ -989,15 +989,7 @@ async fn set_disabled(app: &TestApp, id: i64, disabled: bool) {
 #[tokio::test]
 async fn every_hub_route_is_in_the_openapi_description() {
     let app = spawn_app().await;
-    let description: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.server().url()))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let description = app.openapi().await;
     let paths = description["paths"].as_object().expect("paths");
     let mut expected = BTreeSet::new();
     for object in [

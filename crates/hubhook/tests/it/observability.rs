@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::{is_about, spawn_app};
 
@@ -84,15 +84,7 @@ async fn metrics_count_requests_polls_events_and_deliveries() {
 #[tokio::test]
 async fn the_openapi_description_covers_every_route_it_serves() {
     let app = spawn_app().await;
-    let description: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.server().url()))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
+    let description = app.openapi().await;
     assert!(
         description["openapi"]
             .as_str()
