@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{MAX_PAGE_BYTES, Overflow, read_limited};
+use crate::client::{MAX_PAGE_BYTES, Overflow, read_limited, server_time};
 use crate::nulls::strip_nulls;
 use crate::page_token::PageRequest;
 use crate::{Client, CwError, HubQuery};
@@ -21,6 +21,10 @@ pub struct Page {
     /// empty one: ConnectWise's `Link` headers cannot be trusted to say which page is the last
     /// (reference `connectwise-paging.md`), while an empty page always is.
     pub next: Option<PageRequest>,
+    /// A lower bound of ConnectWise's clock when the request was sent: the answer's `Date`
+    /// header (second precision) minus the time the call took, `429` waits included. `None`
+    /// without a readable `Date` header.
+    pub server_time: Option<jiff::Timestamp>,
 }
 
 impl Client {
@@ -41,9 +45,11 @@ impl Client {
         if let Some(n) = number {
             url.query_pairs_mut().append_pair("page", &n.to_string());
         }
+        let started = std::time::Instant::now();
         let response = self
             .send(Method::GET, url.as_str(), None, forward_only)
             .await?;
+        let server_time = server_time(&response, started.elapsed());
         let body = self.read_json(response).await?;
         let full =
             matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
@@ -64,7 +70,11 @@ impl Client {
             }
             (true, _, None) => None,
         };
-        Ok(Page { body, next })
+        Ok(Page {
+            body,
+            next,
+            server_time,
+        })
     }
 
     /// `GET {path}`: one record (or whatever a passthrough path answers).

@@ -150,14 +150,7 @@ impl Client {
             }
             let response = self.get(&current, forward_only).await?;
             if fetched.pages == 1 {
-                let waited = jiff::SignedDuration::try_from(started.elapsed())
-                    .unwrap_or(jiff::SignedDuration::MAX);
-                fetched.server_time_at_start = response
-                    .headers()
-                    .get(DATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
-                    .and_then(|z| z.timestamp().checked_sub(waited).ok());
+                fetched.server_time_at_start = server_time(&response, started.elapsed());
             }
             let link = response
                 .headers()
@@ -301,6 +294,21 @@ impl Client {
             });
         }
     }
+}
+
+/// ConnectWise's clock when a request was sent, at the latest: the answer's `Date` header
+/// minus how long the call took (`waited`). `None` without a readable `Date`.
+pub(crate) fn server_time(
+    response: &reqwest::Response,
+    waited: std::time::Duration,
+) -> Option<jiff::Timestamp> {
+    let waited = jiff::SignedDuration::try_from(waited).unwrap_or(jiff::SignedDuration::MAX);
+    response
+        .headers()
+        .get(DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+        .and_then(|z| z.timestamp().checked_sub(waited).ok())
 }
 
 /// What to do with a body longer than we accept.

@@ -218,8 +218,11 @@ pub struct PollDone {
     pub record_problem: Option<String>,
     /// Set when this poll also reconciled ids.
     pub reconciled: Option<Reconciled>,
-    /// The next reconciliation, when the job has none scheduled yet (after a baseline).
+    /// Sets the next reconciliation (after a baseline, or a reconciliation that failed).
     pub schedule_reconcile_at: Option<Timestamp>,
+    /// A failure of part of the poll (its reconciliation) that did not stop it: shown as the
+    /// job's last error. `None` clears the last error.
+    pub error: Option<String>,
 }
 
 /// What a reconciliation decided.

@@ -524,10 +524,12 @@ async fn finish_poll(
                                             WHEN cursor IS NULL OR $4 > cursor THEN $4
                                             ELSE cursor END,
              next_run_at = CASE WHEN poll_requested = 1 THEN $6 ELSE $5 END,
-             poll_requested = 0, last_error = NULL, last_polled_at = $6,
+             poll_requested = 0, last_polled_at = $6,
+             last_error = $12,
+             last_error_at = CASE WHEN $12 IS NULL THEN last_error_at ELSE $6 END,
              records_seen = $7, events_emitted = $8,
              record_problems = $9, record_problem = $10,
-             next_reconcile_at = COALESCE(next_reconcile_at, $11),
+             next_reconcile_at = COALESCE($11, next_reconcile_at),
              checkpoint = NULL, lease_owner = NULL, lease_until = NULL, lease_token = NULL
          WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
     )
@@ -542,6 +544,7 @@ async fn finish_poll(
     .bind(i64::from(done.record_problems))
     .bind(&done.record_problem)
     .bind(done.schedule_reconcile_at.map(Timestamp::as_millisecond))
+    .bind(&done.error)
     .execute(&mut *conn)
     .await?;
     if let Some(reconciled) = done.reconciled {

@@ -170,6 +170,7 @@ fn poll_commit(instance: InstanceId, resource: &str, owner: &str) -> PollCommit 
             record_problem: None,
             reconciled: None,
             schedule_reconcile_at: None,
+            error: None,
         }),
     }
 }

@@ -1,0 +1,467 @@
+//! One poll of one (instance, resource) job.
+//!
+//! # The cursor, and why no change is missed or delivered twice
+//!
+//! The cursor is the latest `updated` date ConnectWise has shown us for the resource, on
+//! ConnectWise's own clock, so clock skew between hubhook and ConnectWise does not matter. Each
+//! poll asks for records updated after `cursor - 1 s - pollDelay`: the extra second re-reads the
+//! records that share the cursor's second (ConnectWise dates have second precision, and the
+//! documented query uses a strict `>`), and `pollDelay` covers records that become visible late.
+//! Re-read records are not events again, because every observed record's content hash is kept
+//! and a record seen with exactly the same content never becomes a second event; a record
+//! changed twice within one second has a new hash and does.
+//!
+//! The first poll of a job (no cursor yet) reads every record and remembers them all, so that
+//! a later change to a record that existed before the instance is told apart as UPDATED rather
+//! than CREATED when, as in the documented ConnectWise configuration, created and updated dates
+//! come from the same field. What it announces is the instance's `event.poller.firstRun`:
+//! changes made since the instance was created (the default), every record as CREATED (`all`),
+//! or changes made since a given time.
+//!
+//! # Page by page, in bounded memory
+//!
+//! A poll reads its query one page at a time ([`window`]) and commits each page, its observed
+//! records, events and notifications, in one transaction with the poll's progress as a
+//! checkpoint (the outbox). Memory is one page whatever the resource's size; a poll cut short
+//! (a crash, a failed page, a lost lease) resumes from its last checkpoint; and no commit is
+//! larger than a page, so big polls never hold the store's writer for long. The cursor moves
+//! only with the last page, and never past the moment the poll's query was first answered.
+//!
+//! Every `reconcileInterval` the poll then compares the ids it knows with ConnectWise's, to
+//! find deleted records ([`reconcile`]).
+//!
+//! Every commit is fenced on the claim's token and the lease is renewed while the poll runs: a
+//! crash before a commit loses nothing (the page is read again), a crash after it loses nothing
+//! either (the outbox holds the notifications), and a poll that lost its lease writes nothing.
+
+mod page;
+mod reconcile;
+pub mod window;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hubhook_connectwise::{CwError, HubQuery};
+use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, render_url};
+use hubhook_store::{
+    CommitOutcome, InstanceRow, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, StoreError,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use crate::Engine;
+use page::PageContext;
+use window::{Window, baseline_since, next_cursor, phase};
+
+/// Run one claimed job to completion: commit its results or record why it failed.
+///
+/// The lease is renewed while the poll runs (every third of its length), so leases can be
+/// short: a node that dies mid-poll holds the job for at most one lease length. A poll whose
+/// renewal finds the lease gone stops at once; it could not commit anyway.
+pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutcome> {
+    let Some(token) = job.lease_token.clone() else {
+        anyhow::bail!(
+            "poll job {}/{} was not claimed",
+            job.instance_id,
+            job.resource
+        );
+    };
+    let polled = tokio::select! {
+        polled = poll(engine, &job, &token) => polled,
+        lost = keep_lease(engine, &job, &token) => {
+            tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %lost, "poll stopped: its lease could not be renewed");
+            return Ok(CommitOutcome::default());
+        }
+    };
+    let failure = match polled {
+        Ok(outcome) => {
+            metrics::counter!("hubhook_polls_total", "outcome" => "success").increment(1);
+            if outcome.events_inserted > 0 {
+                tracing::info!(instance = %job.instance_id, resource = ?job.resource, events = outcome.events_inserted, "poll stored events");
+            }
+            return Ok(outcome);
+        }
+        Err(failure) if failure.lease_lost => {
+            metrics::counter!("hubhook_polls_total", "outcome" => "lease_lost").increment(1);
+            tracing::warn!(instance = %job.instance_id, resource = ?job.resource, "lease lost during the poll; the job will be polled again");
+            return Ok(CommitOutcome::default());
+        }
+        Err(failure) => failure,
+    };
+    let now = engine.clock().now();
+    let next = now + failure.retry_in;
+    metrics::counter!("hubhook_polls_total", "outcome" => "failure").increment(1);
+    tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = ?failure.message, "poll failed");
+    // A failure keeps the job's checkpoint: the next run resumes where this one stopped. If
+    // recording the failure fails too (the store is down), the short lease expires.
+    match engine
+        .store()
+        .fail_poll(
+            job.instance_id,
+            &job.resource,
+            &token,
+            now,
+            next,
+            &failure.message,
+        )
+        .await
+    {
+        Ok(()) | Err(StoreError::LeaseLost) => Ok(CommitOutcome::default()),
+        Err(err) => Err(err).context("recording poll failure"),
+    }
+}
+
+/// Renews the job's lease every third of its length; returns only when renewing fails.
+async fn keep_lease(engine: &Engine, job: &PollJob, token: &LeaseToken) -> StoreError {
+    let lease = engine.config().poll_lease;
+    let every = lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let until = engine.clock().now()
+            + SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60));
+        match engine
+            .store()
+            .renew_poll_lease(job.instance_id, &job.resource, token, until)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost) => return StoreError::LeaseLost,
+            // A store hiccup: keep polling, and try again at the next tick (the lease still
+            // has two thirds of its length to run).
+            Err(err) => {
+                tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = %err, "renewing a poll lease failed");
+            }
+        }
+    }
+}
+
+/// Why a poll stopped, and when to try again.
+pub(crate) struct PollFailure {
+    message: String,
+    retry_in: SignedDuration,
+    /// The poll's claim ended (a commit was refused): another run owns the job now.
+    lease_lost: bool,
+}
+
+impl PollFailure {
+    fn new(message: impl Into<String>, retry_in: Duration) -> PollFailure {
+        PollFailure {
+            message: message.into(),
+            retry_in: SignedDuration::try_from(retry_in).unwrap_or(SignedDuration::from_secs(60)),
+            lease_lost: false,
+        }
+    }
+
+    /// A failure that may pass: try again in a minute.
+    fn soon(message: impl Into<String>) -> PollFailure {
+        PollFailure::new(message, RETRY_AFTER_FAILURE)
+    }
+
+    /// A failure of the configuration: trying again before it changes is pointless.
+    fn later(message: impl Into<String>) -> PollFailure {
+        PollFailure::new(message, RETRY_AFTER_CONFIGURATION_ERROR)
+    }
+}
+
+/// A store failure: a refused claim ends the poll quietly; anything else is retried soon
+/// (store errors are usually brief: a full disk being cleared, a busy database).
+fn store_failure(err: StoreError) -> PollFailure {
+    match err {
+        StoreError::LeaseLost => PollFailure {
+            lease_lost: true,
+            ..PollFailure::soon("the lease on this job was lost")
+        },
+        err => PollFailure::new(format!("the store failed: {err}"), RETRY_AFTER_STORE_ERROR),
+    }
+}
+
+/// A ConnectWise failure, retried when ConnectWise says (`Retry-After`), soon when it may pass,
+/// and after an hour when it will not (refused credentials, a query ConnectWise rejects).
+fn connectwise_failure(err: CwError) -> PollFailure {
+    let retry_in = match err.retry_after() {
+        Some(after) => after,
+        None if err.is_retryable() => RETRY_AFTER_FAILURE,
+        None => RETRY_AFTER_CONFIGURATION_ERROR,
+    };
+    PollFailure::new(err.to_string(), retry_in)
+}
+
+/// Default wait after a failure that says nothing about when to come back.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// Wait after the store refused a poll's results: store errors are usually brief.
+const RETRY_AFTER_STORE_ERROR: Duration = Duration::from_secs(5);
+/// Wait after a failure only a configuration change can fix.
+const RETRY_AFTER_CONFIGURATION_ERROR: Duration = Duration::from_secs(3600);
+/// Wait before trying a failed reconciliation again (the poll itself went on).
+const RETRY_RECONCILIATION: Duration = Duration::from_secs(600);
+/// More pages than this in one window means the server does not page as promised.
+const MAX_PAGES: u32 = 100_000;
+
+/// The instance, its configuration and the resource this job polls.
+struct Polled {
+    instance: InstanceRow,
+    config: InstanceConfig,
+}
+
+async fn load(engine: &Engine, job: &PollJob) -> Result<Polled, PollFailure> {
+    let instance = engine
+        .store()
+        .instance(job.instance_id)
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| PollFailure::later("the instance no longer exists"))?;
+    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
+        .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
+    Ok(Polled { instance, config })
+}
+
+/// Reads the job's window page by page, committing each, then reconciles if that is due, and
+/// ends the poll. Returns what the commits stored.
+async fn poll(
+    engine: &Engine,
+    job: &PollJob,
+    token: &LeaseToken,
+) -> Result<CommitOutcome, PollFailure> {
+    let Polled { instance, config } = load(engine, job).await?;
+    let interval = config
+        .events
+        .refresh_interval
+        .floored(engine.config().min_refresh_interval)
+        .duration();
+    let resource = config.events.resources.get(&job.resource).ok_or_else(|| {
+        PollFailure::later(format!(
+            "resource `{}` is no longer configured",
+            job.resource
+        ))
+    })?;
+    let client = engine
+        .element(&config)
+        .map_err(|e| PollFailure::later(e.to_string()))?;
+    let now = || engine.clock().now();
+
+    let mut window = job
+        .checkpoint
+        .as_deref()
+        .and_then(|checkpoint| Window::resume(checkpoint, &resource.url))
+        .unwrap_or_else(|| open_window(job, resource, now()));
+    let mut outcome = CommitOutcome::default();
+    while let Some(request) = window.next_request() {
+        if window.pages >= MAX_PAGES {
+            return Err(PollFailure::soon(format!(
+                "more than {MAX_PAGES} pages in one poll; the server does not page as expected"
+            )));
+        }
+        let url = render_url(&resource.url, window.render_since)
+            .map_err(|e| PollFailure::later(format!("rendering the url: {e}")))?;
+        let mut query = HubQuery::parse(&url, resource.page_size)
+            .map_err(|e| PollFailure::later(e.to_string()))?;
+        query.page = request;
+        let requested_at = now();
+        let page = client
+            .fetch_page(&query)
+            .await
+            .map_err(connectwise_failure)?;
+        if window.pages == 0 {
+            window.server_start = page.server_time;
+            window.filter_since = Some(filter_since(
+                job,
+                &instance,
+                &config,
+                &window,
+                requested_at,
+                page.server_time,
+            ));
+        }
+        let Value::Array(records) = page.body else {
+            return Err(PollFailure::later(format!(
+                "`{}` does not answer a list",
+                query.path
+            )));
+        };
+        let last_id = last_id(&records);
+        if query.forward_only()
+            && let (Some(first), Some(previous)) = (first_id(&records), window.last_id)
+            && first <= previous
+        {
+            return Err(PollFailure::soon(format!(
+                "ConnectWise listed id {first} after id {previous}; its pages do not move forward"
+            )));
+        }
+        metrics::counter!("hubhook_poll_records_read_total").increment(records.len() as u64);
+        window.records_seen += records.len() as u64;
+        let ctx = PageContext {
+            instance: job.instance_id,
+            resource_name: &job.resource,
+            resource,
+            since: window.filter_since.unwrap_or(Timestamp::UNIX_EPOCH),
+            // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
+            poll_started: window.server_start.unwrap_or(window.opened_at),
+            all_created: window.first_run && config.events.first_run == FirstRun::All,
+        };
+        let processed = page::process(engine.store(), &ctx, records)
+            .await
+            .map_err(store_failure)?;
+        window.max_seen = window.max_seen.max(processed.max_updated);
+        window.events_emitted += processed.events.len() as u64;
+        if processed.problems > 0 {
+            window.record_problems = window.record_problems.saturating_add(processed.problems);
+            window.record_problem = window.record_problem.take().or(processed.problem);
+        }
+        window.advance(page.next, last_id);
+        let commit = PollCommit {
+            instance_id: job.instance_id,
+            resource: job.resource.clone(),
+            lease_token: token.clone(),
+            now: now(),
+            observed: processed.observed,
+            vanished: Vec::new(),
+            events: processed.events,
+            notifications: processed.notifications,
+            progress: PollProgress::Checkpoint(window.checkpoint()),
+        };
+        add(
+            &mut outcome,
+            engine
+                .store()
+                .commit_poll(commit)
+                .await
+                .map_err(store_failure)?,
+        );
+    }
+
+    // One line per poll, however many records were unusable: a configuration that cannot
+    // read a resource's records must not flood the log. The count and one reason go to the
+    // job's health. Values from ConnectWise are logged with `?`, i.e. escaped.
+    metrics::counter!("hubhook_poll_records_skipped_total")
+        .increment(u64::from(window.record_problems));
+    if let Some(sample) = &window.record_problem {
+        tracing::warn!(instance = %job.instance_id, resource = ?job.resource, skipped = window.record_problems, first = ?sample, "records skipped");
+    }
+
+    let reconcile_every = resource
+        .reconcile_interval
+        .map(|every| every.max(engine.config().min_refresh_interval));
+    let mut reconciled = None;
+    let mut partial_error = None;
+    let mut schedule_reconcile_at = None;
+    let due = |at: Timestamp| at <= now() && job.cursor.is_some();
+    match (reconcile_every, job.next_reconcile_at) {
+        (Some(every), Some(at)) if due(at) => {
+            let run = reconcile::Job {
+                job,
+                token,
+                resource,
+                checkpoint: window.checkpoint(),
+                interval: every,
+            };
+            match reconcile::reconcile(engine.store(), &client, now, run).await {
+                Ok(done) => {
+                    window.events_emitted += done.deleted;
+                    outcome.events_inserted += done.deleted as usize;
+                    reconciled = Some(done.reconciled);
+                }
+                Err(failure) if failure.lease_lost => return Err(failure),
+                // The poll's own work is done and stays done; the reconciliation is tried again
+                // later, and its failure shows in the job's health.
+                Err(failure) => {
+                    tracing::warn!(instance = %job.instance_id, resource = ?job.resource, error = ?failure.message, "reconciliation failed");
+                    partial_error = Some(format!("reconciliation: {}", failure.message));
+                    schedule_reconcile_at = Some(
+                        now() + SignedDuration::try_from(RETRY_RECONCILIATION).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        // Not scheduled yet (the first poll, which has just read everything, or reconciliation
+        // newly turned on): the first comparison is one interval away.
+        (Some(every), None) => {
+            schedule_reconcile_at = Some(
+                now() + SignedDuration::try_from(every).unwrap_or(SignedDuration::from_secs(3600)),
+            );
+        }
+        _ => {}
+    }
+
+    let finished = now();
+    let next_run_at = window.opened_at
+        + SignedDuration::try_from(interval + phase(job.instance_id.0, &job.resource, interval))
+            .unwrap_or(SignedDuration::from_secs(60));
+    let commit = PollCommit {
+        instance_id: job.instance_id,
+        resource: job.resource.clone(),
+        lease_token: token.clone(),
+        now: finished,
+        observed: Vec::new(),
+        vanished: Vec::new(),
+        events: Vec::new(),
+        notifications: Vec::new(),
+        progress: PollProgress::Done(PollDone {
+            cursor: next_cursor(job.cursor, window.max_seen, window.cursor_cap(finished)),
+            next_run_at,
+            records_seen: window.records_seen,
+            events_emitted: window.events_emitted,
+            record_problems: window.record_problems,
+            record_problem: window.record_problem.clone(),
+            reconciled,
+            schedule_reconcile_at,
+            error: partial_error,
+        }),
+    };
+    add(
+        &mut outcome,
+        engine
+            .store()
+            .commit_poll(commit)
+            .await
+            .map_err(store_failure)?,
+    );
+    metrics::counter!("hubhook_events_stored_total").increment(outcome.events_inserted as u64);
+    metrics::counter!("hubhook_notifications_stored_total")
+        .increment(outcome.notifications_inserted as u64);
+    Ok(outcome)
+}
+
+/// A new window for the job: from the cursor (minus the overlap), or everything for the first
+/// poll.
+fn open_window(job: &PollJob, resource: &ResourcePoll, now: Timestamp) -> Window {
+    let overlap = SignedDuration::from_secs(1)
+        + SignedDuration::try_from(resource.poll_delay).unwrap_or(SignedDuration::ZERO);
+    match job.cursor {
+        Some(cursor) => Window::open(&resource.url, cursor - overlap, now, false),
+        // The first poll reads everything (the placeholder at the epoch), to know every record.
+        None => Window::open(&resource.url, Timestamp::UNIX_EPOCH, now, true),
+    }
+}
+
+/// From when a window's records are events: after its rendered start for a regular poll; for
+/// the first poll, as `event.poller.firstRun` says.
+fn filter_since(
+    job: &PollJob,
+    instance: &InstanceRow,
+    config: &InstanceConfig,
+    window: &Window,
+    requested_at: Timestamp,
+    server_time: Option<Timestamp>,
+) -> Timestamp {
+    if job.cursor.is_some() || !window.first_run {
+        return window.render_since;
+    }
+    match config.events.first_run {
+        FirstRun::Changes => baseline_since(instance.created_at, requested_at, server_time),
+        FirstRun::All => Timestamp::UNIX_EPOCH,
+        FirstRun::Since(since) => since,
+    }
+}
+
+fn first_id(records: &[Value]) -> Option<i64> {
+    records.first()?.get("id")?.as_i64()
+}
+
+fn last_id(records: &[Value]) -> Option<i64> {
+    records.last()?.get("id")?.as_i64()
+}
+
+fn add(total: &mut CommitOutcome, more: CommitOutcome) {
+    total.events_inserted += more.events_inserted;
+    total.notifications_inserted += more.notifications_inserted;
+}

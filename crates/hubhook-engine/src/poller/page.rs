@@ -1,0 +1,176 @@
+//! One page of a poll: its records classified against what the store knows, turned into
+//! events (with what changed, for updates) and notifications, ready to be committed together.
+
+use std::collections::{BTreeSet, HashMap};
+
+use hubhook_core::{
+    Changes, ClassifyContext, EventRecord, EventType, InstanceId, Known,
+    MAX_EVENTS_PER_NOTIFICATION, ResourcePoll, build_notifications, changed_fields, classify,
+    event_id, object_id,
+};
+use hubhook_store::{KnownObject, NewEvent, NewNotification, ObservedObject, Store, StoreError};
+use jiff::Timestamp;
+use serde_json::Value;
+
+/// What the page is read against.
+pub struct PageContext<'a> {
+    pub instance: InstanceId,
+    /// The resource name (the events' `objectType`).
+    pub resource_name: &'a str,
+    pub resource: &'a ResourcePoll,
+    /// Records updated at or before this are observed, not events.
+    pub since: Timestamp,
+    /// ConnectWise's clock when the poll started (`filterByCurrentDate`).
+    pub poll_started: Timestamp,
+    /// The first run `all`: every record is CREATED.
+    pub all_created: bool,
+}
+
+/// A page ready to commit.
+#[derive(Default)]
+pub struct PageOutcome {
+    pub observed: Vec<ObservedObject>,
+    pub events: Vec<NewEvent>,
+    pub notifications: Vec<NewNotification>,
+    pub max_updated: Option<Timestamp>,
+    /// Records that could not be used, and the first reason.
+    pub problems: u32,
+    pub problem: Option<String>,
+}
+
+/// Classifies `records` and builds their events and notifications.
+pub async fn process(
+    store: &Store,
+    ctx: &PageContext<'_>,
+    records: Vec<Value>,
+) -> Result<PageOutcome, StoreError> {
+    let ids: Vec<String> = records
+        .iter()
+        .filter_map(|r| object_id(ctx.resource, r).ok())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known = store
+        .known_objects(ctx.instance, ctx.resource_name, &ids)
+        .await?;
+    let states: HashMap<String, Known> = known
+        .iter()
+        .map(|(id, object)| {
+            let state = Known {
+                content_hash: object.content_hash.clone(),
+                deleted: object.deleted,
+            };
+            (id.clone(), state)
+        })
+        .collect();
+    let classified = classify(
+        &ClassifyContext {
+            resource: ctx.resource,
+            since: ctx.since,
+            poll_started: ctx.poll_started,
+            known: &states,
+            all_created: ctx.all_created,
+        },
+        records,
+    );
+    let events: Vec<EventRecord> = classified
+        .changes
+        .into_iter()
+        .filter_map(|change| {
+            let changes = match change.event_type {
+                EventType::Updated => {
+                    what_changed(ctx.resource, known.get(&change.object_id), &change.record)
+                }
+                _ => None,
+            };
+            let bookkeeping_only = changes
+                .as_ref()
+                .is_some_and(|changes| changes.fields.is_empty());
+            if bookkeeping_only && ctx.resource.changes.ignore_bookkeeping_only {
+                return None;
+            }
+            Some(EventRecord {
+                id: event_id(
+                    ctx.instance,
+                    ctx.resource_name,
+                    &change.object_id,
+                    change.event_type,
+                    &change.content_hash,
+                ),
+                event_type: change.event_type,
+                object_type: ctx.resource_name.to_owned(),
+                object_id: change.object_id,
+                event_date: change.updated,
+                record: change.record,
+                changes,
+            })
+        })
+        .collect();
+    let (events, notifications) = outbox(ctx.instance, &events);
+    Ok(PageOutcome {
+        observed: classified
+            .observed
+            .into_iter()
+            .map(|o| ObservedObject {
+                object_id: o.object_id,
+                content_hash: o.content_hash,
+                updated_at: o.updated,
+                record: o.record.to_string(),
+                deleted: o.deleted,
+            })
+            .collect(),
+        events,
+        notifications,
+        max_updated: classified.max_updated,
+        problems: u32::try_from(classified.errors.len()).unwrap_or(u32::MAX),
+        problem: classified
+            .errors
+            .first()
+            .map(|e| format!("record {}: {}", e.index, e.message)),
+    })
+}
+
+/// The `changedFields` of an update, against the version hubhook stored last. `None` when the
+/// resource does not track changes, or when no earlier version is stored (an object first seen
+/// before hubhook kept versions): then nothing is claimed about what changed.
+fn what_changed(
+    resource: &ResourcePoll,
+    known: Option<&KnownObject>,
+    current: &Value,
+) -> Option<Changes> {
+    if !resource.changes.track {
+        return None;
+    }
+    let previous: Value = serde_json::from_str(known?.record.as_deref()?).ok()?;
+    Some(Changes {
+        fields: changed_fields(&previous, current),
+        include_previous: resource.changes.include_previous,
+    })
+}
+
+/// Events as the store takes them, with their notifications.
+pub fn outbox(
+    instance: InstanceId,
+    events: &[EventRecord],
+) -> (Vec<NewEvent>, Vec<NewNotification>) {
+    let notifications = build_notifications(instance, events, MAX_EVENTS_PER_NOTIFICATION)
+        .into_iter()
+        .map(|n| NewNotification {
+            id: n.id,
+            event_ids: n.event_ids,
+            body: n.body,
+        })
+        .collect();
+    let events = events
+        .iter()
+        .map(|e| NewEvent {
+            id: e.id.clone(),
+            object_type: e.object_type.clone(),
+            object_id: e.object_id.clone(),
+            event_type: e.event_type.as_str().to_string(),
+            event_date: e.event_date,
+            record_json: e.record.to_string(),
+        })
+        .collect();
+    (events, notifications)
+}
