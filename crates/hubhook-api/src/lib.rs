@@ -43,7 +43,9 @@ pub fn router(state: AppState) -> Router {
     let (router, description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(
             "/elements/api-v2",
-            routes::instances::router().merge(routes::hub::router()),
+            routes::instances::router()
+                .merge(routes::polling::router())
+                .merge(routes::hub::router()),
         )
         .merge(routes::health::router())
         .merge(metrics::router())

@@ -27,6 +27,8 @@ pub struct ClientOptions {
     /// The instance's `filter.response.nulls`: remove null fields from every answer (see
     /// `nulls`).
     pub filter_nulls: bool,
+    /// The site's request budget and pause, shared by every client of the site.
+    pub throttle: Option<std::sync::Arc<crate::SiteThrottle>>,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +40,7 @@ impl Default for ClientOptions {
             max_rate_limit_retries: 3,
             max_pages: 100_000,
             filter_nulls: true,
+            throttle: None,
         }
     }
 }
@@ -252,6 +255,9 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            if let Some(throttle) = &self.options.throttle {
+                throttle.ready().await;
+            }
             let response = request.send().await.map_err(|e| transport_error(&e))?;
             let status = response.status();
             if status.is_success() {
@@ -265,6 +271,10 @@ impl Client {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs)
                     .unwrap_or(Duration::from_secs(30));
+                // The whole site waits, not only this request: ConnectWise counts per site.
+                if let Some(throttle) = &self.options.throttle {
+                    throttle.pause(retry_after);
+                }
                 rate_limited += 1;
                 if rate_limited > self.options.max_rate_limit_retries
                     || retry_after > self.options.max_retry_after

@@ -2,6 +2,7 @@ pub mod console;
 pub mod health;
 pub mod hub;
 pub mod instances;
+pub mod polling;
 
 use crate::ApiError;
 
