@@ -256,6 +256,15 @@ impl Client {
                 request = request.json(body);
             }
             if let Some(throttle) = &self.options.throttle {
+                // A site paused for longer than we would wait is answered at once, as
+                // ConnectWise would answer it, without spending a request.
+                if let Some(left) = throttle.paused_for()
+                    && left > self.options.max_retry_after
+                {
+                    return Err(CwError::RateLimited {
+                        retry_after: round_up_to_seconds(left),
+                    });
+                }
                 throttle.ready().await;
             }
             let response = request.send().await.map_err(|e| transport_error(&e))?;
@@ -285,7 +294,10 @@ impl Client {
                     ?retry_after,
                     "ConnectWise rate limited the request; waiting as asked"
                 );
-                tokio::time::sleep(retry_after).await;
+                // With a throttle, the next `ready()` waits out the site's pause.
+                if self.options.throttle.is_none() {
+                    tokio::time::sleep(retry_after).await;
+                }
                 continue;
             }
             let body = read_limited(response, MAX_ERROR_BYTES, Overflow::Truncate)
@@ -413,6 +425,13 @@ pub fn transport_message(err: &reqwest::Error) -> String {
     message
 }
 
+/// A duration in whole seconds, rounded up (`Retry-After` counts seconds; rounding down could
+/// tell a caller to come back before the pause ends).
+fn round_up_to_seconds(duration: Duration) -> Duration {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    Duration::from_secs(seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::provider_message;
@@ -437,3 +456,4 @@ mod tests {
         check(r#"{"code":"x"}"#, r#"{"code":"x"}"#);
     }
 }
+

@@ -12,18 +12,27 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+/// Requests a site may get at once after a quiet spell: enough for a poll's first pages and a
+/// few hub calls together, few enough that a burst stays well inside ConnectWise's limit.
+pub const MAX_BURST: NonZeroU32 = NonZeroU32::new(20).expect("non-zero");
+
 /// A site's request budget and pause.
 #[derive(Debug)]
 pub struct SiteThrottle {
-    budget: DefaultDirectRateLimiter,
+    budget: Option<DefaultDirectRateLimiter>,
     paused_until: Mutex<Option<Instant>>,
 }
 
 impl SiteThrottle {
-    /// At most `per_second` requests a second (bursts of as many).
-    pub fn new(per_second: NonZeroU32) -> SiteThrottle {
+    /// At most `per_minute` requests a minute, evenly spread with bursts of up to
+    /// [`MAX_BURST`]; `None`: no budget, only pauses.
+    pub fn new(per_minute: Option<NonZeroU32>) -> SiteThrottle {
+        let budget = per_minute.map(|per_minute| {
+            let burst = per_minute.min(MAX_BURST);
+            RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst))
+        });
         SiteThrottle {
-            budget: RateLimiter::direct(Quota::per_second(per_second)),
+            budget,
             paused_until: Mutex::new(None),
         }
     }
@@ -33,7 +42,9 @@ impl SiteThrottle {
         if let Some(left) = self.paused_for() {
             tokio::time::sleep(left).await;
         }
-        self.budget.until_ready().await;
+        if let Some(budget) = &self.budget {
+            budget.until_ready().await;
+        }
     }
 
     /// Pauses the site for `duration` (longer pauses win over shorter ones).
@@ -60,7 +71,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pause_holds_requests_and_longer_pauses_win() {
-        let throttle = SiteThrottle::new(NonZeroU32::new(1000).expect("non-zero"));
+        let throttle = SiteThrottle::new(None);
         assert_eq!(throttle.paused_for(), None);
         throttle.pause(Duration::from_millis(300));
         throttle.pause(Duration::from_millis(10));
@@ -70,5 +81,23 @@ mod tests {
         throttle.ready().await;
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(throttle.paused_for(), None);
+    }
+
+    #[tokio::test]
+    async fn the_budget_allows_a_burst_then_spreads_requests() {
+        // 600 a minute: one every 100 ms after a burst of MAX_BURST.
+        let throttle = SiteThrottle::new(NonZeroU32::new(600));
+        let started = Instant::now();
+        for _ in 0..MAX_BURST.get() {
+            throttle.ready().await;
+        }
+        let burst = started.elapsed();
+        throttle.ready().await;
+        throttle.ready().await;
+        assert!(
+            started.elapsed() >= burst + Duration::from_millis(150),
+            "two requests past the burst took {:?}",
+            started.elapsed() - burst
+        );
     }
 }

@@ -10,7 +10,9 @@
 //! `null`.
 //!
 //! ConnectWise's bookkeeping ([`BOOKKEEPING`]: who saved last and when) changes on every save,
-//! even a save that changed nothing. It is never reported, so an update of nothing else has
+//! even a save that changed nothing, and so do some of its links (a contact's
+//! `_info.image_href` carries `?lastModified=`): links (`…_href`) are derived from the record,
+//! never data of their own, so they count as bookkeeping too. It is never reported, so an update of nothing else has
 //! `changedFields: []`, which receivers (and the `ignoreBookkeepingOnlyUpdates` option) can
 //! tell apart from a real change.
 
@@ -18,6 +20,16 @@ use serde_json::{Map, Value};
 
 /// Paths that change on every save and say nothing about the record itself.
 pub const BOOKKEEPING: &[&str] = &["_info.lastUpdated", "_info.updatedBy"];
+
+/// Whether a change at `path` says nothing about the record: ConnectWise's save bookkeeping,
+/// or a link (`_href`) it derives from the record.
+pub fn is_bookkeeping(path: &str) -> bool {
+    BOOKKEEPING.contains(&path)
+        || path
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.ends_with("_href"))
+}
 
 /// One changed field: its dotted path and its value before (`null` if it was absent).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +42,7 @@ pub struct FieldChange {
 pub fn changed_fields(previous: &Value, current: &Value) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     compare(&mut String::new(), previous, current, &mut changes);
-    changes.retain(|change| !BOOKKEEPING.contains(&change.path.as_str()));
+    changes.retain(|change| !is_bookkeeping(&change.path));
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     changes
 }
@@ -121,6 +133,15 @@ mod tests {
             json!({"id": 1, "_info": {"lastUpdated": "2026-01-01T00:00:00Z", "updatedBy": "a", "dateEntered": "x"}}),
             json!({"id": 1, "_info": {"lastUpdated": "2026-01-02T00:00:00Z", "updatedBy": "b", "dateEntered": "x"}}),
             &[],
+        );
+    }
+
+    #[test]
+    fn links_derived_from_the_record_are_bookkeeping() {
+        check(
+            json!({"id": 1, "_info": {"image_href": "contacts/1/image?lastModified=a"}, "title": "x"}),
+            json!({"id": 1, "_info": {"image_href": "contacts/1/image?lastModified=b"}, "title": "y"}),
+            &[("title", json!("x"))],
         );
     }
 

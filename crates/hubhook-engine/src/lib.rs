@@ -20,6 +20,7 @@ mod callback_policy;
 mod clock;
 pub mod dispatcher;
 pub mod poller;
+pub mod sites;
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
 pub use clock::Clock;
+pub use sites::{SiteLimits, Sites};
 
 /// Settings of the engine, from the command line or environment.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct EngineConfig {
     pub delivery_concurrency: u32,
     /// Total time allowed for one ConnectWise request (a poll's page, a hub call).
     pub connectwise_timeout: Duration,
+    /// What this node asks of each ConnectWise site at most (see [`sites`]).
+    pub site_limits: SiteLimits,
 }
 
 impl Default for EngineConfig {
@@ -70,9 +74,12 @@ impl Default for EngineConfig {
             poll_lease: Duration::from_secs(60),
             delivery_lease: Duration::from_secs(60),
             delivery_timeout: Duration::from_secs(30),
-            poll_concurrency: 4,
+            // Polls mostly wait on ConnectWise; the per-site bound keeps any one site from
+            // taking all of them.
+            poll_concurrency: 16,
             delivery_concurrency: 16,
             connectwise_timeout: Duration::from_secs(120),
+            site_limits: SiteLimits::default(),
         }
     }
 }
@@ -90,6 +97,7 @@ struct Inner {
     connectwise_http: reqwest::Client,
     callback_http: reqwest::Client,
     callback_policy: CallbackPolicy,
+    sites: Sites,
     poll_wake: Notify,
     dispatch_wake: Notify,
 }
@@ -119,8 +127,10 @@ impl Engine {
             .no_proxy()
             .user_agent(concat!("hubhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let sites = Sites::new(config.site_limits);
         Ok(Engine {
             inner: Arc::new(Inner {
+                sites,
                 store,
                 config,
                 clock,
@@ -149,6 +159,11 @@ impl Engine {
         &self.inner.callback_policy
     }
 
+    /// The ConnectWise sites this node talks to, with their shared limits.
+    pub fn sites(&self) -> &Sites {
+        &self.inner.sites
+    }
+
     /// A ConnectWise client for one instance's credentials, sharing this engine's connections.
     pub fn connectwise(
         &self,
@@ -157,7 +172,10 @@ impl Engine {
         hubhook_connectwise::Client::new(
             self.inner.connectwise_http.clone(),
             credentials,
-            hubhook_connectwise::ClientOptions::default(),
+            hubhook_connectwise::ClientOptions {
+                throttle: Some(self.inner.sites.site(credentials).throttle.clone()),
+                ..hubhook_connectwise::ClientOptions::default()
+            },
         )
     }
 
@@ -173,6 +191,27 @@ impl Engine {
             &config.connectwise,
             hubhook_connectwise::ClientOptions {
                 filter_nulls: config.filter_response_nulls,
+                throttle: Some(self.inner.sites.site(&config.connectwise).throttle.clone()),
+                ..hubhook_connectwise::ClientOptions::default()
+            },
+        )
+    }
+
+    /// The element adapter as the poller uses it: like [`Engine::element`], but a `429` is
+    /// not waited out inside the request. It pauses the site and fails the poll with
+    /// ConnectWise's `Retry-After`, so the poll frees its slot and the site's other polls are
+    /// deferred until the pause ends (see [`sites`]), instead of each waiting in a slot.
+    pub fn poller_element(
+        &self,
+        config: &hubhook_core::InstanceConfig,
+    ) -> Result<hubhook_connectwise::Client, hubhook_connectwise::CwError> {
+        hubhook_connectwise::Client::new(
+            self.inner.connectwise_http.clone(),
+            &config.connectwise,
+            hubhook_connectwise::ClientOptions {
+                filter_nulls: config.filter_response_nulls,
+                throttle: Some(self.inner.sites.site(&config.connectwise).throttle.clone()),
+                max_rate_limit_retries: 0,
                 ..hubhook_connectwise::ClientOptions::default()
             },
         )

@@ -131,6 +131,21 @@ impl Store {
         on_backend!(self, s => s.fail_poll(instance, resource, token, now, next_run_at, error).await)
     }
 
+    /// Hands a claimed job back without running it, fenced on the lease token: releases the
+    /// lease and makes the job due at `next_run_at`, recording no error and keeping the cursor
+    /// and any checkpoint. The scheduler defers a job whose ConnectWise site is busy or paused,
+    /// so that it does not hold a slot other sites could use. `Err(LeaseLost)` when `token` no
+    /// longer holds it.
+    pub async fn defer_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        token: &LeaseToken,
+        next_run_at: Timestamp,
+    ) -> Result<()> {
+        on_backend!(self, s => s.defer_poll(instance, resource, token, next_run_at).await)
+    }
+
     /// When the earliest claimable poll job becomes claimable (for the scheduler's sleep); a
     /// leased job counts from the end of its lease. `None` when there are no jobs.
     pub async fn next_poll_due(&self) -> Result<Option<Timestamp>> {

@@ -73,6 +73,18 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connectwise_timeout: Option<u64>,
+    /// Polls running at once on this node [env: HUBHOOK_POLL_CONCURRENCY] [default: 16]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_concurrency: Option<u32>,
+    /// Polls running at once against one ConnectWise site (base URL and company) [env: HUBHOOK_SITE_POLL_CONCURRENCY] [default: 2]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_poll_concurrency: Option<usize>,
+    /// Requests per minute to one ConnectWise site, polls and hub calls together; 0 for no budget (a 429 still pauses the site) [env: HUBHOOK_SITE_REQUESTS_PER_MINUTE] [default: 1000]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Args, Serialize, Default)]

@@ -41,6 +41,13 @@ pub struct ServeConfig {
     pub delivery_lease: u64,
     /// Seconds one ConnectWise request may take (a poll's page, a hub call).
     pub connectwise_timeout: u64,
+    /// Polls running at once on this node, whatever their site.
+    pub poll_concurrency: u32,
+    /// Polls running at once against one ConnectWise site (base URL and company).
+    pub site_poll_concurrency: usize,
+    /// Requests per minute to one ConnectWise site from this node; 0: no budget (a `429`
+    /// still pauses the site for its `Retry-After`).
+    pub site_requests_per_minute: u32,
 }
 
 impl Default for ServeConfig {
@@ -58,6 +65,9 @@ impl Default for ServeConfig {
             poll_lease: 60,
             delivery_lease: 60,
             connectwise_timeout: 120,
+            poll_concurrency: 16,
+            site_poll_concurrency: 2,
+            site_requests_per_minute: 1000,
         }
     }
 }
@@ -115,6 +125,31 @@ impl ServeConfig {
             0 => bail!("connectwise_timeout: 0 seconds, expected at least 1"),
             seconds => Ok(Duration::from_secs(seconds)),
         }
+    }
+
+    /// Polls running at once on this node.
+    pub fn poll_concurrency(&self) -> anyhow::Result<u32> {
+        if !(1..=1000).contains(&self.poll_concurrency) {
+            bail!(
+                "poll_concurrency `{}`: expected 1 to 1000 polls",
+                self.poll_concurrency
+            );
+        }
+        Ok(self.poll_concurrency)
+    }
+
+    /// The limits per ConnectWise site.
+    pub fn site_limits(&self) -> anyhow::Result<hubhook_engine::SiteLimits> {
+        if !(1..=1000).contains(&self.site_poll_concurrency) {
+            bail!(
+                "site_poll_concurrency `{}`: expected 1 to 1000 polls",
+                self.site_poll_concurrency
+            );
+        }
+        Ok(hubhook_engine::SiteLimits {
+            polls: self.site_poll_concurrency,
+            requests_per_minute: std::num::NonZeroU32::new(self.site_requests_per_minute),
+        })
     }
 
     /// The node id: as configured, or the host name and the listen address, which is unique

@@ -50,6 +50,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let retry_schedule = config.retry_schedule()?;
     let node_id = config.node_id()?;
     let (poll_lease, delivery_lease) = config.leases()?;
+    let site_limits = config.site_limits()?;
+    let poll_concurrency = config.poll_concurrency()?;
+    let connectwise_timeout = config.connectwise_timeout()?;
     let key = resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
     let store = Store::open(&config.database_url, key)
         .await
@@ -61,7 +64,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         node_id,
         poll_lease,
         delivery_lease,
-        connectwise_timeout: config.connectwise_timeout()?,
+        connectwise_timeout,
+        site_limits,
+        poll_concurrency,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, engine_config, Clock::system())?;

@@ -50,6 +50,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::Engine;
+use crate::sites::SiteBusy;
 use page::PageContext;
 use window::{Window, baseline_since, next_cursor, phase};
 
@@ -80,6 +81,19 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
                 tracing::info!(instance = %job.instance_id, resource = ?job.resource, events = outcome.events_inserted, "poll stored events");
             }
             return Ok(outcome);
+        }
+        Err(failure) if let Some(busy) = failure.site_busy => {
+            metrics::counter!("hubhook_polls_total", "outcome" => "deferred").increment(1);
+            let next = engine.clock().now()
+                + SignedDuration::try_from(busy.retry_in()).unwrap_or(SignedDuration::from_secs(2));
+            return match engine
+                .store()
+                .defer_poll(job.instance_id, &job.resource, &token, next)
+                .await
+            {
+                Ok(()) | Err(StoreError::LeaseLost) => Ok(CommitOutcome::default()),
+                Err(err) => Err(err).context("deferring a poll"),
+            };
         }
         Err(failure) if failure.lease_lost => {
             metrics::counter!("hubhook_polls_total", "outcome" => "lease_lost").increment(1);
@@ -141,6 +155,8 @@ pub(crate) struct PollFailure {
     retry_in: SignedDuration,
     /// The poll's claim ended (a commit was refused): another run owns the job now.
     lease_lost: bool,
+    /// The poll did not start: its ConnectWise site is busy or paused. Not a failure.
+    site_busy: Option<SiteBusy>,
 }
 
 impl PollFailure {
@@ -149,6 +165,7 @@ impl PollFailure {
             message: message.into(),
             retry_in: SignedDuration::try_from(retry_in).unwrap_or(SignedDuration::from_secs(60)),
             lease_lost: false,
+            site_busy: None,
         }
     }
 
@@ -234,8 +251,16 @@ async fn poll(
             job.resource
         ))
     })?;
+    // Held until the poll ends: bounds the polls running against one site.
+    let _site_slot = engine
+        .sites()
+        .start_poll(&config.connectwise)
+        .map_err(|busy| PollFailure {
+            site_busy: Some(busy),
+            ..PollFailure::soon("the ConnectWise site is busy")
+        })?;
     let client = engine
-        .element(&config)
+        .poller_element(&config)
         .map_err(|e| PollFailure::later(e.to_string()))?;
     let now = || engine.clock().now();
 

@@ -316,6 +316,39 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn defer_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        token: &LeaseToken,
+        next_run_at: Timestamp,
+    ) -> Result<()> {
+        let (resource, token) = (resource.to_owned(), token.0.clone());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    // A poll asked for meanwhile still waits for the site: the deferral wins,
+                    // but the request is kept for the run that follows.
+                    let updated = sqlx::query(
+                        "UPDATE poll_jobs SET next_run_at = $4, lease_owner = NULL,
+                             lease_until = NULL, lease_token = NULL
+                         WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
+                    )
+                    .bind(instance.0)
+                    .bind(&resource)
+                    .bind(&token)
+                    .bind(next_run_at.as_millisecond())
+                    .execute(&mut *conn)
+                    .await?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::LeaseLost);
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     pub async fn next_poll_due(&self) -> Result<Option<Timestamp>> {
         // A leased job cannot be claimed before its lease ends, whatever its next_run_at.
         let due: Option<i64> = sqlx::query_scalar(

@@ -1374,3 +1374,39 @@ pub async fn check_a_held_mass_delete_waits_for_a_decision(store: &Store) {
     let health = &store.poll_health(instance.id, decided).await.unwrap()[0];
     assert_eq!(health.mass_delete_held, None);
 }
+
+pub async fn check_deferring_a_poll_hands_it_back(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let jobs = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let token = jobs[0].lease_token.clone().unwrap();
+    let later = t0() + 2.seconds();
+    store
+        .defer_poll(instance.id, "contacts", &token, later)
+        .await
+        .unwrap();
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.next_run_at, later);
+    assert_eq!(job.cursor, None, "a deferral is not a poll");
+    assert!(
+        store.poll_health(instance.id, t0()).await.unwrap()[0]
+            .last_error
+            .is_none(),
+        "a deferral is not a failure"
+    );
+    // The old claim is over: it can neither defer nor commit again.
+    assert!(matches!(
+        store
+            .defer_poll(instance.id, "contacts", &token, later)
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(
+        claim_jobs(store, "b", t0() + 1.seconds(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deferred job was claimed before its time"
+    );
+    let again = claim_jobs(store, "b", later, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+}

@@ -58,6 +58,7 @@ conformance!(
     check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint,
     check_known_objects_keep_their_last_version_and_deletions,
     check_a_held_mass_delete_waits_for_a_decision,
+    check_deferring_a_poll_hands_it_back,
 );
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.

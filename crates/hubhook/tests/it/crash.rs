@@ -98,3 +98,104 @@ async fn wait_until_the_fault_is_used(app: &ProcessApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A poll of many pages is killed after it committed some of them; the restarted node
+/// resumes from the checkpoint, and every change arrives under one event id, none missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_killed_between_pages_resumes_from_its_checkpoint() {
+    let mut app = ProcessApp::start(HOUR_LEASES, None).await;
+    // A second instance reading contacts five at a time, polled only when asked.
+    let mut body = crate::app::documented_body(&app.sim.base_url(), &app.receiver.url);
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = serde_json::json!("60");
+    configuration["event.poller.configuration"]["contacts"]["pageSize"] = serde_json::json!(5);
+    let created: Value = app
+        .http
+        .post(app.server.api("/instances"))
+        .header("Authorization", &app.auth)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let instance = hubhook_core::InstanceId(created["id"].as_i64().expect("id"));
+    let store = hubhook_store::Store::open(
+        &app.database_url,
+        hubhook_store::MasterKey::parse(crate::processes::MASTER_KEY).expect("key"),
+    )
+    .await
+    .expect("the server's database opens beside it");
+    let job = |store: hubhook_store::Store| async move {
+        store.poll_jobs(instance).await.expect("jobs").remove(0)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while job(store.clone()).await.cursor.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no baseline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Every contact changes; each page of the next poll takes a second to come back.
+    let touched = app
+        .sim
+        .sim
+        .mass_update("company/contacts", 20)
+        .expect("touched");
+    let ids: Vec<i64> = serde_json::from_value(touched["ids"].clone()).expect("ids");
+    app.sim.sim.inject_faults(Fault {
+        latency_ms: Some(1000),
+        path_contains: Some("company/contacts".into()),
+        ..Fault::default()
+    });
+    let poll = app
+        .http
+        .post(app.server.api(&format!("/instances/{}/poll", instance.0)))
+        .header("Authorization", &app.auth)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(poll.status(), 202);
+    while job(store.clone()).await.checkpoint.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no page committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.server.kill9();
+    let checkpoint = job(store.clone()).await.checkpoint;
+    assert!(checkpoint.is_some(), "killed after a page was committed");
+
+    app.sim.sim.clear_faults();
+    app.server.restart();
+    let of_instance = |e: &Value, r: &crate::app::Received| {
+        r.json()["message"]["instanceId"] == instance.0 && e["eventType"] == "UPDATED"
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut event_ids: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for (event, received) in app.receiver.events() {
+            if of_instance(&event, &received) {
+                event_ids
+                    .entry(event["objectId"].as_str().unwrap_or("").to_string())
+                    .or_default()
+                    .insert(event["id"].as_str().unwrap_or("").to_string());
+            }
+        }
+        assert!(
+            event_ids.values().all(|ids| ids.len() == 1),
+            "an object announced under two event ids: {event_ids:?}"
+        );
+        if ids.iter().all(|id| event_ids.contains_key(&id.to_string())) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing changes after the restart: got {:?} of {ids:?}",
+            event_ids.keys()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = job(store.clone()).await;
+    assert!(after.checkpoint.is_none(), "the resumed poll finished");
+    store.close().await;
+}

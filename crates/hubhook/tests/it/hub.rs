@@ -892,6 +892,14 @@ async fn connectwise_failures_keep_their_meaning() {
     assert!(failed.header("Elements-Element-Instance-Id").is_some());
 
     app.sim.sim.inject_faults(Fault {
+        drop_connection: Some(true),
+        count: Some(1),
+        ..Fault::default()
+    });
+    hub.get("/hubs/crm/contacts").await.expect(502);
+    hub.get("/hubs/crm/contacts").await.expect(200);
+
+    app.sim.sim.inject_faults(Fault {
         status: Some(429),
         retry_after: Some(3600),
         count: Some(1),
@@ -900,14 +908,17 @@ async fn connectwise_failures_keep_their_meaning() {
     let limited = hub.get("/hubs/crm/contacts").await;
     limited.expect(429);
     assert_eq!(limited.header("Retry-After"), Some("3600"));
-
-    app.sim.sim.inject_faults(Fault {
-        drop_connection: Some(true),
-        count: Some(1),
-        ..Fault::default()
-    });
-    hub.get("/hubs/crm/contacts").await.expect(502);
-    hub.get("/hubs/crm/contacts").await.expect(200);
+    // The site is paused for the hour ConnectWise asked for: the next call is answered 429
+    // at once, without a request to ConnectWise.
+    let asked = app.sim.sim.stats()["total"].clone();
+    let paused = hub.get("/hubs/crm/contacts").await;
+    paused.expect(429);
+    let retry_after: u64 = paused
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.sim.sim.stats()["total"], asked);
 }
 
 #[tokio::test]

@@ -183,7 +183,7 @@ impl ServerProcess {
     }
 }
 
-const MASTER_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+pub const MASTER_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 
 /// How long tests wait for something that should happen within seconds.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -195,6 +195,7 @@ pub struct ProcessApp {
     pub sim: connectwise_sim::SimHandle,
     pub receiver: Receiver,
     pub server: ServerProcess,
+    pub database_url: String,
     pub auth: String,
     pub http: reqwest::Client,
 }
@@ -219,6 +220,7 @@ impl ProcessApp {
             sim,
             receiver,
             server,
+            database_url,
             auth,
             http: reqwest::Client::new(),
         };
