@@ -91,6 +91,16 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     set_backlog("polls", polls, now);
     set_backlog("notifications", deliveries, now);
     metrics::gauge!("hubhook_notifications_queued").set(queued as f64);
+    // Counts, not one series per job: a node polls thousands of jobs, and the instance
+    // health API says which ones.
+    let trouble = store.poll_trouble().await?;
+    for (state, jobs) in [
+        ("failing", trouble.failing),
+        ("mass_delete_held", trouble.mass_delete_held),
+        ("record_problems", trouble.record_problems),
+    ] {
+        metrics::gauge!("hubhook_poll_jobs_in_trouble", "state" => state).set(jobs as f64);
+    }
     let handle = handle();
     handle.run_upkeep();
     Ok((

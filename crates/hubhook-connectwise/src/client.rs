@@ -456,4 +456,3 @@ mod tests {
         check(r#"{"code":"x"}"#, r#"{"code":"x"}"#);
     }
 }
-

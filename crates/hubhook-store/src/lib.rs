@@ -36,7 +36,7 @@ pub use model::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
     JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance,
     NewNotification, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
-    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, UserId,
+    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Principal, Reconciled, UserId,
 };
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;

@@ -320,6 +320,17 @@ pub struct Backlog {
     pub oldest_due: Option<Timestamp>,
 }
 
+/// How many poll jobs need a look, across every instance (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollTrouble {
+    /// Jobs whose last poll failed.
+    pub failing: u64,
+    /// Jobs holding back a mass delete until someone decides.
+    pub mass_delete_held: u64,
+    /// Jobs whose last poll skipped records it could not read.
+    pub record_problems: u64,
+}
+
 /// One poll job's health, for `GET /instances/{id}/health` and the console.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobHealth {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use crate::{
     Backlog, CommitOutcome, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction,
-    PollCommit, PollJob, Result, Store, on_backend,
+    PollCommit, PollJob, PollTrouble, Result, Store, on_backend,
 };
 
 impl Store {
@@ -144,6 +144,11 @@ impl Store {
         next_run_at: Timestamp,
     ) -> Result<()> {
         on_backend!(self, s => s.defer_poll(instance, resource, token, next_run_at).await)
+    }
+
+    /// How many jobs are failing, holding a mass delete, or skipping records.
+    pub async fn poll_trouble(&self) -> Result<PollTrouble> {
+        on_backend!(self, s => s.poll_trouble().await)
     }
 
     /// When the earliest claimable poll job becomes claimable (for the scheduler's sleep); a

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     Backlog, CommitOutcome, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction,
-    PollCommit, PollDone, PollJob, PollProgress, Result, StoreError,
+    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Result, StoreError,
 };
 
 impl SqliteStore {
@@ -372,6 +372,26 @@ impl SqliteStore {
         .fetch_one(&self.readers)
         .await?;
         backlog(&row)
+    }
+
+    pub async fn poll_trouble(&self) -> Result<PollTrouble> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(last_error IS NOT NULL), 0) AS failing,
+                 COALESCE(SUM(mass_delete_held IS NOT NULL), 0) AS held,
+                 COALESCE(SUM(record_problems > 0), 0) AS problems
+             FROM poll_jobs",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        let get = |name: &str| -> Result<u64> {
+            let n: i64 = row.try_get(name)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(PollTrouble {
+            failing: get("failing")?,
+            mass_delete_held: get("held")?,
+            record_problems: get("problems")?,
+        })
     }
 
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {

@@ -230,6 +230,11 @@ async fn a_mass_delete_is_held_until_confirmed() {
     .await;
     assert_eq!(held["massDeleteHeld"], 12, "{held}");
     assert_eq!(held["status"], "warning", "{held}");
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("hubhook_poll_jobs_in_trouble{state=\"mass_delete_held\"} 1"),
+        "{metrics}"
+    );
     // Held: a few more reconciliations pass without announcing anything.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(events_of(&app.receiver, "DELETED").is_empty());
@@ -557,6 +562,23 @@ async fn a_throttled_site_pauses_its_own_polls_only() {
     // The throttled site was asked once, then left alone for its Retry-After.
     let stats = app.sim.sim.stats();
     assert_eq!(stats["byStatus"]["429"], 1, "{stats}");
+    // The failing job shows in /metrics too.
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("hubhook_poll_jobs_in_trouble{state=\"failing\"} 1"),
+        "{metrics}"
+    );
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    app.http
+        .get(format!("{}/metrics", app.server().url()))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,15 +640,7 @@ async fn a_poll_longer_than_its_lease_keeps_it_and_is_not_run_twice() {
         "the poll ended after {held_for:?}; it should outlast its 3 s lease"
     );
     // Neither node lost a claim: the other node never took the running poll over.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.server().url()))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app).await;
     assert!(!metrics.contains("lease_lost"), "{metrics}");
     assert!(
         metrics.contains("hubhook_polls_total{outcome=\"success\"}"),
