@@ -35,8 +35,9 @@ pub use error::{Result, StoreError};
 pub use model::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
     JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance,
-    NewNotification, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
-    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, UserId,
+    NewNotification, NewSecret, NewUser, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
+    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, Secrets, SignIn, UserId,
+    UserRow, InstanceUpdate,
 };
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;
