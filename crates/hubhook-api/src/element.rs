@@ -165,6 +165,7 @@ mod tests {
             "company": "demo", "public.key": "p", "private.key": "k",
             "event.notification.enabled": "true",
             "event.notification.callback.url": "https://example.com/hook",
+            "event.poller.refresh_interval": "15",
             "event.poller.configuration": configuration_field("event.poller.configuration")
                 .and_then(|f| f.default_value).expect("a default"),
         });
