@@ -9,4 +9,5 @@ mod hardening;
 mod hub;
 mod instances;
 mod observability;
+mod platform;
 mod processes;
