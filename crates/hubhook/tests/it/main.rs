@@ -9,6 +9,7 @@ mod delivery;
 mod hardening;
 mod hub;
 mod instances;
+mod legacy_login;
 mod observability;
 mod platform;
 mod processes;
