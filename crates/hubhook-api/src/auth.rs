@@ -134,10 +134,17 @@ impl FromRequestParts<AppState> for TokenInstance {
                     "the Element token is not the token of an instance of this organization",
                 )
             })?;
-        Ok(TokenInstance {
-            instance,
-        })
+        Ok(TokenInstance { instance })
     }
+}
+
+/// A fresh secret, ready to store: its hash for lookups and the secret for its sealed copy.
+pub fn fresh_secret() -> Result<hubhook_store::NewSecret, getrandom::Error> {
+    let plain = new_secret()?;
+    Ok(hubhook_store::NewSecret {
+        hash: secret_hash(&plain),
+        plain,
+    })
 }
 
 #[cfg(test)]
@@ -153,13 +160,4 @@ mod tests {
         assert!(!password_matches(&hash, "correct horsE"));
         assert!(!password_matches("not a hash", "correct horse"));
     }
-}
-
-/// A fresh secret, ready to store: its hash for lookups and the secret for its sealed copy.
-pub fn fresh_secret() -> Result<hubhook_store::NewSecret, getrandom::Error> {
-    let plain = new_secret()?;
-    Ok(hubhook_store::NewSecret {
-        hash: secret_hash(&plain),
-        plain,
-    })
 }

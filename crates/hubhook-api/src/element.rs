@@ -133,19 +133,89 @@ pub fn configuration_fields() -> Vec<ConfigurationField> {
         kind,
     };
     vec![
-        field("baseUrl", "ConnectWise API URL (https://…/v4_6_release/apis/3.0)", None, true, false, "text"),
+        field(
+            "baseUrl",
+            "ConnectWise API URL (https://…/v4_6_release/apis/3.0)",
+            None,
+            true,
+            false,
+            "text",
+        ),
         field("company", "Company ID", None, true, false, "text"),
         field("public.key", "Public Key", None, true, false, "password"),
         field("private.key", "Private Key", None, true, false, "password"),
-        field("connectwise.clientID", "Client ID", None, false, false, "text"),
-        field("filter.response.nulls", "Filter null values from the response", Some("true"), false, true, "boolean"),
-        field("event.notification.enabled", "Events Enabled", Some("false"), false, false, "boolean"),
-        field("event.vendor.type", "Event Type", Some("polling"), false, true, "text"),
-        field("event.notification.callback.url", "Event Notification Callback URL", None, false, false, "text"),
-        field("event.notification.signature.key", "Callback Notification Signature Key", None, false, false, "password"),
-        field("event.poller.refresh_interval", "Event poller refresh interval (mins)", Some("15"), false, false, "number"),
-        field("event.poller.configuration", "Configure Polling", Some(&default_poller_configuration().to_string()), false, false, "textarea"),
-        field("event.poller.firstRun", "First poll: changes, all or since:<RFC 3339>", Some("changes"), false, true, "text"),
+        field(
+            "connectwise.clientID",
+            "Client ID",
+            None,
+            false,
+            false,
+            "text",
+        ),
+        field(
+            "filter.response.nulls",
+            "Filter null values from the response",
+            Some("true"),
+            false,
+            true,
+            "boolean",
+        ),
+        field(
+            "event.notification.enabled",
+            "Events Enabled",
+            Some("false"),
+            false,
+            false,
+            "boolean",
+        ),
+        field(
+            "event.vendor.type",
+            "Event Type",
+            Some("polling"),
+            false,
+            true,
+            "text",
+        ),
+        field(
+            "event.notification.callback.url",
+            "Event Notification Callback URL",
+            None,
+            false,
+            false,
+            "text",
+        ),
+        field(
+            "event.notification.signature.key",
+            "Callback Notification Signature Key",
+            None,
+            false,
+            false,
+            "password",
+        ),
+        field(
+            "event.poller.refresh_interval",
+            "Event poller refresh interval (mins)",
+            Some("15"),
+            false,
+            false,
+            "number",
+        ),
+        field(
+            "event.poller.configuration",
+            "Configure Polling",
+            Some(&default_poller_configuration().to_string()),
+            false,
+            false,
+            "textarea",
+        ),
+        field(
+            "event.poller.firstRun",
+            "First poll: changes, all or since:<RFC 3339>",
+            Some("changes"),
+            false,
+            true,
+            "text",
+        ),
     ]
 }
 
@@ -169,8 +239,9 @@ mod tests {
             "event.poller.configuration": configuration_field("event.poller.configuration")
                 .and_then(|f| f.default_value).expect("a default"),
         });
-        let parsed = hubhook_core::InstanceConfig::parse(configuration.as_object().expect("object"))
-            .expect("the default is valid");
+        let parsed =
+            hubhook_core::InstanceConfig::parse(configuration.as_object().expect("object"))
+                .expect("the default is valid");
         let polled: Vec<&str> = parsed.events.resources.keys().map(String::as_str).collect();
         let mut expected = DEFAULT_POLLED.to_vec();
         expected.sort_unstable();

@@ -42,7 +42,9 @@ impl Paging {
     }
 
     /// Reads `page`, `pageSize` and `nextPage` from the query pairs, refusing repeated ones.
-    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Paging, ApiError> {
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Paging, ApiError> {
         let mut paging = Paging {
             page: 1,
             page_size: DEFAULT_PAGE_SIZE,

@@ -31,5 +31,5 @@ pub use hub::{HubQuery, MAX_PAGE_SIZE};
 pub use merge_patch::merge_to_json_patch;
 pub use nulls::strip_nulls;
 pub use page_token::PageRequest;
-pub use throttle::SiteThrottle;
 pub use target::{HubTarget, OBJECTS, TargetKind, hub_objects, hub_resource_path};
+pub use throttle::SiteThrottle;

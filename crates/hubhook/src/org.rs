@@ -158,9 +158,9 @@ fn new_user(login: Option<Login>) -> anyhow::Result<(NewUser, String)> {
         let email = login.email.trim().to_lowercase();
         anyhow::ensure!(
             email.len() <= MAX_EMAIL
-                && email.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty() && !domain.is_empty()
-                })
+                && email
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| { !local.is_empty() && !domain.is_empty() })
                 && !email.chars().any(|c| c.is_whitespace() || c.is_control()),
             "--email must be an email address such as name@example.com (at most {MAX_EMAIL} characters)"
         );

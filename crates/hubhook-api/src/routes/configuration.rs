@@ -83,7 +83,9 @@ fn records(row: &InstanceRow) -> Vec<ConfigurationRecordOut> {
             let field = configuration_field(&key);
             ConfigurationRecordOut {
                 id: record_id(&key),
-                name: field.as_ref().map_or_else(|| key.clone(), |f| f.name.to_string()),
+                name: field
+                    .as_ref()
+                    .map_or_else(|| key.clone(), |f| f.name.to_string()),
                 hidden: field.as_ref().is_some_and(|f| f.hidden),
                 property_value: match value {
                     Value::String(text) => text,
@@ -102,7 +104,11 @@ fn record(row: &InstanceRow, config_id: &str) -> Result<ConfigurationRecordOut, 
         ApiError::not_found(format!(
             "instance {} has no configuration record `{}`",
             row.id,
-            config_id.chars().take(40).collect::<String>().escape_debug()
+            config_id
+                .chars()
+                .take(40)
+                .collect::<String>()
+                .escape_debug()
         ))
     };
     let id: i64 = config_id.parse().map_err(|_| not_found())?;
@@ -148,10 +154,12 @@ async fn patch_one(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no instance with id {}", row.id)))?;
     // A record set to null is gone; it is shown as it was, with an empty value.
-    Ok(Json(record(&updated, config_id).unwrap_or(ConfigurationRecordOut {
-        property_value: String::new(),
-        ..current
-    })))
+    Ok(Json(record(&updated, config_id).unwrap_or(
+        ConfigurationRecordOut {
+            property_value: String::new(),
+            ..current
+        },
+    )))
 }
 
 /// The instance's configuration records, by key.

@@ -70,7 +70,11 @@ fn check_element(key_or_id: &str) -> Result<(), ApiError> {
     }
     Err(ApiError::not_found(format!(
         "no element `{}`: the only element is `{ELEMENT_KEY}` (id {ELEMENT_ID})",
-        key_or_id.chars().take(100).collect::<String>().escape_debug()
+        key_or_id
+            .chars()
+            .take(100)
+            .collect::<String>()
+            .escape_debug()
     )))
 }
 

@@ -230,7 +230,11 @@ async fn one(
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no event with id `{}`",
-                event_id.chars().take(100).collect::<String>().escape_debug()
+                event_id
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+                    .escape_debug()
             ))
         })?;
     let mut out = events_out(state, vec![row]).await?;
@@ -255,11 +259,15 @@ async fn events_out(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventOu
     Ok(rows
         .into_iter()
         .map(|e| {
-            let delivery = e.notification_id.as_ref().and_then(|id| notifications.get(id));
+            let delivery = e
+                .notification_id
+                .as_ref()
+                .and_then(|id| notifications.get(id));
             let attempts = delivery.map(|(_, a)| a.as_slice()).unwrap_or_default();
             EventOut {
                 status: status(&e.status, attempts.len()),
-                provider_data: delivery.map_or_else(|| e.record_json.clone(), |(body, _)| body.clone()),
+                provider_data: delivery
+                    .map_or_else(|| e.record_json.clone(), |(body, _)| body.clone()),
                 notified_data: attempts
                     .iter()
                     .map(|a| AttemptOut {

@@ -137,7 +137,8 @@ pub(crate) async fn instance_out(
     row: &InstanceRow,
     token: Option<&str>,
 ) -> Result<InstanceOut, ApiError> {
-    let mut out = instances_out(state, row.organization_id, std::slice::from_ref(row), token).await?;
+    let mut out =
+        instances_out(state, row.organization_id, std::slice::from_ref(row), token).await?;
     out.pop()
         .ok_or_else(|| ApiError::internal("an instance vanished while being shown"))
 }
@@ -245,7 +246,8 @@ pub(crate) struct ValidInstance {
 
 impl ValidInstance {
     pub fn refresh_interval_ms(&self) -> i64 {
-        i64::try_from(self.config.events.refresh_interval.duration().as_millis()).unwrap_or(i64::MAX)
+        i64::try_from(self.config.events.refresh_interval.duration().as_millis())
+            .unwrap_or(i64::MAX)
     }
 }
 

@@ -98,15 +98,14 @@ async fn sign_in(
     let username = username
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("`j_username` is required: the user's email"))?;
-    let password =
-        password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
+    let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
     let user = state.engine.store().sign_in_user(username.trim()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || {
         password_matches(&hash.unwrap_or_else(dummy_hash), &password)
     })
-        .await
-        .map_err(ApiError::internal)?;
+    .await
+    .map_err(ApiError::internal)?;
     let principal = match user {
         Some(user) if matches => user.principal,
         _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
@@ -177,5 +176,7 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         .store()
         .session(secret_hash(token), state.engine.clock().now())
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the session has expired or is not valid; sign in again"))
+        .ok_or_else(|| {
+            ApiError::unauthorized("the session has expired or is not valid; sign in again")
+        })
 }

@@ -98,7 +98,9 @@ impl ResourceHealthOut {
             status,
             last_success: job.last_success_at.map(date),
             cursor: job.cursor.map(date),
-            cursor_lag_seconds: job.cursor.map(|cursor| now.duration_since(cursor).as_secs()),
+            cursor_lag_seconds: job
+                .cursor
+                .map(|cursor| now.duration_since(cursor).as_secs()),
             last_error: job.last_error,
             last_error_at: job.last_error_at.map(date),
             next_run: date(job.next_run_at),

@@ -81,10 +81,17 @@ pub async fn check_updating_an_instance_keeps_kept_cursors(store: &Store) {
     let jobs = store.poll_jobs(instance.id).await.unwrap();
     let resources: Vec<&str> = jobs.iter().map(|j| j.resource.as_str()).collect();
     assert_eq!(resources, ["contacts", "tickets"]);
-    assert_eq!(jobs[0].cursor, Some(t0() + 5.seconds()), "kept job keeps its cursor");
+    assert_eq!(
+        jobs[0].cursor,
+        Some(t0() + 5.seconds()),
+        "kept job keeps its cursor"
+    );
     // The kept job's next run (t0 + 60 s) comes within the new, shorter interval.
     assert_eq!(jobs[0].next_run_at, t0() + 15.seconds());
-    assert_eq!(jobs[1].cursor, None, "a new resource starts with a baseline");
+    assert_eq!(
+        jobs[1].cursor, None,
+        "a new resource starts with a baseline"
+    );
     assert_eq!(jobs[1].next_run_at, t0() + 10.seconds());
     // A kept resource keeps what it knew of its records.
     let ids = vec!["0".to_string()];
@@ -121,7 +128,12 @@ pub async fn check_a_disabled_instance_neither_polls_nor_delivers(store: &Store)
     assert!(disabled.disabled);
 
     let later = t0() + 1.hour();
-    assert!(claim_jobs(store, "p", later, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        claim_jobs(store, "p", later, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         claim_notifications(store, "d", later, LEASE, 10)
             .await
@@ -182,7 +194,10 @@ pub async fn check_events_by_organization(store: &Store) {
         .unwrap();
     let paged: Vec<String> = first.iter().chain(&rest).map(|e| e.id.0.clone()).collect();
     let listed: Vec<String> = all.iter().map(|e| e.id.0.clone()).collect();
-    assert_eq!(paged, listed, "pages follow each other without gaps or repeats");
+    assert_eq!(
+        paged, listed,
+        "pages follow each other without gaps or repeats"
+    );
     let offset = store
         .organization_events(org, None, None, 2, 10)
         .await
@@ -190,7 +205,13 @@ pub async fn check_events_by_organization(store: &Store) {
     assert_eq!(offset.len(), 1);
 
     let id = &all[0].id.0;
-    assert!(store.organization_event(org, None, id).await.unwrap().is_some());
+    assert!(
+        store
+            .organization_event(org, None, id)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(
         store
             .organization_event(org, Some(instance.id), id)
@@ -234,7 +255,13 @@ pub async fn check_users_sign_in_and_sealed_secrets(store: &Store) {
         .expect("emails compare lower-cased");
     assert_eq!(found.principal.user_id, first);
     assert_eq!(found.principal.organization_id, org);
-    assert!(store.sign_in_user("nobody@example.com").await.unwrap().is_none());
+    assert!(
+        store
+            .sign_in_user("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // An email in use is refused, and nothing is stored.
     let err = store
@@ -258,28 +285,87 @@ pub async fn check_users_sign_in_and_sealed_secrets(store: &Store) {
     // Sealed copies come back; a rotation ends the old secret at once.
     let principal = found.principal;
     let secrets = store.secrets(principal).await.unwrap().expect("copies");
-    assert_eq!((secrets.user.as_str(), secrets.organization.as_str()), ("secret-2", "secret-1"));
-    assert!(store.authenticate([1; 32], [2; 32]).await.unwrap().is_some());
-    assert!(store.rotate_organization_secret(org, secret(9)).await.unwrap());
-    assert!(store.authenticate([1; 32], [2; 32]).await.unwrap().is_none());
-    assert!(store.authenticate([9; 32], [2; 32]).await.unwrap().is_some());
     assert_eq!(
-        store.secrets(principal).await.unwrap().expect("copies").organization,
+        (secrets.user.as_str(), secrets.organization.as_str()),
+        ("secret-2", "secret-1")
+    );
+    assert!(
+        store
+            .authenticate([1; 32], [2; 32])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .rotate_organization_secret(org, secret(9))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .authenticate([1; 32], [2; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .authenticate([9; 32], [2; 32])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .secrets(principal)
+            .await
+            .unwrap()
+            .expect("copies")
+            .organization,
         "secret-9"
     );
     let (other_org, _) = organization(store, 7).await;
-    assert!(!store.rotate_user_secret(other_org, first, secret(10)).await.unwrap());
-    assert!(store.rotate_user_secret(org, first, secret(11)).await.unwrap());
-    assert!(store.authenticate([9; 32], [11; 32]).await.unwrap().is_some());
-    assert!(store.authenticate([9; 32], [2; 32]).await.unwrap().is_none());
+    assert!(
+        !store
+            .rotate_user_secret(other_org, first, secret(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .rotate_user_secret(org, first, secret(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .authenticate([9; 32], [11; 32])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .authenticate([9; 32], [2; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Sessions end when they expire.
     store
         .create_session([42; 32], first, t0() + 1.hour())
         .await
         .unwrap();
-    assert_eq!(store.session([42; 32], t0()).await.unwrap(), Some(principal));
-    assert_eq!(store.session([42; 32], t0() + 2.hours()).await.unwrap(), None);
+    assert_eq!(
+        store.session([42; 32], t0()).await.unwrap(),
+        Some(principal)
+    );
+    assert_eq!(
+        store.session([42; 32], t0() + 2.hours()).await.unwrap(),
+        None
+    );
     assert_eq!(store.session([43; 32], t0()).await.unwrap(), None);
 
     // Organizations made before copies were kept have none to give.

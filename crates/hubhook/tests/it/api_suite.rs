@@ -47,7 +47,8 @@ impl Operation {
     }
 
     fn is_hub(&self) -> bool {
-        self.path.starts_with(&format!("{API}/hubs/")) || self.path.starts_with(&format!("{API}/objects"))
+        self.path.starts_with(&format!("{API}/hubs/"))
+            || self.path.starts_with(&format!("{API}/objects"))
     }
 }
 
@@ -109,10 +110,18 @@ impl Fixture {
             .wait_for_event(Duration::from_secs(30), |_| true)
             .await;
         let (_, stored) = app
-            .send(Method::GET, &format!("/instances/events/{}", event["id"].as_str().expect("id")), None)
+            .send(
+                Method::GET,
+                &format!("/instances/events/{}", event["id"].as_str().expect("id")),
+                None,
+            )
             .await;
         let (_, records) = app
-            .send(Method::GET, &format!("/instances/{instance}/configuration"), None)
+            .send(
+                Method::GET,
+                &format!("/instances/{instance}/configuration"),
+                None,
+            )
             .await;
         let other = hubhook::org::create(app.server().store(), "other")
             .await
@@ -121,7 +130,10 @@ impl Fixture {
             instance,
             token,
             event: stored["id"].as_str().expect("event id").to_string(),
-            notification: stored["notificationId"].as_str().expect("notification").to_string(),
+            notification: stored["notificationId"]
+                .as_str()
+                .expect("notification")
+                .to_string(),
             config_id: records[0]["id"].as_i64().expect("config id"),
             other: format!(
                 "User {}, Organization {}",
@@ -133,7 +145,12 @@ impl Fixture {
 
     /// The value of a path parameter: the test organization's object it names.
     fn value(&self, op: &Operation, param: &str) -> String {
-        let first = op.path.trim_start_matches(API).split('/').nth(1).unwrap_or("");
+        let first = op
+            .path
+            .trim_start_matches(API)
+            .split('/')
+            .nth(1)
+            .unwrap_or("");
         match (param, first) {
             ("keyOrId", _) => "connectwisecrmrest".into(),
             ("eventId", _) => self.event.clone(),
@@ -215,8 +232,15 @@ async fn every_route_answers_another_organizations_ids_with_404_and_tokens_with_
             _ => {}
         }
     }
-    assert!(by_id >= 20 && by_token >= 20, "{by_id} id routes, {by_token} token routes");
-    assert_eq!(fixture.app.digest().await, before, "a refused request changed the store");
+    assert!(
+        by_id >= 20 && by_token >= 20,
+        "{by_id} id routes, {by_token} token routes"
+    );
+    assert_eq!(
+        fixture.app.digest().await,
+        before,
+        "a refused request changed the store"
+    );
 }
 
 #[tokio::test]
@@ -335,8 +359,17 @@ async fn bad_bodies_are_refused_with_a_clear_4xx_and_change_nothing() {
     }
     assert!(checked >= 6 * 8, "{checked} checks");
     // Missing fields: a create without them names the first.
-    let (status, error) = fixture.app.send(Method::POST, "/instances", Some(&json!({}))).await;
+    let (status, error) = fixture
+        .app
+        .send(Method::POST, "/instances", Some(&json!({})))
+        .await;
     assert_eq!(status, 400);
-    assert!(error["message"].as_str().expect("m").contains("element.key"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("m")
+            .contains("element.key"),
+        "{error}"
+    );
     assert_eq!(fixture.app.digest().await, before);
 }

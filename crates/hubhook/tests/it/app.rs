@@ -279,7 +279,10 @@ impl TestApp {
         let response = request.send().await.expect("sent");
         let status = response.status().as_u16();
         let bytes = response.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// A call with the test organization's secrets.

@@ -163,14 +163,30 @@ async fn users_sign_in_and_secrets_rotate_from_the_command_line() {
     let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("JSON");
 
     let (ok, out, err) = run(
-        &["org", "create", "--name", "acme", "--email", "a@example.com"],
+        &[
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--email",
+            "a@example.com",
+        ],
         Some("long enough"),
     );
     assert!(ok, "{err}");
     let org = json(&out);
     let org_id = org["organizationId"].to_string();
     let (ok, out, err) = run(
-        &["user", "create", "--organization", &org_id, "--email", "b@example.com", "--password", "also long enough"],
+        &[
+            "user",
+            "create",
+            "--organization",
+            &org_id,
+            "--email",
+            "b@example.com",
+            "--password",
+            "also long enough",
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -179,10 +195,54 @@ async fn users_sign_in_and_secrets_rotate_from_the_command_line() {
 
     // Refusals name the problem.
     for (args, password, expected) in [
-        (vec!["user", "create", "--organization", &org_id, "--email", "B@example.com"], Some("long enough"), "already exists"),
-        (vec!["user", "create", "--organization", "999", "--email", "c@example.com"], Some("long enough"), "no organization"),
-        (vec!["user", "create", "--organization", &org_id, "--email", "not-an-email"], Some("long enough"), "--email"),
-        (vec!["user", "create", "--organization", &org_id, "--email", "d@example.com"], Some("short"), "--password"),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "B@example.com",
+            ],
+            Some("long enough"),
+            "already exists",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                "999",
+                "--email",
+                "c@example.com",
+            ],
+            Some("long enough"),
+            "no organization",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "not-an-email",
+            ],
+            Some("long enough"),
+            "--email",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "d@example.com",
+            ],
+            Some("short"),
+            "--password",
+        ),
     ] {
         let (ok, _, err) = run(&args, password);
         assert!(!ok && err.contains(expected), "{args:?}: {err}");
@@ -194,7 +254,14 @@ async fn users_sign_in_and_secrets_rotate_from_the_command_line() {
     assert_ne!(rotated["secret"], org["organizationSecret"]);
     let user_id = user["userId"].to_string();
     let (ok, out, err) = run(
-        &["user", "rotate-secret", "--organization", &org_id, "--user", &user_id],
+        &[
+            "user",
+            "rotate-secret",
+            "--organization",
+            &org_id,
+            "--user",
+            &user_id,
+        ],
         None,
     );
     assert!(ok, "{err}");

@@ -974,7 +974,11 @@ async fn a_disabled_instance_answers_403_but_lists_its_objects() {
 
 /// Disables or enables an instance through the platform API.
 async fn set_disabled(app: &TestApp, id: i64, disabled: bool) {
-    let method = if disabled { Method::DELETE } else { Method::PUT };
+    let method = if disabled {
+        Method::DELETE
+    } else {
+        Method::PUT
+    };
     let (status, instance) = app
         .send(method, &format!("/instances/{id}/enabled"), None)
         .await;

@@ -77,14 +77,23 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
 
     // Create, patch, disable, enable, delete: 200 with a JSON body each time.
     let (status, created) = app
-        .call(Method::POST, "/instances", Some(&auth), Some(&app.quiet_body("tool")))
+        .call(
+            Method::POST,
+            "/instances",
+            Some(&auth),
+            Some(&app.quiet_body("tool")),
+        )
         .await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["user"]["emailAddress"], "ops@example.com");
     assert_eq!(created["user"]["firstName"], "Ada");
     let path = format!("/instances/{}", created["id"]);
     let steps = [
-        (Method::PATCH, path.clone(), Some(json!({"tags": ["tooling"]}))),
+        (
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"tags": ["tooling"]})),
+        ),
         (Method::DELETE, format!("{path}/enabled"), None),
         (Method::PUT, format!("{path}/enabled"), None),
         (Method::DELETE, path.clone(), None),
@@ -101,7 +110,12 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
 
     // Rotating the user's secret through the API ends the old one; getSecrets shows the new.
     let (status, rotated) = app
-        .call(Method::POST, &format!("/users/{}/secret", org.user_id), Some(&auth), None)
+        .call(
+            Method::POST,
+            &format!("/users/{}/secret", org.user_id),
+            Some(&auth),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{rotated}");
     let (status, _) = app.call(Method::GET, "/instances", Some(&auth), None).await;

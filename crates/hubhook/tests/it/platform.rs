@@ -51,7 +51,10 @@ async fn patch_merges_configuration_keeps_masked_secrets_and_strips_html() {
     assert_eq!(patched["name"], "Renamed x");
     assert_eq!(patched["tags"], json!(["one", "two"]));
     assert_eq!(patched["configuration"]["connectwise.clientID"], "cid");
-    assert_eq!(patched["configuration"]["company"], "demo", "other keys merge");
+    assert_eq!(
+        patched["configuration"]["company"], "demo",
+        "other keys merge"
+    );
     assert_eq!(patched["configuration"]["private.key"], "********");
     assert_eq!(patched["token"], "********");
     assert_eq!(patched["user"]["id"], app.org.user_id);
@@ -72,7 +75,10 @@ async fn patch_merges_configuration_keeps_masked_secrets_and_strips_html() {
             json!({"configuration": {"event.notification.enabled": true, "event.poller.refresh_interval": "soon"}}),
             "event.poller.refresh_interval",
         ),
-        (json!({"configuration": {"private.key": "wrong"}}), "private.key"),
+        (
+            json!({"configuration": {"private.key": "wrong"}}),
+            "private.key",
+        ),
         (json!({"name": "<b></b>"}), "name"),
         (json!({"tags": [5]}), "tags[0]"),
     ] {
@@ -125,7 +131,12 @@ async fn put_replaces_and_token_scoped_routes_act_on_the_element_token() {
         .await;
     assert_eq!(status, 200, "{replaced}");
     let (status, records) = app
-        .call(Method::GET, "/instances/configuration", Some(&with_token), None)
+        .call(
+            Method::GET,
+            "/instances/configuration",
+            Some(&with_token),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert!(records.as_array().is_some_and(|r| !r.is_empty()));
@@ -157,7 +168,10 @@ async fn configuration_records_read_and_patch_one_key() {
     };
     assert_eq!(record("private.key")["propertyValue"], "********");
     assert_eq!(record("company")["propertyValue"], "demo");
-    assert_eq!(record("event.notification.enabled")["propertyValue"], "false");
+    assert_eq!(
+        record("event.notification.enabled")["propertyValue"],
+        "false"
+    );
     let company = record("company");
     let path = format!("/instances/{id}/configuration/{}", company["id"]);
     let (status, one) = app.send(Method::GET, &path, None).await;
@@ -169,9 +183,17 @@ async fn configuration_records_read_and_patch_one_key() {
     wrong["propertyValue"] = json!("nobody");
     let (status, error) = app.send(Method::PATCH, &path, Some(&wrong)).await;
     assert_eq!(status, 400, "{error}");
-    assert_eq!(app.digest().await, before, "a refused change stores nothing");
+    assert_eq!(
+        app.digest().await,
+        before,
+        "a refused change stores nothing"
+    );
     let (status, error) = app
-        .send(Method::PATCH, &path, Some(&json!({"key": "baseUrl", "propertyValue": "x"})))
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&json!({"key": "baseUrl", "propertyValue": "x"})),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(error["message"].as_str().expect("m").contains("key"));
@@ -189,7 +211,11 @@ async fn configuration_records_read_and_patch_one_key() {
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["propertyValue"], "false");
     let (status, _) = app
-        .send(Method::GET, &format!("/instances/{id}/configuration/12"), None)
+        .send(
+            Method::GET,
+            &format!("/instances/{id}/configuration/12"),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -210,9 +236,7 @@ async fn a_configuration_change_applies_at_the_next_delivery_without_restart() {
     let contact = first_contact(&app);
     retitle_contact(&app, contact, "Moved").await;
     app.poll_now(instance).await;
-    second
-        .wait_for_event(WAIT, |e| is_about(e, contact))
-        .await;
+    second.wait_for_event(WAIT, |e| is_about(e, contact)).await;
 }
 
 #[tokio::test]
@@ -220,7 +244,11 @@ async fn a_disabled_instance_neither_polls_nor_delivers_and_resumes_when_enabled
     let app = spawn_app().await;
     let instance = app.create_polling_instance().await;
     let (status, disabled) = app
-        .send(Method::DELETE, &format!("/instances/{instance}/enabled"), None)
+        .send(
+            Method::DELETE,
+            &format!("/instances/{instance}/enabled"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{disabled}");
     assert_eq!(disabled["disabled"], true);
@@ -231,7 +259,10 @@ async fn a_disabled_instance_neither_polls_nor_delivers_and_resumes_when_enabled
     // The poller is woken and finds nothing it may claim; what it would have sent never comes.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !app.receiver.events().iter().any(|(e, _)| is_about(e, contact)),
+        !app.receiver
+            .events()
+            .iter()
+            .any(|(e, _)| is_about(e, contact)),
         "a disabled instance delivered"
     );
 
@@ -251,7 +282,10 @@ async fn a_disabled_instance_neither_polls_nor_delivers_and_resumes_when_enabled
 async fn instances_are_paged_and_filtered_by_tags() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
-    for (n, tags) in [json!(["a"]), json!(["a", "b"]), json!(["b"])].into_iter().enumerate() {
+    for (n, tags) in [json!(["a"]), json!(["a", "b"]), json!(["b"])]
+        .into_iter()
+        .enumerate()
+    {
         let mut body = app.quiet_body(&format!("i{n}"));
         body["tags"] = tags;
         let response = app.create_instance(&body).await;
@@ -296,8 +330,15 @@ async fn instances_are_paged_and_filtered_by_tags() {
     assert_eq!(tagged, ids[1..2]);
     let (_, _, light) = page("?hydrate=false".into()).await;
     assert_eq!(light[0]["configuration"], json!({}));
-    for query in ["?pageSize=0", "?nextPage=%21", "?hydrate=maybe", "?colour=red"] {
-        let (status, error) = app.send(Method::GET, &format!("/instances{query}"), None).await;
+    for query in [
+        "?pageSize=0",
+        "?nextPage=%21",
+        "?hydrate=maybe",
+        "?colour=red",
+    ] {
+        let (status, error) = app
+            .send(Method::GET, &format!("/instances{query}"), None)
+            .await;
         assert_eq!(status, 400, "{query}: {error}");
     }
 }
@@ -306,9 +347,14 @@ async fn instances_are_paged_and_filtered_by_tags() {
 async fn elements_describe_the_connectwise_element_and_scope_its_instances() {
     let app = spawn_app().await;
     for key in ["connectwisecrmrest", "3012"] {
-        let (status, element) = app.send(Method::GET, &format!("/elements/{key}"), None).await;
+        let (status, element) = app
+            .send(Method::GET, &format!("/elements/{key}"), None)
+            .await;
         assert_eq!(status, 200);
-        assert_eq!((element["id"].as_i64(), &element["key"]), (Some(3012), &json!("connectwisecrmrest")));
+        assert_eq!(
+            (element["id"].as_i64(), &element["key"]),
+            (Some(3012), &json!("connectwisecrmrest"))
+        );
         let fields = element["configuration"].as_array().expect("configuration");
         for field in fields {
             for part in ["key", "name", "required", "hidden", "type"] {
@@ -321,15 +367,31 @@ async fn elements_describe_the_connectwise_element_and_scope_its_instances() {
             .expect("poller configuration");
         let default: Value =
             serde_json::from_str(poller["defaultValue"].as_str().expect("text")).expect("JSON");
-        for resource in ["contacts", "organizations", "incidents", "opportunities", "activities", "time-entries"] {
+        for resource in [
+            "contacts",
+            "organizations",
+            "incidents",
+            "opportunities",
+            "activities",
+            "time-entries",
+        ] {
             assert!(default[resource]["url"].as_str().is_some(), "{resource}");
         }
-        let (status, metadata) = app.send(Method::GET, &format!("/elements/{key}/metadata"), None).await;
+        let (status, metadata) = app
+            .send(Method::GET, &format!("/elements/{key}/metadata"), None)
+            .await;
         assert_eq!(status, 200);
-        assert_eq!(metadata["events"], json!({"supported": true, "methods": ["polling"]}));
-        let (status, configuration) =
-            app.send(Method::GET, &format!("/elements/{key}/configuration"), None).await;
-        assert_eq!((status, configuration.as_array().map(Vec::len)), (200, Some(fields.len())));
+        assert_eq!(
+            metadata["events"],
+            json!({"supported": true, "methods": ["polling"]})
+        );
+        let (status, configuration) = app
+            .send(Method::GET, &format!("/elements/{key}/configuration"), None)
+            .await;
+        assert_eq!(
+            (status, configuration.as_array().map(Vec::len)),
+            (200, Some(fields.len()))
+        );
     }
     let (status, _) = app.send(Method::GET, "/elements/salesforce", None).await;
     assert_eq!(status, 404);
@@ -348,10 +410,16 @@ async fn elements_describe_the_connectwise_element_and_scope_its_instances() {
         .send(Method::PATCH, &path, Some(&json!({"name": "renamed"})))
         .await;
     assert_eq!((status, &patched["name"]), (200, &json!("renamed")));
-    let (status, list) = app.send(Method::GET, "/elements/3012/instances", None).await;
+    let (status, list) = app
+        .send(Method::GET, "/elements/3012/instances", None)
+        .await;
     assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
     let (status, _) = app
-        .send(Method::GET, &format!("/elements/salesforce/instances/{}", created["id"]), None)
+        .send(
+            Method::GET,
+            &format!("/elements/salesforce/instances/{}", created["id"]),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let (status, deleted) = app.send(Method::DELETE, &path, None).await;
@@ -391,13 +459,25 @@ async fn events_are_listed_by_instance_and_organization_and_read_one_by_one() {
     assert_eq!(attempts[0]["statusCode"], 200);
 
     let (status, same) = app
-        .send(Method::GET, &format!("/instances/{instance}/events/{event_id}"), None)
+        .send(
+            Method::GET,
+            &format!("/instances/{instance}/events/{event_id}"),
+            None,
+        )
         .await;
     assert_eq!((status, &same["id"]), (200, &json!(event_id)));
-    for path in ["/instances/events".to_string(), format!("/instances/{instance}/events")] {
+    for path in [
+        "/instances/events".to_string(),
+        format!("/instances/{instance}/events"),
+    ] {
         let (status, list) = app.send(Method::GET, &path, None).await;
         assert_eq!(status, 200);
-        assert!(list.as_array().expect("list").iter().any(|e| e["id"] == json!(event_id)));
+        assert!(
+            list.as_array()
+                .expect("list")
+                .iter()
+                .any(|e| e["id"] == json!(event_id))
+        );
         let response = app
             .http
             .get(app.api(&format!("{path}?pageSize=1")))
@@ -407,7 +487,9 @@ async fn events_are_listed_by_instance_and_organization_and_read_one_by_one() {
             .expect("sent");
         assert!(response.headers().contains_key("Elements-Next-Page-Token"));
     }
-    let (status, _) = app.send(Method::GET, "/instances/events/no-such-event", None).await;
+    let (status, _) = app
+        .send(Method::GET, "/instances/events/no-such-event", None)
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -418,9 +500,14 @@ async fn cloud_elements_conventions_hold() {
     let id = created["id"].as_i64().expect("id");
 
     // 405 and 415 in the Cloud Elements error body.
-    let (status, error) = app.send(Method::POST, &format!("/instances/{id}"), None).await;
+    let (status, error) = app
+        .send(Method::POST, &format!("/instances/{id}"), None)
+        .await;
     assert_eq!(status, 405);
-    assert!(error["message"].is_string() && error["requestId"].is_string(), "{error}");
+    assert!(
+        error["message"].is_string() && error["requestId"].is_string(),
+        "{error}"
+    );
     let response = app
         .http
         .patch(app.api(&format!("/instances/{id}")))
