@@ -46,6 +46,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_secrets))
 }
 
+/// The sign-in form (read by hand, as form fields).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub struct SignInForm {
+    /// The user's email.
+    j_username: String,
+    j_password: String,
+}
+
 /// The answer to a sign-in (the session is in the `Set-Cookie` header).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,8 +73,7 @@ pub struct SecretsOut {
 /// Sign in with an email and a password (form fields `j_username`, `j_password`).
 #[utoipa::path(
     post, path = "/elements/j_spring_security_check", tag = "users",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "`j_username=<email>&j_password=<password>`"),
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = SignInOut,
         headers(("Set-Cookie" = String, description = "`JSESSIONID=<session>`"))), CommonErrors)
 )]
