@@ -109,6 +109,32 @@ pub struct TokenInstance {
     pub instance: hubhook_store::InstanceRow,
 }
 
+/// The instance of the header's `Element` token, if it is one of the caller's organization;
+/// else 401 (`missing` when there is no token), the same for an unknown and a foreign token.
+pub(crate) async fn token_instance(
+    state: &AppState,
+    auth: &AuthHeader,
+    caller: Principal,
+    missing: &str,
+    expected: &str,
+) -> Result<hubhook_store::InstanceRow, ApiError> {
+    let token = auth
+        .element
+        .as_deref()
+        .ok_or_else(|| ApiError::unauthorized(format!("{missing}; {expected}")))?;
+    state
+        .engine
+        .store()
+        .instance_by_token(secret_hash(token))
+        .await?
+        .filter(|instance| instance.organization_id == caller.organization_id)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "the Element token is not the token of an instance of this organization",
+            )
+        })
+}
+
 impl FromRequestParts<AppState> for TokenInstance {
     type Rejection = ApiError;
 
@@ -118,22 +144,14 @@ impl FromRequestParts<AppState> for TokenInstance {
     ) -> Result<Self, Self::Rejection> {
         let auth = authorization(parts, EXPECTED_TOKEN)?;
         let principal = authenticate(state, &auth, EXPECTED_TOKEN).await?;
-        let token = auth.element.as_deref().ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "this route acts on the instance of the `Element <instance token>`, which is missing; {EXPECTED_TOKEN}"
-            ))
-        })?;
-        let instance = state
-            .engine
-            .store()
-            .instance_by_token(secret_hash(token))
-            .await?
-            .filter(|instance| instance.organization_id == principal.organization_id)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "the Element token is not the token of an instance of this organization",
-                )
-            })?;
+        let instance = token_instance(
+            state,
+            &auth,
+            principal,
+            "this route acts on the instance of the `Element <instance token>`, which is missing",
+            EXPECTED_TOKEN,
+        )
+        .await?;
         Ok(TokenInstance { instance })
     }
 }

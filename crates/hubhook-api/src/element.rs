@@ -100,24 +100,15 @@ pub const DEFAULT_POLLED: &[&str] = &[
 /// The default `event.poller.configuration`: every resource of [`DEFAULT_POLLED`] polled by
 /// `lastUpdated`, as the documentation's ConnectWise block polls contacts.
 pub fn default_poller_configuration() -> serde_json::Value {
-    let block = |resource: &str| {
-        serde_json::json!({
-            "url": format!("/hubs/crm/{resource}?where=lastUpdated>'${{gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}}'"),
-            "idField": "id",
-            "datesConfiguration": {
-                "updatedDateField": "_info.lastUpdated",
-                "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                "updatedDateTimezone": "GMT",
-                "createdDateField": "_info.lastUpdated",
-                "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                "createdDateTimezone": "GMT"
-            }
-        })
-    };
     serde_json::Value::Object(
         DEFAULT_POLLED
             .iter()
-            .map(|resource| ((*resource).to_string(), block(resource)))
+            .map(|resource| {
+                (
+                    (*resource).to_string(),
+                    hubhook_core::connectwise_poller_block(resource),
+                )
+            })
             .collect(),
     )
 }

@@ -113,23 +113,14 @@ impl SqliteStore {
         org: OrganizationId,
         secret: NewSecret,
     ) -> Result<bool> {
-        let sealed = self.key.seal_text(org, &secret.plain)?;
-        self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE organizations SET secret_hash = $1, secret_sealed = $2
-                         WHERE id = $3",
-                    )
-                    .bind(&secret.hash[..])
-                    .bind(&sealed)
-                    .bind(org.0)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
-                })
-            })
-            .await
+        self.rotate(
+            "UPDATE organizations SET secret_hash = $1, secret_sealed = $2
+             WHERE id = $3 AND id = $4",
+            org,
+            org.0,
+            secret,
+        )
+        .await
     }
 
     pub async fn rotate_user_secret(
@@ -138,20 +129,36 @@ impl SqliteStore {
         user: UserId,
         secret: NewSecret,
     ) -> Result<bool> {
+        self.rotate(
+            "UPDATE users SET secret_hash = $1, secret_sealed = $2
+             WHERE id = $3 AND organization_id = $4",
+            org,
+            user.0,
+            secret,
+        )
+        .await
+    }
+
+    /// One secret replaced by `sql` (hash, sealed copy, row id, organization id): whether the
+    /// row exists in that organization.
+    async fn rotate(
+        &self,
+        sql: &'static str,
+        org: OrganizationId,
+        id: i64,
+        secret: NewSecret,
+    ) -> Result<bool> {
         let sealed = self.key.seal_text(org, &secret.plain)?;
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE users SET secret_hash = $1, secret_sealed = $2
-                         WHERE id = $3 AND organization_id = $4",
-                    )
-                    .bind(&secret.hash[..])
-                    .bind(&sealed)
-                    .bind(user.0)
-                    .bind(org.0)
-                    .execute(&mut *conn)
-                    .await?;
+                    let done = sqlx::query(sql)
+                        .bind(&secret.hash[..])
+                        .bind(&sealed)
+                        .bind(id)
+                        .bind(org.0)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(done.rows_affected() == 1)
                 })
             })

@@ -97,13 +97,7 @@ impl Fixture {
             quiet["token"].as_str().expect("token").to_string()
         };
         let contact = app.sim.sim.ids("company/contacts")[0];
-        let response = app
-            .connectwise(Method::PATCH, &format!("company/contacts/{contact}"))
-            .json(&json!([{ "op": "replace", "path": "title", "value": "suite" }]))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(response.status(), 200);
+        app.retitle_contact(contact, "suite").await;
         app.poll_now(instance).await;
         let (event, _) = app
             .receiver

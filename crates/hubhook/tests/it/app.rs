@@ -418,6 +418,17 @@ impl TestApp {
             .header("Authorization", format!("Basic {basic}"))
     }
 
+    /// Changes a contact's title in the simulator, as a ConnectWise user would.
+    pub async fn retitle_contact(&self, id: i64, title: &str) {
+        let response = self
+            .connectwise(reqwest::Method::PATCH, &format!("company/contacts/{id}"))
+            .json(&json!([{ "op": "replace", "path": "title", "value": title }]))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+    }
+
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await.expect("server stops cleanly");

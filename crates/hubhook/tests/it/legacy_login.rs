@@ -58,21 +58,23 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
     let secrets_url = format!("{base}/elements/api-v1/ui/getSecrets");
     let without = tool.get(&secrets_url).send().await.expect("sent");
     assert_eq!(without.status(), 401);
-    let secrets: Value = tool
-        .get(&secrets_url)
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(secrets["user"], org.user_secret);
-    assert_eq!(secrets["company"], org.organization_secret);
+    let secrets = || async {
+        tool.get(&secrets_url)
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("sent")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let first = secrets().await;
+    assert_eq!(first["user"], org.user_secret);
+    assert_eq!(first["company"], org.organization_secret);
     let auth = format!(
         "User {}, Organization {}",
-        secrets["user"].as_str().expect("user"),
-        secrets["company"].as_str().expect("company")
+        first["user"].as_str().expect("user"),
+        first["company"].as_str().expect("company")
     );
 
     // Create, patch, disable, enable, delete: 200 with a JSON body each time.
@@ -120,14 +122,5 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
     assert_eq!(status, 200, "{rotated}");
     let (status, _) = app.call(Method::GET, "/instances", Some(&auth), None).await;
     assert_eq!(status, 401);
-    let secrets: Value = tool
-        .get(&secrets_url)
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(secrets["user"], rotated["secret"]);
+    assert_eq!(secrets().await["user"], rotated["secret"]);
 }

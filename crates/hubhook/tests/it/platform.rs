@@ -11,16 +11,6 @@ use crate::app::{Receiver, TestApp, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn retitle_contact(app: &TestApp, id: i64, title: &str) {
-    let response = app
-        .connectwise(Method::PATCH, &format!("company/contacts/{id}"))
-        .json(&json!([{ "op": "replace", "path": "title", "value": title }]))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-}
-
 fn first_contact(app: &TestApp) -> i64 {
     app.sim.sim.ids("company/contacts")[0]
 }
@@ -234,7 +224,7 @@ async fn a_configuration_change_applies_at_the_next_delivery_without_restart() {
         .await;
     assert_eq!(status, 200, "{patched}");
     let contact = first_contact(&app);
-    retitle_contact(&app, contact, "Moved").await;
+    app.retitle_contact(contact, "Moved").await;
     app.poll_now(instance).await;
     second.wait_for_event(WAIT, |e| is_about(e, contact)).await;
 }
@@ -254,7 +244,7 @@ async fn a_disabled_instance_neither_polls_nor_delivers_and_resumes_when_enabled
     assert_eq!(disabled["disabled"], true);
 
     let contact = first_contact(&app);
-    retitle_contact(&app, contact, "While disabled").await;
+    app.retitle_contact(contact, "While disabled").await;
     app.poll_now(instance).await;
     // The poller is woken and finds nothing it may claim; what it would have sent never comes.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -431,7 +421,7 @@ async fn events_are_listed_by_instance_and_organization_and_read_one_by_one() {
     let app = spawn_app().await;
     let instance = app.create_polling_instance().await;
     let contact = first_contact(&app);
-    retitle_contact(&app, contact, "Evented").await;
+    app.retitle_contact(contact, "Evented").await;
     app.poll_now(instance).await;
     let (delivered, _) = app
         .receiver
