@@ -124,3 +124,61 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
     assert_eq!(status, 401);
     assert_eq!(secrets().await["user"], rotated["secret"]);
 }
+
+#[tokio::test]
+async fn secrets_made_before_copies_were_kept_must_be_rotated_first() {
+    let app = spawn_app().await;
+    let store = app.server().store();
+    // An organization as `org create` made them before sealed copies: hashes only.
+    let (org, _) = store
+        .create_organization("old", [7; 32], [8; 32], jiff::Timestamp::now())
+        .await
+        .expect("old organization");
+    let login = hubhook::org::Login {
+        email: "late@example.com".into(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    };
+    hubhook::org::create_user(store, org.0, login)
+        .await
+        .expect("user");
+    let base = app.server().url();
+    let signed_in = app
+        .http
+        .post(format!("{base}/elements/j_spring_security_check"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "j_username=late%40example.com&j_password={}",
+            PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let secrets = || async {
+        app.http
+            .get(format!("{base}/elements/api-v1/ui/getSecrets"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("sent")
+    };
+    let refused = secrets().await;
+    assert_eq!(refused.status(), 409);
+    let error: Value = refused.json().await.expect("json");
+    assert!(
+        error["message"].as_str().expect("m").contains("rotate"),
+        "{error}"
+    );
+    hubhook::org::rotate_organization_secret(store, org.0)
+        .await
+        .expect("rotated");
+    assert_eq!(secrets().await.status(), 200);
+}
