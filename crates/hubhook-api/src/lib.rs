@@ -14,8 +14,10 @@ mod auth;
 mod body;
 mod element;
 mod error;
+mod html;
 mod metrics;
 mod openapi;
+mod paging;
 mod routes;
 mod serve;
 
@@ -24,7 +26,7 @@ use hubhook_engine::Engine;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{new_secret, secret_hash};
+pub use auth::{fresh_secret, new_secret, password_hash, secret_hash};
 pub use error::ApiError;
 pub use serve::{ServeLimits, serve};
 
@@ -44,9 +46,16 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/elements/api-v2",
             routes::instances::router()
+                .merge(routes::instance_updates::router())
+                .merge(routes::configuration::router())
+                .merge(routes::enabled::router())
+                .merge(routes::events::router())
+                .merge(routes::elements::router())
+                .merge(routes::secrets::router())
                 .merge(routes::polling::router())
                 .merge(routes::hub::router()),
         )
+        .merge(routes::login::router())
         .merge(routes::health::router())
         .merge(metrics::router())
         .split_for_parts();
@@ -59,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         // After routing, so that requests are counted by their route template.
         .route_layer(axum::middleware::from_fn(metrics::record_http))
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // A client that starts a body and stops sending holds a connection and a handler;

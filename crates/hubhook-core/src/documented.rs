@@ -33,22 +33,29 @@ pub fn documented_instance_body(site: DocumentedSite<'_>) -> Value {
             "event.notification.callback.url": site.callback_url,
             "event.poller.refresh_interval": "15",
             "event.poller.configuration": {
-                "contacts": {
-                    "url": "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
-                    "idField": "id",
-                    "datesConfiguration": {
-                        "updatedDateField": "_info.lastUpdated",
-                        "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                        "updatedDateTimezone": "GMT",
-                        "createdDateField": "_info.lastUpdated",
-                        "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
-                        "createdDateTimezone": "GMT"
-                    }
-                }
+                "contacts": connectwise_poller_block("contacts"),
             }
         },
         "tags": ["Test"],
         "name": "API_Polling"
+    })
+}
+
+/// The documentation's ConnectWise block for one hub resource: polled by `lastUpdated`, dates
+/// read from `_info.lastUpdated` in GMT. The documentation gives it for `contacts` and invites
+/// copying it for any other resource, which the element's default configuration does.
+pub fn connectwise_poller_block(resource: &str) -> Value {
+    json!({
+        "url": format!("/hubs/crm/{resource}?where=lastUpdated>'${{gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}}'"),
+        "idField": "id",
+        "datesConfiguration": {
+            "updatedDateField": "_info.lastUpdated",
+            "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+            "updatedDateTimezone": "GMT",
+            "createdDateField": "_info.lastUpdated",
+            "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+            "createdDateTimezone": "GMT"
+        }
     })
 }
 

@@ -35,7 +35,7 @@ pub use config::{
     ELEMENT_KEY, EventsConfig, FirstRun, InstanceConfig, MASK, RefreshInterval, ResourcePoll,
     SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
 };
-pub use documented::{DocumentedSite, documented_instance_body};
+pub use documented::{DocumentedSite, connectwise_poller_block, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{
     Changes, EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,

@@ -7,6 +7,9 @@ pub enum StoreError {
     LeaseLost,
     #[error("not found")]
     NotFound,
+    /// The write would break a uniqueness rule (an email already in use).
+    #[error("{0}")]
+    Conflict(String),
     #[error("invalid database url `{0}`: expected sqlite://PATH or postgres://...")]
     InvalidUrl(String),
     #[error("postgres is not supported yet")]

@@ -2,7 +2,9 @@
 
 use hubhook_core::InstanceId;
 
-use crate::{InstanceRow, NewInstance, OrganizationId, Result, Store, on_backend};
+use jiff::Timestamp;
+
+use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, Store, on_backend};
 
 impl Store {
     /// Inserts the instance (secrets encrypted) and one poll job per resource, due at `new.now`,
@@ -40,5 +42,31 @@ impl Store {
     /// `false` if there was no such instance in `org`.
     pub async fn delete_instance(&self, org: OrganizationId, id: InstanceId) -> Result<bool> {
         on_backend!(self, s => s.delete_instance(org, id).await)
+    }
+
+    /// Replaces the instance's name, tags and configuration (secrets encrypted) and brings its
+    /// poll jobs in line (see [`InstanceUpdate`]); jobs it keeps become due no later than one
+    /// new refresh interval from now, so a shorter interval applies at once. `None` if there
+    /// is no such instance in `org`.
+    pub async fn update_instance(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        update: InstanceUpdate,
+    ) -> Result<Option<InstanceRow>> {
+        on_backend!(self, s => s.update_instance(org, id, update).await)
+    }
+
+    /// Disables (no polls, no deliveries, hub calls refused) or enables the instance. Its
+    /// cursors and due notifications are kept, so enabling resumes where it stopped. `None` if
+    /// there is no such instance in `org`.
+    pub async fn set_instance_disabled(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<Option<InstanceRow>> {
+        on_backend!(self, s => s.set_instance_disabled(org, id, disabled, now).await)
     }
 }

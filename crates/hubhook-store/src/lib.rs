@@ -34,9 +34,10 @@ mod sqlite;
 pub use error::{Result, StoreError};
 pub use model::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
-    JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance,
-    NewNotification, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
-    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Principal, Reconciled, UserId,
+    InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent,
+    NewInstance, NewNotification, NewSecret, NewUser, NotificationRow, ObservedObject,
+    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, PollTrouble,
+    Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
 };
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;

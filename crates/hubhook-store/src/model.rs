@@ -24,6 +24,70 @@ pub struct Principal {
     pub user_id: UserId,
 }
 
+/// A user or organization secret to store: its SHA-256, by which requests find it, and the
+/// secret itself, of which an encrypted copy is kept (for the legacy `getSecrets`).
+pub struct NewSecret {
+    pub hash: [u8; 32],
+    pub plain: String,
+}
+
+/// A user to create. Without `email` and `password_hash` the user can only use its secrets.
+pub struct NewUser {
+    pub secret: NewSecret,
+    /// Lower-cased by the store; unique across the database.
+    pub email: Option<String>,
+    /// An argon2 PHC string, made by the caller.
+    pub password_hash: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub organization_id: OrganizationId,
+    pub email: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// What signing in with an email needs: who it is and the password hash to check.
+#[derive(Clone)]
+pub struct SignIn {
+    pub principal: Principal,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("principal", &self.principal)
+            .field("password_hash", &"********")
+            .finish()
+    }
+}
+
+/// The user and organization secrets, decrypted from their stored copies.
+pub struct Secrets {
+    pub user: String,
+    pub organization: String,
+}
+
+/// A new state of an instance (PUT, PATCH, a configuration record): everything a create sets
+/// except its owner and token. Poll jobs follow `resources`: new resources get a job due now,
+/// removed ones lose theirs (and what was known of their records), kept ones keep their cursor.
+pub struct InstanceUpdate {
+    pub name: String,
+    pub configuration: Map<String, Value>,
+    pub secrets: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub events_enabled: bool,
+    pub resources: Vec<String>,
+    pub refresh_interval_ms: i64,
+    pub now: Timestamp,
+}
+
 pub struct NewInstance {
     pub organization_id: OrganizationId,
     pub user_id: UserId,

@@ -95,6 +95,21 @@ impl MasterKey {
         Ok(format!("{VERSION_PREFIX}{}", BASE64.encode(sealed)))
     }
 
+    /// Encrypts one secret (a user or organization secret) the same way, as `{"secret": ..}`.
+    pub(crate) fn seal_text(&self, organization: OrganizationId, secret: &str) -> Result<String> {
+        let mut map = Map::new();
+        map.insert("secret".to_owned(), Value::String(secret.to_owned()));
+        self.seal(organization, &map)
+    }
+
+    /// The inverse of [`MasterKey::seal_text`].
+    pub(crate) fn open_text(&self, organization: OrganizationId, stored: &str) -> Result<String> {
+        match self.open(organization, stored)?.remove("secret") {
+            Some(Value::String(secret)) => Ok(secret),
+            _ => Err(StoreError::Decrypt),
+        }
+    }
+
     /// Decrypts the stored text form back into the secrets object.
     pub(crate) fn open(
         &self,

@@ -24,6 +24,9 @@ pub enum Command {
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Manage users of an organization.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Run a simulator.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -112,9 +115,93 @@ pub enum OrgCommand {
         /// Organization name.
         #[arg(long)]
         name: String,
+        /// The first user's sign-in (with --password); without it the user has secrets only.
+        #[arg(long, requires = "password")]
+        email: Option<String>,
+        #[command(flatten)]
+        login: LoginArgs,
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Replace the organization's secret; prints the new one as JSON.
+    RotateSecret {
+        #[arg(long)]
+        organization: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user who signs in with an email and a password; prints its id and secret as JSON.
+    Create {
+        #[arg(long)]
+        organization: i64,
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        login: LoginArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replace a user's secret; prints the new one as JSON.
+    RotateSecret {
+        #[arg(long)]
+        organization: i64,
+        #[arg(long)]
+        user: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// A password and names. The password is better given in HUBHOOK_PASSWORD: every local user
+/// can read a process's arguments.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// 8 to 1024 characters [env: HUBHOOK_PASSWORD]
+    #[arg(long, env = "HUBHOOK_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    #[arg(long, default_value = "")]
+    pub first_name: String,
+    #[arg(long, default_value = "")]
+    pub last_name: String,
+}
+
+impl LoginArgs {
+    fn login(self, email: String) -> anyhow::Result<crate::org::Login> {
+        Ok(crate::org::Login {
+            email,
+            password: self
+                .password
+                .context("--password (or HUBHOOK_PASSWORD) is required with an email")?,
+            first_name: self.first_name,
+            last_name: self.last_name,
+        })
+    }
+}
+
+/// Opens the database of an administration command, runs `work` on it, closes it, and prints
+/// what `work` returned as one JSON line.
+async fn with_store<T: Serialize>(
+    database: &DatabaseArgs,
+    work: impl AsyncFnOnce(&hubhook_store::Store) -> anyhow::Result<T>,
+) -> anyhow::Result<()> {
+    let config = ServeConfig::load(database)?;
+    let key = resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
+    let store = hubhook_store::Store::open(&config.database_url, key)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::server::redact_url(&config.database_url)
+            )
+        })?;
+    let done = work(&store).await;
+    store.close().await;
+    println!("{}", serde_json::to_string(&done?)?);
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,22 +245,48 @@ pub struct DemoArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(ServeConfig::load(&args)?).await,
-        Command::Org(OrgCommand::Create { name, database }) => {
-            let config = ServeConfig::load(&database)?;
-            let key =
-                resolve_master_key(&config.database_url, config.master_key_text()?.as_deref())?;
-            let store = hubhook_store::Store::open(&config.database_url, key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "opening the database {}",
-                        crate::server::redact_url(&config.database_url)
-                    )
-                })?;
-            let created = crate::org::create(&store, &name).await;
-            store.close().await;
-            println!("{}", serde_json::to_string(&created?)?);
-            Ok(())
+        Command::Org(OrgCommand::Create {
+            name,
+            email,
+            login,
+            database,
+        }) => {
+            let login = email.map(|email| login.login(email)).transpose()?;
+            with_store(&database, async |store| {
+                crate::org::create_with_login(store, &name, login).await
+            })
+            .await
+        }
+        Command::Org(OrgCommand::RotateSecret {
+            organization,
+            database,
+        }) => {
+            with_store(&database, async |store| {
+                crate::org::rotate_organization_secret(store, organization).await
+            })
+            .await
+        }
+        Command::User(UserCommand::Create {
+            organization,
+            email,
+            login,
+            database,
+        }) => {
+            let login = login.login(email)?;
+            with_store(&database, async |store| {
+                crate::org::create_user(store, organization, login).await
+            })
+            .await
+        }
+        Command::User(UserCommand::RotateSecret {
+            organization,
+            user,
+            database,
+        }) => {
+            with_store(&database, async |store| {
+                crate::org::rotate_user_secret(store, organization, user).await
+            })
+            .await
         }
         Command::Sim(SimCommand::Connectwise(args)) => {
             let config = connectwise_sim::SimConfig {

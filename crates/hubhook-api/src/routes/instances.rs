@@ -1,23 +1,27 @@
-//! `/instances`: create, list, read and delete element instances, poll one now, and read the
-//! events it stored.
+//! `/instances`: create, list, read and delete element instances, and poll one now. The
+//! instance's shape (`InstanceOut`) and the checks of an instance body (`validate`) live here
+//! and are shared by the updates (`instance_updates`), the configuration records
+//! (`configuration`) and the element-scoped routes (`elements`).
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
-    http::StatusCode,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode},
 };
 use hubhook_connectwise::{CwError, HubQuery};
 use hubhook_core::{
     ELEMENT_KEY, InstanceConfig, InstanceId, MASK, mask_secrets, render_url, split_secrets,
 };
-use hubhook_store::{InstanceRow, NewInstance};
+use hubhook_store::{InstanceRow, NewInstance, Principal, UserRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::element::{ELEMENT_ID, ElementOut};
+use crate::html::strip_tags;
 use crate::openapi::CommonErrors;
+use crate::paging::{Paging, next_page_header};
 use crate::{ApiError, AppState, auth::Caller, body::JsonBody, new_secret, secret_hash};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,32 +29,40 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_instance, list_instances))
         .routes(routes!(get_instance, delete_instance))
         .routes(routes!(poll_instance))
-        .routes(routes!(list_events))
 }
 
 /// `POST /instances` body, as Cloud Elements documents it. Everything is optional here so that
 /// a missing field gets our own error naming it rather than a deserializer message.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceIn {
     /// `{"key": "connectwisecrmrest"}`.
-    element: Option<ElementRef>,
+    pub(crate) element: Option<ElementRef>,
     /// Accepted for compatibility with Cloud Elements' OAuth examples; ConnectWise has no OAuth.
     #[allow(dead_code)]
     #[schema(value_type = Option<Object>)]
-    provider_data: Option<Value>,
+    pub(crate) provider_data: Option<Value>,
     /// ConnectWise credentials and the events configuration (`event.*` keys).
     #[schema(value_type = Option<Object>)]
-    configuration: Option<Map<String, Value>>,
+    pub(crate) configuration: Option<Map<String, Value>>,
     /// Strings (or `{"name": ..}` objects, as older Cloud Elements examples send).
     #[schema(value_type = Option<Vec<String>>)]
-    tags: Option<Vec<Value>>,
-    name: Option<String>,
+    pub(crate) tags: Option<Vec<Value>>,
+    pub(crate) name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct ElementRef {
-    key: Option<String>,
+pub struct ElementRef {
+    pub(crate) key: Option<String>,
+}
+
+impl ElementRef {
+    /// The element of every instance.
+    pub(crate) fn connectwise() -> ElementRef {
+        ElementRef {
+            key: Some(ELEMENT_KEY.to_string()),
+        }
+    }
 }
 
 /// An element instance in Cloud Elements' shape. Secrets in `configuration` are masked; the
@@ -79,18 +91,61 @@ pub struct InstanceOut {
     pub trace_logging_enabled: bool,
     pub caching_enabled: bool,
     pub external_authentication: String,
-    pub user: UserRef,
+    pub user: UserOut,
 }
 
-/// The user who created an instance.
+/// The user who created an instance. Users made without an email show empty strings, since
+/// Cloud Elements clients expect the fields to be there.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserRef {
+#[serde(rename_all = "camelCase")]
+pub struct UserOut {
     pub id: i64,
+    pub email_address: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl UserOut {
+    fn new(id: i64, users: &[UserRow]) -> UserOut {
+        let user = users.iter().find(|u| u.id.0 == id);
+        UserOut {
+            id,
+            email_address: user.and_then(|u| u.email.clone()).unwrap_or_default(),
+            first_name: user.map(|u| u.first_name.clone()).unwrap_or_default(),
+            last_name: user.map(|u| u.last_name.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The instances as Cloud Elements shows them, with their users; `token` only at creation.
+pub(crate) async fn instances_out(
+    state: &AppState,
+    org: hubhook_store::OrganizationId,
+    rows: &[InstanceRow],
+    token: Option<&str>,
+) -> Result<Vec<InstanceOut>, ApiError> {
+    let users = state.engine.store().users(org).await?;
+    Ok(rows
+        .iter()
+        .map(|row| InstanceOut::new(row, token, &users))
+        .collect())
+}
+
+/// One instance as Cloud Elements shows it.
+pub(crate) async fn instance_out(
+    state: &AppState,
+    row: &InstanceRow,
+    token: Option<&str>,
+) -> Result<InstanceOut, ApiError> {
+    let mut out =
+        instances_out(state, row.organization_id, std::slice::from_ref(row), token).await?;
+    out.pop()
+        .ok_or_else(|| ApiError::internal("an instance vanished while being shown"))
 }
 
 impl InstanceOut {
     /// The instance as Cloud Elements shows it; `token` only at creation (else masked).
-    fn new(row: &InstanceRow, token: Option<&str>) -> InstanceOut {
+    fn new(row: &InstanceRow, token: Option<&str>, users: &[UserRow]) -> InstanceOut {
         let configuration = mask_secrets(&row.configuration);
         let callback = configuration
             .get("event.notification.callback.url")
@@ -116,12 +171,12 @@ impl InstanceOut {
             trace_logging_enabled: false,
             caching_enabled: false,
             external_authentication: "none".to_string(),
-            user: UserRef { id: row.user_id.0 },
+            user: UserOut::new(row.user_id.0, users),
         }
     }
 }
 
-fn format_date(ts: jiff::Timestamp) -> String {
+pub(crate) fn format_date(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -138,12 +193,21 @@ async fn create_instance(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<InstanceIn>,
 ) -> Result<Json<InstanceOut>, ApiError> {
-    let valid = validate(&state, body).await?;
+    create(&state, caller, body).await.map(Json)
+}
+
+/// Creates the caller's instance from a body, after every check.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: Principal,
+    body: InstanceIn,
+) -> Result<InstanceOut, ApiError> {
+    let valid = validate(state, body).await?;
     let engine = &state.engine;
     let now = engine.clock().now();
     let token = new_secret().map_err(ApiError::internal)?;
     let (public, secrets) = split_secrets(&valid.configuration);
-    let refresh_ms = valid.config.events.refresh_interval.duration().as_millis() as i64;
+    let refresh_ms = valid.refresh_interval_ms();
     let events = &valid.config.events;
     let row = engine
         .store()
@@ -168,7 +232,7 @@ async fn create_instance(
         .await?;
     tracing::info!(instance = %row.id, resources = events.resources.len(), "instance created");
     engine.wake_poller();
-    Ok(Json(InstanceOut::new(&row, Some(&token))))
+    instance_out(state, &row, Some(&token)).await
 }
 
 /// An instance body that passed every check a create makes.
@@ -178,6 +242,13 @@ pub(crate) struct ValidInstance {
     /// The configuration as sent (secrets included).
     pub configuration: Map<String, Value>,
     pub config: InstanceConfig,
+}
+
+impl ValidInstance {
+    pub fn refresh_interval_ms(&self) -> i64 {
+        i64::try_from(self.config.events.refresh_interval.duration().as_millis())
+            .unwrap_or(i64::MAX)
+    }
 }
 
 /// Every check of an instance body, in the order a user fixes things: the element, the name
@@ -202,10 +273,13 @@ pub(crate) async fn validate(
             )));
         }
     }
-    let name = body.name.map(|n| n.trim().to_string()).unwrap_or_default();
+    let name = body
+        .name
+        .map(|n| strip_tags(&n).trim().to_string())
+        .unwrap_or_default();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::bad_request(format!(
-            "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters"
+            "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters (HTML tags are removed)"
         )));
     }
     let tags = parse_tags(body.tags)?;
@@ -266,7 +340,7 @@ fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
                 Value::Object(o) => o.get("name").and_then(Value::as_str),
                 _ => None,
             };
-            let Some(text) = text.map(str::trim) else {
+            let Some(text) = text.map(|t| strip_tags(t).trim().to_string()) else {
                 return Err(ApiError::bad_request(format!(
                     "`tags[{i}]`: expected a string, got {}",
                     short(&tag)
@@ -274,10 +348,10 @@ fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
             };
             if text.is_empty() || text.chars().count() > MAX_TAG_CHARS {
                 return Err(ApiError::bad_request(format!(
-                    "`tags[{i}]`: expected a non-empty string of at most {MAX_TAG_CHARS} characters"
+                    "`tags[{i}]`: expected a non-empty string of at most {MAX_TAG_CHARS} characters (HTML tags are removed)"
                 )));
             }
-            Ok(text.to_string())
+            Ok(text)
         })
         .collect()
 }
@@ -314,24 +388,113 @@ async fn check_credentials(state: &AppState, config: &InstanceConfig) -> Result<
     }
 }
 
-/// The caller's instances, oldest first.
+/// Query of the instance list (read by hand: `tags[]` repeats).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub struct InstanceListQuery {
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// 1 to 1000, default 200.
+    #[param(rename = "pageSize")]
+    page_size: Option<u32>,
+    /// The `Elements-Next-Page-Token` of the previous page.
+    #[param(rename = "nextPage")]
+    next_page: Option<String>,
+    /// Only instances carrying every one of these tags.
+    #[param(rename = "tags[]")]
+    tags: Option<Vec<String>>,
+    /// `false`: leave each instance's `configuration` out (an empty object).
+    hydrate: Option<bool>,
+}
+
+/// The caller's instances, oldest first, paged.
 #[utoipa::path(
     get, path = "/instances", tag = "instances",
+    params(InstanceListQuery),
     security(("UserOrganization" = [])),
-    responses((status = 200, body = Vec<InstanceOut>), CommonErrors)
+    responses((status = 200, body = Vec<InstanceOut>,
+        headers(("Elements-Next-Page-Token" = String, description = "Where the next page starts, on a full page"))), CommonErrors)
 )]
 async fn list_instances(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Json<Vec<InstanceOut>>, ApiError> {
-    let rows = state
+    RawQuery(query): RawQuery,
+) -> Result<(HeaderMap, Json<Vec<InstanceOut>>), ApiError> {
+    list(&state, caller, query.as_deref()).await
+}
+
+/// One page of the caller's instances, filtered by tags.
+pub(crate) async fn list(
+    state: &AppState,
+    caller: Principal,
+    query: Option<&str>,
+) -> Result<(HeaderMap, Json<Vec<InstanceOut>>), ApiError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let paging = Paging::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let mut tags = Vec::new();
+    let mut hydrate = true;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "page" | "pageSize" | "nextPage" => {}
+            "tags[]" | "tags" => tags.push(value.trim().to_string()),
+            "hydrate" => {
+                hydrate = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "`hydrate`: got `{}`, expected `true` or `false`",
+                            other.escape_debug()
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{}`: expected `page`, `pageSize`, `nextPage`, `tags[]` or `hydrate`",
+                    other.escape_debug()
+                )));
+            }
+        }
+    }
+    let after = paging
+        .after
+        .as_deref()
+        .map(|last| {
+            last.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("`nextPage` is not a page token of the instance list")
+            })
+        })
+        .transpose()?;
+    let rows: Vec<InstanceRow> = state
         .engine
         .store()
         .list_instances(caller.organization_id)
-        .await?;
-    Ok(Json(
-        rows.iter().map(|row| InstanceOut::new(row, None)).collect(),
-    ))
+        .await?
+        .into_iter()
+        .filter(|row| tags.iter().all(|tag| row.tags.contains(tag)))
+        .filter(|row| after.is_none_or(|after| row.id.0 > after))
+        .skip(paging.offset() as usize)
+        .take(paging.page_size as usize)
+        .collect();
+    let mut headers = HeaderMap::new();
+    if let Some((name, value)) = next_page_header(
+        rows.len(),
+        &paging,
+        rows.last().map(|row| row.id.0.to_string()),
+    ) {
+        headers.insert(name, value);
+    }
+    let mut out = instances_out(state, caller.organization_id, &rows, None).await?;
+    if !hydrate {
+        for instance in &mut out {
+            instance.configuration = Map::new();
+        }
+    }
+    Ok((headers, Json(out)))
 }
 
 /// An instance id from a path: decimal digits only (`+1` and ` 1` are not ids).
@@ -376,23 +539,41 @@ async fn get_instance(
     Path(id): Path<String>,
 ) -> Result<Json<InstanceOut>, ApiError> {
     let row = find(&state, &caller, &id).await?;
-    Ok(Json(InstanceOut::new(&row, None)))
+    instance_out(&state, &row, None).await.map(Json)
+}
+
+/// The answer to a DELETE: what was deleted (Cloud Elements clients expect a JSON body).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedOut {
+    pub id: i64,
+    pub deleted: bool,
 }
 
 /// Delete an instance: polling stops, undelivered notifications are cancelled; events and
-/// the delivery history are kept.
+/// the delivery history are kept. A body (such as the literal `null` some Cloud Elements
+/// clients send with `Content-Type: application/json`) is ignored.
 #[utoipa::path(
     delete, path = "/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id")),
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "Deleted"), CommonErrors)
+    responses((status = 200, description = "Deleted", body = DeletedOut), CommonErrors)
 )]
 async fn delete_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let row = find(&state, &caller, &id).await?;
+) -> Result<Json<DeletedOut>, ApiError> {
+    delete(&state, &caller, &id).await
+}
+
+/// Deletes the caller's instance with this id.
+pub(crate) async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Json<DeletedOut>, ApiError> {
+    let row = find(state, caller, id).await?;
     if !state
         .engine
         .store()
@@ -405,7 +586,10 @@ async fn delete_instance(
         )));
     }
     tracing::info!(instance = %row.id, "instance deleted");
-    Ok(StatusCode::OK)
+    Ok(Json(DeletedOut {
+        id: row.id.0,
+        deleted: true,
+    }))
 }
 
 /// The answer to a poll request.
@@ -442,84 +626,5 @@ async fn poll_instance(
             instance_id: row.id.0,
             status: "polling",
         }),
-    ))
-}
-
-/// Query of event lists.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// 1 to 1000, default 200.
-    page_size: Option<String>,
-}
-
-impl EventsQuery {
-    fn page_size(&self) -> Result<u32, ApiError> {
-        match self.page_size.as_deref() {
-            None => Ok(200),
-            Some(text) => match text.parse::<u32>() {
-                Ok(n @ 1..=1000) => Ok(n),
-                _ => Err(ApiError::bad_request(format!(
-                    "`pageSize`: got `{}`, expected a number from 1 to 1000",
-                    text.escape_debug()
-                ))),
-            },
-        }
-    }
-}
-
-/// A stored event, in Cloud Elements' event record shape.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventOut {
-    pub id: String,
-    pub instance_id: i64,
-    pub event_type: String,
-    pub object_type: String,
-    pub object_id: String,
-    pub event_date: String,
-    /// `NEW` until its notification is delivered, then `NOTIFIED`.
-    pub status: &'static str,
-    pub notification_id: Option<String>,
-    /// The record as ConnectWise returned it, as JSON text.
-    pub provider_data: String,
-}
-
-/// The events the instance stored, newest first.
-#[utoipa::path(
-    get, path = "/instances/{id}/events", tag = "events",
-    params(("id" = String, Path, description = "Instance id"), EventsQuery),
-    security(("UserOrganization" = [])),
-    responses((status = 200, body = Vec<EventOut>), CommonErrors)
-)]
-async fn list_events(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
-) -> Result<Json<Vec<EventOut>>, ApiError> {
-    let limit = query.page_size()?;
-    let row = find(&state, &caller, &id).await?;
-    let events = state.engine.store().list_events(row.id, limit).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| EventOut {
-                status: if e.status == "delivered" {
-                    "NOTIFIED"
-                } else {
-                    "NEW"
-                },
-                id: e.id.0,
-                instance_id: e.instance_id.0,
-                event_type: e.event_type,
-                object_type: e.object_type,
-                object_id: e.object_id,
-                event_date: format_date(e.event_date),
-                notification_id: e.notification_id.map(|n| n.0),
-                provider_data: e.record_json,
-            })
-            .collect(),
     ))
 }

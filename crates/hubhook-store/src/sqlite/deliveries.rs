@@ -49,6 +49,7 @@ impl SqliteStore {
                              SELECT id FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $3
                                AND (lease_until IS NULL OR lease_until <= $3)
+                               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)
                              ORDER BY next_attempt_at, created_at
                              LIMIT $4)
                          RETURNING id, instance_id, body, failed_attempts, next_attempt_at,
@@ -93,7 +94,8 @@ impl SqliteStore {
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(max(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
-             FROM notifications WHERE status = 'pending'",
+             FROM notifications WHERE status = 'pending'
+               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)",
         )
         .fetch_one(&self.readers)
         .await?;
@@ -104,7 +106,8 @@ impl SqliteStore {
         let row = sqlx::query(
             "SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM notifications
              WHERE status = 'pending' AND next_attempt_at <= $1
-               AND (lease_until IS NULL OR lease_until <= $1)",
+               AND (lease_until IS NULL OR lease_until <= $1)
+               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)",
         )
         .bind(now.as_millisecond())
         .fetch_one(&self.readers)

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, from_json, timestamp, to_json};
-use crate::{InstanceRow, NewInstance, OrganizationId, Result, UserId};
+use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
 
 // The SELECT list is a macro so that the SQL stays a `&'static str` literal (sqlx 0.9 only
 // takes dynamic SQL through an explicit `AssertSqlSafe`).
@@ -158,6 +158,115 @@ impl SqliteStore {
                 })
             })
             .await
+    }
+
+    pub async fn update_instance(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        update: InstanceUpdate,
+    ) -> Result<Option<InstanceRow>> {
+        let sealed = self.key.seal(org, &update.secrets)?;
+        let configuration = to_json(&update.configuration)?;
+        let tags = to_json(&update.tags)?;
+        let resources = to_json(&update.resources)?;
+        let changed = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let now = update.now.as_millisecond();
+                    let done = sqlx::query(
+                        "UPDATE instances SET name = $1, configuration = $2, secrets = $3,
+                             tags = $4, events_enabled = $5, refresh_interval_ms = $6,
+                             updated_at = $7
+                         WHERE id = $8 AND organization_id = $9",
+                    )
+                    .bind(&update.name)
+                    .bind(&configuration)
+                    .bind(&sealed)
+                    .bind(&tags)
+                    .bind(update.events_enabled)
+                    .bind(update.refresh_interval_ms)
+                    .bind(now)
+                    .bind(id.0)
+                    .bind(org.0)
+                    .execute(&mut *conn)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    // A resource no longer configured loses its job and what was known of its
+                    // records: configured again later, it starts with a new baseline.
+                    for table in [
+                        "DELETE FROM poll_jobs WHERE instance_id = $1
+                             AND resource NOT IN (SELECT value FROM json_each($2))",
+                        "DELETE FROM known_objects WHERE instance_id = $1
+                             AND resource NOT IN (SELECT value FROM json_each($2))",
+                    ] {
+                        sqlx::query(table)
+                            .bind(id.0)
+                            .bind(&resources)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "UPDATE poll_jobs SET next_run_at = min(next_run_at, $2 + $3)
+                         WHERE instance_id = $1",
+                    )
+                    .bind(id.0)
+                    .bind(now)
+                    .bind(update.refresh_interval_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at)
+                         SELECT $1, value, $2 FROM json_each($3) WHERE true
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id.0)
+                    .bind(now)
+                    .bind(&resources)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if !changed {
+            return Ok(None);
+        }
+        self.get_instance(org, id).await
+    }
+
+    pub async fn set_instance_disabled(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        disabled: bool,
+        now: jiff::Timestamp,
+    ) -> Result<Option<InstanceRow>> {
+        let changed = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE instances SET disabled = $1, updated_at = $2
+                         WHERE id = $3 AND organization_id = $4",
+                    )
+                    .bind(disabled)
+                    .bind(now.as_millisecond())
+                    .bind(id.0)
+                    .bind(org.0)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await?;
+        if !changed {
+            return Ok(None);
+        }
+        self.get_instance(org, id).await
     }
 
     fn instance_row(&self, row: &SqliteRow) -> Result<InstanceRow> {

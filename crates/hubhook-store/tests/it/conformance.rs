@@ -25,7 +25,7 @@ pub fn hash(n: u8) -> [u8; 32] {
     [n; 32]
 }
 
-fn object(value: Value) -> Map<String, Value> {
+pub fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         other => panic!("not an object: {other}"),
@@ -194,7 +194,7 @@ fn observed(object_id: &str, content_hash: &str) -> ObservedObject {
 }
 
 /// A commit carrying `events` event ids `first..first+events` in one notification.
-fn commit_with_events(
+pub fn commit_with_events(
     instance: InstanceId,
     resource: &str,
     owner: &str,

@@ -5,4 +5,5 @@
 //! adds what only makes sense for SQLite (raw file contents, reopening the file).
 
 mod conformance;
+mod platform;
 mod sqlite;

@@ -61,6 +61,24 @@ conformance!(
     check_deferring_a_poll_hands_it_back,
 );
 
+macro_rules! platform_conformance {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let (_dir, _path, store) = fresh().await;
+            crate::platform::$check(&store).await;
+            store.close().await;
+        }
+    )*};
+}
+
+platform_conformance!(
+    check_updating_an_instance_keeps_kept_cursors,
+    check_a_disabled_instance_neither_polls_nor_delivers,
+    check_events_by_organization,
+    check_users_sign_in_and_sealed_secrets,
+);
+
 /// Every byte SQLite wrote: the main file and the write-ahead log.
 fn database_bytes(path: &Path) -> Vec<u8> {
     let mut bytes = std::fs::read(path).unwrap();

@@ -260,6 +260,91 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// A platform API call with the given `Authorization` (none if `None`) and JSON body:
+    /// (status, JSON body; `Null` when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.api(path));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A call with the test organization's secrets.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.call(method, path, Some(&self.auth()), body).await
+    }
+
+    /// An instance body with the simulator's credentials and events off: nothing polls, so the
+    /// stored rows change only through the API.
+    pub fn quiet_body(&self, name: &str) -> Value {
+        json!({
+            "element": {"key": "connectwisecrmrest"},
+            "configuration": {
+                "baseUrl": self.sim.base_url(),
+                "company": "demo",
+                "public.key": "demo-public",
+                "private.key": "demo-private",
+                "event.notification.enabled": false,
+            },
+            "tags": ["quiet"],
+            "name": name,
+        })
+    }
+
+    /// Creates an instance from [`TestApp::quiet_body`]; returns its JSON (with the token).
+    pub async fn create_quiet_instance(&self, name: &str) -> Value {
+        let response = self.create_instance(&self.quiet_body(name)).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Everything the platform API can change, read straight from the database file: equal
+    /// digests before and after a refused request show that it stored nothing.
+    pub async fn digest(&self) -> String {
+        let pool = sqlx::SqlitePool::connect(&self.config.database_url)
+            .await
+            .expect("database");
+        let mut digest = String::new();
+        for sql in [
+            "SELECT COALESCE(group_concat(id || name || configuration || secrets || tags
+                 || events_enabled || disabled || refresh_interval_ms || updated_at
+                 || hex(token_hash), '|'), '') FROM instances",
+            "SELECT COALESCE(group_concat(instance_id || resource, '|'), '') FROM poll_jobs",
+            "SELECT COALESCE(group_concat(id || hex(secret_hash) || COALESCE(email, ''), '|'), '') FROM users",
+            "SELECT COALESCE(group_concat(id || hex(secret_hash), '|'), '') FROM organizations",
+        ] {
+            let part: String = sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("digest");
+            digest.push_str(&part);
+            digest.push('#');
+        }
+        pool.close().await;
+        digest
+    }
+
     /// The server's OpenAPI description.
     pub async fn openapi(&self) -> Value {
         self.http
@@ -331,6 +416,17 @@ impl TestApp {
         self.http
             .request(method, format!("{}/{path}", self.sim.base_url()))
             .header("Authorization", format!("Basic {basic}"))
+    }
+
+    /// Changes a contact's title in the simulator, as a ConnectWise user would.
+    pub async fn retitle_contact(&self, id: i64, title: &str) {
+        let response = self
+            .connectwise(reqwest::Method::PATCH, &format!("company/contacts/{id}"))
+            .json(&json!([{ "op": "replace", "path": "title", "value": title }]))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
     }
 
     pub async fn restart(&mut self) {

@@ -142,3 +142,128 @@ fn bad_configuration_is_refused_with_a_message() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn users_sign_in_and_secrets_rotate_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", dir.path().join("users.db").display());
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut command = hubhook();
+        command.args(args).args(["--database-url", &database_url]);
+        if let Some(password) = password {
+            command.env("HUBHOOK_PASSWORD", password);
+        }
+        let output = command.output().expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("JSON");
+
+    let (ok, out, err) = run(
+        &[
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--email",
+            "a@example.com",
+        ],
+        Some("long enough"),
+    );
+    assert!(ok, "{err}");
+    let org = json(&out);
+    let org_id = org["organizationId"].to_string();
+    let (ok, out, err) = run(
+        &[
+            "user",
+            "create",
+            "--organization",
+            &org_id,
+            "--email",
+            "b@example.com",
+            "--password",
+            "also long enough",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let user = json(&out);
+    assert!(user["userSecret"].is_string());
+
+    // Refusals name the problem.
+    for (args, password, expected) in [
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "B@example.com",
+            ],
+            Some("long enough"),
+            "already exists",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                "999",
+                "--email",
+                "c@example.com",
+            ],
+            Some("long enough"),
+            "no organization",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "not-an-email",
+            ],
+            Some("long enough"),
+            "--email",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "d@example.com",
+            ],
+            Some("short"),
+            "--password",
+        ),
+    ] {
+        let (ok, _, err) = run(&args, password);
+        assert!(!ok && err.contains(expected), "{args:?}: {err}");
+    }
+
+    let (ok, out, err) = run(&["org", "rotate-secret", "--organization", &org_id], None);
+    assert!(ok, "{err}");
+    let rotated = json(&out);
+    assert_ne!(rotated["secret"], org["organizationSecret"]);
+    let user_id = user["userId"].to_string();
+    let (ok, out, err) = run(
+        &[
+            "user",
+            "rotate-secret",
+            "--organization",
+            &org_id,
+            "--user",
+            &user_id,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_ne!(json(&out)["secret"], user["userSecret"]);
+}

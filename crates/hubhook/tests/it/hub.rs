@@ -983,18 +983,18 @@ async fn a_disabled_instance_answers_403_but_lists_its_objects() {
     hub.get("/hubs/crm/contacts").await.expect(200);
 }
 
-/// Disables or enables an instance in its database, as the enable/disable routes will.
+/// Disables or enables an instance through the platform API.
 async fn set_disabled(app: &TestApp, id: i64, disabled: bool) {
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
-        .await
-        .expect("database");
-    sqlx::query("UPDATE instances SET disabled = ? WHERE id = ?")
-        .bind(disabled)
-        .bind(id)
-        .execute(&pool)
-        .await
-        .expect("update");
-    pool.close().await;
+    let method = if disabled {
+        Method::DELETE
+    } else {
+        Method::PUT
+    };
+    let (status, instance) = app
+        .send(method, &format!("/instances/{id}/enabled"), None)
+        .await;
+    assert_eq!(status, 200, "{instance}");
+    assert_eq!(instance["disabled"], disabled);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server, the real ConnectWise simulator and a real callback
 //! receiver, each on a random loopback port, with a fresh SQLite database per test.
 
+mod api_suite;
 mod app;
 mod cli;
 mod crash;
@@ -8,6 +9,8 @@ mod delivery;
 mod hardening;
 mod hub;
 mod instances;
+mod legacy_login;
 mod observability;
+mod platform;
 mod poller;
 mod processes;

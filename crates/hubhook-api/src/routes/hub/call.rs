@@ -23,8 +23,8 @@ use hubhook_core::{InstanceConfig, merge_secrets};
 use hubhook_store::InstanceRow;
 use serde_json::Value;
 
-use crate::auth::{authenticate, authorization};
-use crate::{ApiError, AppState, secret_hash};
+use crate::auth::{authenticate, authorization, token_instance};
+use crate::{ApiError, AppState};
 
 /// The id of the instance that answered, on every hub answer (Cloud Elements' header).
 pub const INSTANCE_ID_HEADER: HeaderName = HeaderName::from_static("elements-element-instance-id");
@@ -48,22 +48,14 @@ impl FromRequestParts<AppState> for HubCall {
     ) -> Result<Self, Self::Rejection> {
         let auth = authorization(parts, EXPECTED)?;
         let caller = authenticate(state, &auth, EXPECTED).await?;
-        let token = auth.element.as_deref().ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "hub calls need the instance token: `Element <instance token>` is missing, {EXPECTED}"
-            ))
-        })?;
-        let instance = state
-            .engine
-            .store()
-            .instance_by_token(secret_hash(token))
-            .await?
-            .filter(|instance| instance.organization_id == caller.organization_id)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "the Element token is not the token of an instance of this organization",
-                )
-            })?;
+        let instance = token_instance(
+            state,
+            &auth,
+            caller,
+            "hub calls need the instance token: `Element <instance token>` is missing",
+            EXPECTED,
+        )
+        .await?;
         let configuration = merge_secrets(&instance.configuration, &instance.secrets);
         let config = InstanceConfig::parse(&configuration).map_err(|e| {
             ApiError::conflict(format!(

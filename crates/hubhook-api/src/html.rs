@@ -1,0 +1,47 @@
+//! Instance names and tags are stored with HTML tags removed (as Cloud Elements did), so a
+//! name shown in a console or a client's page cannot carry markup or scripts.
+//!
+//! A `<` starts a tag only when followed by a letter, `/`, `!` or `?` (as HTML parsers read
+//! it), so text like `a < b` is kept; a tag that never closes runs to the end of the text, as
+//! a browser would read it. Entities are left as written: they are text, not markup.
+
+pub fn strip_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let starts_tag = c == '<'
+            && chars
+                .peek()
+                .is_some_and(|next| next.is_ascii_alphabetic() || matches!(next, '/' | '!' | '?'));
+        if starts_tag {
+            for inner in chars.by_ref() {
+                if inner == '>' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_tags;
+
+    #[test]
+    fn removes_tags_and_keeps_text() {
+        for (input, expected) in [
+            ("plain", "plain"),
+            ("<b>bold</b> name", "bold name"),
+            ("<script>alert(1)</script>x", "alert(1)x"),
+            ("a < b and c > d", "a < b and c > d"),
+            ("x<img src=x onerror=alert(1)", "x"),
+            ("<!-- c -->y", "y"),
+            ("&lt;kept&gt;", "&lt;kept&gt;"),
+        ] {
+            assert_eq!(strip_tags(input), expected, "{input}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Changing an instance: `PUT /instances/{id}` (full replace), `PATCH /instances/{id}`
+//! (partial), and `PUT|PATCH /instances`, which act on the instance of the `Element` token.
+//!
+//! Every change goes through the same checks as a create (`instances::validate`: every
+//! problem named by its field, the callback address, the poller URLs, and the ConnectWise
+//! credentials with a call to ConnectWise), on the whole instance as it would be after the
+//! change, and nothing is stored unless all of them pass. The poller and the dispatcher read
+//! the stored configuration at every poll and every delivery, so a change applies from the next
+//! one without a restart; the store brings the poll jobs in line (new resources polled now,
+//! removed ones dropped, kept ones keep their cursor).
+//!
+//! Secrets are never shown, so a client that sends back what it read sends `********`: a
+//! secret sent as `********` keeps its stored value, in a PUT as in a PATCH.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use hubhook_core::{MASK, SECRET_KEYS, merge_secrets, split_secrets};
+use hubhook_store::{InstanceRow, InstanceUpdate};
+use serde_json::{Map, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::{Caller, TokenInstance};
+use crate::body::JsonBody;
+use crate::openapi::CommonErrors;
+use crate::routes::instances::{ElementRef, InstanceIn, InstanceOut, find, instance_out, validate};
+use crate::{ApiError, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(replace_instance, patch_instance))
+        .routes(routes!(replace_token_instance, patch_token_instance))
+}
+
+/// Replace an instance: the body is a whole instance, as for a create (`element` may be left
+/// out). Secrets sent as `********` keep their stored value; the credentials are checked again.
+#[utoipa::path(
+    put, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    request_body = InstanceIn,
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors)
+)]
+async fn replace_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<InstanceIn>,
+) -> Result<Json<InstanceOut>, ApiError> {
+    let row = find(&state, &caller, &id).await?;
+    replace(&state, &row, body).await.map(Json)
+}
+
+/// Change part of an instance: `configuration` keys are merged (a `null` value removes the key),
+/// `tags` and `name` replace the stored ones. Checked as a whole, like a create.
+#[utoipa::path(
+    patch, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    request_body = InstanceIn,
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors)
+)]
+async fn patch_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<InstanceIn>,
+) -> Result<Json<InstanceOut>, ApiError> {
+    let row = find(&state, &caller, &id).await?;
+    patch(&state, &row, body).await.map(Json)
+}
+
+/// Replace the instance of the `Element` token.
+#[utoipa::path(
+    put, path = "/instances", tag = "instances",
+    request_body = InstanceIn,
+    security(("UserOrganizationElement" = [])),
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors)
+)]
+async fn replace_token_instance(
+    State(state): State<AppState>,
+    token: TokenInstance,
+    JsonBody(body): JsonBody<InstanceIn>,
+) -> Result<Json<InstanceOut>, ApiError> {
+    replace(&state, &token.instance, body).await.map(Json)
+}
+
+/// Change part of the instance of the `Element` token.
+#[utoipa::path(
+    patch, path = "/instances", tag = "instances",
+    request_body = InstanceIn,
+    security(("UserOrganizationElement" = [])),
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors)
+)]
+async fn patch_token_instance(
+    State(state): State<AppState>,
+    token: TokenInstance,
+    JsonBody(body): JsonBody<InstanceIn>,
+) -> Result<Json<InstanceOut>, ApiError> {
+    patch(&state, &token.instance, body).await.map(Json)
+}
+
+/// A full replace of `row` by `body`.
+pub(crate) async fn replace(
+    state: &AppState,
+    row: &InstanceRow,
+    mut body: InstanceIn,
+) -> Result<InstanceOut, ApiError> {
+    if body.element.is_none() {
+        body.element = Some(ElementRef::connectwise());
+    }
+    if let Some(configuration) = &mut body.configuration {
+        for key in SECRET_KEYS {
+            if configuration.get(*key).and_then(Value::as_str) == Some(MASK) {
+                match row.secrets.get(*key) {
+                    Some(stored) => configuration.insert((*key).to_string(), stored.clone()),
+                    None => configuration.remove(*key),
+                };
+            }
+        }
+    }
+    apply(state, row, body).await
+}
+
+/// A partial change of `row`: the body's configuration keys merged into the stored ones.
+pub(crate) async fn patch(
+    state: &AppState,
+    row: &InstanceRow,
+    body: InstanceIn,
+) -> Result<InstanceOut, ApiError> {
+    let configuration = merged_configuration(row, body.configuration.unwrap_or_default());
+    let whole = InstanceIn {
+        element: Some(body.element.unwrap_or_else(ElementRef::connectwise)),
+        provider_data: None,
+        configuration: Some(configuration),
+        tags: Some(
+            body.tags
+                .unwrap_or_else(|| row.tags.iter().cloned().map(Value::String).collect()),
+        ),
+        name: Some(body.name.unwrap_or_else(|| row.name.clone())),
+    };
+    apply(state, row, whole).await
+}
+
+/// The stored configuration (secrets included) with `changes` merged in: `null` removes a key,
+/// a secret sent as `********` keeps its stored value.
+pub(crate) fn merged_configuration(
+    row: &InstanceRow,
+    changes: Map<String, Value>,
+) -> Map<String, Value> {
+    let mut configuration = merge_secrets(&row.configuration, &row.secrets);
+    for (key, value) in changes {
+        let masked_secret = SECRET_KEYS.contains(&key.as_str()) && value.as_str() == Some(MASK);
+        if value.is_null() {
+            configuration.remove(&key);
+        } else if !masked_secret {
+            configuration.insert(key, value);
+        }
+    }
+    configuration
+}
+
+/// Checks the instance as it would be, and stores it only if every check passes.
+pub(crate) async fn apply(
+    state: &AppState,
+    row: &InstanceRow,
+    body: InstanceIn,
+) -> Result<InstanceOut, ApiError> {
+    let valid = validate(state, body).await?;
+    let refresh_interval_ms = valid.refresh_interval_ms();
+    let (configuration, secrets) = split_secrets(&valid.configuration);
+    let events = &valid.config.events;
+    let engine = &state.engine;
+    let updated = engine
+        .store()
+        .update_instance(
+            row.organization_id,
+            row.id,
+            InstanceUpdate {
+                name: valid.name,
+                configuration,
+                secrets,
+                tags: valid.tags,
+                events_enabled: events.enabled,
+                resources: events.resources.keys().cloned().collect(),
+                refresh_interval_ms,
+                now: engine.clock().now(),
+            },
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no instance with id {}", row.id)))?;
+    tracing::info!(instance = %row.id, "instance updated");
+    engine.wake_poller();
+    instance_out(state, &updated, None).await
+}

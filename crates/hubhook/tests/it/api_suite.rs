@@ -1,0 +1,369 @@
+//! Every route of the API, driven from its own OpenAPI description, with bad input: another
+//! organization's ids, missing and wrong `Authorization`, unknown ids and bad bodies. Each
+//! check is a table over the description's operations, so a route added later is covered
+//! without touching this file (and a route with a path parameter this file does not know makes
+//! the test fail until the parameter is added to [`Fixture::value`]). Every refusal is checked
+//! to have stored nothing: the database's digest is the same after the calls as before.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, spawn_app};
+
+/// The base of the platform and hub APIs in the description's paths.
+const API: &str = "/elements/api-v2";
+/// A body every route with a body can read (unknown fields are ignored), so that a refusal
+/// comes from the ids or the authorization, not from the body.
+fn any_body() -> Value {
+    json!({
+        "action": "confirm",
+        "propertyValue": "x",
+        "name": "x",
+        "since": "2020-01-01T00:00:00Z",
+        "from": "2020-01-01T00:00:00Z",
+        "to": "2020-01-02T00:00:00Z",
+    })
+}
+
+/// One operation of the description.
+#[derive(Debug, Clone)]
+struct Operation {
+    method: Method,
+    path: String,
+    /// Its security scheme: `None` for public routes.
+    scheme: Option<String>,
+    has_body: bool,
+}
+
+impl Operation {
+    fn params(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn is_hub(&self) -> bool {
+        self.path.starts_with(&format!("{API}/hubs/"))
+            || self.path.starts_with(&format!("{API}/objects"))
+    }
+}
+
+fn operations(description: &Value) -> Vec<Operation> {
+    let mut operations = Vec::new();
+    for (path, item) in description["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let scheme = operation["security"]
+                .as_array()
+                .and_then(|s| s.first())
+                .and_then(|s| s.as_object())
+                .and_then(|s| s.keys().next().cloned());
+            operations.push(Operation {
+                method,
+                path: path.clone(),
+                scheme,
+                has_body: !operation["requestBody"].is_null(),
+            });
+        }
+    }
+    operations
+}
+
+/// The test organization's objects, which the other organization tries to reach.
+struct Fixture {
+    app: TestApp,
+    instance: i64,
+    token: String,
+    event: String,
+    notification: String,
+    config_id: i64,
+    /// `Authorization` of another organization.
+    other: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let app = spawn_app().await;
+        let instance = app.create_polling_instance().await;
+        let token = {
+            // The polling instance's token was shown once; a quiet one gives a token to use.
+            let quiet = app.create_quiet_instance("tokened").await;
+            quiet["token"].as_str().expect("token").to_string()
+        };
+        let contact = app.sim.sim.ids("company/contacts")[0];
+        app.retitle_contact(contact, "suite").await;
+        app.poll_now(instance).await;
+        let (event, _) = app
+            .receiver
+            .wait_for_event(Duration::from_secs(30), |_| true)
+            .await;
+        let (_, stored) = app
+            .send(
+                Method::GET,
+                &format!("/instances/events/{}", event["id"].as_str().expect("id")),
+                None,
+            )
+            .await;
+        let (_, records) = app
+            .send(
+                Method::GET,
+                &format!("/instances/{instance}/configuration"),
+                None,
+            )
+            .await;
+        let other = hubhook::org::create(app.server().store(), "other")
+            .await
+            .expect("other org");
+        Fixture {
+            instance,
+            token,
+            event: stored["id"].as_str().expect("event id").to_string(),
+            notification: stored["notificationId"]
+                .as_str()
+                .expect("notification")
+                .to_string(),
+            config_id: records[0]["id"].as_i64().expect("config id"),
+            other: format!(
+                "User {}, Organization {}",
+                other.user_secret, other.organization_secret
+            ),
+            app,
+        }
+    }
+
+    /// The value of a path parameter: the test organization's object it names.
+    fn value(&self, op: &Operation, param: &str) -> String {
+        let first = op
+            .path
+            .trim_start_matches(API)
+            .split('/')
+            .nth(1)
+            .unwrap_or("");
+        match (param, first) {
+            ("keyOrId", _) => "connectwisecrmrest".into(),
+            ("eventId", _) => self.event.clone(),
+            ("configId", _) => self.config_id.to_string(),
+            ("resource", _) => "contacts".into(),
+            ("notificationId", _) | ("id", "notifications") => self.notification.clone(),
+            ("id", "instances" | "elements") => self.instance.to_string(),
+            ("id", "organizations") => self.app.org.organization_id.to_string(),
+            ("id", "users") => self.app.org.user_id.to_string(),
+            _ if op.is_hub() => "1".into(),
+            _ => panic!(
+                "{} {}: add the path parameter `{param}` to the api suite's table",
+                op.method, op.path
+            ),
+        }
+    }
+
+    fn url(&self, op: &Operation, value: impl Fn(&str) -> String) -> String {
+        let mut path = op.path.clone();
+        for param in op.params() {
+            path = path.replace(&format!("{{{param}}}"), &value(&param));
+        }
+        format!("{}{path}", self.app.server().url())
+    }
+
+    async fn call(&self, op: &Operation, url: &str, auth: Option<&str>) -> (u16, Value) {
+        let mut request = self.app.http.request(op.method.clone(), url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if op.has_body {
+            request = request.json(&any_body());
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+}
+
+#[track_caller]
+fn assert_error_body(op: &Operation, status: u16, body: &Value) {
+    assert!(
+        body["message"].is_string() && body["requestId"].is_string(),
+        "{} {} answered {status} without the Cloud Elements error body: {body}",
+        op.method,
+        op.path
+    );
+}
+
+#[tokio::test]
+async fn every_route_answers_another_organizations_ids_with_404_and_tokens_with_401() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let (mut by_id, mut by_token) = (0, 0);
+    for op in operations(&description) {
+        match op.scheme.as_deref() {
+            Some("UserOrganization") => {
+                let params = op.params();
+                if params.iter().all(|p| p == "keyOrId") {
+                    continue; // Nothing of an organization in the path.
+                }
+                let url = fixture.url(&op, |p| fixture.value(&op, p));
+                let (status, body) = fixture.call(&op, &url, Some(&fixture.other)).await;
+                assert_eq!(status, 404, "{} {url}: {body}", op.method);
+                assert_error_body(&op, status, &body);
+                by_id += 1;
+            }
+            Some("UserOrganizationElement") => {
+                // Another organization's secrets with this organization's instance token.
+                let url = fixture.url(&op, |p| fixture.value(&op, p));
+                let auth = format!("{}, Element {}", fixture.other, fixture.token);
+                let (status, body) = fixture.call(&op, &url, Some(&auth)).await;
+                assert_eq!(status, 401, "{} {url}: {body}", op.method);
+                assert_error_body(&op, status, &body);
+                by_token += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        by_id >= 20 && by_token >= 20,
+        "{by_id} id routes, {by_token} token routes"
+    );
+    assert_eq!(
+        fixture.app.digest().await,
+        before,
+        "a refused request changed the store"
+    );
+}
+
+#[tokio::test]
+async fn every_route_refuses_missing_and_wrong_authorization() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let mut checked = 0;
+    for op in operations(&description) {
+        if op.scheme.is_none() {
+            continue;
+        }
+        let url = fixture.url(&op, |p| fixture.value(&op, p));
+        for auth in [
+            None,
+            Some("Bearer abc"),
+            Some("User nope, Organization nope"),
+            Some("User nope, Organization nope, Element nope"),
+        ] {
+            let (status, body) = fixture.call(&op, &url, auth).await;
+            assert_eq!(status, 401, "{} {url} with {auth:?}: {body}", op.method);
+            assert_error_body(&op, status, &body);
+            assert!(
+                !body.to_string().contains("nope"),
+                "a refusal repeats what was sent: {body}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "{checked} routes");
+    assert_eq!(fixture.app.digest().await, before);
+}
+
+#[tokio::test]
+async fn every_route_answers_unknown_ids_with_404() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let auth = fixture.app.auth();
+    let mut checked = 0;
+    for op in operations(&description) {
+        if op.scheme.as_deref() != Some("UserOrganization") {
+            continue;
+        }
+        for unknown in op.params().into_iter().filter(|p| p != "resource") {
+            let url = fixture.url(&op, |p| {
+                if p == unknown {
+                    match p {
+                        "keyOrId" => "salesforce".to_string(),
+                        "eventId" => "no-such-event".to_string(),
+                        _ => "987654321".to_string(),
+                    }
+                } else {
+                    fixture.value(&op, p)
+                }
+            });
+            let (status, body) = fixture.call(&op, &url, Some(&auth)).await;
+            assert_eq!(status, 404, "{} {url}: {body}", op.method);
+            assert_error_body(&op, status, &body);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} checks");
+    assert_eq!(fixture.app.digest().await, before);
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_with_a_clear_4xx_and_change_nothing() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let auth = fixture.app.auth();
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20));
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let wrong_types = json!({
+        "element": "connectwisecrmrest", "name": 5, "configuration": "x", "tags": "x",
+        "propertyValue": {"not": "a value"}, "key": 5, "action": 5,
+        "since": 5, "from": [], "to": {},
+    })
+    .to_string();
+    let bodies: [(&str, &str, &str); 6] = [
+        ("not JSON", "application/json", "{\"name\": "),
+        ("empty", "application/json", ""),
+        ("wrong types", "application/json", &wrong_types),
+        ("huge", "application/json", &huge),
+        ("deeply nested", "application/json", &deep),
+        ("not JSON by type", "text/plain", "name=x"),
+    ];
+    let mut checked = 0;
+    for op in operations(&description) {
+        if !op.has_body || op.scheme.as_deref() != Some("UserOrganization") {
+            continue;
+        }
+        let url = fixture.url(&op, |p| fixture.value(&op, p));
+        for (what, content_type, body) in &bodies {
+            let response = fixture
+                .app
+                .http
+                .request(op.method.clone(), &url)
+                .header("Authorization", &auth)
+                .header("Content-Type", *content_type)
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("sent");
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                (400..500).contains(&status),
+                "{} {url} with a {what} body answered {status}: {answer}",
+                op.method
+            );
+            assert_error_body(&op, status, &answer);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6 * 8, "{checked} checks");
+    // Missing fields: a create without them names the first.
+    let (status, error) = fixture
+        .app
+        .send(Method::POST, "/instances", Some(&json!({})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("m")
+            .contains("element.key"),
+        "{error}"
+    );
+    assert_eq!(fixture.app.digest().await, before);
+}

@@ -1,0 +1,184 @@
+//! A tool written against Cloud Elements' legacy login: it signs in with a form, reads the
+//! secrets with the session cookie, and then manages an instance with them, seeing Cloud
+//! Elements' statuses (200 with JSON everywhere, never a redirect).
+
+use reqwest::{Method, redirect::Policy};
+use serde_json::{Value, json};
+
+use crate::app::spawn_app;
+
+const EMAIL: &str = "Ops@Example.com";
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
+    let app = spawn_app().await;
+    let login = hubhook::org::Login {
+        email: EMAIL.into(),
+        password: PASSWORD.into(),
+        first_name: "Ada".into(),
+        last_name: "Ops".into(),
+    };
+    let org = hubhook::org::create_with_login(app.server().store(), "tools", Some(login))
+        .await
+        .expect("org with a sign-in");
+    let base = app.server().url();
+    // The tool follows no redirect, so a redirect would show as a 3xx here.
+    let tool = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |password: &'static str| {
+        tool.post(format!("{base}/elements/j_spring_security_check"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("j_username", "ops@example.com")
+                    .append_pair("j_password", password)
+                    .finish(),
+            )
+            .send()
+    };
+
+    let refused = sign_in("wrong password").await.expect("sent");
+    assert_eq!(refused.status(), 401);
+    let signed_in = sign_in(PASSWORD).await.expect("sent");
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    assert!(cookie.starts_with("JSESSIONID="), "{cookie}");
+
+    let secrets_url = format!("{base}/elements/api-v1/ui/getSecrets");
+    let without = tool.get(&secrets_url).send().await.expect("sent");
+    assert_eq!(without.status(), 401);
+    let secrets = || async {
+        tool.get(&secrets_url)
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("sent")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let first = secrets().await;
+    assert_eq!(first["user"], org.user_secret);
+    assert_eq!(first["company"], org.organization_secret);
+    let auth = format!(
+        "User {}, Organization {}",
+        first["user"].as_str().expect("user"),
+        first["company"].as_str().expect("company")
+    );
+
+    // Create, patch, disable, enable, delete: 200 with a JSON body each time.
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/instances",
+            Some(&auth),
+            Some(&app.quiet_body("tool")),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["user"]["emailAddress"], "ops@example.com");
+    assert_eq!(created["user"]["firstName"], "Ada");
+    let path = format!("/instances/{}", created["id"]);
+    let steps = [
+        (
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"tags": ["tooling"]})),
+        ),
+        (Method::DELETE, format!("{path}/enabled"), None),
+        (Method::PUT, format!("{path}/enabled"), None),
+        (Method::DELETE, path.clone(), None),
+    ];
+    for (method, path, body) in steps {
+        let (status, answer) = app
+            .call(method.clone(), &path, Some(&auth), body.as_ref())
+            .await;
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+        assert!(answer.is_object(), "{method} {path}: {answer}");
+    }
+    let (status, _) = app.call(Method::GET, &path, Some(&auth), None).await;
+    assert_eq!(status, 404);
+
+    // Rotating the user's secret through the API ends the old one; getSecrets shows the new.
+    let (status, rotated) = app
+        .call(
+            Method::POST,
+            &format!("/users/{}/secret", org.user_id),
+            Some(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, _) = app.call(Method::GET, "/instances", Some(&auth), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(secrets().await["user"], rotated["secret"]);
+}
+
+#[tokio::test]
+async fn secrets_made_before_copies_were_kept_must_be_rotated_first() {
+    let app = spawn_app().await;
+    let store = app.server().store();
+    // An organization as `org create` made them before sealed copies: hashes only.
+    let (org, _) = store
+        .create_organization("old", [7; 32], [8; 32], jiff::Timestamp::now())
+        .await
+        .expect("old organization");
+    let login = hubhook::org::Login {
+        email: "late@example.com".into(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    };
+    hubhook::org::create_user(store, org.0, login)
+        .await
+        .expect("user");
+    let base = app.server().url();
+    let signed_in = app
+        .http
+        .post(format!("{base}/elements/j_spring_security_check"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "j_username=late%40example.com&j_password={}",
+            PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let secrets = || async {
+        app.http
+            .get(format!("{base}/elements/api-v1/ui/getSecrets"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("sent")
+    };
+    let refused = secrets().await;
+    assert_eq!(refused.status(), 409);
+    let error: Value = refused.json().await.expect("json");
+    assert!(
+        error["message"].as_str().expect("m").contains("rotate"),
+        "{error}"
+    );
+    hubhook::org::rotate_organization_secret(store, org.0)
+        .await
+        .expect("rotated");
+    assert_eq!(secrets().await.status(), 200);
+}
