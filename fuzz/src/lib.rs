@@ -25,8 +25,6 @@ pub mod schema;
 mod cw_error;
 #[path = "../../crates/hubhook-connectwise/src/hub.rs"]
 pub mod hub;
-#[path = "../../crates/hubhook-connectwise/src/link.rs"]
-pub mod link;
 #[path = "../../crates/hubhook-connectwise/src/page_token.rs"]
 pub mod page_token;
 #[path = "../../crates/hubhook-connectwise/src/target.rs"]

@@ -67,17 +67,15 @@ pub fn navigable(base: &str, path: &str, q: &ListQuery, total: usize) -> String 
     rels.join(", ")
 }
 
-/// Forward-only: always a `Link` header; `rel="next"` carries the last id of
-/// this page as `pageId`, and the header is empty after the last page.
-pub fn forward_only(
-    base: &str,
-    path: &str,
-    q: &ListQuery,
-    last_id: Option<i64>,
-    more: bool,
-) -> String {
-    match (last_id, more) {
-        (Some(id), true) => format!(
+/// The `Link` of a forward-only page. ConnectWise's Developer Guide: "There will always be a
+/// `link` header in the response for the next `pageId`", the last id of the page; the request
+/// after the last records answers `[]` with an empty `Link`, which is what ends paging for the
+/// clients that follow links (reference: connectwise-paging.md §1b). So every page with
+/// records links the next one, even a full last page when the total is an exact multiple of
+/// the page size, and only the empty page has an empty `Link`.
+pub fn forward_only(base: &str, path: &str, q: &ListQuery, last_id: Option<i64>) -> String {
+    match last_id {
+        Some(id) => format!(
             "<{}>; rel=\"next\"",
             url(
                 base,
@@ -89,7 +87,7 @@ pub fn forward_only(
                 ]
             )
         ),
-        _ => String::new(),
+        None => String::new(),
     }
 }
 

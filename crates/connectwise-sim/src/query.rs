@@ -215,8 +215,6 @@ pub struct Selection<'s> {
     pub rows: Vec<&'s Value>,
     /// All matching records (navigable paging only; forward-only does not count).
     pub total: usize,
-    /// Forward-only: whether records remain after this page.
-    pub more: bool,
 }
 
 /// Matching ids of recent list queries, keyed by the store generation so any
@@ -320,7 +318,6 @@ pub fn select_cached<'s>(
         return Selection {
             rows: Vec::new(),
             total: 0,
-            more: false,
         };
     };
     let key = CacheKey {
@@ -340,7 +337,6 @@ pub fn select_cached<'s>(
     Selection {
         rows,
         total: ids.len(),
-        more: false,
     }
 }
 
@@ -373,7 +369,6 @@ pub fn select<'s>(
         return Selection {
             rows: Vec::new(),
             total: 0,
-            more: false,
         };
     };
     let in_parent = |rec: &Value| match (&def.parent, parent) {
@@ -385,23 +380,18 @@ pub fn select<'s>(
         // scan can start right after it instead of counting everything.
         let start = q.page_id.unwrap_or(i64::MIN).saturating_add(1);
         let mut rows = Vec::with_capacity(q.page_size.min(1024));
-        let mut more = false;
         for rec in table
             .rows
             .range(start..)
             .map(|(_, r)| r)
             .filter(|r| in_parent(r) && q.matches(r))
+            .take(q.page_size)
         {
-            if rows.len() == q.page_size {
-                more = true;
-                break;
-            }
             rows.push(rec);
         }
         return Selection {
             total: rows.len(),
             rows,
-            more,
         };
     }
     let skip = (q.page - 1).saturating_mul(q.page_size);
@@ -416,21 +406,13 @@ pub fn select<'s>(
             }
             total += 1;
         }
-        return Selection {
-            rows,
-            total,
-            more: false,
-        };
+        return Selection { rows, total };
     }
     let mut all: Vec<&Value> = matching.collect();
     sort(&mut all, q);
     let total = all.len();
     let rows = all.into_iter().skip(skip).take(q.page_size).collect();
-    Selection {
-        rows,
-        total,
-        more: false,
-    }
+    Selection { rows, total }
 }
 
 /// `fields=id,name,status/id`: a tree of the properties to keep.

@@ -722,7 +722,7 @@ fn list(
                 .last()
                 .and_then(|r| r.get("id"))
                 .and_then(Value::as_i64);
-            paging::forward_only(&req.base, &path, &q, last, sel.more)
+            paging::forward_only(&req.base, &path, &q, last)
         } else {
             paging::navigable(&req.base, &path, &q, sel.total)
         };

@@ -1,7 +1,7 @@
-//! The calls behind the hub API: one page of a list, and one record read, created, replaced,
-//! patched or deleted. Each is one ConnectWise request (plus the `429` waits of
-//! [`Client::send`](crate::Client)); the poller's [`Client::fetch_all`] reads whole lists with
-//! the same query and the same answer handling.
+//! The calls behind the hub API and the poller: one page of a list, and one record read,
+//! created, replaced, patched or deleted. Each is one ConnectWise request (plus the `429` waits
+//! of [`Client::send`](crate::Client)); [`Client::fetch_all`] reads whole lists a page at a
+//! time with the same query and the same answer handling.
 
 use reqwest::Method;
 use serde_json::Value;

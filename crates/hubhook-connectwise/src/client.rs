@@ -5,10 +5,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use hubhook_core::ConnectWiseCredentials;
 use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::{CwError, HubQuery, link::next_link, nulls::strip_nulls};
+use crate::{CwError, HubQuery, PageRequest};
 
 /// The API version hubhook asks for. ConnectWise serves the models of this release even when the
 /// site runs a newer one, so records keep the shape hubhook was tested with.
@@ -130,20 +130,23 @@ impl Client {
             .map_err(|e| CwError::Decode(format!("/system/info is not JSON: {e}")))
     }
 
-    /// Every record matching `query`, reading all pages.
+    /// Every record matching `query`, reading all pages one after another with
+    /// [`Client::fetch_page`] (the one paging path, shared with the poller).
     ///
     /// Without an `orderBy`, pages are read with ConnectWise's forward-only paging (`id >
     /// pageId`): offsets shift when records are deleted during a scan, which would skip a
     /// record, while a keyset on `id` cannot. With an `orderBy` (which forward-only paging
-    /// refuses) the navigable `page` links are followed instead.
+    /// refuses) numbered pages are read instead. Either way the `Link` header is not needed:
+    /// a full page is followed by a request for the next one, and a short or empty page ends
+    /// the list, so a list whose size is an exact multiple of the page size ends with one
+    /// empty page whatever `Link` ConnectWise sent (none, an empty one, or a next one).
     pub async fn fetch_all(&self, query: &HubQuery) -> Result<Fetched, CwError> {
-        let forward_only = query.order_by.is_none();
-        let url = self.list_url(query)?;
-        let origin = url.origin();
-        let mut next = Some(url.to_string());
+        let mut query = query.clone();
+        query.page = PageRequest::First;
+        let forward_only = query.forward_only();
         let mut fetched = Fetched::default();
-        let started = std::time::Instant::now();
-        while let Some(current) = next.take() {
+        let mut last_id: Option<i64> = None;
+        loop {
             fetched.pages += 1;
             if fetched.pages > self.options.max_pages {
                 return Err(CwError::Decode(format!(
@@ -151,50 +154,31 @@ impl Client {
                     self.options.max_pages
                 )));
             }
-            let response = self.get(&current, forward_only).await?;
+            let page = self.fetch_page(&query).await?;
             if fetched.pages == 1 {
-                fetched.server_time_at_start = server_time(&response, started.elapsed());
+                fetched.server_time_at_start = page.server_time;
             }
-            let link = response
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
-            let body = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
-            let page: Vec<Value> = serde_json::from_slice(&body)
-                .map_err(|e| CwError::Decode(format!("a list page is not a JSON array: {e}")))?;
-            let short_page = page.len() < query.page_size as usize;
-            let empty = page.is_empty();
-            fetched.records.extend(page);
-            if empty || (forward_only && short_page) {
-                break;
-            }
-            // Forward-only paging always links the next page; a full page without one means
-            // the server ignored the paging header, and stopping would silently drop records.
-            if forward_only && link.is_none() {
+            let Value::Array(records) = page.body else {
+                return Err(CwError::Decode(
+                    "a list page is not a JSON array".to_string(),
+                ));
+            };
+            let id = |record: Option<&Value>| record?.get("id")?.as_i64();
+            // A server that ignores `pageId` would answer the same page for ever.
+            if forward_only
+                && let (Some(first), Some(previous)) = (id(records.first()), last_id)
+                && first <= previous
+            {
                 return Err(CwError::Decode(format!(
-                    "a full page of {} records came without a next Link; the server may not support forward-only paging",
-                    query.page_size
+                    "id {first} came after id {previous}; the pages do not move forward"
                 )));
             }
-            if let Some(link) = link {
-                let parsed = url::Url::parse(&link).map_err(|e| {
-                    CwError::Decode(format!("Link header target `{link}` is not a URL: {e}"))
-                })?;
-                // A Link pointing elsewhere would send the API member's keys to another host.
-                if parsed.origin() != origin {
-                    return Err(CwError::Decode(format!(
-                        "Link header points to another host: `{link}`"
-                    )));
-                }
-                if link == current {
-                    break;
-                }
-                next = Some(link);
+            last_id = id(records.last()).or(last_id);
+            fetched.records.extend(records);
+            match page.next {
+                Some(next) => query.page = next,
+                None => break,
             }
-        }
-        if self.options.filter_nulls {
-            fetched.records.iter_mut().for_each(strip_nulls);
         }
         Ok(fetched)
     }
@@ -227,10 +211,6 @@ impl Client {
                 self.base_url
             ))
         })
-    }
-
-    async fn get(&self, url: &str, forward_only: bool) -> Result<reqwest::Response, CwError> {
-        self.send(Method::GET, url, None, forward_only).await
     }
 
     /// One request with the instance's credentials; a success answer, or the failure

@@ -8,16 +8,17 @@
 //! `company+public:private`, the `clientId` and versioned `Accept` headers, `429 Retry-After`
 //! honoured, null fields filtered as the instance asks.
 //!
-//! Two callers share this path, so they cannot disagree about what a URL means: the poller
-//! reads whole lists ([`Client::fetch_all`], pages of 1000 following the `Link` header), and
-//! the hub API reads one page at a time ([`Client::fetch_page`]) and reads and writes single
-//! records ([`Client::get_record`] and friends).
+//! Two callers share this path, so they cannot disagree about what a URL means: the poller and
+//! the hub API read lists one page at a time ([`Client::fetch_page`]; [`Client::fetch_all`]
+//! reads them all), and the hub reads and writes single records ([`Client::get_record`] and
+//! friends). Paging never depends on the `Link` header: a full page is followed by a request
+//! for the next one (forward-only: after its last id) and a short or empty page ends the list,
+//! which works whatever `Link` ConnectWise sent.
 
 mod calls;
 mod client;
 mod error;
 mod hub;
-mod link;
 mod merge_patch;
 mod nulls;
 pub mod page_token;

@@ -6,6 +6,7 @@ use hubhook_core::ConnectWiseCredentials;
 use serde_json::Value;
 
 mod hub_calls;
+mod paging_variants;
 
 async fn sim(records: usize) -> SimHandle {
     Simulator::spawn(
