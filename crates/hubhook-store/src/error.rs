@@ -12,8 +12,6 @@ pub enum StoreError {
     Conflict(String),
     #[error("invalid database url `{0}`: expected sqlite://PATH or postgres://...")]
     InvalidUrl(String),
-    #[error("postgres is not supported yet")]
-    PostgresUnsupported,
     #[error("invalid master key: {0}")]
     InvalidKey(String),
     #[error("stored secrets could not be decrypted: wrong master key?")]

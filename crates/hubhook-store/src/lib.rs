@@ -16,7 +16,9 @@
 //!   node as the new holder. An ended lease is simply claimable again; a running worker
 //!   renews its lease so that leases can be short.
 //! - SQLite has exactly one writer connection, and writes are group-committed (see the
-//!   `sqlite::writer` module).
+//!   `sqlite::writer` module). PostgreSQL has many writers, on many nodes: claims use
+//!   `FOR UPDATE SKIP LOCKED` and every fenced write is one conditional statement or starts by
+//!   locking its row on the token (see the `postgres` module).
 //! - Instance secrets are encrypted at rest with the [`MasterKey`] and decrypted only on read.
 //!
 //! Timestamps are `jiff::Timestamp` in the API and unix milliseconds in the database.
@@ -28,6 +30,7 @@ mod instances;
 mod model;
 mod organizations;
 mod polls;
+mod postgres;
 mod secrets;
 mod sqlite;
 
@@ -39,6 +42,7 @@ pub use model::{
     OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, PollTrouble,
     Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
 };
+pub use postgres::{PostgresStore, Wake, Wakeups};
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;
 
@@ -46,6 +50,7 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// Runs `$body` with `$backend` bound to the engine behind `$store`. Every `Store` method is
@@ -54,17 +59,20 @@ macro_rules! on_backend {
     ($store:expr, $backend:ident => $body:expr) => {
         match $store {
             $crate::Store::Sqlite($backend) => $body,
+            $crate::Store::Postgres($backend) => $body,
         }
     };
 }
 pub(crate) use on_backend;
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://PATH` or `sqlite:PATH`, any `?query` ignored; the
-    /// file is created if missing) and brings its schema up to date.
+    /// Opens the database at `url` and brings its schema up to date: `sqlite://PATH` or
+    /// `sqlite:PATH` (any `?query` ignored; the file is created if missing), or
+    /// `postgres://…` / `postgresql://…` (the database must exist; migrations run under an
+    /// advisory lock, so several nodes may start at once).
     pub async fn open(url: &str, key: MasterKey) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::PostgresUnsupported);
+            return Ok(Store::Postgres(PostgresStore::open(url, key).await?));
         }
         if url.starts_with("sqlite:") {
             return Ok(Store::Sqlite(SqliteStore::open(url, key).await?));
@@ -74,6 +82,16 @@ impl Store {
 
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Store::Sqlite(_))
+    }
+
+    /// Wake-ups sent by every node sharing the database (PostgreSQL's `LISTEN/NOTIFY`), so
+    /// that work made due on one node is picked up by another at once. `None` on SQLite: one
+    /// process owns the file, and it wakes its own loops directly.
+    pub async fn wakeups(&self) -> Result<Option<Wakeups>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => s.wakeups().await.map(Some),
+        }
     }
 
     /// Lets queued writes finish, then closes every connection. Calls after this fail with

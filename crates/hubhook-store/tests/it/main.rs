@@ -1,9 +1,51 @@
 //! Integration tests of hubhook-store.
 //!
 //! `conformance` holds engine-independent checks, each an `async fn check_xxx(store: &Store)`,
-//! so that every backend runs the same ones; `sqlite` runs them on a fresh SQLite file each and
-//! adds what only makes sense for SQLite (raw file contents, reopening the file).
+//! so that every backend runs the same ones (the list is `every_check!`); `sqlite` runs them on a
+//! fresh SQLite file each and adds what only makes sense for SQLite (raw file contents,
+//! reopening the file); `postgres` runs them each in a fresh schema of the machine's
+//! PostgreSQL, so they run in parallel, and adds what only makes sense there (many nodes).
 
 mod conformance;
 mod platform;
+
+/// Every engine-independent check, listed once. Each backend's module defines its own
+/// `conformance!` macro (how to make a fresh store, how to clean up) and expands this list with
+/// it, so a check added here runs on SQLite and on PostgreSQL alike.
+macro_rules! every_check {
+    ($backend:ident) => {
+        $backend!(
+            conformance::check_organizations_and_authentication,
+            conformance::check_instance_round_trip,
+            conformance::check_claim_exclusivity,
+            conformance::check_commit_poll_is_fenced,
+            conformance::check_commit_poll_is_idempotent,
+            conformance::check_commit_poll_writes_everything_together,
+            conformance::check_finish_attempt_outcomes,
+            conformance::check_claim_order_of_notifications,
+            conformance::check_delete_instance_keeps_history,
+            conformance::check_poll_now,
+            conformance::check_poll_now_during_a_running_poll,
+            conformance::check_failed_write_is_isolated,
+            conformance::check_concurrent_commits_all_land,
+            conformance::check_cursor_never_moves_backwards,
+            conformance::check_known_events_are_not_notified_again,
+            conformance::check_a_new_claim_fences_the_same_owners_old_one,
+            conformance::check_renewing_a_poll_lease,
+            conformance::check_releasing_a_nodes_leases,
+            conformance::check_backlogs,
+            conformance::check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint,
+            conformance::check_known_objects_keep_their_last_version_and_deletions,
+            conformance::check_a_held_mass_delete_waits_for_a_decision,
+            conformance::check_deferring_a_poll_hands_it_back,
+            platform::check_updating_an_instance_keeps_kept_cursors,
+            platform::check_a_disabled_instance_neither_polls_nor_delivers,
+            platform::check_events_by_organization,
+            platform::check_users_sign_in_and_sealed_secrets,
+        );
+    };
+}
+pub(crate) use every_check;
+
+mod postgres;
 mod sqlite;

@@ -25,59 +25,17 @@ fn key() -> MasterKey {
 }
 
 macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {$(
+    ($($module:ident :: $check:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $check() {
             let (_dir, _path, store) = fresh().await;
-            conformance::$check(&store).await;
+            crate::$module::$check(&store).await;
             store.close().await;
         }
     )*};
 }
 
-conformance!(
-    check_organizations_and_authentication,
-    check_instance_round_trip,
-    check_claim_exclusivity,
-    check_commit_poll_is_fenced,
-    check_commit_poll_is_idempotent,
-    check_commit_poll_writes_everything_together,
-    check_finish_attempt_outcomes,
-    check_claim_order_of_notifications,
-    check_delete_instance_keeps_history,
-    check_poll_now,
-    check_poll_now_during_a_running_poll,
-    check_failed_write_is_isolated,
-    check_concurrent_commits_all_land,
-    check_cursor_never_moves_backwards,
-    check_known_events_are_not_notified_again,
-    check_a_new_claim_fences_the_same_owners_old_one,
-    check_renewing_a_poll_lease,
-    check_releasing_a_nodes_leases,
-    check_backlogs,
-    check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint,
-    check_known_objects_keep_their_last_version_and_deletions,
-    check_a_held_mass_delete_waits_for_a_decision,
-    check_deferring_a_poll_hands_it_back,
-);
-
-macro_rules! platform_conformance {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let (_dir, _path, store) = fresh().await;
-            crate::platform::$check(&store).await;
-            store.close().await;
-        }
-    )*};
-}
-
-platform_conformance!(
-    check_updating_an_instance_keeps_kept_cursors,
-    check_a_disabled_instance_neither_polls_nor_delivers,
-    check_events_by_organization,
-    check_users_sign_in_and_sealed_secrets,
-);
+crate::every_check!(conformance);
 
 /// Every byte SQLite wrote: the main file and the write-ahead log.
 fn database_bytes(path: &Path) -> Vec<u8> {
@@ -168,7 +126,6 @@ async fn writes_after_close_are_refused() {
 #[tokio::test]
 async fn open_rejects_unknown_urls() {
     for (url, expected) in [
-        ("postgres://localhost/hubhook", "postgres"),
         ("mysql://localhost/hubhook", "invalid database url"),
         ("sqlite::memory:", "invalid database url"),
     ] {

@@ -1,0 +1,209 @@
+//! The conformance checks on PostgreSQL, each in a fresh schema so they run in parallel, plus
+//! what only PostgreSQL has: several nodes (stores with their own connections) on one database.
+//!
+//! The server is the machine's (`HUBHOOK_TEST_POSTGRES`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`); `.ci/run` makes sure it answers.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hubhook_store::{MasterKey, Store, Wake};
+use sqlx::Connection as _;
+
+use crate::conformance::{self, LEASE, t0};
+
+fn server_url() -> String {
+    std::env::var("HUBHOOK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn key() -> MasterKey {
+    MasterKey::parse(&"42".repeat(32)).unwrap()
+}
+
+/// A schema of its own for one test, dropped when the guard goes (even when the test failed).
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Schema {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "hubhook_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Schema { name }
+    }
+
+    /// The database URL whose connections see only this schema.
+    fn url(&self) -> String {
+        let base = server_url();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}options[search_path]={}", self.name)
+    }
+
+    async fn open(&self) -> Store {
+        Store::open(&self.url(), key()).await.unwrap()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Drop runs inside the test's runtime, which cannot block on itself: a thread of its
+        // own, with a runtime of its own, drops the schema.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let mut admin = sqlx::PgConnection::connect(&server_url()).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop schema {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($module:ident :: $check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let schema = Schema::create().await;
+            let store = schema.open().await;
+            crate::$module::$check(&store).await;
+            store.close().await;
+        }
+    )*};
+}
+
+crate::every_check!(conformance);
+
+/// Nodes starting at once on an empty schema: the migrator's advisory lock lets one migrate
+/// and the others find the schema up to date; every node can then work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_at_once_migrate_once() {
+    let schema = Schema::create().await;
+    let url = schema.url();
+    let (a, b, c, d) = tokio::join!(
+        Store::open(&url, key()),
+        Store::open(&url, key()),
+        Store::open(&url, key()),
+        Store::open(&url, key()),
+    );
+    let stores = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+    conformance::organization(&stores[3], 1).await;
+    for store in stores {
+        store.close().await;
+    }
+}
+
+/// Several nodes (each its own connection pool) claiming the same due work at the same time:
+/// every job is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_from_many_nodes_never_overlap() {
+    const JOBS: usize = 300;
+    let schema = Schema::create().await;
+    let first = schema.open().await;
+    let resources: Vec<String> = (0..JOBS).map(|n| format!("resource-{n}")).collect();
+    let refs: Vec<&str> = resources.iter().map(String::as_str).collect();
+    conformance::instance_with(&first, &refs).await;
+    let mut nodes = vec![first];
+    for _ in 1..3 {
+        nodes.push(schema.open().await);
+    }
+    let mut claims = Vec::new();
+    for (n, store) in nodes.iter().enumerate() {
+        for worker in 0..4 {
+            let store = store.clone();
+            claims.push(tokio::spawn(async move {
+                let owner = format!("node-{n}-{worker}");
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = store.claim_poll_jobs(&owner, t0(), LEASE, 7).await.unwrap();
+                    if jobs.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(jobs.into_iter().map(|job| job.resource));
+                }
+            }));
+        }
+    }
+    let mut seen = HashSet::new();
+    for claim in claims {
+        for resource in claim.await.unwrap() {
+            assert!(seen.insert(resource.clone()), "{resource} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), JOBS);
+    for store in nodes {
+        store.close().await;
+    }
+}
+
+/// The next wake-up. The bound only keeps a broken listener from hanging the test; it asserts
+/// no timing.
+async fn next(wakeups: &mut hubhook_store::Wakeups) -> Wake {
+    tokio::time::timeout(Duration::from_secs(30), wakeups.next())
+        .await
+        .expect("no wake-up arrived")
+        .unwrap()
+}
+
+/// Work made due on one node wakes the others: the notification is sent by the committing
+/// transaction and heard by every listener on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_made_on_one_node_wakes_another() {
+    let schema = Schema::create().await;
+    let a = schema.open().await;
+    let b = schema.open().await;
+    let mut wakeups = b.wakeups().await.unwrap().expect("PostgreSQL has wake-ups");
+    let instance = conformance::instance_with(&a, &["contacts"]).await;
+    assert_eq!(next(&mut wakeups).await, Wake::Polls);
+    assert!(a.poll_now(instance.id, t0()).await.unwrap());
+    assert_eq!(next(&mut wakeups).await, Wake::Polls);
+    let jobs = conformance::claim_jobs(&a, "a", t0(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    a.commit_poll(conformance::commit_with_events(
+        instance.id,
+        "contacts",
+        "a",
+        0,
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next(&mut wakeups).await, Wake::Deliveries);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_postgres_url_opens_postgres() {
+    let schema = Schema::create().await;
+    let store = schema.open().await;
+    assert!(!store.is_sqlite());
+    store.close().await;
+}
