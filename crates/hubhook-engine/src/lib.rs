@@ -249,8 +249,43 @@ impl Engine {
         }
         tokio::join!(
             self.work_loop(Work::Polls, shutdown.clone()),
-            self.work_loop(Work::Deliveries, shutdown)
+            self.work_loop(Work::Deliveries, shutdown.clone()),
+            self.listen_for_wakeups(shutdown)
         );
+    }
+
+    /// On a database shared by several nodes (PostgreSQL), turns the wake-ups every node sends
+    /// when it makes work due into wake-ups of this node's loops, so that work created on one
+    /// node is claimed by any idle node at once rather than after its idle sleep. A listener
+    /// that fails is reopened after a pause; meanwhile the idle sleeps still find the work.
+    async fn listen_for_wakeups(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let mut wakeups = match self.inner.store.wakeups().await {
+                Ok(Some(wakeups)) => wakeups,
+                Ok(None) => return, // one process owns the database: it wakes itself
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for other nodes' wake-ups");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(ERROR_BACKOFF) => continue,
+                    }
+                }
+            };
+            loop {
+                let wake = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    wake = wakeups.next() => wake,
+                };
+                match wake {
+                    Ok(hubhook_store::Wake::Polls) => self.wake_poller(),
+                    Ok(hubhook_store::Wake::Deliveries) => self.wake_dispatcher(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "lost the wake-up listener; reopening it");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// One loop: keep up to the configured number of items in flight, claiming more as slots

@@ -10,6 +10,7 @@ mod hardening;
 mod hub;
 mod instances;
 mod legacy_login;
+mod nodes;
 mod observability;
 mod platform;
 mod poller;

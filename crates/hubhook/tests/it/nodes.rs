@@ -1,0 +1,263 @@
+//! Several nodes on one PostgreSQL database, as real processes: three `hubhook serve` share
+//! the polls and deliveries of several instances while one of them, chosen at random, is
+//! killed with SIGKILL at a random moment of each round and started again. Every change must
+//! be delivered, each under one event id only; no poll cursor may move backwards; nothing may
+//! be left unclaimed. Each test gets a database of its own, dropped at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Connection as _;
+
+use crate::app::{Receiver, documented_body, test_simulator};
+use crate::processes::{MASTER_KEY, ServerProcess, WAIT, org_create};
+
+const NODES: usize = 3;
+const INSTANCES: usize = 3;
+const ROUNDS: usize = 10;
+
+fn server_url(database: &str) -> String {
+    let base = std::env::var("HUBHOOK_TEST_POSTGRES_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    format!("{base}/{database}")
+}
+
+/// A database of its own on the machine's PostgreSQL, dropped (with its connections) when the
+/// guard goes, however the test ends.
+pub struct Database {
+    name: String,
+}
+
+impl Database {
+    pub async fn create() -> Database {
+        let name = format!("hubhook_test_{}_{}", std::process::id(), random());
+        admin(format!("CREATE DATABASE {name}")).await;
+        Database { name }
+    }
+
+    pub fn url(&self) -> String {
+        server_url(&self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // The test's runtime cannot block on itself: a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(admin(sql))
+        })
+        .join();
+    }
+}
+
+async fn admin(sql: String) {
+    let mut conn = sqlx::PgConnection::connect(&server_url("postgres"))
+        .await
+        .expect("the machine's PostgreSQL answers");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("admin statement");
+    let _ = conn.close().await;
+}
+
+/// A random number (the standard library's hasher keys are random per instance).
+fn random() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
+    let database = Database::create().await;
+    let url = database.url();
+    let sim = test_simulator().await;
+    let receiver = Receiver::start().await;
+    let org = org_create(&url, Some(MASTER_KEY));
+    let auth = format!(
+        "User {}, Organization {}",
+        org["userSecret"].as_str().expect("secret"),
+        org["organizationSecret"].as_str().expect("secret")
+    );
+    let mut nodes: Vec<ServerProcess> = (0..NODES)
+        .map(|n| {
+            let id = format!("node-{n}");
+            ServerProcess::start(
+                &url,
+                MASTER_KEY,
+                &[("HUBHOOK_NODE_ID", &id), ("HUBHOOK_POLL_LEASE", "3")],
+                None,
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let mut instances = BTreeSet::new();
+    for n in 0..INSTANCES {
+        // Each instance is created through a different node: all nodes write.
+        let created: Value = http
+            .post(nodes[n % NODES].api("/instances"))
+            .header("Authorization", &auth)
+            .json(&documented_body(&sim.base_url(), &receiver.url))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        instances.insert(created["id"].as_i64().expect("an id").to_string());
+    }
+    let cursors = watch_cursors(&url, &instances).await;
+
+    let contacts = sim.sim.ids("company/contacts");
+    for round in 1..=ROUNDS {
+        sim.sim
+            .mass_update("company/contacts", contacts.len())
+            .expect("touched");
+        // Kill a node at a random moment of the round's polls and deliveries.
+        tokio::time::sleep(Duration::from_millis(random() % 2500)).await;
+        let victim = (random() % NODES as u64) as usize;
+        nodes[victim].kill9();
+        nodes[victim].restart();
+        wait_for_changes(&receiver, &instances, &contacts, round).await;
+        // The next round's changes must carry a later ConnectWise timestamp (seconds).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+
+    let broken = cursors.stop().await;
+    assert!(broken.is_empty(), "cursors moved backwards: {broken:?}");
+    nothing_left_unclaimed(&url, &instances).await;
+    for node in &mut nodes {
+        node.kill9();
+    }
+}
+
+/// Waits until every contact of every instance was announced in `rounds` distinct changes,
+/// and checks that no change was ever announced under two event ids.
+async fn wait_for_changes(
+    receiver: &Receiver,
+    instances: &BTreeSet<String>,
+    contacts: &[i64],
+    rounds: usize,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // (instance, object, change date) -> event ids
+        let mut ids: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+        for (event, received) in receiver.events() {
+            if event["eventType"] != "UPDATED" {
+                continue;
+            }
+            let instance = received.json()["message"]["instanceId"].to_string();
+            let key = (
+                instance,
+                event["objectId"].as_str().unwrap_or("").to_owned(),
+                event["eventDate"].to_string(),
+            );
+            ids.entry(key)
+                .or_default()
+                .insert(event["id"].as_str().unwrap_or("").to_owned());
+        }
+        let twice: Vec<_> = ids.iter().filter(|(_, ids)| ids.len() > 1).collect();
+        assert!(twice.is_empty(), "changes under two event ids: {twice:?}");
+        let mut changes: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (instance, object, _) in ids.keys() {
+            *changes
+                .entry((instance.clone(), object.clone()))
+                .or_default() += 1;
+        }
+        let missing: Vec<_> = instances
+            .iter()
+            .flat_map(|i| contacts.iter().map(move |c| (i.clone(), c.to_string())))
+            .filter(|key| changes.get(key).copied().unwrap_or(0) < rounds)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "round {rounds}: changes never delivered for {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Samples every poll job's cursor until stopped; what it returns is every backwards move.
+struct CursorWatch {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl CursorWatch {
+    async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("the watch ran")
+    }
+}
+
+async fn watch_cursors(url: &str, instances: &BTreeSet<String>) -> CursorWatch {
+    let store = open(url).await;
+    let instances: Vec<i64> = instances.iter().map(|i| i.parse().expect("id")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut last = BTreeMap::new();
+        let mut broken = Vec::new();
+        while !stopping.load(Ordering::Relaxed) {
+            for &id in &instances {
+                let Ok(jobs) = store.poll_jobs(hubhook_core::InstanceId(id)).await else {
+                    continue;
+                };
+                for job in jobs {
+                    let key = (id, job.resource.clone());
+                    if let Some(before) = last.get(&key)
+                        && job.cursor < Some(*before)
+                    {
+                        broken.push(format!("{key:?}: {before} -> {:?}", job.cursor));
+                    }
+                    if let Some(cursor) = job.cursor {
+                        last.insert(key, cursor);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
+        broken
+    });
+    CursorWatch { stop, task }
+}
+
+async fn open(url: &str) -> hubhook_store::Store {
+    hubhook_store::Store::open(
+        url,
+        hubhook_store::MasterKey::parse(MASTER_KEY).expect("key"),
+    )
+    .await
+    .expect("the nodes' database opens beside them")
+}
+
+/// Every notification was delivered: none is pending, leased or queued.
+async fn nothing_left_unclaimed(url: &str, instances: &BTreeSet<String>) {
+    let store = open(url).await;
+    for id in instances {
+        let id = hubhook_core::InstanceId(id.parse().expect("numeric id"));
+        let notifications = store.list_notifications(id, 100_000).await.expect("read");
+        let undelivered: Vec<_> = notifications
+            .iter()
+            .filter(|n| n.status != "delivered")
+            .map(|n| (&n.id, &n.status))
+            .collect();
+        assert!(undelivered.is_empty(), "not delivered: {undelivered:?}");
+    }
+    store.close().await;
+}
