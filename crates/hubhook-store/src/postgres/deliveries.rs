@@ -46,7 +46,8 @@ impl PostgresStore {
                              SELECT id FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $3
                                AND (lease_until IS NULL OR lease_until <= $3)
-                               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled)
+                               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled)
                              ORDER BY next_attempt_at, created_at
                              LIMIT $4
                              FOR UPDATE SKIP LOCKED)
@@ -96,7 +97,8 @@ impl PostgresStore {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
              FROM notifications WHERE status = 'pending'
-               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled)",
+               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -108,7 +110,8 @@ impl PostgresStore {
             "SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM notifications
              WHERE status = 'pending' AND next_attempt_at <= $1
                AND (lease_until IS NULL OR lease_until <= $1)
-               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled)",
+               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled)",
         )
         .bind(now.as_millisecond())
         .fetch_one(&self.pool)
@@ -179,16 +182,16 @@ impl PostgresStore {
 /// claim's token.
 async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Result<()> {
     // FOR UPDATE holds the row until commit: no claim can take it between check and write.
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM notifications WHERE id = $1 AND lease_token = $2 FOR UPDATE",
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT organization_id FROM notifications WHERE id = $1 AND lease_token = $2 FOR UPDATE",
     )
     .bind(&attempt.notification_id.0)
     .bind(&attempt.lease_token.0)
     .fetch_optional(&mut *conn)
     .await?;
-    if held.is_none() {
+    let Some(organization) = held else {
         return Err(StoreError::LeaseLost);
-    }
+    };
     let at = attempt.attempted_at.as_millisecond();
     let outcome = match attempt.outcome {
         AttemptOutcome::Delivered => "delivered",
@@ -197,8 +200,8 @@ async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Resu
     };
     sqlx::query(
         "INSERT INTO delivery_attempts (notification_id, owner, attempted_at, status_code,
-             latency_ms, error, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             latency_ms, error, outcome, organization_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&attempt.notification_id.0)
     .bind(&attempt.owner)
@@ -207,6 +210,7 @@ async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Resu
     .bind(attempt.latency_ms)
     .bind(&attempt.error)
     .bind(outcome)
+    .bind(organization)
     .execute(&mut *conn)
     .await?;
     let update = match attempt.outcome {

@@ -12,7 +12,8 @@ impl PostgresStore {
         let rows = sqlx::query(
             "SELECT e.id, e.instance_id, e.object_type, e.object_id, e.event_type, e.event_date,
                  e.record, e.notification_id, COALESCE(n.status, 'none') AS status, e.created_at
-             FROM events e LEFT JOIN notifications n ON n.id = e.notification_id
+             FROM events e LEFT JOIN notifications n
+                 ON n.id = e.notification_id AND n.organization_id = e.organization_id
              WHERE e.instance_id = $1
              ORDER BY e.created_at DESC, e.event_date DESC, e.id DESC
              LIMIT $2",
@@ -76,8 +77,9 @@ macro_rules! event_select {
     () => {
         "SELECT e.id, e.instance_id, e.object_type, e.object_id, e.event_type, e.event_date,
              e.record, e.notification_id, COALESCE(n.status, 'none') AS status, e.created_at
-         FROM events e JOIN instances i ON i.id = e.instance_id
-             LEFT JOIN notifications n ON n.id = e.notification_id"
+         FROM events e JOIN instances i ON i.id = e.instance_id AND i.organization_id = e.organization_id
+             LEFT JOIN notifications n
+                 ON n.id = e.notification_id AND n.organization_id = e.organization_id"
     };
 }
 use event_select;

@@ -52,12 +52,13 @@ impl PostgresStore {
                 .await?;
                 for resource in &new.resources {
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at)
-                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     )
                     .bind(id)
                     .bind(resource)
                     .bind(now)
+                    .bind(new.organization_id.0)
                     .execute(&mut *conn)
                     .await?;
                 }
@@ -217,13 +218,14 @@ impl PostgresStore {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at)
-                         SELECT $1, r, $2 FROM unnest($3::text[]) AS r
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
+                         SELECT $1, r, $2, $4 FROM unnest($3::text[]) AS r
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)
                     .bind(now)
                     .bind(&resources)
+                    .bind(org.0)
                     .execute(&mut *conn)
                     .await?;
                     notify(conn, Wake::Polls).await?;

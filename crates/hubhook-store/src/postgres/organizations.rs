@@ -223,7 +223,8 @@ impl PostgresStore {
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query(
-                    "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+                    "INSERT INTO sessions (token_hash, user_id, expires_at, organization_id)
+                     SELECT $1, id, $3, organization_id FROM users WHERE id = $2",
                 )
                 .bind(&token_hash[..])
                 .bind(user.0)
@@ -238,7 +239,8 @@ impl PostgresStore {
 
     pub async fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Principal>> {
         let row = sqlx::query(
-            "SELECT u.id, u.organization_id FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT u.id, u.organization_id FROM sessions s JOIN users u
+                 ON u.id = s.user_id AND u.organization_id = s.organization_id
              WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(&token_hash[..])

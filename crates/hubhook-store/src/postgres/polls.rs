@@ -68,7 +68,7 @@ impl PostgresStore {
                     let rows = sqlx::query(concat!(
                         "WITH due AS (
                              SELECT j.instance_id, j.resource
-                             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+                             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
                              WHERE j.next_run_at <= $3
                                AND (j.lease_until IS NULL OR j.lease_until <= $3)
                                AND NOT i.disabled AND i.events_enabled
@@ -357,7 +357,7 @@ impl PostgresStore {
         // A leased job cannot be claimed before its lease ends, whatever its next_run_at.
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(GREATEST(j.next_run_at, COALESCE(j.lease_until, j.next_run_at)))
-             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
              WHERE NOT i.disabled AND i.events_enabled",
         )
         .fetch_one(&self.pool)
@@ -368,7 +368,7 @@ impl PostgresStore {
     pub async fn poll_backlog(&self, now: Timestamp) -> Result<Backlog> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS due, MIN(j.next_run_at) AS oldest
-             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
              WHERE j.next_run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1)
                AND NOT i.disabled AND i.events_enabled",
         )
@@ -419,8 +419,8 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
     // this late result. A missing job means the instance was deleted meanwhile, which must
     // stop it too. FOR UPDATE locks the job row until this transaction ends, so no claim can
     // take the job between this check and the writes below (a claim skips the locked row).
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM poll_jobs WHERE instance_id = $1 AND resource = $2 AND lease_token = $3
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT organization_id FROM poll_jobs WHERE instance_id = $1 AND resource = $2 AND lease_token = $3
          FOR UPDATE",
     )
     .bind(commit.instance_id.0)
@@ -428,15 +428,15 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
     .bind(&commit.lease_token.0)
     .fetch_optional(&mut *conn)
     .await?;
-    if held.is_none() {
+    let Some(organization) = held else {
         return Err(StoreError::LeaseLost);
-    }
+    };
     let now = commit.now.as_millisecond();
     for object in &commit.observed {
         sqlx::query(
             "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
-                 record, deleted, seen_at, numeric_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 record, deleted, seen_at, numeric_id, organization_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (instance_id, resource, object_id)
              DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
                  record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
@@ -450,6 +450,7 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
         .bind(object.deleted)
         .bind(now)
         .bind(object.object_id.parse::<i64>().ok())
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
     }
@@ -464,7 +465,7 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
         .execute(&mut *conn)
         .await?;
     }
-    let outcome = insert_events(conn, &commit, now).await?;
+    let outcome = insert_events(conn, &commit, organization, now).await?;
     if outcome.notifications_inserted > 0 {
         notify(conn, Wake::Deliveries).await?;
     }
@@ -500,6 +501,7 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
 async fn insert_events(
     conn: &mut PgConnection,
     commit: &PollCommit,
+    organization: i64,
     now: i64,
 ) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
@@ -508,8 +510,8 @@ async fn insert_events(
         // Event ids are deterministic, so a change seen twice lands once.
         let inserted = sqlx::query(
             "INSERT INTO events (id, instance_id, object_type, object_id, event_type, event_date,
-                 record, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 record, created_at, organization_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&event.id.0)
@@ -520,6 +522,7 @@ async fn insert_events(
         .bind(event.event_date.as_millisecond())
         .bind(&event.record_json)
         .bind(now)
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() > 0 {
@@ -539,14 +542,15 @@ async fn insert_events(
         }
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, instance_id, body, status, failed_attempts,
-                 next_attempt_at, created_at)
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4)
+                 next_attempt_at, created_at, organization_id)
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&notification.id.0)
         .bind(commit.instance_id.0)
         .bind(&notification.body)
         .bind(now)
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() > 0 {

@@ -49,7 +49,8 @@ impl SqliteStore {
                              SELECT id FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $3
                                AND (lease_until IS NULL OR lease_until <= $3)
-                               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)
+                               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled = 1)
                              ORDER BY next_attempt_at, created_at
                              LIMIT $4)
                          RETURNING id, instance_id, body, failed_attempts, next_attempt_at,
@@ -95,7 +96,8 @@ impl SqliteStore {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(max(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
              FROM notifications WHERE status = 'pending'
-               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)",
+               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled = 1)",
         )
         .fetch_one(&self.readers)
         .await?;
@@ -107,7 +109,8 @@ impl SqliteStore {
             "SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM notifications
              WHERE status = 'pending' AND next_attempt_at <= $1
                AND (lease_until IS NULL OR lease_until <= $1)
-               AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1)",
+               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
+                   AND i.organization_id = notifications.organization_id AND i.disabled = 1)",
         )
         .bind(now.as_millisecond())
         .fetch_one(&self.readers)
@@ -177,15 +180,16 @@ impl SqliteStore {
 /// Records one delivery attempt and its consequence for the notification, fenced on the
 /// claim's token.
 async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> Result<()> {
-    let held: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM notifications WHERE id = $1 AND lease_token = $2")
-            .bind(&attempt.notification_id.0)
-            .bind(&attempt.lease_token.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if held.is_none() {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT organization_id FROM notifications WHERE id = $1 AND lease_token = $2",
+    )
+    .bind(&attempt.notification_id.0)
+    .bind(&attempt.lease_token.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(organization) = held else {
         return Err(StoreError::LeaseLost);
-    }
+    };
     let at = attempt.attempted_at.as_millisecond();
     let outcome = match attempt.outcome {
         AttemptOutcome::Delivered => "delivered",
@@ -194,8 +198,8 @@ async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> 
     };
     sqlx::query(
         "INSERT INTO delivery_attempts (notification_id, owner, attempted_at, status_code,
-             latency_ms, error, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             latency_ms, error, outcome, organization_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&attempt.notification_id.0)
     .bind(&attempt.owner)
@@ -204,6 +208,7 @@ async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> 
     .bind(attempt.latency_ms)
     .bind(&attempt.error)
     .bind(outcome)
+    .bind(organization)
     .execute(&mut *conn)
     .await?;
     let update = match attempt.outcome {

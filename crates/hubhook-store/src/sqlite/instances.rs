@@ -53,12 +53,13 @@ impl SqliteStore {
                     .await?;
                     for resource in &new.resources {
                         sqlx::query(
-                            "INSERT INTO poll_jobs (instance_id, resource, next_run_at)
-                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                         )
                         .bind(id)
                         .bind(resource)
                         .bind(now)
+                        .bind(new.organization_id.0)
                         .execute(&mut *conn)
                         .await?;
                     }
@@ -219,13 +220,14 @@ impl SqliteStore {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at)
-                         SELECT $1, value, $2 FROM json_each($3) WHERE true
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
+                         SELECT $1, value, $2, $4 FROM json_each($3) WHERE true
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)
                     .bind(now)
                     .bind(&resources)
+                    .bind(org.0)
                     .execute(&mut *conn)
                     .await?;
                     Ok(true)

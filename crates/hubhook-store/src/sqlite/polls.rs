@@ -68,7 +68,7 @@ impl SqliteStore {
                         new_lease_token!(),
                         " WHERE (instance_id, resource) IN (
                              SELECT j.instance_id, j.resource
-                             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+                             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
                              WHERE j.next_run_at <= $3
                                AND (j.lease_until IS NULL OR j.lease_until <= $3)
                                AND i.disabled = 0 AND i.events_enabled = 1
@@ -353,7 +353,7 @@ impl SqliteStore {
         // A leased job cannot be claimed before its lease ends, whatever its next_run_at.
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(max(j.next_run_at, COALESCE(j.lease_until, j.next_run_at)))
-             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
              WHERE i.disabled = 0 AND i.events_enabled = 1",
         )
         .fetch_one(&self.readers)
@@ -364,7 +364,7 @@ impl SqliteStore {
     pub async fn poll_backlog(&self, now: Timestamp) -> Result<Backlog> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS due, MIN(j.next_run_at) AS oldest
-             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id
+             FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
              WHERE j.next_run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1)
                AND i.disabled = 0 AND i.events_enabled = 1",
         )
@@ -416,22 +416,22 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
     // stop it too. The writer runs one command at a time, so nothing can claim the job
     // between this check and the writes below.
     let held: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM poll_jobs WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
+        "SELECT organization_id FROM poll_jobs WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
     )
     .bind(commit.instance_id.0)
     .bind(&commit.resource)
     .bind(&commit.lease_token.0)
     .fetch_optional(&mut *conn)
     .await?;
-    if held.is_none() {
+    let Some(organization) = held else {
         return Err(StoreError::LeaseLost);
-    }
+    };
     let now = commit.now.as_millisecond();
     for object in &commit.observed {
         sqlx::query(
             "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
-                 record, deleted, seen_at, numeric_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 record, deleted, seen_at, numeric_id, organization_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (instance_id, resource, object_id)
              DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
                  record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
@@ -445,6 +445,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .bind(object.deleted)
         .bind(now)
         .bind(object.object_id.parse::<i64>().ok())
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
     }
@@ -459,7 +460,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .execute(&mut *conn)
         .await?;
     }
-    let outcome = insert_events(conn, &commit, now).await?;
+    let outcome = insert_events(conn, &commit, organization, now).await?;
     match commit.progress {
         PollProgress::Checkpoint(checkpoint) => {
             sqlx::query(
@@ -492,6 +493,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
 async fn insert_events(
     conn: &mut SqliteConnection,
     commit: &PollCommit,
+    organization: i64,
     now: i64,
 ) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
@@ -500,8 +502,8 @@ async fn insert_events(
         // Event ids are deterministic, so a change seen twice lands once.
         let inserted = sqlx::query(
             "INSERT INTO events (id, instance_id, object_type, object_id, event_type, event_date,
-                 record, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 record, created_at, organization_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&event.id.0)
@@ -512,6 +514,7 @@ async fn insert_events(
         .bind(event.event_date.as_millisecond())
         .bind(&event.record_json)
         .bind(now)
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() > 0 {
@@ -531,14 +534,15 @@ async fn insert_events(
         }
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, instance_id, body, status, failed_attempts,
-                 next_attempt_at, created_at)
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4)
+                 next_attempt_at, created_at, organization_id)
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&notification.id.0)
         .bind(commit.instance_id.0)
         .bind(&notification.body)
         .bind(now)
+        .bind(organization)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() > 0 {

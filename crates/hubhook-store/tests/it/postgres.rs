@@ -207,3 +207,36 @@ async fn a_postgres_url_opens_postgres() {
     assert!(!store.is_sqlite());
     store.close().await;
 }
+
+/// Every table carries the organization id (ARCHITECTURE.md, "Organizations"): the schema can
+/// be distributed by organization. `organizations` is keyed by it already.
+#[tokio::test]
+async fn every_table_carries_the_organization() {
+    let schema = Schema::create().await;
+    schema.open().await.close().await;
+    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables t
+         WHERE table_schema = $1 AND table_name NOT IN ('organizations', '_sqlx_migrations')
+           AND NOT EXISTS (SELECT 1 FROM information_schema.columns c
+                           WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name
+                             AND c.column_name = 'organization_id')",
+    )
+    .bind(&schema.name)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        missing.is_empty(),
+        "tables without organization_id: {missing:?}"
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema.name)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(tables > 5, "the probe sees the schema's tables: {tables}");
+    conn.close().await.unwrap();
+}

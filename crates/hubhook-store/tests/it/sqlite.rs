@@ -160,3 +160,32 @@ async fn a_query_string_is_not_part_of_the_file_name() {
     assert!(store.instance(instance.id).await.unwrap().is_some());
     store.close().await;
 }
+
+/// Every table carries the organization id (ARCHITECTURE.md, "Organizations"), as on
+/// PostgreSQL: the two schemas stay the same shape.
+#[tokio::test]
+async fn every_table_carries_the_organization() {
+    use sqlx::Connection as _;
+    let (_dir, path, store) = fresh().await;
+    store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master m
+         WHERE type = 'table'
+           AND name NOT IN ('organizations', '_sqlx_migrations', 'sqlite_sequence')
+           AND NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'organization_id')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        missing.is_empty(),
+        "tables without organization_id: {missing:?}"
+    );
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(tables > 5, "the probe sees the tables: {tables}");
+    conn.close().await.unwrap();
+}
