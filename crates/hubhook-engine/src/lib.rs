@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
-pub use clock::Clock;
+pub use clock::{Clock, follow_database_clock};
 pub use sites::{SiteLimits, Sites};
 
 /// Settings of the engine, from the command line or environment.

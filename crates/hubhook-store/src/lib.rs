@@ -94,6 +94,16 @@ impl Store {
         }
     }
 
+    /// The database server's clock, for nodes that share it (PostgreSQL): every node then
+    /// decides leases and schedules on the same clock. `None` on SQLite, whose database lives
+    /// on the machine that runs the one node.
+    pub async fn database_time(&self) -> Result<Option<jiff::Timestamp>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => s.database_time().await.map(Some),
+        }
+    }
+
     /// Lets queued writes finish, then closes every connection. Calls after this fail with
     /// "the store is closed".
     pub async fn close(&self) {

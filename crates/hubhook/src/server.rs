@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use hubhook_api::AppState;
-use hubhook_engine::{Clock, Engine, EngineConfig};
+use hubhook_engine::{Engine, EngineConfig};
 use hubhook_store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +69,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         poll_concurrency,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(store, engine_config, Clock::system())?;
+    // On a database several nodes share, every node decides on the database's clock.
+    let clock = hubhook_engine::follow_database_clock(&store)
+        .await
+        .context("reading the database's clock")?;
+    let engine = Engine::new(store, engine_config, clock)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

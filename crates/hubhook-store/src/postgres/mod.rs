@@ -13,12 +13,12 @@
 //!   on no claim can take the row (claims skip locked rows) until the transaction ends.
 //! - Each store call that writes runs in one transaction ([`PostgresStore::write`]), the same
 //!   all-or-nothing unit the SQLite writer gives each command.
-//! - Lease expiry is compared with the `now` the caller passes (the engine's injectable
-//!   [`Clock`](https://docs.rs/) of each node), not the database's clock: tests drive time, and
-//!   correctness never depends on clocks agreeing, because every completion is fenced on its
-//!   token. Clock skew between nodes only moves *when* an abandoned lease is taken over (a node
-//!   whose clock runs ahead takes over early, and the slow holder's late write is then refused).
-//!   Nodes are expected to run NTP, as the README says.
+//! - Times (lease expiry, schedules) are compared with the `now` the caller passes, so tests
+//!   keep driving time through the engine's injectable clock. A served node's clock follows
+//!   the database's ([`PostgresStore::database_time`], read periodically by the engine), so
+//!   all nodes decide on one clock. Correctness never depends on clocks agreeing anyway: every
+//!   completion is fenced on its token, and skew only moves *when* an abandoned lease is taken
+//!   over (the slow holder's late write is then refused).
 //! - Migrations run at start through sqlx's migrator, which holds a PostgreSQL advisory lock
 //!   while it migrates, so several nodes starting at once apply each migration exactly once.
 //! - Work created by one node wakes the others: writes that make work due send
@@ -61,7 +61,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct PostgresStore {
     pool: PgPool,
     /// Kept for the wake-up listener, which has a connection of its own (see `wakeups`).
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
     key: Arc<MasterKey>,
 }
 
@@ -81,7 +81,7 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
             pool,
-            options,
+            options: Arc::new(options),
             key: Arc::new(key),
         })
     }
@@ -110,6 +110,16 @@ impl PostgresStore {
         let outcome = work(&mut tx).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// The database server's clock, read in one round trip.
+    pub async fn database_time(&self) -> Result<Timestamp> {
+        let millis: i64 =
+            sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(closed_or)?;
+        timestamp(millis)
     }
 
     pub async fn release_leases(&self, owner: &str) -> Result<u64> {

@@ -45,7 +45,7 @@ impl Wakeups {
     pub(super) async fn listen(store: &super::PostgresStore) -> Result<Wakeups> {
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with(store.options.clone());
+            .connect_lazy_with((*store.options).clone());
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         Ok(Wakeups { listener })

@@ -205,6 +205,8 @@ async fn a_postgres_url_opens_postgres() {
     let schema = Schema::create().await;
     let store = schema.open().await;
     assert!(!store.is_sqlite());
+    // Nodes sharing the database decide on its clock.
+    assert!(store.database_time().await.unwrap().is_some());
     store.close().await;
 }
 

@@ -136,6 +136,8 @@ async fn open_rejects_unknown_urls() {
     let plain = format!("sqlite:{}", dir.path().join("x.db").display());
     let store = Store::open(&plain, key()).await.unwrap();
     assert!(store.is_sqlite());
+    // One node owns the file: its own clock is the only one.
+    assert!(store.database_time().await.unwrap().is_none());
     store.close().await;
 }
 
