@@ -116,6 +116,7 @@ async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
             .expect("JSON");
         instances.insert(created["id"].as_i64().expect("an id").to_string());
     }
+    wait_for_baselines(&url, &instances).await;
     let cursors = watch_cursors(&url, &instances).await;
 
     let contacts = sim.sim.ids("company/contacts");
@@ -139,6 +140,75 @@ async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
     for node in &mut nodes {
         node.kill9();
     }
+}
+
+/// A node stalled past its lease (SIGSTOP, as a network partition would) while its polls were
+/// in flight: another node takes them over, and when the stalled node resumes (SIGCONT) its
+/// late results are refused. Every change arrives, each under one event id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stalled_past_its_lease_cannot_write_late() {
+    let database = Database::create().await;
+    let url = database.url();
+    let sim = test_simulator().await;
+    let receiver = Receiver::start().await;
+    let org = org_create(&url, Some(MASTER_KEY));
+    let auth = format!(
+        "User {}, Organization {}",
+        org["userSecret"].as_str().expect("secret"),
+        org["organizationSecret"].as_str().expect("secret")
+    );
+    let nodes: Vec<ServerProcess> = (0..2)
+        .map(|n| {
+            let id = format!("node-{n}");
+            ServerProcess::start(
+                &url,
+                MASTER_KEY,
+                &[("HUBHOOK_NODE_ID", &id), ("HUBHOOK_POLL_LEASE", "3")],
+                None,
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let mut instances = BTreeSet::new();
+    for n in 0..4 {
+        let created: Value = http
+            .post(nodes[n % 2].api("/instances"))
+            .header("Authorization", &auth)
+            .json(&documented_body(&sim.base_url(), &receiver.url))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        instances.insert(created["id"].as_i64().expect("an id").to_string());
+    }
+    let contacts = sim.sim.ids("company/contacts");
+    wait_for_baselines(&url, &instances).await;
+
+    // Every contacts query now takes two seconds: polls are in flight when the node stalls.
+    sim.sim.inject_faults(connectwise_sim::Fault {
+        latency_ms: Some(2000),
+        path_contains: Some("company/contacts".into()),
+        ..connectwise_sim::Fault::default()
+    });
+    sim.sim
+        .mass_update("company/contacts", contacts.len())
+        .expect("touched");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    nodes[0].signal("STOP");
+    // Well past the 3 s lease: the other node takes the stalled node's polls over.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    nodes[0].signal("CONT");
+    sim.sim.clear_faults();
+    wait_for_changes(&receiver, &instances, &contacts, 1).await;
+    // And the resumed node works on: one more round arrives, still one id per change.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sim.sim
+        .mass_update("company/contacts", contacts.len())
+        .expect("touched");
+    wait_for_changes(&receiver, &instances, &contacts, 2).await;
+    nothing_left_unclaimed(&url, &instances).await;
 }
 
 /// Waits until every contact of every instance was announced in `rounds` distinct changes,
@@ -189,6 +259,30 @@ async fn wait_for_changes(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until every instance's first poll (its baseline, which announces nothing) is done,
+/// plus a second, so that the changes that follow are changes to announce, on a later
+/// ConnectWise second than anything the baseline saw.
+async fn wait_for_baselines(url: &str, instances: &BTreeSet<String>) {
+    let store = open(url).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for id in instances {
+        let id = hubhook_core::InstanceId(id.parse().expect("numeric id"));
+        loop {
+            let jobs = store.poll_jobs(id).await.expect("read");
+            if !jobs.is_empty() && jobs.iter().all(|job| job.cursor.is_some()) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no baseline for {id:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    store.close().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
 /// Samples every poll job's cursor until stopped; what it returns is every backwards move.

@@ -151,6 +151,17 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `signal` (such as `STOP` or `CONT`) to the running server: a stalled node.
+    pub fn signal(&self, signal: &str) {
+        let running = self.running.as_ref().expect("the server runs");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(running.0.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// Starts the server again (on a new port) after a kill.
     pub fn restart(&mut self) {
         self.kill9();
