@@ -22,6 +22,8 @@ pub struct TestApp {
     pub org: CreatedOrganization,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The test's own PostgreSQL database, with `HUBHOOK_TEST_DATABASE=postgres`.
+    pub database: Option<crate::postgres::Database>,
 }
 
 /// One POST that reached the receiver, and how the receiver answered it.
@@ -196,9 +198,18 @@ pub async fn spawn_app_configured(
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = test_simulator().await;
+    let database = if crate::postgres::wanted() {
+        Some(crate::postgres::Database::create().await)
+    } else {
+        None
+    };
+    let database_url = match &database {
+        Some(database) => database.url(),
+        None => format!("sqlite://{}", dir.path().join("hubhook.db").display()),
+    };
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", dir.path().join("hubhook.db").display()),
+        database_url,
         master_key: Some(hubhook::config::SecretText("11".repeat(32))),
         min_refresh_interval: 1,
         allow_private_callbacks: true,
@@ -222,6 +233,7 @@ pub async fn spawn_app_configured(
         org,
         http: reqwest::Client::new(),
         dir,
+        database,
     }
 }
 
@@ -322,6 +334,9 @@ impl TestApp {
     /// Everything the platform API can change, read straight from the database file: equal
     /// digests before and after a refused request show that it stored nothing.
     pub async fn digest(&self) -> String {
+        if self.database.is_some() {
+            return self.postgres_digest().await;
+        }
         let pool = sqlx::SqlitePool::connect(&self.config.database_url)
             .await
             .expect("database");
@@ -343,6 +358,61 @@ impl TestApp {
         }
         pool.close().await;
         digest
+    }
+
+    /// [`TestApp::digest`] on PostgreSQL: every row of the same tables, as text.
+    async fn postgres_digest(&self) -> String {
+        let pool = sqlx::PgPool::connect(&self.config.database_url)
+            .await
+            .expect("database");
+        let mut digest = String::new();
+        for sql in [
+            "SELECT COALESCE(string_agg(t::text, '|' ORDER BY id), '') FROM instances t",
+            "SELECT COALESCE(string_agg(instance_id || resource, '|' ORDER BY instance_id, resource), '')
+             FROM poll_jobs",
+            "SELECT COALESCE(string_agg(t::text, '|' ORDER BY id), '') FROM users t",
+            "SELECT COALESCE(string_agg(t::text, '|' ORDER BY id), '') FROM organizations t",
+        ] {
+            let part: String = sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("digest");
+            digest.push_str(&part);
+            digest.push('#');
+        }
+        pool.close().await;
+        digest
+    }
+
+    /// Every byte the database holds, as stored: the SQLite file and its write-ahead log, or
+    /// every row of every PostgreSQL table as text. Tests look for secrets in clear in it.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        if self.database.is_none() {
+            let mut bytes = std::fs::read(self.dir.path().join("hubhook.db")).expect("db file");
+            bytes.extend(std::fs::read(self.dir.path().join("hubhook.db-wal")).unwrap_or_default());
+            return bytes;
+        }
+        let pool = sqlx::PgPool::connect(&self.config.database_url)
+            .await
+            .expect("database");
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("tables");
+        let mut bytes = Vec::new();
+        for table in tables {
+            let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT string_agg(t::text, '|') FROM {table} t"
+            )))
+            .fetch_one(&pool)
+            .await
+            .expect("rows");
+            bytes.extend(rows.unwrap_or_default().into_bytes());
+        }
+        pool.close().await;
+        bytes
     }
 
     /// The server's OpenAPI description.

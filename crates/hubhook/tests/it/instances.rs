@@ -49,19 +49,20 @@ async fn documented_body_creates_an_instance_in_cloud_elements_shape() {
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
-    // The secrets never reach the database file in clear text.
-    let db = std::fs::read(app.dir.path().join("hubhook.db")).expect("db file");
-    let wal = std::fs::read(app.dir.path().join("hubhook.db-wal")).unwrap_or_default();
-    for bytes in [&db, &wal] {
-        assert!(
-            !contains(bytes, b"demo-private"),
-            "private key stored in clear"
-        );
-        assert!(
-            !contains(bytes, b"MySecretEventSignatureKey"),
-            "signature key stored in clear"
-        );
-    }
+    // The secrets never reach the database in clear text.
+    let stored = app.stored_bytes().await;
+    assert!(
+        contains(&stored, b"connectwisecrmrest"),
+        "the probe reads nothing"
+    );
+    assert!(
+        !contains(&stored, b"demo-private"),
+        "private key stored in clear"
+    );
+    assert!(
+        !contains(&stored, b"MySecretEventSignatureKey"),
+        "signature key stored in clear"
+    );
 
     let deleted = app
         .http

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server, the real ConnectWise simulator and a real callback
-//! receiver, each on a random loopback port, with a fresh SQLite database per test.
+//! receiver, each on a random loopback port, with a fresh SQLite database per test (or a fresh
+//! PostgreSQL database with `HUBHOOK_TEST_DATABASE=postgres`).
 
 mod api_suite;
 mod app;
@@ -14,4 +15,5 @@ mod nodes;
 mod observability;
 mod platform;
 mod poller;
+mod postgres;
 mod processes;
