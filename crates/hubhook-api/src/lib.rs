@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::elements::router())
                 .merge(routes::secrets::router())
                 .merge(routes::polling::router())
+                .merge(routes::connectwise_callbacks::router())
                 .merge(routes::hub::router()),
         )
         .merge(routes::login::router())

@@ -10,6 +10,7 @@ pub mod auth_header;
 pub mod ceql;
 pub mod classify;
 pub mod config;
+pub mod connectwise_callback;
 pub mod documented;
 pub mod error;
 pub mod event;
@@ -35,6 +36,7 @@ pub use config::{
     ELEMENT_KEY, EventsConfig, FirstRun, InstanceConfig, MASK, RefreshInterval, ResourcePoll,
     SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
 };
+pub use connectwise_callback::{CallbackMessage, verify_connectwise_signature};
 pub use documented::{DocumentedSite, connectwise_poller_block, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{

@@ -18,6 +18,7 @@
 
 mod callback_policy;
 mod clock;
+mod connectwise_callbacks;
 pub mod dispatcher;
 pub mod poller;
 pub mod sites;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
 pub use clock::Clock;
+pub use connectwise_callbacks::{CallbackKeys, ConnectWiseCallbackRefused};
 pub use sites::{SiteLimits, Sites};
 
 /// Settings of the engine, from the command line or environment.
@@ -98,6 +100,7 @@ struct Inner {
     callback_http: reqwest::Client,
     callback_policy: CallbackPolicy,
     sites: Sites,
+    callback_keys: CallbackKeys,
     poll_wake: Notify,
     dispatch_wake: Notify,
 }
@@ -131,6 +134,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 sites,
+                callback_keys: CallbackKeys::default(),
                 store,
                 config,
                 clock,

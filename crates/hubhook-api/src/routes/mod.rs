@@ -1,4 +1,5 @@
 pub mod configuration;
+pub mod connectwise_callbacks;
 pub mod console;
 pub mod elements;
 pub mod enabled;

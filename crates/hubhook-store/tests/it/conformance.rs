@@ -1410,3 +1410,57 @@ pub async fn check_deferring_a_poll_hands_it_back(store: &Store) {
     let again = claim_jobs(store, "b", later, LEASE, 10).await.unwrap();
     assert_eq!(again.len(), 1);
 }
+
+pub async fn check_a_callback_makes_its_jobs_due(store: &Store) {
+    let instance = instance_with(store, &["companies", "contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    for resource in ["companies", "contacts"] {
+        let mut commit = poll_commit(instance.id, resource, "a");
+        done(&mut commit).schedule_reconcile_at = Some(t0() + 3600.seconds());
+        store.commit_poll(commit).await.unwrap();
+    }
+    let at = t0() + 10.seconds();
+    let gap = Duration::from_secs(60);
+    let only = ["contacts".to_string()];
+
+    // An update: the job is due now; its reconciliation stays where it was.
+    let touched = store
+        .callback_received(instance.id, Some(&only), false, at, gap)
+        .await
+        .unwrap();
+    assert_eq!(touched, vec!["contacts".to_string()]);
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    let job = |name: &str| jobs.iter().find(|j| j.resource == name).unwrap().clone();
+    assert_eq!(job("contacts").next_run_at, at);
+    assert_eq!(
+        job("contacts").next_reconcile_at,
+        Some(t0() + 3600.seconds())
+    );
+    assert_eq!(
+        job("companies").next_run_at,
+        t0() + 60.seconds(),
+        "another resource"
+    );
+
+    // A delete brings reconciliation forward, never before the gap after the last one.
+    store
+        .callback_received(instance.id, Some(&only), true, at, gap)
+        .await
+        .unwrap();
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    let contacts = jobs.iter().find(|j| j.resource == "contacts").unwrap();
+    assert_eq!(contacts.next_reconcile_at, Some(at));
+
+    // Unknown kinds of records: every job of the instance.
+    let touched = store
+        .callback_received(instance.id, None, false, at, gap)
+        .await
+        .unwrap();
+    assert_eq!(touched.len(), 2);
+    // Another instance's jobs are never touched.
+    let other = store
+        .callback_received(InstanceId(instance.id.0 + 1000), None, true, at, gap)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}

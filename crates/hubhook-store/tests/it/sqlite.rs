@@ -59,6 +59,7 @@ conformance!(
     check_known_objects_keep_their_last_version_and_deletions,
     check_a_held_mass_delete_waits_for_a_decision,
     check_deferring_a_poll_hands_it_back,
+    check_a_callback_makes_its_jobs_due,
 );
 
 macro_rules! platform_conformance {
