@@ -507,6 +507,70 @@ async fn bad_poller_settings_are_refused_with_the_field_named() {
     let (status, list) = app.get("/instances").await;
     assert_eq!(status, 200);
     assert_eq!(list, json!([]), "nothing stored on refusal");
+
+    // The same checks on PATCH, and the stored configuration stays as it was.
+    let instance = create(&app, &body_with(&app, json!({}), json!({}))).await;
+    let (_, before) = app.get(&format!("/instances/{instance}")).await;
+    let mut bad_block =
+        app.documented_body()["configuration"]["event.poller.configuration"].clone();
+    bad_block["contacts"]["massDeleteThreshold"] = json!("lots");
+    for (configuration, field) in [
+        (
+            json!({"event.poller.firstRun": "yesterday"}),
+            "event.poller.firstRun",
+        ),
+        (
+            json!({"event.poller.configuration": bad_block}),
+            "massDeleteThreshold",
+        ),
+    ] {
+        let response = app
+            .http
+            .patch(app.api(&format!("/instances/{instance}")))
+            .header("Authorization", app.auth())
+            .json(&json!({ "configuration": configuration }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 400, "{field}: {text}");
+        assert!(text.contains(field), "{field} not named: {text}");
+    }
+    let (_, after) = app.get(&format!("/instances/{instance}")).await;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn records_without_a_readable_date_are_counted_and_never_stop_a_poll() {
+    let app = spawn_app().await;
+    let mut body = body_with(&app, json!({}), json!({}));
+    let dates =
+        &mut body["configuration"]["event.poller.configuration"]["contacts"]["datesConfiguration"];
+    dates["updatedDateField"] = json!("_info.noSuchDate");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let instance = response.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    // The poll ends as a success that read 20 records and could use none of them.
+    let health = wait_for_health(&app, instance, "contacts", |r| {
+        r["recordProblems"].as_u64().is_some_and(|n| n > 0) && r["lastSuccess"].is_string()
+    })
+    .await;
+    assert_eq!(health["recordProblems"], 20, "{health}");
+    assert!(events_of(&app.receiver, "CREATED").is_empty());
+    assert_eq!(health["status"], "warning", "{health}");
+    assert!(
+        health["lastError"].is_null(),
+        "the poll itself succeeded: {health}"
+    );
+    assert!(
+        health["recordProblem"]
+            .as_str()
+            .is_some_and(|p| p.contains("noSuchDate")),
+        "{health}"
+    );
 }
 
 #[tokio::test]
