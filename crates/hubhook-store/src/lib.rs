@@ -24,21 +24,29 @@
 mod deliveries;
 mod error;
 mod events;
+mod feed;
 mod instances;
 mod model;
 mod organizations;
 mod polls;
+mod redelivery;
+mod retention;
 mod secrets;
+mod settings;
 mod sqlite;
+mod webhook_secrets;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
-    InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent,
-    NewInstance, NewNotification, NewSecret, NewUser, NotificationRow, ObservedObject,
-    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, PollTrouble,
-    Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, ConfigVersion, Deactivation,
+    EventRow, InstanceRow, InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken,
+    MassDeleteAction, NewEvent, NewInstance, NewNotification, NewSecret, NewUser, NotificationRow,
+    ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
+    PollProgress, PollTrouble, Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
+    WebhookSecrets,
 };
+pub use redelivery::NotificationFilter;
+pub use retention::Pruned;
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;
 

@@ -265,18 +265,20 @@ async fn failed_deliveries_follow_the_retry_schedule_then_queue() {
         .id
         .clone();
 
-    // The first attempt, then one retry after each documented delay (4 s, 16 s, ... 4^9 s).
+    // The first attempt, then one retry after each documented delay (4 s, 16 s, ... 4^9 s),
+    // jittered by ±20 %: never before 0.8 × the delay, always by 1.2 × the delay.
     assert_eq!(engine.dispatch_due().await.expect("attempt"), 1);
     for failures in 1..=9u32 {
         let delay = schedule.delay_after(failures).expect("a retry is due");
         assert_eq!(delay, Duration::from_secs(4u64.pow(failures)));
-        clock.advance(delay - Duration::from_millis(1));
+        let earliest = delay.mul_f64(0.8);
+        clock.advance(earliest - Duration::from_millis(1));
         assert_eq!(
             engine.dispatch_due().await.expect("early"),
             0,
             "retry {failures} came early"
         );
-        clock.advance(Duration::from_millis(1));
+        clock.advance(delay.mul_f64(1.2) - earliest + Duration::from_millis(1));
         assert_eq!(
             engine.dispatch_due().await.expect("retry"),
             1,
@@ -366,4 +368,88 @@ async fn a_poll_whose_results_cannot_be_stored_is_released_and_retried_soon() {
         .await
         .expect("read");
     assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[tokio::test]
+async fn retention_prunes_finished_history_and_keeps_what_waits() {
+    let receiver = start_receiver(StatusCode::OK).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            delivery_retention: Duration::from_secs(30 * 86_400),
+            event_retention: Duration::from_secs(90 * 86_400),
+            ..EngineConfig::default()
+        },
+    );
+    engine.poll_due().await.expect("baseline");
+    let store = engine.store().clone();
+    let notifications = || async {
+        store
+            .list_notifications(setup.instance, 100)
+            .await
+            .expect("read")
+    };
+    // Enough changes for several notifications, delivered.
+    for n in 0..25 {
+        new_contact(&setup.sim, &format!("Old{n}"));
+    }
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    let delivered = notifications().await;
+    assert!(delivered.len() > 1 && delivered.iter().all(|n| n.status == "delivered"));
+    let first = delivered[0].id.clone();
+    assert_eq!(store.list_attempts(&first).await.expect("read").len(), 1);
+    let events_before = store
+        .list_events(setup.instance, 1000)
+        .await
+        .expect("read")
+        .len();
+
+    // A later change not delivered yet waits, however old it gets.
+    let waiting_contact = new_contact(&setup.sim, "Waiting");
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    let waiting = notifications().await;
+    let waiting = waiting
+        .iter()
+        .find(|n| n.status == "pending")
+        .expect("a pending notification")
+        .id
+        .clone();
+    let events_before = events_before + 1;
+    clock.advance(Duration::from_secs(29 * 86_400));
+    assert_eq!(
+        engine.prune_due().await.expect("prune").total(),
+        0,
+        "nothing is old enough yet"
+    );
+
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let pruned = engine.prune_due().await.expect("prune");
+    assert_eq!(pruned.notifications as usize, delivered.len());
+    assert_eq!(pruned.attempts as usize, delivered.len());
+    assert_eq!(pruned.events, 0, "event metadata is kept longer");
+    let left: Vec<_> = notifications().await.into_iter().map(|n| n.id).collect();
+    assert_eq!(left, std::slice::from_ref(&waiting));
+    assert!(store.list_attempts(&first).await.expect("read").is_empty());
+    assert_eq!(
+        store
+            .list_events(setup.instance, 1000)
+            .await
+            .expect("read")
+            .len(),
+        events_before
+    );
+
+    clock.advance(Duration::from_secs(60 * 86_400));
+    let pruned = engine.prune_due().await.expect("prune");
+    assert_eq!(pruned.events as usize, events_before - 1);
+    let left = store.list_events(setup.instance, 1000).await.expect("read");
+    assert_eq!(left.len(), 1, "the waiting notification's event is kept");
+    assert_eq!(left[0].object_id, waiting_contact.to_string());
+    assert!(store.notification(&waiting).await.expect("read").is_some());
 }

@@ -60,6 +60,12 @@ conformance!(
     check_a_held_mass_delete_waits_for_a_decision,
     check_deferring_a_poll_hands_it_back,
     check_a_callback_makes_its_jobs_due,
+    check_webhook_secrets_rotate_with_an_overlap,
+    check_a_deactivated_subscription_queues_until_redelivery,
+    check_the_pull_feed_pages_in_storage_order,
+    check_pruning_removes_at_most_a_batch,
+    check_claims_share_out_among_instances,
+    check_an_attempt_has_its_row_before_the_post,
 );
 
 macro_rules! platform_conformance {
