@@ -453,3 +453,138 @@ async fn retention_prunes_finished_history_and_keeps_what_waits() {
     assert_eq!(left[0].object_id, waiting_contact.to_string());
     assert!(store.notification(&waiting).await.expect("read").is_some());
 }
+
+/// Moves the clock by `step` and runs a delivery round, `rounds` times.
+async fn run_for(engine: &Engine, clock: &TestClock, step: Duration, rounds: usize) {
+    for _ in 0..rounds {
+        clock.advance(step);
+        while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    }
+}
+
+/// Notifications of the instance by status.
+async fn statuses(engine: &Engine, instance: InstanceId) -> Vec<String> {
+    let mut statuses: Vec<String> = engine
+        .store()
+        .list_notifications(instance, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|n| n.status)
+        .collect();
+    statuses.sort();
+    statuses
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
+    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    engine.poll_due().await.expect("baseline");
+    let contacts: Vec<i64> = (0..25)
+        .map(|n| new_contact(&setup.sim, &format!("Down{n}")))
+        .collect();
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+
+    // An hour of accelerated time with the receiver down: retried, never given up.
+    run_for(&engine, &clock, Duration::from_secs(30), 120).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "pending")
+    );
+    let tried = receiver.bodies.lock().expect("lock").len();
+    assert!(tried > 3, "retried during the hour: {tried} POSTs");
+
+    // Back up: everything arrives within the schedule's next retries (and the breaker's probe).
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    run_for(&engine, &clock, Duration::from_secs(60), 4 * 60).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+    let bodies = receiver.bodies.lock().expect("lock").clone();
+    for contact in contacts {
+        assert!(
+            bodies.iter().any(|b| b["message"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["objectId"] == contact.to_string()))),
+            "contact {contact} never arrived"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
+    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    let org = engine
+        .store()
+        .instance(setup.instance)
+        .await
+        .expect("read")
+        .expect("instance")
+        .organization_id;
+    let mut settings = serde_json::Map::new();
+    settings.insert("notification.webhook.failure.policy".into(), json!("queue"));
+    engine
+        .store()
+        .update_organization_settings(org, settings, clock.now())
+        .await
+        .expect("settings");
+    engine.poll_due().await.expect("baseline");
+    for n in 0..25 {
+        new_contact(&setup.sim, &format!("Queued{n}"));
+    }
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    let first_tries = receiver.bodies.lock().expect("lock").len();
+    assert!(first_tries >= 1);
+
+    // An hour later nothing more was tried: the subscription is deactivated, all is queued.
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    run_for(&engine, &clock, Duration::from_secs(60), 60).await;
+    assert_eq!(receiver.bodies.lock().expect("lock").len(), first_tries);
+    let queued = statuses(&engine, setup.instance).await;
+    assert!(queued.iter().all(|s| s == "queued"), "{queued:?}");
+
+    // The redelivery sends everything.
+    let ids = engine
+        .store()
+        .list_notifications(setup.instance, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    engine
+        .store()
+        .redeliver(setup.instance, ids, clock.now())
+        .await
+        .expect("redeliver");
+    run_for(&engine, &clock, Duration::from_secs(1), 3).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+}
