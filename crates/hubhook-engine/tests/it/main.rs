@@ -516,10 +516,11 @@ async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
     );
     let bodies = receiver.bodies.lock().expect("lock").clone();
     for contact in contacts {
+        let id = contact.to_string();
         assert!(
             bodies.iter().any(|b| b["message"]["events"]
                 .as_array()
-                .is_some_and(|events| events.iter().any(|e| e["objectId"] == contact.to_string()))),
+                .is_some_and(|events| events.iter().any(|e| e["objectId"] == id.as_str()))),
             "contact {contact} never arrived"
         );
     }
