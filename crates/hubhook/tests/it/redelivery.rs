@@ -330,3 +330,33 @@ async fn a_replay_sends_the_same_events_under_new_notification_ids() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn stored_errors_never_carry_the_callback_query_string() {
+    let app = spawn_app().await;
+    // A port with nothing listening: every attempt fails with a transport error naming the URL.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let mut body = app.documented_body();
+    body["configuration"]["event.notification.callback.url"] =
+        json!(format!("http://{addr}/hook?token=s3cr3t-value"));
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let instance = response.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    app.wait_for_baseline(instance).await;
+    app.add_contact("Redacted");
+    app.poll_now(instance).await;
+    let failed = wait_for_status(&app, instance, "failed", 1).await;
+    let id = failed[0]["id"].as_str().expect("id");
+    let (_, attempts) = app
+        .send(Method::GET, &format!("/notifications/{id}/attempts"), None)
+        .await;
+    let error = attempts[0]["error"].as_str().expect("an error").to_string();
+    assert!(error.contains(&addr.to_string()), "{error}");
+    assert!(!error.contains("s3cr3t"), "{error}");
+}
