@@ -26,6 +26,8 @@ pub struct DeliveryTarget {
     pub webhook_secrets: Vec<(WebhookSecret, Option<Timestamp>)>,
     pub settings: DeliverySettings,
     pub schedule: RetrySchedule,
+    /// `event.notification.ordered`: one at a time, in storage order.
+    pub ordered: bool,
 }
 
 impl DeliveryTarget {
@@ -116,9 +118,10 @@ async fn resolve(
         .map_err(|e| format!("stored account settings are invalid: {e}"))?;
     Ok(DeliveryTarget {
         callback_url,
-        signature_key: config.events.signature_key,
+        signature_key: config.events.signature_key.clone(),
         webhook_secrets,
         schedule: settings.schedule.schedule(server_schedule),
         settings,
+        ordered: config.events.ordered,
     })
 }

@@ -75,6 +75,28 @@ impl Sent {
     }
 }
 
+/// For an ordered instance: `Some(when to look again)` when an earlier notification of the
+/// instance is undelivered, so this one must wait (head-of-line blocking); `None` when this is
+/// the head. One read per attempt, for ordered instances only.
+async fn behind_the_head(
+    engine: &Engine,
+    notification: &PendingNotification,
+) -> anyhow::Result<Option<jiff::Timestamp>> {
+    let head = engine
+        .store()
+        .oldest_undelivered(notification.instance_id)
+        .await
+        .context("reading the head of an ordered instance")?;
+    Ok(match head {
+        Some((id, due)) if id != notification.id => {
+            // Look again when the head is due, or soon if it is due or in flight now.
+            let soon = engine.clock().now() + SignedDuration::from_secs(1);
+            Some(due.map_or(soon, |due| due.max(soon)))
+        }
+        _ => None,
+    })
+}
+
 /// Gives the notification back unattempted, due when its receiver can take it.
 async fn release(
     engine: &Engine,
@@ -113,6 +135,18 @@ pub async fn attempt(
         )
         .await;
     let mut attempt_id = None;
+    if let Ok(target) = &target
+        && target.ordered
+        && let Some(due_at) = behind_the_head(engine, &notification).await?
+    {
+        return release(
+            engine,
+            &notification,
+            due_at,
+            "ordered: an earlier one is undelivered",
+        )
+        .await;
+    }
     let sent = match &target {
         Ok(target) => {
             let origin = origin_of(&target.callback_url);

@@ -75,6 +75,15 @@ impl Store {
         on_backend!(self, s => s.insert_replays(instance, replays, now).await)
     }
 
+    /// The instance's oldest undelivered (pending or queued) notification, in the order
+    /// notifications were stored, with when it is due: the head of an ordered instance's line.
+    pub async fn oldest_undelivered(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Option<(NotificationId, Option<Timestamp>)>> {
+        on_backend!(self, s => s.oldest_undelivered(instance).await)
+    }
+
     /// Whether the instance's webhook subscription is deactivated, since when and why.
     pub async fn deactivation(&self, instance: InstanceId) -> Result<Option<Deactivation>> {
         on_backend!(self, s => s.deactivation(instance).await)

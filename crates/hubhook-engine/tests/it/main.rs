@@ -589,3 +589,73 @@ async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
             .all(|s| s == "delivered")
     );
 }
+
+#[tokio::test]
+async fn an_ordered_instance_delivers_one_at_a_time_in_storage_order() {
+    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let store = open(&setup.url).await;
+    // Turn ordering on the way a PATCH of the instance would store it.
+    let mut instance = store
+        .instance(setup.instance)
+        .await
+        .expect("read")
+        .expect("instance");
+    instance
+        .configuration
+        .insert("event.notification.ordered".into(), json!("true"));
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&setup.url)
+        .await
+        .expect("raw connection");
+    sqlx::query("UPDATE instances SET configuration = $1, updated_at = updated_at + 1")
+        .bind(serde_json::to_string(&instance.configuration).expect("json"))
+        .execute(&mut raw)
+        .await
+        .expect("configured");
+    let engine = engine(store, clock.clock(), RetrySchedule::cloud_elements());
+    engine.poll_due().await.expect("baseline");
+    for n in 0..35 {
+        new_contact(&setup.sim, &format!("Ordered{n}"));
+    }
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+
+    // The head fails: nothing behind it is sent, whatever is due.
+    run_for(&engine, &clock, Duration::from_secs(1), 30).await;
+    let tried = receiver.bodies.lock().expect("lock").clone();
+    let heads: std::collections::HashSet<String> = tried
+        .iter()
+        .map(|b| b["message"]["eventId"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(heads.len(), 1, "only the head was tried: {heads:?}");
+
+    // Back up: everything, one at a time, in the order the poll stored it.
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    let before = tried.len();
+    run_for(&engine, &clock, Duration::from_secs(2), 120).await;
+    let delivered = receiver.bodies.lock().expect("lock")[before..].to_vec();
+    assert_eq!(
+        delivered.len(),
+        4,
+        "35 events in 4 notifications, each sent once"
+    );
+    let firsts: Vec<i64> = delivered
+        .iter()
+        .map(|b| {
+            b["message"]["events"][0]["objectId"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("object id")
+        })
+        .collect();
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    assert_eq!(firsts, sorted, "delivered out of order");
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+}

@@ -121,6 +121,29 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn oldest_undelivered(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Option<(NotificationId, Option<Timestamp>)>> {
+        // rowid is the storage order: a poll stores its notifications in the order of its events.
+        let row = sqlx::query(
+            "SELECT id, next_attempt_at FROM notifications
+             WHERE instance_id = $1 AND status IN ('pending', 'queued')
+             ORDER BY rowid LIMIT 1",
+        )
+        .bind(instance.0)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| {
+            let due: Option<i64> = row.try_get("next_attempt_at")?;
+            Ok((
+                NotificationId(row.try_get("id")?),
+                due.map(timestamp).transpose()?,
+            ))
+        })
+        .transpose()
+    }
+
     pub async fn deactivation(&self, instance: InstanceId) -> Result<Option<Deactivation>> {
         let row = sqlx::query(
             "SELECT deactivated_at, reason FROM delivery_subscriptions WHERE instance_id = $1",
