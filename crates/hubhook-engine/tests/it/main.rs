@@ -372,9 +372,7 @@ async fn a_poll_whose_results_cannot_be_stored_is_released_and_retried_soon() {
 
 #[tokio::test]
 async fn retention_prunes_finished_history_and_keeps_what_waits() {
-    let receiver = start_receiver(StatusCode::OK).await;
-    let clock = TestClock::new();
-    let setup = setup(&receiver.url, clock.now()).await;
+    let (_receiver, clock, setup) = start(StatusCode::OK).await;
     let engine = engine_with(
         open(&setup.url).await,
         clock.clock(),
@@ -454,6 +452,31 @@ async fn retention_prunes_finished_history_and_keeps_what_waits() {
     assert!(store.notification(&waiting).await.expect("read").is_some());
 }
 
+/// A receiver answering `status`, a clock the test moves, and an instance on the simulator.
+async fn start(status: StatusCode) -> (Receiver, TestClock, Setup) {
+    let receiver = start_receiver(status).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    (receiver, clock, setup)
+}
+
+/// Creates `n` contacts and polls (after the baseline): they become notifications.
+async fn changes(
+    engine: &Engine,
+    clock: &TestClock,
+    setup: &Setup,
+    prefix: &str,
+    n: usize,
+) -> Vec<i64> {
+    engine.poll_due().await.expect("baseline");
+    let contacts = (0..n)
+        .map(|i| new_contact(&setup.sim, &format!("{prefix}{i}")))
+        .collect();
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    contacts
+}
+
 /// Moves the clock by `step` and runs a delivery round, `rounds` times.
 async fn run_for(engine: &Engine, clock: &TestClock, step: Duration, rounds: usize) {
     for _ in 0..rounds {
@@ -478,20 +501,13 @@ async fn statuses(engine: &Engine, instance: InstanceId) -> Vec<String> {
 
 #[tokio::test]
 async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
-    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
-    let clock = TestClock::new();
-    let setup = setup(&receiver.url, clock.now()).await;
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
     let engine = engine(
         open(&setup.url).await,
         clock.clock(),
         RetrySchedule::cloud_elements(),
     );
-    engine.poll_due().await.expect("baseline");
-    let contacts: Vec<i64> = (0..25)
-        .map(|n| new_contact(&setup.sim, &format!("Down{n}")))
-        .collect();
-    clock.advance(Duration::from_secs(5));
-    engine.poll_due().await.expect("poll");
+    let contacts = changes(&engine, &clock, &setup, "Down", 25).await;
     while engine.dispatch_due().await.expect("dispatch") > 0 {}
 
     // An hour of accelerated time with the receiver down: retried, never given up.
@@ -528,9 +544,7 @@ async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
 
 #[tokio::test]
 async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
-    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
-    let clock = TestClock::new();
-    let setup = setup(&receiver.url, clock.now()).await;
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
     let engine = engine(
         open(&setup.url).await,
         clock.clock(),
@@ -550,12 +564,7 @@ async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
         .update_organization_settings(org, settings, clock.now())
         .await
         .expect("settings");
-    engine.poll_due().await.expect("baseline");
-    for n in 0..25 {
-        new_contact(&setup.sim, &format!("Queued{n}"));
-    }
-    clock.advance(Duration::from_secs(5));
-    engine.poll_due().await.expect("poll");
+    changes(&engine, &clock, &setup, "Queued", 25).await;
     while engine.dispatch_due().await.expect("dispatch") > 0 {}
     let first_tries = receiver.bodies.lock().expect("lock").len();
     assert!(first_tries >= 1);
@@ -592,9 +601,7 @@ async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
 
 #[tokio::test]
 async fn an_ordered_instance_delivers_one_at_a_time_in_storage_order() {
-    let receiver = start_receiver(StatusCode::SERVICE_UNAVAILABLE).await;
-    let clock = TestClock::new();
-    let setup = setup(&receiver.url, clock.now()).await;
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
     let store = open(&setup.url).await;
     // Turn ordering on the way a PATCH of the instance would store it.
     let mut instance = store
@@ -614,12 +621,7 @@ async fn an_ordered_instance_delivers_one_at_a_time_in_storage_order() {
         .await
         .expect("configured");
     let engine = engine(store, clock.clock(), RetrySchedule::cloud_elements());
-    engine.poll_due().await.expect("baseline");
-    for n in 0..35 {
-        new_contact(&setup.sim, &format!("Ordered{n}"));
-    }
-    clock.advance(Duration::from_secs(5));
-    engine.poll_due().await.expect("poll");
+    changes(&engine, &clock, &setup, "Ordered", 35).await;
 
     // The head fails: nothing behind it is sent, whatever is due.
     run_for(&engine, &clock, Duration::from_secs(1), 30).await;
