@@ -79,9 +79,10 @@ async fn receive(State(receiver): State<Receiver>, body: Bytes) -> StatusCode {
     let mut seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
     for event in message["events"].as_array().into_iter().flatten() {
         let object = event["objectId"].as_str().unwrap_or("").to_string();
-        let record = records
-            .iter()
-            .find(|r| r["id"].to_string() == object || r["id"].as_str() == Some(&object));
+        let record = records.iter().find(|r| {
+            r["id"].as_i64().is_some_and(|n| object.parse() == Ok(n))
+                || r["id"].as_str() == Some(&object)
+        });
         let content = record.map(|r| r.to_string()).unwrap_or_default();
         let title = record
             .and_then(|r| r["title"].as_str())
@@ -337,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
             next_sample += Duration::from_secs(10);
         }
         if Instant::now() >= next_fault {
-            if next_random(&rng) % 3 == 0 {
+            if next_random(&rng).is_multiple_of(3) {
                 // A stall shorter than the poll lease renewal gap would go unnoticed; this
                 // one outlasts a poll lease (10 s), so another claim may fence the stalled work.
                 server.signal("-STOP");
@@ -359,18 +360,19 @@ async fn main() -> anyhow::Result<()> {
     let expected = last_title.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let drain_started = Instant::now();
     let missing = loop {
-        let guard = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = &*guard;
-        let missing: Vec<String> = expected
-            .iter()
-            .flat_map(|(id, title)| {
-                (1..=INSTANCES).filter_map(move |instance| {
-                    let key = format!("{instance}/{id}");
-                    (!seen.titles.get(&key).is_some_and(|t| t.contains(title))).then_some(key)
+        let missing: Vec<String> = {
+            let guard = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = &*guard;
+            expected
+                .iter()
+                .flat_map(|(id, title)| {
+                    (1..=INSTANCES).filter_map(move |instance| {
+                        let key = format!("{instance}/{id}");
+                        (!seen.titles.get(&key).is_some_and(|t| t.contains(title))).then_some(key)
+                    })
                 })
-            })
-            .collect();
-        drop(guard);
+                .collect()
+        };
         if missing.is_empty() || drain_started.elapsed() > Duration::from_secs(600) {
             break missing;
         }
