@@ -78,6 +78,10 @@ impl Callbacks {
         }
     }
 
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     pub fn signing_key(&self) -> &str {
         &self.signing_key
     }

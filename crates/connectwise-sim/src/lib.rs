@@ -14,6 +14,7 @@
 
 mod auth;
 mod callbacks;
+pub use callbacks::sign as sign_callback;
 mod clock;
 mod conditions;
 mod control;
@@ -361,6 +362,12 @@ impl Simulator {
     /// The key ConnectWise would serve at a callback's `key_url`.
     pub fn callback_signing_key(&self) -> String {
         self.inner.callbacks.signing_key().to_string()
+    }
+
+    /// The `id` of the key URL this simulator's callbacks carry
+    /// (`…/system/callbackkey/index.rails?companyName=…&id=<this>`).
+    pub fn callback_key_id(&self) -> String {
+        self.inner.callbacks.key_id().to_string()
     }
 
     /// Every callback delivery attempt so far: `[{callbackId, recordId, action, url, attempt, status, error}]`.

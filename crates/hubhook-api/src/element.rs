@@ -160,6 +160,14 @@ pub fn configuration_fields() -> Vec<ConfigurationField> {
             "boolean",
         ),
         field(
+            "event.notification.ordered",
+            "Deliver in order, one at a time (a failing notification holds back the later ones)",
+            Some("false"),
+            false,
+            false,
+            "boolean",
+        ),
+        field(
             "event.vendor.type",
             "Event Type",
             Some("polling"),

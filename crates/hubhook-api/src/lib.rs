@@ -53,7 +53,13 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::elements::router())
                 .merge(routes::secrets::router())
                 .merge(routes::polling::router())
-                .merge(routes::hub::router()),
+                .merge(routes::connectwise_callbacks::router())
+                .merge(routes::hub::router())
+                .merge(routes::webhook_secret::router())
+                .merge(routes::settings::router())
+                .merge(routes::notifications::router())
+                .merge(routes::deliveries::router())
+                .merge(routes::replay::router()),
         )
         .merge(routes::login::router())
         .merge(routes::health::router())

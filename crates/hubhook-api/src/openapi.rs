@@ -25,6 +25,7 @@ pub const USER_ORGANIZATION_ELEMENT: &str = "UserOrganizationElement";
         (name = "events", description = "Events hubhook detected and stored"),
         (name = "elements", description = "The connectwisecrmrest element: its metadata and configuration keys"),
         (name = "users", description = "Sign-in (Cloud Elements' legacy login) and secret rotation"),
+        (name = "delivery", description = "Webhook delivery: secrets, notifications, attempts, redelivery and replay"),
         (name = "crm hub", description = "Cloud Elements' crm hub over the instance's ConnectWise site: contacts, organizations, incidents and more, and any other ConnectWise path under objects/"),
         (name = "health", description = "Liveness, readiness"),
     )

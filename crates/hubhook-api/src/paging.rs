@@ -41,6 +41,23 @@ impl Paging {
         }
     }
 
+    /// The token of a keyset page (`<created ms> <id>` of the last item shown), decoded.
+    pub fn keyset(&self) -> Result<Option<(i64, String)>, ApiError> {
+        let Some(token) = self.after.as_deref() else {
+            return Ok(None);
+        };
+        token
+            .split_once(' ')
+            .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())))
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("`nextPage` is not a page token of this list"))
+    }
+
+    /// The keyset token of an item: its creation time (ms) and id.
+    pub fn keyset_token(created_ms: i64, id: &str) -> String {
+        format!("{created_ms} {id}")
+    }
+
     /// Reads `page`, `pageSize` and `nextPage` from the query pairs, refusing repeated ones.
     pub fn parse<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,

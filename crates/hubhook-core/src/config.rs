@@ -111,6 +111,9 @@ pub struct EventsConfig {
     pub resources: BTreeMap<String, ResourcePoll>,
     /// What the first poll of each resource reports.
     pub first_run: FirstRun,
+    /// `event.notification.ordered`: deliver the instance's notifications one at a time, in the
+    /// order they were stored (head-of-line blocking); default false.
+    pub ordered: bool,
 }
 
 impl fmt::Debug for EventsConfig {
@@ -122,6 +125,7 @@ impl fmt::Debug for EventsConfig {
             .field("signature_key", &self.signature_key.as_ref().map(|_| MASK))
             .field("resources", &self.resources)
             .field("first_run", &self.first_run)
+            .field("ordered", &self.ordered)
             .finish()
     }
 }
@@ -543,6 +547,7 @@ impl<'m> Fields<'m, '_> {
             .ok();
         let resources = self.resources(enabled);
         let first_run = self.first_run();
+        let ordered = self.boolean("event.notification.ordered", false);
         EventsConfig {
             enabled,
             callback_url,
@@ -550,6 +555,7 @@ impl<'m> Fields<'m, '_> {
             signature_key,
             resources,
             first_run,
+            ordered,
         }
     }
 

@@ -148,6 +148,59 @@ fn notification(instance: InstanceId, object_type: &str, events: &[&EventRecord]
     }
 }
 
+/// A replay of a stored notification body: the same events and records, under a new
+/// notification id (`message.eventId`) made from the original's id and `salt` (the replay
+/// request), with `message.replayOf` naming the original. The event ids stay, so receivers
+/// that deduplicate per event see the same events; a receiver that deduplicates per
+/// notification sees a new one, which is what a replay asks for. `None` when the stored body
+/// is not a webhook body.
+pub fn replay_notification(
+    original_id: &NotificationId,
+    body: &str,
+    salt: &str,
+) -> Option<Notification> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let message = value.get("message")?;
+    let id = NotificationId(uuid_v8(&["hubhook.replay.v1", &original_id.0, salt]));
+    let events = message.get("events")?;
+    let event_ids = events
+        .as_array()?
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(|id| EventId(id.to_string())))
+        .collect();
+    let replay = ReplayBody {
+        message: ReplayMessage {
+            event_id: &id.0,
+            instance_id: message.get("instanceId")?,
+            element_key: message.get("elementKey")?,
+            events,
+            raw: message.get("raw")?,
+            replay_of: &original_id.0,
+        },
+    };
+    Some(Notification {
+        body: serde_json::to_string(&replay).ok()?,
+        event_ids,
+        id,
+    })
+}
+
+#[derive(Serialize)]
+struct ReplayBody<'a> {
+    message: ReplayMessage<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplayMessage<'a> {
+    event_id: &'a str,
+    instance_id: &'a Value,
+    element_key: &'a Value,
+    events: &'a Value,
+    raw: &'a Value,
+    replay_of: &'a str,
+}
+
 /// The webhook body. Fields serialize in declaration order, whatever serde_json's features.
 #[derive(Serialize)]
 struct Body<'a> {
@@ -437,5 +490,35 @@ mod tests {
         for (i, id) in n.event_ids.iter().enumerate() {
             assert_eq!(events[i]["id"], json!(id.0));
         }
+    }
+
+    #[test]
+    fn a_replay_keeps_the_events_under_a_new_notification_id() {
+        let instance = InstanceId(7);
+        let event = EventRecord {
+            id: EventId("e-1".into()),
+            event_type: EventType::Created,
+            object_type: "contacts".into(),
+            object_id: "42".into(),
+            event_date: "2026-01-01T00:00:00Z".parse().expect("time"),
+            record: serde_json::json!({"id": 42}),
+            changes: None,
+        };
+        let original = build_notifications(instance, &[event], 10).remove(0);
+        let replay = replay_notification(&original.id, &original.body, "salt").expect("replay");
+        assert_ne!(replay.id, original.id);
+        assert_eq!(replay.event_ids, original.event_ids);
+        let body: Value = serde_json::from_str(&replay.body).expect("json");
+        let before: Value = serde_json::from_str(&original.body).expect("json");
+        assert_eq!(body["message"]["eventId"], replay.id.0.as_str());
+        assert_eq!(body["message"]["replayOf"], original.id.0.as_str());
+        assert_eq!(body["message"]["events"], before["message"]["events"]);
+        assert_eq!(body["message"]["raw"], before["message"]["raw"]);
+        let again = replay_notification(&original.id, &original.body, "other").expect("replay");
+        assert_ne!(
+            again.id, replay.id,
+            "each replay request is a new notification"
+        );
+        assert_eq!(replay_notification(&original.id, "{}", "salt"), None);
     }
 }

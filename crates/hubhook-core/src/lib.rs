@@ -8,8 +8,11 @@
 
 pub mod auth_header;
 pub mod ceql;
+pub mod ceql_eval;
 pub mod classify;
 pub mod config;
+pub mod connectwise_callback;
+pub mod delivery_policy;
 pub mod documented;
 pub mod error;
 pub mod event;
@@ -21,6 +24,7 @@ pub mod java_time;
 pub mod placeholders;
 pub mod retry;
 pub mod signing;
+pub mod standard_webhooks;
 
 pub use auth_header::{AuthHeader, AuthHeaderError, parse_authorization};
 pub use ceql::{
@@ -35,10 +39,13 @@ pub use config::{
     ELEMENT_KEY, EventsConfig, FirstRun, InstanceConfig, MASK, RefreshInterval, ResourcePoll,
     SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
 };
+pub use connectwise_callback::{CallbackMessage, verify_connectwise_signature};
+pub use delivery_policy::{DeliverySettings, FailurePolicy, SchedulePreset};
 pub use documented::{DocumentedSite, connectwise_poller_block, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{
     Changes, EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
+    replay_notification,
 };
 pub use field_changes::{BOOKKEEPING, FieldChange, changed_fields};
 pub use field_path::FieldPath;
@@ -48,3 +55,4 @@ pub use java_time::{JavaPattern, PatternError, parse_zone};
 pub use placeholders::{PlaceholderError, max_rendered_length, render_url, validate_template};
 pub use retry::RetrySchedule;
 pub use signing::{elements_signature, verify_elements_signature};
+pub use standard_webhooks::{WebhookSecret, signature_header};

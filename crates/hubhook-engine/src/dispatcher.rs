@@ -1,72 +1,226 @@
 //! One delivery attempt of one notification.
 //!
 //! The body was built and stored when the events were committed, so every attempt sends the
-//! same bytes with the same `Elements-Webhook-Id`: receivers can deduplicate, and the
-//! signature of a retry matches the original. Any 2xx answer is success; everything else
-//! (other statuses, timeouts, refused connections, refused addresses) is a failure that is
-//! retried on the schedule and, once the schedule is exhausted, queued.
+//! same bytes with the same `Elements-Webhook-Id` and `webhook-id`: receivers can deduplicate,
+//! and the Cloud Elements signature of a retry matches the original. The Standard Webhooks
+//! signature covers the attempt's own timestamp, so it is computed per attempt.
+//!
+//! Any 2xx answer is success. `410 Gone` deactivates the instance's subscription at once (the
+//! receiver says it is gone for good). Everything else (other statuses, redirects, timeouts,
+//! refused connections, refused addresses) is a failure: under the organization's `retry`
+//! policy it is retried on its schedule (jittered, and never before the receiver's
+//! `Retry-After`), and once the schedule is exhausted the subscription is deactivated; under
+//! `queue`, the first failure deactivates it. A deactivated subscription queues the instance's
+//! notifications until a redelivery.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hubhook_connectwise::transport_message;
-use hubhook_core::{InstanceConfig, elements_signature, merge_secrets};
-use hubhook_store::{AttemptOutcome, AttemptRecord, PendingNotification, StoreError};
+use hubhook_core::delivery_policy::{next_delay, retry_after};
+use hubhook_core::{FailurePolicy, elements_signature, signature_header};
+use hubhook_store::{
+    AttemptOutcome, AttemptRecord, ConfigVersion, PendingNotification, StoreError,
+};
 use jiff::SignedDuration;
 
+use crate::delivery_target::DeliveryTarget;
+use crate::receivers::{Admission, origin_of};
 use crate::{Engine, redacted_url};
 
 /// Header carrying the notification id, constant across retries.
 pub const WEBHOOK_ID_HEADER: &str = "Elements-Webhook-Id";
 /// Header carrying `sha256=<base64 HMAC-SHA256(key, body)>` when the instance has a key.
 pub const WEBHOOK_SIGNATURE_HEADER: &str = "Elements-Webhook-Signature";
+/// Standard Webhooks: the notification id (the same as `Elements-Webhook-Id`).
+pub const STANDARD_ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks: the Unix time of this attempt, in seconds (signed with the body).
+pub const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks: `v1,<base64>` per secret, separated by spaces.
+pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
 
-/// Make one attempt and record it.
-pub async fn attempt(engine: &Engine, notification: PendingNotification) -> anyhow::Result<()> {
+/// How long an attempt waits for its receiver to finish one of the deliveries in flight
+/// before giving its claim back.
+const FULL_RECEIVER_WAIT: Duration = Duration::from_secs(1);
+
+/// How much of a callback's answer is kept with the attempt.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+
+/// What came of one POST.
+struct Sent {
+    status: Option<u16>,
+    error: Option<String>,
+    excerpt: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Sent {
+    fn failed(message: impl Into<String>) -> Sent {
+        Sent {
+            status: None,
+            error: Some(message.into()),
+            excerpt: None,
+            retry_after: None,
+        }
+    }
+
+    fn delivered(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// Whether the answer says the receiver is unwell (for its circuit breaker): no answer, a
+    /// 5xx or a 429.
+    fn unwell(&self) -> bool {
+        self.status.is_none_or(|s| s >= 500 || s == 429)
+    }
+}
+
+/// For an ordered instance: `Some(when to look again)` when an earlier notification of the
+/// instance is undelivered, so this one must wait (head-of-line blocking); `None` when this is
+/// the head. One read per attempt, for ordered instances only.
+async fn behind_the_head(
+    engine: &Engine,
+    notification: &PendingNotification,
+) -> anyhow::Result<Option<jiff::Timestamp>> {
+    let head = engine
+        .store()
+        .oldest_undelivered(notification.instance_id)
+        .await
+        .context("reading the head of an ordered instance")?;
+    Ok(match head {
+        Some((id, due)) if id != notification.id => {
+            // Look again when the head is due, or soon if it is due or in flight now.
+            let soon = engine.clock().now() + SignedDuration::from_secs(1);
+            Some(due.map_or(soon, |due| due.max(soon)))
+        }
+        _ => None,
+    })
+}
+
+/// Gives the notification back unattempted, due when its receiver can take it.
+async fn release(
+    engine: &Engine,
+    notification: &PendingNotification,
+    due_at: jiff::Timestamp,
+    why: &'static str,
+) -> anyhow::Result<()> {
+    metrics::counter!("hubhook_deliveries_deferred_total", "reason" => why).increment(1);
+    match engine
+        .store()
+        .release_notification(&notification.id, &notification.lease_token, due_at)
+        .await
+    {
+        Ok(()) | Err(StoreError::LeaseLost) => Ok(()),
+        Err(err) => Err(err).context("releasing a deferred notification"),
+    }
+}
+
+/// Make one attempt and record it. `version` is the instance's delivery configuration
+/// version read when the batch was claimed (see [`crate::delivery_target`]).
+pub async fn attempt(
+    engine: &Engine,
+    notification: PendingNotification,
+    version: Option<ConfigVersion>,
+) -> anyhow::Result<()> {
     let started_at = engine.clock().now();
     let clock_start = Instant::now();
-    let result = send(engine, &notification).await;
+    let target = engine
+        .inner
+        .targets
+        .get(
+            engine.store(),
+            &engine.config().retry_schedule,
+            notification.instance_id,
+            version,
+        )
+        .await;
+    let mut attempt_id = None;
+    if let Ok(target) = &target
+        && target.ordered
+        && let Some(due_at) = behind_the_head(engine, &notification).await?
+    {
+        return release(
+            engine,
+            &notification,
+            due_at,
+            "ordered: an earlier one is undelivered",
+        )
+        .await;
+    }
+    let sent = match &target {
+        Ok(target) => {
+            let origin = origin_of(&target.callback_url);
+            let receivers = &engine.inner.receivers;
+            let admission = receivers
+                .admit_waiting(
+                    notification.instance_id,
+                    &origin,
+                    || engine.clock().now(),
+                    FULL_RECEIVER_WAIT,
+                )
+                .await;
+            match admission {
+                Admission::Go => {
+                    // The attempt's row exists before the POST leaves: a crash after it can
+                    // never leave a POST the history does not show.
+                    let begun = engine
+                        .store()
+                        .begin_attempt(
+                            &notification.id,
+                            &notification.lease_token,
+                            &engine.config().node_id,
+                            started_at,
+                        )
+                        .await;
+                    match begun {
+                        Ok(id) => attempt_id = Some(id),
+                        Err(err) => {
+                            receivers.cancel(&origin);
+                            return match err {
+                                StoreError::LeaseLost => Ok(()),
+                                err => Err(err).context("recording the start of an attempt"),
+                            };
+                        }
+                    }
+                    let sent = send(engine, target, &notification).await;
+                    receivers.finish(&origin, sent.unwell(), engine.clock().now());
+                    sent
+                }
+                Admission::Later(due_at, why) => {
+                    return release(engine, &notification, due_at, why.as_str()).await;
+                }
+            }
+        }
+        Err(message) => Sent::failed(message.clone()),
+    };
     let latency_ms = clock_start.elapsed().as_millis() as i64;
     let failed_attempts = notification.failed_attempts + 1;
-    let (status_code, error, outcome) = match result {
-        Ok(status) if (200..300).contains(&status) => {
-            (Some(status), None, AttemptOutcome::Delivered)
-        }
-        other => {
-            let (status, message) = match other {
-                Ok(status) => (Some(status), format!("callback answered HTTP {status}")),
-                Err(e) => (e.status, e.message),
-            };
-            let outcome = match engine.config().retry_schedule.delay_after(failed_attempts) {
-                Some(delay) => AttemptOutcome::RetryAt(
-                    engine.clock().now()
-                        + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(60)),
-                ),
-                None => AttemptOutcome::Queued,
-            };
-            tracing::warn!(notification = %notification.id, instance = %notification.instance_id, attempt = failed_attempts, error = ?message, ?outcome, "delivery failed");
-            (status, Some(message), outcome)
-        }
+    let outcome = if sent.delivered() {
+        AttemptOutcome::Delivered
+    } else {
+        failure_outcome(engine, target.as_deref().ok(), &sent, failed_attempts)
     };
-    if outcome == AttemptOutcome::Delivered {
-        tracing::info!(notification = %notification.id, instance = %notification.instance_id, latency_ms, "delivered");
+    match outcome {
+        AttemptOutcome::Delivered => {
+            tracing::info!(notification = %notification.id, instance = %notification.instance_id, latency_ms, "delivered");
+        }
+        _ => {
+            tracing::warn!(notification = %notification.id, instance = %notification.instance_id, attempt = failed_attempts, error = ?sent.error, ?outcome, "delivery failed");
+        }
     }
-    let outcome_label = match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::RetryAt(_) => "retry",
-        AttemptOutcome::Queued => "queued",
-    };
-    metrics::counter!("hubhook_deliveries_total", "outcome" => outcome_label).increment(1);
+    metrics::counter!("hubhook_deliveries_total", "outcome" => outcome.as_str()).increment(1);
     metrics::histogram!("hubhook_delivery_duration_seconds")
         .record(clock_start.elapsed().as_secs_f64());
     let record = AttemptRecord {
+        attempt_id,
         notification_id: notification.id.clone(),
         owner: engine.config().node_id.clone(),
         lease_token: notification.lease_token.clone(),
         attempted_at: started_at,
-        status_code,
+        status_code: sent.status,
         latency_ms,
-        error,
+        error: sent.error,
+        response_excerpt: sent.excerpt,
         outcome,
     };
     match engine.store().finish_attempt(record).await {
@@ -79,82 +233,114 @@ pub async fn attempt(engine: &Engine, notification: PendingNotification) -> anyh
     }
 }
 
-struct SendError {
-    status: Option<u16>,
-    message: String,
-}
-
-impl SendError {
-    fn new(message: impl Into<String>) -> SendError {
-        SendError {
-            status: None,
-            message: message.into(),
+/// What follows a failed attempt: see the module documentation.
+fn failure_outcome(
+    engine: &Engine,
+    target: Option<&DeliveryTarget>,
+    sent: &Sent,
+    failed_attempts: u32,
+) -> AttemptOutcome {
+    if sent.status == Some(410) {
+        return AttemptOutcome::Deactivated;
+    }
+    let schedule = match target {
+        Some(target) if target.settings.failure_policy == FailurePolicy::Queue => {
+            return AttemptOutcome::Deactivated;
         }
+        Some(target) => &target.schedule,
+        // No target (the instance is unreadable): the server's schedule.
+        None => &engine.config().retry_schedule,
+    };
+    match schedule.delay_after(failed_attempts) {
+        Some(delay) => {
+            let delay = next_delay(delay, random_unit(), sent.retry_after);
+            AttemptOutcome::RetryAt(
+                engine.clock().now()
+                    + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(60)),
+            )
+        }
+        None => AttemptOutcome::Deactivated,
     }
 }
 
-async fn send(engine: &Engine, notification: &PendingNotification) -> Result<u16, SendError> {
-    let instance = engine
-        .store()
-        .instance(notification.instance_id)
-        .await
-        .map_err(|e| SendError::new(format!("reading instance: {e}")))?
-        .ok_or_else(|| SendError::new("instance no longer exists"))?;
-    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
-        .map_err(|e| SendError::new(format!("stored configuration is invalid: {e}")))?;
-    let callback_url = config
-        .events
-        .callback_url
-        .ok_or_else(|| SendError::new("instance has no event.notification.callback.url"))?;
-    engine
-        .callback_policy()
-        .check_literal(&callback_url)
-        .map_err(|e| SendError::new(e.0))?;
+/// A random number in [0, 1) for jitter; 0.5 (no jitter) without a random source.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
+        Err(_) => 0.5,
+    }
+}
 
+async fn send(
+    engine: &Engine,
+    target: &DeliveryTarget,
+    notification: &PendingNotification,
+) -> Sent {
+    if let Err(e) = engine.callback_policy().check_literal(&target.callback_url) {
+        return Sent::failed(e.0);
+    }
+    let now = engine.clock().now();
+    let timestamp = now.as_second();
+    let body = notification.body.as_bytes();
     let mut request = engine
         .inner
         .callback_http
-        .post(&callback_url)
+        .post(&target.callback_url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(WEBHOOK_ID_HEADER, notification.id.0.as_str());
-    if let Some(key) = &config.events.signature_key {
+        .header(WEBHOOK_ID_HEADER, notification.id.0.as_str())
+        .header(STANDARD_ID_HEADER, notification.id.0.as_str())
+        .header(STANDARD_TIMESTAMP_HEADER, timestamp.to_string());
+    if let Some(key) = &target.signature_key {
         request = request.header(
             WEBHOOK_SIGNATURE_HEADER,
-            elements_signature(key.as_bytes(), notification.body.as_bytes()),
+            elements_signature(key.as_bytes(), body),
+        );
+    }
+    // An instance without a webhook secret (created before secrets existed, until its first
+    // rotation) gets the id and timestamp but no Standard Webhooks signature.
+    let secrets = target.signing_secrets(now);
+    if !secrets.is_empty() {
+        request = request.header(
+            STANDARD_SIGNATURE_HEADER,
+            signature_header(&secrets, &notification.id.0, timestamp, body),
         );
     }
     // reqwest's errors name the URL; the stored and logged error must not carry its query
     // string (it may hold the receiver's token), so the URL is put back redacted.
-    let response = request
-        .body(notification.body.clone())
-        .send()
-        .await
-        .map_err(|e| {
-            SendError::new(format!(
+    let response = match request.body(notification.body.clone()).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return Sent::failed(format!(
                 "{} ({})",
                 transport_message(&e.without_url()),
-                redacted_url(&callback_url)
-            ))
-        })?;
+                redacted_url(&target.callback_url)
+            ));
+        }
+    };
     let status = response.status().as_u16();
-    if (200..300).contains(&status) {
-        return Ok(status);
-    }
-    let body = body_start(response).await;
-    Err(SendError {
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, now));
+    let excerpt = body_start(response).await;
+    Sent {
         status: Some(status),
-        message: format!("callback answered HTTP {status}: {body}"),
-    })
+        error: (!(200..300).contains(&status)).then(|| format!("callback answered HTTP {status}")),
+        excerpt: Some(excerpt),
+        retry_after,
+    }
 }
 
-/// The first bytes of a failed callback's answer, for the attempt record. Read in chunks and
-/// cut short, so a receiver that streams an endless body cannot exhaust our memory.
+/// The first [`RESPONSE_EXCERPT_BYTES`] of a callback's answer, for the attempt record. Read in
+/// chunks and cut short, so a receiver that streams an endless body cannot exhaust our memory.
 async fn body_start(mut response: reqwest::Response) -> String {
-    const KEEP: usize = 512;
     let mut body = Vec::new();
-    while body.len() < KEEP {
+    while body.len() < RESPONSE_EXCERPT_BYTES {
         match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(KEEP - body.len())]),
+            Ok(Some(chunk)) => body
+                .extend_from_slice(&chunk[..chunk.len().min(RESPONSE_EXCERPT_BYTES - body.len())]),
             Ok(None) | Err(_) => break,
         }
     }

@@ -18,8 +18,12 @@
 
 mod callback_policy;
 mod clock;
+mod connectwise_callbacks;
+mod delivery_target;
 pub mod dispatcher;
 pub mod poller;
+mod receivers;
+mod retention;
 pub mod sites;
 
 use std::{sync::Arc, time::Duration};
@@ -31,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
 pub use clock::{Clock, follow_database_clock};
+pub use connectwise_callbacks::{CallbackKeys, ConnectWiseCallbackRefused};
+pub use receivers::ReceiverLimits;
 pub use sites::{SiteLimits, Sites};
 
 /// Settings of the engine, from the command line or environment.
@@ -62,6 +68,14 @@ pub struct EngineConfig {
     pub connectwise_timeout: Duration,
     /// What this node asks of each ConnectWise site at most (see [`sites`]).
     pub site_limits: SiteLimits,
+    /// How long a rotated Standard Webhooks secret keeps signing beside its successor.
+    pub webhook_secret_overlap: Duration,
+    /// How long delivered notifications (payloads) and their attempts are kept.
+    pub delivery_retention: Duration,
+    /// How long event metadata is kept (longer than deliveries: the events API and replays).
+    pub event_retention: Duration,
+    /// Isolation between receivers (see the `receivers` module).
+    pub receiver_limits: ReceiverLimits,
 }
 
 impl Default for EngineConfig {
@@ -73,13 +87,17 @@ impl Default for EngineConfig {
             retry_schedule: RetrySchedule::cloud_elements(),
             poll_lease: Duration::from_secs(60),
             delivery_lease: Duration::from_secs(60),
-            delivery_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(15),
             // Polls mostly wait on ConnectWise; the per-site bound keeps any one site from
             // taking all of them.
             poll_concurrency: 16,
             delivery_concurrency: 16,
             connectwise_timeout: Duration::from_secs(120),
             site_limits: SiteLimits::default(),
+            webhook_secret_overlap: Duration::from_secs(86_400),
+            delivery_retention: Duration::from_secs(30 * 86_400),
+            event_retention: Duration::from_secs(90 * 86_400),
+            receiver_limits: ReceiverLimits::default(),
         }
     }
 }
@@ -98,8 +116,13 @@ struct Inner {
     callback_http: reqwest::Client,
     callback_policy: CallbackPolicy,
     sites: Sites,
+    callback_keys: CallbackKeys,
     poll_wake: Notify,
     dispatch_wake: Notify,
+    /// Resolved delivery configuration per instance (see [`delivery_target`]).
+    targets: delivery_target::TargetCache,
+    /// Per-receiver limits and breakers (see [`receivers`]).
+    receivers: receivers::Receivers,
 }
 
 /// Longest sleep of a loop with nothing due: bounds how late work created by another node
@@ -109,6 +132,7 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 impl Engine {
     pub fn new(store: Store, config: EngineConfig, clock: Clock) -> anyhow::Result<Engine> {
         let callback_policy = CallbackPolicy::new(config.allow_private_callbacks);
+        let receivers = receivers::Receivers::new(config.receiver_limits);
         let connectwise_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(config.connectwise_timeout)
@@ -131,6 +155,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 sites,
+                callback_keys: CallbackKeys::default(),
                 store,
                 config,
                 clock,
@@ -139,6 +164,8 @@ impl Engine {
                 callback_policy,
                 poll_wake: Notify::new(),
                 dispatch_wake: Notify::new(),
+                targets: delivery_target::TargetCache::default(),
+                receivers,
             }),
         })
     }
@@ -250,7 +277,8 @@ impl Engine {
         tokio::join!(
             self.work_loop(Work::Polls, shutdown.clone()),
             self.work_loop(Work::Deliveries, shutdown.clone()),
-            self.listen_for_wakeups(shutdown)
+            self.listen_for_wakeups(shutdown.clone()),
+            self.retention_loop(shutdown)
         );
     }
 
@@ -322,7 +350,7 @@ impl Engine {
                 Ok(_) => {
                     let due = match work {
                         Work::Polls => self.inner.store.next_poll_due().await,
-                        Work::Deliveries => self.inner.store.next_notification_due().await,
+                        Work::Deliveries => self.next_delivery_due().await,
                     };
                     self.idle_sleep(due.ok().flatten())
                 }
@@ -376,14 +404,36 @@ impl Engine {
                 Ok(n)
             }
             Work::Deliveries => {
+                // Instances whose receivers cannot take work now stay in the database, and the
+                // claim is shared fairly among the others.
+                let skip = inner.receivers.skip(now);
                 let batch = inner
                     .store
-                    .claim_notifications(owner, now, inner.config.delivery_lease, limit)
+                    .claim_notifications_fairly(
+                        owner,
+                        now,
+                        inner.config.delivery_lease,
+                        limit,
+                        &skip,
+                        inner.config.receiver_limits.concurrency,
+                    )
                     .await?;
                 let n = batch.len();
+                if n == 0 {
+                    return Ok(0);
+                }
+                // One read per batch tells which cached delivery configurations are still
+                // current, so attempts do no database read of their own.
+                let mut instances: Vec<_> = batch.iter().map(|n| n.instance_id).collect();
+                instances.sort_by_key(|i| i.0);
+                instances.dedup();
+                let versions = inner.store.delivery_config_versions(&instances).await?;
                 for notification in batch {
                     let engine = self.clone();
-                    running.spawn(async move { dispatcher::attempt(&engine, notification).await });
+                    let version = versions.get(&notification.instance_id).copied();
+                    running.spawn(async move {
+                        dispatcher::attempt(&engine, notification, version).await
+                    });
                 }
                 Ok(n)
             }
@@ -397,6 +447,23 @@ impl Engine {
             self.wake_dispatcher();
         }
         Ok(())
+    }
+
+    /// When the dispatcher has work next: the earliest due notification of an instance whose
+    /// receiver can take it, or the moment a blocked receiver unblocks. Notifications of
+    /// blocked receivers are due already, and waking for them would claim nothing in a loop.
+    async fn next_delivery_due(&self) -> hubhook_store::Result<Option<jiff::Timestamp>> {
+        let now = self.inner.clock.now();
+        let receivers = &self.inner.receivers;
+        let due = self
+            .inner
+            .store
+            .next_notification_due_except(&receivers.skip(now))
+            .await?;
+        Ok(match (due, receivers.next_unblock(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn idle_sleep(&self, due: Option<jiff::Timestamp>) -> Duration {

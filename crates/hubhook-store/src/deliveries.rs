@@ -6,8 +6,8 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 
 use crate::{
-    AttemptRecord, AttemptRow, Backlog, NotificationRow, PendingNotification, Result, Store,
-    on_backend,
+    AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow, PendingNotification, Result,
+    Store, on_backend,
 };
 
 impl Store {
@@ -21,7 +21,39 @@ impl Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<PendingNotification>> {
-        on_backend!(self, s => s.claim_notifications(owner, now, lease, limit).await)
+        self.claim_notifications_fairly(owner, now, lease, limit, &[], u32::MAX)
+            .await
+    }
+
+    /// [`Store::claim_notifications`], shared fairly: among the oldest due notifications
+    /// (a bounded window), each instance's oldest comes first, then each one's second, and so
+    /// on, so one instance's backlog cannot fill a claim while others wait; at most
+    /// `per_instance` of one instance (what its receiver can take at once). Instances in
+    /// `skip` (whose receivers are saturated or failing) are left out.
+    pub async fn claim_notifications_fairly(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        skip: &[InstanceId],
+        per_instance: u32,
+    ) -> Result<Vec<PendingNotification>> {
+        on_backend!(self, s => s.claim_notifications(owner, now, lease, limit, skip, per_instance).await)
+    }
+
+    /// Writes the row of an attempt about to be made (outcome `started`), fenced on the
+    /// claim's token, and returns its id. Written before the POST, so that every POST a
+    /// receiver sees has a row even if the process dies before it can record the answer (the
+    /// row then stays `started`: interrupted). `Err(LeaseLost)` when the claim no longer holds.
+    pub async fn begin_attempt(
+        &self,
+        notification: &NotificationId,
+        token: &LeaseToken,
+        owner: &str,
+        at: Timestamp,
+    ) -> Result<i64> {
+        on_backend!(self, s => s.begin_attempt(notification, token, owner, at).await)
     }
 
     /// Records one delivery attempt (every attempt is a row) and its consequence, in ONE
@@ -33,9 +65,29 @@ impl Store {
         on_backend!(self, s => s.finish_attempt(attempt).await)
     }
 
+    /// Gives a claimed notification back without an attempt (its receiver cannot take it
+    /// now), due again at `due_at`. Fenced on the claim's token like [`Store::finish_attempt`].
+    pub async fn release_notification(
+        &self,
+        id: &NotificationId,
+        token: &LeaseToken,
+        due_at: Timestamp,
+    ) -> Result<()> {
+        on_backend!(self, s => s.release_notification(id, token, due_at).await)
+    }
+
     /// When the earliest pending notification becomes claimable; `None` when none is pending.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>> {
-        on_backend!(self, s => s.next_notification_due().await)
+        self.next_notification_due_except(&[]).await
+    }
+
+    /// [`Store::next_notification_due`] among the instances not in `skip` (those whose
+    /// receivers cannot take work: waking for their notifications would claim nothing).
+    pub async fn next_notification_due_except(
+        &self,
+        skip: &[InstanceId],
+    ) -> Result<Option<Timestamp>> {
+        on_backend!(self, s => s.next_notification_due(skip).await)
     }
 
     /// Pending notifications due at `now` and not leased.

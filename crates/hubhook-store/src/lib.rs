@@ -26,23 +26,31 @@
 mod deliveries;
 mod error;
 mod events;
+mod feed;
 mod instances;
 mod model;
 mod organizations;
 mod polls;
 mod postgres;
+mod redelivery;
+mod retention;
 mod secrets;
+mod settings;
 mod sqlite;
+mod webhook_secrets;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, EventRow, InstanceRow,
-    InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent,
-    NewInstance, NewNotification, NewSecret, NewUser, NotificationRow, ObservedObject,
-    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, PollTrouble,
-    Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, ConfigVersion, Deactivation,
+    EventRow, InstanceRow, InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken,
+    MassDeleteAction, NewEvent, NewInstance, NewNotification, NewSecret, NewUser, NotificationRow,
+    ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
+    PollProgress, PollTrouble, Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
+    WebhookSecrets,
 };
 pub use postgres::{PostgresStore, Wake, Wakeups};
+pub use redelivery::NotificationFilter;
+pub use retention::Pruned;
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;
 

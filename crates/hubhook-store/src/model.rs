@@ -322,10 +322,29 @@ pub enum AttemptOutcome {
     RetryAt(Timestamp),
     /// Retries exhausted: kept in the queue for later redelivery.
     Queued,
+    /// Queued, and the instance's subscription deactivated (its error is the reason): every
+    /// other undelivered notification of the instance is queued too, and so are new ones,
+    /// until a redelivery reactivates it.
+    Deactivated,
+}
+
+impl AttemptOutcome {
+    /// The stored name of the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::RetryAt(_) => "retry",
+            AttemptOutcome::Queued => "queued",
+            AttemptOutcome::Deactivated => "deactivated",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
+    /// The row written by [`crate::Store::begin_attempt`] before the POST, completed here;
+    /// `None` writes a new row.
+    pub attempt_id: Option<i64>,
     pub notification_id: NotificationId,
     /// The node that made the attempt, kept in the attempt row.
     pub owner: String,
@@ -335,6 +354,8 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     pub latency_ms: i64,
     pub error: Option<String>,
+    /// The first 1 KB of the answer's body (lossy UTF-8), when there was an answer.
+    pub response_excerpt: Option<String>,
     pub outcome: AttemptOutcome,
 }
 
@@ -364,6 +385,8 @@ pub struct NotificationRow {
     pub next_attempt_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
+    /// For a replay, the notification it replays.
+    pub replay_of: Option<NotificationId>,
 }
 
 #[derive(Debug, Clone)]
@@ -374,6 +397,21 @@ pub struct AttemptRow {
     pub status_code: Option<u16>,
     pub latency_ms: i64,
     pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    /// `delivered` | `retry` | `queued` | `deactivated`.
+    pub outcome: String,
+}
+
+/// When an instance's delivery configuration last changed: the update times of the instance,
+/// of its webhook secret and of its organization's settings (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConfigVersion(pub [i64; 3]);
+
+/// A deactivated webhook subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deactivation {
+    pub deactivated_at: Timestamp,
+    pub reason: String,
 }
 
 /// Work waiting in one loop, for `/metrics`: how many items are due now and since when the
@@ -415,4 +453,27 @@ pub struct JobHealth {
     pub next_reconcile_at: Option<Timestamp>,
     /// Records held back by mass-delete protection, awaiting a decision.
     pub mass_delete_held: Option<u64>,
+}
+
+/// An instance's Standard Webhooks secrets (`whsec_…` texts), decrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    pub current: String,
+    /// The secret replaced by the last rotation, still signing until the given time.
+    pub previous: Option<(String, Timestamp)>,
+    /// When the current secret was set.
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecrets")
+            .field("current", &"********")
+            .field(
+                "previous_until",
+                &self.previous.as_ref().map(|(_, until)| until),
+            )
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }

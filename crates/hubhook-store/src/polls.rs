@@ -146,6 +146,23 @@ impl Store {
         on_backend!(self, s => s.defer_poll(instance, resource, token, next_run_at).await)
     }
 
+    /// A ConnectWise callback said records of `resources` changed (`None`: of any resource):
+    /// makes those jobs due at `now` (surviving a poll already running, like
+    /// [`poll_now`](Store::poll_now)) and, when `deleted`, brings their next reconciliation
+    /// forward to `now`, but not closer than `reconcile_gap` after the last one, so a burst
+    /// of delete callbacks costs one scan. Jobs with reconciliation off keep it off. Returns
+    /// the resources made due.
+    pub async fn callback_received(
+        &self,
+        instance: InstanceId,
+        resources: Option<&[String]>,
+        deleted: bool,
+        now: Timestamp,
+        reconcile_gap: Duration,
+    ) -> Result<Vec<String>> {
+        on_backend!(self, s => s.callback_received(instance, resources, deleted, now, reconcile_gap).await)
+    }
+
     /// How many jobs are failing, holding a mass delete, or skipping records.
     pub async fn poll_trouble(&self) -> Result<PollTrouble> {
         on_backend!(self, s => s.poll_trouble().await)

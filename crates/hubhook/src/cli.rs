@@ -88,6 +88,30 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site_requests_per_minute: Option<u32>,
+    /// Seconds one callback POST may take; less than --delivery-lease [env: HUBHOOK_DELIVERY_TIMEOUT] [default: 15]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_timeout: Option<u64>,
+    /// Seconds a rotated webhook secret keeps signing beside the new one [env: HUBHOOK_WEBHOOK_SECRET_OVERLAP] [default: 86400]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_overlap: Option<u64>,
+    /// Days delivered notifications and their attempts are kept [env: HUBHOOK_DELIVERY_RETENTION_DAYS] [default: 30]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_retention_days: Option<u64>,
+    /// Days event metadata is kept [env: HUBHOOK_EVENT_RETENTION_DAYS] [default: 90]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_retention_days: Option<u64>,
+    /// Deliveries in flight to one receiver (callback origin) from this node [env: HUBHOOK_RECEIVER_CONCURRENCY] [default: 4]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver_concurrency: Option<u32>,
+    /// Deliveries per second to one receiver from this node, 0 = unlimited [env: HUBHOOK_RECEIVER_RATE] [default: 0]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver_rate: Option<f64>,
 }
 
 #[derive(Debug, Args, Serialize, Default)]

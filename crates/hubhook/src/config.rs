@@ -48,6 +48,18 @@ pub struct ServeConfig {
     /// Requests per minute to one ConnectWise site from this node; 0: no budget (a `429`
     /// still pauses the site for its `Retry-After`).
     pub site_requests_per_minute: u32,
+    /// Seconds one callback POST may take.
+    pub delivery_timeout: u64,
+    /// Seconds a rotated Standard Webhooks secret keeps signing beside the new one.
+    pub webhook_secret_overlap: u64,
+    /// Days delivered notifications and their attempts are kept.
+    pub delivery_retention_days: u64,
+    /// Days event metadata is kept.
+    pub event_retention_days: u64,
+    /// Deliveries in flight to one receiver (callback origin) from this node.
+    pub receiver_concurrency: u32,
+    /// Deliveries per second to one receiver from this node; 0 = unlimited.
+    pub receiver_rate: f64,
 }
 
 impl Default for ServeConfig {
@@ -68,6 +80,12 @@ impl Default for ServeConfig {
             poll_concurrency: 16,
             site_poll_concurrency: 2,
             site_requests_per_minute: 1000,
+            delivery_timeout: 15,
+            webhook_secret_overlap: 86_400,
+            delivery_retention_days: 30,
+            event_retention_days: 90,
+            receiver_concurrency: 4,
+            receiver_rate: 0.0,
         }
     }
 }
@@ -92,9 +110,70 @@ impl ServeConfig {
         }
     }
 
+    /// The callback timeout: 1 s to 10 min, and shorter than the delivery lease (see
+    /// [`ServeConfig::leases`]).
+    pub fn delivery_timeout(&self) -> anyhow::Result<Duration> {
+        if !(1..=600).contains(&self.delivery_timeout) {
+            bail!(
+                "delivery_timeout `{}`: expected 1 to 600 seconds",
+                self.delivery_timeout
+            );
+        }
+        Ok(Duration::from_secs(self.delivery_timeout))
+    }
+
+    /// Receiver isolation: concurrency 1 to 1000, rate 0 (unlimited) to 100000 per second.
+    pub fn receiver_limits(&self) -> anyhow::Result<hubhook_engine::ReceiverLimits> {
+        if !(1..=1000).contains(&self.receiver_concurrency) {
+            bail!(
+                "receiver_concurrency `{}`: expected 1 to 1000",
+                self.receiver_concurrency
+            );
+        }
+        if !(0.0..=100_000.0).contains(&self.receiver_rate) {
+            bail!(
+                "receiver_rate `{}`: expected 0 (unlimited) to 100000 per second",
+                self.receiver_rate
+            );
+        }
+        Ok(hubhook_engine::ReceiverLimits {
+            concurrency: self.receiver_concurrency,
+            rate_per_second: self.receiver_rate,
+            ..hubhook_engine::ReceiverLimits::default()
+        })
+    }
+
+    /// The retention periods (deliveries, events): 1 to 3650 days each.
+    pub fn retention(&self) -> anyhow::Result<(Duration, Duration)> {
+        for (name, days) in [
+            ("delivery_retention_days", self.delivery_retention_days),
+            ("event_retention_days", self.event_retention_days),
+        ] {
+            if !(1..=3650).contains(&days) {
+                bail!("{name} `{days}`: expected 1 to 3650 days");
+            }
+        }
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        Ok((
+            days(self.delivery_retention_days),
+            days(self.event_retention_days),
+        ))
+    }
+
+    /// How long a rotated webhook secret keeps signing: at most 30 days.
+    pub fn webhook_secret_overlap(&self) -> anyhow::Result<Duration> {
+        if self.webhook_secret_overlap > 30 * 86_400 {
+            bail!(
+                "webhook_secret_overlap `{}`: expected 0 to 2592000 seconds (30 days)",
+                self.webhook_secret_overlap
+            );
+        }
+        Ok(Duration::from_secs(self.webhook_secret_overlap))
+    }
+
     /// The lease lengths, checked: a lease must be long enough to be renewed in time, and a
-    /// delivery lease must outlast the delivery timeout (30 s), else a slow delivery would be
-    /// taken over while still running.
+    /// delivery lease must outlast the delivery timeout, else a slow delivery would be taken
+    /// over while still running.
     pub fn leases(&self) -> anyhow::Result<(Duration, Duration)> {
         if !(3..=86_400).contains(&self.poll_lease) {
             bail!(
@@ -102,10 +181,12 @@ impl ServeConfig {
                 self.poll_lease
             );
         }
-        if !(31..=86_400).contains(&self.delivery_lease) {
+        if !(self.delivery_timeout + 1..=86_400).contains(&self.delivery_lease) {
             bail!(
-                "delivery_lease `{}`: expected 31 to 86400 seconds (more than the 30 s delivery timeout)",
-                self.delivery_lease
+                "delivery_lease `{}`: expected {} to 86400 seconds (more than the {} s delivery timeout)",
+                self.delivery_lease,
+                self.delivery_timeout + 1,
+                self.delivery_timeout
             );
         }
         Ok((

@@ -57,6 +57,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let store = Store::open(&config.database_url, key)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    let (delivery_retention, event_retention) = config.retention()?;
     let engine_config = EngineConfig {
         min_refresh_interval: config.min_refresh_interval(),
         allow_private_callbacks: config.allow_private_callbacks,
@@ -67,6 +68,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         connectwise_timeout,
         site_limits,
         poll_concurrency,
+        delivery_timeout: config.delivery_timeout()?,
+        webhook_secret_overlap: config.webhook_secret_overlap()?,
+        delivery_retention,
+        event_retention,
+        receiver_limits: config.receiver_limits()?,
         ..EngineConfig::default()
     };
     // On a database several nodes share, every node decides on the database's clock.

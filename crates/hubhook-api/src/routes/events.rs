@@ -177,18 +177,6 @@ fn paging(query: Option<&str>) -> Result<Paging, ApiError> {
     Paging::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-/// A page token of events: the last event's `created_at` (ms) and id.
-fn after(paging: &Paging) -> Result<Option<(i64, String)>, ApiError> {
-    let Some(token) = paging.after.as_deref() else {
-        return Ok(None);
-    };
-    token
-        .split_once(' ')
-        .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())))
-        .map(Some)
-        .ok_or_else(|| ApiError::bad_request("`nextPage` is not a page token of an event list"))
-}
-
 async fn page(
     state: &AppState,
     caller: Principal,
@@ -201,7 +189,7 @@ async fn page(
         .organization_events(
             caller.organization_id,
             instance,
-            after(paging)?,
+            paging.keyset()?,
             paging.offset(),
             paging.page_size,
         )
@@ -209,7 +197,7 @@ async fn page(
     let mut headers = HeaderMap::new();
     let last = rows
         .last()
-        .map(|e| format!("{} {}", e.created_at.as_millisecond(), e.id.0));
+        .map(|e| Paging::keyset_token(e.created_at.as_millisecond(), &e.id.0));
     if let Some((name, value)) = next_page_header(rows.len(), paging, last) {
         headers.insert(name, value);
     }
@@ -244,7 +232,10 @@ async fn one(
 }
 
 /// The events with their notifications' bodies and attempts (read once per notification).
-async fn events_out(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventOut>, ApiError> {
+pub(crate) async fn events_out(
+    state: &AppState,
+    rows: Vec<EventRow>,
+) -> Result<Vec<EventOut>, ApiError> {
     let store = state.engine.store();
     let mut notifications: HashMap<NotificationId, (String, Vec<AttemptRow>)> = HashMap::new();
     for id in rows.iter().filter_map(|e| e.notification_id.as_ref()) {

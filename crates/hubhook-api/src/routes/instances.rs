@@ -92,6 +92,9 @@ pub struct InstanceOut {
     pub caching_enabled: bool,
     pub external_authentication: String,
     pub user: UserOut,
+    /// The Standard Webhooks secret (`whsec_…`), only in the answer to the create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 /// The user who created an instance. Users made without an email show empty strings, since
@@ -172,6 +175,7 @@ impl InstanceOut {
             caching_enabled: false,
             external_authentication: "none".to_string(),
             user: UserOut::new(row.user_id.0, users),
+            webhook_secret: None,
         }
     }
 }
@@ -230,9 +234,14 @@ pub(crate) async fn create(
             now,
         })
         .await?;
+    let webhook_secret =
+        crate::routes::webhook_secret::set_new_secret(state, caller.organization_id, row.id)
+            .await?;
     tracing::info!(instance = %row.id, resources = events.resources.len(), "instance created");
     engine.wake_poller();
-    instance_out(state, &row, Some(&token)).await
+    let mut out = instance_out(state, &row, Some(&token)).await?;
+    out.webhook_secret = webhook_secret;
+    Ok(out)
 }
 
 /// An instance body that passed every check a create makes.

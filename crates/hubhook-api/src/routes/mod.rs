@@ -1,15 +1,22 @@
 pub mod configuration;
+pub mod connectwise_callbacks;
 pub mod console;
+pub mod deliveries;
 pub mod elements;
 pub mod enabled;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod hub;
 pub mod instance_updates;
 pub mod instances;
 pub mod login;
+pub mod notifications;
 pub mod polling;
+pub mod replay;
 pub mod secrets;
+pub mod settings;
+pub mod webhook_secret;
 
 use crate::ApiError;
 

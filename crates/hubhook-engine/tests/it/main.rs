@@ -265,18 +265,20 @@ async fn failed_deliveries_follow_the_retry_schedule_then_queue() {
         .id
         .clone();
 
-    // The first attempt, then one retry after each documented delay (4 s, 16 s, ... 4^9 s).
+    // The first attempt, then one retry after each documented delay (4 s, 16 s, ... 4^9 s),
+    // jittered by ±20 %: never before 0.8 × the delay, always by 1.2 × the delay.
     assert_eq!(engine.dispatch_due().await.expect("attempt"), 1);
     for failures in 1..=9u32 {
         let delay = schedule.delay_after(failures).expect("a retry is due");
         assert_eq!(delay, Duration::from_secs(4u64.pow(failures)));
-        clock.advance(delay - Duration::from_millis(1));
+        let earliest = delay.mul_f64(0.8);
+        clock.advance(earliest - Duration::from_millis(1));
         assert_eq!(
             engine.dispatch_due().await.expect("early"),
             0,
             "retry {failures} came early"
         );
-        clock.advance(Duration::from_millis(1));
+        clock.advance(delay.mul_f64(1.2) - earliest + Duration::from_millis(1));
         assert_eq!(
             engine.dispatch_due().await.expect("retry"),
             1,
@@ -366,4 +368,296 @@ async fn a_poll_whose_results_cannot_be_stored_is_released_and_retried_soon() {
         .await
         .expect("read");
     assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[tokio::test]
+async fn retention_prunes_finished_history_and_keeps_what_waits() {
+    let (_receiver, clock, setup) = start(StatusCode::OK).await;
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            delivery_retention: Duration::from_secs(30 * 86_400),
+            event_retention: Duration::from_secs(90 * 86_400),
+            ..EngineConfig::default()
+        },
+    );
+    engine.poll_due().await.expect("baseline");
+    let store = engine.store().clone();
+    let notifications = || async {
+        store
+            .list_notifications(setup.instance, 100)
+            .await
+            .expect("read")
+    };
+    // Enough changes for several notifications, delivered.
+    for n in 0..25 {
+        new_contact(&setup.sim, &format!("Old{n}"));
+    }
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    let delivered = notifications().await;
+    assert!(delivered.len() > 1 && delivered.iter().all(|n| n.status == "delivered"));
+    let first = delivered[0].id.clone();
+    assert_eq!(store.list_attempts(&first).await.expect("read").len(), 1);
+    let events_before = store
+        .list_events(setup.instance, 1000)
+        .await
+        .expect("read")
+        .len();
+
+    // A later change not delivered yet waits, however old it gets.
+    let waiting_contact = new_contact(&setup.sim, "Waiting");
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    let waiting = notifications().await;
+    let waiting = waiting
+        .iter()
+        .find(|n| n.status == "pending")
+        .expect("a pending notification")
+        .id
+        .clone();
+    let events_before = events_before + 1;
+    clock.advance(Duration::from_secs(29 * 86_400));
+    assert_eq!(
+        engine.prune_due().await.expect("prune").total(),
+        0,
+        "nothing is old enough yet"
+    );
+
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let pruned = engine.prune_due().await.expect("prune");
+    assert_eq!(pruned.notifications as usize, delivered.len());
+    assert_eq!(pruned.attempts as usize, delivered.len());
+    assert_eq!(pruned.events, 0, "event metadata is kept longer");
+    let left: Vec<_> = notifications().await.into_iter().map(|n| n.id).collect();
+    assert_eq!(left, std::slice::from_ref(&waiting));
+    assert!(store.list_attempts(&first).await.expect("read").is_empty());
+    assert_eq!(
+        store
+            .list_events(setup.instance, 1000)
+            .await
+            .expect("read")
+            .len(),
+        events_before
+    );
+
+    clock.advance(Duration::from_secs(60 * 86_400));
+    let pruned = engine.prune_due().await.expect("prune");
+    assert_eq!(pruned.events as usize, events_before - 1);
+    let left = store.list_events(setup.instance, 1000).await.expect("read");
+    assert_eq!(left.len(), 1, "the waiting notification's event is kept");
+    assert_eq!(left[0].object_id, waiting_contact.to_string());
+    assert!(store.notification(&waiting).await.expect("read").is_some());
+}
+
+/// A receiver answering `status`, a clock the test moves, and an instance on the simulator.
+async fn start(status: StatusCode) -> (Receiver, TestClock, Setup) {
+    let receiver = start_receiver(status).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    (receiver, clock, setup)
+}
+
+/// Creates `n` contacts and polls (after the baseline): they become notifications.
+async fn changes(
+    engine: &Engine,
+    clock: &TestClock,
+    setup: &Setup,
+    prefix: &str,
+    n: usize,
+) -> Vec<i64> {
+    engine.poll_due().await.expect("baseline");
+    let contacts = (0..n)
+        .map(|i| new_contact(&setup.sim, &format!("{prefix}{i}")))
+        .collect();
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    contacts
+}
+
+/// Moves the clock by `step` and runs a delivery round, `rounds` times.
+async fn run_for(engine: &Engine, clock: &TestClock, step: Duration, rounds: usize) {
+    for _ in 0..rounds {
+        clock.advance(step);
+        while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    }
+}
+
+/// Notifications of the instance by status.
+async fn statuses(engine: &Engine, instance: InstanceId) -> Vec<String> {
+    let mut statuses: Vec<String> = engine
+        .store()
+        .list_notifications(instance, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|n| n.status)
+        .collect();
+    statuses.sort();
+    statuses
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    let contacts = changes(&engine, &clock, &setup, "Down", 25).await;
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+
+    // An hour of accelerated time with the receiver down: retried, never given up.
+    run_for(&engine, &clock, Duration::from_secs(30), 120).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "pending")
+    );
+    let tried = receiver.bodies.lock().expect("lock").len();
+    assert!(tried > 3, "retried during the hour: {tried} POSTs");
+
+    // Back up: everything arrives within the schedule's next retries (and the breaker's probe).
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    run_for(&engine, &clock, Duration::from_secs(60), 4 * 60).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+    let bodies = receiver.bodies.lock().expect("lock").clone();
+    for contact in contacts {
+        let id = contact.to_string();
+        assert!(
+            bodies.iter().any(|b| b["message"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["objectId"] == id.as_str()))),
+            "contact {contact} never arrived"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    let org = engine
+        .store()
+        .instance(setup.instance)
+        .await
+        .expect("read")
+        .expect("instance")
+        .organization_id;
+    let mut settings = serde_json::Map::new();
+    settings.insert("notification.webhook.failure.policy".into(), json!("queue"));
+    engine
+        .store()
+        .update_organization_settings(org, settings, clock.now())
+        .await
+        .expect("settings");
+    changes(&engine, &clock, &setup, "Queued", 25).await;
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    let first_tries = receiver.bodies.lock().expect("lock").len();
+    assert!(first_tries >= 1);
+
+    // An hour later nothing more was tried: the subscription is deactivated, all is queued.
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    run_for(&engine, &clock, Duration::from_secs(60), 60).await;
+    assert_eq!(receiver.bodies.lock().expect("lock").len(), first_tries);
+    let queued = statuses(&engine, setup.instance).await;
+    assert!(queued.iter().all(|s| s == "queued"), "{queued:?}");
+
+    // The redelivery sends everything.
+    let ids = engine
+        .store()
+        .list_notifications(setup.instance, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    engine
+        .store()
+        .redeliver(setup.instance, ids, clock.now())
+        .await
+        .expect("redeliver");
+    run_for(&engine, &clock, Duration::from_secs(1), 3).await;
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+}
+
+#[tokio::test]
+async fn an_ordered_instance_delivers_one_at_a_time_in_storage_order() {
+    let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;
+    let store = open(&setup.url).await;
+    // Turn ordering on the way a PATCH of the instance would store it.
+    let mut instance = store
+        .instance(setup.instance)
+        .await
+        .expect("read")
+        .expect("instance");
+    instance
+        .configuration
+        .insert("event.notification.ordered".into(), json!("true"));
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&setup.url)
+        .await
+        .expect("raw connection");
+    sqlx::query("UPDATE instances SET configuration = $1, updated_at = updated_at + 1")
+        .bind(serde_json::to_string(&instance.configuration).expect("json"))
+        .execute(&mut raw)
+        .await
+        .expect("configured");
+    let engine = engine(store, clock.clock(), RetrySchedule::cloud_elements());
+    changes(&engine, &clock, &setup, "Ordered", 35).await;
+
+    // The head fails: nothing behind it is sent, whatever is due.
+    run_for(&engine, &clock, Duration::from_secs(1), 30).await;
+    let tried = receiver.bodies.lock().expect("lock").clone();
+    let heads: std::collections::HashSet<String> = tried
+        .iter()
+        .map(|b| b["message"]["eventId"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(heads.len(), 1, "only the head was tried: {heads:?}");
+
+    // Back up: everything, one at a time, in the order the poll stored it.
+    *receiver.status.lock().expect("lock") = StatusCode::OK;
+    let before = tried.len();
+    run_for(&engine, &clock, Duration::from_secs(2), 120).await;
+    let delivered = receiver.bodies.lock().expect("lock")[before..].to_vec();
+    assert_eq!(
+        delivered.len(),
+        4,
+        "35 events in 4 notifications, each sent once"
+    );
+    let firsts: Vec<i64> = delivered
+        .iter()
+        .map(|b| {
+            b["message"]["events"][0]["objectId"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("object id")
+        })
+        .collect();
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    assert_eq!(firsts, sorted, "delivered out of order");
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
 }

@@ -84,7 +84,7 @@ macro_rules! event_select {
 }
 use event_select;
 
-fn event_row(row: &PgRow) -> Result<EventRow> {
+pub(super) fn event_row(row: &PgRow) -> Result<EventRow> {
     Ok(EventRow {
         id: EventId(row.try_get("id")?),
         instance_id: InstanceId(row.try_get("instance_id")?),

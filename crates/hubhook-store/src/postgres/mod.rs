@@ -29,10 +29,16 @@
 
 mod deliveries;
 mod events;
+mod feed;
 mod instances;
 mod organizations;
 mod polls;
+mod redelivery;
+mod retention;
+mod settings;
+mod target_versions;
 mod wakeups;
+mod webhook_secrets;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,6 +8,10 @@ use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgRow};
 
+/// Rows per statement of the outbox commit: array parameters instead of one round trip per
+/// row (a page of 1000 records is then a handful of statements).
+const BATCH: usize = 1000;
+
 use super::{
     IN_LIST_CHUNK, PostgresStore, Wake, backlog, duration_ms, new_lease_token, notify,
     optional_timestamp, timestamp,
@@ -378,6 +382,46 @@ impl PostgresStore {
         backlog(&row)
     }
 
+    pub async fn callback_received(
+        &self,
+        instance: InstanceId,
+        resources: Option<&[String]>,
+        deleted: bool,
+        now: Timestamp,
+        reconcile_gap: Duration,
+    ) -> Result<Vec<String>> {
+        let resources = resources.map(<[String]>::to_vec);
+        let (now, gap) = (now.as_millisecond(), duration_ms(reconcile_gap));
+        self.write(move |conn| {
+            Box::pin(async move {
+                let touched: Vec<String> = sqlx::query_scalar(
+                    "UPDATE poll_jobs SET next_run_at = LEAST(next_run_at, $3),
+                         poll_requested = true,
+                         next_reconcile_at = CASE
+                             WHEN $4 AND next_reconcile_at IS NOT NULL THEN
+                                 LEAST(next_reconcile_at,
+                                     GREATEST($3, COALESCE(last_reconciled_at, 0) + $5))
+                             ELSE next_reconcile_at END
+                     WHERE instance_id = $1
+                       AND ($2::text[] IS NULL OR resource = ANY($2))
+                     RETURNING resource",
+                )
+                .bind(instance.0)
+                .bind(resources)
+                .bind(now)
+                .bind(deleted)
+                .bind(gap)
+                .fetch_all(&mut *conn)
+                .await?;
+                if !touched.is_empty() {
+                    notify(conn, Wake::Polls).await?;
+                }
+                Ok(touched)
+            })
+        })
+        .await
+    }
+
     pub async fn poll_trouble(&self) -> Result<PollTrouble> {
         let row = sqlx::query(
             "SELECT COALESCE(COUNT(*) FILTER (WHERE last_error IS NOT NULL), 0) AS failing,
@@ -432,39 +476,19 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
         return Err(StoreError::LeaseLost);
     };
     let now = commit.now.as_millisecond();
-    for object in &commit.observed {
-        sqlx::query(
-            "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
-                 record, deleted, seen_at, numeric_id, organization_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (instance_id, resource, object_id)
-             DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
-                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
-        )
-        .bind(commit.instance_id.0)
-        .bind(&commit.resource)
-        .bind(&object.object_id)
-        .bind(&object.content_hash)
-        .bind(object.updated_at.as_millisecond())
-        .bind(&object.record)
-        .bind(object.deleted)
-        .bind(now)
-        .bind(object.object_id.parse::<i64>().ok())
-        .bind(organization)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for object_id in &commit.vanished {
+    upsert_known_objects(conn, &commit, organization, now).await?;
+    if !commit.vanished.is_empty() {
         sqlx::query(
             "UPDATE known_objects SET deleted = true
-             WHERE instance_id = $1 AND resource = $2 AND object_id = $3",
+             WHERE instance_id = $1 AND resource = $2 AND object_id = ANY($3)",
         )
         .bind(commit.instance_id.0)
         .bind(&commit.resource)
-        .bind(object_id)
+        .bind(&commit.vanished)
         .execute(&mut *conn)
         .await?;
     }
+    lock_instance_order(conn, commit.instance_id).await?;
     let outcome = insert_events(conn, &commit, organization, now).await?;
     if outcome.notifications_inserted > 0 {
         notify(conn, Wake::Deliveries).await?;
@@ -506,70 +530,176 @@ async fn insert_events(
 ) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
     let mut new_events = HashSet::new();
-    for event in &commit.events {
-        // Event ids are deterministic, so a change seen twice lands once.
-        let inserted = sqlx::query(
+    for chunk in commit.events.chunks(BATCH) {
+        // Event ids are deterministic, so a change seen twice lands once. Rows are inserted
+        // in the commit's order (ORDINALITY), which is their storage order.
+        let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO events (id, instance_id, object_type, object_id, event_type, event_date,
                  record, created_at, organization_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO NOTHING",
+             SELECT id, $1, object_type, object_id, event_type, event_date, record, $2, $3
+             FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::text[])
+                 WITH ORDINALITY AS e (id, object_type, object_id, event_type, event_date,
+                     record, n)
+             ORDER BY n
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id",
         )
-        .bind(&event.id.0)
         .bind(commit.instance_id.0)
-        .bind(&event.object_type)
-        .bind(&event.object_id)
-        .bind(&event.event_type)
-        .bind(event.event_date.as_millisecond())
-        .bind(&event.record_json)
         .bind(now)
         .bind(organization)
-        .execute(&mut *conn)
+        .bind(chunk.iter().map(|e| e.id.0.as_str()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.object_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.object_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.event_date.as_millisecond())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.record_json.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
         .await?;
-        if inserted.rows_affected() > 0 {
-            outcome.events_inserted += 1;
-            new_events.insert(event.id.0.as_str());
+        outcome.events_inserted += inserted.len();
+        new_events.extend(inserted);
+    }
+    // A notification made only of events stored before (the same changes seen by an earlier,
+    // overlapping run, grouped differently) would deliver them a second time.
+    let notifications: Vec<_> = commit
+        .notifications
+        .iter()
+        .filter(|n| n.event_ids.iter().any(|id| new_events.contains(&id.0)))
+        .collect();
+    // An event keeps the first notification that carried it; a later duplicate does not
+    // rewrite that history.
+    let mut links: Vec<(&str, &str)> = Vec::new();
+    let mut linked = HashSet::new();
+    for notification in &notifications {
+        for event in &notification.event_ids {
+            if linked.insert(event.0.as_str()) {
+                links.push((event.0.as_str(), notification.id.0.as_str()));
+            }
         }
     }
-    for notification in &commit.notifications {
-        // A notification made only of events stored before (the same changes seen by an
-        // earlier, overlapping run, grouped differently) would deliver them a second time.
-        if !notification
-            .event_ids
-            .iter()
-            .any(|id| new_events.contains(id.0.as_str()))
-        {
-            continue;
-        }
+    for chunk in notifications.chunks(BATCH) {
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, instance_id, body, status, failed_attempts,
                  next_attempt_at, created_at, organization_id)
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)
+             SELECT id, $1, body, 'pending', 0, $2, $2, $3
+             FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS n (id, body, k)
+             ORDER BY k
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&notification.id.0)
         .bind(commit.instance_id.0)
-        .bind(&notification.body)
         .bind(now)
         .bind(organization)
+        .bind(chunk.iter().map(|n| n.id.0.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|n| n.body.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
-        if inserted.rows_affected() > 0 {
-            outcome.notifications_inserted += 1;
-        }
-        // An event keeps the first notification that carried it; a later duplicate does not
-        // rewrite that history.
-        for event_id in &notification.event_ids {
-            sqlx::query(
-                "UPDATE events SET notification_id = $1
-                 WHERE id = $2 AND notification_id IS NULL",
-            )
-            .bind(&notification.id.0)
-            .bind(&event_id.0)
-            .execute(&mut *conn)
-            .await?;
-        }
+        outcome.notifications_inserted +=
+            usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX);
+    }
+    for chunk in links.chunks(BATCH) {
+        sqlx::query(
+            "UPDATE events e SET notification_id = l.notification
+             FROM unnest($1::text[], $2::text[]) AS l (event, notification)
+             WHERE e.id = l.event AND e.notification_id IS NULL",
+        )
+        .bind(chunk.iter().map(|(e, _)| *e).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(outcome)
+}
+
+/// Upserts what the poll saw of each object, as array parameters (one statement per
+/// [`BATCH`] objects, not one per object). An object seen twice in one commit keeps its last
+/// sighting, as one statement per object would (one upsert cannot touch a row twice).
+async fn upsert_known_objects(
+    conn: &mut PgConnection,
+    commit: &PollCommit,
+    organization: i64,
+    now: i64,
+) -> Result<()> {
+    let mut last = HashMap::new();
+    for (n, object) in commit.observed.iter().enumerate() {
+        last.insert(object.object_id.as_str(), n);
+    }
+    let objects: Vec<_> = commit
+        .observed
+        .iter()
+        .enumerate()
+        .filter(|(n, object)| last.get(object.object_id.as_str()) == Some(n))
+        .map(|(_, object)| object)
+        .collect();
+    for chunk in objects.chunks(BATCH) {
+        sqlx::query(
+            "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
+                 record, deleted, seen_at, numeric_id, organization_id)
+             SELECT $1, $2, object_id, content_hash, updated_at, record, deleted, $3, numeric_id,
+                 $4
+             FROM unnest($5::text[], $6::text[], $7::int8[], $8::text[], $9::bool[], $10::int8[])
+                 AS o (object_id, content_hash, updated_at, record, deleted, numeric_id)
+             ON CONFLICT (instance_id, resource, object_id)
+             DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
+                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
+        )
+        .bind(commit.instance_id.0)
+        .bind(&commit.resource)
+        .bind(now)
+        .bind(organization)
+        .bind(
+            chunk
+                .iter()
+                .map(|o| o.object_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|o| o.content_hash.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|o| o.updated_at.as_millisecond())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|o| o.record.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| o.deleted).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|o| o.object_id.parse::<i64>().ok())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The end of a poll: cursor, schedule, figures, reconciliation, and the lease released.
@@ -656,4 +786,21 @@ fn poll_job(row: &PgRow) -> Result<PollJob> {
 
 fn count64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+/// Takes the instance's storage-order lock until the transaction ends. Events and
+/// notifications draw their `position` (their storage order, which the pull feed and ordered
+/// delivery follow) when inserted; two transactions of one instance inserting at once could
+/// commit in the other order than they drew positions, and a reader paging by position would
+/// then skip the row that committed late. Under this lock, one instance's inserts draw and
+/// commit in the same order. Other instances are not held up.
+pub(super) async fn lock_instance_order(
+    conn: &mut PgConnection,
+    instance: InstanceId,
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(instance.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

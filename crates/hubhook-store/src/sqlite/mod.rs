@@ -14,9 +14,15 @@
 
 mod deliveries;
 mod events;
+mod feed;
 mod instances;
 mod organizations;
 mod polls;
+mod redelivery;
+mod retention;
+mod settings;
+mod target_versions;
+mod webhook_secrets;
 mod writer;
 
 use std::path::PathBuf;

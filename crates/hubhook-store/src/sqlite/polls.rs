@@ -374,6 +374,44 @@ impl SqliteStore {
         backlog(&row)
     }
 
+    pub async fn callback_received(
+        &self,
+        instance: InstanceId,
+        resources: Option<&[String]>,
+        deleted: bool,
+        now: Timestamp,
+        reconcile_gap: Duration,
+    ) -> Result<Vec<String>> {
+        let resources =
+            resources.map(|names| serde_json::to_string(names).unwrap_or_else(|_| "[]".into()));
+        let (now, gap) = (now.as_millisecond(), duration_ms(reconcile_gap));
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let touched: Vec<String> = sqlx::query_scalar(
+                        "UPDATE poll_jobs SET next_run_at = min(next_run_at, $3), poll_requested = 1,
+                             next_reconcile_at = CASE
+                                 WHEN $4 = 1 AND next_reconcile_at IS NOT NULL THEN
+                                     min(next_reconcile_at,
+                                         max($3, COALESCE(last_reconciled_at, 0) + $5))
+                                 ELSE next_reconcile_at END
+                         WHERE instance_id = $1
+                           AND ($2 IS NULL OR resource IN (SELECT value FROM json_each($2)))
+                         RETURNING resource",
+                    )
+                    .bind(instance.0)
+                    .bind(resources)
+                    .bind(now)
+                    .bind(i64::from(deleted))
+                    .bind(gap)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Ok(touched)
+                })
+            })
+            .await
+    }
+
     pub async fn poll_trouble(&self) -> Result<PollTrouble> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(last_error IS NOT NULL), 0) AS failing,

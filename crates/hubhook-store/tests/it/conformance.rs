@@ -7,9 +7,9 @@ use std::time::Duration;
 use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
     AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, KnownId, KnownObject,
-    LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, ObservedObject,
-    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, Principal,
-    Reconciled, Store, StoreError, UserId,
+    LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, NotificationFilter,
+    ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
+    PollProgress, Principal, Reconciled, Store, StoreError, UserId,
 };
 use jiff::{Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -211,6 +211,23 @@ pub fn commit_with_events(
         .events
         .iter()
         .map(|e| observed(&e.object_id, &format!("hash-{}", e.object_id)))
+        .collect();
+    commit
+}
+
+/// [`commit_with_events`] with one notification per event (`notification-{n}` for event `n`).
+fn commit_one_per_event(
+    instance: InstanceId,
+    resource: &str,
+    owner: &str,
+    first: usize,
+    events: usize,
+) -> PollCommit {
+    let mut commit = commit_with_events(instance, resource, owner, first, events);
+    commit.notifications = commit
+        .events
+        .iter()
+        .map(|e| notification(e.id.0["event-".len()..].parse().unwrap(), &[e]))
         .collect();
     commit
 }
@@ -582,13 +599,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
 pub async fn check_finish_attempt_outcomes(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
-    let mut commit = commit_with_events(instance.id, "contacts", "poller", 0, 3);
-    commit.notifications = commit
-        .events
-        .iter()
-        .enumerate()
-        .map(|(n, e)| notification(n, &[e]))
-        .collect();
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 3);
     store.commit_poll(commit).await.unwrap();
 
     let now = t0() + 2.seconds();
@@ -605,6 +616,7 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     );
     let id = |n: usize| NotificationId(format!("notification-{n}"));
     let attempt = |n: usize, owner: &str, outcome| AttemptRecord {
+        attempt_id: None,
         notification_id: id(n),
         owner: owner.into(),
         lease_token: token_of(owner, &id(n).0),
@@ -612,6 +624,7 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
         status_code: Some(500),
         latency_ms: 12,
         error: Some("server error".into()),
+        response_excerpt: Some("the answer".into()),
         outcome,
     };
 
@@ -656,6 +669,8 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     assert_eq!(a0[0].attempted_at, now);
     assert_eq!(a0[0].latency_ms, 12);
     assert_eq!(a0[0].error, None);
+    assert_eq!(a0[0].response_excerpt.as_deref(), Some("the answer"));
+    assert_eq!(a0[0].outcome, "delivered");
     let a2 = store.list_attempts(&id(2)).await.unwrap();
     assert_eq!(a2[0].status_code, None);
     assert_eq!(a2[0].error.as_deref(), Some("connection refused"));
@@ -1116,6 +1131,7 @@ pub async fn check_releasing_a_nodes_leases(store: &Store) {
 
     // The old process's claims cannot write.
     let attempt = AttemptRecord {
+        attempt_id: None,
         notification_id: notes[0].id.clone(),
         owner: "a".into(),
         lease_token: notes[0].lease_token.clone(),
@@ -1123,6 +1139,7 @@ pub async fn check_releasing_a_nodes_leases(store: &Store) {
         status_code: Some(200),
         latency_ms: 1,
         error: None,
+        response_excerpt: None,
         outcome: AttemptOutcome::Delivered,
     };
     let err = store.finish_attempt(attempt).await.unwrap_err();
@@ -1142,13 +1159,7 @@ pub async fn check_backlogs(store: &Store) {
     assert_eq!(store.poll_backlog(t0()).await.unwrap().due, 1);
 
     let claimed = claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
-    let mut commit = commit_with_events(instance.id, &claimed[0].resource, "a", 0, 2);
-    commit.notifications = commit
-        .events
-        .iter()
-        .enumerate()
-        .map(|(n, e)| notification(n, &[e]))
-        .collect();
+    let commit = commit_one_per_event(instance.id, &claimed[0].resource, "a", 0, 2);
     store.commit_poll(commit).await.unwrap();
     let now = t0() + 10.seconds();
     let backlog = store.delivery_backlog(now).await.unwrap();
@@ -1161,6 +1172,7 @@ pub async fn check_backlogs(store: &Store) {
     assert_eq!(store.queued_notifications().await.unwrap(), 0);
     store
         .finish_attempt(AttemptRecord {
+            attempt_id: None,
             notification_id: notes[0].id.clone(),
             owner: "d".into(),
             lease_token: notes[0].lease_token.clone(),
@@ -1168,6 +1180,7 @@ pub async fn check_backlogs(store: &Store) {
             status_code: None,
             latency_ms: 1,
             error: Some("refused".into()),
+            response_excerpt: None,
             outcome: AttemptOutcome::Queued,
         })
         .await
@@ -1409,4 +1422,395 @@ pub async fn check_deferring_a_poll_hands_it_back(store: &Store) {
     );
     let again = claim_jobs(store, "b", later, LEASE, 10).await.unwrap();
     assert_eq!(again.len(), 1);
+}
+
+pub async fn check_a_callback_makes_its_jobs_due(store: &Store) {
+    let instance = instance_with(store, &["companies", "contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    for resource in ["companies", "contacts"] {
+        let mut commit = poll_commit(instance.id, resource, "a");
+        done(&mut commit).schedule_reconcile_at = Some(t0() + 3600.seconds());
+        store.commit_poll(commit).await.unwrap();
+    }
+    let at = t0() + 10.seconds();
+    let gap = Duration::from_secs(60);
+    let only = ["contacts".to_string()];
+
+    // An update: the job is due now; its reconciliation stays where it was.
+    let touched = store
+        .callback_received(instance.id, Some(&only), false, at, gap)
+        .await
+        .unwrap();
+    assert_eq!(touched, vec!["contacts".to_string()]);
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    let job = |name: &str| jobs.iter().find(|j| j.resource == name).unwrap().clone();
+    assert_eq!(job("contacts").next_run_at, at);
+    assert_eq!(
+        job("contacts").next_reconcile_at,
+        Some(t0() + 3600.seconds())
+    );
+    assert_eq!(
+        job("companies").next_run_at,
+        t0() + 60.seconds(),
+        "another resource"
+    );
+
+    // A delete brings reconciliation forward, never before the gap after the last one.
+    store
+        .callback_received(instance.id, Some(&only), true, at, gap)
+        .await
+        .unwrap();
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    let contacts = jobs.iter().find(|j| j.resource == "contacts").unwrap();
+    assert_eq!(contacts.next_reconcile_at, Some(at));
+
+    // Unknown kinds of records: every job of the instance.
+    let touched = store
+        .callback_received(instance.id, None, false, at, gap)
+        .await
+        .unwrap();
+    assert_eq!(touched.len(), 2);
+    // Another instance's jobs are never touched.
+    let other = store
+        .callback_received(InstanceId(instance.id.0 + 1000), None, true, at, gap)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+pub async fn check_webhook_secrets_rotate_with_an_overlap(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let org = instance.organization_id;
+    let (other_org, _) = organization(store, 2).await;
+    assert_eq!(store.webhook_secrets(instance.id).await.unwrap(), None);
+
+    let set = |org, secret: &str, now| {
+        store.rotate_webhook_secret(
+            org,
+            instance.id,
+            secret.into(),
+            now,
+            Duration::from_secs(60),
+        )
+    };
+    assert!(set(org, "whsec_first", t0()).await.unwrap());
+    let first = store.webhook_secrets(instance.id).await.unwrap().unwrap();
+    assert_eq!(first.current, "whsec_first");
+    assert_eq!(first.previous, None, "nothing to overlap with at creation");
+    assert_eq!(first.updated_at, t0());
+
+    // Another organization's rotation is refused and changes nothing.
+    assert!(!set(other_org, "whsec_stolen", t0()).await.unwrap());
+    assert_eq!(
+        store.webhook_secrets(instance.id).await.unwrap().unwrap(),
+        first
+    );
+
+    let later = t0() + 10.seconds();
+    assert!(set(org, "whsec_second", later).await.unwrap());
+    let second = store.webhook_secrets(instance.id).await.unwrap().unwrap();
+    assert_eq!(second.current, "whsec_second");
+    assert_eq!(
+        second.previous,
+        Some(("whsec_first".to_string(), later + 60.seconds()))
+    );
+    assert!(
+        !format!("{second:?}").contains("whsec_"),
+        "Debug masks the secrets"
+    );
+
+    assert!(store.delete_instance(org, instance.id).await.unwrap());
+    assert_eq!(store.webhook_secrets(instance.id).await.unwrap(), None);
+}
+
+pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let org = instance.organization_id;
+    claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 3);
+    store.commit_poll(commit).await.unwrap();
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let now = t0() + 2.seconds();
+    let versions = store
+        .delivery_config_versions(&[instance.id])
+        .await
+        .unwrap();
+    let before = versions[&instance.id];
+
+    // One claimed notification is answered 410: the subscription is deactivated and the other
+    // two are queued without being tried.
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let gone = claimed[0].id.clone();
+    store
+        .finish_attempt(AttemptRecord {
+            attempt_id: None,
+            notification_id: gone.clone(),
+            owner: "d".into(),
+            lease_token: claimed[0].lease_token.clone(),
+            attempted_at: now,
+            status_code: Some(410),
+            latency_ms: 3,
+            error: Some("callback answered HTTP 410".into()),
+            response_excerpt: Some("gone".into()),
+            outcome: AttemptOutcome::Deactivated,
+        })
+        .await
+        .unwrap();
+    let deactivation = store.deactivation(instance.id).await.unwrap().unwrap();
+    assert_eq!(deactivation.deactivated_at, now);
+    assert_eq!(deactivation.reason, "callback answered HTTP 410");
+    assert!(
+        claim_notifications(store, "d", now + 1.hours(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let filter = |statuses: &[&str]| NotificationFilter {
+        organization: org,
+        instance: Some(instance.id),
+        statuses: statuses.iter().map(|s| s.to_string()).collect(),
+        since: None,
+        until: None,
+        after: None,
+        limit: 10,
+    };
+    let queued = store.find_notifications(filter(&["queued"])).await.unwrap();
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    assert_eq!(
+        store.attempt_counts(&[gone.clone(), id(9)]).await.unwrap(),
+        [1, 0]
+    );
+
+    // Another organization sees none of them.
+    let (other, _) = organization(store, 2).await;
+    let mut theirs = filter(&[]);
+    theirs.organization = other;
+    assert!(store.find_notifications(theirs).await.unwrap().is_empty());
+
+    // Paging: newest first, the cursor continues after the last one shown.
+    let mut first_page = filter(&[]);
+    first_page.limit = 2;
+    let page = store.find_notifications(first_page.clone()).await.unwrap();
+    assert_eq!(page.len(), 2);
+    let mut next = first_page;
+    next.after = Some((page[1].created_at, page[1].id.clone()));
+    let rest = store.find_notifications(next).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!page.iter().any(|n| n.id == rest[0].id));
+
+    // Redelivery reactivates and makes them due with a fresh schedule.
+    let due = store
+        .redeliver(
+            instance.id,
+            queued.iter().map(|n| n.id.clone()).collect(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(due, 3);
+    assert_eq!(store.deactivation(instance.id).await.unwrap(), None);
+    let again = claim_notifications(store, "d", now, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|n| n.failed_attempts == 0));
+    assert_eq!(
+        store.list_attempts(&gone).await.unwrap().len(),
+        1,
+        "history kept"
+    );
+
+    // Settings: stored per key, and they change the configuration version.
+    assert!(store.organization_settings(org).await.unwrap().is_empty());
+    let settings = object(json!({ "notification.webhook.failure.policy": "queue" }));
+    store
+        .update_organization_settings(org, settings.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(store.organization_settings(org).await.unwrap(), settings);
+    let after = store
+        .delivery_config_versions(&[instance.id])
+        .await
+        .unwrap()[&instance.id];
+    assert_ne!(before, after);
+}
+
+pub async fn check_the_pull_feed_pages_in_storage_order(store: &Store) {
+    let instance = instance_with(store, &["a", "b"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    // "b" is committed first, with later event dates: storage order wins.
+    let mut first = commit_with_events(instance.id, "b", "p", 10, 3);
+    for event in &mut first.events {
+        event.event_date = t0() + 1.hours();
+    }
+    store.commit_poll(first).await.unwrap();
+    store
+        .commit_poll(commit_with_events(instance.id, "a", "p", 0, 2))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.events_after(instance.id, after, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.iter().all(|(position, _)| *position > after));
+        after = page.last().unwrap().0;
+        seen.extend(page.into_iter().map(|(_, e)| e.id.0));
+    }
+    assert_eq!(
+        seen,
+        ["event-10", "event-11", "event-12", "event-0", "event-1"]
+    );
+    // Nothing is given twice, and a later commit continues after the last position.
+    claim_jobs(store, "p", t0() + 24.hours(), LEASE, 10)
+        .await
+        .unwrap();
+    store
+        .commit_poll(commit_with_events(instance.id, "a", "p", 20, 1))
+        .await
+        .unwrap();
+    let rest = store.events_after(instance.id, after, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].1.id.0, "event-20");
+}
+
+pub async fn check_pruning_removes_at_most_a_batch(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 3);
+    store.commit_poll(commit).await.unwrap();
+    let now = t0() + 2.seconds();
+    for n in claim_notifications(store, "d", now, LEASE, 10)
+        .await
+        .unwrap()
+    {
+        store
+            .finish_attempt(AttemptRecord {
+                attempt_id: None,
+                notification_id: n.id.clone(),
+                owner: "d".into(),
+                lease_token: n.lease_token,
+                attempted_at: now,
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+                response_excerpt: None,
+                outcome: AttemptOutcome::Delivered,
+            })
+            .await
+            .unwrap();
+    }
+    let later = now + 1.hours();
+    for expected in [1, 1, 1, 0] {
+        let pruned = store.prune(later, t0(), 1).await.unwrap();
+        assert_eq!(
+            (pruned.notifications, pruned.attempts, pruned.events),
+            (expected, expected, 0)
+        );
+    }
+    for expected in [2, 1, 0] {
+        assert_eq!(store.prune(later, later, 2).await.unwrap().events, expected);
+    }
+    assert!(store.list_events(instance.id, 10).await.unwrap().is_empty());
+}
+
+pub async fn check_claims_share_out_among_instances(store: &Store) {
+    let busy = instance_with(store, &["contacts"]).await;
+    let quiet = store
+        .create_instance(new_instance(
+            busy.organization_id,
+            busy.user_id,
+            2,
+            &["contacts"],
+        ))
+        .await
+        .unwrap();
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    // The busy instance has five older notifications, the quiet one a single newer one.
+    let backlog = commit_one_per_event(busy.id, "contacts", "p", 0, 5);
+    store.commit_poll(backlog).await.unwrap();
+    let mut late = commit_with_events(quiet.id, "contacts", "p", 10, 1);
+    late.now = t0() + 5.seconds();
+    store.commit_poll(late).await.unwrap();
+
+    let now = t0() + 10.seconds();
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 2, &[], 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["notification-0", "notification-10"],
+        "one each, oldest first"
+    );
+
+    // A skipped instance gets nothing, the others the whole claim.
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 10, &[busy.id], 10)
+        .await
+        .unwrap();
+    assert!(
+        claimed.is_empty(),
+        "the quiet instance's only one is leased already"
+    );
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 10, &[quiet.id], 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3, "at most three of one instance");
+    assert!(claimed.iter().all(|n| n.instance_id == busy.id));
+}
+
+pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_with_events(instance.id, "contacts", "p", 0, 1))
+        .await
+        .unwrap();
+    let now = t0() + 2.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    let n = &claimed[0];
+    let stranger = LeaseToken("not-the-claim".into());
+    let err = store
+        .begin_attempt(&n.id, &stranger, "d", now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let id = store
+        .begin_attempt(&n.id, &n.lease_token, "d", now)
+        .await
+        .unwrap();
+    let rows = store.list_attempts(&n.id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, "started", "a crash now leaves this row");
+    assert_eq!(rows[0].status_code, None);
+    store
+        .finish_attempt(AttemptRecord {
+            attempt_id: Some(id),
+            notification_id: n.id.clone(),
+            owner: "d".into(),
+            lease_token: n.lease_token.clone(),
+            attempted_at: now,
+            status_code: Some(200),
+            latency_ms: 5,
+            error: None,
+            response_excerpt: Some("ok".into()),
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+    let rows = store.list_attempts(&n.id).await.unwrap();
+    assert_eq!(rows.len(), 1, "the begun row is completed, not doubled");
+    assert_eq!(rows[0].outcome, "delivered");
+    assert_eq!(rows[0].status_code, Some(200));
 }

@@ -195,7 +195,13 @@ async fn work_made_on_one_node_wakes_another() {
     ))
     .await
     .unwrap();
+    let committed = std::time::Instant::now();
     assert_eq!(next(&mut wakeups).await, Wake::Deliveries);
+    // A figure, not an assertion (timing goals belong to benchmarks).
+    println!(
+        "wake-up across nodes: heard {:?} after the commit returned",
+        committed.elapsed()
+    );
     a.close().await;
     b.close().await;
 }

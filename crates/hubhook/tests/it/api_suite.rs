@@ -150,9 +150,11 @@ impl Fixture {
             ("eventId", _) => self.event.clone(),
             ("configId", _) => self.config_id.to_string(),
             ("resource", _) => "contacts".into(),
+            ("instanceId", _) => self.instance.to_string(),
+            ("recordId", _) => "1".into(),
             ("notificationId", _) | ("id", "notifications") => self.notification.clone(),
             ("id", "instances" | "elements") => self.instance.to_string(),
-            ("id", "organizations") => self.app.org.organization_id.to_string(),
+            ("id", "organizations" | "accounts") => self.app.org.organization_id.to_string(),
             ("id", "users") => self.app.org.user_id.to_string(),
             _ if op.is_hub() => "1".into(),
             _ => panic!(

@@ -33,6 +33,8 @@ pub struct Received {
     pub body: Bytes,
     /// `None` while the receiver holds the request without answering ([`Behaviour::Hang`]).
     pub answered: Option<u16>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// How the receiver answers.
@@ -42,6 +44,10 @@ pub enum Behaviour {
     Accept,
     /// Never answer (the request is recorded on arrival).
     Hang,
+    /// This status, with the body `answer <status>`.
+    Status(u16),
+    /// 429 with `Retry-After: <seconds>`.
+    TooManyRequests(u32),
 }
 
 impl Received {
@@ -163,21 +169,31 @@ async fn receive(
     State(state): State<Arc<ReceiverState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
     let behaviour = *state.behaviour.lock().expect("lock");
     let status = match behaviour {
         Behaviour::Accept => Some(StatusCode::OK),
         Behaviour::Hang => None,
+        Behaviour::Status(code) => Some(StatusCode::from_u16(code).expect("status")),
+        Behaviour::TooManyRequests(_) => Some(StatusCode::TOO_MANY_REQUESTS),
     };
     state.received.lock().expect("lock").push(Received {
         headers,
         body,
         answered: status.map(|s| s.as_u16()),
+        at: std::time::Instant::now(),
     });
     state.arrived.notify_waiters();
-    match status {
-        Some(status) => status,
-        None => std::future::pending().await,
+    let Some(status) = status else {
+        return std::future::pending().await;
+    };
+    match behaviour {
+        Behaviour::TooManyRequests(seconds) => {
+            (status, [("Retry-After", seconds.to_string())]).into_response()
+        }
+        Behaviour::Status(code) => (status, format!("answer {code}")).into_response(),
+        _ => status.into_response(),
     }
 }
 
@@ -294,6 +310,17 @@ impl TestApp {
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Creates another organization; returns its `Authorization` header.
+    pub async fn other_organization(&self) -> String {
+        let other = hubhook::org::create(self.server().store(), "other")
+            .await
+            .expect("other organization");
+        format!(
+            "User {}, Organization {}",
+            other.user_secret, other.organization_secret
         )
     }
 
@@ -486,6 +513,20 @@ impl TestApp {
         self.http
             .request(method, format!("{}/{path}", self.sim.base_url()))
             .header("Authorization", format!("Basic {basic}"))
+    }
+
+    /// Creates a contact in the simulator; returns its id as events carry it (a string).
+    pub fn add_contact(&self, first_name: &str) -> String {
+        let company = self.sim.sim.ids("company/companies")[0];
+        let contact = self
+            .sim
+            .sim
+            .create(
+                "company/contacts",
+                json!({ "firstName": first_name, "lastName": "Added", "company": { "id": company } }),
+            )
+            .expect("contact created");
+        contact["id"].as_i64().expect("id").to_string()
     }
 
     /// Changes a contact's title in the simulator, as a ConnectWise user would.

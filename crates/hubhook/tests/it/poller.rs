@@ -507,6 +507,70 @@ async fn bad_poller_settings_are_refused_with_the_field_named() {
     let (status, list) = app.get("/instances").await;
     assert_eq!(status, 200);
     assert_eq!(list, json!([]), "nothing stored on refusal");
+
+    // The same checks on PATCH, and the stored configuration stays as it was.
+    let instance = create(&app, &body_with(&app, json!({}), json!({}))).await;
+    let (_, before) = app.get(&format!("/instances/{instance}")).await;
+    let mut bad_block =
+        app.documented_body()["configuration"]["event.poller.configuration"].clone();
+    bad_block["contacts"]["massDeleteThreshold"] = json!("lots");
+    for (configuration, field) in [
+        (
+            json!({"event.poller.firstRun": "yesterday"}),
+            "event.poller.firstRun",
+        ),
+        (
+            json!({"event.poller.configuration": bad_block}),
+            "massDeleteThreshold",
+        ),
+    ] {
+        let response = app
+            .http
+            .patch(app.api(&format!("/instances/{instance}")))
+            .header("Authorization", app.auth())
+            .json(&json!({ "configuration": configuration }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 400, "{field}: {text}");
+        assert!(text.contains(field), "{field} not named: {text}");
+    }
+    let (_, after) = app.get(&format!("/instances/{instance}")).await;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn records_without_a_readable_date_are_counted_and_never_stop_a_poll() {
+    let app = spawn_app().await;
+    let mut body = body_with(&app, json!({}), json!({}));
+    let dates =
+        &mut body["configuration"]["event.poller.configuration"]["contacts"]["datesConfiguration"];
+    dates["updatedDateField"] = json!("_info.noSuchDate");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let instance = response.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    // The poll ends as a success that read 20 records and could use none of them.
+    let health = wait_for_health(&app, instance, "contacts", |r| {
+        r["recordProblems"].as_u64().is_some_and(|n| n > 0) && r["lastSuccess"].is_string()
+    })
+    .await;
+    assert_eq!(health["recordProblems"], 20, "{health}");
+    assert!(events_of(&app.receiver, "CREATED").is_empty());
+    assert_eq!(health["status"], "warning", "{health}");
+    assert!(
+        health["lastError"].is_null(),
+        "the poll itself succeeded: {health}"
+    );
+    assert!(
+        health["recordProblem"]
+            .as_str()
+            .is_some_and(|p| p.contains("noSuchDate")),
+        "{health}"
+    );
 }
 
 #[tokio::test]
@@ -659,4 +723,163 @@ async fn a_poll_longer_than_its_lease_keeps_it_and_is_not_run_twice() {
     }
     assert!(per_object.values().all(|n| *n == 1), "{per_object:?}");
     second.stop().await.expect("second node stops");
+}
+
+/// A server with the documented instance polled only hourly, its baseline done.
+async fn hourly_instance() -> (TestApp, i64) {
+    let app = spawn_app().await;
+    let body = body_with(
+        &app,
+        json!({}),
+        json!({"event.poller.refresh_interval": "60"}),
+    );
+    let instance = create(&app, &body).await;
+    (app, instance)
+}
+
+/// The address a user registers in ConnectWise for an instance.
+fn callback_address(app: &TestApp, instance: i64) -> String {
+    app.api(&format!("/events/connectwisecrmrest/{instance}/"))
+}
+
+async fn next_run(app: &TestApp, instance: i64) -> jiff::Timestamp {
+    app.server()
+        .store()
+        .poll_jobs(hubhook_core::InstanceId(instance))
+        .await
+        .expect("jobs")[0]
+        .next_run_at
+}
+
+#[tokio::test]
+async fn connectwise_callbacks_bring_changes_and_deletes_at_once() {
+    // Polled hourly: only a callback can explain an event within the test's wait.
+    let (app, instance) = hourly_instance().await;
+    connectwise_ok(
+        &app,
+        Method::POST,
+        "system/callbacks",
+        Some(json!({
+            "url": callback_address(&app, instance),
+            "type": "contact",
+            "level": "owner",
+            "objectId": 0,
+            "description": "hubhook",
+        })),
+    )
+    .await;
+
+    let id = app.sim.sim.ids("company/contacts")[5];
+    connectwise_ok(
+        &app,
+        Method::PATCH,
+        &format!("company/contacts/{id}"),
+        Some(json!([{"op": "replace", "path": "title", "value": "Called back"}])),
+    )
+    .await;
+    let (event, _) = app
+        .receiver
+        .wait_for_event(WAIT, |e| e["eventType"] == "UPDATED" && is_about(e, id))
+        .await;
+    assert_eq!(event["changedFields"], json!(["title"]));
+
+    let gone = app.sim.sim.ids("company/contacts")[6];
+    connectwise_ok(
+        &app,
+        Method::DELETE,
+        &format!("company/contacts/{gone}"),
+        None,
+    )
+    .await;
+    app.receiver
+        .wait_for_event(WAIT, |e| e["eventType"] == "DELETED" && is_about(e, gone))
+        .await;
+    // ConnectWise's deliveries were all accepted.
+    let deliveries = app.sim.sim.callback_deliveries();
+    assert!(
+        deliveries.as_array().is_some_and(|d| d.len() >= 2),
+        "{deliveries}"
+    );
+}
+
+#[tokio::test]
+async fn forged_connectwise_callbacks_are_refused_and_change_nothing() {
+    let (app, instance) = hourly_instance().await;
+    let before = next_run(&app, instance).await;
+    let codebase = app.sim.base_url();
+    let codebase = codebase.split("/apis/").next().expect("codebase");
+    let key_url = format!(
+        "{codebase}//system/callbackkey/index.rails?companyName=demo&id={}",
+        app.sim.sim.callback_key_id()
+    );
+    let no_key_url = format!("{codebase}//system/callbackkey/index.rails?companyName=demo&id=nope");
+    let message = |key_url: &str| {
+        json!({
+            "Action": "updated", "ID": 1, "Type": "contact", "CompanyId": "demo",
+            "Metadata": {"key_url": key_url},
+        })
+        .to_string()
+    };
+    let real_key = app.sim.sim.callback_signing_key();
+    let signed = |key: &str, body: &str| connectwise_sim::sign_callback(key, body.as_bytes());
+    let post = |url: String, body: String, signature: Option<String>| {
+        let mut request = app.http.post(url).body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-content-signature", signature);
+        }
+        request.send()
+    };
+    let address = format!("{}123", callback_address(&app, instance));
+    let cases = [
+        // No signature.
+        (message(&key_url), None, 401),
+        // Signed with another key.
+        (
+            message(&key_url),
+            Some(signed("guess", &message(&key_url))),
+            401,
+        ),
+        // Signed for another body.
+        (message(&key_url), Some(signed(&real_key, "{}")), 401),
+        // A key URL that serves no key.
+        (
+            message(&no_key_url),
+            Some(signed(&real_key, &message(&no_key_url))),
+            502,
+        ),
+        // A key URL on another host: never fetched with the instance's credentials.
+        (
+            message("http://127.0.0.1:9/system/callbackkey"),
+            Some(signed(
+                &real_key,
+                &message("http://127.0.0.1:9/system/callbackkey"),
+            )),
+            401,
+        ),
+        // Not a callback at all.
+        ("{\"hello\": 1}".to_string(), Some("x".into()), 400),
+    ];
+    for (body, signature, expected) in cases {
+        let response = post(address.clone(), body.clone(), signature)
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.expect("error body");
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["message"].is_string(), "{answer}");
+    }
+    let unknown = post(
+        app.api("/events/connectwisecrmrest/999999/1"),
+        message(&key_url),
+        None,
+    )
+    .await
+    .expect("sent");
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        next_run(&app, instance).await,
+        before,
+        "no poll was made due"
+    );
+    assert!(app.receiver.events().is_empty());
 }

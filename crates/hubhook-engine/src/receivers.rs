@@ -1,0 +1,409 @@
+//! Isolation between receivers: per callback origin (`scheme://host:port`), a limit on
+//! deliveries in flight, a rate limit, and a circuit breaker.
+//!
+//! One dead, slow or throttling receiver must not take the delivery slots of healthy ones.
+//! Three mechanisms do it, all per origin and per node (each node protects its own slots, so
+//! nothing needs coordinating):
+//!
+//! - **Concurrency**: at most `receiver_concurrency` deliveries in flight to one origin, so a
+//!   receiver that hangs holds at most that many of the node's slots until the timeout.
+//! - **Rate** (off unless configured): a token bucket of `receiver_rate` deliveries per second
+//!   (burst of one second's worth), so a backlog drains at a pace the receiver can take.
+//! - **Circuit breaker**: after `breaker_threshold` consecutive failures that say the receiver
+//!   is unwell (no answer, a timeout, a 5xx or a 429), the origin is *open* for a cooldown (30 s,
+//!   doubling up to 10 min while it keeps failing): nothing is sent. Then one delivery is let
+//!   through as a probe (*half-open*); its success closes the breaker, its failure opens it
+//!   again. Other 4xx answers come from a receiver that is up, so they do not count.
+//!
+//! The dispatcher asks [`Receivers::skip`] which instances to leave out of the next claim
+//! (their origin is open, probing, full or out of tokens), so their notifications stay in the
+//! database instead of taking slots, and claims go to instances whose receivers can take them.
+//! A notification claimed anyway (a race between claim and admission) is released unattempted
+//! and due again when the origin can take it: no POST is made, so no attempt is recorded.
+//!
+//! The limiter and breaker are written here rather than taken from a crate because they run
+//! on the engine's clock (tests move it by hand) and the claim needs to ask "is this origin
+//! able to take work now?" without taking a permit, which the crates we looked at do not offer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hubhook_core::InstanceId;
+use jiff::Timestamp;
+
+/// Settings of receiver isolation.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiverLimits {
+    /// Deliveries in flight to one origin from this node.
+    pub concurrency: u32,
+    /// Deliveries per second to one origin from this node; 0 means unlimited.
+    pub rate_per_second: f64,
+    /// Consecutive failures that open the breaker.
+    pub breaker_threshold: u32,
+    /// First cooldown of an open breaker (doubles while the probes fail).
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for ReceiverLimits {
+    fn default() -> Self {
+        ReceiverLimits {
+            concurrency: 4,
+            // Off by default: a limit here would cap the delivery rate to a fast receiver,
+            // which the concurrency limit and the breaker already protect.
+            rate_per_second: 0.0,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Longest cooldown of an open breaker.
+const MAX_COOLDOWN_MS: i64 = 600_000;
+
+/// Whether an attempt may go now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Go; report the outcome with [`Receivers::finish`].
+    Go,
+    /// Not now: try again at this time (no attempt is made or recorded).
+    Later(Timestamp, Blocked),
+}
+
+/// Why an origin cannot take a delivery now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    Open,
+    Probing,
+    Full,
+    Rate,
+}
+
+impl Blocked {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blocked::Open => "circuit open",
+            Blocked::Probing => "circuit half-open, probe in flight",
+            Blocked::Full => "receiver at its concurrency limit",
+            Blocked::Rate => "receiver rate limit",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Origin {
+    in_flight: u32,
+    tokens: f64,
+    refilled_ms: i64,
+    failures: u32,
+    /// While set and in the future, the breaker is open.
+    open_until_ms: Option<i64>,
+    /// The half-open probe is in flight.
+    probing: bool,
+    cooldown_ms: i64,
+}
+
+/// Per-origin state of this node.
+pub struct Receivers {
+    limits: ReceiverLimits,
+    /// Woken whenever a delivery ends, for attempts waiting for a full origin.
+    freed: tokio::sync::Notify,
+    origins: Mutex<HashMap<String, Origin>>,
+    /// The origin each instance delivers to, as last seen.
+    instances: Mutex<HashMap<InstanceId, String>>,
+}
+
+/// The origin of a callback URL (`scheme://host:port`), or the URL itself when it does not
+/// parse (it then fails at the send, and is isolated like any origin).
+pub fn origin_of(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| url.to_owned())
+}
+
+impl Receivers {
+    pub fn new(limits: ReceiverLimits) -> Receivers {
+        Receivers {
+            limits,
+            freed: tokio::sync::Notify::new(),
+            origins: Mutex::new(HashMap::new()),
+            instances: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn origins(&self) -> std::sync::MutexGuard<'_, HashMap<String, Origin>> {
+        // Every update is a few field writes that cannot panic halfway; a poisoned lock still
+        // holds consistent state.
+        self.origins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn burst(&self) -> f64 {
+        self.limits.rate_per_second.max(1.0)
+    }
+
+    fn refill(&self, origin: &mut Origin, now_ms: i64) {
+        if self.limits.rate_per_second <= 0.0 {
+            return;
+        }
+        if origin.refilled_ms == 0 {
+            origin.tokens = self.burst();
+        } else {
+            let elapsed = (now_ms - origin.refilled_ms).max(0) as f64 / 1000.0;
+            origin.tokens =
+                (origin.tokens + elapsed * self.limits.rate_per_second).min(self.burst());
+        }
+        origin.refilled_ms = now_ms;
+    }
+
+    /// When `origin` could take a delivery, if not now.
+    fn blocked_until(&self, origin: &mut Origin, now_ms: i64) -> Option<(i64, Blocked)> {
+        if let Some(until) = origin.open_until_ms {
+            if now_ms < until {
+                return Some((until, Blocked::Open));
+            }
+            if origin.probing {
+                return Some((now_ms + 1000, Blocked::Probing));
+            }
+        }
+        if origin.in_flight >= self.limits.concurrency.max(1) {
+            return Some((now_ms + 1000, Blocked::Full));
+        }
+        self.refill(origin, now_ms);
+        if self.limits.rate_per_second > 0.0 && origin.tokens < 1.0 {
+            let wait_ms = ((1.0 - origin.tokens) / self.limits.rate_per_second * 1000.0).ceil();
+            return Some((now_ms + (wait_ms as i64).max(1), Blocked::Rate));
+        }
+        None
+    }
+
+    /// Asks to deliver to `origin` for `instance` now.
+    pub fn admit(&self, instance: InstanceId, origin: &str, now: Timestamp) -> Admission {
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(instance, origin.to_owned());
+        let now_ms = now.as_millisecond();
+        let mut origins = self.origins();
+        let state = origins.entry(origin.to_owned()).or_default();
+        if let Some((until, why)) = self.blocked_until(state, now_ms) {
+            let at = Timestamp::from_millisecond(until).unwrap_or(now);
+            return Admission::Later(at, why);
+        }
+        if state.open_until_ms.is_some() {
+            state.probing = true;
+        }
+        state.in_flight += 1;
+        if self.limits.rate_per_second > 0.0 {
+            state.tokens -= 1.0;
+        }
+        Admission::Go
+    }
+
+    /// [`Receivers::admit`], waiting up to `max_wait` for a full origin to free a slot (the
+    /// claim asks for no more of one instance than its receiver takes at once, so the wait is
+    /// for deliveries already in flight to a receiver that answers). `now` reads the clock.
+    pub async fn admit_waiting(
+        &self,
+        instance: InstanceId,
+        origin: &str,
+        now: impl Fn() -> Timestamp,
+        max_wait: Duration,
+    ) -> Admission {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let freed = self.freed.notified();
+            match self.admit(instance, origin, now()) {
+                Admission::Later(_, Blocked::Full) if tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, freed).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reports the end of an admitted delivery. `unwell`: no answer, a timeout, a 5xx or a
+    /// 429.
+    pub fn finish(&self, origin: &str, unwell: bool, now: Timestamp) {
+        let now_ms = now.as_millisecond();
+        let mut origins = self.origins();
+        let state = origins.entry(origin.to_owned()).or_default();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        self.freed.notify_waiters();
+        if !unwell {
+            state.failures = 0;
+            state.open_until_ms = None;
+            state.probing = false;
+            state.cooldown_ms = 0;
+            return;
+        }
+        state.failures += 1;
+        if state.probing || state.failures >= self.limits.breaker_threshold.max(1) {
+            let first = i64::try_from(self.limits.breaker_cooldown.as_millis()).unwrap_or(i64::MAX);
+            state.cooldown_ms = if state.cooldown_ms == 0 {
+                first
+            } else {
+                state.cooldown_ms.saturating_mul(2)
+            }
+            .min(MAX_COOLDOWN_MS.max(first));
+            state.open_until_ms = Some(now_ms.saturating_add(state.cooldown_ms));
+            state.probing = false;
+            if state.failures == self.limits.breaker_threshold.max(1) {
+                tracing::warn!(
+                    origin,
+                    cooldown_ms = state.cooldown_ms,
+                    "receiver failing: circuit opened"
+                );
+            }
+        }
+    }
+
+    /// Gives back an admission that sent nothing (its claim was lost before the POST).
+    pub fn cancel(&self, origin: &str) {
+        if let Some(state) = self.origins().get_mut(origin) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.probing = false;
+        }
+        self.freed.notify_waiters();
+    }
+
+    /// When the earliest blocked origin can take work again, for the dispatcher's idle sleep
+    /// (an origin at its concurrency limit frees up when a delivery ends, which wakes the
+    /// dispatcher anyway).
+    pub fn next_unblock(&self, now: Timestamp) -> Option<Timestamp> {
+        let now_ms = now.as_millisecond();
+        let mut origins = self.origins();
+        origins
+            .values_mut()
+            .filter_map(|state| self.blocked_until(state, now_ms).map(|(at, _)| at))
+            .min()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+    }
+
+    /// The instances whose receiver cannot take a delivery now: left out of the next claim.
+    pub fn skip(&self, now: Timestamp) -> Vec<InstanceId> {
+        let now_ms = now.as_millisecond();
+        let mut origins = self.origins();
+        let blocked: Vec<String> = origins
+            .iter_mut()
+            .filter_map(|(name, state)| self.blocked_until(state, now_ms).map(|_| name.clone()))
+            .collect();
+        if blocked.is_empty() {
+            return Vec::new();
+        }
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, origin)| blocked.contains(origin))
+            .map(|(instance, _)| *instance)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_000 + ms).expect("time")
+    }
+
+    fn receivers(concurrency: u32, rate: f64) -> Receivers {
+        Receivers::new(ReceiverLimits {
+            concurrency,
+            rate_per_second: rate,
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(30),
+        })
+    }
+
+    const A: InstanceId = InstanceId(1);
+    const B: InstanceId = InstanceId(2);
+
+    #[test]
+    fn concurrency_is_bounded_per_origin() {
+        let r = receivers(2, 0.0);
+        assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        assert!(matches!(
+            r.admit(A, "http://a", at(0)),
+            Admission::Later(_, Blocked::Full)
+        ));
+        assert_eq!(
+            r.admit(B, "http://b", at(0)),
+            Admission::Go,
+            "other origins are not affected"
+        );
+        assert_eq!(r.skip(at(0)), [A]);
+        r.finish("http://a", false, at(1));
+        assert_eq!(r.admit(A, "http://a", at(1)), Admission::Go);
+    }
+
+    #[test]
+    fn the_rate_limit_refills_over_time() {
+        let r = receivers(100, 2.0);
+        assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        let Admission::Later(when, why) = r.admit(A, "http://a", at(0)) else {
+            panic!("the burst is two");
+        };
+        assert_eq!(why, Blocked::Rate);
+        assert_eq!(when, at(500));
+        assert_eq!(r.admit(A, "http://a", at(500)), Admission::Go);
+    }
+
+    #[test]
+    fn the_breaker_opens_probes_and_closes() {
+        let r = receivers(10, 0.0);
+        for n in 0..3 {
+            assert_eq!(r.admit(A, "http://a", at(n)), Admission::Go);
+            r.finish("http://a", true, at(n));
+        }
+        assert!(
+            matches!(r.admit(A, "http://a", at(10)), Admission::Later(t, Blocked::Open) if t == at(30_002))
+        );
+        assert_eq!(r.skip(at(10)), [A]);
+        // Half-open: one probe; a second waits for it.
+        assert_eq!(r.admit(A, "http://a", at(30_002)), Admission::Go);
+        assert!(matches!(
+            r.admit(A, "http://a", at(30_003)),
+            Admission::Later(_, Blocked::Probing)
+        ));
+        // The probe fails: open again, twice as long.
+        r.finish("http://a", true, at(30_100));
+        assert!(
+            matches!(r.admit(A, "http://a", at(30_200)), Admission::Later(t, _) if t == at(90_100))
+        );
+        // The next probe succeeds: closed.
+        assert_eq!(r.admit(A, "http://a", at(90_100)), Admission::Go);
+        r.finish("http://a", false, at(90_200));
+        assert_eq!(r.admit(A, "http://a", at(90_200)), Admission::Go);
+        assert!(r.skip(at(90_200)).is_empty());
+    }
+
+    #[test]
+    fn answers_from_a_live_receiver_do_not_open_the_breaker() {
+        let r = receivers(10, 0.0);
+        for n in 0..5 {
+            assert_eq!(r.admit(A, "http://a", at(n)), Admission::Go);
+            r.finish("http://a", n % 2 == 0, at(n));
+        }
+        assert_eq!(r.admit(A, "http://a", at(10)), Admission::Go);
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://hooks.example/in?token=x"),
+            "https://hooks.example"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/a"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/b"),
+            origin_of("http://127.0.0.1:8080/a")
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! What users do with deliveries: list them by status, see a subscription's state, and send
+//! notifications again (resend, recover, Cloud Elements' redelivery of the queue).
+
+use hubhook_core::{InstanceId, NotificationId};
+use jiff::Timestamp;
+
+use crate::{
+    ConfigVersion, Deactivation, NewNotification, NotificationRow, OrganizationId, Result, Store,
+    on_backend,
+};
+
+/// Which notifications to list. Statuses as the API shows them: `pending` (not tried yet, or
+/// due again after a redelivery), `failed` (failed, retry scheduled), `delivered`, `queued`,
+/// `cancelled`.
+#[derive(Debug, Clone)]
+pub struct NotificationFilter {
+    pub organization: OrganizationId,
+    /// One instance, or every instance of the organization.
+    pub instance: Option<InstanceId>,
+    /// Empty: every status.
+    pub statuses: Vec<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// Paging: only notifications listed after this one (newest first).
+    pub after: Option<(Timestamp, NotificationId)>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// The version of each instance's delivery configuration (its row, its webhook secret and
+    /// its organization's settings): the dispatcher's cache stays valid while it is unchanged.
+    /// Read once per claimed batch, not per attempt. Deleted instances are absent.
+    pub async fn delivery_config_versions(
+        &self,
+        instances: &[InstanceId],
+    ) -> Result<std::collections::HashMap<InstanceId, ConfigVersion>> {
+        on_backend!(self, s => s.delivery_config_versions(instances).await)
+    }
+
+    /// Notifications matching the filter, newest first.
+    pub async fn find_notifications(
+        &self,
+        filter: NotificationFilter,
+    ) -> Result<Vec<NotificationRow>> {
+        on_backend!(self, s => s.find_notifications(filter).await)
+    }
+
+    /// How many delivery attempts each of these notifications has (in the same order).
+    pub async fn attempt_counts(&self, ids: &[NotificationId]) -> Result<Vec<u64>> {
+        on_backend!(self, s => s.attempt_counts(ids).await)
+    }
+
+    /// The notifications (not replays) carrying events of the instance stored in
+    /// `[from, to)`, oldest first, at most `limit`.
+    pub async fn replayable_notifications(
+        &self,
+        instance: InstanceId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>> {
+        on_backend!(self, s => s.replayable_notifications(instance, from, to, limit).await)
+    }
+
+    /// Stores replays (each with the id of the notification it replays), due at `now`, in one
+    /// transaction. Returns how many were new.
+    pub async fn insert_replays(
+        &self,
+        instance: InstanceId,
+        replays: Vec<(NotificationId, NewNotification)>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        on_backend!(self, s => s.insert_replays(instance, replays, now).await)
+    }
+
+    /// The instance's oldest undelivered (pending or queued) notification, in the order
+    /// notifications were stored, with when it is due: the head of an ordered instance's line.
+    pub async fn oldest_undelivered(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Option<(NotificationId, Option<Timestamp>)>> {
+        on_backend!(self, s => s.oldest_undelivered(instance).await)
+    }
+
+    /// Whether the instance's webhook subscription is deactivated, since when and why.
+    pub async fn deactivation(&self, instance: InstanceId) -> Result<Option<Deactivation>> {
+        on_backend!(self, s => s.deactivation(instance).await)
+    }
+
+    /// Makes these notifications of the instance due at `now` with a fresh retry schedule
+    /// (their attempt history stays) and reactivates the instance's subscription, in one
+    /// transaction. Notifications being delivered right now and cancelled ones are left alone.
+    /// Returns how many were made due.
+    pub async fn redeliver(
+        &self,
+        instance: InstanceId,
+        ids: Vec<NotificationId>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        on_backend!(self, s => s.redeliver(instance, ids, now).await)
+    }
+}

@@ -1,0 +1,199 @@
+//! SQL of delivery listings, subscription state and redelivery.
+
+use hubhook_core::{InstanceId, NotificationId};
+use jiff::Timestamp;
+use sqlx::Row as _;
+
+use super::{SqliteStore, deliveries::notification_row, timestamp};
+use crate::{
+    Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
+};
+
+impl SqliteStore {
+    pub async fn find_notifications(
+        &self,
+        filter: NotificationFilter,
+    ) -> Result<Vec<NotificationRow>> {
+        // One statement for every filter: absent parts are NULL and match everything, so the
+        // SQL stays a static literal. The API status is derived from the stored one.
+        let statuses = serde_json::to_string(&filter.statuses)
+            .map_err(|e| crate::StoreError::Other(e.to_string()))?;
+        let (after_at, after_id) = match &filter.after {
+            Some((at, id)) => (Some(at.as_millisecond()), Some(id.0.clone())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts, n.next_attempt_at,
+                 n.created_at, n.delivered_at, n.replay_of
+             FROM notifications n
+                 JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
+             WHERE i.organization_id = $1
+               AND ($2 IS NULL OR n.instance_id = $2)
+               AND ($3 = '[]' OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
+                                       THEN 'failed' ELSE n.status END)
+                                  IN (SELECT value FROM json_each($3)))
+               AND ($4 IS NULL OR n.created_at >= $4)
+               AND ($5 IS NULL OR n.created_at < $5)
+               AND ($6 IS NULL OR n.created_at < $6 OR (n.created_at = $6 AND n.id < $7))
+             ORDER BY n.created_at DESC, n.id DESC
+             LIMIT $8",
+        )
+        .bind(filter.organization.0)
+        .bind(filter.instance.map(|i| i.0))
+        .bind(statuses)
+        .bind(filter.since.map(|t| t.as_millisecond()))
+        .bind(filter.until.map(|t| t.as_millisecond()))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    pub async fn attempt_counts(&self, ids: &[NotificationId]) -> Result<Vec<u64>> {
+        let mut counts = Vec::with_capacity(ids.len());
+        for id in ids {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM delivery_attempts WHERE notification_id = $1",
+            )
+            .bind(&id.0)
+            .fetch_one(&self.readers)
+            .await?;
+            counts.push(u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    pub async fn replayable_notifications(
+        &self,
+        instance: InstanceId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>> {
+        let rows = sqlx::query(
+            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts, n.next_attempt_at,
+                 n.created_at, n.delivered_at, n.replay_of
+             FROM notifications n
+             WHERE n.id IN (SELECT notification_id FROM events
+                            WHERE instance_id = $1 AND created_at >= $2 AND created_at < $3)
+             ORDER BY n.created_at, n.id
+             LIMIT $4",
+        )
+        .bind(instance.0)
+        .bind(from.as_millisecond())
+        .bind(to.as_millisecond())
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    pub async fn insert_replays(
+        &self,
+        instance: InstanceId,
+        replays: Vec<(NotificationId, NewNotification)>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut inserted = 0;
+                    for (original, replay) in &replays {
+                        inserted += sqlx::query(
+                            "INSERT INTO notifications (id, instance_id, body, status,
+                                 failed_attempts, next_attempt_at, created_at, replay_of,
+                                 organization_id)
+                             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5,
+                                 COALESCE((SELECT organization_id FROM instances WHERE id = $2), 0))
+                             ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(&replay.id.0)
+                        .bind(instance.0)
+                        .bind(&replay.body)
+                        .bind(now.as_millisecond())
+                        .bind(&original.0)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    }
+                    Ok(inserted)
+                })
+            })
+            .await
+    }
+
+    pub async fn oldest_undelivered(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Option<(NotificationId, Option<Timestamp>)>> {
+        // rowid is the storage order: a poll stores its notifications in the order of its events.
+        let row = sqlx::query(
+            "SELECT id, next_attempt_at FROM notifications
+             WHERE instance_id = $1 AND status IN ('pending', 'queued')
+             ORDER BY rowid LIMIT 1",
+        )
+        .bind(instance.0)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| {
+            let due: Option<i64> = row.try_get("next_attempt_at")?;
+            Ok((
+                NotificationId(row.try_get("id")?),
+                due.map(timestamp).transpose()?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn deactivation(&self, instance: InstanceId) -> Result<Option<Deactivation>> {
+        let row = sqlx::query(
+            "SELECT deactivated_at, reason FROM delivery_subscriptions WHERE instance_id = $1",
+        )
+        .bind(instance.0)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| {
+            Ok(Deactivation {
+                deactivated_at: timestamp(row.try_get("deactivated_at")?)?,
+                reason: row.try_get("reason")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn redeliver(
+        &self,
+        instance: InstanceId,
+        ids: Vec<NotificationId>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
+                        .bind(instance.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    let mut due = 0;
+                    for id in &ids {
+                        due += sqlx::query(
+                            "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
+                                 failed_attempts = 0
+                             WHERE id = $1 AND instance_id = $2 AND status != 'cancelled'
+                               AND (lease_until IS NULL OR lease_until <= $3)",
+                        )
+                        .bind(&id.0)
+                        .bind(instance.0)
+                        .bind(now.as_millisecond())
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    }
+                    Ok(due)
+                })
+            })
+            .await
+    }
+}
