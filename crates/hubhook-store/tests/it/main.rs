@@ -5,5 +5,6 @@
 //! adds what only makes sense for SQLite (raw file contents, reopening the file).
 
 mod conformance;
+mod console;
 mod platform;
 mod sqlite;

@@ -86,6 +86,19 @@ platform_conformance!(
     check_users_sign_in_and_sealed_secrets,
 );
 
+macro_rules! console_conformance {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let (_dir, _path, store) = fresh().await;
+            crate::console::$check(&store).await;
+            store.close().await;
+        }
+    )*};
+}
+
+console_conformance!(check_delivery_health_and_analytics, check_ending_a_session);
+
 /// Every byte SQLite wrote: the main file and the write-ahead log.
 fn database_bytes(path: &Path) -> Vec<u8> {
     let mut bytes = std::fs::read(path).unwrap();
