@@ -57,7 +57,10 @@ pub(crate) async fn sign_in(
 }
 
 /// Who holds the session with this secret, if it is valid now.
-pub(crate) async fn principal(state: &AppState, session: &str) -> Result<Option<Principal>, ApiError> {
+pub(crate) async fn principal(
+    state: &AppState,
+    session: &str,
+) -> Result<Option<Principal>, ApiError> {
     Ok(state
         .engine
         .store()

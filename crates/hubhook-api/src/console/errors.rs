@@ -118,7 +118,12 @@ mod tests {
         );
         let errors = FieldErrors::from_api(&err, &inputs());
         assert_eq!(errors.get("baseUrl").unwrap().len(), 1);
-        assert!(errors.get("event.poller.configuration.contacts.url").unwrap()[0].contains("got `x; y`"));
+        assert!(
+            errors
+                .get("event.poller.configuration.contacts.url")
+                .unwrap()[0]
+                .contains("got `x; y`")
+        );
         assert!(errors.get(POLLER).unwrap()[0].contains("pageSize"));
     }
 

@@ -128,7 +128,10 @@ pub async fn list(
     let (shown, more) = if filter.status.is_empty() {
         let start = filter.page * PAGE;
         let page_rows: Vec<_> = rows.iter().skip(start).take(PAGE).cloned().collect();
-        (events_out(&state, page_rows).await?, rows.len() > start + PAGE)
+        (
+            events_out(&state, page_rows).await?,
+            rows.len() > start + PAGE,
+        )
     } else {
         let all: Vec<EventOut> = events_out(&state, rows)
             .await?
@@ -137,7 +140,10 @@ pub async fn list(
             .collect();
         let more = all.len() > (filter.page + 1) * PAGE;
         (
-            all.into_iter().skip(filter.page * PAGE).take(PAGE).collect(),
+            all.into_iter()
+                .skip(filter.page * PAGE)
+                .take(PAGE)
+                .collect(),
             more,
         )
     };

@@ -29,8 +29,10 @@ use super::form_page::{Connection, Mode, render};
 use super::page::{Html, PageError};
 use super::session::ConsoleUser;
 use crate::element::DEFAULT_POLLED;
-use crate::routes::instances::{ElementRef, InstanceIn, check_credentials, create as api_create, find};
 use crate::routes::instance_updates::replace as api_replace;
+use crate::routes::instances::{
+    ElementRef, InstanceIn, check_credentials, create as api_create, find,
+};
 use crate::{ApiError, AppState};
 
 /// A submitted `application/x-www-form-urlencoded` body, as ordered pairs (checkboxes repeat).
@@ -259,7 +261,9 @@ fn read(form: &FormData, existing: Option<&InstanceRow>) -> (InstanceForm, Insta
         first_run: form.text("event.poller.firstRun"),
         first_run_since: form.text("event.poller.firstRun.since"),
         raw: form.get(POLLER).unwrap_or("").to_string(),
-        stored_secrets: existing.map(|row| InstanceForm::of(row).stored_secrets).unwrap_or_default(),
+        stored_secrets: existing
+            .map(|row| InstanceForm::of(row).stored_secrets)
+            .unwrap_or_default(),
         ..InstanceForm::default()
     };
     let mut configuration = existing
@@ -453,7 +457,13 @@ async fn test_connection(
     let mode = existing.map_or(Mode::New, |row| Mode::Edit(row.id.0));
     let mut site = Map::new();
     let configuration = body.configuration.unwrap_or_default();
-    for key in ["baseUrl", "company", "connectwise.clientID", "public.key", "private.key"] {
+    for key in [
+        "baseUrl",
+        "company",
+        "connectwise.clientID",
+        "public.key",
+        "private.key",
+    ] {
         let value = match (configuration.get(key), existing) {
             (Some(Value::String(v)), Some(row)) if v == MASK => row.secrets.get(key).cloned(),
             (value, _) => value.cloned(),
@@ -474,7 +484,9 @@ async fn test_connection(
             &shown,
             &FieldErrors::default(),
             mode,
-            Some(Connection(format!("Connected: ConnectWise at {base_url} accepted the keys."))),
+            Some(Connection(format!(
+                "Connected: ConnectWise at {base_url} accepted the keys."
+            ))),
             StatusCode::OK,
         )),
         Err(err) => refused(user, &shown, err, mode),

@@ -40,16 +40,19 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(list::index))
         .route("/console/instances", get(list::fragment))
-        .route(
-            "/signin",
-            get(session::sign_in_page).post(session::sign_in),
-        )
+        .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/instances/new", get(form::new_page).post(form::create))
-        .route("/instances/new/test-connection", post(form::test_new_connection))
+        .route(
+            "/instances/new/test-connection",
+            post(form::test_new_connection),
+        )
         .route("/instances/{id}", get(detail::show))
         .route("/instances/{id}/health", get(detail::health_fragment))
-        .route("/instances/{id}/edit", get(form::edit_page).post(form::update))
+        .route(
+            "/instances/{id}/edit",
+            get(form::edit_page).post(form::update),
+        )
         .route(
             "/instances/{id}/edit/test-connection",
             post(form::test_edit_connection),

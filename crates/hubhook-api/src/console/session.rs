@@ -115,7 +115,11 @@ pub async fn sign_in_page() -> Result<Response, PageError> {
     sign_in_form(StatusCode::OK, "", None)
 }
 
-fn sign_in_form(status: StatusCode, email: &str, error: Option<&str>) -> Result<Response, PageError> {
+fn sign_in_form(
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
     let token = new_secret().map_err(ApiError::internal)?;
     let token = hex::encode(Sha256::digest(token.as_bytes()));
     let body = html! {

@@ -133,7 +133,9 @@ async fn event_analytics(
     RawQuery(query): RawQuery,
 ) -> Result<Json<AnalyticsOut>, ApiError> {
     let window = Window::parse(query.as_deref(), state.engine.clock().now())?;
-    analytics(&state, caller.organization_id, window).await.map(Json)
+    analytics(&state, caller.organization_id, window)
+        .await
+        .map(Json)
 }
 
 /// The window and bucket width of an analytics request.

@@ -375,7 +375,10 @@ fn short(value: &Value) -> String {
 }
 
 /// `GET /system/info` with the given keys: a wrong key is found now, not at the first poll.
-pub(crate) async fn check_credentials(state: &AppState, config: &InstanceConfig) -> Result<(), ApiError> {
+pub(crate) async fn check_credentials(
+    state: &AppState,
+    config: &InstanceConfig,
+) -> Result<(), ApiError> {
     let base_url = &config.connectwise.base_url;
     let client = state
         .engine

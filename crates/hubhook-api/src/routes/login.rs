@@ -141,5 +141,7 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
     })?;
     crate::session::principal(state, token)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the session has expired or is not valid; sign in again"))
+        .ok_or_else(|| {
+            ApiError::unauthorized("the session has expired or is not valid; sign in again")
+        })
 }

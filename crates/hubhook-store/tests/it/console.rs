@@ -35,10 +35,18 @@ pub async fn check_delivery_health_and_analytics(store: &Store) {
         0,
         "due only from its next attempt"
     );
-    assert!(store.delivery_health(other_org, now).await.unwrap().is_empty());
+    assert!(
+        store
+            .delivery_health(other_org, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A failed attempt at t0 + 70 s makes it failing; the retry is later.
-    let claimed = claim_notifications(store, "d", now, LEASE, 1).await.unwrap();
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
     let failed_at = t0() + 70.seconds();
     store
         .finish_attempt(AttemptRecord {
@@ -56,7 +64,10 @@ pub async fn check_delivery_health_and_analytics(store: &Store) {
         .await
         .unwrap();
     let health = store.delivery_health(org, failed_at).await.unwrap();
-    assert_eq!((health[0].due, health[0].failing, health[0].queued), (0, 1, 0));
+    assert_eq!(
+        (health[0].due, health[0].failing, health[0].queued),
+        (0, 1, 0)
+    );
 
     // By minute from t0: the events in minute 0, the failed attempt in minute 1.
     let buckets = store
