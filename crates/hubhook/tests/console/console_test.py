@@ -191,6 +191,12 @@ def main():
         b.go(args.base + "/")
         b.wait("both pollers ok", lambda: len(b.find_all("li[data-status=ok]")) == 2, timeout=60)
         shot("04-instances")
+        # At a phone's width the tables become one column per row.
+        b.s("POST", "/window/rect", {"width": 390, "height": 1200})
+        b.go(args.base + "/")
+        b.wait("the list at phone width", lambda: len(b.find_all("li[data-status=ok]")) == 2)
+        shot("04-instances-phone")
+        b.s("POST", "/window/rect", {"width": 1280, "height": 1400})
 
         # A change in "ConnectWise" becomes an event, delivered to the receiver.
         contact = sim_patch_contact(args.sim, "Chief Console Officer")

@@ -482,3 +482,96 @@ async fn analytics_count_an_organizations_events_and_deliveries_by_bucket() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn editing_keeps_secrets_left_empty_and_never_shows_them() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("first@example.test", PASSWORD).await;
+    let csrf = browser.csrf().await;
+    let made = browser
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "editable"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.notification.signature.key", "edit-signature-key"),
+                ("event.poller.refresh_interval", "15"),
+                ("resource", "contacts"),
+                ("resource", "organizations"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let page = made.headers()["location"].to_str().unwrap().to_string();
+    let id = page.rsplit('/').next().unwrap().to_string();
+
+    let edit = browser
+        .get(&format!("{page}/edit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for secret in ["demo-public", "demo-private", "edit-signature-key"] {
+        assert!(!edit.contains(secret), "{secret} shown in the edit form");
+    }
+    assert!(edit.contains("Stored; leave empty to keep it."));
+    assert!(
+        edit.contains("value=\"organizations\" checked"),
+        "ticked resources stay ticked"
+    );
+
+    // Rename, drop organizations, leave every secret empty: the keys still work (the
+    // replace checks them against ConnectWise) and the signature key is kept.
+    let updated = browser
+        .post(
+            &format!("{page}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("name", "edited"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "15"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        updated.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        updated.text().await.unwrap()
+    );
+    let row = app
+        .server()
+        .store()
+        .instance(hubhook_core::InstanceId(id.parse().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.name, "edited");
+    assert_eq!(row.secrets["private.key"], "demo-private");
+    assert_eq!(
+        row.secrets["event.notification.signature.key"],
+        "edit-signature-key"
+    );
+    let poller = &row.configuration["event.poller.configuration"];
+    assert!(
+        poller.get("contacts").is_some() && poller.get("organizations").is_none(),
+        "{poller}"
+    );
+}
