@@ -60,9 +60,10 @@ export HUBHOOK_MASTER_KEY="$(python3 -c 'import secrets; print(secrets.token_hex
 HUBHOOK_PASSWORD="first-org-password" "$HUBHOOK" org create --name first --email first@example.test >/dev/null
 HUBHOOK_PASSWORD="other-org-password" "$HUBHOOK" org create --name other --email other@example.test >/dev/null
 
+# Retries wait ten minutes: a failed delivery stays failed (and, with Resend, is delivered by it).
 PORT="$(free_port)"
 "$HUBHOOK" serve --listen "127.0.0.1:$PORT" --allow-private-callbacks --min-refresh-interval 1 \
-  --retry-schedule 1s,1s,1s >"$RUN/serve.log" 2>&1 &
+  --retry-schedule 10m >"$RUN/serve.log" 2>&1 &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$PORT/healthz" "${PIDS[-1]}" "$RUN/serve.log"
 
