@@ -113,6 +113,18 @@ pub async fn show(
             dt { "Created" } dd { (when(row.created_at)) }
         }
         section #health data-refresh=(format!("{base}/health")) aria-live="polite" { (health) }
+        section {
+            h2 { "Recover" }
+            form.inline method="post" action=(format!("{base}/recover")) {
+                input type="hidden" name="csrf" value=(user.csrf);
+                div.field {
+                    label for="recover-since" { "Send again every failed or queued delivery since (UTC)" }
+                    input #recover-since type="datetime-local" name="since" required
+                        value=(recover_default(state));
+                }
+                button type="submit" #recover { "Recover" }
+            }
+        }
         section { h2 { "Activity" } (charts) }
     };
     Ok(page(&row.name, Some(user), body))
@@ -197,4 +209,33 @@ pub async fn delete(
     user.check_csrf(&form)?;
     let _deleted = api_delete(&state, &user.caller(), &id).await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// A day ago, as a `datetime-local` value in UTC.
+fn recover_default(state: &AppState) -> String {
+    let now = state.engine.clock().now();
+    now.checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now)
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// "Recover": every failed or queued delivery since the time given, through the API's recover.
+pub async fn recover(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let row = find(&state, &user.caller(), &id).await?;
+    let text = form.get("since").unwrap_or("");
+    let since = super::events::time(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`since`: got `{}`, expected a date and time such as 2026-01-31T09:00",
+            text.escape_debug()
+        ))
+    })?;
+    crate::routes::notifications::recover_since(&state, &row, since).await?;
+    Ok(back(&id))
 }

@@ -33,7 +33,7 @@ struct Filter {
 }
 
 /// A `datetime-local` value (`2026-01-01T10:00`), read as UTC, or an RFC 3339 time.
-fn time(text: &str) -> Option<Timestamp> {
+pub fn time(text: &str) -> Option<Timestamp> {
     if text.is_empty() {
         return None;
     }
@@ -243,6 +243,13 @@ pub async fn one(
             dt { "Status" } dd #event-status { (badge(&status_text(&event))) }
             @if let Some(n) = &event.notification_id { dt { "Notification" } dd { code { (n) } } }
         }
+        @if let Some(n) = &event.notification_id {
+            form method="post" action=(format!("{base}/events/{}/resend", event.id)) {
+                input type="hidden" name="csrf" value=(user.csrf);
+                input type="hidden" name="notification" value=(n);
+                button type="submit" #resend { "Resend" }
+            }
+        }
         h2 { "Attempts" }
         @if event.notified_data.is_empty() {
             p #no-attempts { "No delivery attempt yet." }
@@ -268,4 +275,35 @@ pub async fn one(
         pre.payload tabindex="0" { code { (payload) } }
     };
     Ok(page("Event", Some(&user), body))
+}
+
+/// "Resend": the event's notification sent again through the API's resend.
+pub async fn resend(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path((id, event_id)): Path<(String, String)>,
+    form: super::form::FormData,
+) -> Result<axum::response::Redirect, PageError> {
+    user.check_csrf(&form)?;
+    let row = find(&state, &user.caller(), &id).await?;
+    let event = state
+        .engine
+        .store()
+        .organization_event(user.principal.organization_id, Some(row.id), &event_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found(format!("no event with id {event_id}")))?;
+    let notification = event
+        .notification_id
+        .ok_or_else(|| ApiError::conflict("this event has no notification to send"))?;
+    crate::routes::notifications::resend_one(
+        &state,
+        user.principal.organization_id,
+        &notification.0,
+    )
+    .await?;
+    Ok(axum::response::Redirect::to(&format!(
+        "/instances/{}/events/{}",
+        row.id, event.id.0
+    )))
 }

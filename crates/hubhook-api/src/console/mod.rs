@@ -15,6 +15,8 @@
 //!   `HttpOnly` and `SameSite=Strict`; every form carries a CSRF token derived from the session
 //!   (`session`), checked before anything else. An organization's pages look instances up
 //!   through the caller's organization, so another organization's ids are 404.
+//! - **Resend and recover** call the delivery routes' own functions
+//!   (`notifications::resend_one`, `notifications::recover_since`).
 //! - **Secrets** are never put in a page: the forms leave secret inputs empty and keep the
 //!   stored value when they come back empty (sent as `********`, which the API keeps).
 
@@ -66,5 +68,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/instances/{id}/events", get(events::list))
         .route("/instances/{id}/events/{event}", get(events::one))
+        .route(
+            "/instances/{id}/events/{event}/resend",
+            post(events::resend),
+        )
+        .route("/instances/{id}/recover", post(detail::recover))
         .merge(assets::router())
 }

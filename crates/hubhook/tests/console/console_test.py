@@ -225,6 +225,16 @@ def main():
             return "500" in b.text("table.attempts")
         b.wait("a failed attempt", failing, timeout=60)
         shot("07-failed-event")
+        event_url = b.script("return location.pathname;")
+
+        # The receiver is back: "Resend" delivers it.
+        Receiver.failing = False
+        b.click("#resend")
+        def notified():
+            b.go(args.base + event_url)
+            return "NOTIFIED" in b.text("#event-status")
+        b.wait("the resent event, delivered", notified, timeout=60)
+        shot("07b-resent-event")
 
         # The instance page: pollers, deliveries, charts.
         b.go(args.base + instance_url)

@@ -3,7 +3,7 @@
 # a running `hubhook serve`, the ConnectWise simulator and a callback receiver: sign in, create
 # an instance through the form with two resources, see its pollers turn ok, change a contact in
 # the simulator and see the event and its delivery, make the receiver fail and see the failed
-# attempts, see an invalid callback URL refused next to its field, and check that another
+# attempts, resend it once the receiver is back and see it delivered, see an invalid callback URL refused next to its field, and check that another
 # organization's user gets 404 on the first one's instance page. Screenshots of the main pages
 # go to target/console-screenshots.
 #

@@ -275,9 +275,12 @@ async fn another_organizations_instance_pages_are_404() {
         );
     }
     let csrf = other.csrf().await;
-    for action in ["delete", "disable", "poll", "enable"] {
+    for action in ["delete", "disable", "poll", "enable", "recover"] {
         let refused = other
-            .post(&format!("{page}/{action}"), &[("csrf", &csrf)])
+            .post(
+                &format!("{page}/{action}"),
+                &[("csrf", &csrf), ("since", "2026-01-01T00:00")],
+            )
             .await;
         assert_eq!(refused.status(), StatusCode::NOT_FOUND, "{action}");
     }
@@ -574,4 +577,91 @@ async fn editing_keeps_secrets_left_empty_and_never_shows_them() {
         poller.get("contacts").is_some() && poller.get("organizations").is_none(),
         "{poller}"
     );
+}
+
+#[tokio::test]
+async fn resend_sends_an_event_again_and_only_for_its_own_organization() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    user(&app, "other", "other@example.test").await;
+    let mut first = Browser::new(&app);
+    first.sign_in("first@example.test", PASSWORD).await;
+    let csrf = first.csrf().await;
+    let made = first
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "resends"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "0.05"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let page = made.headers()["location"].to_str().unwrap().to_string();
+
+    // Change contacts until one is announced (the first poll is the baseline).
+    let mut event_path = None;
+    for n in 0..100 {
+        app.retitle_contact(57001, &format!("resend {n}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let html = first
+            .get(&format!("{page}/events?status=NOTIFIED"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if let Some(start) = html.find(&format!("href=\"{page}/events/")) {
+            let rest = &html[start + 6..];
+            event_path = Some(rest[..rest.find('"').unwrap()].to_string());
+            break;
+        }
+    }
+    let event_path = event_path.expect("an event delivered within 20 s");
+    let event_page = first.get(&event_path).await.text().await.unwrap();
+    let notification = field(&event_page, "notification");
+    let sent_times = || {
+        app.receiver
+            .received()
+            .iter()
+            .filter(|r| r.header("Elements-Webhook-Id") == Some(notification.as_str()))
+            .count()
+    };
+    assert_eq!(sent_times(), 1);
+
+    let resend = format!("{event_path}/resend");
+    assert_eq!(
+        first.post(&resend, &[("csrf", "")]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let mut other = Browser::new(&app);
+    other.sign_in("other@example.test", PASSWORD).await;
+    let other_csrf = other.csrf().await;
+    assert_eq!(
+        other.post(&resend, &[("csrf", &other_csrf)]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let sent = first.post(&resend, &[("csrf", &csrf)]).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(sent.headers()["location"], event_path.as_str());
+    for _ in 0..100 {
+        if sent_times() == 2 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the notification was not sent again within 20 s");
 }
