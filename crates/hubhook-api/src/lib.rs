@@ -12,6 +12,7 @@
 
 mod auth;
 mod body;
+mod console;
 mod element;
 mod error;
 mod html;
@@ -20,6 +21,7 @@ mod openapi;
 mod paging;
 mod routes;
 mod serve;
+mod session;
 
 use axum::{Json, Router, routing::get};
 use hubhook_engine::Engine;
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/elements/api-v2",
             routes::instances::router()
+                .merge(routes::analytics::router())
                 .merge(routes::instance_updates::router())
                 .merge(routes::configuration::router())
                 .merge(routes::enabled::router())
@@ -70,7 +73,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { Json(description) }),
         )
-        .merge(routes::console::router())
+        .merge(console::router())
         // After routing, so that requests are counted by their route template.
         .route_layer(axum::middleware::from_fn(metrics::record_http))
         .fallback(routes::not_found)

@@ -23,6 +23,7 @@
 //!
 //! Timestamps are `jiff::Timestamp` in the API and unix milliseconds in the database.
 
+mod console;
 mod deliveries;
 mod error;
 mod events;
@@ -41,12 +42,12 @@ mod webhook_secrets;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome, ConfigVersion, Deactivation,
-    EventRow, InstanceRow, InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken,
-    MassDeleteAction, NewEvent, NewInstance, NewNotification, NewSecret, NewUser, NotificationRow,
-    ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
-    PollProgress, PollTrouble, Principal, Reconciled, Secrets, SignIn, UserId, UserRow,
-    WebhookSecrets,
+    AnalyticsBucket, AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome,
+    ConfigVersion, Deactivation, DeliveryHealth, EventRow, InstanceRow, InstanceUpdate, JobHealth,
+    KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification,
+    NewSecret, NewUser, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
+    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Principal, Reconciled, Secrets,
+    SignIn, UserId, UserRow, WebhookSecrets,
 };
 pub use postgres::{PostgresStore, Wake, Wakeups};
 pub use redelivery::NotificationFilter;

@@ -477,3 +477,29 @@ impl std::fmt::Debug for WebhookSecrets {
             .finish()
     }
 }
+
+/// An instance's undelivered notifications, for the console's delivery health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryHealth {
+    pub instance_id: InstanceId,
+    /// Pending and due now (waiting for a dispatcher).
+    pub due: u64,
+    /// Pending after at least one failed attempt (waiting for a retry).
+    pub failing: u64,
+    /// Retries exhausted: parked until recovered.
+    pub queued: u64,
+}
+
+/// Counts of one instance in one time bucket, for the analytics route and the console's charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyticsBucket {
+    pub instance_id: InstanceId,
+    /// Where the bucket starts.
+    pub start: Timestamp,
+    /// Events stored.
+    pub events: u64,
+    /// Delivery attempts that delivered.
+    pub delivered: u64,
+    /// Delivery attempts that failed.
+    pub failed: u64,
+}

@@ -99,6 +99,11 @@ impl Store {
         on_backend!(self, s => s.session(token_hash, now).await)
     }
 
+    /// Ends a session (sign-out); nothing happens when there is no such session.
+    pub async fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
+        on_backend!(self, s => s.end_session(token_hash).await)
+    }
+
     /// The user's and its organization's secrets, decrypted; `None` when either has no stored
     /// copy (made before copies were kept, and not rotated since).
     pub async fn secrets(&self, principal: Principal) -> Result<Option<Secrets>> {

@@ -84,7 +84,7 @@ async fn enable_token_instance(
     set_disabled(&state, &token.instance, false).await
 }
 
-async fn set_disabled(
+pub(crate) async fn set_disabled(
     state: &AppState,
     row: &InstanceRow,
     disabled: bool,

@@ -50,6 +50,16 @@ pub struct EventsQuery {
     next_page: Option<String>,
 }
 
+/// The pull feed's parameters (`GET /instances/{id}/events` only).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its OpenAPI description is used; the query is read by hand.
+pub struct FeedQuery {
+    /// Read the instance's events in storage order from this cursor instead (empty: from the
+    /// beginning); the next cursor comes in `Elements-Next-Page-Token`, absent at the end.
+    cursor: Option<String>,
+}
+
 /// A stored event, in Cloud Elements' event record shape.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -96,7 +106,7 @@ pub struct AttemptOut {
 /// The events of one instance, newest first.
 #[utoipa::path(
     get, path = "/instances/{id}/events", tag = "events",
-    params(("id" = String, Path, description = "Instance id"), EventsQuery),
+    params(("id" = String, Path, description = "Instance id"), EventsQuery, FeedQuery),
     security(("UserOrganization" = [])),
     responses((status = 200, body = Vec<EventOut>,
         headers(("Elements-Next-Page-Token" = String, description = "Where the next page starts, on a full page"))), CommonErrors)
@@ -107,6 +117,27 @@ async fn list_events(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<(HeaderMap, Json<Vec<EventOut>>), ApiError> {
+    // With `cursor`, the pull feed: storage order from the cursor (see routes::feed).
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    if let Some((_, cursor)) = pairs.iter().find(|(key, _)| key == "cursor") {
+        if let Some((key, _)) = pairs
+            .iter()
+            .find(|(key, _)| !matches!(key.as_str(), "cursor" | "pageSize"))
+        {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{}` with `cursor`: expected only `pageSize`",
+                key.chars().take(100).collect::<String>().escape_debug()
+            )));
+        }
+        let page_size = pairs
+            .iter()
+            .find(|(key, _)| key == "pageSize")
+            .map(|(_, value)| value.as_str());
+        return crate::routes::feed::events_feed(&state, &caller, &id, cursor, page_size).await;
+    }
     let paging = paging(query.as_deref())?;
     let row = find(&state, &caller, &id).await?;
     page(&state, caller.0, Some(row.id), &paging).await

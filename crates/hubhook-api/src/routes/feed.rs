@@ -3,13 +3,12 @@
 //!
 //! A receiver that was down catches up by reading from its last cursor: positions only grow
 //! as events are committed, so every event stored after the cursor is on a later page and
-//! nothing already read comes again. The header is absent when the page is not full (the end,
-//! for now); the cursor of an empty page is the one sent, so a poller can keep it.
+//! nothing already read comes again. Every page with events carries the next cursor (a short
+//! page too, so that its events are not read again); an empty page has none: that is the end
+//! for now, and the reader keeps the cursor it sent.
 //!
-//! This module owns only the handler logic ([`events_feed`]); the events routes (another
-//! module) call it when the request carries `cursor` (an empty `cursor` starts at the
-//! beginning). Until they do, nothing calls it outside the tests.
-#![allow(dead_code)]
+//! This module owns only the handler logic ([`events_feed`]); `GET /instances/{id}/events`
+//! calls it when the request carries `cursor` (an empty `cursor` starts at the beginning).
 
 use axum::{
     Json,
@@ -64,8 +63,10 @@ pub async fn events_feed(
         .events_after(instance.id, after, limit)
         .await?;
     let mut headers = HeaderMap::new();
-    if page.len() == limit as usize
-        && let Some((last, _)) = page.last()
+    // Every page with events says where the next one starts, a short one too: the reader
+    // keeps that cursor and never reads an event twice. Only an empty page (the end, for now)
+    // has no header; the reader then asks again later with the cursor it has.
+    if let Some((last, _)) = page.last()
         && let Ok(value) = HeaderValue::from_str(&encode(*last))
     {
         headers.insert(NEXT_PAGE_HEADER, value);

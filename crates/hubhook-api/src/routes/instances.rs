@@ -375,7 +375,10 @@ fn short(value: &Value) -> String {
 }
 
 /// `GET /system/info` with the given keys: a wrong key is found now, not at the first poll.
-async fn check_credentials(state: &AppState, config: &InstanceConfig) -> Result<(), ApiError> {
+pub(crate) async fn check_credentials(
+    state: &AppState,
+    config: &InstanceConfig,
+) -> Result<(), ApiError> {
     let base_url = &config.connectwise.base_url;
     let client = state
         .engine
@@ -623,12 +626,7 @@ async fn poll_instance(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<PollOut>), ApiError> {
     let row = find(&state, &caller, &id).await?;
-    let engine = &state.engine;
-    engine
-        .store()
-        .poll_now(row.id, engine.clock().now())
-        .await?;
-    engine.wake_poller();
+    poll(&state, &row).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(PollOut {
@@ -636,4 +634,15 @@ async fn poll_instance(
             status: "polling",
         }),
     ))
+}
+
+/// Makes every resource of the instance due now and wakes the poller.
+pub(crate) async fn poll(state: &AppState, row: &InstanceRow) -> Result<(), ApiError> {
+    let engine = &state.engine;
+    engine
+        .store()
+        .poll_now(row.id, engine.clock().now())
+        .await?;
+    engine.wake_poller();
+    Ok(())
 }

@@ -5,11 +5,8 @@
 //! cookie answers `{"user": <user secret>, "company": <organization secret>}`, the secrets of
 //! the `Authorization` header.
 //!
-//! Passwords are checked against their argon2 hash on a blocking thread (a check takes tens of
-//! milliseconds of CPU). An unknown email is checked against a fixed hash all the same, so the
-//! answer takes as long and reads the same as for a wrong password. The session cookie is a
-//! random secret stored as its SHA-256, valid for [`SESSION_HOURS`]. The secrets are read from
-//! their encrypted copies (see `docs/behaviour.md`).
+//! The password check and the session are `crate::session`'s, shared with the console. The
+//! secrets are read from their encrypted copies (see `docs/behaviour.md`).
 
 use axum::{
     Json,
@@ -23,22 +20,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{new_secret, password_matches, secret_hash};
 use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name, as Cloud Elements' Java servers named it.
 const COOKIE: &str = "JSESSIONID";
-const SESSION_HOURS: i64 = 12;
-
-/// An argon2 hash of no one's password (made once, with a random salt), checked when the email
-/// is unknown so that the check costs the same.
-fn dummy_hash() -> String {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY
-        .get_or_init(|| crate::auth::password_hash("no one's password").unwrap_or_default())
-        .clone()
-}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -107,30 +93,10 @@ async fn sign_in(
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("`j_username` is required: the user's email"))?;
     let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
-    let user = state.engine.store().sign_in_user(username.trim()).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || {
-        password_matches(&hash.unwrap_or_else(dummy_hash), &password)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let principal = match user {
-        Some(user) if matches => user.principal,
-        _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
-    };
-    let session = new_secret().map_err(ApiError::internal)?;
-    let now = state.engine.clock().now();
-    let expires = now
-        .checked_add(jiff::SignedDuration::from_hours(SESSION_HOURS))
-        .map_err(ApiError::internal)?;
-    state
-        .engine
-        .store()
-        .create_session(secret_hash(&session), principal.user_id, expires)
-        .await?;
+    let (principal, session) = crate::session::sign_in(&state, &username, password).await?;
     let cookie = HeaderValue::from_str(&format!(
         "{COOKIE}={session}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}",
-        SESSION_HOURS * 3600
+        crate::session::SESSION_HOURS * 3600
     ))
     .map_err(ApiError::internal)?;
     Ok((
@@ -168,21 +134,12 @@ async fn get_secrets(
 
 /// Who holds the session of the request's cookie.
 async fn session(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "no session: sign in with POST /elements/j_spring_security_check and send its `{COOKIE}` cookie"
-            ))
-        })?;
-    state
-        .engine
-        .store()
-        .session(secret_hash(token), state.engine.clock().now())
+    let token = crate::session::cookie(headers, COOKIE).ok_or_else(|| {
+        ApiError::unauthorized(format!(
+            "no session: sign in with POST /elements/j_spring_security_check and send its `{COOKIE}` cookie"
+        ))
+    })?;
+    crate::session::principal(state, token)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized("the session has expired or is not valid; sign in again")

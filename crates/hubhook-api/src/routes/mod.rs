@@ -1,6 +1,6 @@
+pub mod analytics;
 pub mod configuration;
 pub mod connectwise_callbacks;
-pub mod console;
 pub mod deliveries;
 pub mod elements;
 pub mod enabled;

@@ -354,9 +354,18 @@ async fn resend(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<RedeliveryOut>), ApiError> {
-    let row = find_notification(&state, caller.0.organization_id, &id).await?;
-    let redelivered = redeliver(&state, row.instance_id, vec![row.id]).await?;
+    let redelivered = resend_one(&state, caller.0.organization_id, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(RedeliveryOut { redelivered })))
+}
+
+/// Sends one of the organization's notifications again (the route's work, also the console's).
+pub(crate) async fn resend_one(
+    state: &AppState,
+    org: OrganizationId,
+    id: &str,
+) -> Result<u64, ApiError> {
+    let row = find_notification(state, org, id).await?;
+    redeliver(state, row.instance_id, vec![row.id]).await
 }
 
 /// `POST /instances/{id}/recover` body.
@@ -382,8 +391,19 @@ async fn recover(
 ) -> Result<(StatusCode, Json<RedeliveryOut>), ApiError> {
     let since = parse_instant("since", body.since.as_deref())?;
     let instance = find(&state, &caller, &id).await?;
+    let redelivered = recover_since(&state, &instance, since).await?;
+    Ok((StatusCode::ACCEPTED, Json(RedeliveryOut { redelivered })))
+}
+
+/// Sends again every failed or queued notification of the instance created since `since` (the
+/// route's work, also the console's).
+pub(crate) async fn recover_since(
+    state: &AppState,
+    instance: &hubhook_store::InstanceRow,
+    since: Timestamp,
+) -> Result<u64, ApiError> {
     let mut filter = NotificationFilter {
-        organization: caller.0.organization_id,
+        organization: instance.organization_id,
         instance: Some(instance.id),
         statuses: vec!["failed".into(), "queued".into()],
         since: Some(since),
@@ -405,8 +425,7 @@ async fn recover(
             break;
         }
     }
-    let redelivered = redeliver(&state, instance.id, ids).await?;
-    Ok((StatusCode::ACCEPTED, Json(RedeliveryOut { redelivered })))
+    redeliver(state, instance.id, ids).await
 }
 
 /// A required RFC 3339 instant of a request body.

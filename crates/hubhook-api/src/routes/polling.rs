@@ -133,6 +133,15 @@ async fn instance_health(
     Path(id): Path<String>,
 ) -> Result<Json<InstanceHealthOut>, ApiError> {
     let row = find(&state, &caller, &id).await?;
+    health(&state, &row).await.map(Json)
+}
+
+/// The health of each resource the instance polls (the route's answer, also shown by the
+/// console).
+pub(crate) async fn health(
+    state: &AppState,
+    row: &hubhook_store::InstanceRow,
+) -> Result<InstanceHealthOut, ApiError> {
     let now = state.engine.clock().now();
     let jobs = state.engine.store().poll_health(row.id, now).await?;
     let resources: Vec<ResourceHealthOut> = jobs
@@ -144,11 +153,11 @@ async fn instance_health(
         .map(|r| r.status)
         .max()
         .unwrap_or(HealthStatus::Ok);
-    Ok(Json(InstanceHealthOut {
+    Ok(InstanceHealthOut {
         instance_id: row.id.0,
         status,
         resources,
-    }))
+    })
 }
 
 /// What to do with a held-back mass delete.

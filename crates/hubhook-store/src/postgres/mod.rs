@@ -27,6 +27,7 @@
 //!
 //! The SQL of each concern is in its own file, mirroring `../sqlite/`.
 
+mod console;
 mod deliveries;
 mod events;
 mod feed;

@@ -256,6 +256,14 @@ impl PostgresStore {
         .transpose()
     }
 
+    pub async fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(&token_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn secrets(&self, principal: Principal) -> Result<Option<Secrets>> {
         let row = sqlx::query(
             "SELECT u.secret_sealed AS user_sealed, o.secret_sealed AS org_sealed

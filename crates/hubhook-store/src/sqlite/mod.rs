@@ -12,6 +12,7 @@
 //! The SQL of each concern is in its own file: `organizations`, `instances`, `polls`,
 //! `deliveries`, `events`.
 
+mod console;
 mod deliveries;
 mod events;
 mod feed;

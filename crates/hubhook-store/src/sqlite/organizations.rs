@@ -261,6 +261,20 @@ impl SqliteStore {
         .transpose()
     }
 
+    pub async fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                        .bind(&token_hash[..])
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     pub async fn secrets(&self, principal: Principal) -> Result<Option<Secrets>> {
         let row = sqlx::query(
             "SELECT u.secret_sealed AS user_sealed, o.secret_sealed AS org_sealed

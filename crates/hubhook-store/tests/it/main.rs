@@ -7,6 +7,7 @@
 //! PostgreSQL, so they run in parallel, and adds what only makes sense there (many nodes).
 
 mod conformance;
+mod console;
 mod platform;
 
 /// Every engine-independent check, listed once. Each backend's module defines its own
@@ -49,6 +50,8 @@ macro_rules! every_check {
             platform::check_a_disabled_instance_neither_polls_nor_delivers,
             platform::check_events_by_organization,
             platform::check_users_sign_in_and_sealed_secrets,
+            console::check_delivery_health_and_analytics,
+            console::check_ending_a_session,
         );
     };
 }

@@ -134,6 +134,12 @@ async fn a_healthy_receiver_keeps_its_rate_beside_hanging_failing_and_throttling
         ratio,
         ratio * 100.0
     );
+    // The failing receiver's notifications may still be waiting for their first claim when
+    // the healthy one has everything: give it time to be tried at all.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while failing.received().len() == failing_before && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let failing_posts = failing.received().len() - failing_before;
     println!(
         "isolation: requests seen while misbehaving: hanging {}, 500 {failing_posts}, 429 {}",

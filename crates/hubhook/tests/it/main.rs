@@ -5,6 +5,7 @@
 mod api_suite;
 mod app;
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod hardening;

@@ -360,3 +360,88 @@ async fn stored_errors_never_carry_the_callback_query_string() {
     assert!(error.contains(&addr.to_string()), "{error}");
     assert!(!error.contains("s3cr3t"), "{error}");
 }
+
+/// The pull feed: a receiver that was away reads the instance's events in storage order from
+/// its cursor, each once, and finds new ones later from the cursor it kept.
+#[tokio::test]
+async fn the_pull_feed_gives_every_event_once_in_storage_order() {
+    let app = crate::app::spawn_app().await;
+    let instance = app.create_polling_instance().await;
+    let ids = app.sim.sim.ids("company/contacts");
+    for (n, id) in ids[..3].iter().enumerate() {
+        app.retitle_contact(*id, &format!("feed {n}")).await;
+    }
+    for id in &ids[..3] {
+        app.receiver
+            .wait_for_event(std::time::Duration::from_secs(30), |e| {
+                crate::app::is_about(e, *id)
+            })
+            .await;
+    }
+    let feed = |cursor: String| {
+        let url = app.api(&format!(
+            "/instances/{instance}/events?cursor={cursor}&pageSize=2"
+        ));
+        let request = app.http.get(url).header("Authorization", app.auth());
+        async move {
+            let response = request.send().await.expect("sent");
+            assert_eq!(response.status(), 200);
+            let next = response
+                .headers()
+                .get("Elements-Next-Page-Token")
+                .map(|v| v.to_str().expect("text").to_string());
+            let events: Vec<serde_json::Value> = response.json().await.expect("json");
+            (events, next)
+        }
+    };
+    let mut cursor = String::new();
+    let mut read = Vec::new();
+    loop {
+        let (events, next) = feed(cursor.clone()).await;
+        read.extend(
+            events
+                .iter()
+                .map(|e| e["id"].as_str().expect("id").to_string()),
+        );
+        match next {
+            Some(next) => cursor = next,
+            None => {
+                assert!(events.is_empty(), "only an empty page ends the feed");
+                break;
+            }
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = read.iter().collect();
+    assert_eq!(unique.len(), read.len(), "an event read twice: {read:?}");
+    assert_eq!(read.len(), 3, "{read:?}");
+
+    // A later change is the only thing the kept cursor brings.
+    app.retitle_contact(ids[3], "feed later").await;
+    app.receiver
+        .wait_for_event(std::time::Duration::from_secs(30), |e| {
+            crate::app::is_about(e, ids[3])
+        })
+        .await;
+    let (events, next) = feed(cursor.clone()).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["objectId"], ids[3].to_string());
+    assert!(next.is_some());
+
+    // Anything else beside a cursor is refused, and so is a cursor of another kind.
+    let (status, body) = app
+        .get(&format!("/instances/{instance}/events?cursor=&page=2"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .get(&format!(
+            "/instances/{instance}/events?cursor=bm90LWEtZmVlZA"
+        ))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("cursor")
+    );
+}

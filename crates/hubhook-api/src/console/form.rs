@@ -1,0 +1,494 @@
+//! Creating and editing an instance through the form.
+//!
+//! The form's inputs are named by the configuration keys they set (`baseUrl`,
+//! `event.notification.callback.url`, `event.poller.configuration.contacts.url`, ...), so an API
+//! refusal naming a key lands next to its input (`errors`). A submitted form becomes the same
+//! `InstanceIn` body a client would POST, and goes through the API's own create
+//! (`instances::create`) or replace (`instance_updates::replace`): the checks, the messages and
+//! the store writes are the API's.
+//!
+//! The poller configuration has two editors, a per-resource one and the raw JSON of
+//! `event.poller.configuration`; the script keeps them in step and says which was edited last
+//! (`poller_source`). The raw JSON, when chosen, is sent as the JSON text it is (the API
+//! accepts a JSON-encoded string there), so a typo in it gets the API's own message. Without the
+//! script the per-resource editor wins, starting from the raw JSON's blocks so keys it does not
+//! show (`pageSize`, ...) are kept.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Path, Request, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use hubhook_core::{InstanceConfig, MASK, connectwise_poller_block};
+use hubhook_store::InstanceRow;
+use serde_json::{Map, Value};
+
+use super::errors::{FieldErrors, POLLER};
+use super::form_page::{Connection, Mode, render};
+use super::page::{Html, PageError};
+use super::session::ConsoleUser;
+use crate::element::DEFAULT_POLLED;
+use crate::routes::instance_updates::replace as api_replace;
+use crate::routes::instances::{
+    ElementRef, InstanceIn, check_credentials, create as api_create, find,
+};
+use crate::{ApiError, AppState};
+
+/// A submitted `application/x-www-form-urlencoded` body, as ordered pairs (checkboxes repeat).
+#[derive(Debug, Default)]
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").trim().to_string()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormData {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(PageError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a form (application/x-www-form-urlencoded)",
+            ));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        Ok(FormData(
+            url::form_urlencoded::parse(&body).into_owned().collect(),
+        ))
+    }
+}
+
+/// The secret keys the form has inputs for; never filled in a page.
+pub const SECRETS: [&str; 3] = [
+    "public.key",
+    "private.key",
+    "event.notification.signature.key",
+];
+
+/// The parts of a resource's poller block the per-resource editor shows.
+pub const EDITOR_PATHS: [&str; 8] = [
+    "url",
+    "idField",
+    "datesConfiguration.updatedDateField",
+    "datesConfiguration.updatedDateFormat",
+    "datesConfiguration.updatedDateTimezone",
+    "datesConfiguration.createdDateField",
+    "datesConfiguration.createdDateFormat",
+    "datesConfiguration.createdDateTimezone",
+];
+
+/// What the form shows. Secret values are never part of it.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceForm {
+    pub name: String,
+    pub tags: String,
+    pub base_url: String,
+    pub company: String,
+    pub client_id: String,
+    pub events_enabled: bool,
+    pub callback_url: String,
+    pub refresh_interval: String,
+    /// `changes`, `all` or `since`.
+    pub first_run: String,
+    pub first_run_since: String,
+    /// The poller blocks of the selected resources.
+    pub poller: Map<String, Value>,
+    /// The raw JSON editor's text.
+    pub raw: String,
+    /// The secrets stored for the instance being edited (their inputs may stay empty).
+    pub stored_secrets: Vec<String>,
+}
+
+impl InstanceForm {
+    /// An empty form with the element's defaults (events on, every 15 minutes, contacts).
+    fn blank() -> InstanceForm {
+        let mut poller = Map::new();
+        poller.insert("contacts".into(), connectwise_poller_block("contacts"));
+        InstanceForm {
+            events_enabled: true,
+            refresh_interval: "15".into(),
+            first_run: "changes".into(),
+            raw: pretty(&poller),
+            poller,
+            ..InstanceForm::default()
+        }
+    }
+
+    /// The form of a stored instance (its configuration is the masked, public one).
+    fn of(row: &InstanceRow) -> InstanceForm {
+        let config = &row.configuration;
+        let text = |key: &str| match config.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let poller = poller_of(config.get(POLLER));
+        let first_run = text("event.poller.firstRun");
+        let (first_run, since) = match first_run.split_once(':') {
+            Some((_, since)) => ("since".to_string(), since.to_string()),
+            None if first_run.is_empty() => ("changes".to_string(), String::new()),
+            None => (first_run, String::new()),
+        };
+        InstanceForm {
+            name: row.name.clone(),
+            tags: row.tags.join(", "),
+            base_url: text("baseUrl"),
+            company: text("company"),
+            client_id: text("connectwise.clientID"),
+            events_enabled: row.events_enabled,
+            callback_url: text("event.notification.callback.url"),
+            refresh_interval: text("event.poller.refresh_interval"),
+            first_run,
+            first_run_since: since,
+            raw: pretty(&poller),
+            poller,
+            stored_secrets: SECRETS
+                .iter()
+                .filter(|k| config.get(**k).is_some_and(|v| !v.is_null()))
+                .map(|k| k.to_string())
+                .collect(),
+        }
+    }
+
+    /// Every resource the form offers: the element's list, then any other one configured.
+    pub fn offered(&self) -> Vec<String> {
+        let mut offered: Vec<String> = DEFAULT_POLLED.iter().map(|r| r.to_string()).collect();
+        for resource in self.poller.keys() {
+            if !offered.contains(resource) {
+                offered.push(resource.clone());
+            }
+        }
+        offered
+    }
+
+    /// The names of the form's inputs, where errors can be shown.
+    pub fn inputs(&self) -> Vec<String> {
+        let mut inputs: Vec<String> = [
+            "name",
+            "tags",
+            "baseUrl",
+            "company",
+            "connectwise.clientID",
+            "event.notification.enabled",
+            "event.notification.callback.url",
+            "event.poller.refresh_interval",
+            "event.poller.firstRun",
+            POLLER,
+        ]
+        .iter()
+        .chain(SECRETS.iter())
+        .map(|s| s.to_string())
+        .collect();
+        for resource in self.offered() {
+            for path in EDITOR_PATHS {
+                inputs.push(format!("{POLLER}.{resource}.{path}"));
+            }
+        }
+        inputs
+    }
+}
+
+fn pretty(map: &Map<String, Value>) -> String {
+    serde_json::to_string_pretty(map).unwrap_or_default()
+}
+
+/// A stored `event.poller.configuration` (an object, or a JSON-encoded string of one).
+fn poller_of(value: Option<&Value>) -> Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map.clone(),
+        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or_default(),
+        _ => Map::new(),
+    }
+}
+
+/// Sets a dotted `path` of a block to a string, making objects on the way.
+fn set_path(block: &mut Value, path: &str, value: &str) {
+    let mut node = block;
+    let mut keys = path.split('.').peekable();
+    while let Some(key) = keys.next() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else { return };
+        if keys.peek().is_none() {
+            map.insert(key.to_string(), Value::String(value.to_string()));
+            return;
+        }
+        node = map.entry(key.to_string()).or_insert(Value::Null);
+    }
+}
+
+/// Reads a submitted form: what to show again if it is refused, and the API body.
+fn read(form: &FormData, existing: Option<&InstanceRow>) -> (InstanceForm, InstanceIn) {
+    let mut shown = InstanceForm {
+        name: form.text("name"),
+        tags: form.text("tags"),
+        base_url: form.text("baseUrl"),
+        company: form.text("company"),
+        client_id: form.text("connectwise.clientID"),
+        events_enabled: form.get("event.notification.enabled") == Some("true"),
+        callback_url: form.text("event.notification.callback.url"),
+        refresh_interval: form.text("event.poller.refresh_interval"),
+        first_run: form.text("event.poller.firstRun"),
+        first_run_since: form.text("event.poller.firstRun.since"),
+        raw: form.get(POLLER).unwrap_or("").to_string(),
+        stored_secrets: existing
+            .map(|row| InstanceForm::of(row).stored_secrets)
+            .unwrap_or_default(),
+        ..InstanceForm::default()
+    };
+    let mut configuration = existing
+        .map(|row| row.configuration.clone())
+        .unwrap_or_default();
+    let mut set = |key: &str, value: &str| {
+        if value.is_empty() {
+            configuration.remove(key);
+        } else {
+            configuration.insert(key.into(), Value::String(value.into()));
+        }
+    };
+    set("baseUrl", &shown.base_url);
+    set("company", &shown.company);
+    set("connectwise.clientID", &shown.client_id);
+    set("event.notification.callback.url", &shown.callback_url);
+    set("event.poller.refresh_interval", &shown.refresh_interval);
+    let first_run = match shown.first_run.as_str() {
+        "since" => format!("since:{}", shown.first_run_since),
+        other => other.to_string(),
+    };
+    set("event.poller.firstRun", &first_run);
+    for key in SECRETS {
+        match form.get(key).unwrap_or("") {
+            // Left empty: keep the stored secret (`********` keeps it), or have none.
+            "" if shown.stored_secrets.iter().any(|k| k == key) => {
+                configuration.insert(key.into(), Value::String(MASK.into()));
+            }
+            "" => {
+                configuration.remove(key);
+            }
+            value => {
+                configuration.insert(key.into(), Value::String(value.into()));
+            }
+        }
+    }
+    configuration.insert(
+        "event.notification.enabled".into(),
+        Value::Bool(shown.events_enabled),
+    );
+    let raw_blocks: Map<String, Value> = serde_json::from_str(&shown.raw).unwrap_or_default();
+    let poller = if form.get("poller_source") == Some("raw") {
+        configuration.insert(POLLER.into(), Value::String(shown.raw.clone()));
+        raw_blocks
+    } else {
+        let mut poller = Map::new();
+        for resource in form.all("resource") {
+            let mut block = raw_blocks
+                .get(resource)
+                .filter(|b| b.is_object())
+                .cloned()
+                .unwrap_or_else(|| connectwise_poller_block(resource));
+            for path in EDITOR_PATHS {
+                if let Some(value) = form.get(&format!("{POLLER}.{resource}.{path}")) {
+                    set_path(&mut block, path, value.trim());
+                }
+            }
+            poller.insert(resource.to_string(), block);
+        }
+        configuration.insert(POLLER.into(), Value::Object(poller.clone()));
+        shown.raw = pretty(&poller);
+        poller
+    };
+    shown.poller = poller;
+    let tags = shown
+        .tags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| Value::String(t.to_string()))
+        .collect();
+    let body = InstanceIn {
+        element: Some(ElementRef::connectwise()),
+        name: Some(shown.name.clone()),
+        tags: Some(tags),
+        configuration: Some(configuration),
+        ..InstanceIn::default()
+    };
+    (shown, body)
+}
+
+fn show(
+    user: &ConsoleUser,
+    form: &InstanceForm,
+    errors: &FieldErrors,
+    mode: Mode,
+    connection: Option<Connection>,
+    status: StatusCode,
+) -> Response {
+    (status, render(user, form, errors, mode, connection)).into_response()
+}
+
+/// A refusal shown in the form; our own failures are an error page.
+fn refused(
+    user: &ConsoleUser,
+    form: &InstanceForm,
+    err: ApiError,
+    mode: Mode,
+) -> Result<Response, PageError> {
+    if err.status.is_server_error() {
+        return Err(err.into());
+    }
+    let errors = FieldErrors::from_api(&err, &form.inputs());
+    Ok(show(user, form, &errors, mode, None, err.status))
+}
+
+pub async fn new_page(user: ConsoleUser) -> Html {
+    render(
+        &user,
+        &InstanceForm::blank(),
+        &FieldErrors::default(),
+        Mode::New,
+        None,
+    )
+}
+
+/// Creates the instance through the API's create.
+pub async fn create(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let (shown, body) = read(&form, None);
+    match api_create(&state, user.principal, body).await {
+        Ok(out) => Ok(Redirect::to(&format!("/instances/{}", out.id)).into_response()),
+        Err(err) => refused(&user, &shown, err, Mode::New),
+    }
+}
+
+pub async fn edit_page(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+) -> Result<Html, PageError> {
+    let row = find(&state, &user.caller(), &id).await?;
+    Ok(render(
+        &user,
+        &InstanceForm::of(&row),
+        &FieldErrors::default(),
+        Mode::Edit(row.id.0),
+        None,
+    ))
+}
+
+/// Replaces the instance through the API's replace (secrets left empty are kept).
+pub async fn update(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let row = find(&state, &user.caller(), &id).await?;
+    let (shown, body) = read(&form, Some(&row));
+    match api_replace(&state, &row, body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instances/{}", row.id)).into_response()),
+        Err(err) => refused(&user, &shown, err, Mode::Edit(row.id.0)),
+    }
+}
+
+pub async fn test_new_connection(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    test_connection(&state, &user, &form, None).await
+}
+
+pub async fn test_edit_connection(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let row = find(&state, &user.caller(), &id).await?;
+    test_connection(&state, &user, &form, Some(&row)).await
+}
+
+/// "Test connection": the site fields (stored secrets for inputs left empty) checked the way a
+/// create checks them, the form shown again with the answer in the site section.
+async fn test_connection(
+    state: &AppState,
+    user: &ConsoleUser,
+    form: &FormData,
+    existing: Option<&InstanceRow>,
+) -> Result<Response, PageError> {
+    let (shown, body) = read(form, existing);
+    let mode = existing.map_or(Mode::New, |row| Mode::Edit(row.id.0));
+    let mut site = Map::new();
+    let configuration = body.configuration.unwrap_or_default();
+    for key in [
+        "baseUrl",
+        "company",
+        "connectwise.clientID",
+        "public.key",
+        "private.key",
+    ] {
+        let value = match (configuration.get(key), existing) {
+            (Some(Value::String(v)), Some(row)) if v == MASK => row.secrets.get(key).cloned(),
+            (value, _) => value.cloned(),
+        };
+        if let Some(value) = value {
+            site.insert(key.into(), value);
+        }
+    }
+    let checked = match InstanceConfig::parse(&site) {
+        Ok(config) => check_credentials(state, &config)
+            .await
+            .map(|()| config.connectwise.base_url.clone()),
+        Err(e) => Err(ApiError::bad_request(format!("invalid configuration: {e}"))),
+    };
+    match checked {
+        Ok(base_url) => Ok(show(
+            user,
+            &shown,
+            &FieldErrors::default(),
+            mode,
+            Some(Connection(format!(
+                "Connected: ConnectWise at {base_url} accepted the keys."
+            ))),
+            StatusCode::OK,
+        )),
+        Err(err) => refused(user, &shown, err, mode),
+    }
+}

@@ -1,0 +1,209 @@
+//! Signing in and out of the console, the signed-in user of a page, and CSRF tokens.
+//!
+//! The session cookie (`hubhook_session`) is `HttpOnly` (scripts cannot read it),
+//! `SameSite=Strict` (other sites' pages never send it) and `Path=/`. On top of that every form
+//! carries a CSRF token, checked before the form is read: for a signed-in user it is an HMAC-like
+//! SHA-256 of the session secret, so it needs no storage and cannot be computed without the
+//! cookie; the sign-in form, which has no session yet, uses a random token kept in a second
+//! `SameSite=Strict` cookie (double submit), so another site cannot sign a browser in to an
+//! account of its choosing.
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use hubhook_store::Principal;
+use maud::html;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::form::FormData;
+use super::page::{PageError, page};
+use crate::auth::{new_secret, secret_hash};
+use crate::session::{SESSION_HOURS, cookie};
+use crate::{ApiError, AppState};
+
+const SESSION_COOKIE: &str = "hubhook_session";
+const SIGN_IN_CSRF_COOKIE: &str = "hubhook_signin";
+
+/// The signed-in user of a console request. Pages that need one take it as an argument; without
+/// a valid session the browser is sent to the sign-in page.
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    pub principal: Principal,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    /// The session's secret (only its hash is stored), kept to end the session.
+    session: String,
+}
+
+impl ConsoleUser {
+    pub fn caller(&self) -> crate::auth::Caller {
+        crate::auth::Caller(self.principal)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's (403, nothing done).
+    pub fn check_csrf(&self, form: &FormData) -> Result<(), PageError> {
+        check_token(form.get("csrf").unwrap_or(""), &self.csrf)
+    }
+}
+
+fn check_token(sent: &str, expected: &str) -> Result<(), PageError> {
+    if !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "The form's security token is missing or out of date. Go back, reload the page and try again.",
+        ))
+    }
+}
+
+/// The CSRF token of a session: a hash of its secret under a fixed label.
+fn csrf_of(session: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"hubhook console csrf\0");
+    hasher.update(session.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// Without a session: a page is redirected to the sign-in page, anything else is 401.
+pub struct SignInFirst(bool);
+
+impl IntoResponse for SignInFirst {
+    fn into_response(self) -> Response {
+        if self.0 {
+            Redirect::to("/signin").into_response()
+        } else {
+            PageError::new(StatusCode::UNAUTHORIZED, "Sign in first.").into_response()
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = SignInFirst;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let is_page = parts.method == axum::http::Method::GET;
+        let Some(session) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
+            return Err(SignInFirst(is_page));
+        };
+        match crate::session::principal(state, &session).await {
+            Ok(Some(principal)) => Ok(ConsoleUser {
+                principal,
+                csrf: csrf_of(&session),
+                session,
+            }),
+            _ => Err(SignInFirst(is_page)),
+        }
+    }
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .map_err(ApiError::internal)
+}
+
+/// The sign-in page, with a fresh double-submit token.
+pub async fn sign_in_page() -> Result<Response, PageError> {
+    sign_in_form(StatusCode::OK, "", None)
+}
+
+fn sign_in_form(
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let token = new_secret().map_err(ApiError::internal)?;
+    let token = hex::encode(Sha256::digest(token.as_bytes()));
+    let body = html! {
+        h1 { "Sign in" }
+        @if let Some(error) = error {
+            p.error-summary role="alert" id="signin-error" { (error) }
+        }
+        form.narrow method="post" action="/signin" {
+            input type="hidden" name="csrf" value=(token);
+            div.field {
+                label for="email" { "Email" }
+                input #email type="email" name="email" value=(email) required autocomplete="username"
+                    aria-describedby=[error.map(|_| "signin-error")];
+            }
+            div.field {
+                label for="password" { "Password" }
+                input #password type="password" name="password" required autocomplete="current-password";
+            }
+            button type="submit" { "Sign in" }
+        }
+    };
+    let mut response = (status, page("Sign in", None, body)).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_CSRF_COOKIE, &token, 3600)?,
+    );
+    Ok(response)
+}
+
+/// Checks the email and password (the platform's check) and starts a session.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: FormData,
+) -> Result<Response, PageError> {
+    check_token(
+        form.get("csrf").unwrap_or(""),
+        cookie(&headers, SIGN_IN_CSRF_COOKIE).unwrap_or(""),
+    )?;
+    let email = form.get("email").unwrap_or("").trim().to_string();
+    let password = form.get("password").unwrap_or("").to_string();
+    if email.is_empty() || password.is_empty() {
+        return sign_in_form(
+            StatusCode::BAD_REQUEST,
+            &email,
+            Some("Give your email and your password."),
+        );
+    }
+    match crate::session::sign_in(&state, &email, password).await {
+        Ok((_, session)) => {
+            let mut response = Redirect::to("/").into_response();
+            let headers = response.headers_mut();
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &session, SESSION_HOURS * 3600)?,
+            );
+            headers.append(header::SET_COOKIE, set_cookie(SIGN_IN_CSRF_COOKIE, "", 0)?);
+            Ok(response)
+        }
+        Err(err) if err.status == StatusCode::UNAUTHORIZED => sign_in_form(
+            StatusCode::UNAUTHORIZED,
+            &email,
+            Some("The email or the password is wrong."),
+        ),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Ends the session and forgets the cookie.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    state
+        .engine
+        .store()
+        .end_session(secret_hash(&user.session))
+        .await
+        .map_err(ApiError::from)?;
+    let mut response = Redirect::to("/signin").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0)?);
+    Ok(response)
+}

@@ -1,0 +1,98 @@
+//! SQL of the console's organization-wide aggregates.
+
+use hubhook_core::InstanceId;
+use jiff::Timestamp;
+use sqlx::Row as _;
+
+use super::{PostgresStore, timestamp};
+use crate::{AnalyticsBucket, DeliveryHealth, OrganizationId, Result};
+
+/// A count read back from PostgreSQL (never negative).
+fn non_negative(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl PostgresStore {
+    pub async fn delivery_health(
+        &self,
+        org: OrganizationId,
+        now: Timestamp,
+    ) -> Result<Vec<DeliveryHealth>> {
+        let rows = sqlx::query(
+            "SELECT n.instance_id,
+                    COUNT(*) FILTER (WHERE n.status = 'pending' AND n.next_attempt_at <= $2)
+                        AS due,
+                    COUNT(*) FILTER (WHERE n.status = 'pending' AND n.failed_attempts > 0)
+                        AS failing,
+                    COUNT(*) FILTER (WHERE n.status = 'queued') AS queued
+             FROM notifications n
+                 JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
+             WHERE i.organization_id = $1 AND n.status IN ('pending', 'queued')
+             GROUP BY n.instance_id ORDER BY n.instance_id",
+        )
+        .bind(org.0)
+        .bind(now.as_millisecond())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeliveryHealth {
+                    instance_id: InstanceId(row.try_get("instance_id")?),
+                    due: non_negative(row.try_get("due")?),
+                    failing: non_negative(row.try_get("failing")?),
+                    queued: non_negative(row.try_get("queued")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn event_analytics(
+        &self,
+        org: OrganizationId,
+        from: Timestamp,
+        to: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<AnalyticsBucket>> {
+        let (from_ms, to_ms) = (from.as_millisecond(), to.as_millisecond());
+        let rows = sqlx::query(
+            "SELECT instance_id, bucket, SUM(events)::bigint AS events,
+                    SUM(delivered)::bigint AS delivered, SUM(failed)::bigint AS failed
+             FROM (
+                SELECT e.instance_id, (e.created_at - $2) / $4 AS bucket,
+                       1 AS events, 0 AS delivered, 0 AS failed
+                FROM events e
+                    JOIN instances i
+                        ON i.id = e.instance_id AND i.organization_id = e.organization_id
+                WHERE i.organization_id = $1 AND e.created_at >= $2 AND e.created_at < $3
+                UNION ALL
+                SELECT n.instance_id, (a.attempted_at - $2) / $4 AS bucket, 0 AS events,
+                       CASE WHEN a.outcome = 'delivered' THEN 1 ELSE 0 END AS delivered,
+                       CASE WHEN a.outcome <> 'delivered' THEN 1 ELSE 0 END AS failed
+                FROM delivery_attempts a
+                JOIN notifications n
+                    ON n.id = a.notification_id AND n.organization_id = a.organization_id
+                JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
+                WHERE i.organization_id = $1 AND a.attempted_at >= $2 AND a.attempted_at < $3
+             ) counted
+             GROUP BY instance_id, bucket ORDER BY instance_id, bucket",
+        )
+        .bind(org.0)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(bucket_ms.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let bucket: i64 = row.try_get("bucket")?;
+                Ok(AnalyticsBucket {
+                    instance_id: InstanceId(row.try_get("instance_id")?),
+                    start: timestamp(from_ms.saturating_add(bucket.saturating_mul(bucket_ms)))?,
+                    events: non_negative(row.try_get("events")?),
+                    delivered: non_negative(row.try_get("delivered")?),
+                    failed: non_negative(row.try_get("failed")?),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,667 @@
+//! The web console's HTML routes over real HTTP: signing in (the cookie's flags), CSRF refusals
+//! that store nothing, another organization's pages as 404, the form refusing exactly what the
+//! API refuses (same message, next to the field), and the analytics route behind the charts.
+
+use reqwest::{StatusCode, redirect::Policy};
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, spawn_app};
+
+const PASSWORD: &str = "console password";
+
+/// A browser of one user: no redirects followed, cookies kept by hand.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).expect(name);
+    html[start..][..html[start..].find('"').expect("end of value")].to_string()
+}
+
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: app.server().url(),
+            cookie: String::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    /// Signs in with the sign-in page's token; returns the session's Set-Cookie header.
+    async fn sign_in(&mut self, email: &str, password: &str) -> String {
+        let page = self.get("/signin").await;
+        let token_cookie = set_cookie(&page, "hubhook_signin").expect("sign-in token cookie");
+        self.cookie = token_cookie.split(';').next().unwrap().to_string();
+        let csrf = field(&page.text().await.unwrap(), "csrf");
+        let response = self
+            .post(
+                "/signin",
+                &[("csrf", &csrf), ("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
+        let session = set_cookie(&response, "hubhook_session").expect("session cookie");
+        self.cookie = session.split(';').next().unwrap().to_string();
+        session
+    }
+
+    /// The CSRF token of the signed-in session, read from a page.
+    async fn csrf(&self) -> String {
+        field(
+            &self.get("/instances/new").await.text().await.unwrap(),
+            "csrf",
+        )
+    }
+}
+
+async fn user(app: &TestApp, org: &str, email: &str) {
+    let login = hubhook::org::Login {
+        email: email.into(),
+        password: PASSWORD.into(),
+        first_name: String::new(),
+        last_name: String::new(),
+    };
+    hubhook::org::create_with_login(app.server().store(), org, Some(login))
+        .await
+        .expect("org with a sign-in");
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_ends_it() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    let mut browser = Browser::new(&app);
+
+    let signed_out = browser.get("/").await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_out.headers()["location"], "/signin");
+
+    // A wrong password is the sign-in page again, with the reason, and no session.
+    let page = browser.get("/signin").await;
+    browser.cookie = set_cookie(&page, "hubhook_signin")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = field(&page.text().await.unwrap(), "csrf");
+    let wrong = browser
+        .post(
+            "/signin",
+            &[
+                ("csrf", &csrf),
+                ("email", "first@example.test"),
+                ("password", "nope"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&wrong, "hubhook_session").is_none());
+    // Without the sign-in token, nothing is even checked.
+    browser.cookie.clear();
+    let forged = browser
+        .post(
+            "/signin",
+            &[
+                ("csrf", &csrf),
+                ("email", "first@example.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let session = browser.sign_in("first@example.test", PASSWORD).await;
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(flag), "{flag} missing in {session}");
+    }
+    let home = browser.get("/").await;
+    assert_eq!(home.status(), StatusCode::OK);
+    let csp = home.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(home.text().await.unwrap().contains("No instances yet"));
+
+    let csrf = browser.csrf().await;
+    let out = browser.post("/signout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    // The old cookie no longer opens anything.
+    assert_eq!(browser.get("/").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("first@example.test", PASSWORD).await;
+    let created = app.create_quiet_instance("kept").await;
+    let id = created["id"].as_i64().unwrap();
+    // The API's organization is another one; make an instance of the signed-in user's own.
+    let csrf = browser.csrf().await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "mine"),
+        ("baseUrl", &app.sim.base_url()),
+        ("company", "demo"),
+        ("public.key", "demo-public"),
+        ("private.key", "demo-private"),
+    ];
+    let made = browser.post("/instances/new", &form).await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let mine = made.headers()["location"].to_str().unwrap().to_string();
+    let before = app.digest().await;
+
+    for token in ["", "0123456789abcdef0123456789abcdef"] {
+        for path in [
+            format!("{mine}/delete"),
+            format!("{mine}/disable"),
+            format!("{mine}/poll"),
+            "/instances/new".to_string(),
+        ] {
+            let mut pairs = form.to_vec();
+            pairs[0] = ("csrf", token);
+            let refused = browser.post(&path, &pairs).await;
+            assert_eq!(
+                refused.status(),
+                StatusCode::FORBIDDEN,
+                "{path} with {token:?}"
+            );
+        }
+    }
+    assert_eq!(app.digest().await, before, "a refused form stored nothing");
+    // And the API's own instance was never the console user's to see.
+    assert_eq!(
+        browser.get(&format!("/instances/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn another_organizations_instance_pages_are_404() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    user(&app, "other", "other@example.test").await;
+    let mut first = Browser::new(&app);
+    first.sign_in("first@example.test", PASSWORD).await;
+    let csrf = first.csrf().await;
+    let made = first
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "first's"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "15"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let page = made.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(first.get(&page).await.status(), StatusCode::OK);
+
+    let mut other = Browser::new(&app);
+    other.sign_in("other@example.test", PASSWORD).await;
+    for path in [
+        page.clone(),
+        format!("{page}/edit"),
+        format!("{page}/health"),
+        format!("{page}/events"),
+        format!("{page}/events/some-event"),
+        format!("{page}/delete"),
+    ] {
+        assert_eq!(
+            other.get(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let csrf = other.csrf().await;
+    for action in ["delete", "disable", "poll", "enable", "recover"] {
+        let refused = other
+            .post(
+                &format!("{page}/{action}"),
+                &[("csrf", &csrf), ("since", "2026-01-01T00:00")],
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    assert!(
+        !other
+            .get("/")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("first&#39;s")
+    );
+    assert_eq!(
+        first.get(&page).await.status(),
+        StatusCode::OK,
+        "still there"
+    );
+}
+
+#[tokio::test]
+async fn the_form_refuses_what_the_api_refuses_with_the_same_message_next_to_the_field() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("first@example.test", PASSWORD).await;
+    let csrf = browser.csrf().await;
+    let callback = "ftp://files.example/hook";
+
+    let mut body = app.documented_body();
+    body["name"] = json!("refused");
+    body["configuration"]["event.notification.callback.url"] = json!(callback);
+    let api = app.create_instance(&body).await;
+    assert_eq!(api.status(), 400);
+    let message = api.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let before = app.digest().await;
+    let page = browser
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "refused"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", callback),
+                ("event.poller.refresh_interval", "0.05"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    let html = page.text().await.unwrap();
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    // The whole message on top, and its part about the field next to the field.
+    assert!(
+        html.contains(&escape(&message)),
+        "{message} not on the page"
+    );
+    let part = message
+        .strip_prefix("invalid configuration: ")
+        .expect("a configuration error");
+    assert!(!part.contains("; `"), "one problem only: {message}");
+    let escaped = escape(part);
+    let error = html
+        .split("id=\"f-event-notification-callback-url-error\"")
+        .nth(1)
+        .expect("an error next to the callback URL");
+    assert!(
+        error[..error.find("</div>").unwrap()].contains(&escaped),
+        "{message} not in {error}"
+    );
+    assert!(
+        !html.contains("demo-private"),
+        "a secret was put in the page"
+    );
+    assert_eq!(app.digest().await, before, "nothing stored");
+
+    // A poller URL error lands next to that resource's URL.
+    let page = browser
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "bad url"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "0.05"),
+                ("resource", "contacts"),
+                (
+                    "event.poller.configuration.contacts.url",
+                    "/hubs/crm/contacts?where=nonsense",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("id=\"f-event-poller-configuration-contacts-url-error\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn analytics_count_an_organizations_events_and_deliveries_by_bucket() {
+    let app = spawn_app().await;
+    let id = app.create_polling_instance().await;
+    app.wait_for_baseline(id).await;
+    app.retitle_contact(57001, "Analytics").await;
+    app.poll_now(id).await;
+    app.receiver
+        .wait_for_event(std::time::Duration::from_secs(30), |e| {
+            crate::app::is_about(e, 57001)
+        })
+        .await;
+
+    // The attempt is recorded just after the receiver answers: ask until it is counted.
+    let mut body = Value::Null;
+    for _ in 0..50 {
+        let (status, answer) = app.get("/instances/events/analytics?interval=minute").await;
+        assert_eq!(status, 200, "{answer}");
+        body = answer;
+        let delivered = body["instances"][0]["buckets"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["delivered"].as_u64() > Some(0)));
+        if delivered {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(body["interval"], "minute");
+    let instance = &body["instances"][0];
+    assert_eq!(instance["instanceId"], id);
+    let buckets = instance["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 60, "an hour by minute, every bucket");
+    let sum = |key: &str| {
+        buckets
+            .iter()
+            .map(|b| b[key].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(sum("events") >= 1 && sum("delivered") >= 1, "{buckets:?}");
+
+    for (query, field) in [
+        ("interval=second", "`interval`"),
+        ("from=yesterday", "`from`"),
+        (
+            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "`from`",
+        ),
+        (
+            "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=minute",
+            "buckets",
+        ),
+        ("colour=red", "`colour`"),
+    ] {
+        let (status, body) = app
+            .get(&format!("/instances/events/analytics?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{query}: {body}"
+        );
+    }
+
+    // Another organization sees none of it.
+    let other = hubhook::org::create(app.server().store(), "other")
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .get(app.api("/instances/events/analytics"))
+        .header(
+            "Authorization",
+            format!(
+                "User {}, Organization {}",
+                other.user_secret, other.organization_secret
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["instances"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn editing_keeps_secrets_left_empty_and_never_shows_them() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("first@example.test", PASSWORD).await;
+    let csrf = browser.csrf().await;
+    let made = browser
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "editable"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.notification.signature.key", "edit-signature-key"),
+                ("event.poller.refresh_interval", "15"),
+                ("resource", "contacts"),
+                ("resource", "organizations"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let page = made.headers()["location"].to_str().unwrap().to_string();
+    let id = page.rsplit('/').next().unwrap().to_string();
+
+    let edit = browser
+        .get(&format!("{page}/edit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for secret in ["demo-public", "demo-private", "edit-signature-key"] {
+        assert!(!edit.contains(secret), "{secret} shown in the edit form");
+    }
+    assert!(edit.contains("Stored; leave empty to keep it."));
+    assert!(
+        edit.contains("value=\"organizations\" checked"),
+        "ticked resources stay ticked"
+    );
+
+    // Rename, drop organizations, leave every secret empty: the keys still work (the
+    // replace checks them against ConnectWise) and the signature key is kept.
+    let updated = browser
+        .post(
+            &format!("{page}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("name", "edited"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "15"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        updated.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        updated.text().await.unwrap()
+    );
+    let row = app
+        .server()
+        .store()
+        .instance(hubhook_core::InstanceId(id.parse().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.name, "edited");
+    assert_eq!(row.secrets["private.key"], "demo-private");
+    assert_eq!(
+        row.secrets["event.notification.signature.key"],
+        "edit-signature-key"
+    );
+    let poller = &row.configuration["event.poller.configuration"];
+    assert!(
+        poller.get("contacts").is_some() && poller.get("organizations").is_none(),
+        "{poller}"
+    );
+}
+
+#[tokio::test]
+async fn resend_sends_an_event_again_and_only_for_its_own_organization() {
+    let app = spawn_app().await;
+    user(&app, "first", "first@example.test").await;
+    user(&app, "other", "other@example.test").await;
+    let mut first = Browser::new(&app);
+    first.sign_in("first@example.test", PASSWORD).await;
+    let csrf = first.csrf().await;
+    let made = first
+        .post(
+            "/instances/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "resends"),
+                ("baseUrl", &app.sim.base_url()),
+                ("company", "demo"),
+                ("public.key", "demo-public"),
+                ("private.key", "demo-private"),
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &app.receiver.url),
+                ("event.poller.refresh_interval", "0.05"),
+                ("resource", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        made.text().await.unwrap()
+    );
+    let page = made.headers()["location"].to_str().unwrap().to_string();
+
+    // Change contacts until one is announced (the first poll is the baseline).
+    let mut event_path = None;
+    for n in 0..100 {
+        app.retitle_contact(57001, &format!("resend {n}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let html = first
+            .get(&format!("{page}/events?status=NOTIFIED"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if let Some(start) = html.find(&format!("href=\"{page}/events/")) {
+            let rest = &html[start + 6..];
+            event_path = Some(rest[..rest.find('"').unwrap()].to_string());
+            break;
+        }
+    }
+    let event_path = event_path.expect("an event delivered within 20 s");
+    let event_page = first.get(&event_path).await.text().await.unwrap();
+    let notification = field(&event_page, "notification");
+    let sent_times = || {
+        app.receiver
+            .received()
+            .iter()
+            .filter(|r| r.header("Elements-Webhook-Id") == Some(notification.as_str()))
+            .count()
+    };
+    assert_eq!(sent_times(), 1);
+
+    let resend = format!("{event_path}/resend");
+    assert_eq!(
+        first.post(&resend, &[("csrf", "")]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let mut other = Browser::new(&app);
+    other.sign_in("other@example.test", PASSWORD).await;
+    let other_csrf = other.csrf().await;
+    assert_eq!(
+        other.post(&resend, &[("csrf", &other_csrf)]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let sent = first.post(&resend, &[("csrf", &csrf)]).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(sent.headers()["location"], event_path.as_str());
+    for _ in 0..100 {
+        if sent_times() == 2 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the notification was not sent again within 20 s");
+}
