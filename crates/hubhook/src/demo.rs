@@ -43,7 +43,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             crate::server::start(&config).await?
         }
     };
-    let org = crate::org::create(server.store(), "demo").await?;
+    // A user who can sign in to the console, with a password made for this run.
+    let password: String = hubhook_api::fresh_secret()
+        .context("generating a password")?
+        .plain
+        .chars()
+        .take(20)
+        .collect();
+    let email = "demo@hubhook.local";
+    let org = crate::org::create_with_login(
+        server.store(),
+        "demo",
+        Some(crate::org::Login {
+            email: email.into(),
+            password: password.clone(),
+            first_name: "Demo".into(),
+            last_name: "User".into(),
+        }),
+    )
+    .await?;
     let auth = format!(
         "User {}, Organization {}",
         org.user_secret, org.organization_secret
@@ -67,7 +85,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     println!();
     println!("hubhook demo is running (Ctrl-C to stop)");
-    println!("  console:    {}/", server.url());
+    println!(
+        "  console:    {}/  (sign in as {email}, password {password})",
+        server.url()
+    );
     println!("  simulator:  {}", sim.base_url());
     println!("  receiver:   {receiver}");
     println!("  instance:   {instance_id} polling contacts every 3 s");

@@ -258,6 +258,7 @@ pub async fn one(
                 thead { tr {
                     th scope="col" { "Time" } th scope="col" { "HTTP status" }
                     th scope="col" { "Latency" } th scope="col" { "Error" }
+                    th scope="col" { "Response" }
                 } }
                 tbody {
                     @for a in &event.notified_data {
@@ -266,6 +267,7 @@ pub async fn one(
                             td data-label="HTTP status" { (a.status_code.map_or_else(|| "—".to_string(), |c| c.to_string())) }
                             td data-label="Latency" { (a.latency_ms) " ms" }
                             td data-label="Error" { (a.error.as_deref().unwrap_or("")) }
+                            td data-label="Response" { code.excerpt { (a.response_excerpt.as_deref().unwrap_or("")) } }
                         }
                     }
                 }

@@ -101,6 +101,8 @@ pub struct AttemptOut {
     pub status_code: Option<u16>,
     pub latency_ms: i64,
     pub error: Option<String>,
+    /// The first 1 KB of the receiver's answer.
+    pub response_excerpt: Option<String>,
 }
 
 /// The events of one instance, newest first.
@@ -297,6 +299,7 @@ pub(crate) async fn events_out(
                         status_code: a.status_code,
                         latency_ms: a.latency_ms,
                         error: a.error.clone(),
+                        response_excerpt: a.response_excerpt.clone(),
                     })
                     .collect(),
                 id: e.id.0,

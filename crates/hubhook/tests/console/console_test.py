@@ -28,8 +28,11 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Receiver.received.append(body)
+        answer = b"receiver is down for maintenance" if Receiver.failing else b"ok"
         self.send_response(500 if Receiver.failing else 200)
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     def log_message(self, *args):
         pass
@@ -222,7 +225,9 @@ def main():
             if not rows:
                 return False
             b.s("POST", f"/element/{rows[0]}/click", {})
-            return "500" in b.text("table.attempts")
+            attempts = b.text("table.attempts")
+            # The status and the receiver's own words (the response excerpt).
+            return "500" in attempts and "down for maintenance" in attempts
         b.wait("a failed attempt", failing, timeout=60)
         shot("07-failed-event")
         event_url = b.script("return location.pathname;")
