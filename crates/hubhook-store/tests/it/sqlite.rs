@@ -55,6 +55,7 @@ conformance!(
     check_renewing_a_poll_lease,
     check_releasing_a_nodes_leases,
     check_backlogs,
+    check_next_poll_due_among_leased_and_unleased_jobs,
     check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint,
     check_known_objects_keep_their_last_version_and_deletions,
     check_a_held_mass_delete_waits_for_a_decision,
