@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p hubhook --example bench -- ingest   [--records 20000] [--runs 3]
 //! cargo run --release -p hubhook --example bench -- latency  [--changes 60]
-//! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 60]
+//! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
 //! ```
@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                     &side_handle,
                     flag("instances", 2000)?,
                     flag("resources", 3)?,
-                    flag("seconds", 60)?,
+                    flag("seconds", 90)?,
                 )
                 .await
             }
@@ -522,8 +522,9 @@ async fn idle(
         names.len(),
         started.elapsed().as_secs_f64()
     );
-    // Let the first round (the baselines) pass, then measure one steady stretch.
-    tokio::time::sleep(Duration::from_secs(70)).await;
+    // Let the first round (the baselines) pass, then measure a steady stretch that covers at
+    // least one whole interval, so that every job is polled in it.
+    tokio::time::sleep(Duration::from_secs(20)).await;
     let lags = side.spawn(schedule_lags(bench.db_path.clone(), seconds)).await;
     let cpu_before = server_cpu();
     let wall = Instant::now();
