@@ -42,7 +42,9 @@ fn main() -> anyhow::Result<()> {
     let command = args.next().unwrap_or_default();
     let mut flags = HashMap::new();
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         flags.insert(flag.trim_start_matches("--").to_owned(), value);
     }
     let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
@@ -94,7 +96,10 @@ fn print_machine() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "machine: {cores} cores, {cpu}, load {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 }
 
@@ -319,7 +324,11 @@ fn cpu_seconds() -> (f64, f64) {
     }
     let process = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
     let mut side = 0.0;
-    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.starts_with(SIDE_THREADS) {
             side += ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
@@ -525,7 +534,9 @@ async fn idle(
     // Let the first round (the baselines) pass, then measure a steady stretch that covers at
     // least one whole interval, so that every job is polled in it.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let lags = side.spawn(schedule_lags(bench.db_path.clone(), seconds)).await;
+    let lags = side
+        .spawn(schedule_lags(bench.db_path.clone(), seconds))
+        .await;
     let cpu_before = server_cpu();
     let wall = Instant::now();
     let mut rss_max: f64 = 0.0;
@@ -625,7 +636,10 @@ async fn delivery(side: &Handle, records: usize, storage: bool) -> anyhow::Resul
             first = Some(updated.elapsed().as_secs_f64());
         }
         if updated.elapsed() > Duration::from_secs(1800) {
-            bail!("only {} of {changed} events delivered", bench.receiver.events());
+            bail!(
+                "only {} of {changed} events delivered",
+                bench.receiver.events()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -645,9 +659,8 @@ async fn delivery(side: &Handle, records: usize, storage: bool) -> anyhow::Resul
     };
     let ours = posts as f64 / spread;
     let db_after = file_size(&bench.db_path) + file_size(&wal_path(&bench.db_path));
-    let body_kb = samples.iter().map(Bytes::len).sum::<usize>() as f64
-        / samples.len().max(1) as f64
-        / 1024.0;
+    let body_kb =
+        samples.iter().map(Bytes::len).sum::<usize>() as f64 / samples.len().max(1) as f64 / 1024.0;
 
     let url = bench.receiver.url.clone();
     let ceiling = side
@@ -704,7 +717,8 @@ async fn plain_posts(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..in_flight {
-        let (http, next, bodies, url) = (http.clone(), next.clone(), bodies.clone(), url.to_owned());
+        let (http, next, bodies, url) =
+            (http.clone(), next.clone(), bodies.clone(), url.to_owned());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
