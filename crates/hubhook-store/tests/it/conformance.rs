@@ -1813,6 +1813,8 @@ pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {
     assert_eq!(rows.len(), 1, "the begun row is completed, not doubled");
     assert_eq!(rows[0].outcome, "delivered");
     assert_eq!(rows[0].status_code, Some(200));
+}
+
 /// The next due poll is the earliest unleased job of an enabled instance, or the end of a
 /// lease, whichever comes first; jobs of instances that are not polled never count, however
 /// early they are.
