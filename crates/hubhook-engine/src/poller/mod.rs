@@ -11,6 +11,21 @@
 //! and a record seen with exactly the same content never becomes a second event; a record
 //! changed twice within one second has a new hash and does.
 //!
+//! # The tie set after a mass update, and why the overlap is not skipped
+//!
+//! After a mass update every record shares the cursor's second, so every later poll reads them
+//! all again until some other record moves the cursor. Skipping that second once it "has
+//! ended" would need a clock to say so, and the only one we have besides the record dates is
+//! ConnectWise's `Date` header. The two are the same clock only when the resource's
+//! `updatedDateTimezone` is right. When it is not (dates written in a local zone and read as
+//! GMT, which the configuration cannot detect), record dates run behind the header by hours:
+//! the header would say the cursor's second ended long ago while records of that very second
+//! are still being written, and moving the query past it would lose them. Record dates alone
+//! cannot say a second has ended either (the cursor is by definition the latest date seen). So
+//! the overlap stays, and what is made cheap is the re-read itself: a record read again with
+//! exactly the stored content (hash and text) is not written back ([`page`]), so an idle mass
+//! update costs its reads, not a rewrite of every known row per poll.
+//!
 //! The first poll of a job (no cursor yet) reads every record and remembers them all, so that
 //! a later change to a record that existed before the instance is told apart as UPDATED rather
 //! than CREATED when, as in the documented ConnectWise configuration, created and updated dates
@@ -22,7 +37,8 @@
 //!
 //! A poll reads its query one page at a time ([`window`]) and commits each page, its observed
 //! records, events and notifications, in one transaction with the poll's progress as a
-//! checkpoint (the outbox). Memory is one page whatever the resource's size; a poll cut short
+//! checkpoint (the outbox). While a page is classified and committed, the next one is already
+//! being fetched (one page ahead, never more). Memory is two pages whatever the resource's size; a poll cut short
 //! (a crash, a failed page, a lost lease) resumes from its last checkpoint; and no commit is
 //! larger than a page, so big polls never hold the store's writer for long. The cursor moves
 //! only with the last page, and never past the moment the poll's query was first answered.
@@ -41,7 +57,7 @@ pub mod window;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hubhook_connectwise::{CwError, HubQuery};
+use hubhook_connectwise::{CwError, HubQuery, Page, PageRequest};
 use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, render_url};
 use hubhook_store::{
     CommitOutcome, InstanceRow, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, StoreError,
@@ -270,22 +286,36 @@ async fn poll(
         .and_then(|checkpoint| Window::resume(checkpoint, &resource.url))
         .unwrap_or_else(|| open_window(job, resource, now()));
     let mut outcome = CommitOutcome::default();
+    // The window's URL is rendered once: every page is a page of the same query.
+    let url = render_url(&resource.url, window.render_since)
+        .map_err(|e| PollFailure::later(format!("rendering the url: {e}")))?;
+    let base_query =
+        HubQuery::parse(&url, resource.page_size).map_err(|e| PollFailure::later(e.to_string()))?;
+    let fetch = |request: PageRequest| {
+        let mut query = base_query.clone();
+        query.page = request;
+        let client = &client;
+        async move {
+            let requested_at = now();
+            let page = client.fetch_page(&query).await;
+            (request, query, requested_at, page)
+        }
+    };
+    // At most one page ahead: the next page is asked for while this one is classified and
+    // committed. It is used only after this page's commit, so the order of commits (and what a
+    // checkpoint says) is the same as without it; if the commit fails, it is dropped unread.
+    let mut ahead: Option<(PageRequest, HubQuery, Timestamp, Result<Page, CwError>)> = None;
     while let Some(request) = window.next_request() {
         if window.pages >= MAX_PAGES {
             return Err(PollFailure::soon(format!(
                 "more than {MAX_PAGES} pages in one poll; the server does not page as expected"
             )));
         }
-        let url = render_url(&resource.url, window.render_since)
-            .map_err(|e| PollFailure::later(format!("rendering the url: {e}")))?;
-        let mut query = HubQuery::parse(&url, resource.page_size)
-            .map_err(|e| PollFailure::later(e.to_string()))?;
-        query.page = request;
-        let requested_at = now();
-        let page = client
-            .fetch_page(&query)
-            .await
-            .map_err(connectwise_failure)?;
+        let (_, query, requested_at, page) = match ahead.take() {
+            Some(fetched @ (prefetched, ..)) if prefetched == request => fetched,
+            _ => fetch(request).await,
+        };
+        let page = page.map_err(connectwise_failure)?;
         if window.pages == 0 {
             window.server_start = page.server_time;
             window.filter_since = Some(filter_since(
@@ -312,46 +342,55 @@ async fn poll(
                 "ConnectWise listed id {first} after id {previous}; its pages do not move forward"
             )));
         }
-        metrics::counter!("hubhook_poll_records_read_total").increment(records.len() as u64);
-        window.records_seen += records.len() as u64;
-        let ctx = PageContext {
-            instance: job.instance_id,
-            resource_name: &job.resource,
-            resource,
-            since: window.filter_since.unwrap_or(Timestamp::UNIX_EPOCH),
-            // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
-            poll_started: window.server_start.unwrap_or(window.opened_at),
-            all_created: window.first_run && config.events.first_run == FirstRun::All,
-        };
-        let processed = page::process(engine.store(), &ctx, records)
-            .await
-            .map_err(store_failure)?;
-        window.max_seen = window.max_seen.max(processed.max_updated);
-        window.events_emitted += processed.events.len() as u64;
-        if processed.problems > 0 {
-            window.record_problems = window.record_problems.saturating_add(processed.problems);
-            window.record_problem = window.record_problem.take().or(processed.problem);
-        }
-        window.advance(page.next, last_id);
-        let commit = PollCommit {
-            instance_id: job.instance_id,
-            resource: job.resource.clone(),
-            lease_token: token.clone(),
-            now: now(),
-            observed: processed.observed,
-            vanished: Vec::new(),
-            events: processed.events,
-            notifications: processed.notifications,
-            progress: PollProgress::Checkpoint(window.checkpoint()),
-        };
-        add(
-            &mut outcome,
+        let next = page.next;
+        let commit_page = async {
+            metrics::counter!("hubhook_poll_records_read_total").increment(records.len() as u64);
+            window.records_seen += records.len() as u64;
+            let ctx = PageContext {
+                instance: job.instance_id,
+                resource_name: &job.resource,
+                resource,
+                since: window.filter_since.unwrap_or(Timestamp::UNIX_EPOCH),
+                // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
+                poll_started: window.server_start.unwrap_or(window.opened_at),
+                all_created: window.first_run && config.events.first_run == FirstRun::All,
+            };
+            let processed = page::process(engine.store(), &ctx, records)
+                .await
+                .map_err(store_failure)?;
+            window.max_seen = window.max_seen.max(processed.max_updated);
+            window.events_emitted += processed.events.len() as u64;
+            if processed.problems > 0 {
+                window.record_problems = window.record_problems.saturating_add(processed.problems);
+                window.record_problem = window.record_problem.take().or(processed.problem);
+            }
+            window.advance(next, last_id);
+            let commit = PollCommit {
+                instance_id: job.instance_id,
+                resource: job.resource.clone(),
+                lease_token: token.clone(),
+                now: now(),
+                observed: processed.observed,
+                vanished: Vec::new(),
+                events: processed.events,
+                notifications: processed.notifications,
+                progress: PollProgress::Checkpoint(window.checkpoint()),
+            };
             engine
                 .store()
                 .commit_poll(commit)
                 .await
-                .map_err(store_failure)?,
-        );
+                .map_err(store_failure)
+        };
+        let committed = match next {
+            Some(request) => {
+                let (committed, fetched) = tokio::join!(commit_page, fetch(request));
+                ahead = Some(fetched);
+                committed
+            }
+            None => commit_page.await,
+        };
+        add(&mut outcome, committed?);
     }
 
     // One line per poll, however many records were unusable: a configuration that cannot

@@ -118,6 +118,7 @@ pub async fn process(
                 record: o.record.to_string(),
                 deleted: o.deleted,
             })
+            .filter(|o| !already_stored(known.get(&o.object_id), o))
             .collect(),
         events,
         notifications,
@@ -127,6 +128,22 @@ pub async fn process(
             .errors
             .first()
             .map(|e| format!("record {}: {}", e.index, e.message)),
+    })
+}
+
+/// Whether the store already holds exactly this sighting: same content hash, same record text,
+/// neither deleted. Re-reads (the overlap second, above all the tie set of a mass update that
+/// every later poll reads again) are then not written back, which would only rewrite every row
+/// with itself. The one column left behind is `seen_at`, which reconciliation reads to spare
+/// records created after its scan began: such a record was written (with its `seen_at`) when it
+/// was first seen, and `seen_at` only needs to be at least that late, so keeping the first
+/// sighting's time is as good as refreshing it.
+fn already_stored(known: Option<&KnownObject>, observed: &ObservedObject) -> bool {
+    known.is_some_and(|known| {
+        !known.deleted
+            && !observed.deleted
+            && known.content_hash == observed.content_hash
+            && known.record.as_deref() == Some(observed.record.as_str())
     })
 }
 

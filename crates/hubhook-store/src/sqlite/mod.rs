@@ -83,6 +83,9 @@ impl SqliteStore {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // A WAL file that grew under load is cut back to this size when SQLite next
+            // rewrites it from the start (see `writer::bound_wal`).
+            .pragma("journal_size_limit", "67108864")
             .connect()
             .await?;
         MIGRATOR.run(&mut writer).await?;

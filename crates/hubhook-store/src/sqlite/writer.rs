@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use sqlx::sqlite::SqliteConnection;
@@ -161,6 +162,7 @@ async fn run(
 ) {
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut close_requests = Vec::new();
+    let mut last_wal_check = Instant::now();
     while close_requests.is_empty() {
         if receiver.recv_many(&mut messages, MAX_BATCH).await == 0 {
             break; // every sender is gone
@@ -175,6 +177,10 @@ async fn run(
         if !commands.is_empty() {
             let ok = run_batch(&mut conn, commands).await;
             last_batch_ok.store(ok, Ordering::Relaxed);
+            if last_wal_check.elapsed() >= WAL_CHECK_EVERY {
+                last_wal_check = Instant::now();
+                bound_wal(&mut conn).await;
+            }
         }
     }
     // Refuse new work before closing, so no caller waits on a connection that is gone.
@@ -189,6 +195,41 @@ async fn run(
     }
     for done in close_requests {
         let _ = done.send(());
+    }
+}
+
+/// How often the writer looks at the WAL's size (after a batch, never while one is open).
+const WAL_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// WAL pages past which the writer empties the WAL (16,384 pages: 64 MB at 4 KB a page).
+const WAL_MAX_PAGES: i64 = 16_384;
+
+/// Keeps the WAL bounded. SQLite checkpoints by itself (PASSIVE, every 1000 pages), but a
+/// passive checkpoint never waits for readers, and the WAL file is rewritten from its start
+/// only when no reader still uses it; under steady reads (the API, the claims' reads, the
+/// dispatcher) that moment may never come and the file only grows (744 MB in issue #10).
+/// So, at most once a second, the writer checkpoints passively and reads how long the WAL
+/// is; past [`WAL_MAX_PAGES`] it asks for TRUNCATE, which waits (busy timeout) for the
+/// readers of old snapshots to finish (new readers read the database file once everything is
+/// copied back) and then empties the file. A checkpoint moves committed pages only: it changes
+/// nothing a reader can see and nothing about durability, so failing (busy) is harmless and
+/// is tried again a second later.
+async fn bound_wal(conn: &mut SqliteConnection) {
+    let passive: std::result::Result<(i64, i64, i64), _> =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *conn)
+            .await;
+    match passive {
+        Ok((_, log, _)) if log > WAL_MAX_PAGES => {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::debug!(%error, "emptying the WAL failed; tried again later");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "WAL checkpoint failed; tried again later"),
     }
 }
 

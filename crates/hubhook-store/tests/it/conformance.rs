@@ -1814,3 +1814,37 @@ pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {
     assert_eq!(rows[0].outcome, "delivered");
     assert_eq!(rows[0].status_code, Some(200));
 }
+
+/// The next due poll is the earliest unleased job of an enabled instance, or the end of a
+/// lease, whichever comes first; jobs of instances that are not polled never count, however
+/// early they are.
+pub async fn check_next_poll_due_among_leased_and_unleased_jobs(store: &Store) {
+    assert_eq!(store.next_poll_due().await.unwrap(), None, "no jobs yet");
+    let (org, user) = organization(store, 2).await;
+    let mut quiet = new_instance(org, user, 2, &["tickets"]);
+    quiet.events_enabled = false;
+    quiet.now = t0() - 10.seconds();
+    store.create_instance(quiet).await.unwrap();
+    assert_eq!(
+        store.next_poll_due().await.unwrap(),
+        None,
+        "only a quiet job"
+    );
+
+    instance_with(store, &["contacts", "companies"]).await;
+    assert_eq!(store.next_poll_due().await.unwrap(), Some(t0()));
+    claim_jobs(store, "a", t0(), LEASE, 1).await.unwrap();
+    assert_eq!(
+        store.next_poll_due().await.unwrap(),
+        Some(t0()),
+        "the other job is still due"
+    );
+    claim_jobs(store, "a", t0() + 1.second(), LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_poll_due().await.unwrap(),
+        Some(t0() + 30.seconds()),
+        "both leased: the first lease's end"
+    );
+}

@@ -1,0 +1,770 @@
+//! Benchmarks of issue #10 (not tests: run by hand, release build). Every figure is printed
+//! beside a ceiling measured in the same run, and as their ratio, because the machine they run
+//! on is shared and absolute figures move with its load.
+//!
+//! ```text
+//! cargo run --release -p hubhook --example bench -- ingest   [--records 20000] [--runs 3]
+//! cargo run --release -p hubhook --example bench -- latency  [--changes 60]
+//! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
+//! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05]
+//! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
+//! ```
+//!
+//! The server runs in this process on the main tokio runtime; the simulator, the receiver and
+//! the measuring helpers run on a second runtime whose threads are named `bench-side`, so the
+//! server's CPU time is the process's minus those threads' (`/proc/self/task/*/stat`).
+//! docs/benchmarks.md records the figures.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use axum::{Router, body::Bytes, extract::State, routing::post};
+use base64::Engine as _;
+use connectwise_sim::{SimConfig, SimHandle, Simulator};
+use hubhook::{config::ServeConfig, server::RunningServer};
+use hubhook_core::InstanceId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::{runtime::Handle, sync::Notify};
+
+const SIDE_THREADS: &str = "bench-side";
+const CONTACTS: &str = "company/contacts";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let mut flags = HashMap::new();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        flags.insert(flag.trim_start_matches("--").to_owned(), value);
+    }
+    let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
+        flags
+            .get(name)
+            .map_or(Ok(default), |v| v.parse())
+            .with_context(|| format!("--{name}"))
+    };
+    let side = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(SIDE_THREADS)
+        .enable_all()
+        .build()?;
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let side_handle = side.handle().clone();
+    let interval = flags
+        .get("interval")
+        .cloned()
+        .unwrap_or_else(|| "0.05".to_owned());
+    print_machine();
+    main.block_on(async move {
+        match command.as_str() {
+            "ingest" => ingest(&side_handle, flag("records", 20_000)?, flag("runs", 3)?).await,
+            "latency" => latency(&side_handle, flag("changes", 60)?).await,
+            "idle" => {
+                idle(
+                    &side_handle,
+                    flag("instances", 2000)?,
+                    flag("resources", 3)?,
+                    flag("seconds", 90)?,
+                )
+                .await
+            }
+            "delivery" | "storage" => {
+                // The poll interval in minutes (0.05: 3 s, so that the tie set of the mass
+                // update is read again while the backlog is delivered, as in production).
+                let records = flag("records", 20_000)?;
+                delivery(&side_handle, records, &interval, command == "storage").await
+            }
+            other => bail!("unknown benchmark `{other}`: ingest, latency, idle, delivery, storage"),
+        }
+    })
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "machine: {cores} cores, {cpu}, load {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parts: simulator and receiver on the side runtime, the server on the main one.
+
+struct Bench {
+    sim: SimHandle,
+    receiver: Receiver,
+    server: RunningServer,
+    auth: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    db_path: std::path::PathBuf,
+}
+
+async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
+    let started = Instant::now();
+    let sim = side
+        .spawn(async move {
+            Simulator::spawn(
+                SimConfig {
+                    records,
+                    ..SimConfig::default()
+                },
+                "127.0.0.1:0".parse().expect("address"),
+            )
+            .await
+        })
+        .await??;
+    println!(
+        "simulator: {records} records per resource seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let receiver = side.spawn(Receiver::start()).await??;
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("hubhook.db");
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", db_path.display()),
+        master_key: Some(hubhook::config::SecretText("11".repeat(32))),
+        min_refresh_interval: 1,
+        allow_private_callbacks: true,
+        site_requests_per_minute: 0,
+        site_poll_concurrency: 16,
+        ..ServeConfig::default()
+    };
+    let server = hubhook::server::start(&config).await?;
+    let org = hubhook::org::create(server.store(), "bench").await?;
+    Ok(Bench {
+        sim,
+        receiver,
+        auth: format!(
+            "User {}, Organization {}",
+            org.user_secret, org.organization_secret
+        ),
+        server,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        db_path,
+    })
+}
+
+impl Bench {
+    /// The documented instance, polling `resources` every `interval` (minutes, as the
+    /// configuration takes it).
+    fn body(&self, resources: &[&str], interval: &str) -> Value {
+        let sim = SimConfig::default();
+        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+            base_url: &self.sim.base_url(),
+            company: &sim.company,
+            public_key: &sim.public_key,
+            private_key: &sim.private_key,
+            callback_url: &self.receiver.url,
+        });
+        let configuration = &mut body["configuration"];
+        configuration["event.poller.refresh_interval"] = json!(interval);
+        let mut blocks = serde_json::Map::new();
+        for resource in resources {
+            blocks.insert(
+                (*resource).to_owned(),
+                hubhook_core::connectwise_poller_block(resource),
+            );
+        }
+        configuration["event.poller.configuration"] = Value::Object(blocks);
+        body
+    }
+
+    async fn create(&self, body: &Value) -> anyhow::Result<InstanceId> {
+        let response = self
+            .http
+            .post(format!("{}/elements/api-v2/instances", self.server.url()))
+            .header("Authorization", &self.auth)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let created: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("creating an instance: {status} {created}");
+        }
+        Ok(InstanceId(created["id"].as_i64().context("instance id")?))
+    }
+
+    /// Waits until every job of the instance has a cursor (its first poll is done).
+    async fn baseline_done(&self, id: InstanceId) -> anyhow::Result<Instant> {
+        loop {
+            let jobs = self.server.store().poll_jobs(id).await?;
+            if !jobs.is_empty() && jobs.iter().all(|j| j.cursor.is_some()) {
+                return Ok(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// The callback receiver: answers 200 at once, notes when each POST arrived and the object ids
+/// of its events, and keeps a few bodies for the ceiling client.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    state: Arc<Mutex<Arrivals>>,
+    arrived: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Arrivals {
+    posts: Vec<(Instant, Vec<String>)>,
+    events: usize,
+    samples: Vec<Bytes>,
+}
+
+#[derive(Deserialize)]
+struct CallbackBody {
+    message: CallbackMessage,
+}
+
+#[derive(Deserialize)]
+struct CallbackMessage {
+    events: Vec<CallbackEvent>,
+}
+
+#[derive(Deserialize)]
+struct CallbackEvent {
+    #[serde(rename = "objectId")]
+    object_id: String,
+}
+
+const SAMPLES: usize = 256;
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Receiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let receiver = Receiver {
+            url: format!("http://{}/webhook", listener.local_addr()?),
+            state: Arc::default(),
+            arrived: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/webhook", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(receiver)
+    }
+
+    fn events(&self) -> usize {
+        self.state.lock().expect("lock").events
+    }
+
+    /// Waits for a POST carrying an event of `object_id`; returns when it arrived.
+    async fn wait_for(&self, object_id: &str, timeout: Duration) -> anyhow::Result<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some((at, _)) = self
+                .state
+                .lock()
+                .expect("lock")
+                .posts
+                .iter()
+                .rev()
+                .find(|(_, ids)| ids.iter().any(|id| id == object_id))
+            {
+                return Ok(*at);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                bail!("no callback for {object_id} within {timeout:?}");
+            }
+        }
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, body: Bytes) -> &'static str {
+    let at = Instant::now();
+    let ids: Vec<String> = serde_json::from_slice::<CallbackBody>(&body)
+        .map(|b| b.message.events.into_iter().map(|e| e.object_id).collect())
+        .unwrap_or_default();
+    {
+        let mut state = receiver.state.lock().expect("lock");
+        state.events += ids.len();
+        state.posts.push((at, ids));
+        if state.samples.len() < SAMPLES {
+            state.samples.push(body);
+        }
+    }
+    receiver.arrived.notify_waiters();
+    "ok"
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring helpers.
+
+/// CPU time (s) of the process and of the side runtime's threads.
+fn cpu_seconds() -> (f64, f64) {
+    // Clock ticks are 1/100 s on Linux (sysconf(_SC_CLK_TCK) = 100).
+    fn ticks(stat: &str) -> f64 {
+        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        (utime + stime) / 100.0
+    }
+    let process = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    let mut side = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(SIDE_THREADS) {
+            side += ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+        }
+    }
+    (process, side)
+}
+
+/// The server's CPU seconds so far (the process minus the side runtime).
+fn server_cpu() -> f64 {
+    let (process, side) = cpu_seconds();
+    process - side
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 50.0)
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Backfill ingest: hubhook's baseline of N contacts against a plain client walking the same
+// forward-only pages.
+
+/// A plain client walking `lastUpdated > [epoch]` with forward-only pages of 1000, as the
+/// baseline poll asks; bodies are read, not parsed. Returns records per second.
+async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyhow::Result<f64> {
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("demo+demo-public:demo-private")
+    );
+    let started = Instant::now();
+    let mut url = format!(
+        "{base}/{CONTACTS}?conditions=lastUpdated%20%3E%20%5B1970-01-01T00%3A00%3A00Z%5D&pageSize=1000"
+    );
+    let mut pages = 0;
+    loop {
+        let response = http
+            .get(&url)
+            .header("Authorization", &auth)
+            .header("pagination-type", "forward-only")
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("plain walk: {}", response.status());
+        }
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| {
+                l.split(", ")
+                    .find(|p| p.ends_with("rel=\"next\""))
+                    .and_then(|p| p.split(['<', '>']).nth(1).map(String::from))
+            });
+        let body = response.bytes().await?;
+        pages += 1;
+        match next {
+            Some(n) if body.len() > 2 => url = n,
+            _ => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("  plain walk: {pages} pages in {secs:.2} s");
+    Ok(records as f64 / secs)
+}
+
+async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()> {
+    let bench = start(side, records).await?;
+    let contacts = bench.sim.sim.ids(CONTACTS).len();
+    let http = reqwest::Client::new();
+    let (mut ceiling, mut ours, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let base = bench.sim.base_url();
+        let c = side
+            .spawn({
+                let http = http.clone();
+                async move { plain_walk(&http, &base, contacts).await }
+            })
+            .await??;
+        let body = bench.body(&["contacts"], "15");
+        let cpu_before = server_cpu();
+        let started = Instant::now();
+        let id = bench.create(&body).await?;
+        let done = bench.baseline_done(id).await?;
+        let secs = done.duration_since(started).as_secs_f64();
+        let h = contacts as f64 / secs;
+        let server = (server_cpu() - cpu_before) / secs;
+        println!(
+            "run {run}: plain client {c:.0} records/s, hubhook baseline {h:.0} records/s \
+             ({contacts} records in {secs:.2} s, server CPU {:.0} % of a core), ratio {:.2}",
+            server * 100.0,
+            h / c
+        );
+        ceiling.push(c);
+        ours.push(h);
+        cpu.push(server);
+    }
+    let (c, h) = (median(ceiling), median(ours));
+    println!(
+        "ingest (median of {runs}): hubhook {h:.0} records/s, plain client {c:.0} records/s, \
+         server CPU {:.0} %, ratio {:.2}",
+        median(cpu) * 100.0,
+        h / c
+    );
+    bench.server.stop().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Change → callback latency at a 1 s interval.
+
+async fn latency(side: &Handle, changes: usize) -> anyhow::Result<()> {
+    let bench = start(side, 1000).await?;
+    // 1/60 of a minute: the 1 s floor the server allows.
+    let id = bench
+        .create(&bench.body(&["contacts"], "0.0166667"))
+        .await?;
+    bench.baseline_done(id).await?;
+    let ids = bench.sim.sim.ids(CONTACTS);
+    let mut latencies = Vec::new();
+    for step in 0..changes {
+        let contact = ids[(step * 7919) % ids.len()];
+        // Spread the changes over the poll interval.
+        tokio::time::sleep(Duration::from_millis(300 + (step as u64 * 397) % 1000)).await;
+        let ops = json!([{ "op": "replace", "path": "title", "value": format!("t{step}") }]);
+        let changed = Instant::now();
+        bench.sim.sim.patch(CONTACTS, contact, ops)?;
+        let arrived = bench
+            .receiver
+            .wait_for(&contact.to_string(), Duration::from_secs(30))
+            .await?;
+        latencies.push(arrived.saturating_duration_since(changed).as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    println!(
+        "latency ({changes} changes, 1 s interval): p50 {p50:.2} s, p99 {p99:.2} s; \
+         ratio p50 / interval {p50:.2}, p99 / interval {p99:.2}"
+    );
+    bench.server.stop().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Idle cost of N instances × R resources polling each minute.
+
+async fn idle(
+    side: &Handle,
+    instances: usize,
+    resources: usize,
+    seconds: usize,
+) -> anyhow::Result<()> {
+    const NAMES: [&str; 4] = ["contacts", "accounts", "opportunities", "activities"];
+    let names = &NAMES[..resources.clamp(1, NAMES.len())];
+    let bench = Arc::new(start(side, 10).await?);
+    let body = bench.body(names, "1");
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..4 {
+        let (bench, body, next) = (bench.clone(), body.clone(), next.clone());
+        creators.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < instances {
+                bench.create(&body).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for creator in creators {
+        creator.await??;
+    }
+    println!(
+        "created {instances} instances × {} resources in {:.1} s",
+        names.len(),
+        started.elapsed().as_secs_f64()
+    );
+    // Let the first round (the baselines) pass, then measure a steady stretch that covers at
+    // least one whole interval, so that every job is polled in it.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let lags = side
+        .spawn(schedule_lags(bench.db_path.clone(), seconds))
+        .await;
+    let cpu_before = server_cpu();
+    let wall = Instant::now();
+    let mut rss_max: f64 = 0.0;
+    while wall.elapsed() < Duration::from_secs(seconds as u64) {
+        rss_max = rss_max.max(rss_mb());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let cpu = (server_cpu() - cpu_before) / wall.elapsed().as_secs_f64();
+    let mut lags = lags??;
+    lags.sort_by(f64::total_cmp);
+    let mut list_ms = Vec::new();
+    let mut list_bytes = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let response = bench
+            .http
+            .get(format!("{}/elements/api-v2/instances", bench.server.url()))
+            .header("Authorization", &bench.auth)
+            .send()
+            .await?;
+        list_bytes = response.bytes().await?.len();
+        list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "idle {instances} × {}: server CPU {:.1} % of a core (goal < 50 % at 10,000 × 3), \
+         RSS max {rss_max:.0} MB (process, with a 10-record simulator), schedule lag p50 {:.2} s \
+         p99 {:.2} s over {} polls, GET /instances median {:.0} ms ({list_bytes} bytes); \
+         ratio CPU / 50 % goal {:.2}",
+        names.len(),
+        cpu * 100.0,
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0),
+        lags.len(),
+        median(list_ms),
+        cpu / 0.5
+    );
+    match Arc::try_unwrap(bench) {
+        Ok(bench) => bench.server.stop().await,
+        Err(_) => Ok(()),
+    }
+}
+
+/// How late each poll ran: for every job polled during the stretch, the end of its poll
+/// (`last_polled_at`) minus the `next_run_at` it had before (read every 2 s).
+async fn schedule_lags(db: std::path::PathBuf, seconds: usize) -> anyhow::Result<Vec<f64>> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display())).await?;
+    let read = || async {
+        let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT instance_id, resource, next_run_at, last_polled_at FROM poll_jobs",
+        )
+        .fetch_all(&pool)
+        .await?;
+        anyhow::Ok(rows)
+    };
+    let mut due: HashMap<(i64, String), (i64, Option<i64>)> = read()
+        .await?
+        .into_iter()
+        .map(|(i, r, n, l)| ((i, r), (n, l)))
+        .collect();
+    let mut lags = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds as u64) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (i, r, next, last) in read().await? {
+            let entry = due.entry((i, r)).or_insert((next, last));
+            if last != entry.1
+                && let Some(polled) = last
+            {
+                lags.push((polled - entry.0) as f64 / 1000.0);
+            }
+            *entry = (next, last);
+        }
+    }
+    pool.close().await;
+    Ok(lags)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) and (e): a mass update of N contacts delivered, against a plain keep-alive client with 16
+// POSTs in flight sending the same bodies to the same receiver; database bytes per event.
+
+async fn delivery(
+    side: &Handle,
+    records: usize,
+    interval: &str,
+    storage: bool,
+) -> anyhow::Result<()> {
+    let bench = start(side, records).await?;
+    let id = bench.create(&bench.body(&["contacts"], interval)).await?;
+    bench.baseline_done(id).await?;
+    let db_before = file_size(&bench.db_path) + file_size(&wal_path(&bench.db_path));
+    let changed = bench.sim.sim.mass_update(CONTACTS, records)?["updated"]
+        .as_u64()
+        .unwrap_or(0) as usize;
+    let updated = Instant::now();
+    // Poll now, whatever the interval (a long one keeps re-reads out of the measurement).
+    let polled = bench
+        .http
+        .post(format!(
+            "{}/elements/api-v2/instances/{}/poll",
+            bench.server.url(),
+            id.0
+        ))
+        .header("Authorization", &bench.auth)
+        .send()
+        .await?;
+    if !polled.status().is_success() {
+        bail!("POST /instances/{}/poll: {}", id.0, polled.status());
+    }
+    let cpu_before = server_cpu();
+    let mut wal_max = 0;
+    let mut first = None;
+    while bench.receiver.events() < changed {
+        wal_max = wal_max.max(file_size(&wal_path(&bench.db_path)));
+        if first.is_none() && bench.receiver.events() > 0 {
+            first = Some(updated.elapsed().as_secs_f64());
+        }
+        if updated.elapsed() > Duration::from_secs(1800) {
+            bail!(
+                "only {} of {changed} events delivered",
+                bench.receiver.events()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu = (server_cpu() - cpu_before) / updated.elapsed().as_secs_f64();
+    let (posts, first_post, last_post, samples) = {
+        let state = bench.receiver.state.lock().expect("lock");
+        (
+            state.posts.len(),
+            state.posts.first().map(|p| p.0),
+            state.posts.last().map(|p| p.0),
+            state.samples.clone(),
+        )
+    };
+    let spread = match (first_post, last_post) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(1e-3),
+        _ => bail!("nothing delivered"),
+    };
+    let ours = posts as f64 / spread;
+    let db_after = file_size(&bench.db_path) + file_size(&wal_path(&bench.db_path));
+    let body_kb =
+        samples.iter().map(Bytes::len).sum::<usize>() as f64 / samples.len().max(1) as f64 / 1024.0;
+
+    let url = bench.receiver.url.clone();
+    let ceiling = side
+        .spawn(async move { plain_posts(&url, &samples, posts, 16).await })
+        .await??;
+    println!(
+        "mass update of {changed} contacts: first callback after {:.2} s, {posts} notifications \
+         (about {body_kb:.1} KB each) in {spread:.1} s",
+        first.unwrap_or(f64::NAN)
+    );
+    if storage {
+        let record_bytes: usize = bench
+            .sim
+            .sim
+            .ids(CONTACTS)
+            .iter()
+            .take(1000)
+            .filter_map(|id| bench.sim.sim.get(CONTACTS, *id))
+            .map(|r| r.to_string().len())
+            .sum();
+        let record_kb = record_bytes as f64 / 1000.0_f64.min(changed as f64) / 1024.0;
+        let per_event = (db_after.saturating_sub(db_before)) as f64 / changed as f64 / 1024.0;
+        println!(
+            "storage: {per_event:.2} KB of database and WAL per event (record about \
+             {record_kb:.2} KB; goal ≤ 3.5 KB for a 3.2 KB record), WAL at most {:.1} MB, \
+             database {:.1} MB + WAL {:.1} MB at the end; ratio per event / record {:.2}",
+            wal_max as f64 / 1e6,
+            file_size(&bench.db_path) as f64 / 1e6,
+            file_size(&wal_path(&bench.db_path)) as f64 / 1e6,
+            per_event / record_kb
+        );
+    } else {
+        println!(
+            "delivery: hubhook {ours:.0} notifications/s (server CPU {:.0} % of a core), plain \
+             client {ceiling:.0} POSTs/s, ratio {:.2}",
+            cpu * 100.0,
+            ours / ceiling
+        );
+    }
+    bench.server.stop().await
+}
+
+/// POSTs `total` bodies (cycling through `bodies`) with `in_flight` at a time over keep-alive
+/// connections; returns POSTs per second.
+async fn plain_posts(
+    url: &str,
+    bodies: &[Bytes],
+    total: usize,
+    in_flight: usize,
+) -> anyhow::Result<f64> {
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(bodies.to_vec());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let (http, next, bodies, url) =
+            (http.clone(), next.clone(), bodies.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(());
+                }
+                let body = bodies[n % bodies.len()].clone();
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                response.bytes().await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
