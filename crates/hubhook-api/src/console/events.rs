@@ -117,13 +117,13 @@ pub async fn list(
     let row = find(&state, &user.caller(), &id).await?;
     let filter = Filter::parse(query.as_deref());
     let store = state.engine.store();
-    let rows: Vec<_> = store
+    let scanned = store
         .organization_events(user.principal.organization_id, Some(row.id), None, 0, SCAN)
         .await
-        .map_err(ApiError::from)?
-        .into_iter()
-        .filter(|e| filter.matches(e))
-        .collect();
+        .map_err(ApiError::from)?;
+    // Said on the page, so that "No events match" is never mistaken for "none ever did".
+    let horizon_reached = scanned.len() == SCAN as usize;
+    let rows: Vec<_> = scanned.into_iter().filter(|e| filter.matches(e)).collect();
     // The status depends on the delivery attempts, so it is filtered after they are read.
     let (shown, more) = if filter.status.is_empty() {
         let start = filter.page * PAGE;
@@ -176,6 +176,12 @@ pub async fn list(
             div.field { label for="filter-to" { "To (UTC)" }
                 input #filter-to type="datetime-local" name="to" value=(filter.to); }
             button type="submit" { "Filter" }
+        }
+        @if horizon_reached {
+            p.note #scan-horizon {
+                "Filters look through the newest " (SCAN) " events of this instance; older ones are listed by the API ("
+                code { "GET /elements/api-v2/instances/" (row.id) "/events" } ")."
+            }
         }
         @if shown.is_empty() {
             p #no-events { "No events match." }
