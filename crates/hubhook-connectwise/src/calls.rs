@@ -25,6 +25,11 @@ pub struct Page {
     /// header (second precision) minus the time the call took, `429` waits included. `None`
     /// without a readable `Date` header.
     pub server_time: Option<jiff::Timestamp>,
+    /// An upper bound of ConnectWise's clock when the page's records were read: the `Date`
+    /// header plus one second (its precision) plus the time the body took to arrive. No record
+    /// on the page can have been written later than this on that clock. `None` without a
+    /// readable `Date` header.
+    pub read_by: Option<jiff::Timestamp>,
 }
 
 impl Client {
@@ -51,6 +56,14 @@ impl Client {
             .await?;
         let server_time = server_time(&response, started.elapsed());
         let body = self.read_json(response).await?;
+        // `server_time` is the `Date` header minus the wait for the headers; adding the whole
+        // call's time gives the header plus the body's time.
+        let read_by = server_time.and_then(|start| {
+            let elapsed = jiff::SignedDuration::try_from(started.elapsed()).ok()?;
+            start
+                .checked_add(elapsed + jiff::SignedDuration::from_secs(1))
+                .ok()
+        });
         let full =
             matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
         let next = match (full, &body, number) {
@@ -74,6 +87,7 @@ impl Client {
             body,
             next,
             server_time,
+            read_by,
         })
     }
 

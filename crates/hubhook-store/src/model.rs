@@ -1,7 +1,7 @@
 //! The rows and commands that cross the store's API. Plain data, no SQL.
 
 use hubhook_core::{EventId, InstanceId, NotificationId};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +164,11 @@ pub struct PollJob {
     pub next_reconcile_at: Option<Timestamp>,
     /// What the user decided about a mass delete the last reconciliation held back.
     pub mass_delete_action: Option<MassDeleteAction>,
+    /// Every record dated before this instant has been read (opaque to the store, which only
+    /// keeps it from moving backwards; the poller's module docs say why it holds).
+    pub settled_before: Option<Timestamp>,
+    /// The smallest bound seen on how far record dates run behind ConnectWise's `Date` clock.
+    pub clock_lag: Option<SignedDuration>,
 }
 
 /// A user's answer to a held-back mass delete.
@@ -287,6 +292,11 @@ pub struct PollDone {
     /// A failure of part of the poll (its reconciliation) that did not stop it: shown as the
     /// job's last error. `None` clears the last error.
     pub error: Option<String>,
+    /// A later settled instant (see [`PollJob::settled_before`]); `None`, or an earlier one,
+    /// keeps the stored one.
+    pub settled_before: Option<Timestamp>,
+    /// The new clock lag bound; `None` keeps the stored one.
+    pub clock_lag: Option<SignedDuration>,
 }
 
 /// What a reconciliation decided.

@@ -6,7 +6,7 @@
 //! cargo run --release -p hubhook --example bench -- ingest   [--records 20000] [--runs 3]
 //! cargo run --release -p hubhook --example bench -- latency  [--changes 60]
 //! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
-//! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05]
+//! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
 //! ```
 //!
@@ -35,6 +35,9 @@ use serde_json::{Value, json};
 use tokio::{runtime::Handle, sync::Notify};
 
 const SIDE_THREADS: &str = "bench-side";
+/// POSTs in flight of the ceiling client, and deliveries in flight the server may have to one
+/// receiver.
+const CEILING_IN_FLIGHT: usize = 16;
 const CONTACTS: &str = "company/contacts";
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +69,11 @@ fn main() -> anyhow::Result<()> {
         .get("interval")
         .cloned()
         .unwrap_or_else(|| "0.05".to_owned());
+    let node = match flags.get("receiver").map_or("node", String::as_str) {
+        "node" => true,
+        "axum" => false,
+        other => bail!("--receiver `{other}`: expected node or axum"),
+    };
     print_machine();
     main.block_on(async move {
         match command.as_str() {
@@ -84,7 +92,7 @@ fn main() -> anyhow::Result<()> {
                 // The poll interval in minutes (0.05: 3 s, so that the tie set of the mass
                 // update is read again while the backlog is delivered, as in production).
                 let records = flag("records", 20_000)?;
-                delivery(&side_handle, records, &interval, command == "storage").await
+                delivery(&side_handle, records, &interval, command == "storage", node).await
             }
             other => bail!("unknown benchmark `{other}`: ingest, latency, idle, delivery, storage"),
         }
@@ -153,6 +161,9 @@ async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
         allow_private_callbacks: true,
         site_requests_per_minute: 0,
         site_poll_concurrency: 16,
+        // As many deliveries in flight to the one receiver as the ceiling client has (the
+        // default, 4, is a per-receiver protection, not the engine's capacity).
+        receiver_concurrency: CEILING_IN_FLIGHT as u32,
         ..ServeConfig::default()
     };
     let server = hubhook::server::start(&config).await?;
@@ -271,10 +282,6 @@ impl Receiver {
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(receiver)
-    }
-
-    fn events(&self) -> usize {
-        self.state.lock().expect("lock").events
     }
 
     /// Waits for a POST carrying an event of `object_id`; returns when it arrived.
@@ -631,9 +638,25 @@ async fn delivery(
     records: usize,
     interval: &str,
     storage: bool,
+    node: bool,
 ) -> anyhow::Result<()> {
     let bench = start(side, records).await?;
-    let id = bench.create(&bench.body(&["contacts"], interval)).await?;
+    let sink = if node {
+        Sink::Node(NodeReceiver::start()?)
+    } else {
+        Sink::Axum(bench.receiver.clone())
+    };
+    println!(
+        "receiver: {}, {CEILING_IN_FLIGHT} deliveries in flight allowed to it",
+        if node {
+            "Node (http module)"
+        } else {
+            "axum, in process"
+        }
+    );
+    let mut body = bench.body(&["contacts"], interval);
+    body["configuration"]["event.notification.callback.url"] = json!(sink.url());
+    let id = bench.create(&body).await?;
     bench.baseline_done(id).await?;
     let db_before = file_size(&bench.db_path) + file_size(&wal_path(&bench.db_path));
     let changed = bench.sim.sim.mass_update(CONTACTS, records)?["updated"]
@@ -657,41 +680,32 @@ async fn delivery(
     let cpu_before = server_cpu();
     let mut wal_max = 0;
     let mut first = None;
-    while bench.receiver.events() < changed {
+    let stats = loop {
+        let stats = sink.stats(&bench.http).await?;
         wal_max = wal_max.max(file_size(&wal_path(&bench.db_path)));
-        if first.is_none() && bench.receiver.events() > 0 {
+        if first.is_none() && stats.events > 0 {
             first = Some(updated.elapsed().as_secs_f64());
         }
+        if stats.events >= changed {
+            break stats;
+        }
         if updated.elapsed() > Duration::from_secs(1800) {
-            bail!(
-                "only {} of {changed} events delivered",
-                bench.receiver.events()
-            );
+            bail!("only {} of {changed} events delivered", stats.events);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let cpu = (server_cpu() - cpu_before) / updated.elapsed().as_secs_f64();
-    let (posts, first_post, last_post, samples) = {
-        let state = bench.receiver.state.lock().expect("lock");
-        (
-            state.posts.len(),
-            state.posts.first().map(|p| p.0),
-            state.posts.last().map(|p| p.0),
-            state.samples.clone(),
-        )
-    };
-    let spread = match (first_post, last_post) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(1e-3),
-        _ => bail!("nothing delivered"),
-    };
+    let posts = stats.posts;
+    let spread = stats.spread.max(1e-3);
+    let samples = sink.samples(&bench.http).await?;
     let ours = posts as f64 / spread;
     let db_after = file_size(&bench.db_path) + file_size(&wal_path(&bench.db_path));
     let body_kb =
         samples.iter().map(Bytes::len).sum::<usize>() as f64 / samples.len().max(1) as f64 / 1024.0;
 
-    let url = bench.receiver.url.clone();
+    let url = sink.url();
     let ceiling = side
-        .spawn(async move { plain_posts(&url, &samples, posts, 16).await })
+        .spawn(async move { plain_posts(&url, &samples, posts, CEILING_IN_FLIGHT).await })
         .await??;
     println!(
         "mass update of {changed} contacts: first callback after {:.2} s, {posts} notifications \
@@ -728,6 +742,113 @@ async fn delivery(
         );
     }
     bench.server.stop().await
+}
+
+/// What a receiver has seen: POSTs, events, and seconds from the first POST to the last.
+struct SinkStats {
+    posts: usize,
+    events: usize,
+    spread: f64,
+}
+
+/// The receiver of the delivery benchmark: the in-process axum one, or a Node process (the
+/// issue's figures were measured with a Node receiver, which is slower than axum and so is a
+/// lower ceiling).
+enum Sink {
+    Axum(Receiver),
+    Node(NodeReceiver),
+}
+
+impl Sink {
+    fn url(&self) -> String {
+        match self {
+            Sink::Axum(receiver) => receiver.url.clone(),
+            Sink::Node(node) => format!("{}/webhook", node.base),
+        }
+    }
+
+    async fn stats(&self, http: &reqwest::Client) -> anyhow::Result<SinkStats> {
+        match self {
+            Sink::Axum(receiver) => {
+                let state = receiver.state.lock().expect("lock");
+                let spread = match (state.posts.first(), state.posts.last()) {
+                    (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs_f64(),
+                    _ => 0.0,
+                };
+                Ok(SinkStats {
+                    posts: state.posts.len(),
+                    events: state.events,
+                    spread,
+                })
+            }
+            Sink::Node(node) => {
+                let stats: Value = http
+                    .get(format!("{}/stats", node.base))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                Ok(SinkStats {
+                    posts: stats["posts"].as_u64().unwrap_or(0) as usize,
+                    events: stats["events"].as_u64().unwrap_or(0) as usize,
+                    spread: stats["spreadMs"].as_f64().unwrap_or(0.0) / 1000.0,
+                })
+            }
+        }
+    }
+
+    async fn samples(&self, http: &reqwest::Client) -> anyhow::Result<Vec<Bytes>> {
+        match self {
+            Sink::Axum(receiver) => Ok(receiver.state.lock().expect("lock").samples.clone()),
+            Sink::Node(node) => {
+                let bodies: Vec<String> = http
+                    .get(format!("{}/samples", node.base))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                Ok(bodies.into_iter().map(Bytes::from).collect())
+            }
+        }
+    }
+}
+
+/// `node examples/bench_receiver.js`, killed when dropped.
+struct NodeReceiver {
+    child: std::process::Child,
+    base: String,
+}
+
+impl NodeReceiver {
+    fn start() -> anyhow::Result<NodeReceiver> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new("node")
+            .arg("-e")
+            .arg(include_str!("bench_receiver.js"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context(
+                "starting the Node receiver (`node` must be on PATH, or use --receiver axum)",
+            )?;
+        let stdout = child.stdout.take().context("the receiver's stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the Node receiver printed `{}`, not a port", line.trim()))?;
+        Ok(NodeReceiver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl Drop for NodeReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// POSTs `total` bodies (cycling through `bodies`) with `in_flight` at a time over keep-alive

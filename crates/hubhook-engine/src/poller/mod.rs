@@ -11,20 +11,39 @@
 //! and a record seen with exactly the same content never becomes a second event; a record
 //! changed twice within one second has a new hash and does.
 //!
-//! # The tie set after a mass update, and why the overlap is not skipped
+//! # The tie set after a mass update: read again only until its second has ended
 //!
-//! After a mass update every record shares the cursor's second, so every later poll reads them
-//! all again until some other record moves the cursor. Skipping that second once it "has
-//! ended" would need a clock to say so, and the only one we have besides the record dates is
-//! ConnectWise's `Date` header. The two are the same clock only when the resource's
-//! `updatedDateTimezone` is right. When it is not (dates written in a local zone and read as
-//! GMT, which the configuration cannot detect), record dates run behind the header by hours:
-//! the header would say the cursor's second ended long ago while records of that very second
-//! are still being written, and moving the query past it would lose them. Record dates alone
-//! cannot say a second has ended either (the cursor is by definition the latest date seen). So
-//! the overlap stays, and what is made cheap is the re-read itself: a record read again with
-//! exactly the stored content (hash and text) is not written back ([`page`]), so an idle mass
-//! update costs its reads, not a rewrite of every known row per poll.
+//! After a mass update every record shares the cursor's second, and the overlap would read
+//! them all again at every poll until some other record moved the cursor. That second needs
+//! reading again only while records can still be written (or become visible) with a date in
+//! it, and the question is which clock says when it has ended. ConnectWise's `Date` header
+//! alone cannot: record dates are the same clock only when the resource's
+//! `updatedDateTimezone` is right, and when it is not (dates written in a local zone and read
+//! as GMT, which the configuration cannot detect) they run behind the header by hours, so the
+//! header would call the cursor's second long past while records of that very second are still
+//! being written.
+//!
+//! So the lag is learnt from the data ([`window::observed_lag`]): a record cannot have been
+//! written after the page that lists it was read, so a record dated `d` on a page read by
+//! `read_by` (the `Date` header plus its one-second precision plus the body's time) shows that
+//! record dates run at most `read_by - d` behind the header's clock. The job keeps the smallest
+//! such bound it has ever seen, never below zero; right after any change is read it is about a
+//! second (or the zone's hours plus a second). A window that opened at `server_start` and read
+//! forward by id to its end has then listed every record dated in a second before
+//! `server_start - lag - pollDelay - 2 s` ([`window::settled_before`]; the 2 s cover the web
+//! and database servers' clocks drifting apart): such a record was written, and visible, before
+//! the window opened, and if it changed again meanwhile its new date is later than that
+//! instant. The job stores that instant (never moving it back), and the next window does not
+//! read the settled seconds again ([`window::window_start`]); it never starts after the cursor.
+//! After a mass update the tie set is read by the poll that finds it and by the polls of the
+//! next four seconds or so, then no more. Without a `Date` header, or with page-number paging
+//! (whose pages can shift while they are read), nothing settles and the overlap is read as
+//! before. The bound assumes the date field is set by ConnectWise when a record is written, as
+//! `_info.lastUpdated` is; a zone whose offset grows (a daylight-saving change misread as GMT)
+//! would break the cursor itself, not only this.
+//!
+//! A re-read is also cheap where it still happens: a record read again with exactly the stored
+//! content (hash and text) is not written back ([`page`]).
 //!
 //! The first poll of a job (no cursor yet) reads every record and remembers them all, so that
 //! a later change to a record that existed before the instance is told apart as UPDATED rather
@@ -68,7 +87,9 @@ use serde_json::Value;
 use crate::Engine;
 use crate::sites::SiteBusy;
 use page::PageContext;
-use window::{Window, baseline_since, next_cursor, phase};
+use window::{
+    Window, baseline_since, next_cursor, observed_lag, phase, settled_before, tighter, window_start,
+};
 
 /// Run one claimed job to completion: commit its results or record why it failed.
 ///
@@ -327,6 +348,7 @@ async fn poll(
                 page.server_time,
             ));
         }
+        let read_by = page.read_by;
         let Value::Array(records) = page.body else {
             return Err(PollFailure::later(format!(
                 "`{}` does not answer a list",
@@ -359,6 +381,10 @@ async fn poll(
                 .await
                 .map_err(store_failure)?;
             window.max_seen = window.max_seen.max(processed.max_updated);
+            window.clock_lag = tighter(
+                window.clock_lag,
+                observed_lag(read_by, processed.max_updated),
+            );
             window.events_emitted += processed.events.len() as u64;
             if processed.problems > 0 {
                 window.record_problems = window.record_problems.saturating_add(processed.problems);
@@ -446,6 +472,16 @@ async fn poll(
         _ => {}
     }
 
+    // What this window settled (see the module docs): only a window read forward by id to its
+    // end is known to have listed every record visible when it opened.
+    let clock_lag = tighter(job.clock_lag, window.clock_lag);
+    let delay = SignedDuration::try_from(resource.poll_delay).ok();
+    let settled = match (window.server_start, clock_lag, delay) {
+        (Some(start), Some(lag), Some(delay)) if base_query.forward_only() => {
+            settled_before(start, lag, delay)
+        }
+        _ => None,
+    };
     let finished = now();
     let next_run_at = window.opened_at
         + SignedDuration::try_from(interval + phase(job.instance_id.0, &job.resource, interval))
@@ -469,6 +505,8 @@ async fn poll(
             reconciled,
             schedule_reconcile_at,
             error: partial_error,
+            settled_before: settled,
+            clock_lag,
         }),
     };
     add(
@@ -485,13 +523,18 @@ async fn poll(
     Ok(outcome)
 }
 
-/// A new window for the job: from the cursor (minus the overlap), or everything for the first
-/// poll.
+/// A new window for the job: from the cursor (minus the overlap, unless its seconds are
+/// settled), or everything for the first poll.
 fn open_window(job: &PollJob, resource: &ResourcePoll, now: Timestamp) -> Window {
     let overlap = SignedDuration::from_secs(1)
         + SignedDuration::try_from(resource.poll_delay).unwrap_or(SignedDuration::ZERO);
     match job.cursor {
-        Some(cursor) => Window::open(&resource.url, cursor - overlap, now, false),
+        Some(cursor) => Window::open(
+            &resource.url,
+            window_start(cursor, overlap, job.settled_before),
+            now,
+            false,
+        ),
         // The first poll reads everything (the placeholder at the epoch), to know every record.
         None => Window::open(&resource.url, Timestamp::UNIX_EPOCH, now, true),
     }

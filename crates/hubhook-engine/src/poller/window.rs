@@ -48,6 +48,10 @@ pub struct Window {
     pub record_problem: Option<String>,
     /// The first run (`firstRun`): reading a job's first window.
     pub first_run: bool,
+    /// The smallest bound this window's pages put on how far record dates run behind
+    /// ConnectWise's `Date` clock ([`observed_lag`]).
+    #[serde(default)]
+    pub clock_lag: Option<SignedDuration>,
 }
 
 impl Window {
@@ -73,6 +77,7 @@ impl Window {
             record_problems: 0,
             record_problem: None,
             first_run,
+            clock_lag: None,
         }
     }
 
@@ -137,6 +142,62 @@ pub fn next_cursor(
     match (old, seen) {
         (Some(old), Some(seen)) => Some(old.max(seen)),
         (old, seen) => seen.or(old),
+    }
+}
+
+/// Margin for the clocks of ConnectWise's web servers (the `Date` header) and database
+/// (record dates) drifting apart between observations of their lag.
+pub const SETTLE_MARGIN: SignedDuration = SignedDuration::from_secs(2);
+
+/// What one page says about how far record dates run behind ConnectWise's `Date` clock: no
+/// record can have been written after it was read, so a record dated `d` read by `read_by`
+/// shows a lag of at most `read_by - d`; the newest record of the page gives the tightest
+/// bound. Never below zero: dates running ahead (a zone misread the other way, or a date field
+/// set in the future) would otherwise make the bound too small, and zero is a bound for them.
+pub fn observed_lag(
+    read_by: Option<Timestamp>,
+    newest: Option<Timestamp>,
+) -> Option<SignedDuration> {
+    Some(read_by?.duration_since(newest?).max(SignedDuration::ZERO))
+}
+
+/// The smaller of two optional bounds.
+pub fn tighter(a: Option<SignedDuration>, b: Option<SignedDuration>) -> Option<SignedDuration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// After a window that opened at `server_start` (ConnectWise's clock, a lower bound) and read
+/// its query forward by id to the end: the instant before which every record's date has been
+/// read. A record dated in a second before it was written, on the `Date` clock, before
+/// `server_start - poll_delay - margin` (its date plus the lag bound), so it was visible when
+/// the window opened, and the window listed it (or, if it changed again meanwhile, its new
+/// date is later than this instant and the next window reads it).
+/// `None` when that instant is out of range (a record dated millennia ago set the bound).
+pub fn settled_before(
+    server_start: Timestamp,
+    lag: SignedDuration,
+    poll_delay: SignedDuration,
+) -> Option<Timestamp> {
+    let back = lag.checked_add(poll_delay)?.checked_add(SETTLE_MARGIN)?;
+    server_start.checked_sub(back).ok().map(start_of_second)
+}
+
+/// Where a window after `cursor` starts: the cursor minus the overlap, except that seconds
+/// known to be settled are not read again. Records dated in a second before `settled` are all
+/// read, so the query `> settled - 1 s` (dates have second precision) may leave them out; it
+/// never starts after the cursor, since what is later than the cursor is unread.
+pub fn window_start(
+    cursor: Timestamp,
+    overlap: SignedDuration,
+    settled: Option<Timestamp>,
+) -> Timestamp {
+    let overlapped = cursor - overlap;
+    match settled {
+        Some(settled) => overlapped.max((settled - SignedDuration::from_secs(1)).min(cursor)),
+        None => overlapped,
     }
 }
 
@@ -215,6 +276,74 @@ mod tests {
             window.cursor_cap(ts("2026-01-01T10:00:30Z")),
             Some(ts("2026-01-01T08:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_mass_updates_second_settles_two_polls_after_it_ended() {
+        // A mass update dated 10:00:00, read at once (the page answered by 10:00:01.2).
+        let updated = ts("2026-01-01T10:00:00Z");
+        let lag = observed_lag(Some(ts("2026-01-01T10:00:01.2Z")), Some(updated)).unwrap();
+        assert_eq!(lag, SignedDuration::from_millis(1200));
+        let overlap = SignedDuration::from_secs(1);
+        let zero = SignedDuration::ZERO;
+        // The window that read it opened within that second: nothing settles.
+        let first = settled_before(ts("2026-01-01T10:00:00.2Z"), lag, zero).unwrap();
+        assert_eq!(
+            window_start(updated, overlap, Some(first)),
+            updated - overlap
+        );
+        // Three seconds later the second has not ended by the margin's reckoning yet.
+        let second = settled_before(ts("2026-01-01T10:00:03Z"), lag, zero).unwrap();
+        assert_eq!(second, ts("2026-01-01T09:59:59Z"));
+        assert_eq!(
+            window_start(updated, overlap, Some(second)),
+            updated - overlap
+        );
+        // Six seconds later it has: the next window starts at the cursor (`> 10:00:00`).
+        let third = settled_before(ts("2026-01-01T10:00:06Z"), lag, zero).unwrap();
+        assert_eq!(third, ts("2026-01-01T10:00:02Z"));
+        assert_eq!(window_start(updated, overlap, Some(third)), updated);
+        // Never after the cursor, and a pollDelay keeps its seconds unsettled.
+        let late = settled_before(
+            ts("2026-01-01T10:00:06Z"),
+            lag,
+            SignedDuration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(
+            window_start(updated, overlap, Some(late)),
+            updated - overlap
+        );
+    }
+
+    #[test]
+    fn dates_running_behind_the_header_keep_their_second_unsettled() {
+        // Dates written in a zone nine hours behind and read as GMT: a change just made is
+        // dated 01:00:00 while the `Date` header says 10:00:00.
+        let dated = ts("2026-01-01T01:00:00Z");
+        let lag = observed_lag(Some(ts("2026-01-01T10:00:01Z")), Some(dated)).unwrap();
+        let overlap = SignedDuration::from_secs(1);
+        // Two seconds later the header alone would call 01:00:00 long past; the lag learnt
+        // from the data says that second may still be running.
+        let soon = ts("2026-01-01T10:00:03Z");
+        let naive = settled_before(soon, SignedDuration::ZERO, SignedDuration::ZERO).unwrap();
+        assert_eq!(window_start(dated, overlap, Some(naive)), dated);
+        let settled = settled_before(soon, lag, SignedDuration::ZERO).unwrap();
+        assert_eq!(window_start(dated, overlap, Some(settled)), dated - overlap);
+        // Half a minute later it has ended on the records' own clock too.
+        let later = settled_before(ts("2026-01-01T10:00:30Z"), lag, SignedDuration::ZERO).unwrap();
+        assert_eq!(window_start(dated, overlap, Some(later)), dated);
+        // Dates ahead of the header bound the lag at zero, never below.
+        assert_eq!(
+            observed_lag(Some(dated), Some(ts("2026-01-01T10:00:00Z"))),
+            Some(SignedDuration::ZERO)
+        );
+        assert_eq!(observed_lag(None, Some(dated)), None);
+        assert_eq!(
+            tighter(Some(lag), Some(SignedDuration::ZERO)),
+            Some(SignedDuration::ZERO)
+        );
+        assert_eq!(tighter(None, Some(lag)), Some(lag));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use hubhook_core::InstanceId;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
@@ -75,7 +75,8 @@ impl SqliteStore {
                              ORDER BY j.next_run_at
                              LIMIT $4)
                          RETURNING instance_id, resource, cursor, next_run_at, lease_until,
-                             lease_token, checkpoint, next_reconcile_at, mass_delete_action"
+                             lease_token, checkpoint, next_reconcile_at, mass_delete_action,
+                             settled_before, clock_lag_ms"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -448,7 +449,7 @@ impl SqliteStore {
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {
         let rows = sqlx::query(
             "SELECT instance_id, resource, cursor, next_run_at, lease_until, NULL AS lease_token,
-                 checkpoint, next_reconcile_at, mass_delete_action
+                 checkpoint, next_reconcile_at, mass_delete_action, settled_before, clock_lag_ms
              FROM poll_jobs WHERE instance_id = $1 ORDER BY resource",
         )
         .bind(instance.0)
@@ -625,8 +626,8 @@ async fn finish_poll(
     done: PollDone,
 ) -> Result<()> {
     // A poll asked for (poll_now) while this one ran is due at once, not an interval later.
-    // The cursor never moves backwards: a poll that outlived its lease may commit older
-    // results after newer ones.
+    // The cursor (and the settled instant) never moves backwards: a poll that outlived its
+    // lease may commit older results after newer ones.
     sqlx::query(
         "UPDATE poll_jobs SET cursor = CASE WHEN $4 IS NULL THEN cursor
                                             WHEN cursor IS NULL OR $4 > cursor THEN $4
@@ -638,6 +639,10 @@ async fn finish_poll(
              records_seen = $7, events_emitted = $8,
              record_problems = $9, record_problem = $10,
              next_reconcile_at = COALESCE($11, next_reconcile_at),
+             settled_before = CASE WHEN $13 IS NULL THEN settled_before
+                                   WHEN settled_before IS NULL OR $13 > settled_before THEN $13
+                                   ELSE settled_before END,
+             clock_lag_ms = COALESCE($14, clock_lag_ms),
              checkpoint = NULL, lease_owner = NULL, lease_until = NULL, lease_token = NULL
          WHERE instance_id = $1 AND resource = $2 AND lease_token = $3",
     )
@@ -653,6 +658,8 @@ async fn finish_poll(
     .bind(&done.record_problem)
     .bind(done.schedule_reconcile_at.map(Timestamp::as_millisecond))
     .bind(&done.error)
+    .bind(done.settled_before.map(Timestamp::as_millisecond))
+    .bind(done.clock_lag.map(|lag| lag.as_millis() as i64))
     .execute(&mut *conn)
     .await?;
     if let Some(reconciled) = done.reconciled {
@@ -694,6 +701,10 @@ fn poll_job(row: &SqliteRow) -> Result<PollJob> {
             .try_get::<Option<String>, _>("mass_delete_action")?
             .as_deref()
             .and_then(MassDeleteAction::parse),
+        settled_before: optional_timestamp(row, "settled_before")?,
+        clock_lag: row
+            .try_get::<Option<i64>, _>("clock_lag_ms")?
+            .map(SignedDuration::from_millis),
     })
 }
 

@@ -11,7 +11,7 @@ use hubhook_store::{
     ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
     PollProgress, Principal, Reconciled, Store, StoreError, UserId,
 };
-use jiff::{Timestamp, ToSpan as _};
+use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
 
 pub const SECRET: &str = "very-secret-private-key-0123456789";
@@ -171,6 +171,8 @@ fn poll_commit(instance: InstanceId, resource: &str, owner: &str) -> PollCommit 
             reconciled: None,
             schedule_reconcile_at: None,
             error: None,
+            settled_before: None,
+            clock_lag: None,
         }),
     }
 }
@@ -995,20 +997,35 @@ pub async fn check_concurrent_commits_all_land(store: &Store) {
     assert!(jobs.iter().all(|j| j.cursor == Some(t0() + 5.seconds())));
 }
 
+/// The cursor and the settled instant never move backwards (a late poll may commit older
+/// results); the clock lag bound is replaced when given and kept when not, and a claim hands
+/// all three to the next poll.
 pub async fn check_cursor_never_moves_backwards(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    for cursor in [t0() + 50.seconds(), t0() + 20.seconds()] {
+    let lags = [Some(SignedDuration::from_millis(1500)), None];
+    for (round, cursor) in [t0() + 50.seconds(), t0() + 20.seconds()]
+        .into_iter()
+        .enumerate()
+    {
         let jobs = claim_jobs(store, "node-a", t0() + 100.seconds(), LEASE, 10)
             .await
             .unwrap();
         assert_eq!(jobs.len(), 1);
+        if round == 1 {
+            assert_eq!(jobs[0].settled_before, Some(t0() + 40.seconds()));
+            assert_eq!(jobs[0].clock_lag, Some(SignedDuration::from_millis(1500)));
+        }
         let mut commit = poll_commit(instance.id, "contacts", "node-a");
         done(&mut commit).cursor = Some(cursor);
+        done(&mut commit).settled_before = Some(cursor - 10.seconds());
+        done(&mut commit).clock_lag = lags[round];
         done(&mut commit).next_run_at = t0();
         store.commit_poll(commit).await.unwrap();
     }
     let jobs = store.poll_jobs(instance.id).await.unwrap();
     assert_eq!(jobs[0].cursor, Some(t0() + 50.seconds()));
+    assert_eq!(jobs[0].settled_before, Some(t0() + 40.seconds()));
+    assert_eq!(jobs[0].clock_lag, Some(SignedDuration::from_millis(1500)));
 }
 
 pub async fn check_known_events_are_not_notified_again(store: &Store) {

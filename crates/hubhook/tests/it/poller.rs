@@ -883,3 +883,94 @@ async fn forged_connectwise_callbacks_are_refused_and_change_nothing() {
     );
     assert!(app.receiver.events().is_empty());
 }
+
+/// Changes every contact with ConnectWise's clock frozen (so all share one second, which cannot
+/// end), polls, then changes one contact again within that second and polls again: only a
+/// re-read of the second can find that change, and it must be found. Returns the contact.
+async fn a_change_within_a_mass_updates_second_is_found(app: &TestApp, instance: i64) -> i64 {
+    let contacts = app.sim.sim.ids("company/contacts");
+    app.sim.sim.set_clock_frozen(true);
+    let stamped = app.sim.sim.now();
+    app.sim
+        .sim
+        .mass_update("company/contacts", contacts.len())
+        .expect("touched");
+    app.poll_now(instance).await;
+    for id in &contacts {
+        app.receiver
+            .wait_for_event(WAIT, |e| e["eventType"] == "UPDATED" && is_about(e, *id))
+            .await;
+    }
+    let again = contacts[3];
+    connectwise_ok(
+        app,
+        Method::PATCH,
+        &format!("company/contacts/{again}"),
+        Some(json!([{"op": "replace", "path": "title", "value": "Same Second"}])),
+    )
+    .await;
+    assert_eq!(app.sim.sim.now(), stamped, "the change shares the second");
+    app.poll_now(instance).await;
+    app.receiver
+        .wait_for_event(WAIT, |e| {
+            e["eventType"] == "UPDATED"
+                && is_about(e, again)
+                && e["changedFields"] == json!(["title"])
+        })
+        .await;
+    again
+}
+
+/// After a mass update, its second is read again only while it may still gain records; once
+/// it has ended, polls stop reading the tie set (they read nothing).
+#[tokio::test]
+async fn a_mass_updates_second_is_read_again_only_until_it_has_ended() {
+    let app = spawn_app().await;
+    let instance = create(&app, &app.documented_body()).await;
+    a_change_within_a_mass_updates_second_is_found(&app, instance).await;
+    let contacts = app.sim.sim.ids("company/contacts").len() as u64;
+    // Frozen, the second never ends: each poll reads the whole tie set again.
+    wait_for_health(&app, instance, "contacts", |r| {
+        r["recordsSeen"] == contacts && r["running"] == false
+    })
+    .await;
+    app.sim.sim.set_clock_frozen(false);
+    // A few seconds of ConnectWise's time later (the lag learnt, about a second, plus the two
+    // second margin), polls at the 3 s interval read nothing.
+    wait_for_health(&app, instance, "contacts", |r| r["recordsSeen"] == 0).await;
+    // And a change after that is still found.
+    let id = app.sim.sim.ids("company/contacts")[5];
+    connectwise_ok(
+        &app,
+        Method::PATCH,
+        &format!("company/contacts/{id}"),
+        Some(json!([{"op": "replace", "path": "title", "value": "Later"}])),
+    )
+    .await;
+    app.receiver
+        .wait_for_event(WAIT, |e| {
+            e["eventType"] == "UPDATED" && is_about(e, id) && e["changedFields"] == json!(["title"])
+        })
+        .await;
+}
+
+/// Record dates nine hours behind the `Date` header (a zone misread as GMT): the header alone
+/// would call the mass update's second long ended; the lag learnt from the data does not, and
+/// a change within that second is still found.
+#[tokio::test]
+async fn a_misread_zone_does_not_settle_a_second_that_is_still_running() {
+    let app = spawn_app().await;
+    let zone = json!({
+        "datesConfiguration": {
+            "updatedDateField": "_info.lastUpdated",
+            "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+            "updatedDateTimezone": "Asia/Tokyo",
+            "createdDateField": "_info.lastUpdated",
+            "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+            "createdDateTimezone": "Asia/Tokyo"
+        }
+    });
+    let instance = create(&app, &body_with(&app, zone, json!({}))).await;
+    a_change_within_a_mass_updates_second_is_found(&app, instance).await;
+    app.sim.sim.set_clock_frozen(false);
+}
