@@ -8,7 +8,8 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{
-    SqliteStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
+    SqliteStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, packed,
+    timestamp,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
@@ -112,7 +113,7 @@ impl SqliteStore {
                     id: NotificationId(row.try_get("id")?),
                     lease_token: LeaseToken(row.try_get("lease_token")?),
                     instance_id: InstanceId(row.try_get("instance_id")?),
-                    body: row.try_get("body")?,
+                    body: packed::column(row, "body")?,
                     failed_attempts: count(row.try_get("failed_attempts")?)?,
                     created_at: timestamp(row.try_get("created_at")?)?,
                 };
@@ -400,7 +401,7 @@ pub(super) fn notification_row(row: &SqliteRow) -> Result<NotificationRow> {
     Ok(NotificationRow {
         id: NotificationId(row.try_get("id")?),
         instance_id: InstanceId(row.try_get("instance_id")?),
-        body: row.try_get("body")?,
+        body: packed::column(row, "body")?,
         status: row.try_get("status")?,
         failed_attempts: count(row.try_get("failed_attempts")?)?,
         next_attempt_at: optional_timestamp(row, "next_attempt_at")?,

@@ -4,7 +4,7 @@ use hubhook_core::{EventId, InstanceId, NotificationId};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, timestamp};
+use super::{SqliteStore, packed, timestamp};
 use crate::{EventRow, OrganizationId, Result};
 
 impl SqliteStore {
@@ -92,7 +92,7 @@ pub(super) fn event_row(row: &SqliteRow) -> Result<EventRow> {
         object_id: row.try_get("object_id")?,
         event_type: row.try_get("event_type")?,
         event_date: timestamp(row.try_get("event_date")?)?,
-        record_json: row.try_get("record")?,
+        record_json: packed::column(row, "record")?,
         notification_id: row
             .try_get::<Option<String>, _>("notification_id")?
             .map(NotificationId),

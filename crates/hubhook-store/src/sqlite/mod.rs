@@ -18,6 +18,7 @@ mod events;
 mod feed;
 mod instances;
 mod organizations;
+mod packed;
 mod polls;
 mod redelivery;
 mod retention;

@@ -9,7 +9,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{
-    IN_LIST_CHUNK, SqliteStore, backlog, duration_ms, new_lease_token, optional_timestamp,
+    IN_LIST_CHUNK, SqliteStore, backlog, duration_ms, new_lease_token, optional_timestamp, packed,
     timestamp, to_json,
 };
 use crate::{
@@ -149,7 +149,7 @@ impl SqliteStore {
                     row.try_get("object_id")?,
                     KnownObject {
                         content_hash: row.try_get("content_hash")?,
-                        record: row.try_get("record")?,
+                        record: packed::optional_column(&row, "record")?,
                         deleted: row.try_get("deleted")?,
                     },
                 );
@@ -272,8 +272,10 @@ impl SqliteStore {
     }
 
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
+        // Compressed here, on the poll's own task, so the writer only copies bytes.
+        let stored = Packed::of(&commit);
         self.writer
-            .write(move |conn| Box::pin(commit_poll(conn, commit)))
+            .write(move |conn| Box::pin(commit_poll(conn, commit, stored)))
             .await
     }
 
@@ -461,7 +463,40 @@ impl SqliteStore {
 
 /// The outbox write: objects seen and vanished, events, notifications, and the checkpoint or
 /// the end of the poll, all or nothing.
-async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<CommitOutcome> {
+/// A commit's JSON columns in their stored form (see [`packed`]), in the commit's order.
+struct Packed {
+    observed: Vec<Vec<u8>>,
+    events: Vec<Vec<u8>>,
+    notifications: Vec<Vec<u8>>,
+}
+
+impl Packed {
+    fn of(commit: &PollCommit) -> Packed {
+        Packed {
+            observed: commit
+                .observed
+                .iter()
+                .map(|o| packed::pack(&o.record))
+                .collect(),
+            events: commit
+                .events
+                .iter()
+                .map(|e| packed::pack(&e.record_json))
+                .collect(),
+            notifications: commit
+                .notifications
+                .iter()
+                .map(|n| packed::pack(&n.body))
+                .collect(),
+        }
+    }
+}
+
+async fn commit_poll(
+    conn: &mut SqliteConnection,
+    commit: PollCommit,
+    stored: Packed,
+) -> Result<CommitOutcome> {
     // Fenced on the claim's token: once a lease ends and the job is claimed again (by another
     // node, or by this node after a restart), the token changes, and that is what must stop
     // this late result. A missing job means the instance was deleted meanwhile, which must
@@ -479,7 +514,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         return Err(StoreError::LeaseLost);
     };
     let now = commit.now.as_millisecond();
-    for object in &commit.observed {
+    for (object, record) in commit.observed.iter().zip(&stored.observed) {
         sqlx::query(
             "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
                  record, deleted, seen_at, numeric_id, organization_id)
@@ -493,7 +528,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .bind(&object.object_id)
         .bind(&object.content_hash)
         .bind(object.updated_at.as_millisecond())
-        .bind(&object.record)
+        .bind(record)
         .bind(object.deleted)
         .bind(now)
         .bind(object.object_id.parse::<i64>().ok())
@@ -512,7 +547,7 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
         .execute(&mut *conn)
         .await?;
     }
-    let outcome = insert_events(conn, &commit, organization, now).await?;
+    let outcome = insert_events(conn, &commit, &stored, organization, now).await?;
     match commit.progress {
         PollProgress::Checkpoint(checkpoint) => {
             sqlx::query(
@@ -545,12 +580,13 @@ async fn commit_poll(conn: &mut SqliteConnection, commit: PollCommit) -> Result<
 async fn insert_events(
     conn: &mut SqliteConnection,
     commit: &PollCommit,
+    stored: &Packed,
     organization: i64,
     now: i64,
 ) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
     let mut new_events = HashSet::new();
-    for event in &commit.events {
+    for (event, record) in commit.events.iter().zip(&stored.events) {
         // Event ids are deterministic, so a change seen twice lands once.
         let inserted = sqlx::query(
             "INSERT INTO events (id, instance_id, object_type, object_id, event_type, event_date,
@@ -564,7 +600,7 @@ async fn insert_events(
         .bind(&event.object_id)
         .bind(&event.event_type)
         .bind(event.event_date.as_millisecond())
-        .bind(&event.record_json)
+        .bind(record)
         .bind(now)
         .bind(organization)
         .execute(&mut *conn)
@@ -574,7 +610,7 @@ async fn insert_events(
             new_events.insert(event.id.0.as_str());
         }
     }
-    for notification in &commit.notifications {
+    for (notification, body) in commit.notifications.iter().zip(&stored.notifications) {
         // A notification made only of events stored before (the same changes seen by an
         // earlier, overlapping run, grouped differently) would deliver them a second time.
         if !notification
@@ -592,7 +628,7 @@ async fn insert_events(
         )
         .bind(&notification.id.0)
         .bind(commit.instance_id.0)
-        .bind(&notification.body)
+        .bind(body)
         .bind(now)
         .bind(organization)
         .execute(&mut *conn)

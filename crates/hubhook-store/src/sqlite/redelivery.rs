@@ -4,7 +4,7 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 use sqlx::Row as _;
 
-use super::{SqliteStore, deliveries::notification_row, timestamp};
+use super::{SqliteStore, deliveries::notification_row, packed, timestamp};
 use crate::{
     Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
 };
@@ -96,11 +96,12 @@ impl SqliteStore {
         replays: Vec<(NotificationId, NewNotification)>,
         now: Timestamp,
     ) -> Result<u64> {
+        let bodies: Vec<Vec<u8>> = replays.iter().map(|(_, r)| packed::pack(&r.body)).collect();
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
                     let mut inserted = 0;
-                    for (original, replay) in &replays {
+                    for ((original, replay), body) in replays.iter().zip(&bodies) {
                         inserted += sqlx::query(
                             "INSERT INTO notifications (id, instance_id, body, status,
                                  failed_attempts, next_attempt_at, created_at, replay_of,
@@ -111,7 +112,7 @@ impl SqliteStore {
                         )
                         .bind(&replay.id.0)
                         .bind(instance.0)
-                        .bind(&replay.body)
+                        .bind(body)
                         .bind(now.as_millisecond())
                         .bind(&original.0)
                         .execute(&mut *conn)

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use hubhook_core::NotificationId;
 use hubhook_store::{MasterKey, Store, StoreError};
+use jiff::ToSpan as _;
 use tempfile::TempDir;
 
 use crate::conformance::{self, LEASE, SECRET, t0};
@@ -190,4 +191,55 @@ async fn every_table_carries_the_organization() {
         .unwrap();
     assert!(tables > 5, "the probe sees the tables: {tables}");
     conn.close().await.unwrap();
+}
+
+/// Records, events and notification bodies are stored as zstd frames and read back as the
+/// text they were; a row written as text before compression still reads.
+#[tokio::test]
+async fn json_columns_are_stored_compressed_and_old_text_rows_still_read() {
+    let (_dir, path, store) = fresh().await;
+    let instance = conformance::instance_with(&store, &["contacts"]).await;
+    conformance::claim_jobs(&store, "a", t0(), LEASE, 10)
+        .await
+        .unwrap();
+    let record = format!(r#"{{"id":7,"notes":"{}"}}"#, "déjà vu ".repeat(200));
+    let mut commit = conformance::commit_with_events(instance.id, "contacts", "a", 7, 1);
+    commit.observed[0].record = record.clone();
+    commit.events[0].record_json = record.clone();
+    commit.notifications[0].body = format!(r#"{{"events":[{record}]}}"#);
+    let body = commit.notifications[0].body.clone();
+    store.commit_poll(commit).await.unwrap();
+
+    let known = store
+        .known_objects(instance.id, "contacts", &["7".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(known["7"].record.as_deref(), Some(record.as_str()));
+    let events = store.list_events(instance.id, 10).await.unwrap();
+    assert_eq!(events[0].record_json, record);
+    let claimed = conformance::claim_notifications(&store, "a", t0() + 60.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].body, body);
+
+    let raw = sqlx::SqlitePool::connect(&url(&path)).await.unwrap();
+    for sql in [
+        "SELECT typeof(record), length(record) FROM known_objects",
+        "SELECT typeof(record), length(record) FROM events",
+        "SELECT typeof(body), length(body) FROM notifications",
+    ] {
+        let (kind, length): (String, i64) = sqlx::query_as(sql).fetch_one(&raw).await.unwrap();
+        assert_eq!(kind, "blob", "{sql}");
+        assert!(length < 200, "{sql}: {length} bytes");
+    }
+    // A row from before compression: text.
+    sqlx::query("UPDATE events SET record = $1")
+        .bind(r#"{"id":7,"old":true}"#)
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let events = store.list_events(instance.id, 10).await.unwrap();
+    assert_eq!(events[0].record_json, r#"{"id":7,"old":true}"#);
+    store.close().await;
 }
