@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use hubhook_core::InstanceId;
 use jiff::{SignedDuration, Timestamp};
+use sqlx::QueryBuilder;
 use sqlx::Row as _;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
 
 use super::{
     IN_LIST_CHUNK, SqliteStore, backlog, duration_ms, new_lease_token, optional_timestamp, packed,
@@ -463,6 +464,9 @@ impl SqliteStore {
 
 /// The outbox write: objects seen and vanished, events, notifications, and the checkpoint or
 /// the end of the poll, all or nothing.
+/// Rows per multi-row INSERT: ten columns a row stays far below SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
 /// A commit's JSON columns in their stored form (see [`packed`]), in the commit's order.
 struct Packed {
     observed: Vec<Vec<u8>>,
@@ -514,27 +518,32 @@ async fn commit_poll(
         return Err(StoreError::LeaseLost);
     };
     let now = commit.now.as_millisecond();
-    for (object, record) in commit.observed.iter().zip(&stored.observed) {
-        sqlx::query(
+    // Many rows to a statement: every statement is a round trip to the connection's thread,
+    // and a page of a thousand records would otherwise be thousands of them.
+    let observed: Vec<_> = commit.observed.iter().zip(&stored.observed).collect();
+    for rows in observed.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO known_objects (instance_id, resource, object_id, content_hash, updated_at,
-                 record, deleted, seen_at, numeric_id, organization_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (instance_id, resource, object_id)
+                 record, deleted, seen_at, numeric_id, organization_id) ",
+        );
+        insert.push_values(rows, |mut row, (object, record)| {
+            row.push_bind(commit.instance_id.0)
+                .push_bind(&commit.resource)
+                .push_bind(&object.object_id)
+                .push_bind(&object.content_hash)
+                .push_bind(object.updated_at.as_millisecond())
+                .push_bind(*record)
+                .push_bind(object.deleted)
+                .push_bind(now)
+                .push_bind(object.object_id.parse::<i64>().ok())
+                .push_bind(organization);
+        });
+        insert.push(
+            " ON CONFLICT (instance_id, resource, object_id)
              DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
                  record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
-        )
-        .bind(commit.instance_id.0)
-        .bind(&commit.resource)
-        .bind(&object.object_id)
-        .bind(&object.content_hash)
-        .bind(object.updated_at.as_millisecond())
-        .bind(record)
-        .bind(object.deleted)
-        .bind(now)
-        .bind(object.object_id.parse::<i64>().ok())
-        .bind(organization)
-        .execute(&mut *conn)
-        .await?;
+        );
+        insert.build().execute(&mut *conn).await?;
     }
     for object_id in &commit.vanished {
         sqlx::query(
@@ -585,69 +594,81 @@ async fn insert_events(
     now: i64,
 ) -> Result<CommitOutcome> {
     let mut outcome = CommitOutcome::default();
-    let mut new_events = HashSet::new();
-    for (event, record) in commit.events.iter().zip(&stored.events) {
-        // Event ids are deterministic, so a change seen twice lands once.
-        let inserted = sqlx::query(
+    // Event ids are deterministic, so a change seen twice lands once; RETURNING names the
+    // events that are new.
+    let mut new_events: HashSet<String> = HashSet::new();
+    let events: Vec<_> = commit.events.iter().zip(&stored.events).collect();
+    for rows in events.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, instance_id, object_type, object_id, event_type, event_date,
-                 record, created_at, organization_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id.0)
-        .bind(commit.instance_id.0)
-        .bind(&event.object_type)
-        .bind(&event.object_id)
-        .bind(&event.event_type)
-        .bind(event.event_date.as_millisecond())
-        .bind(record)
-        .bind(now)
-        .bind(organization)
-        .execute(&mut *conn)
-        .await?;
-        if inserted.rows_affected() > 0 {
-            outcome.events_inserted += 1;
-            new_events.insert(event.id.0.as_str());
-        }
+                 record, created_at, organization_id) ",
+        );
+        insert.push_values(rows, |mut row, (event, record)| {
+            row.push_bind(&event.id.0)
+                .push_bind(commit.instance_id.0)
+                .push_bind(&event.object_type)
+                .push_bind(&event.object_id)
+                .push_bind(&event.event_type)
+                .push_bind(event.event_date.as_millisecond())
+                .push_bind(*record)
+                .push_bind(now)
+                .push_bind(organization);
+        });
+        insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        let inserted: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+        outcome.events_inserted += inserted.len();
+        new_events.extend(inserted);
     }
-    for (notification, body) in commit.notifications.iter().zip(&stored.notifications) {
-        // A notification made only of events stored before (the same changes seen by an
-        // earlier, overlapping run, grouped differently) would deliver them a second time.
-        if !notification
-            .event_ids
-            .iter()
-            .any(|id| new_events.contains(id.0.as_str()))
-        {
-            continue;
-        }
-        let inserted = sqlx::query(
+    // A notification made only of events stored before (the same changes seen by an earlier,
+    // overlapping run, grouped differently) would deliver them a second time.
+    let notifications: Vec<_> = commit
+        .notifications
+        .iter()
+        .zip(&stored.notifications)
+        .filter(|(notification, _)| {
+            notification
+                .event_ids
+                .iter()
+                .any(|id| new_events.contains(&id.0))
+        })
+        .collect();
+    for rows in notifications.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO notifications (id, instance_id, body, status, failed_attempts,
-                 next_attempt_at, created_at, organization_id)
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&notification.id.0)
-        .bind(commit.instance_id.0)
-        .bind(body)
-        .bind(now)
-        .bind(organization)
-        .execute(&mut *conn)
-        .await?;
-        if inserted.rows_affected() > 0 {
-            outcome.notifications_inserted += 1;
-        }
+                 next_attempt_at, created_at, organization_id) ",
+        );
+        insert.push_values(rows, |mut row, (notification, body)| {
+            row.push_bind(&notification.id.0)
+                .push_bind(commit.instance_id.0)
+                .push_bind(*body)
+                .push_bind("pending")
+                .push_bind(0_i64)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(organization);
+        });
+        insert.push(" ON CONFLICT (id) DO NOTHING");
+        outcome.notifications_inserted +=
+            insert.build().execute(&mut *conn).await?.rows_affected() as usize;
+    }
+    for (notification, _) in &notifications {
         // An event keeps the first notification that carried it; a later duplicate does not
         // rewrite that history.
-        for event_id in &notification.event_ids {
-            sqlx::query(
-                "UPDATE events SET notification_id = $1
-                 WHERE id = $2 AND notification_id IS NULL",
-            )
-            .bind(&notification.id.0)
-            .bind(&event_id.0)
-            .execute(&mut *conn)
-            .await?;
-        }
+        let ids = to_json(
+            &notification
+                .event_ids
+                .iter()
+                .map(|id| &id.0)
+                .collect::<Vec<_>>(),
+        )?;
+        sqlx::query(
+            "UPDATE events SET notification_id = $1
+             WHERE id IN (SELECT value FROM json_each($2)) AND notification_id IS NULL",
+        )
+        .bind(&notification.id.0)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(outcome)
 }
