@@ -15,6 +15,9 @@ use crate::records::{ALL, ResourceDef, companies, index_of};
 use crate::row::Row;
 use crate::schema::Map;
 
+/// Seeded records handed to the rendering thread at a time.
+const SEED_BATCH: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct Table {
     pub def: &'static ResourceDef,
@@ -111,29 +114,57 @@ impl Store {
                 _ => records,
             };
             // Each record is rendered to text as soon as it is made, so a million records
-            // never exist parsed at once.
-            let mut rows = BTreeMap::new();
+            // never exist parsed at once; rendering and compressing run on a second thread
+            // while this one generates (the random stream stays sequential, so the data is
+            // the same).
             let mut next_id = tables[i].next_id;
-            let mut keep = |mut rec: Map| {
-                let id = next_id;
-                next_id += 1;
-                rec.insert("id".into(), id.into());
-                if def.path == "company/contacts"
-                    && let Some(company) = rec
-                        .get("company")
-                        .and_then(|c| c.get("id"))
-                        .and_then(Value::as_i64)
+            let rows = std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(i64, Map)>>(4);
+                let renderer = scope.spawn(move || {
+                    let mut rows = BTreeMap::new();
+                    for batch in rx {
+                        for (id, rec) in batch {
+                            rows.insert(id, Row::trusted(def, &Value::Object(rec)));
+                        }
+                    }
+                    rows
+                });
+                let mut batch = Vec::with_capacity(SEED_BATCH);
+                let mut keep = |mut rec: Map| {
+                    let id = next_id;
+                    next_id += 1;
+                    rec.insert("id".into(), id.into());
+                    if def.path == "company/contacts"
+                        && let Some(company) = rec
+                            .get("company")
+                            .and_then(|c| c.get("id"))
+                            .and_then(Value::as_i64)
+                    {
+                        default_contacts
+                            .entry(company)
+                            .or_insert_with(|| (def.reference)(&rec));
+                    }
+                    batch.push((id, rec));
+                    if batch.len() >= SEED_BATCH {
+                        // The renderer only stops when this sender is dropped.
+                        let _ = tx.send(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(SEED_BATCH),
+                        ));
+                    }
+                };
                 {
-                    default_contacts
-                        .entry(company)
-                        .or_insert_with(|| (def.reference)(&rec));
+                    let mut ctx =
+                        SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
+                    (def.seed)(&mut ctx, n);
                 }
-                rows.insert(id, Row::trusted(def, &Value::Object(rec)));
-            };
-            {
-                let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
-                (def.seed)(&mut ctx, n);
-            }
+                let _ = tx.send(batch);
+                drop(tx);
+                // A panic while rendering is a bug: pass it on rather than lose records.
+                renderer
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            });
             let table = &mut tables[i];
             table.rows = rows;
             table.next_id = next_id;
