@@ -59,10 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = Simulator::new(config.clone());
     let secs = t.elapsed().as_secs_f64();
     let (rss, hwm) = memory_mb();
-    let total: usize = RESOURCES
-        .iter()
-    .map(|r| sim.ids(r).len())
-    .sum();
+    let total: usize = RESOURCES.iter().map(|r| sim.ids(r).len()).sum();
     let contacts = sim.ids("company/contacts").len();
     println!(
         "records {} per resource, contacts {contacts}, {total} records outside ticket notes: \

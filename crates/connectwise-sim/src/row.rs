@@ -127,7 +127,8 @@ impl Row {
         let body = match text {
             Some(text) => {
                 let dict = dict(def, text.as_bytes());
-                let packed = lz4_flex::block::compress_prepend_size_with_dict(text.as_bytes(), dict);
+                let packed =
+                    lz4_flex::block::compress_prepend_size_with_dict(text.as_bytes(), dict);
                 Body::Text(packed.into_boxed_slice())
             }
             None => Body::Parsed(Box::new(record.clone())),
@@ -163,10 +164,6 @@ impl Row {
                 v
             }
         }
-    }
-
-    pub fn last_updated(&self) -> Option<&str> {
-        self.last_updated.as_deref()
     }
 
     pub fn parent(&self) -> Option<i64> {

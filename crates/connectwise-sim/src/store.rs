@@ -154,8 +154,7 @@ impl Store {
                     }
                 };
                 {
-                    let mut ctx =
-                        SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
+                    let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
                     (def.seed)(&mut ctx, n);
                 }
                 let _ = tx.send(batch);

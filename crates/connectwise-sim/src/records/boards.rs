@@ -63,7 +63,7 @@ fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
 }
 
 fn seed(ctx: &mut SeedCtx<'_>, _n: usize) {
-    let seeded: Vec<Map> =     BOARDS
+    let seeded: Vec<Map> = BOARDS
         .iter()
         .enumerate()
         .map(|(i, (_, name))| {

@@ -98,7 +98,7 @@ static SEEDED: &[(i64, &str, &str, Option<&str>)] = &[
 
 /// At most the captions above: user-defined fields are a short list on any real site.
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
-    let seeded: Vec<Map> =     SEEDED
+    let seeded: Vec<Map> = SEEDED
         .iter()
         .take(n)
         .enumerate()
