@@ -13,7 +13,7 @@ use crate::error::SimError;
 use crate::records::ResourceDef;
 use crate::row::{INDEXED, Row};
 use crate::schema::{Kind, Resolved, resolve};
-use crate::store::Store;
+use crate::store::{Store, Table};
 
 pub const DEFAULT_PAGE_SIZE: usize = 25;
 /// "hard limit of 1,000 records" (PSA Pagination); larger sizes are capped.
@@ -358,13 +358,7 @@ pub fn select_cached<'s>(
         generation: store.generation,
     };
     let ids = cache.get_or_compute(key, || matching_ids(store, def, parent, q));
-    let skip = (q.page - 1).saturating_mul(q.page_size);
-    let rows = ids
-        .iter()
-        .skip(skip)
-        .take(q.page_size)
-        .filter_map(|id| table.rows.get(id).map(|r| (*id, r)))
-        .collect();
+    let rows = page_of(table, &ids, q);
     Selection {
         rows,
         total: ids.len(),
@@ -434,13 +428,17 @@ pub fn select<'s>(
     }
     let ids = matching_ids(store, def, parent, q);
     let total = ids.len();
-    let rows = ids
-        .iter()
-        .skip(skip)
+    let rows = page_of(table, &ids, q);
+    Selection { rows, total }
+}
+
+/// The rows of page `q.page` of the matching `ids`.
+fn page_of<'s>(table: &'s Table, ids: &[i64], q: &ListQuery) -> Vec<(i64, &'s Row)> {
+    ids.iter()
+        .skip((q.page - 1).saturating_mul(q.page_size))
         .take(q.page_size)
         .filter_map(|id| table.rows.get(id).map(|r| (*id, r)))
-        .collect();
-    Selection { rows, total }
+        .collect()
 }
 
 /// `fields=id,name,status/id`: a tree of the properties to keep.
