@@ -714,7 +714,7 @@ impl Expr {
         match self {
             Expr::And(items) | Expr::Or(items) => items.iter().all(|e| e.only_names(paths)),
             Expr::Leaf(c) => {
-                c.field.array.is_none() && paths.iter().any(|p| *p == c.field.segments.as_slice())
+                c.field.array.is_none() && paths.contains(&c.field.segments.as_slice())
             }
         }
     }

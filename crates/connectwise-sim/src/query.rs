@@ -127,7 +127,7 @@ impl ListQuery {
             && custom.is_none()
             && order
                 .iter()
-                .all(|(f, _)| INDEXED.iter().any(|p| *p == f.segments.as_slice()));
+                .all(|(f, _)| INDEXED.contains(&f.segments.as_slice()));
         Ok(ListQuery {
             conditions,
             child,

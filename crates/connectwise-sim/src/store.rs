@@ -105,8 +105,9 @@ impl Store {
             .collect();
         let mut rng = SplitMix64::new(seed);
         let mut child_seq = 1000;
-        // Companies point at one of their contacts: the first contact of each company, as
-        // contacts are seeded (nothing seeded after contacts reads `defaultContact`).
+        // Companies point at their first contact (`defaultContact`), linked once everything
+        // is seeded, as before; the contacts' references are noted as they go by, since the
+        // contacts are not kept parsed.
         let mut default_contacts: BTreeMap<i64, Map> = BTreeMap::new();
         for (i, def) in ALL.iter().enumerate() {
             let n = match contacts {
