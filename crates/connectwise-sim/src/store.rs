@@ -15,9 +15,6 @@ use crate::records::{ALL, ResourceDef, companies, index_of};
 use crate::row::Row;
 use crate::schema::Map;
 
-/// Seeded records handed to the rendering thread at a time.
-const SEED_BATCH: usize = 256;
-
 #[derive(Debug, Clone)]
 pub struct Table {
     pub def: &'static ResourceDef,
@@ -115,22 +112,12 @@ impl Store {
                 _ => records,
             };
             // Each record is rendered to text as soon as it is made, so a million records
-            // never exist parsed at once; rendering and compressing run on a second thread
-            // while this one generates (the random stream stays sequential, so the data is
-            // the same).
+            // never exist parsed at once. (Rendering on a second thread was tried: it took
+            // twice the CPU, the records being freed on another thread than the one that
+            // allocated them; docs/benchmarks.md.)
             let mut next_id = tables[i].next_id;
-            let rows = std::thread::scope(|scope| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(i64, Map)>>(4);
-                let renderer = scope.spawn(move || {
-                    let mut rows = BTreeMap::new();
-                    for batch in rx {
-                        for (id, rec) in batch {
-                            rows.insert(id, Row::trusted(def, &Value::Object(rec)));
-                        }
-                    }
-                    rows
-                });
-                let mut batch = Vec::with_capacity(SEED_BATCH);
+            let mut rows = BTreeMap::new();
+            {
                 let mut keep = |mut rec: Map| {
                     let id = next_id;
                     next_id += 1;
@@ -145,26 +132,11 @@ impl Store {
                             .entry(company)
                             .or_insert_with(|| (def.reference)(&rec));
                     }
-                    batch.push((id, rec));
-                    if batch.len() >= SEED_BATCH {
-                        // The renderer only stops when this sender is dropped.
-                        let _ = tx.send(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(SEED_BATCH),
-                        ));
-                    }
+                    rows.insert(id, Row::trusted(def, &Value::Object(rec)));
                 };
-                {
-                    let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
-                    (def.seed)(&mut ctx, n);
-                }
-                let _ = tx.send(batch);
-                drop(tx);
-                // A panic while rendering is a bug: pass it on rather than lose records.
-                renderer
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            });
+                let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
+                (def.seed)(&mut ctx, n);
+            }
             let table = &mut tables[i];
             table.rows = rows;
             table.next_id = next_id;
