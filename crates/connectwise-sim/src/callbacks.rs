@@ -128,10 +128,9 @@ impl Callbacks {
                 return;
             }
             table
-                .rows
-                .values()
+                .records()
+                .map(|(_, e)| e)
                 .filter(|e| matches(e, kind, change, writer))
-                .cloned()
                 .collect()
         };
         if entries.is_empty() {

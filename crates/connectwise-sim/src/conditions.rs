@@ -708,6 +708,17 @@ impl Expr {
         }
     }
 
+    /// Whether every field the expression names is one of `paths` (then a record holding
+    /// only those fields evaluates the same as the whole record).
+    pub fn only_names(&self, paths: &[&[&str]]) -> bool {
+        match self {
+            Expr::And(items) | Expr::Or(items) => items.iter().all(|e| e.only_names(paths)),
+            Expr::Leaf(c) => {
+                c.field.array.is_none() && paths.contains(&c.field.segments.as_slice())
+            }
+        }
+    }
+
     fn arrays<'a>(&'a self, out: &mut Vec<(&'a [&'static str], ())>) {
         match self {
             Expr::And(items) | Expr::Or(items) => {

@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::conditions::{self, Expr, Flavor};
 use crate::error::SimError;
 use crate::records::ResourceDef;
+use crate::row::{INDEXED, Row};
 use crate::schema::{Kind, Resolved, resolve};
-use crate::store::Store;
+use crate::store::{Store, Table};
 
 pub const DEFAULT_PAGE_SIZE: usize = 25;
 /// "hard limit of 1,000 records" (PSA Pagination); larger sizes are capped.
@@ -33,6 +34,9 @@ pub struct ListQuery {
     pub carried: Vec<(String, String)>,
     /// The filter and order as text: identical keys select identical records.
     pub key: String,
+    /// Filter and order name only fields a row keeps beside its text ([`INDEXED`]), so
+    /// records need not be parsed to select them.
+    pub index_only: bool,
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -118,6 +122,12 @@ impl ListQuery {
             param(params, "orderBy").unwrap_or(""),
         ]
         .join("\u{1f}");
+        let index_only = conditions.as_ref().is_none_or(|e| e.only_names(&INDEXED))
+            && child.is_none()
+            && custom.is_none()
+            && order
+                .iter()
+                .all(|(f, _)| INDEXED.contains(&f.segments.as_slice()));
         Ok(ListQuery {
             conditions,
             child,
@@ -130,6 +140,7 @@ impl ListQuery {
             forward_only,
             carried,
             key,
+            index_only,
         })
     }
 
@@ -137,6 +148,25 @@ impl ListQuery {
         self.conditions.as_ref().is_none_or(|e| e.matches(rec))
             && self.child.as_ref().is_none_or(|e| e.matches_child(rec))
             && self.custom.as_ref().is_none_or(|e| e.matches_custom(rec))
+    }
+
+    fn filters(&self) -> bool {
+        self.conditions.is_some() || self.child.is_some() || self.custom.is_some()
+    }
+
+    /// What the filter and order look at: the row's indexed fields when they suffice, else
+    /// the parsed record.
+    fn view(&self, def: &'static ResourceDef, id: i64, row: &Row) -> Value {
+        if self.index_only {
+            row.index_value(id)
+        } else {
+            row.value(def)
+        }
+    }
+
+    /// Whether the row passes the filter (no parse when nothing filters).
+    fn matches_row(&self, def: &'static ResourceDef, id: i64, row: &Row) -> bool {
+        !self.filters() || self.matches(&self.view(def, id, row))
     }
 }
 
@@ -210,9 +240,9 @@ fn id_of(v: &Value) -> i64 {
     v.get("id").and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// One page of results.
+/// One page of results: ids and their stored rows.
 pub struct Selection<'s> {
-    pub rows: Vec<&'s Value>,
+    pub rows: Vec<(i64, &'s Row)>,
     /// All matching records (navigable paging only; forward-only does not count).
     pub total: usize,
 }
@@ -271,25 +301,26 @@ fn matching_ids(
     let Some(table) = store.table(def) else {
         return Vec::new();
     };
-    let mut all: Vec<&Value> = table
+    let matching = table
         .rows
-        .values()
-        .filter(|r| in_parent(def, parent, r) && q.matches(r))
-        .collect();
-    if !q.order.is_empty() {
-        sort(&mut all, q);
+        .iter()
+        .filter(|(id, r)| in_parent(def, parent, r) && q.matches_row(def, **id, r));
+    if q.order.is_empty() {
+        return matching.map(|(id, _)| *id).collect();
     }
-    all.into_iter().map(id_of).collect()
+    let mut all: Vec<Value> = matching.map(|(id, r)| q.view(def, *id, r)).collect();
+    sort(&mut all, q);
+    all.iter().map(id_of).collect()
 }
 
-fn in_parent(def: &ResourceDef, parent: Option<i64>, rec: &Value) -> bool {
+fn in_parent(def: &ResourceDef, parent: Option<i64>, row: &Row) -> bool {
     match (&def.parent, parent) {
-        (Some(spec), Some(pid)) => rec.get(spec.field).and_then(Value::as_i64) == Some(pid),
+        (Some(_), Some(pid)) => row.parent() == Some(pid),
         _ => true,
     }
 }
 
-fn sort(all: &mut [&Value], q: &ListQuery) {
+fn sort(all: &mut [Value], q: &ListQuery) {
     all.sort_by(|a, b| {
         for (field, desc) in &q.order {
             let ord = compare_values(lookup(a, &field.segments), lookup(b, &field.segments));
@@ -327,13 +358,7 @@ pub fn select_cached<'s>(
         generation: store.generation,
     };
     let ids = cache.get_or_compute(key, || matching_ids(store, def, parent, q));
-    let skip = (q.page - 1).saturating_mul(q.page_size);
-    let rows = ids
-        .iter()
-        .skip(skip)
-        .take(q.page_size)
-        .filter_map(|id| table.rows.get(id))
-        .collect();
+    let rows = page_of(table, &ids, q);
     Selection {
         rows,
         total: ids.len(),
@@ -371,48 +396,49 @@ pub fn select<'s>(
             total: 0,
         };
     };
-    let in_parent = |rec: &Value| match (&def.parent, parent) {
-        (Some(spec), Some(pid)) => rec.get(spec.field).and_then(Value::as_i64) == Some(pid),
-        _ => true,
-    };
+    let wanted = |(id, r): &(&i64, &Row)| in_parent(def, parent, r) && q.matches_row(def, **id, r);
     if q.forward_only {
         // `pageId` is an extra `id > pageId` condition over id order, so the
         // scan can start right after it instead of counting everything.
         let start = q.page_id.unwrap_or(i64::MIN).saturating_add(1);
-        let mut rows = Vec::with_capacity(q.page_size.min(1024));
-        for rec in table
+        let rows: Vec<(i64, &Row)> = table
             .rows
             .range(start..)
-            .map(|(_, r)| r)
-            .filter(|r| in_parent(r) && q.matches(r))
+            .filter(wanted)
             .take(q.page_size)
-        {
-            rows.push(rec);
-        }
+            .map(|(id, r)| (*id, r))
+            .collect();
         return Selection {
             total: rows.len(),
             rows,
         };
     }
     let skip = (q.page - 1).saturating_mul(q.page_size);
-    let matching = table.rows.values().filter(|r| in_parent(r) && q.matches(r));
     if q.order.is_empty() {
         // Default order is id ascending: the BTreeMap order. Only the page is kept.
         let mut total = 0;
         let mut rows = Vec::with_capacity(q.page_size.min(1024));
-        for rec in matching {
+        for (id, r) in table.rows.iter().filter(wanted) {
             if total >= skip && rows.len() < q.page_size {
-                rows.push(rec);
+                rows.push((*id, r));
             }
             total += 1;
         }
         return Selection { rows, total };
     }
-    let mut all: Vec<&Value> = matching.collect();
-    sort(&mut all, q);
-    let total = all.len();
-    let rows = all.into_iter().skip(skip).take(q.page_size).collect();
+    let ids = matching_ids(store, def, parent, q);
+    let total = ids.len();
+    let rows = page_of(table, &ids, q);
     Selection { rows, total }
+}
+
+/// The rows of page `q.page` of the matching `ids`.
+fn page_of<'s>(table: &'s Table, ids: &[i64], q: &ListQuery) -> Vec<(i64, &'s Row)> {
+    ids.iter()
+        .skip((q.page - 1).saturating_mul(q.page_size))
+        .take(q.page_size)
+        .filter_map(|id| table.rows.get(id).map(|r| (*id, r)))
+        .collect()
 }
 
 /// `fields=id,name,status/id`: a tree of the properties to keep.

@@ -1,7 +1,6 @@
-//! The in-memory data: one table per resource, records stored as JSON
-//! without hrefs (those depend on the request's host and are added when
-//! rendering). Every write goes through here so `_info` is stamped the same
-//! way everywhere and each change is reported for callbacks.
+//! The in-memory data: one table per resource, each record kept as the text a GET sends
+//! (see [`crate::row`] for why and how it is read back). Every write goes through here so
+//! `_info` is stamped the same way everywhere and each change is reported for callbacks.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +12,32 @@ use crate::prng::SplitMix64;
 use crate::records::seed::SeedCtx;
 use crate::records::write::{WriteCtx, build};
 use crate::records::{ALL, ResourceDef, companies, index_of};
+use crate::row::Row;
 use crate::schema::Map;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Table {
-    pub rows: BTreeMap<i64, Value>,
+    pub def: &'static ResourceDef,
+    pub rows: BTreeMap<i64, Row>,
     pub next_id: i64,
+}
+
+impl Table {
+    /// Record `id`, parsed.
+    pub fn record(&self, id: i64) -> Option<Value> {
+        self.rows.get(&id).map(|r| r.value(self.def))
+    }
+
+    /// Every record, parsed, in id order: for small tables and rare paths (uniqueness
+    /// checks, lookups by name), never for list pages.
+    pub fn records(&self) -> impl Iterator<Item = (i64, Value)> + '_ {
+        self.rows.iter().map(|(id, row)| (*id, row.value(self.def)))
+    }
+
+    /// Stores a record written by a client (its text is checked, see [`Row::checked`]).
+    fn put(&mut self, id: i64, record: &Value) {
+        self.rows.insert(id, Row::checked(self.def, record));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,33 +90,59 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn seeded(records: usize, seed: u64) -> Store {
+    /// `records` of each resource (`contacts` of contacts when set) from `seed`.
+    pub fn seeded(records: usize, contacts: Option<usize>, seed: u64) -> Store {
         let mut tables: Vec<Table> = ALL
             .iter()
             .map(|d| Table {
+                def: d,
                 rows: BTreeMap::new(),
                 next_id: d.id_base,
             })
             .collect();
         let mut rng = SplitMix64::new(seed);
         let mut child_seq = 1000;
+        // Companies point at their first contact (`defaultContact`), linked once everything
+        // is seeded, as before; the contacts' references are noted as they go by, since the
+        // contacts are not kept parsed.
+        let mut default_contacts: BTreeMap<i64, Map> = BTreeMap::new();
         for (i, def) in ALL.iter().enumerate() {
-            let rows = {
-                let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed);
-                (def.seed)(&mut ctx, records)
+            let n = match contacts {
+                Some(n) if def.path == "company/contacts" => n,
+                _ => records,
             };
-            let table = &mut tables[i];
-            for mut rec in rows {
-                let id = table.next_id;
-                table.next_id += 1;
-                rec.insert("id".into(), id.into());
-                table.rows.insert(id, Value::Object(rec));
+            // Each record is rendered to text as soon as it is made, so a million records
+            // never exist parsed at once. (Rendering on a second thread was tried: it took
+            // twice the CPU, the records being freed on another thread than the one that
+            // allocated them; docs/benchmarks.md.)
+            let mut next_id = tables[i].next_id;
+            let mut rows = BTreeMap::new();
+            {
+                let mut keep = |mut rec: Map| {
+                    let id = next_id;
+                    next_id += 1;
+                    rec.insert("id".into(), id.into());
+                    if def.path == "company/contacts"
+                        && let Some(company) = rec
+                            .get("company")
+                            .and_then(|c| c.get("id"))
+                            .and_then(Value::as_i64)
+                    {
+                        default_contacts
+                            .entry(company)
+                            .or_insert_with(|| (def.reference)(&rec));
+                    }
+                    rows.insert(id, Row::trusted(def, &Value::Object(rec)));
+                };
+                let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
+                (def.seed)(&mut ctx, n);
             }
+            let table = &mut tables[i];
+            table.rows = rows;
+            table.next_id = next_id;
         }
-        if let (Some(ci), Some(pi)) = (index_of("company/companies"), index_of("company/contacts"))
-        {
-            let contacts = tables[pi].clone();
-            companies::link_default_contacts(&mut tables[ci], &contacts);
+        if let Some(ci) = index_of("company/companies") {
+            companies::link_default_contacts(&mut tables[ci], default_contacts);
         }
         // Writes after seeding draw from a stream independent of the seed data.
         let rng = SplitMix64::new(seed ^ 0x005E_ED0F_5EED);
@@ -121,15 +166,15 @@ impl Store {
             .ok_or_else(|| SimError::UnknownResource(def.path.to_string()))
     }
 
-    /// The record `id` of `def`, checking it belongs to `parent` for child collections.
-    pub fn get(
+    /// The stored row `id` of `def`, checking it belongs to `parent` for child collections.
+    pub fn row(
         &self,
         def: &'static ResourceDef,
         parent: Option<i64>,
         id: i64,
-    ) -> Result<&Value, SimError> {
-        let rec = self.table(def).and_then(|t| t.rows.get(&id));
-        match rec {
+    ) -> Result<&Row, SimError> {
+        let row = self.table(def).and_then(|t| t.rows.get(&id));
+        match row {
             Some(r) if belongs(def, r, parent) => Ok(r),
             _ => Err(SimError::NotFound {
                 display: def.display,
@@ -138,11 +183,21 @@ impl Store {
         }
     }
 
+    /// The record `id` of `def`, parsed (see [`Self::row`]).
+    pub fn get(
+        &self,
+        def: &'static ResourceDef,
+        parent: Option<i64>,
+        id: i64,
+    ) -> Result<Value, SimError> {
+        self.row(def, parent, id).map(|r| r.value(def))
+    }
+
     fn check_parent(&self, def: &'static ResourceDef, parent: Option<i64>) -> Result<(), SimError> {
         if let (Some(spec), Some(pid)) = (&def.parent, parent) {
             let pdef = crate::records::def(spec.path)
                 .ok_or_else(|| SimError::UnknownResource(spec.path.into()))?;
-            self.get(pdef, None, pid)?;
+            self.row(pdef, None, pid)?;
         }
         Ok(())
     }
@@ -180,7 +235,7 @@ impl Store {
         table.next_id += 1;
         rec.insert("id".into(), id.into());
         let value = Value::Object(rec);
-        table.rows.insert(id, value.clone());
+        table.put(id, &value);
         self.generation += 1;
         Ok(Change {
             def,
@@ -199,11 +254,10 @@ impl Store {
         body: &Value,
         stamp: &Stamp,
     ) -> Result<Change, SimError> {
-        let existing = self
-            .get(def, parent, id)?
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let existing = match self.get(def, parent, id)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         let mut rec = {
             let mut ctx = WriteCtx {
                 tables: &self.tables,
@@ -231,11 +285,10 @@ impl Store {
         ops: &Value,
         stamp: &Stamp,
     ) -> Result<Change, SimError> {
-        let existing = self
-            .get(def, parent, id)?
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let existing = match self.get(def, parent, id)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         let mut doc = Value::Object(existing.clone());
         patch::apply(&mut doc, ops, def.entity, def.fields)?;
         let mut rec = {
@@ -279,7 +332,7 @@ impl Store {
             rec.insert(spec.field.into(), pid.clone());
         }
         let table = self.table_mut(def)?;
-        table.rows.insert(id, Value::Object(rec.clone()));
+        table.put(id, &Value::Object(rec.clone()));
         self.generation += 1;
         Ok(())
     }
@@ -292,10 +345,10 @@ impl Store {
         id: i64,
         stamp: &Stamp,
     ) -> Result<Change, SimError> {
-        self.get(def, parent, id)?;
+        let mut value = self.get(def, parent, id)?;
         let table = self.table_mut(def)?;
         if def.soft_delete {
-            let Some(rec) = table.rows.get_mut(&id).and_then(Value::as_object_mut) else {
+            let Some(rec) = value.as_object_mut() else {
                 return Err(SimError::NotFound {
                     display: def.display,
                     id,
@@ -307,7 +360,7 @@ impl Store {
                     def,
                     action: Action::Unchanged,
                     id,
-                    record: Some(Value::Object(rec.clone())),
+                    record: Some(value),
                 });
             }
             rec.insert("deletedFlag".into(), true.into());
@@ -317,7 +370,8 @@ impl Store {
                 info.insert("lastUpdated".into(), stamp.now.clone().into());
                 info.insert("updatedBy".into(), stamp.by.clone().into());
             }
-            let record = Some(Value::Object(rec.clone()));
+            table.put(id, &value);
+            let record = Some(value);
             self.generation += 1;
             return Ok(Change {
                 def,
@@ -332,9 +386,8 @@ impl Store {
             .iter()
             .filter(|d| d.parent.as_ref().is_some_and(|p| p.path == def.path))
         {
-            if let (Some(spec), Ok(t)) = (&child.parent, self.table_mut(child)) {
-                t.rows
-                    .retain(|_, r| r.get(spec.field).and_then(Value::as_i64) != Some(id));
+            if let Ok(t) = self.table_mut(child) {
+                t.rows.retain(|_, r| r.parent() != Some(id));
             }
         }
         self.generation += 1;
@@ -347,9 +400,9 @@ impl Store {
     }
 }
 
-fn belongs(def: &ResourceDef, rec: &Value, parent: Option<i64>) -> bool {
+fn belongs(def: &ResourceDef, row: &Row, parent: Option<i64>) -> bool {
     match (&def.parent, parent) {
-        (Some(spec), Some(pid)) => rec.get(spec.field).and_then(Value::as_i64) == Some(pid),
+        (Some(_), Some(pid)) => row.parent() == Some(pid),
         _ => true,
     }
 }

@@ -130,25 +130,37 @@ struct Bench {
     http: reqwest::Client,
     _dir: tempfile::TempDir,
     db_path: std::path::PathBuf,
+    /// The process's VmRSS once the simulator was seeded, before the server started (MB).
+    rss_after_sim: f64,
 }
 
 async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
+    start_with(
+        side,
+        SimConfig {
+            records,
+            ..SimConfig::default()
+        },
+    )
+    .await
+}
+
+async fn start_with(side: &Handle, sim_config: SimConfig) -> anyhow::Result<Bench> {
     let started = Instant::now();
+    let rss_before = rss_mb();
+    let (records, contacts) = (sim_config.records, sim_config.contacts);
     let sim = side
         .spawn(async move {
-            Simulator::spawn(
-                SimConfig {
-                    records,
-                    ..SimConfig::default()
-                },
-                "127.0.0.1:0".parse().expect("address"),
-            )
-            .await
+            Simulator::spawn(sim_config, "127.0.0.1:0".parse().expect("address")).await
         })
         .await??;
+    let rss_after_sim = rss_mb();
     println!(
-        "simulator: {records} records per resource seeded in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "simulator: {records} records per resource{} seeded in {:.1} s, holding {:.0} MB \
+         (VmRSS after seeding minus before)",
+        contacts.map_or(String::new(), |n| format!(" ({n} contacts)")),
+        started.elapsed().as_secs_f64(),
+        rss_after_sim - rss_before
     );
     let receiver = side.spawn(Receiver::start()).await??;
     let dir = tempfile::tempdir()?;
@@ -179,6 +191,7 @@ async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
         http: reqwest::Client::new(),
         _dir: dir,
         db_path,
+        rss_after_sim,
     })
 }
 
@@ -359,13 +372,24 @@ fn server_cpu() -> f64 {
 }
 
 fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A `/proc/self/status` memory line in MB (Linux; zero elsewhere).
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS (Linux: `5` written to
+/// `/proc/self/clear_refs`), so a later `VmHWM` is the peak since now. False if unsupported.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -439,7 +463,16 @@ async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyho
 }
 
 async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()> {
-    let bench = start(side, records).await?;
+    // Only contacts are walked: the other resources stay at the default size, so that a
+    // million-contact backfill fits beside the server (the simulator's memory is printed).
+    let bench = start_with(
+        side,
+        SimConfig {
+            contacts: Some(records),
+            ..SimConfig::default()
+        },
+    )
+    .await?;
     let contacts = bench.sim.sim.ids(CONTACTS).len();
     let http = reqwest::Client::new();
     let (mut ceiling, mut ours, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -452,6 +485,12 @@ async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()
             })
             .await??;
         let body = bench.body(&["contacts"], "15");
+        // The server's memory: the process's peak RSS during the backfill minus its RSS once
+        // the simulator was seeded (before the server started). The simulator's page buffers
+        // and the plain client's leftovers count too, so this is an upper bound; the peak
+        // minus the RSS just before the run (after the plain walk) is printed beside it.
+        let rss_before_run = rss_mb();
+        let peak_reset = reset_peak_rss();
         let cpu_before = server_cpu();
         let started = Instant::now();
         let id = bench.create(&body).await?;
@@ -459,12 +498,25 @@ async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()
         let secs = done.duration_since(started).as_secs_f64();
         let h = contacts as f64 / secs;
         let server = (server_cpu() - cpu_before) / secs;
+        let peak = status_mb("VmHWM:");
         println!(
             "run {run}: plain client {c:.0} records/s, hubhook baseline {h:.0} records/s \
              ({contacts} records in {secs:.2} s, server CPU {:.0} % of a core), ratio {:.2}",
             server * 100.0,
             h / c
         );
+        if peak_reset {
+            println!(
+                "  server RSS: peak {:.0} MB (process peak {peak:.0} MB during the backfill minus \
+                 {:.0} MB once the simulator was seeded); the peak grew {:.0} MB over the \
+                 {rss_before_run:.0} MB before the run",
+                peak - bench.rss_after_sim,
+                bench.rss_after_sim,
+                peak - rss_before_run
+            );
+        } else {
+            println!("  server RSS: not measured (/proc/self/clear_refs is not writable)");
+        }
         ceiling.push(c);
         ours.push(h);
         cpu.push(server);

@@ -319,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 private_key: args.private_key,
                 client_id: args.client_id,
                 records: args.records,
+                contacts: None,
                 seed: args.seed,
             };
             let listener = tokio::net::TcpListener::bind(&args.listen)

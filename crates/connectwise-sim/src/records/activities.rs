@@ -71,8 +71,7 @@ fn defaults(m: &mut Map, rng: &mut SplitMix64) {
     m.insert("customFields".into(), json!([]));
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
@@ -91,7 +90,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             if let Some(company) = contact.get("company") {
                 m.insert("company".into(), company.clone());
             }
-            let contact_ref = (super::contacts::DEF.reference)(contact);
+            let contact_ref = (super::contacts::DEF.reference)(&contact);
             let who = contact_ref
                 .get("name")
                 .and_then(Value::as_str)
@@ -123,7 +122,6 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             m.insert("assignTo".into(), Value::Object(to));
         }
         m.insert("_info".into(), Value::Object(ctx.info(true)));
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }

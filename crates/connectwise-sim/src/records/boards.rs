@@ -62,8 +62,8 @@ fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
     m.insert("signOffTemplate".into(), "Standard".into());
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, _n: usize) -> Vec<Map> {
-    BOARDS
+fn seed(ctx: &mut SeedCtx<'_>, _n: usize) {
+    let seeded: Vec<Map> = BOARDS
         .iter()
         .enumerate()
         .map(|(i, (_, name))| {
@@ -82,5 +82,8 @@ fn seed(ctx: &mut SeedCtx<'_>, _n: usize) -> Vec<Map> {
             m.insert("_info".into(), serde_json::Value::Object(ctx.info(false)));
             m
         })
-        .collect()
+        .collect();
+    for m in seeded {
+        ctx.emit(m);
+    }
 }

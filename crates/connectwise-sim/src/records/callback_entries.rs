@@ -46,7 +46,7 @@ pub static DEF: ResourceDef = ResourceDef {
     reference: |rec| pick(rec, &["id", "description"]),
     on_write,
     validate,
-    seed: |_, _| Vec::new(),
+    seed: |_, _| {},
 };
 
 /// Callback types and the levels each accepts (CBDOC head, DG, AMP). Levels
@@ -171,7 +171,7 @@ fn validate(rec: &Map, tables: &[Table], self_id: Option<i64>) -> Vec<FieldError
     if errors.is_empty()
         && let Some(table) = super::index_of(DEF.path).and_then(|i| tables.get(i))
     {
-        let duplicate = table.rows.iter().any(|(id, other)| {
+        let duplicate = table.records().any(|(id, other)| {
             let s = |k: &str| {
                 other
                     .get(k)
@@ -179,7 +179,7 @@ fn validate(rec: &Map, tables: &[Table], self_id: Option<i64>) -> Vec<FieldError
                     .unwrap_or("")
                     .to_ascii_lowercase()
             };
-            Some(*id) != self_id
+            Some(id) != self_id
                 && s("url") == url.to_ascii_lowercase()
                 && s("type") == kind
                 && s("level") == level

@@ -1,6 +1,8 @@
 //! `company/companies`: soft-deleted (`deletedFlag`, `dateDeleted`,
 //! `deletedBy`) and still readable after deletion, as DJCW relies on.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::seed::{COMPANY_SUFFIXES, COMPANY_WORDS, SeedCtx};
@@ -163,8 +165,7 @@ fn reference(rec: &Map) -> Map {
     pick(rec, &["id", "identifier", "name"])
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for i in 0..n {
         let word = *ctx.rng.pick(COMPANY_WORDS);
         let suffix = *ctx.rng.pick(COMPANY_SUFFIXES);
@@ -234,37 +235,23 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
                     "value": *ctx.rng.pick(&["Gold", "Silver", "Bronze"])}]),
         );
         m.insert("_info".into(), Value::Object(ctx.info(true)));
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }
 
 /// After contacts exist, each company points at one of its contacts as
-/// `defaultContact`, as real companies do.
-pub fn link_default_contacts(companies: &mut crate::store::Table, contacts: &crate::store::Table) {
-    for contact in contacts.rows.values() {
-        let Some(company_id) = contact
-            .get("company")
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_i64)
-        else {
-            continue;
-        };
-        let Some(company) = companies
-            .rows
-            .get_mut(&company_id)
-            .and_then(Value::as_object_mut)
-        else {
+/// `defaultContact`, as real companies do: `links` maps a company id to the reference of its
+/// first contact. A company that already has one keeps it.
+pub fn link_default_contacts(companies: &mut crate::store::Table, links: BTreeMap<i64, Map>) {
+    for (company_id, contact) in links {
+        let Some(Value::Object(mut company)) = companies.record(company_id) else {
             continue;
         };
         if company.contains_key("defaultContact") {
             continue;
         }
-        if let Some(c) = contact.as_object() {
-            company.insert(
-                "defaultContact".into(),
-                Value::Object((super::contacts::DEF.reference)(c)),
-            );
-        }
+        company.insert("defaultContact".into(), Value::Object(contact));
+        let row = crate::row::Row::trusted(companies.def, &Value::Object(company));
+        companies.rows.insert(company_id, row);
     }
 }

@@ -192,8 +192,7 @@ fn reference(rec: &Map) -> Map {
     r
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
         let first = ctx.first_name();
         let last = ctx.last_name();
@@ -205,14 +204,14 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             Some(c) => {
                 m.insert(
                     "company".into(),
-                    Value::Object((super::companies::DEF.reference)(c)),
+                    Value::Object((super::companies::DEF.reference)(&c)),
                 );
                 for k in ["addressLine1", "city", "state", "zip", "country"] {
                     if let Some(v) = c.get(k) {
                         m.insert(k.into(), v.clone());
                     }
                 }
-                format!("{}.example", str_of(c, "identifier").to_lowercase())
+                format!("{}.example", str_of(&c, "identifier").to_lowercase())
             }
             None => "example.com".to_string(),
         };
@@ -274,7 +273,6 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
         }
         m.insert("customFields".into(), Value::Array(vec![custom]));
         m.insert("_info".into(), Value::Object(ctx.info(false)));
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }

@@ -120,7 +120,7 @@ fn reference(rec: &Map) -> Map {
     r
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     let mut out = Vec::with_capacity(n.max(API_MEMBERS.len()));
     for (identifier, first, last) in API_MEMBERS {
         let mut m = Map::new();
@@ -208,7 +208,9 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
         info.insert("updatedBy".into(), "admin".into());
         m.insert("_info".into(), Value::Object(info));
     }
-    out
+    for m in out {
+        ctx.emit(m);
+    }
 }
 
 /// Display options every member record carries (pyconnectwise's model

@@ -67,8 +67,9 @@ pub struct ResourceDef {
     /// Extra checks across records (callback duplicates, level/type rules):
     /// (record to store, all tables, own id on updates).
     pub validate: fn(&Map, &[crate::store::Table], Option<i64>) -> Vec<crate::error::FieldError>,
-    /// Generates `n` seeded records (without `id`).
-    pub seed: fn(&mut seed::SeedCtx<'_>, usize) -> Vec<Map>,
+    /// Generates `n` seeded records (without `id`), handing each to [`seed::SeedCtx::emit`]
+    /// as it is made so that only its stored text stays in memory.
+    pub seed: fn(&mut seed::SeedCtx<'_>, usize),
 }
 
 impl std::fmt::Debug for ResourceDef {

@@ -117,8 +117,7 @@ fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
     m.insert("customFields".into(), json!([]));
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for i in 0..n {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
@@ -165,7 +164,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             }
             m.insert(
                 "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(contact)),
+                Value::Object((super::contacts::DEF.reference)(&contact)),
             );
         }
         m.insert(
@@ -173,7 +172,6 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             midnight(ctx.epoch, 30 + ctx.rng.below(200) as i64).into(),
         );
         m.insert("_info".into(), Value::Object(ctx.info(false)));
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }

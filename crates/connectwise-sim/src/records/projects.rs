@@ -109,8 +109,7 @@ fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
     m.insert("customFields".into(), json!([]));
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for i in 0..n {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
@@ -137,7 +136,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             }
             m.insert(
                 "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(contact)),
+                Value::Object((super::contacts::DEF.reference)(&contact)),
             );
         }
         if let Some(manager) = ctx.reference("system/members") {
@@ -156,7 +155,6 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
         m.insert("actualHours".into(), json!(ctx.rng.below(150) as f64));
         m.insert("percentComplete".into(), json!(ctx.rng.below(101) as f64));
         m.insert("_info".into(), Value::Object(ctx.info(true)));
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }

@@ -325,9 +325,10 @@ mod tests {
     /// schema or it would silently disappear from responses.
     #[test]
     fn seeded_records_only_use_schema_fields() {
-        let store = Store::seeded(40, 3);
+        let store = Store::seeded(40, None, 3);
         for (def, table) in ALL.iter().zip(&store.tables) {
-            for rec in table.rows.values() {
+            for (_, rec) in table.records() {
+                let rec = &rec;
                 let obj = rec.as_object().expect("object");
                 for (k, v) in obj {
                     let f = find(def.fields, k)
@@ -361,7 +362,7 @@ mod tests {
     #[test]
     fn projected_rendering_matches_the_value_projection() {
         use crate::query::Projection;
-        let store = Store::seeded(30, 5);
+        let store = Store::seeded(30, None, 5);
         let base = "http://h/v4_6_release/apis/3.0";
         for text in [
             "id",
@@ -375,7 +376,8 @@ mod tests {
         ] {
             let proj = Projection::parse(text);
             for (def, table) in ALL.iter().zip(&store.tables) {
-                for rec in table.rows.values().take(5) {
+                for (_, rec) in table.records().take(5) {
+                    let rec = &rec;
                     let streamed = serde_json::to_value(
                         super::Rendered::new(def, rec, base).with_fields(Some(&proj)),
                     )

@@ -3,6 +3,7 @@
 //! epoch derived from the seed, never from the wall clock.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -22,6 +23,11 @@ pub struct SeedCtx<'a> {
     pub child_seq: &'a mut i64,
     pub epoch: i64,
     ids: HashMap<usize, Vec<i64>>,
+    /// Records already drawn, parsed once: stored records are text (see `crate::row`), and
+    /// every seeded record draws a member or two.
+    drawn: HashMap<(usize, i64), Rc<Map>>,
+    /// Where seeded records go (the store renders and keeps each one).
+    sink: &'a mut dyn FnMut(Map),
 }
 
 impl<'a> SeedCtx<'a> {
@@ -30,6 +36,7 @@ impl<'a> SeedCtx<'a> {
         tables: &'a [Table],
         child_seq: &'a mut i64,
         seed: u64,
+        sink: &'a mut dyn FnMut(Map),
     ) -> Self {
         let epoch = FIXED_BASE - (seed % 365) as i64 * 86_400;
         SeedCtx {
@@ -38,7 +45,14 @@ impl<'a> SeedCtx<'a> {
             child_seq,
             epoch,
             ids: HashMap::new(),
+            drawn: HashMap::new(),
+            sink,
         }
+    }
+
+    /// Hands a finished record to the store.
+    pub fn emit(&mut self, record: Map) {
+        (self.sink)(record);
     }
 
     /// A point in the 30 days before the epoch.
@@ -80,7 +94,7 @@ impl<'a> SeedCtx<'a> {
     }
 
     /// A random already-seeded record of `path`.
-    pub fn random_record(&mut self, path: &str) -> Option<&'a Map> {
+    pub fn random_record(&mut self, path: &str) -> Option<Rc<Map>> {
         let i = index_of(path)?;
         let tables = self.tables;
         let table = tables.get(i)?;
@@ -92,13 +106,21 @@ impl<'a> SeedCtx<'a> {
             return None;
         }
         let id = ids[self.rng.below(ids.len() as u64) as usize];
-        table.rows.get(&id).and_then(Value::as_object)
+        if let Some(m) = self.drawn.get(&(i, id)) {
+            return Some(m.clone());
+        }
+        let Some(Value::Object(m)) = table.record(id) else {
+            return None;
+        };
+        let m = Rc::new(m);
+        self.drawn.insert((i, id), m.clone());
+        Some(m)
     }
 
     /// A reference object to a random already-seeded record of `path`.
     pub fn reference(&mut self, path: &str) -> Option<Map> {
         let def = super::def(path)?;
-        self.random_record(path).map(|r| (def.reference)(r))
+        self.random_record(path).map(|r| (def.reference)(&r))
     }
 
     pub fn first_name(&mut self) -> &'static str {

@@ -200,8 +200,7 @@ fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
     }
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
@@ -218,14 +217,14 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             }
             m.insert(
                 "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(contact)),
+                Value::Object((super::contacts::DEF.reference)(&contact)),
             );
             m.insert(
                 "contactName".into(),
                 format!(
                     "{} {}",
-                    str_of(contact, "firstName"),
-                    str_of(contact, "lastName")
+                    str_of(&contact, "firstName"),
+                    str_of(&contact, "lastName")
                 )
                 .into(),
             );
@@ -300,9 +299,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
         );
         m.insert("_info".into(), Value::Object(info));
         m.retain(|_, v| !v.is_null());
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }
 
 static NOTE_FIELDS: &[Field] = &[
@@ -388,8 +386,7 @@ static NOTE_TEXTS: &[&str] = &[
     "Customer confirmed the fix.",
 ];
 
-fn seed_notes(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed_notes(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
         let Some(ticket) = ctx.random_record("service/tickets") else {
             break;
@@ -420,8 +417,7 @@ fn seed_notes(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             info.get("updatedBy").cloned().unwrap_or(Value::Null),
         );
         m.insert("_info".into(), Value::Object(info));
-        out.push(m);
+        // Stored in id order per ticket is not required; ids follow generation order.
+        ctx.emit(m);
     }
-    // Stored in id order per ticket is not required; ids follow generation order.
-    out
 }

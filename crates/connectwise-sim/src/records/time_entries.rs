@@ -116,8 +116,7 @@ fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
     }
 }
 
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    let mut out = Vec::with_capacity(n);
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
@@ -132,14 +131,14 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             m.insert("chargeToType".into(), "ServiceTicket".into());
             m.insert(
                 "ticket".into(),
-                Value::Object((super::tickets::DEF.reference)(ticket)),
+                Value::Object((super::tickets::DEF.reference)(&ticket)),
             );
         }
         let member = ctx.random_record("system/members");
         if let Some(member) = member {
             m.insert(
                 "member".into(),
-                Value::Object((super::members::DEF.reference)(member)),
+                Value::Object((super::members::DEF.reference)(&member)),
             );
             if let Some(ident) = member.get("identifier") {
                 m.insert("enteredBy".into(), ident.clone());
@@ -190,7 +189,6 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             .or_insert_with(|| info.get("updatedBy").cloned().unwrap_or(Value::Null));
         m.insert("_info".into(), Value::Object(info));
         m.retain(|_, v| !v.is_null());
-        out.push(m);
+        ctx.emit(m);
     }
-    out
 }

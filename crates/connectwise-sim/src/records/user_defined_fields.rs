@@ -97,8 +97,8 @@ static SEEDED: &[(i64, &str, &str, Option<&str>)] = &[
 ];
 
 /// At most the captions above: user-defined fields are a short list on any real site.
-fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
-    SEEDED
+fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
+    let seeded: Vec<Map> = SEEDED
         .iter()
         .take(n)
         .enumerate()
@@ -118,5 +118,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) -> Vec<Map> {
             m.insert("_info".into(), Value::Object(info));
             m
         })
-        .collect()
+        .collect();
+    for m in seeded {
+        ctx.emit(m);
+    }
 }

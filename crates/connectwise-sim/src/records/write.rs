@@ -96,8 +96,8 @@ pub fn build(
             let Some(wanted) = out.get(*u).and_then(Value::as_str) else {
                 continue;
             };
-            let taken = table.rows.iter().any(|(id, rec)| {
-                Some(*id) != self_id
+            let taken = table.records().any(|(id, rec)| {
+                Some(id) != self_id
                     && rec
                         .get(*u)
                         .and_then(Value::as_str)
@@ -255,14 +255,14 @@ pub fn resolve_ref(
                     .is_some_and(|s| s.eq_ignore_ascii_case(want))
             };
             let found = if let Some(id) = id {
-                table.rows.get(&id)
+                table.record(id)
             } else if let Some(ident) = identifier {
                 table
-                    .rows
-                    .values()
+                    .records()
+                    .map(|(_, r)| r)
                     .find(|r| matches_str(r, "identifier", ident))
             } else if let Some(name) = name {
-                table.rows.values().find(|r| {
+                table.records().map(|(_, r)| r).find(|r| {
                     matches_str(r, "name", name)
                         || (target.reference)(r.as_object().unwrap_or(&Map::new()))
                             .get("name")
@@ -274,7 +274,7 @@ pub fn resolve_ref(
                     "The {field} field requires an id, identifier or name."
                 ));
             };
-            match found.and_then(Value::as_object) {
+            match found.as_ref().and_then(Value::as_object) {
                 Some(rec) => Ok((target.reference)(rec)),
                 None => Err(match (id, identifier, name) {
                     (Some(id), _, _) => format!("{} {id} not found.", target.display),
