@@ -139,20 +139,60 @@ struct Bench {
     db_path: std::path::PathBuf,
 }
 
+/// The simulator with `records` seeded records per resource, on the side runtime.
+async fn spawn_simulator(side: &Handle, records: usize) -> anyhow::Result<SimHandle> {
+    let config = SimConfig {
+        records,
+        ..SimConfig::default()
+    };
+    let address = "127.0.0.1:0".parse().expect("address");
+    Ok(side
+        .spawn(async move { Simulator::spawn(config, address).await })
+        .await??)
+}
+
+/// The documented instance on the simulator at `base_url`, calling back `callback_url`,
+/// polling `blocks` (resource -> poller block) every `interval` (minutes, as the
+/// configuration takes it).
+fn instance_body(base_url: &str, callback_url: &str, interval: &str, blocks: Value) -> Value {
+    let sim = SimConfig::default();
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url,
+        company: &sim.company,
+        public_key: &sim.public_key,
+        private_key: &sim.private_key,
+        callback_url,
+    });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!(interval);
+    configuration["event.poller.configuration"] = blocks;
+    body
+}
+
+/// `POST /elements/api-v2/instances` on the server at `server_url`; the new instance's id.
+async fn create_instance(
+    http: &reqwest::Client,
+    server_url: &str,
+    auth: &str,
+    body: &Value,
+) -> anyhow::Result<i64> {
+    let response = http
+        .post(format!("{server_url}/elements/api-v2/instances"))
+        .header("Authorization", auth)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let created: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("creating an instance: {status} {created}");
+    }
+    created["id"].as_i64().context("instance id")
+}
+
 async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
     let started = Instant::now();
-    let sim = side
-        .spawn(async move {
-            Simulator::spawn(
-                SimConfig {
-                    records,
-                    ..SimConfig::default()
-                },
-                "127.0.0.1:0".parse().expect("address"),
-            )
-            .await
-        })
-        .await??;
+    let sim = spawn_simulator(side, records).await?;
     println!(
         "simulator: {records} records per resource seeded in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -190,16 +230,6 @@ impl Bench {
     /// The documented instance, polling `resources` every `interval` (minutes, as the
     /// configuration takes it).
     fn body(&self, resources: &[&str], interval: &str) -> Value {
-        let sim = SimConfig::default();
-        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
-            base_url: &self.sim.base_url(),
-            company: &sim.company,
-            public_key: &sim.public_key,
-            private_key: &sim.private_key,
-            callback_url: &self.receiver.url,
-        });
-        let configuration = &mut body["configuration"];
-        configuration["event.poller.refresh_interval"] = json!(interval);
         let mut blocks = serde_json::Map::new();
         for resource in resources {
             blocks.insert(
@@ -207,24 +237,19 @@ impl Bench {
                 hubhook_core::connectwise_poller_block(resource),
             );
         }
-        configuration["event.poller.configuration"] = Value::Object(blocks);
-        body
+        instance_body(
+            &self.sim.base_url(),
+            &self.receiver.url,
+            interval,
+            Value::Object(blocks),
+        )
     }
 
     async fn create(&self, body: &Value) -> anyhow::Result<InstanceId> {
-        let response = self
-            .http
-            .post(format!("{}/elements/api-v2/instances", self.server.url()))
-            .header("Authorization", &self.auth)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let created: Value = response.json().await?;
-        if !status.is_success() {
-            bail!("creating an instance: {status} {created}");
-        }
-        Ok(InstanceId(created["id"].as_i64().context("instance id")?))
+        let url = self.server.url();
+        create_instance(&self.http, &url, &self.auth, body)
+            .await
+            .map(InstanceId)
     }
 
     /// Waits until every job of the instance has a cursor (its first poll is done).
@@ -1048,18 +1073,7 @@ async fn nodes(
     instances: usize,
 ) -> anyhow::Result<()> {
     let binary = hubhook_binary()?;
-    let sim = side
-        .spawn(async move {
-            Simulator::spawn(
-                SimConfig {
-                    records,
-                    ..SimConfig::default()
-                },
-                "127.0.0.1:0".parse().expect("address"),
-            )
-            .await
-        })
-        .await??;
+    let sim = spawn_simulator(side, records).await?;
     let receiver = side.spawn(Receiver::start_with(RECEIVER_DELAY)).await??;
     println!(
         "nodes: {records} contacts in the simulator; receiver answers 200 after {} ms; every \
@@ -1166,16 +1180,6 @@ async fn nodes(
 
 impl NodesBench {
     fn body(&self, interval: &str, polls_only: bool) -> Value {
-        let sim = SimConfig::default();
-        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
-            base_url: &self.sim.base_url(),
-            company: &sim.company,
-            public_key: &sim.public_key,
-            private_key: &sim.private_key,
-            callback_url: &self.receiver.url,
-        });
-        let configuration = &mut body["configuration"];
-        configuration["event.poller.refresh_interval"] = json!(interval);
         // Polls read `fields` (ConnectWise's user-defined fields: 8 records, whatever
         // --records says): a baseline of 8 records, then polls that find nothing new, so what
         // is measured is the cost of a poll. A filter on contacts would not do: the simulator
@@ -1185,24 +1189,16 @@ impl NodesBench {
         if polls_only {
             block["reconcileInterval"] = json!(0);
         }
-        configuration["event.poller.configuration"] = json!({ resource: block });
-        body
+        instance_body(
+            &self.sim.base_url(),
+            &self.receiver.url,
+            interval,
+            json!({ resource: block }),
+        )
     }
 
     async fn create(&self, node: &Node, auth: &str, body: &Value) -> anyhow::Result<i64> {
-        let response = self
-            .http
-            .post(format!("{}/elements/api-v2/instances", node.url))
-            .header("Authorization", auth)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let created: Value = response.json().await?;
-        if !status.is_success() {
-            bail!("creating an instance: {status} {created}");
-        }
-        created["id"].as_i64().context("instance id")
+        create_instance(&self.http, &node.url, auth, body).await
     }
 
     async fn delete(&self, node: &Node, auth: &str, id: i64) -> anyhow::Result<()> {
