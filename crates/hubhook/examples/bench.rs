@@ -1,4 +1,4 @@
-//! Benchmarks of issue #10 (not tests: run by hand, release build). Every figure is printed
+//! Benchmarks of issues #10 and #12 (not tests: run by hand, release build). Every figure is printed
 //! beside a ceiling measured in the same run, and as their ratio, because the machine they run
 //! on is shared and absolute figures move with its load.
 //!
@@ -8,12 +8,16 @@
 //! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
+//! cargo build --release -p hubhook --bins --examples &&
+//!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
 //! ```
 //!
 //! The server runs in this process on the main tokio runtime; the simulator, the receiver and
 //! the measuring helpers run on a second runtime whose threads are named `bench-side`, so the
 //! server's CPU time is the process's minus those threads' (`/proc/self/task/*/stat`).
-//! docs/benchmarks.md records the figures.
+//! `nodes` (issue #12) is the exception: its servers are real `hubhook serve` processes
+//! (target/release/hubhook), 1 to 3 of them on one PostgreSQL database created for the run,
+//! and 1 on SQLite. docs/benchmarks.md records the figures.
 
 use std::{
     collections::HashMap,
@@ -94,7 +98,18 @@ fn main() -> anyhow::Result<()> {
                 let records = flag("records", 20_000)?;
                 delivery(&side_handle, records, &interval, command == "storage", node).await
             }
-            other => bail!("unknown benchmark `{other}`: ingest, latency, idle, delivery, storage"),
+            "nodes" => {
+                nodes(
+                    &side_handle,
+                    flag("records", 20_000)?,
+                    flag("seconds", 30)?,
+                    flag("instances", 200)?,
+                )
+                .await
+            }
+            other => bail!(
+                "unknown benchmark `{other}`: ingest, latency, idle, delivery, storage, nodes"
+            ),
         }
     })
 }
@@ -134,6 +149,53 @@ struct Bench {
     rss_after_sim: f64,
 }
 
+/// The simulator with `records` seeded records per resource, on the side runtime.
+async fn spawn_simulator(side: &Handle, config: SimConfig) -> anyhow::Result<SimHandle> {
+    let address = "127.0.0.1:0".parse().expect("address");
+    Ok(side
+        .spawn(async move { Simulator::spawn(config, address).await })
+        .await??)
+}
+
+/// The documented instance on the simulator at `base_url`, calling back `callback_url`,
+/// polling `blocks` (resource -> poller block) every `interval` (minutes, as the
+/// configuration takes it).
+fn instance_body(base_url: &str, callback_url: &str, interval: &str, blocks: Value) -> Value {
+    let sim = SimConfig::default();
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url,
+        company: &sim.company,
+        public_key: &sim.public_key,
+        private_key: &sim.private_key,
+        callback_url,
+    });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!(interval);
+    configuration["event.poller.configuration"] = blocks;
+    body
+}
+
+/// `POST /elements/api-v2/instances` on the server at `server_url`; the new instance's id.
+async fn create_instance(
+    http: &reqwest::Client,
+    server_url: &str,
+    auth: &str,
+    body: &Value,
+) -> anyhow::Result<i64> {
+    let response = http
+        .post(format!("{server_url}/elements/api-v2/instances"))
+        .header("Authorization", auth)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let created: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("creating an instance: {status} {created}");
+    }
+    created["id"].as_i64().context("instance id")
+}
+
 async fn start(side: &Handle, records: usize) -> anyhow::Result<Bench> {
     start_with(
         side,
@@ -149,11 +211,7 @@ async fn start_with(side: &Handle, sim_config: SimConfig) -> anyhow::Result<Benc
     let started = Instant::now();
     let rss_before = rss_mb();
     let (records, contacts) = (sim_config.records, sim_config.contacts);
-    let sim = side
-        .spawn(async move {
-            Simulator::spawn(sim_config, "127.0.0.1:0".parse().expect("address")).await
-        })
-        .await??;
+    let sim = spawn_simulator(side, sim_config).await?;
     let rss_after_sim = rss_mb();
     println!(
         "simulator: {records} records per resource{} seeded in {:.1} s, holding {:.0} MB \
@@ -199,16 +257,6 @@ impl Bench {
     /// The documented instance, polling `resources` every `interval` (minutes, as the
     /// configuration takes it).
     fn body(&self, resources: &[&str], interval: &str) -> Value {
-        let sim = SimConfig::default();
-        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
-            base_url: &self.sim.base_url(),
-            company: &sim.company,
-            public_key: &sim.public_key,
-            private_key: &sim.private_key,
-            callback_url: &self.receiver.url,
-        });
-        let configuration = &mut body["configuration"];
-        configuration["event.poller.refresh_interval"] = json!(interval);
         let mut blocks = serde_json::Map::new();
         for resource in resources {
             blocks.insert(
@@ -216,24 +264,19 @@ impl Bench {
                 hubhook_core::connectwise_poller_block(resource),
             );
         }
-        configuration["event.poller.configuration"] = Value::Object(blocks);
-        body
+        instance_body(
+            &self.sim.base_url(),
+            &self.receiver.url,
+            interval,
+            Value::Object(blocks),
+        )
     }
 
     async fn create(&self, body: &Value) -> anyhow::Result<InstanceId> {
-        let response = self
-            .http
-            .post(format!("{}/elements/api-v2/instances", self.server.url()))
-            .header("Authorization", &self.auth)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let created: Value = response.json().await?;
-        if !status.is_success() {
-            bail!("creating an instance: {status} {created}");
-        }
-        Ok(InstanceId(created["id"].as_i64().context("instance id")?))
+        let url = self.server.url();
+        create_instance(&self.http, &url, &self.auth, body)
+            .await
+            .map(InstanceId)
     }
 
     /// Waits until every job of the instance has a cursor (its first poll is done).
@@ -248,13 +291,17 @@ impl Bench {
     }
 }
 
-/// The callback receiver: answers 200 at once, notes when each POST arrived and the object ids
-/// of its events, and keeps a few bodies for the ceiling client.
+/// The callback receiver: answers 200 (at once, or after `delay` for the nodes benchmark, and
+/// only once its gate is open), notes when each POST arrived and was answered and the object
+/// ids of its events, and keeps a few bodies for the ceiling client.
 #[derive(Clone)]
 struct Receiver {
     url: String,
     state: Arc<Mutex<Arrivals>>,
     arrived: Arc<Notify>,
+    delay: Duration,
+    /// While `false`, POSTs are held unanswered: a backlog builds up without being delivered.
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -262,6 +309,8 @@ struct Arrivals {
     posts: Vec<(Instant, Vec<String>)>,
     events: usize,
     samples: Vec<Bytes>,
+    /// When each answer was sent.
+    answered: Vec<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -284,17 +333,36 @@ const SAMPLES: usize = 256;
 
 impl Receiver {
     async fn start() -> anyhow::Result<Receiver> {
+        Receiver::start_with(Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` to answer each POST, its gate open.
+    async fn start_with(delay: Duration) -> anyhow::Result<Receiver> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let receiver = Receiver {
             url: format!("http://{}/webhook", listener.local_addr()?),
             state: Arc::default(),
             arrived: Arc::default(),
+            delay,
+            gate: Arc::new(tokio::sync::watch::channel(true).0),
         };
         let app = Router::new()
             .route("/webhook", post(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(receiver)
+    }
+
+    fn events(&self) -> usize {
+        self.state.lock().expect("lock").events
+    }
+
+    /// Forgets what arrived (but keeps the sample bodies): a new measurement starts.
+    fn reset(&self) {
+        let mut state = self.state.lock().expect("lock");
+        state.posts.clear();
+        state.events = 0;
+        state.answered.clear();
     }
 
     /// Waits for a POST carrying an event of `object_id`; returns when it arrived.
@@ -334,6 +402,18 @@ async fn receive(State(receiver): State<Receiver>, body: Bytes) -> &'static str 
         }
     }
     receiver.arrived.notify_waiters();
+    let mut gate = receiver.gate.subscribe();
+    // The sender lives as long as the receiver: waiting cannot fail.
+    let _ = gate.wait_for(|open| *open).await;
+    if !receiver.delay.is_zero() {
+        tokio::time::sleep(receiver.delay).await;
+    }
+    receiver
+        .state
+        .lock()
+        .expect("lock")
+        .answered
+        .push(Instant::now());
     "ok"
 }
 
@@ -940,4 +1020,535 @@ async fn plain_posts(
         task.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Issue #12: 1, 2 and 3 `hubhook serve` processes on one PostgreSQL database, and 1 on
+// SQLite, against the same simulator and the same receiver, which takes 100 ms to answer.
+
+/// How long the receiver takes to answer: I/O bound, as real receivers are.
+const RECEIVER_DELAY: Duration = Duration::from_millis(100);
+/// Deliveries one node keeps in flight at most: the engine's `delivery_concurrency` (16, not a
+/// setting). `--receiver-concurrency` (default 4 per callback origin) is raised to it below,
+/// else one receiver could never see more than 4 per node.
+const NODE_IN_FLIGHT: usize = 16;
+/// Every node's settings, besides its database, node id and listen address.
+const NODE_SETTINGS: &[(&str, &str)] = &[
+    ("HUBHOOK_RECEIVER_CONCURRENCY", "16"),
+    ("HUBHOOK_MIN_REFRESH_INTERVAL", "1"),
+    ("HUBHOOK_SITE_REQUESTS_PER_MINUTE", "0"),
+    ("HUBHOOK_SITE_POLL_CONCURRENCY", "16"),
+    ("HUBHOOK_POLL_CONCURRENCY", "16"),
+    ("HUBHOOK_ALLOW_PRIVATE_CALLBACKS", "true"),
+    // Deliveries wait at the receiver's closed gate while the backlog is built; they must not
+    // time out (and be retried seconds later) meanwhile.
+    ("HUBHOOK_DELIVERY_TIMEOUT", "120"),
+    ("HUBHOOK_DELIVERY_LEASE", "180"),
+];
+const NODES_MASTER_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+const POLLS_SERIES: &str = r#"hubhook_polls_total{outcome="success"}"#;
+const STORED_SERIES: &str = "hubhook_notifications_stored_total";
+
+/// One `hubhook serve` process (target/release/hubhook), stopped when dropped.
+struct Node {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Node {
+    fn start(
+        binary: &std::path::Path,
+        database_url: &str,
+        id: usize,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Node> {
+        use std::io::BufRead as _;
+        let mut command = hubhook_command(binary);
+        command
+            .arg("serve")
+            .env("HUBHOOK_DATABASE_URL", database_url)
+            .env("HUBHOOK_MASTER_KEY", NODES_MASTER_KEY)
+            .env("HUBHOOK_NODE_ID", format!("node-{id}"))
+            .env("HUBHOOK_LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(log)?);
+        for (name, value) in NODE_SETTINGS {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().context("starting hubhook serve")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (lines, found) = std::sync::mpsc::channel();
+        // Reads on a thread, and keeps draining so that later prints never block the node.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+        let mut node = Node {
+            child,
+            url: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match found.recv_timeout(left) {
+                Ok(line) if line.contains("listening on") => {
+                    let at = line.find("http://").context("an address")?;
+                    node.url = line[at..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    return Ok(node);
+                }
+                Ok(_) => {}
+                Err(_) => bail!("node-{id} did not start; see {}", log.display()),
+            }
+        }
+    }
+
+    /// A counter of this node's `/metrics` (0 before it is first counted).
+    async fn counter(&self, http: &reqwest::Client, series: &str) -> anyhow::Result<f64> {
+        let text = http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // SIGTERM first (a clean stop gives its leases back), SIGKILL after 10 s.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `hubhook` binary beside this example (target/release/examples/bench ->
+/// target/release/hubhook), with none of the caller's `HUBHOOK_*` settings.
+fn hubhook_command(binary: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HUBHOOK_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn hubhook_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|dir| dir.join("hubhook"))
+        .context("the example's directory")?;
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build --release -p hubhook --bins --examples)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// `hubhook org create` on the database: the `Authorization` header of its first user.
+fn org_auth(binary: &std::path::Path, database_url: &str) -> anyhow::Result<String> {
+    let output = hubhook_command(binary)
+        .args([
+            "org",
+            "create",
+            "--name",
+            "bench",
+            "--database-url",
+            database_url,
+        ])
+        .env("HUBHOOK_MASTER_KEY", NODES_MASTER_KEY)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "org create: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let org: Value = serde_json::from_slice(&output.stdout)?;
+    Ok(format!(
+        "User {}, Organization {}",
+        org["userSecret"].as_str().context("userSecret")?,
+        org["organizationSecret"]
+            .as_str()
+            .context("organizationSecret")?
+    ))
+}
+
+/// A PostgreSQL database of the run's own, on `HUBHOOK_BENCH_POSTGRES` (default the
+/// machine's `postgres://postgres@127.0.0.1:5432`).
+async fn postgres_admin(sql: String) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let server = std::env::var("HUBHOOK_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .with_context(|| format!("PostgreSQL at {server}"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+fn postgres_url(database: &str) -> String {
+    let server = std::env::var("HUBHOOK_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    format!("{server}/{database}")
+}
+
+/// What one configuration measured.
+struct NodeFigures {
+    label: String,
+    nodes: usize,
+    /// Notifications per second from the gate's opening to the last answer.
+    deliveries: f64,
+    posts: usize,
+    polls: f64,
+}
+
+/// Everything the configurations share: the simulator, the receiver, the binary.
+struct NodesBench {
+    sim: SimHandle,
+    receiver: Receiver,
+    binary: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    records: usize,
+    seconds: usize,
+    instances: usize,
+}
+
+async fn nodes(
+    side: &Handle,
+    records: usize,
+    seconds: usize,
+    instances: usize,
+) -> anyhow::Result<()> {
+    let binary = hubhook_binary()?;
+    let sim = spawn_simulator(
+        side,
+        SimConfig {
+            records,
+            ..SimConfig::default()
+        },
+    )
+    .await?;
+    let receiver = side.spawn(Receiver::start_with(RECEIVER_DELAY)).await??;
+    println!(
+        "nodes: {records} contacts in the simulator; receiver answers 200 after {} ms; every \
+         node: {}; each node keeps at most {NODE_IN_FLIGHT} deliveries in flight \
+         (delivery_concurrency, fixed), all of them to this one receiver",
+        RECEIVER_DELAY.as_millis(),
+        NODE_SETTINGS
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let bench = NodesBench {
+        sim,
+        receiver,
+        binary,
+        dir: tempfile::tempdir()?,
+        http: reqwest::Client::new(),
+        records,
+        seconds,
+        instances,
+    };
+    let mut figures = Vec::new();
+    let sqlite = format!("sqlite://{}", bench.dir.path().join("bench.db").display());
+    let auth = org_auth(&bench.binary, &sqlite)?;
+    figures.push(bench.configuration("SQLite", &sqlite, &auth, 1).await?);
+
+    let database = format!("hubhook_bench_{}", std::process::id());
+    postgres_admin(format!("CREATE DATABASE {database}")).await?;
+    let url = postgres_url(&database);
+    let on_postgres = async {
+        let auth = org_auth(&bench.binary, &url)?;
+        let mut figures = Vec::new();
+        for nodes in 1..=3 {
+            figures.push(
+                bench
+                    .configuration("PostgreSQL", &url, &auth, nodes)
+                    .await?,
+            );
+        }
+        anyhow::Ok(figures)
+    }
+    .await;
+    // Dropped whatever happened (FORCE: a node killed late may still hold a connection).
+    postgres_admin(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await?;
+    figures.extend(on_postgres?);
+
+    // The ceilings: a plain keep-alive client with as many POSTs in flight as the nodes of a
+    // configuration may have in total, the same bodies, the same receiver.
+    let samples = bench.receiver.state.lock().expect("lock").samples.clone();
+    let mut ceilings = HashMap::new();
+    for n in 1..=3 {
+        let in_flight = n * NODE_IN_FLIGHT;
+        let total = figures.iter().map(|f| f.posts).max().unwrap_or(1000);
+        let (url, samples) = (bench.receiver.url.clone(), samples.clone());
+        let ceiling = side
+            .spawn(async move { plain_posts(&url, &samples, total, in_flight).await })
+            .await??;
+        println!(
+            "ceiling: plain keep-alive client, {in_flight} POSTs in flight ({n} × \
+             {NODE_IN_FLIGHT}), {total} POSTs: {ceiling:.0} POSTs/s"
+        );
+        ceilings.insert(n, ceiling);
+    }
+    println!("| store | nodes | deliveries/s | ceiling (in flight) | ratio | polls/s |");
+    for f in &figures {
+        let ceiling = ceilings[&f.nodes];
+        println!(
+            "| {} | {} | {:.0} | {ceiling:.0} ({}) | {:.2} | {:.0} |",
+            f.label,
+            f.nodes,
+            f.deliveries,
+            f.nodes * NODE_IN_FLIGHT,
+            f.deliveries / ceiling,
+            f.polls
+        );
+    }
+    let find = |label: &str, nodes: usize| {
+        figures
+            .iter()
+            .find(|f| f.label == label && f.nodes == nodes)
+            .map(|f| (f.deliveries, f.polls))
+            .unwrap_or((f64::NAN, f64::NAN))
+    };
+    let (sqlite, pg1, pg2, pg3) = (
+        find("SQLite", 1),
+        find("PostgreSQL", 1),
+        find("PostgreSQL", 2),
+        find("PostgreSQL", 3),
+    );
+    println!(
+        "goals: deliveries 3 nodes / 1 node on PostgreSQL {:.2} (goal ≥ 2), 2 nodes / 1 node \
+         {:.2}; 1 node PostgreSQL / SQLite {:.2} (goal ≥ 0.7); polls 3 / 1 {:.2}, 2 / 1 {:.2}, \
+         PostgreSQL / SQLite {:.2}",
+        pg3.0 / pg1.0,
+        pg2.0 / pg1.0,
+        pg1.0 / sqlite.0,
+        pg3.1 / pg1.1,
+        pg2.1 / pg1.1,
+        pg1.1 / sqlite.1
+    );
+    Ok(())
+}
+
+impl NodesBench {
+    fn body(&self, interval: &str, polls_only: bool) -> Value {
+        // Polls read `fields` (ConnectWise's user-defined fields: 8 records, whatever
+        // --records says): a baseline of 8 records, then polls that find nothing new, so what
+        // is measured is the cost of a poll. A filter on contacts would not do: the simulator
+        // scans every contact to answer an empty page, and becomes the bottleneck.
+        let resource = if polls_only { "fields" } else { "contacts" };
+        let mut block = hubhook_core::connectwise_poller_block(resource);
+        if polls_only {
+            block["reconcileInterval"] = json!(0);
+        }
+        instance_body(
+            &self.sim.base_url(),
+            &self.receiver.url,
+            interval,
+            json!({ resource: block }),
+        )
+    }
+
+    async fn create(&self, node: &Node, auth: &str, body: &Value) -> anyhow::Result<i64> {
+        create_instance(&self.http, &node.url, auth, body).await
+    }
+
+    async fn delete(&self, node: &Node, auth: &str, id: i64) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .delete(format!("{}/elements/api-v2/instances/{id}", node.url))
+            .header("Authorization", auth)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("deleting instance {id}: {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// A counter summed over the nodes.
+    async fn total(&self, nodes: &[Node], series: &str) -> anyhow::Result<f64> {
+        let mut sum = 0.0;
+        for node in nodes {
+            sum += node.counter(&self.http, series).await?;
+        }
+        Ok(sum)
+    }
+
+    async fn wait_total(&self, nodes: &[Node], series: &str, at_least: f64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while self.total(nodes, series).await? < at_least {
+            if Instant::now() > deadline {
+                bail!("{series} never reached {at_least}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts `count` nodes on `database_url`, measures deliveries then polls, removes the
+    /// instances it made (the next configuration shares the database) and stops the nodes.
+    async fn configuration(
+        &self,
+        label: &str,
+        database_url: &str,
+        auth: &str,
+        count: usize,
+    ) -> anyhow::Result<NodeFigures> {
+        let nodes = (1..=count)
+            .map(|id| {
+                let log = self
+                    .dir
+                    .path()
+                    .join(format!("{label}-{count}-node-{id}.log"));
+                Node::start(&self.binary, database_url, id, &log)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        println!("{label}, {count} node(s): started");
+
+        // Deliveries: a backlog built behind the receiver's closed gate, then delivered.
+        self.receiver.reset();
+        self.receiver.gate.send_replace(false);
+        // A 15 min interval: only the POST /poll below polls again.
+        let id = self
+            .create(&nodes[0], auth, &self.body("15", false))
+            .await?;
+        self.wait_total(&nodes, POLLS_SERIES, 1.0).await?;
+        // The changes must carry a later ConnectWise second than the baseline saw.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let changed = self.sim.sim.mass_update(CONTACTS, self.records)?["updated"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        let built = Instant::now();
+        let polled = self
+            .http
+            .post(format!(
+                "{}/elements/api-v2/instances/{id}/poll",
+                nodes[0].url
+            ))
+            .header("Authorization", auth)
+            .send()
+            .await?;
+        if !polled.status().is_success() {
+            bail!("POST /instances/{id}/poll: {}", polled.status());
+        }
+        self.wait_total(&nodes, POLLS_SERIES, 2.0).await?;
+        // And every notification stored (the count stops moving).
+        let mut stored = self.total(&nodes, STORED_SERIES).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.total(&nodes, STORED_SERIES).await?;
+            if now == stored {
+                break;
+            }
+            stored = now;
+        }
+        let held = self.receiver.state.lock().expect("lock").posts.len();
+        println!(
+            "  backlog: {changed} changed contacts, {stored} notifications stored in {:.1} s \
+             ({held} POSTs held at the closed gate)",
+            built.elapsed().as_secs_f64()
+        );
+        let opened = Instant::now();
+        self.receiver.gate.send_replace(true);
+        while self.receiver.events() < changed {
+            if opened.elapsed() > Duration::from_secs(1800) {
+                bail!(
+                    "only {} of {changed} events delivered",
+                    self.receiver.events()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The last answer may still be on its way (the receiver notes arrivals first).
+        tokio::time::sleep(RECEIVER_DELAY * 2).await;
+        let (posts, last) = {
+            let state = self.receiver.state.lock().expect("lock");
+            (
+                state.posts.len(),
+                state.answered.iter().max().copied().unwrap_or(opened),
+            )
+        };
+        let spread = last.duration_since(opened).as_secs_f64().max(1e-3);
+        let deliveries = posts as f64 / spread;
+        println!(
+            "  deliveries: {posts} notifications in {spread:.1} s from the gate's opening to the \
+             last answer: {deliveries:.0}/s"
+        );
+
+        // Polls: many instances at the 1 s floor, polls counted over a stretch.
+        let body = self.body("0.0166667", true);
+        let started = Instant::now();
+        let mut ids = vec![id];
+        for n in 0..self.instances {
+            // Created through every node in turn: all nodes write.
+            ids.push(self.create(&nodes[n % count], auth, &body).await?);
+        }
+        println!(
+            "  polls: {} instances × 1 resource (fields, 8 records) at a 1 s interval created in {:.1} s",
+            self.instances,
+            started.elapsed().as_secs_f64()
+        );
+        // Every baseline done, and a few seconds of steady polling before the stretch.
+        self.wait_total(&nodes, POLLS_SERIES, 2.0 + self.instances as f64)
+            .await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let before = self.total(&nodes, POLLS_SERIES).await?;
+        let stretch = Instant::now();
+        tokio::time::sleep(Duration::from_secs(self.seconds as u64)).await;
+        let after = self.total(&nodes, POLLS_SERIES).await?;
+        let polls = (after - before) / stretch.elapsed().as_secs_f64();
+        println!(
+            "  polls: {:.0} completed in {:.1} s: {polls:.0}/s (at most {} due per second)",
+            after - before,
+            stretch.elapsed().as_secs_f64(),
+            self.instances
+        );
+        for (n, id) in ids.into_iter().enumerate() {
+            self.delete(&nodes[n % count], auth, id).await?;
+        }
+        drop(nodes);
+        Ok(NodeFigures {
+            label: label.to_owned(),
+            nodes: count,
+            deliveries,
+            posts,
+            polls,
+        })
+    }
 }

@@ -488,7 +488,12 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
         .execute(&mut *conn)
         .await?;
     }
-    lock_instance_order(conn, commit.instance_id).await?;
+    // The order lock is for the inserts: a commit with nothing to insert (most polls find no
+    // change) draws no position, so it neither waits for the instance's other writers nor
+    // spends a round trip on the lock.
+    if !commit.events.is_empty() || !commit.notifications.is_empty() {
+        lock_instance_order(conn, commit.instance_id).await?;
+    }
     let outcome = insert_events(conn, &commit, organization, now).await?;
     if outcome.notifications_inserted > 0 {
         notify(conn, Wake::Deliveries).await?;
