@@ -103,8 +103,8 @@ impl Receiver {
         self.state.received.lock().expect("lock").clone()
     }
 
-    /// The requests that arrived after the first `start` (in arrival order), so that a test
-    /// reading a long stream of callbacks reads each one once.
+    /// The requests from the `start`-th one on, in arrival order (none when fewer arrived), so
+    /// that a test reading a long stream of callbacks reads each one once.
     pub fn received_since(&self, start: usize) -> Vec<Received> {
         let received = self.state.received.lock().expect("lock");
         received.get(start..).unwrap_or_default().to_vec()
