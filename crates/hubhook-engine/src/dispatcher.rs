@@ -97,17 +97,19 @@ async fn behind_the_head(
     })
 }
 
-/// Gives the notification back unattempted, due when its receiver can take it.
+/// Gives the notification back unattempted, due when its receiver can take it, with the
+/// attempt row begun for it (no POST was made).
 async fn release(
     engine: &Engine,
     notification: &PendingNotification,
+    begun: Option<i64>,
     due_at: jiff::Timestamp,
     why: &'static str,
 ) -> anyhow::Result<()> {
     metrics::counter!("hubhook_deliveries_deferred_total", "reason" => why).increment(1);
     match engine
         .store()
-        .release_notification(&notification.id, &notification.lease_token, due_at)
+        .release_notification(&notification.id, &notification.lease_token, due_at, begun)
         .await
     {
         Ok(()) | Err(StoreError::LeaseLost) => Ok(()),
@@ -116,11 +118,13 @@ async fn release(
 }
 
 /// Make one attempt and record it. `version` is the instance's delivery configuration
-/// version read when the batch was claimed (see [`crate::delivery_target`]).
+/// version read when the batch was claimed (see [`crate::delivery_target`]); `begun`, the
+/// attempt's row if the claim wrote it already (else it is written here, before the POST).
 pub async fn attempt(
     engine: &Engine,
     notification: PendingNotification,
     version: Option<ConfigVersion>,
+    begun: Option<i64>,
 ) -> anyhow::Result<()> {
     let started_at = engine.clock().now();
     let clock_start = Instant::now();
@@ -134,7 +138,7 @@ pub async fn attempt(
             version,
         )
         .await;
-    let mut attempt_id = None;
+    let mut attempt_id = begun;
     if let Ok(target) = &target
         && target.ordered
         && let Some(due_at) = behind_the_head(engine, &notification).await?
@@ -142,6 +146,7 @@ pub async fn attempt(
         return release(
             engine,
             &notification,
+            begun,
             due_at,
             "ordered: an earlier one is undelivered",
         )
@@ -163,23 +168,25 @@ pub async fn attempt(
                 Admission::Go => {
                     // The attempt's row exists before the POST leaves: a crash after it can
                     // never leave a POST the history does not show.
-                    let begun = engine
-                        .store()
-                        .begin_attempt(
-                            &notification.id,
-                            &notification.lease_token,
-                            &engine.config().node_id,
-                            started_at,
-                        )
-                        .await;
-                    match begun {
-                        Ok(id) => attempt_id = Some(id),
-                        Err(err) => {
-                            receivers.cancel(&origin);
-                            return match err {
-                                StoreError::LeaseLost => Ok(()),
-                                err => Err(err).context("recording the start of an attempt"),
-                            };
+                    if attempt_id.is_none() {
+                        let begun = engine
+                            .store()
+                            .begin_attempt(
+                                &notification.id,
+                                &notification.lease_token,
+                                &engine.config().node_id,
+                                started_at,
+                            )
+                            .await;
+                        match begun {
+                            Ok(id) => attempt_id = Some(id),
+                            Err(err) => {
+                                receivers.cancel(&origin);
+                                return match err {
+                                    StoreError::LeaseLost => Ok(()),
+                                    err => Err(err).context("recording the start of an attempt"),
+                                };
+                            }
                         }
                     }
                     let sent = send(engine, target, &notification).await;
@@ -187,7 +194,7 @@ pub async fn attempt(
                     sent
                 }
                 Admission::Later(due_at, why) => {
-                    return release(engine, &notification, due_at, why.as_str()).await;
+                    return release(engine, &notification, begun, due_at, why.as_str()).await;
                 }
             }
         }

@@ -26,7 +26,7 @@ mod receivers;
 mod retention;
 pub mod sites;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use hubhook_core::RetrySchedule;
 use hubhook_store::Store;
@@ -330,11 +330,34 @@ impl Engine {
             ),
         };
         let mut running = tokio::task::JoinSet::new();
+        // Slots to gather before a claim while others are busy (see below).
+        let refill = (limit / 4).max(1);
         loop {
             while let Some(done) = running.try_join_next() {
                 log_task_end(work, done);
             }
-            let free = limit.saturating_sub(running.len());
+            let mut free = limit.saturating_sub(running.len());
+            if free > 0 && free < refill && !running.is_empty() {
+                // A claim is a write; claiming for every slot as it frees would make a backlog
+                // cost one claim per item. A moment's wait lets a few more slots free so that
+                // one claim fills them; bounded, so a loop whose other slots hang (a slow
+                // receiver, a slow site) still claims after it.
+                let gather = tokio::time::sleep(REFILL_GATHER);
+                tokio::pin!(gather);
+                while free < refill {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = &mut gather => break,
+                        Some(done) = running.join_next() => {
+                            log_task_end(work, done);
+                            free = limit.saturating_sub(running.len());
+                        }
+                    }
+                }
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
             if free == 0 {
                 // Every slot is busy: only a finished item (or shutdown) can change anything.
                 // Waiting on the due time here would spin while due work queues up.
@@ -428,11 +451,27 @@ impl Engine {
                 instances.sort_by_key(|i| i.0);
                 instances.dedup();
                 let versions = inner.store.delivery_config_versions(&instances).await?;
+                // Every attempt's row must exist before its POST; one write for the batch
+                // instead of one per attempt (the dispatcher spends most of a delivery waiting
+                // for writes). If it fails, each attempt begins its own row.
+                let claims: Vec<_> = batch
+                    .iter()
+                    .map(|n| (n.id.clone(), n.lease_token.clone()))
+                    .collect();
+                let begun = inner
+                    .store
+                    .begin_attempts(&claims, &inner.config.node_id, now)
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "beginning a batch of attempts failed; each begins its own");
+                        HashMap::new()
+                    });
                 for notification in batch {
                     let engine = self.clone();
                     let version = versions.get(&notification.instance_id).copied();
+                    let begun = begun.get(&notification.id).copied();
                     running.spawn(async move {
-                        dispatcher::attempt(&engine, notification, version).await
+                        dispatcher::attempt(&engine, notification, version, begun).await
                     });
                 }
                 Ok(n)
@@ -529,6 +568,9 @@ enum Work {
     Polls,
     Deliveries,
 }
+
+/// How long a loop with busy slots waits for more of them to free before it claims.
+const REFILL_GATHER: Duration = Duration::from_millis(5);
 
 /// Pause after a failed claim.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);

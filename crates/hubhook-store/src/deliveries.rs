@@ -1,5 +1,6 @@
 //! Notifications (the outbox rows) and their delivery attempts.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hubhook_core::{InstanceId, NotificationId};
@@ -56,6 +57,22 @@ impl Store {
         on_backend!(self, s => s.begin_attempt(notification, token, owner, at).await)
     }
 
+    /// [`Store::begin_attempt`] for a whole claimed batch in one write, so that a backlog
+    /// does not cost two writes per delivery before the POST. Returns the begun rows by
+    /// notification; a notification whose claim no longer holds is missing. A row begun here
+    /// and never attempted must go with the claim: [`Store::release_notification`] removes it.
+    pub async fn begin_attempts(
+        &self,
+        claims: &[(NotificationId, LeaseToken)],
+        owner: &str,
+        at: Timestamp,
+    ) -> Result<HashMap<NotificationId, i64>> {
+        if claims.is_empty() {
+            return Ok(HashMap::new());
+        }
+        on_backend!(self, s => s.begin_attempts(claims, owner, at).await)
+    }
+
     /// Records one delivery attempt (every attempt is a row) and its consequence, in ONE
     /// transaction fenced on the lease token: `Delivered` marks the notification delivered,
     /// `RetryAt(t)` counts a failure and makes it due at `t`, `Queued` counts a failure and parks
@@ -67,13 +84,16 @@ impl Store {
 
     /// Gives a claimed notification back without an attempt (its receiver cannot take it
     /// now), due again at `due_at`. Fenced on the claim's token like [`Store::finish_attempt`].
+    /// `begun`: the `started` row [`Store::begin_attempts`] wrote for this claim, removed with
+    /// it (no POST was made).
     pub async fn release_notification(
         &self,
         id: &NotificationId,
         token: &LeaseToken,
         due_at: Timestamp,
+        begun: Option<i64>,
     ) -> Result<()> {
-        on_backend!(self, s => s.release_notification(id, token, due_at).await)
+        on_backend!(self, s => s.release_notification(id, token, due_at, begun).await)
     }
 
     /// When the earliest pending notification becomes claimable; `None` when none is pending.

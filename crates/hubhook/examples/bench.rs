@@ -234,6 +234,10 @@ async fn start_with(side: &Handle, sim_config: SimConfig) -> anyhow::Result<Benc
         // As many deliveries in flight to the one receiver as the ceiling client has (the
         // default, 4, is a per-receiver protection, not the engine's capacity).
         receiver_concurrency: CEILING_IN_FLIGHT as u32,
+        // `bench delivery` holds POSTs at the receiver while a backlog is stored; they must
+        // not time out (and be retried later) meanwhile.
+        delivery_timeout: 300,
+        delivery_lease: 600,
         ..ServeConfig::default()
     };
     let server = hubhook::server::start(&config).await?;
@@ -277,6 +281,24 @@ impl Bench {
         create_instance(&self.http, &url, &self.auth, body)
             .await
             .map(InstanceId)
+    }
+
+    /// `POST /instances/{id}/poll`: polls the instance now, whatever its interval.
+    async fn poll_now(&self, id: InstanceId) -> anyhow::Result<()> {
+        let polled = self
+            .http
+            .post(format!(
+                "{}/elements/api-v2/instances/{}/poll",
+                self.server.url(),
+                id.0
+            ))
+            .header("Authorization", &self.auth)
+            .send()
+            .await?;
+        if !polled.status().is_success() {
+            bail!("POST /instances/{}/poll: {}", id.0, polled.status());
+        }
+        Ok(())
     }
 
     /// Waits until every job of the instance has a cursor (its first poll is done).
@@ -772,7 +794,15 @@ async fn delivery(
     storage: bool,
     node: bool,
 ) -> anyhow::Result<()> {
-    let bench = start(side, records).await?;
+    // Only contacts are polled: the other resources stay at the default size.
+    let bench = start_with(
+        side,
+        SimConfig {
+            contacts: Some(records),
+            ..SimConfig::default()
+        },
+    )
+    .await?;
     let sink = if node {
         Sink::Node(NodeReceiver::start()?)
     } else {
@@ -796,19 +826,7 @@ async fn delivery(
         .unwrap_or(0) as usize;
     let updated = Instant::now();
     // Poll now, whatever the interval (a long one keeps re-reads out of the measurement).
-    let polled = bench
-        .http
-        .post(format!(
-            "{}/elements/api-v2/instances/{}/poll",
-            bench.server.url(),
-            id.0
-        ))
-        .header("Authorization", &bench.auth)
-        .send()
-        .await?;
-    if !polled.status().is_success() {
-        bail!("POST /instances/{}/poll: {}", id.0, polled.status());
-    }
+    bench.poll_now(id).await?;
     let cpu_before = server_cpu();
     let mut wal_max = 0;
     let mut first = None;
@@ -836,6 +854,7 @@ async fn delivery(
         samples.iter().map(Bytes::len).sum::<usize>() as f64 / samples.len().max(1) as f64 / 1024.0;
 
     let url = sink.url();
+    let samples_again = samples.clone();
     let ceiling = side
         .spawn(async move { plain_posts(&url, &samples, posts, CEILING_IN_FLIGHT).await })
         .await??;
@@ -872,8 +891,112 @@ async fn delivery(
             cpu * 100.0,
             ours / ceiling
         );
+        if let Sink::Node(receiver) = &sink {
+            let drained = backlog_drain(&bench, receiver, id, records).await?;
+            // The ceiling again, right after: the machine's load moves between the two.
+            let url = sink.url();
+            let again =
+                side.spawn(async move {
+                    plain_posts(&url, &samples_again, posts, CEILING_IN_FLIGHT).await
+                })
+                .await??;
+            println!(
+                "backlog: hubhook {drained:.0} notifications/s, plain client {again:.0} POSTs/s \
+                 just after, ratio {:.2} ({:.2} to the first ceiling)",
+                drained / again,
+                drained / ceiling
+            );
+        }
     }
     bench.server.stop().await
+}
+
+/// Delivery alone, at a backlog: the receiver holds every POST while a second mass update is
+/// polled and stored, then answers; notifications per second from its opening to the last
+/// answer. (The first figure runs from the first callback to the last while the poll is still
+/// storing, so it is bound by ingest as much as by delivery.)
+async fn backlog_drain(
+    bench: &Bench,
+    receiver: &NodeReceiver,
+    id: InstanceId,
+    records: usize,
+) -> anyhow::Result<f64> {
+    let call = |path: &str| {
+        let url = format!("{}{path}", receiver.base);
+        let http = bench.http.clone();
+        async move { http.post(url).send().await?.error_for_status().map(drop) }
+    };
+    call("/reset").await?;
+    call("/hold").await?;
+    let cursor = || async {
+        anyhow::Ok(
+            bench
+                .server
+                .store()
+                .poll_jobs(id)
+                .await?
+                .first()
+                .and_then(|job| job.cursor),
+        )
+    };
+    let before = cursor().await?;
+    // The changes must carry a later ConnectWise second than the first mass update's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let changed = bench.sim.sim.mass_update(CONTACTS, records)?["updated"]
+        .as_u64()
+        .unwrap_or(0) as usize;
+    let stored_from = Instant::now();
+    bench.poll_now(id).await?;
+    // The poll is done when the cursor has moved past the first mass update.
+    while cursor().await? == before {
+        if stored_from.elapsed() > Duration::from_secs(1800) {
+            bail!("the poll of the second mass update did not finish");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored = bench
+        .server
+        .store()
+        .delivery_backlog(jiff::Timestamp::now())
+        .await?
+        .due;
+    println!(
+        "backlog: {changed} changed contacts, {stored} notifications waiting (besides the \
+         {CEILING_IN_FLIGHT} held) after {:.1} s",
+        stored_from.elapsed().as_secs_f64()
+    );
+    call("/open").await?;
+    let opened = Instant::now();
+    let stats = loop {
+        let stats = receiver.stats(&bench.http).await?;
+        if stats.events >= changed && stats.parked == 0 {
+            break stats;
+        }
+        if opened.elapsed() > Duration::from_secs(1800) {
+            bail!("only {} of {changed} events delivered", stats.events);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "backlog: {} notifications ({} events) answered within {:.2} s of the opening",
+        stats.posts, stats.events, stats.since_open
+    );
+    if std::env::var_os("BENCH_METRICS").is_some() {
+        let metrics = bench
+            .http
+            .get(format!("{}/metrics", bench.server.url()))
+            .send()
+            .await?
+            .text()
+            .await?;
+        for line in metrics
+            .lines()
+            .filter(|l| l.contains("delivery_duration") || l.contains("deliveries_"))
+        {
+            println!("METRIC {line}");
+        }
+    }
+    Ok(stats.posts as f64 / stats.since_open.max(1e-3))
 }
 
 /// What a receiver has seen: POSTs, events, and seconds from the first POST to the last.
@@ -914,16 +1037,11 @@ impl Sink {
                 })
             }
             Sink::Node(node) => {
-                let stats: Value = http
-                    .get(format!("{}/stats", node.base))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
+                let stats = node.stats(http).await?;
                 Ok(SinkStats {
-                    posts: stats["posts"].as_u64().unwrap_or(0) as usize,
-                    events: stats["events"].as_u64().unwrap_or(0) as usize,
-                    spread: stats["spreadMs"].as_f64().unwrap_or(0.0) / 1000.0,
+                    posts: stats.posts,
+                    events: stats.events,
+                    spread: stats.spread,
                 })
             }
         }
@@ -951,6 +1069,29 @@ struct NodeReceiver {
     base: String,
 }
 
+/// What the Node receiver has seen since its last reset.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeStats {
+    posts: usize,
+    events: usize,
+    /// POSTs held unanswered at the moment.
+    parked: usize,
+    /// From the first POST to the last, in milliseconds.
+    spread_ms: f64,
+    /// From the opening (`/open`) to the last answer, in milliseconds.
+    since_open_ms: f64,
+}
+
+/// [`NodeStats`] in seconds.
+struct ReceiverFigures {
+    posts: usize,
+    events: usize,
+    parked: usize,
+    spread: f64,
+    since_open: f64,
+}
+
 impl NodeReceiver {
     fn start() -> anyhow::Result<NodeReceiver> {
         use std::io::BufRead as _;
@@ -972,6 +1113,25 @@ impl NodeReceiver {
         Ok(NodeReceiver {
             child,
             base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl NodeReceiver {
+    async fn stats(&self, http: &reqwest::Client) -> anyhow::Result<ReceiverFigures> {
+        let stats: NodeStats = http
+            .get(format!("{}/stats", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(ReceiverFigures {
+            posts: stats.posts,
+            events: stats.events,
+            parked: stats.parked,
+            spread: stats.spread_ms / 1000.0,
+            since_open: stats.since_open_ms / 1000.0,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! SQL of notifications (claims, attempts) and the attempt history.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hubhook_core::{InstanceId, NotificationId};
@@ -163,17 +164,56 @@ impl PostgresStore {
         row.ok_or(StoreError::LeaseLost)
     }
 
+    pub async fn begin_attempts(
+        &self,
+        claims: &[(NotificationId, LeaseToken)],
+        owner: &str,
+        at: Timestamp,
+    ) -> Result<HashMap<NotificationId, i64>> {
+        let ids: Vec<String> = claims.iter().map(|(id, _)| id.0.clone()).collect();
+        let tokens: Vec<String> = claims.iter().map(|(_, token)| token.0.clone()).collect();
+        let owner = owner.to_owned();
+        let rows: Vec<(String, i64)> = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
+                             latency_ms, outcome, organization_id)
+                         SELECT n.id, $3, $4, 0, 'started', n.organization_id
+                         FROM notifications n
+                         JOIN unnest($1::text[], $2::text[]) AS c(id, token)
+                             ON n.id = c.id AND n.lease_token = c.token
+                         ORDER BY n.id
+                         FOR UPDATE OF n
+                         RETURNING notification_id, id",
+                    )
+                    .bind(&ids)
+                    .bind(&tokens)
+                    .bind(&owner)
+                    .bind(at.as_millisecond())
+                    .fetch_all(&mut *conn)
+                    .await?)
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempt)| (NotificationId(id), attempt))
+            .collect())
+    }
+
     pub async fn release_notification(
         &self,
         id: &NotificationId,
         token: &LeaseToken,
         due_at: Timestamp,
+        begun: Option<i64>,
     ) -> Result<()> {
         let (id, token) = (id.0.clone(), token.0.clone());
         let released = self
             .write(move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    let released = sqlx::query(
                         "UPDATE notifications SET next_attempt_at = $3, lease_owner = NULL,
                              lease_until = NULL, lease_token = NULL
                          WHERE id = $1 AND lease_token = $2",
@@ -183,7 +223,20 @@ impl PostgresStore {
                     .bind(due_at.as_millisecond())
                     .execute(&mut *conn)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                    if released > 0
+                        && let Some(begun) = begun
+                    {
+                        sqlx::query(
+                            "DELETE FROM delivery_attempts
+                             WHERE id = $1 AND notification_id = $2 AND outcome = 'started'",
+                        )
+                        .bind(begun)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(released)
                 })
             })
             .await?;

@@ -1,5 +1,6 @@
 //! SQL of notifications (claims, attempts) and the attempt history.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hubhook_core::{InstanceId, NotificationId};
@@ -126,9 +127,14 @@ impl SqliteStore {
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {
-        self.writer
-            .write(move |conn| Box::pin(finish_attempt(conn, attempt)))
-            .await
+        let held = self
+            .writer
+            .write_unguarded(move |conn| Box::pin(finish_attempt(conn, attempt)))
+            .await?;
+        if !held {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
     }
 
     pub async fn begin_attempt(
@@ -141,7 +147,7 @@ impl SqliteStore {
         let (id, token, owner) = (notification.0.clone(), token.0.clone(), owner.to_owned());
         let row: Option<i64> = self
             .writer
-            .write(move |conn| {
+            .write_unguarded(move |conn| {
                 Box::pin(async move {
                     Ok(sqlx::query_scalar(
                         "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
@@ -162,18 +168,59 @@ impl SqliteStore {
         row.ok_or(StoreError::LeaseLost)
     }
 
+    pub async fn begin_attempts(
+        &self,
+        claims: &[(NotificationId, LeaseToken)],
+        owner: &str,
+        at: Timestamp,
+    ) -> Result<HashMap<NotificationId, i64>> {
+        let claims = serde_json::to_string(
+            &claims
+                .iter()
+                .map(|(id, token)| [id.0.as_str(), token.0.as_str()])
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+        let owner = owner.to_owned();
+        let rows: Vec<(String, i64)> = self
+            .writer
+            .write_unguarded(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
+                             latency_ms, outcome, organization_id)
+                         SELECT n.id, $2, $3, 0, 'started', n.organization_id
+                         FROM json_each($1) c CROSS JOIN notifications n
+                             ON n.id = c.value ->> 0 AND n.lease_token = c.value ->> 1
+                         RETURNING notification_id, id",
+                    )
+                    .bind(&claims)
+                    .bind(&owner)
+                    .bind(at.as_millisecond())
+                    .fetch_all(&mut *conn)
+                    .await?)
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempt)| (NotificationId(id), attempt))
+            .collect())
+    }
+
     pub async fn release_notification(
         &self,
         id: &NotificationId,
         token: &LeaseToken,
         due_at: Timestamp,
+        begun: Option<i64>,
     ) -> Result<()> {
         let (id, token) = (id.0.clone(), token.0.clone());
         let released = self
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    let released = sqlx::query(
                         "UPDATE notifications SET next_attempt_at = $3, lease_owner = NULL,
                              lease_until = NULL, lease_token = NULL
                          WHERE id = $1 AND lease_token = $2",
@@ -183,7 +230,20 @@ impl SqliteStore {
                     .bind(due_at.as_millisecond())
                     .execute(&mut *conn)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                    if released > 0
+                        && let Some(begun) = begun
+                    {
+                        sqlx::query(
+                            "DELETE FROM delivery_attempts
+                             WHERE id = $1 AND notification_id = $2 AND outcome = 'started'",
+                        )
+                        .bind(begun)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(released)
                 })
             })
             .await?;
@@ -286,22 +346,54 @@ impl SqliteStore {
 }
 
 /// Records one delivery attempt and its consequence for the notification, fenced on the
-/// claim's token.
-async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> Result<()> {
-    let held: Option<i64> = sqlx::query_scalar(
-        "SELECT organization_id FROM notifications WHERE id = $1 AND lease_token = $2",
-    )
-    .bind(&attempt.notification_id.0)
-    .bind(&attempt.lease_token.0)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(organization) = held else {
-        return Err(StoreError::LeaseLost);
-    };
+/// claim's token: the notification's update is the fence (it matches only while the token is
+/// current), so a late result writes nothing (and is `false`), and the attempt row follows.
+/// One statement fewer than a separate check, and this runs once per delivery, so it runs
+/// without a savepoint ([`super::writer::Writer::write_unguarded`]): its only failures are
+/// SQL failures, which fail its batch.
+async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> Result<bool> {
     let at = attempt.attempted_at.as_millisecond();
     let outcome = attempt.outcome.as_str();
+    let (id, token) = (&attempt.notification_id.0, &attempt.lease_token.0);
+    let update = match attempt.outcome {
+        AttemptOutcome::Delivered => sqlx::query_scalar(
+            "UPDATE notifications SET status = 'delivered', delivered_at = $3,
+                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
+                 lease_token = NULL
+             WHERE id = $1 AND lease_token = $2
+             RETURNING organization_id",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(at),
+        AttemptOutcome::RetryAt(next) => sqlx::query_scalar(
+            "UPDATE notifications SET failed_attempts = failed_attempts + 1,
+                 next_attempt_at = $3, lease_owner = NULL, lease_until = NULL,
+                 lease_token = NULL
+             WHERE id = $1 AND lease_token = $2
+             RETURNING organization_id",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(next.as_millisecond()),
+        // A notification cancelled while in flight stays cancelled: its instance is gone.
+        AttemptOutcome::Queued | AttemptOutcome::Deactivated => sqlx::query_scalar(
+            "UPDATE notifications SET failed_attempts = failed_attempts + 1,
+                 status = CASE WHEN status = 'cancelled' THEN status ELSE 'queued' END,
+                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
+                 lease_token = NULL
+             WHERE id = $1 AND lease_token = $2
+             RETURNING organization_id",
+        )
+        .bind(id)
+        .bind(token),
+    };
+    let held: Option<i64> = update.fetch_optional(&mut *conn).await?;
+    let Some(organization) = held else {
+        return Ok(false);
+    };
     // The row begun before the POST is completed; without one, a row is begun now.
-    let id =
+    let attempt_id =
         match attempt.attempt_id {
             Some(id) => id,
             None => sqlx::query_scalar(
@@ -310,7 +402,7 @@ async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> 
                  VALUES ($1, $2, $3, 0, 'started', $4)
                  RETURNING id",
             )
-            .bind(&attempt.notification_id.0)
+            .bind(id)
             .bind(&attempt.owner)
             .bind(at)
             .bind(organization)
@@ -322,7 +414,7 @@ async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> 
              latency_ms = $5, error = $6, outcome = $7, response_excerpt = $8
          WHERE notification_id = $1 AND id = $9",
     )
-    .bind(&attempt.notification_id.0)
+    .bind(id)
     .bind(&attempt.owner)
     .bind(at)
     .bind(attempt.status_code.map(i64::from))
@@ -330,41 +422,15 @@ async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> 
     .bind(&attempt.error)
     .bind(outcome)
     .bind(&attempt.response_excerpt)
-    .bind(id)
+    .bind(attempt_id)
     .execute(&mut *conn)
     .await?;
     if attempt.outcome == AttemptOutcome::Deactivated {
+        // Queues the instance's other notifications that are not in flight; this one was
+        // queued above.
         deactivate(conn, &attempt).await?;
     }
-    let update = match attempt.outcome {
-        AttemptOutcome::Delivered => sqlx::query(
-            "UPDATE notifications SET status = 'delivered', delivered_at = $2,
-                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
-                 lease_token = NULL
-             WHERE id = $1",
-        )
-        .bind(&attempt.notification_id.0)
-        .bind(at),
-        AttemptOutcome::RetryAt(next) => sqlx::query(
-            "UPDATE notifications SET failed_attempts = failed_attempts + 1,
-                 next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
-                 lease_token = NULL
-             WHERE id = $1",
-        )
-        .bind(&attempt.notification_id.0)
-        .bind(next.as_millisecond()),
-        // A notification cancelled while in flight stays cancelled: its instance is gone.
-        AttemptOutcome::Queued | AttemptOutcome::Deactivated => sqlx::query(
-            "UPDATE notifications SET failed_attempts = failed_attempts + 1,
-                 status = CASE WHEN status = 'cancelled' THEN status ELSE 'queued' END,
-                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
-                 lease_token = NULL
-             WHERE id = $1",
-        )
-        .bind(&attempt.notification_id.0),
-    };
-    update.execute(&mut *conn).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Deactivates the subscription of the attempt's instance and queues its other undelivered

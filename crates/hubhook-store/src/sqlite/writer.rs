@@ -50,12 +50,16 @@ pub(crate) trait WriteCommand: Send {
     /// Answers the caller once the fate of the batch is known: `Err` when the batch did not
     /// commit, in which case even a command that ran fine has written nothing.
     fn answer(self: Box<Self>, batch: Result<(), String>);
+
+    /// Whether the command runs inside its own savepoint (see [`Writer::write_unguarded`]).
+    fn in_savepoint(&self) -> bool;
 }
 
 struct Command<T, F> {
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
+    savepoint: bool,
 }
 
 impl<T, F> WriteCommand for Command<T, F>
@@ -89,6 +93,10 @@ where
         };
         // The caller may have stopped waiting (its future was dropped); the write stands anyway.
         let _ = self.reply.send(result);
+    }
+
+    fn in_savepoint(&self) -> bool {
+        self.savepoint
     }
 }
 
@@ -133,11 +141,33 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.send(work, true).await
+    }
+
+    /// [`Writer::write`] for `work` that fails only when SQL fails (a refusal, such as a
+    /// lease that no longer holds, is an `Ok` value). It runs without a savepoint of its own:
+    /// a savepoint is two more statements, each a round trip to the connection's thread, and
+    /// this is for the writes made once per delivery. Since nothing could then undo its part
+    /// alone, a failure fails the whole batch (it is rolled back, and every caller is told).
+    pub(crate) async fn write_unguarded<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.send(work, false).await
+    }
+
+    async fn send<T, F>(&self, work: F, savepoint: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let command = Box::new(Command {
             work: Some(work),
             outcome: None,
             reply,
+            savepoint,
         });
         self.sender
             .send(Message::Write(command))
@@ -243,6 +273,12 @@ async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteC
             .await
             .map_err(|e| e.to_string())?;
         for command in commands.iter_mut() {
+            if !command.in_savepoint() {
+                if command.run(&mut tx).await {
+                    continue;
+                }
+                return Err("a write without a savepoint failed".to_owned());
+            }
             let mut savepoint = tx.begin().await.map_err(|e| e.to_string())?;
             let ok = command.run(&mut savepoint).await;
             let end = if ok {
@@ -268,4 +304,84 @@ async fn run_batch(conn: &mut SqliteConnection, mut commands: Vec<Box<dyn WriteC
         command.answer(outcome.clone());
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> Writer {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Writer::spawn(conn)
+    }
+
+    fn insert(
+        v: i64,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<u64>> {
+        move |conn| {
+            Box::pin(async move {
+                Ok(sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind(v)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+            })
+        }
+    }
+
+    fn count() -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64>> {
+        |conn| {
+            Box::pin(async move {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM t")
+                    .fetch_one(&mut *conn)
+                    .await?)
+            })
+        }
+    }
+
+    /// A command that keeps the writer busy, so that the commands sent meanwhile share the
+    /// next batch.
+    fn pause() -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> {
+        |_| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_command_in_a_savepoint_fails_alone_and_a_failed_statement_fails_its_batch() {
+        let writer = writer().await;
+        assert_eq!(writer.write_unguarded(insert(1)).await.unwrap(), 1);
+        // In its savepoint, a failure (a duplicate key) is the command's own; the others of
+        // its batch commit.
+        let busy = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(pause()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (dup, fresh) = tokio::join!(writer.write(insert(1)), writer.write(insert(2)));
+        busy.await.unwrap().unwrap();
+        assert!(dup.is_err());
+        assert_eq!(fresh.unwrap(), 1);
+        assert_eq!(writer.write(count()).await.unwrap(), 2);
+        // Without one, the whole batch fails, and every caller of the batch hears so.
+        let busy = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(pause()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (dup, fresh) = tokio::join!(writer.write_unguarded(insert(1)), writer.write(insert(3)));
+        busy.await.unwrap().unwrap();
+        assert!(dup.is_err());
+        let fresh = fresh.unwrap_err().to_string();
+        assert!(fresh.contains("not committed"), "{fresh}");
+        assert_eq!(writer.write(count()).await.unwrap(), 2);
+        assert_eq!(writer.write_unguarded(insert(3)).await.unwrap(), 1);
+    }
 }

@@ -1832,6 +1832,88 @@ pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {
     assert_eq!(rows[0].status_code, Some(200));
 }
 
+/// A claimed batch begins its attempts' rows in one write: only claims that still hold get
+/// one, and a notification given back unattempted takes its row with it (no POST was made),
+/// while a late release of a claim that moved on removes nothing.
+pub async fn check_a_batch_begins_its_attempts_and_a_release_removes_its_row(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_one_per_event(instance.id, "contacts", "p", 0, 3))
+        .await
+        .unwrap();
+    let now = t0() + 2.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let mut claims: Vec<_> = claimed
+        .iter()
+        .map(|n| (n.id.clone(), n.lease_token.clone()))
+        .collect();
+    claims[2].1 = LeaseToken("not-the-claim".into());
+    let begun = store.begin_attempts(&claims, "d", now).await.unwrap();
+    assert_eq!(begun.len(), 2, "{begun:?}");
+    assert!(
+        !begun.contains_key(&claimed[2].id),
+        "a stale claim begins nothing"
+    );
+    for n in &claimed[..2] {
+        let rows = store.list_attempts(&n.id).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, begun[&n.id]);
+        assert_eq!(rows[0].outcome, "started");
+    }
+    assert!(
+        store
+            .list_attempts(&claimed[2].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .begin_attempts(&[], "d", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Given back unattempted: the row goes with the claim.
+    let (a, b) = (&claimed[0], &claimed[1]);
+    store
+        .release_notification(&a.id, &a.lease_token, now, Some(begun[&a.id]))
+        .await
+        .unwrap();
+    assert!(store.list_attempts(&a.id).await.unwrap().is_empty());
+    // A late release (the claim moved on) is refused and removes nothing.
+    let err = store
+        .release_notification(&b.id, &LeaseToken("stale".into()), now, Some(begun[&b.id]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.list_attempts(&b.id).await.unwrap().len(), 1);
+    // The begun row is the one the attempt completes.
+    store
+        .finish_attempt(AttemptRecord {
+            attempt_id: Some(begun[&b.id]),
+            notification_id: b.id.clone(),
+            owner: "d".into(),
+            lease_token: b.lease_token.clone(),
+            attempted_at: now,
+            status_code: Some(200),
+            latency_ms: 5,
+            error: None,
+            response_excerpt: None,
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+    let rows = store.list_attempts(&b.id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, "delivered");
+}
+
 /// The next due poll is the earliest unleased job of an enabled instance, or the end of a
 /// lease, whichever comes first; jobs of instances that are not polled never count, however
 /// early they are.
