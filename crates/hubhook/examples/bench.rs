@@ -954,12 +954,27 @@ async fn backlog_drain(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stored = bench
-        .server
-        .store()
-        .delivery_backlog(jiff::Timestamp::now())
-        .await?
-        .due;
+    // And every notification stored: another poll (at a short interval) may have moved the
+    // cursor while this one still reads. Done when the count stops growing for a second.
+    let waiting = || async {
+        anyhow::Ok(
+            bench
+                .server
+                .store()
+                .delivery_backlog(jiff::Timestamp::now())
+                .await?
+                .due,
+        )
+    };
+    let mut stored = waiting().await?;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = waiting().await?;
+        if now == stored {
+            break;
+        }
+        stored = now;
+    }
     println!(
         "backlog: {changed} changed contacts, {stored} notifications waiting (besides the \
          {CEILING_IN_FLIGHT} held) after {:.1} s",
