@@ -122,7 +122,7 @@ struct Inner {
     /// Resolved delivery configuration per instance (see [`delivery_target`]).
     targets: delivery_target::TargetCache,
     /// What polls need of their instances, per instance (see [`poller::configs`]).
-    poll_configs: poller::configs::InstanceCache<poller::Polled>,
+    poll_configs: poller::configs::PollConfigs,
     /// Per-receiver limits and breakers (see [`receivers`]).
     receivers: receivers::Receivers,
 }
@@ -167,7 +167,7 @@ impl Engine {
                 poll_wake: Notify::new(),
                 dispatch_wake: Notify::new(),
                 targets: delivery_target::TargetCache::default(),
-                poll_configs: poller::configs::InstanceCache::default(),
+                poll_configs: poller::configs::PollConfigs::default(),
                 receivers,
             }),
         })
@@ -190,7 +190,7 @@ impl Engine {
     }
 
     /// What polls need of their instances, cached by instance version.
-    pub(crate) fn poll_configs(&self) -> &poller::configs::InstanceCache<poller::Polled> {
+    pub(crate) fn poll_configs(&self) -> &poller::configs::PollConfigs {
         &self.inner.poll_configs
     }
 

@@ -42,18 +42,93 @@
 //!
 //! # Memory
 //!
-//! One entry per instance this node polled in the last [`IDLE`]; nothing else is kept. An
-//! entry not used for that long (the instance was deleted, disabled, its events turned off,
-//! its jobs polled by other nodes, or its interval is longer) is dropped by a sweep that runs
-//! at most once a [`SWEEP_EVERY`], so the map stays the size of the instances being polled
-//! however many come and go. An instance polled less often than that is simply read again
-//! when its poll comes, as every poll used to be.
+//! One entry per instance this node polled in the last [`IDLE`]. An entry not used for that
+//! long (the instance was deleted, disabled, its events turned off, its jobs polled by other
+//! nodes, or its interval is longer) is dropped by a sweep that runs at most once a
+//! [`SWEEP_EVERY`], so the map stays the size of the instances being polled however many come
+//! and go. An instance polled less often than that is simply read again when its poll comes,
+//! as every poll used to be.
+//!
+//! Most of a parsed configuration is its resource blocks (URL, date fields and patterns,
+//! paths: about 2 KB each, most of 12 KB for three), and most instances configure a resource
+//! alike (the element's documented block), differing in their credentials. So the blocks of
+//! cached configurations are shared ([`SharedBlocks`]): a block equal to one already held
+//! (every field, compared as parsed) is replaced by that one, immutable and behind an `Arc`.
+//! An instance keeps its own credentials, client and the rest.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
-use hubhook_core::InstanceId;
+use hubhook_core::{InstanceConfig, InstanceId, ResourcePoll};
 use jiff::{SignedDuration, Timestamp};
+
+use super::Polled;
+
+/// What the poller keeps of the instances it polls: their [`Polled`] by instance, and the
+/// resource blocks those share.
+#[derive(Default)]
+pub(crate) struct PollConfigs {
+    pub(crate) instances: InstanceCache<Polled>,
+    blocks: Mutex<SharedBlocks>,
+}
+
+impl PollConfigs {
+    /// Replaces each of `config`'s resource blocks by an equal one already held, if any.
+    pub(crate) fn share_blocks(&self, config: &mut InstanceConfig) {
+        // Nothing under this lock can leave the table half-changed (see `InstanceCache::lock`).
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        for block in config.events.resources.values_mut() {
+            blocks.share(block);
+        }
+    }
+}
+
+/// The most blocks shared per URL template: a lookup compares a new block with this many at
+/// most, however many variants of one URL are configured; further variants are kept unshared.
+const BLOCKS_PER_URL: usize = 8;
+
+/// Resource blocks held by cached configurations, by URL template, so that equal blocks are
+/// held once. Only weak references: a block lives as long as a configuration holds it.
+#[derive(Default)]
+struct SharedBlocks {
+    by_url: HashMap<String, Vec<Weak<ResourcePoll>>>,
+    /// `by_url.len()` after the last sweep of URLs whose blocks are all gone.
+    swept_len: usize,
+}
+
+impl SharedBlocks {
+    fn share(&mut self, block: &mut Arc<ResourcePoll>) {
+        if !self.by_url.contains_key(&block.url) {
+            // URLs of blocks no longer held pile up only until the table has doubled.
+            if self.by_url.len() >= 2 * self.swept_len + 64 {
+                self.by_url.retain(|_, bucket| {
+                    bucket.retain(|weak| weak.strong_count() > 0);
+                    !bucket.is_empty()
+                });
+                self.swept_len = self.by_url.len();
+            }
+            self.by_url.insert(block.url.clone(), Vec::new());
+        }
+        let Some(bucket) = self.by_url.get_mut(&block.url) else {
+            return;
+        };
+        bucket.retain(|weak| weak.strong_count() > 0);
+        if let Some(shared) = bucket
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|shared| **shared == **block)
+        {
+            *block = shared;
+        } else if bucket.len() < BLOCKS_PER_URL {
+            bucket.push(Arc::downgrade(block));
+        }
+    }
+
+    #[cfg(test)]
+    fn urls(&self) -> usize {
+        self.by_url.len()
+    }
+}
 
 /// An entry not used for this long is dropped.
 pub(crate) const IDLE: SignedDuration = SignedDuration::from_hours(1);
@@ -154,6 +229,83 @@ impl<T> Inner<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented configuration, with `adjust` applied to its contacts block.
+    fn config(adjust: impl Fn(&mut serde_json::Value)) -> InstanceConfig {
+        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+            base_url: "https://cw.example/v4_6_release/apis/3.0",
+            company: "acme",
+            public_key: "public",
+            private_key: "private",
+            callback_url: "https://receiver.example/hook",
+        });
+        adjust(&mut body["configuration"]["event.poller.configuration"]["contacts"]);
+        let configuration = body["configuration"].as_object().expect("object");
+        InstanceConfig::parse(configuration).expect("valid configuration")
+    }
+
+    fn contacts(config: &InstanceConfig) -> &Arc<ResourcePoll> {
+        &config.events.resources["contacts"]
+    }
+
+    #[test]
+    fn equal_blocks_are_held_once_and_different_ones_apart() {
+        let mut shared = SharedBlocks::default();
+        let mut first = config(|_| {});
+        let mut second = config(|_| {});
+        let mut other = config(|block| block["pageSize"] = 50.into());
+        for config in [&mut first, &mut second, &mut other] {
+            for block in config.events.resources.values_mut() {
+                shared.share(block);
+            }
+        }
+        assert!(Arc::ptr_eq(contacts(&first), contacts(&second)));
+        assert!(!Arc::ptr_eq(contacts(&first), contacts(&other)));
+        assert_eq!(contacts(&other).page_size, Some(50));
+        assert_eq!(shared.urls(), 1);
+    }
+
+    #[test]
+    fn variants_of_one_url_are_shared_up_to_a_bound_and_gone_urls_are_swept() {
+        let bound = u32::try_from(BLOCKS_PER_URL).expect("a small bound");
+        let mut shared = SharedBlocks::default();
+        let mut held = Vec::new();
+        for size in 1..=bound + 2 {
+            let mut config = config(|block| block["pageSize"] = size.into());
+            for block in config.events.resources.values_mut() {
+                shared.share(block);
+            }
+            held.push(config);
+        }
+        assert_eq!(
+            shared.by_url.values().map(Vec::len).sum::<usize>(),
+            BLOCKS_PER_URL
+        );
+        // A variant past the bound is not shared, but still used as it was parsed.
+        let mut late = config(|block| block["pageSize"] = (bound + 2).into());
+        shared.share(late.events.resources.get_mut("contacts").expect("contacts"));
+        assert!(!Arc::ptr_eq(
+            contacts(&late),
+            contacts(&held[held.len() - 1])
+        ));
+        assert_eq!(contacts(&late).page_size, Some(bound + 2));
+        drop(held);
+        drop(late);
+
+        // Blocks of URLs no longer held are forgotten once the table has doubled.
+        for n in 0..200 {
+            let mut config = config(|block| {
+                block["url"] = format!(
+                    "/hubs/crm/contacts?where=lastUpdated>'${{gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}}' and id>{n}"
+                )
+                .into();
+            });
+            for block in config.events.resources.values_mut() {
+                shared.share(block);
+            }
+        }
+        assert!(shared.urls() < 150, "{} URLs kept", shared.urls());
+    }
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).expect("valid")

@@ -268,7 +268,10 @@ pub(crate) struct Polled {
 async fn load(engine: &Engine, job: &PollJob) -> Result<Arc<Polled>, PollFailure> {
     let cache = engine.poll_configs();
     let now = engine.clock().now();
-    if let Some(polled) = cache.get(job.instance_id, job.instance_updated_at, now) {
+    if let Some(polled) = cache
+        .instances
+        .get(job.instance_id, job.instance_updated_at, now)
+    {
         return Ok(polled);
     }
     let Some(instance) = engine
@@ -277,18 +280,22 @@ async fn load(engine: &Engine, job: &PollJob) -> Result<Arc<Polled>, PollFailure
         .await
         .map_err(store_failure)?
     else {
-        cache.forget(job.instance_id);
+        cache.instances.forget(job.instance_id);
         return Err(PollFailure::later("the instance no longer exists"));
     };
-    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
-        .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
+    let mut config =
+        InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
+            .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
+    cache.share_blocks(&mut config);
     let client = engine.poller_element(&config).map_err(|e| e.to_string());
     let polled = Arc::new(Polled {
         created_at: instance.created_at,
         config,
         client,
     });
-    cache.insert(job.instance_id, instance.updated_at, polled.clone(), now);
+    cache
+        .instances
+        .insert(job.instance_id, instance.updated_at, polled.clone(), now);
     Ok(polled)
 }
 
@@ -324,7 +331,8 @@ async fn poll(
             site_busy: Some(busy),
             ..PollFailure::soon("the ConnectWise site is busy")
         })?;
-    let client = client.as_ref().map_err(|e| PollFailure::later(e.clone()))?;
+    // A clone (a few small allocations) lets the rest of the poll own its client as before.
+    let client = client.clone().map_err(PollFailure::later)?;
     let now = || engine.clock().now();
 
     let mut window = job
