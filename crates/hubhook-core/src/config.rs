@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -107,8 +108,10 @@ pub struct EventsConfig {
     pub callback_url: Option<String>,
     pub refresh_interval: RefreshInterval,
     pub signature_key: Option<String>,
-    /// The resources to poll, by resource name (which is the events' `objectType`).
-    pub resources: BTreeMap<String, ResourcePoll>,
+    /// The resources to poll, by resource name (which is the events' `objectType`). Shared
+    /// (`Arc`) so that a long-lived holder of many configurations, such as the poller's cache,
+    /// can keep one copy of blocks that many instances configure alike.
+    pub resources: BTreeMap<String, Arc<ResourcePoll>>,
     /// What the first poll of each resource reports.
     pub first_run: FirstRun,
     /// `event.notification.ordered`: deliver the instance's notifications one at a time, in the
@@ -581,7 +584,7 @@ impl<'m> Fields<'m, '_> {
         })
     }
 
-    fn resources(&mut self, enabled: bool) -> BTreeMap<String, ResourcePoll> {
+    fn resources(&mut self, enabled: bool) -> BTreeMap<String, Arc<ResourcePoll>> {
         const EXPECTED: &str = "an object of resources to poll (or a JSON-encoded string of one), such as {\"contacts\": {\"url\": ..., \"idField\": ..., \"datesConfiguration\": ...}}";
         let decoded;
         let resources = match self.raw(POLLER_CONFIGURATION) {
@@ -663,7 +666,7 @@ impl<'m> Fields<'m, '_> {
                 errors: self.errors,
             };
             if let Some(resource) = fields.resource() {
-                parsed.insert(name.clone(), resource);
+                parsed.insert(name.clone(), Arc::new(resource));
             }
         }
         parsed

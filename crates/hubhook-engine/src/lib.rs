@@ -121,6 +121,8 @@ struct Inner {
     dispatch_wake: Notify,
     /// Resolved delivery configuration per instance (see [`delivery_target`]).
     targets: delivery_target::TargetCache,
+    /// What polls need of their instances, per instance (see [`poller::configs`]).
+    poll_configs: poller::configs::PollConfigs,
     /// Per-receiver limits and breakers (see [`receivers`]).
     receivers: receivers::Receivers,
 }
@@ -165,6 +167,7 @@ impl Engine {
                 poll_wake: Notify::new(),
                 dispatch_wake: Notify::new(),
                 targets: delivery_target::TargetCache::default(),
+                poll_configs: poller::configs::PollConfigs::default(),
                 receivers,
             }),
         })
@@ -184,6 +187,11 @@ impl Engine {
 
     pub fn callback_policy(&self) -> &CallbackPolicy {
         &self.inner.callback_policy
+    }
+
+    /// What polls need of their instances, cached by instance version.
+    pub(crate) fn poll_configs(&self) -> &poller::configs::PollConfigs {
+        &self.inner.poll_configs
     }
 
     /// The ConnectWise sites this node talks to, with their shared limits.

@@ -122,6 +122,10 @@ pub struct InstanceRow {
     pub disabled: bool,
     pub refresh_interval_ms: i64,
     pub created_at: Timestamp,
+    /// When the instance last changed: the `now` of the change, or one millisecond after the
+    /// previous value if that is not later (two changes in one millisecond, or a node whose
+    /// clock is behind), so that every change gives a value the instance never had before.
+    /// The engine's caches of the instance's configuration are keyed on it.
     pub updated_at: Timestamp,
 }
 
@@ -169,6 +173,11 @@ pub struct PollJob {
     pub settled_before: Option<Timestamp>,
     /// The smallest bound seen on how far record dates run behind ConnectWise's `Date` clock.
     pub clock_lag: Option<SignedDuration>,
+    /// The instance's `updated_at` when the job was read. Every change of the instance (its
+    /// configuration, secrets, settings or state) moves it forward, never to a value it had
+    /// before, so it versions the instance's configuration: the poller's configuration cache
+    /// is keyed on it.
+    pub instance_updated_at: Timestamp,
 }
 
 /// A user's answer to a held-back mass delete.

@@ -69,17 +69,19 @@
 //! crash before a commit loses nothing (the page is read again), a crash after it loses nothing
 //! either (the outbox holds the notifications), and a poll that lost its lease writes nothing.
 
+pub(crate) mod configs;
 mod page;
 mod reconcile;
 pub mod window;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hubhook_connectwise::{CwError, HubQuery, Page, PageRequest};
+use hubhook_connectwise::{Client, CwError, HubQuery, Page, PageRequest};
 use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, render_url};
 use hubhook_store::{
-    CommitOutcome, InstanceRow, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, StoreError,
+    CommitOutcome, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -251,22 +253,50 @@ const RETRY_RECONCILIATION: Duration = Duration::from_secs(600);
 /// More pages than this in one window means the server does not page as promised.
 const MAX_PAGES: u32 = 100_000;
 
-/// The instance, its configuration and the resource this job polls.
-struct Polled {
-    instance: InstanceRow,
+/// What a poll needs of its instance, built from its stored row. No `Debug`: it holds the
+/// credentials.
+pub(crate) struct Polled {
+    /// When the instance was created: the first poll announces the changes made since.
+    created_at: Timestamp,
     config: InstanceConfig,
+    /// The instance's element adapter ([`Engine::poller_element`]), or why it cannot be built.
+    client: Result<Client, String>,
 }
 
-async fn load(engine: &Engine, job: &PollJob) -> Result<Polled, PollFailure> {
-    let instance = engine
+/// The job's instance as of its claim or later: from the cache when the claim's version of the
+/// instance is cached (no store read at all), else read, built and cached ([`configs`]).
+async fn load(engine: &Engine, job: &PollJob) -> Result<Arc<Polled>, PollFailure> {
+    let cache = engine.poll_configs();
+    let now = engine.clock().now();
+    if let Some(polled) = cache
+        .instances
+        .get(job.instance_id, job.instance_updated_at, now)
+    {
+        return Ok(polled);
+    }
+    let Some(instance) = engine
         .store()
         .instance(job.instance_id)
         .await
         .map_err(store_failure)?
-        .ok_or_else(|| PollFailure::later("the instance no longer exists"))?;
-    let config = InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
-        .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
-    Ok(Polled { instance, config })
+    else {
+        cache.instances.forget(job.instance_id);
+        return Err(PollFailure::later("the instance no longer exists"));
+    };
+    let mut config =
+        InstanceConfig::parse(&merge_secrets(&instance.configuration, &instance.secrets))
+            .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
+    cache.share_blocks(&mut config);
+    let client = engine.poller_element(&config).map_err(|e| e.to_string());
+    let polled = Arc::new(Polled {
+        created_at: instance.created_at,
+        config,
+        client,
+    });
+    cache
+        .instances
+        .insert(job.instance_id, instance.updated_at, polled.clone(), now);
+    Ok(polled)
 }
 
 /// Reads the job's window page by page, committing each, then reconciles if that is due, and
@@ -276,7 +306,12 @@ async fn poll(
     job: &PollJob,
     token: &LeaseToken,
 ) -> Result<CommitOutcome, PollFailure> {
-    let Polled { instance, config } = load(engine, job).await?;
+    let polled = load(engine, job).await?;
+    let Polled {
+        created_at,
+        config,
+        client,
+    } = &*polled;
     let interval = config
         .events
         .refresh_interval
@@ -296,9 +331,8 @@ async fn poll(
             site_busy: Some(busy),
             ..PollFailure::soon("the ConnectWise site is busy")
         })?;
-    let client = engine
-        .poller_element(&config)
-        .map_err(|e| PollFailure::later(e.to_string()))?;
+    // A clone (a few small allocations) lets the rest of the poll own its client as before.
+    let client = client.clone().map_err(PollFailure::later)?;
     let now = || engine.clock().now();
 
     let mut window = job
@@ -341,8 +375,8 @@ async fn poll(
             window.server_start = page.server_time;
             window.filter_since = Some(filter_since(
                 job,
-                &instance,
-                &config,
+                *created_at,
+                config,
                 &window,
                 requested_at,
                 page.server_time,
@@ -551,7 +585,7 @@ fn open_window(job: &PollJob, resource: &ResourcePoll, now: Timestamp) -> Window
 /// the first poll, as `event.poller.firstRun` says.
 fn filter_since(
     job: &PollJob,
-    instance: &InstanceRow,
+    created_at: Timestamp,
     config: &InstanceConfig,
     window: &Window,
     requested_at: Timestamp,
@@ -561,7 +595,7 @@ fn filter_since(
         return window.render_since;
     }
     match config.events.first_run {
-        FirstRun::Changes => baseline_since(instance.created_at, requested_at, server_time),
+        FirstRun::Changes => baseline_since(created_at, requested_at, server_time),
         FirstRun::All => Timestamp::UNIX_EPOCH,
         FirstRun::Since(since) => since,
     }

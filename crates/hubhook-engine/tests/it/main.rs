@@ -13,8 +13,8 @@ use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post}
 use connectwise_sim::{SimConfig, SimHandle, Simulator};
 use hubhook_core::{InstanceId, RetrySchedule, split_secrets};
 use hubhook_engine::{Clock, Engine, EngineConfig};
-use hubhook_store::{MasterKey, NewInstance, Store};
-use serde_json::{Value, json};
+use hubhook_store::{InstanceUpdate, MasterKey, NewInstance, Store};
+use serde_json::{Map, Value, json};
 
 /// A receiver that answers with a status the test sets, and records bodies.
 #[derive(Clone)]
@@ -109,6 +109,29 @@ fn engine_with(store: Store, clock: Clock, config: EngineConfig) -> Engine {
     Engine::new(store, config, clock).expect("engine")
 }
 
+/// The documented configuration of an instance of `sim` (public part, secrets), polling
+/// every 3 s, with the given private key and, if given, `contacts_url` for the contacts.
+fn configuration(
+    sim: &SimHandle,
+    callback: &str,
+    private_key: &str,
+    contacts_url: Option<&str>,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+        base_url: &sim.base_url(),
+        company: "demo",
+        public_key: "demo-public",
+        private_key,
+        callback_url: callback,
+    });
+    let configuration = &mut body["configuration"];
+    configuration["event.poller.refresh_interval"] = json!("0.05");
+    if let Some(url) = contacts_url {
+        configuration["event.poller.configuration"]["contacts"]["url"] = json!(url);
+    }
+    split_secrets(configuration.as_object().expect("object"))
+}
+
 /// A database with one instance polling contacts of a fresh simulator into `callback`.
 async fn setup(callback: &str, now: jiff::Timestamp) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -122,16 +145,7 @@ async fn setup(callback: &str, now: jiff::Timestamp) -> Setup {
     )
     .await
     .expect("sim");
-    let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
-        base_url: &sim.base_url(),
-        company: "demo",
-        public_key: "demo-public",
-        private_key: "demo-private",
-        callback_url: callback,
-    });
-    let configuration = &mut body["configuration"];
-    configuration["event.poller.refresh_interval"] = json!("0.05");
-    let (public, secrets) = split_secrets(configuration.as_object().expect("object"));
+    let (public, secrets) = configuration(&sim, callback, "demo-private", None);
     let store = open(&url).await;
     let (org, user) = store
         .create_organization("acme", [1; 32], [2; 32], now)
@@ -660,4 +674,182 @@ async fn an_ordered_instance_delivers_one_at_a_time_in_storage_order() {
             .iter()
             .all(|s| s == "delivered")
     );
+}
+
+/// Changes the instance's configuration as a PATCH would, at `now`.
+async fn reconfigure(
+    engine: &Engine,
+    setup: &Setup,
+    callback: &str,
+    private_key: &str,
+    contacts_url: Option<&str>,
+    now: jiff::Timestamp,
+) {
+    let store = engine.store();
+    let row = store
+        .instance(setup.instance)
+        .await
+        .expect("read")
+        .expect("instance");
+    let (configuration, secrets) = configuration(&setup.sim, callback, private_key, contacts_url);
+    store
+        .update_instance(
+            row.organization_id,
+            row.id,
+            InstanceUpdate {
+                name: row.name,
+                configuration,
+                secrets,
+                tags: row.tags,
+                events_enabled: true,
+                resources: vec!["contacts".into()],
+                refresh_interval_ms: row.refresh_interval_ms,
+                now,
+            },
+        )
+        .await
+        .expect("update")
+        .expect("instance exists");
+}
+
+async fn contacts_health(engine: &Engine, instance: InstanceId) -> hubhook_store::JobHealth {
+    engine
+        .store()
+        .poll_health(instance, engine.clock().now())
+        .await
+        .expect("health")
+        .into_iter()
+        .find(|job| job.resource == "contacts")
+        .expect("contacts job")
+}
+
+async fn event_objects(engine: &Engine, instance: InstanceId) -> Vec<String> {
+    let mut ids: Vec<String> = engine
+        .store()
+        .list_events(instance, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|event| event.object_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The poller keeps each instance's parsed configuration and client between polls; a change
+/// must still reach the very next poll, even one stored in the same millisecond as the
+/// instance's previous state (the clock here does not move between the creation, the first
+/// poll and the first change). The change goes through the store only, as one made by
+/// another node would: nothing tells this engine about it.
+#[tokio::test]
+async fn a_changed_configuration_is_used_by_the_very_next_poll() {
+    let receiver = start_receiver(StatusCode::OK).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    assert_eq!(engine.poll_due().await.expect("baseline"), 1);
+    assert!(
+        contacts_health(&engine, setup.instance)
+            .await
+            .last_error
+            .is_none()
+    );
+
+    // New credentials that ConnectWise refuses: the next poll uses them, and fails.
+    reconfigure(
+        &engine,
+        &setup,
+        &receiver.url,
+        "wrong-private",
+        None,
+        clock.now(),
+    )
+    .await;
+    new_contact(&setup.sim, "Unseen");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 1);
+    let health = contacts_health(&engine, setup.instance).await;
+    let error = health.last_error.expect("the poll failed");
+    assert!(error.contains("401"), "{error}");
+    assert!(event_objects(&engine, setup.instance).await.is_empty());
+
+    // The right key again, and a resource url that asks for one first name only: the next
+    // poll reads with both, so of the new contacts only the wanted one is an event (the one
+    // made while the key was wrong is left out by the new url too).
+    let url = "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}' \
+               and firstName='Wanted'";
+    reconfigure(
+        &engine,
+        &setup,
+        &receiver.url,
+        "demo-private",
+        Some(url),
+        clock.now(),
+    )
+    .await;
+    let wanted = new_contact(&setup.sim, "Wanted");
+    new_contact(&setup.sim, "Unwanted");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 1);
+    let health = contacts_health(&engine, setup.instance).await;
+    assert!(health.last_error.is_none(), "{:?}", health.last_error);
+    assert_eq!(
+        event_objects(&engine, setup.instance).await,
+        [wanted.to_string()]
+    );
+}
+
+/// While the version the claim returns is the cached one, a poll reads nothing of its
+/// instance: a configuration broken behind the store's back (without moving its version) goes
+/// unnoticed, and is noticed as soon as the version moves.
+#[tokio::test]
+async fn a_poll_reads_its_instance_only_when_its_version_moved() {
+    let receiver = start_receiver(StatusCode::OK).await;
+    let clock = TestClock::new();
+    let setup = setup(&receiver.url, clock.now()).await;
+    let engine = engine(
+        open(&setup.url).await,
+        clock.clock(),
+        RetrySchedule::cloud_elements(),
+    );
+    assert_eq!(engine.poll_due().await.expect("baseline"), 1);
+
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&setup.url)
+        .await
+        .expect("raw connection");
+    sqlx::query("UPDATE instances SET configuration = '{}' WHERE id = $1")
+        .bind(setup.instance.0)
+        .execute(&mut raw)
+        .await
+        .expect("break the configuration");
+    let id = new_contact(&setup.sim, "Cached");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 1);
+    assert!(
+        contacts_health(&engine, setup.instance)
+            .await
+            .last_error
+            .is_none()
+    );
+    assert_eq!(
+        event_objects(&engine, setup.instance).await,
+        [id.to_string()]
+    );
+
+    sqlx::query("UPDATE instances SET updated_at = updated_at + 1 WHERE id = $1")
+        .bind(setup.instance.0)
+        .execute(&mut raw)
+        .await
+        .expect("move the version");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 1);
+    let error = contacts_health(&engine, setup.instance)
+        .await
+        .last_error
+        .expect("the poll failed");
+    assert!(error.contains("configuration is invalid"), "{error}");
 }

@@ -71,7 +71,7 @@ impl PostgresStore {
                     // re-checks nothing: the rows are locked by the CTE until commit.
                     let rows = sqlx::query(concat!(
                         "WITH due AS (
-                             SELECT j.instance_id, j.resource
+                             SELECT j.instance_id, j.resource, i.updated_at AS instance_updated_at
                              FROM poll_jobs j JOIN instances i ON i.id = j.instance_id AND i.organization_id = j.organization_id
                              WHERE j.next_run_at <= $3
                                AND (j.lease_until IS NULL OR j.lease_until <= $3)
@@ -86,7 +86,8 @@ impl PostgresStore {
                          WHERE p.instance_id = due.instance_id AND p.resource = due.resource
                          RETURNING p.instance_id, p.resource, p.cursor, p.next_run_at,
                              p.lease_until, p.lease_token, p.checkpoint, p.next_reconcile_at,
-                             p.mass_delete_action, p.settled_before, p.clock_lag_ms"
+                             p.mass_delete_action, p.settled_before, p.clock_lag_ms,
+                             due.instance_updated_at"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -444,9 +445,12 @@ impl PostgresStore {
 
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {
         let rows = sqlx::query(
-            "SELECT instance_id, resource, cursor, next_run_at, lease_until, NULL AS lease_token,
-                 checkpoint, next_reconcile_at, mass_delete_action, settled_before, clock_lag_ms
-             FROM poll_jobs WHERE instance_id = $1 ORDER BY resource",
+            "SELECT j.instance_id, j.resource, j.cursor, j.next_run_at, j.lease_until,
+                 NULL AS lease_token, j.checkpoint, j.next_reconcile_at, j.mass_delete_action,
+                 j.settled_before, j.clock_lag_ms, i.updated_at AS instance_updated_at
+             FROM poll_jobs j JOIN instances i
+                 ON i.id = j.instance_id AND i.organization_id = j.organization_id
+             WHERE j.instance_id = $1 ORDER BY j.resource",
         )
         .bind(instance.0)
         .fetch_all(&self.pool)
@@ -796,6 +800,7 @@ fn poll_job(row: &PgRow) -> Result<PollJob> {
         clock_lag: row
             .try_get::<Option<i64>, _>("clock_lag_ms")?
             .map(SignedDuration::from_millis),
+        instance_updated_at: timestamp(row.try_get("instance_updated_at")?)?,
     })
 }
 

@@ -176,10 +176,13 @@ impl SqliteStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let now = update.now.as_millisecond();
+                    // `updated_at` is the instance's configuration version (the poller's and
+                    // the dispatcher's caches key on it), so it must change with every update,
+                    // even two in one millisecond or one from a node whose clock is behind.
                     let done = sqlx::query(
                         "UPDATE instances SET name = $1, configuration = $2, secrets = $3,
                              tags = $4, events_enabled = $5, refresh_interval_ms = $6,
-                             updated_at = $7
+                             updated_at = max($7, updated_at + 1)
                          WHERE id = $8 AND organization_id = $9",
                     )
                     .bind(&update.name)
@@ -251,8 +254,9 @@ impl SqliteStore {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // Moves forward like an update's (see `update_instance`).
                     let done = sqlx::query(
-                        "UPDATE instances SET disabled = $1, updated_at = $2
+                        "UPDATE instances SET disabled = $1, updated_at = max($2, updated_at + 1)
                          WHERE id = $3 AND organization_id = $4",
                     )
                     .bind(disabled)

@@ -18,6 +18,18 @@ use crate::{
     PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Result, StoreError,
 };
 
+/// A job's instance's `updated_at` (its configuration version, `PollJob::instance_updated_at`)
+/// as a column of a statement on `poll_jobs`: `UPDATE .. RETURNING` may not name a joined table,
+/// but a scalar subquery in it may read one. A job always has its instance (deleting an
+/// instance deletes its jobs in the same transaction), so the value is never NULL.
+macro_rules! instance_updated_at {
+    () => {
+        "(SELECT i.updated_at FROM instances i
+              WHERE i.id = poll_jobs.instance_id AND i.organization_id = poll_jobs.organization_id)
+             AS instance_updated_at"
+    };
+}
+
 impl SqliteStore {
     pub async fn poll_now(&self, id: InstanceId, now: Timestamp) -> Result<bool> {
         self.writer
@@ -77,7 +89,9 @@ impl SqliteStore {
                              LIMIT $4)
                          RETURNING instance_id, resource, cursor, next_run_at, lease_until,
                              lease_token, checkpoint, next_reconcile_at, mass_delete_action,
-                             settled_before, clock_lag_ms"
+                             settled_before, clock_lag_ms, ",
+                        instance_updated_at!(),
+                        ""
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -450,11 +464,13 @@ impl SqliteStore {
     }
 
     pub async fn poll_jobs(&self, instance: InstanceId) -> Result<Vec<PollJob>> {
-        let rows = sqlx::query(
-            "SELECT instance_id, resource, cursor, next_run_at, lease_until, NULL AS lease_token,
-                 checkpoint, next_reconcile_at, mass_delete_action, settled_before, clock_lag_ms
-             FROM poll_jobs WHERE instance_id = $1 ORDER BY resource",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT instance_id, resource, cursor, next_run_at, lease_until,
+                     NULL AS lease_token, checkpoint, next_reconcile_at, mass_delete_action,
+                     settled_before, clock_lag_ms, ",
+            instance_updated_at!(),
+            " FROM poll_jobs WHERE instance_id = $1 ORDER BY resource"
+        ))
         .bind(instance.0)
         .fetch_all(&self.readers)
         .await?;
@@ -762,6 +778,7 @@ fn poll_job(row: &SqliteRow) -> Result<PollJob> {
         clock_lag: row
             .try_get::<Option<i64>, _>("clock_lag_ms")?
             .map(SignedDuration::from_millis),
+        instance_updated_at: timestamp(row.try_get("instance_updated_at")?)?,
     })
 }
 

@@ -49,6 +49,7 @@ macro_rules! every_check {
             conformance::check_an_attempt_has_its_row_before_the_post,
             conformance::check_a_batch_begins_its_attempts_and_a_release_removes_its_row,
             platform::check_updating_an_instance_keeps_kept_cursors,
+            platform::check_every_change_of_an_instance_moves_its_version,
             platform::check_a_disabled_instance_neither_polls_nor_delivers,
             platform::check_events_by_organization,
             platform::check_users_sign_in_and_sealed_secrets,

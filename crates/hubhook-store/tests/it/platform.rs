@@ -105,6 +105,82 @@ pub async fn check_updating_an_instance_keeps_kept_cursors(store: &Store) {
     );
 }
 
+/// `updated_at` versions the instance's configuration (the poller caches the parsed
+/// configuration under it, and each claim returns it): every change must give a value the
+/// instance never had, even two changes in one millisecond or one from a node whose clock is
+/// behind, and the claims and job listings must return the current one.
+pub async fn check_every_change_of_an_instance_moves_its_version(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    assert_eq!(instance.updated_at, t0());
+    let jobs = claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|job| job.instance_updated_at == t0()));
+
+    let mut versions = vec![instance.updated_at];
+    let mut changed = |row: hubhook_store::InstanceRow| {
+        let last = *versions.last().expect("a version");
+        assert!(row.updated_at > last, "{} after {last}", row.updated_at);
+        versions.push(row.updated_at);
+        row.updated_at
+    };
+    let org = instance.organization_id;
+    // A change in the millisecond of the creation, and one from a clock an hour behind.
+    for now in [t0(), t0() - 1.hour()] {
+        let update = InstanceUpdate {
+            now,
+            ..update(&["contacts", "companies"])
+        };
+        changed(
+            store
+                .update_instance(org, instance.id, update)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    for disabled in [true, false] {
+        changed(
+            store
+                .set_instance_disabled(org, instance.id, disabled, t0())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    // A change from a clock that is ahead takes its time as it is.
+    let later = t0() + 1.hour();
+    let update = InstanceUpdate {
+        now: later,
+        ..update(&["contacts", "companies"])
+    };
+    let version = changed(
+        store
+            .update_instance(org, instance.id, update)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(version, later);
+    assert_eq!(
+        store
+            .instance(instance.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_at,
+        later
+    );
+
+    for job in store.poll_jobs(instance.id).await.unwrap() {
+        assert_eq!(job.instance_updated_at, later, "{}", job.resource);
+    }
+    let jobs = claim_jobs(store, "p", later + 1.minute(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|job| job.instance_updated_at == later));
+}
+
 pub async fn check_a_disabled_instance_neither_polls_nor_delivers(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let (other_org, _) = organization(store, 2).await;
