@@ -141,16 +141,20 @@ pub async fn attempt(
     let mut attempt_id = begun;
     if let Ok(target) = &target
         && target.ordered
-        && let Some(due_at) = behind_the_head(engine, &notification).await?
     {
-        return release(
-            engine,
-            &notification,
-            begun,
-            due_at,
-            "ordered: an earlier one is undelivered",
-        )
-        .await;
+        let wait = match behind_the_head(engine, &notification).await {
+            Ok(None) => None,
+            Ok(Some(due_at)) => Some((due_at, "ordered: an earlier one is undelivered")),
+            // Given back (with its begun row: no POST was made) rather than left leased.
+            Err(err) => {
+                tracing::warn!(notification = %notification.id, error = %format!("{err:#}"), "an ordered notification was given back");
+                let soon = started_at + SignedDuration::from_secs(1);
+                Some((soon, "ordered: the head could not be read"))
+            }
+        };
+        if let Some((due_at, why)) = wait {
+            return release(engine, &notification, begun, due_at, why).await;
+        }
     }
     let sent = match &target {
         Ok(target) => {
