@@ -996,6 +996,8 @@ async fn backlog_drain(
         "backlog: {} notifications ({} events) answered within {:.2} s of the opening",
         stats.posts, stats.events, stats.since_open
     );
+    // `BENCH_METRICS=1` prints the server's delivery metrics after the drain (the attempt
+    // duration histogram shows where a delivery's time goes; docs/benchmarks.md).
     if std::env::var_os("BENCH_METRICS").is_some() {
         let metrics = bench
             .http
