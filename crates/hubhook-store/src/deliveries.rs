@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::{
     AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow, PendingNotification, Result,
-    Store, on_backend,
+    Store, StoreError, on_backend,
 };
 
 impl Store {
@@ -54,7 +54,11 @@ impl Store {
         owner: &str,
         at: Timestamp,
     ) -> Result<i64> {
-        on_backend!(self, s => s.begin_attempt(notification, token, owner, at).await)
+        let claim = [(notification.clone(), token.clone())];
+        self.begin_attempts(&claim, owner, at)
+            .await?
+            .remove(notification)
+            .ok_or(StoreError::LeaseLost)
     }
 
     /// [`Store::begin_attempt`] for a whole claimed batch in one write, so that a backlog

@@ -137,37 +137,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn begin_attempt(
-        &self,
-        notification: &NotificationId,
-        token: &LeaseToken,
-        owner: &str,
-        at: Timestamp,
-    ) -> Result<i64> {
-        let (id, token, owner) = (notification.0.clone(), token.0.clone(), owner.to_owned());
-        let row: Option<i64> = self
-            .writer
-            .write_unguarded(move |conn| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar(
-                        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
-                             latency_ms, outcome, organization_id)
-                         SELECT id, $3, $4, 0, 'started', organization_id FROM notifications
-                         WHERE id = $1 AND lease_token = $2
-                         RETURNING id",
-                    )
-                    .bind(&id)
-                    .bind(&token)
-                    .bind(&owner)
-                    .bind(at.as_millisecond())
-                    .fetch_optional(&mut *conn)
-                    .await?)
-                })
-            })
-            .await?;
-        row.ok_or(StoreError::LeaseLost)
-    }
-
     pub async fn begin_attempts(
         &self,
         claims: &[(NotificationId, LeaseToken)],
