@@ -11,6 +11,21 @@ use crate::{
     Store, StoreError, on_backend,
 };
 
+/// What a claim of notifications asks for: the one claim function of each engine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimAsk<'a> {
+    pub owner: &'a str,
+    pub now: Timestamp,
+    pub lease: Duration,
+    pub limit: u32,
+    /// Instances left out (their receivers cannot take work).
+    pub skip: &'a [InstanceId],
+    /// At most this many of one instance.
+    pub per_instance: u32,
+    /// Whether each claimed notification's attempt row is begun in the same write.
+    pub begin: bool,
+}
+
 impl Store {
     /// Claims up to `limit` pending notifications that are due and not leased (or whose lease has
     /// ended), oldest due first; each is leased to `owner` until `now + lease` under a fresh
@@ -40,7 +55,42 @@ impl Store {
         skip: &[InstanceId],
         per_instance: u32,
     ) -> Result<Vec<PendingNotification>> {
-        on_backend!(self, s => s.claim_notifications(owner, now, lease, limit, skip, per_instance).await)
+        let ask = ClaimAsk {
+            owner,
+            now,
+            lease,
+            limit,
+            skip,
+            per_instance,
+            begin: false,
+        };
+        let (claimed, _) = on_backend!(self, s => s.claim_notifications(ask).await)?;
+        Ok(claimed)
+    }
+
+    /// [`Store::claim_notifications_fairly`], beginning the attempt row of each claimed
+    /// notification (as [`Store::begin_attempts`] does) in the same write: what the
+    /// dispatcher does with every batch, in one trip to the database instead of two. Returns
+    /// the begun rows by notification beside the batch.
+    pub async fn claim_and_begin_attempts(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        skip: &[InstanceId],
+        per_instance: u32,
+    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+        let ask = ClaimAsk {
+            owner,
+            now,
+            lease,
+            limit,
+            skip,
+            per_instance,
+            begin: true,
+        };
+        on_backend!(self, s => s.claim_notifications(ask).await)
     }
 
     /// Writes the row of an attempt about to be made (outcome `started`), fenced on the

@@ -1,7 +1,6 @@
 //! SQL of notifications (claims, attempts) and the attempt history.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
@@ -11,6 +10,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
+use crate::deliveries::ClaimAsk;
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
     PendingNotification, Result, StoreError,
@@ -33,15 +33,19 @@ macro_rules! notification_select {
 const FAIR_WINDOW: i64 = 256;
 
 impl PostgresStore {
-    pub async fn claim_notifications(
+    pub(crate) async fn claim_notifications(
         &self,
-        owner: &str,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-        skip: &[InstanceId],
-        per_instance: u32,
-    ) -> Result<Vec<PendingNotification>> {
+        ask: ClaimAsk<'_>,
+    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+        let ClaimAsk {
+            owner,
+            now,
+            lease,
+            limit,
+            skip,
+            per_instance,
+            begin,
+        } = ask;
         let owner = owner.to_owned();
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
         let now = now.as_millisecond();
@@ -104,10 +108,30 @@ impl PostgresStore {
                     .bind(i64::from(per_instance))
                     .fetch_all(&mut *conn)
                     .await?;
-                    Ok(rows)
+                    // The claimed batch's attempt rows, in the same transaction (see
+                    // `Store::claim_and_begin_attempts`).
+                    let begun = if begin && !rows.is_empty() {
+                        let ids = rows
+                            .iter()
+                            .map(|row| row.try_get("id"))
+                            .collect::<Result<Vec<String>, _>>()?;
+                        let tokens = rows
+                            .iter()
+                            .map(|row| row.try_get("lease_token"))
+                            .collect::<Result<Vec<String>, _>>()?;
+                        begin_rows(conn, &ids, &tokens, &owner, now).await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((rows, begun))
                 })
             })
             .await?;
+        let (rows, begun) = rows;
+        let begun = begun
+            .into_iter()
+            .map(|(id, attempt)| (NotificationId(id), attempt))
+            .collect();
         let mut claimed = rows
             .iter()
             .map(|row| {
@@ -125,7 +149,10 @@ impl PostgresStore {
             .collect::<Result<Vec<_>>>()?;
         // RETURNING does not keep the subquery's order.
         claimed.sort_by_key(|(due, pending)| (*due, pending.created_at));
-        Ok(claimed.into_iter().map(|(_, pending)| pending).collect())
+        Ok((
+            claimed.into_iter().map(|(_, pending)| pending).collect(),
+            begun,
+        ))
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {
@@ -142,27 +169,10 @@ impl PostgresStore {
         let ids: Vec<String> = claims.iter().map(|(id, _)| id.0.clone()).collect();
         let tokens: Vec<String> = claims.iter().map(|(_, token)| token.0.clone()).collect();
         let owner = owner.to_owned();
-        let rows: Vec<(String, i64)> = self
+        let at = at.as_millisecond();
+        let rows = self
             .write(move |conn| {
-                Box::pin(async move {
-                    Ok(sqlx::query_as(
-                        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
-                             latency_ms, outcome, organization_id)
-                         SELECT n.id, $3, $4, 0, 'started', n.organization_id
-                         FROM notifications n
-                         JOIN unnest($1::text[], $2::text[]) AS c(id, token)
-                             ON n.id = c.id AND n.lease_token = c.token
-                         ORDER BY n.id
-                         FOR UPDATE OF n
-                         RETURNING notification_id, id",
-                    )
-                    .bind(&ids)
-                    .bind(&tokens)
-                    .bind(&owner)
-                    .bind(at.as_millisecond())
-                    .fetch_all(&mut *conn)
-                    .await?)
-                })
+                Box::pin(async move { begin_rows(conn, &ids, &tokens, &owner, at).await })
             })
             .await?;
         Ok(rows
@@ -308,6 +318,34 @@ impl PostgresStore {
 
 /// Records one delivery attempt and its consequence for the notification, fenced on the
 /// claim's token.
+/// Begins the attempt rows of the claims (`ids[i]` under `tokens[i]`) that still hold:
+/// `(notification id, attempt row id)` of each.
+async fn begin_rows(
+    conn: &mut PgConnection,
+    ids: &[String],
+    tokens: &[String],
+    owner: &str,
+    at: i64,
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
+             latency_ms, outcome, organization_id)
+         SELECT n.id, $3, $4, 0, 'started', n.organization_id
+         FROM notifications n
+         JOIN unnest($1::text[], $2::text[]) AS c(id, token)
+             ON n.id = c.id AND n.lease_token = c.token
+         ORDER BY n.id
+         FOR UPDATE OF n
+         RETURNING notification_id, id",
+    )
+    .bind(ids)
+    .bind(tokens)
+    .bind(owner)
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Result<()> {
     // FOR UPDATE holds the row until commit: no claim can take it between check and write.
     let held: Option<i64> = sqlx::query_scalar(

@@ -1,7 +1,6 @@
 //! SQL of notifications (claims, attempts) and the attempt history.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
@@ -9,9 +8,10 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{
-    SqliteStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, packed,
-    timestamp,
+    SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
+    packed, timestamp,
 };
+use crate::deliveries::ClaimAsk;
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
     PendingNotification, Result, StoreError,
@@ -34,15 +34,19 @@ macro_rules! notification_select {
 const FAIR_WINDOW: i64 = 256;
 
 impl SqliteStore {
-    pub async fn claim_notifications(
+    pub(crate) async fn claim_notifications(
         &self,
-        owner: &str,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-        skip: &[InstanceId],
-        per_instance: u32,
-    ) -> Result<Vec<PendingNotification>> {
+        ask: ClaimAsk<'_>,
+    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+        let ClaimAsk {
+            owner,
+            now,
+            lease,
+            limit,
+            skip,
+            per_instance,
+            begin,
+        } = ask;
         let owner = owner.to_owned();
         let skip = serde_json::to_string(&skip.iter().map(|i| i.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
@@ -102,10 +106,26 @@ impl SqliteStore {
                     .bind(i64::from(per_instance))
                     .fetch_all(&mut *conn)
                     .await?;
-                    Ok(rows)
+                    // The claimed batch's attempt rows, in the same write (see
+                    // `Store::claim_and_begin_attempts`).
+                    let begun = if begin && !rows.is_empty() {
+                        let claims = rows
+                            .iter()
+                            .map(|row| Ok([row.try_get("id")?, row.try_get("lease_token")?]))
+                            .collect::<Result<Vec<[String; 2]>>>()?;
+                        begin_rows(conn, &claims, &owner, now).await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((rows, begun))
                 })
             })
             .await?;
+        let (rows, begun) = rows;
+        let begun = begun
+            .into_iter()
+            .map(|(id, attempt)| (NotificationId(id), attempt))
+            .collect();
         let mut claimed = rows
             .iter()
             .map(|row| {
@@ -123,14 +143,15 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         // RETURNING does not keep the subquery's order.
         claimed.sort_by_key(|(due, pending)| (*due, pending.created_at));
-        Ok(claimed.into_iter().map(|(_, pending)| pending).collect())
+        Ok((
+            claimed.into_iter().map(|(_, pending)| pending).collect(),
+            begun,
+        ))
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {
-        let held = self
-            .writer
-            .write_unguarded(move |conn| Box::pin(finish_attempt(conn, attempt)))
-            .await?;
+        // Written with the results that arrive beside it (see `finish_batch`).
+        let held = finish_batch::finish(&self.writer, &self.finishes, attempt).await?;
         if !held {
             return Err(StoreError::LeaseLost);
         }
@@ -143,32 +164,16 @@ impl SqliteStore {
         owner: &str,
         at: Timestamp,
     ) -> Result<HashMap<NotificationId, i64>> {
-        let claims = serde_json::to_string(
-            &claims
-                .iter()
-                .map(|(id, token)| [id.0.as_str(), token.0.as_str()])
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| StoreError::Other(e.to_string()))?;
+        let claims: Vec<[String; 2]> = claims
+            .iter()
+            .map(|(id, token)| [id.0.clone(), token.0.clone()])
+            .collect();
         let owner = owner.to_owned();
-        let rows: Vec<(String, i64)> = self
+        let at = at.as_millisecond();
+        let rows = self
             .writer
             .write_unguarded(move |conn| {
-                Box::pin(async move {
-                    Ok(sqlx::query_as(
-                        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
-                             latency_ms, outcome, organization_id)
-                         SELECT n.id, $2, $3, 0, 'started', n.organization_id
-                         FROM json_each($1) c CROSS JOIN notifications n
-                             ON n.id = c.value ->> 0 AND n.lease_token = c.value ->> 1
-                         RETURNING notification_id, id",
-                    )
-                    .bind(&claims)
-                    .bind(&owner)
-                    .bind(at.as_millisecond())
-                    .fetch_all(&mut *conn)
-                    .await?)
-                })
+                Box::pin(async move { begin_rows(conn, &claims, &owner, at).await })
             })
             .await?;
         Ok(rows
@@ -320,7 +325,34 @@ impl SqliteStore {
 /// One statement fewer than a separate check, and this runs once per delivery, so it runs
 /// without a savepoint ([`super::writer::Writer::write_unguarded`]): its only failures are
 /// SQL failures, which fail its batch.
-async fn finish_attempt(conn: &mut SqliteConnection, attempt: AttemptRecord) -> Result<bool> {
+/// Begins the attempt rows of `claims` (`[notification id, lease token]`) whose claims still
+/// hold: `(notification id, attempt row id)` of each.
+async fn begin_rows(
+    conn: &mut SqliteConnection,
+    claims: &[[String; 2]],
+    owner: &str,
+    at: i64,
+) -> Result<Vec<(String, i64)>> {
+    let claims = serde_json::to_string(claims).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(sqlx::query_as(
+        "INSERT INTO delivery_attempts (notification_id, owner, attempted_at,
+             latency_ms, outcome, organization_id)
+         SELECT n.id, $2, $3, 0, 'started', n.organization_id
+         FROM json_each($1) c CROSS JOIN notifications n
+             ON n.id = c.value ->> 0 AND n.lease_token = c.value ->> 1
+         RETURNING notification_id, id",
+    )
+    .bind(&claims)
+    .bind(owner)
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn finish_attempt(
+    conn: &mut SqliteConnection,
+    attempt: AttemptRecord,
+) -> Result<bool> {
     let at = attempt.attempted_at.as_millisecond();
     let outcome = attempt.outcome.as_str();
     let (id, token) = (&attempt.notification_id.0, &attempt.lease_token.0);

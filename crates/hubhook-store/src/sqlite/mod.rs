@@ -16,6 +16,7 @@ mod console;
 mod deliveries;
 mod events;
 mod feed;
+mod finish_batch;
 mod instances;
 mod organizations;
 mod packed;
@@ -54,6 +55,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: SqlitePool,
     key: Arc<MasterKey>,
+    /// Attempt results waiting to be written together (see [`finish_batch`]).
+    finishes: Arc<finish_batch::FinishQueue>,
 }
 
 /// The file path of `sqlite://PATH` or `sqlite:PATH`. A `?query` (such as `?mode=rwc`) is not
@@ -99,6 +102,7 @@ impl SqliteStore {
             writer: Writer::spawn(writer),
             readers,
             key: Arc::new(key),
+            finishes: Arc::default(),
         })
     }
 

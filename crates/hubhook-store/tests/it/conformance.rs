@@ -1914,6 +1914,155 @@ pub async fn check_a_batch_begins_its_attempts_and_a_release_removes_its_row(sto
     assert_eq!(rows[0].outcome, "delivered");
 }
 
+/// A claim that begins its attempts leases the batch and begins one `started` row for each
+/// claimed notification in the same write; a plain claim begins none.
+pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_one_per_event(instance.id, "contacts", "p", 0, 5))
+        .await
+        .unwrap();
+    let now = t0() + 2.seconds();
+    let plain = claim_notifications(store, "d", now, LEASE, 2)
+        .await
+        .unwrap();
+    assert_eq!(plain.len(), 2);
+    for n in &plain {
+        assert!(store.list_attempts(&n.id).await.unwrap().is_empty());
+    }
+    let (batch, begun) = store
+        .claim_and_begin_attempts("d", now, LEASE, 10, &[], 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.len(),
+        3,
+        "the two already claimed are not claimed again"
+    );
+    assert_eq!(begun.len(), 3, "{begun:?}");
+    for n in &batch {
+        assert!(plain.iter().all(|p| p.id != n.id));
+        let rows = store.list_attempts(&n.id).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, begun[&n.id]);
+        assert_eq!(rows[0].outcome, "started");
+        assert_eq!(rows[0].attempted_at, now);
+    }
+    // Nothing left to claim: nothing begun.
+    let (none, begun) = store
+        .claim_and_begin_attempts("d", now, LEASE, 10, &[], 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty() && begun.is_empty());
+}
+
+/// Results that arrive together (the SQLite store writes them as one group) each keep their
+/// own answer and their own fence: a stale claim is refused and writes nothing, a retry counts
+/// its failure, and each attempt row says what its own attempt reported.
+pub async fn check_results_arriving_together_keep_their_own_answers(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_one_per_event(instance.id, "contacts", "p", 0, 16))
+        .await
+        .unwrap();
+    let now = t0() + 2.seconds();
+    let later = now + 1.minutes();
+    let claimed = claim_notifications(store, "d", now, LEASE, 16)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 16);
+    // Kinds by index: 0 delivered, 1 a stale claim, 2 a retry, 3 delivered without a row begun
+    // at the claim.
+    let kind = |i: usize| i % 4;
+    let claims: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| kind(*i) != 3)
+        .map(|(_, n)| (n.id.clone(), n.lease_token.clone()))
+        .collect();
+    let begun = store.begin_attempts(&claims, "d", now).await.unwrap();
+    let mut results = tokio::task::JoinSet::new();
+    for (i, n) in claimed.iter().enumerate() {
+        let record = AttemptRecord {
+            attempt_id: begun.get(&n.id).copied(),
+            notification_id: n.id.clone(),
+            owner: "d".into(),
+            lease_token: match kind(i) {
+                1 => LeaseToken("stale".into()),
+                _ => n.lease_token.clone(),
+            },
+            attempted_at: now + (i as i64).seconds(),
+            status_code: Some(if kind(i) == 2 { 503 } else { 200 }),
+            latency_ms: i as i64,
+            error: (kind(i) == 2).then(|| format!("error {i}")),
+            response_excerpt: Some(format!("answer {i}")),
+            outcome: match kind(i) {
+                2 => AttemptOutcome::RetryAt(later),
+                _ => AttemptOutcome::Delivered,
+            },
+        };
+        let store = store.clone();
+        results.spawn(async move { (i, store.finish_attempt(record).await) });
+    }
+    for (i, answer) in results.join_all().await {
+        match kind(i) {
+            1 => assert!(
+                matches!(answer, Err(StoreError::LeaseLost)),
+                "{i}: {answer:?}"
+            ),
+            _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
+        }
+    }
+    for (i, n) in claimed.iter().enumerate() {
+        let row = store.notification(&n.id).await.unwrap().unwrap();
+        let attempts = store.list_attempts(&n.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{i}: {attempts:?}");
+        let attempt = &attempts[0];
+        match kind(i) {
+            0 | 3 => {
+                assert_eq!(row.status, "delivered", "{i}");
+                assert_eq!(row.delivered_at, Some(now + (i as i64).seconds()), "{i}");
+                assert_eq!(attempt.outcome, "delivered", "{i}");
+                assert_eq!(attempt.status_code, Some(200), "{i}");
+                assert_eq!(attempt.latency_ms, i as i64, "{i}");
+                assert_eq!(attempt.attempted_at, now + (i as i64).seconds(), "{i}");
+                assert_eq!(
+                    attempt.response_excerpt.as_deref(),
+                    Some(format!("answer {i}").as_str())
+                );
+                assert_eq!(attempt.error, None, "{i}");
+            }
+            1 => {
+                assert_eq!(row.status, "pending", "{i}");
+                assert_eq!(row.failed_attempts, 0, "{i}");
+                assert_eq!(
+                    attempt.outcome, "started",
+                    "{i}: the refused result wrote nothing"
+                );
+            }
+            _ => {
+                assert_eq!(row.status, "pending", "{i}");
+                assert_eq!(row.failed_attempts, 1, "{i}");
+                assert_eq!(row.next_attempt_at, Some(later), "{i}");
+                assert_eq!(attempt.outcome, "retry", "{i}");
+                assert_eq!(attempt.status_code, Some(503), "{i}");
+                assert_eq!(
+                    attempt.error.as_deref(),
+                    Some(format!("error {i}").as_str())
+                );
+            }
+        }
+        if let Some(begun) = begun.get(&n.id) {
+            assert_eq!(
+                attempt.id, *begun,
+                "{i}: the begun row is the one completed"
+            );
+        }
+    }
+}
+
 /// The next due poll is the earliest unleased job of an enabled instance, or the end of a
 /// lease, whichever comes first; jobs of instances that are not polled never count, however
 /// early they are.
