@@ -23,6 +23,7 @@ use hubhook_store::{
     AttemptOutcome, AttemptRecord, ConfigVersion, PendingNotification, StoreError,
 };
 use jiff::SignedDuration;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::delivery_target::DeliveryTarget;
 use crate::receivers::{Admission, origin_of};
@@ -119,12 +120,14 @@ async fn release(
 
 /// Make one attempt and record it. `version` is the instance's delivery configuration
 /// version read when the batch was claimed (see [`crate::delivery_target`]); `begun`, the
-/// attempt's row if the claim wrote it already (else it is written here, before the POST).
+/// attempt's row if the claim wrote it already (else it is written here, before the POST);
+/// `slot`, the dispatcher's slot, given back once the POST is answered (see `work_loop`).
 pub async fn attempt(
     engine: &Engine,
     notification: PendingNotification,
     version: Option<ConfigVersion>,
     begun: Option<i64>,
+    slot: OwnedSemaphorePermit,
 ) -> anyhow::Result<()> {
     let started_at = engine.clock().now();
     let clock_start = Instant::now();
@@ -195,6 +198,7 @@ pub async fn attempt(
                     }
                     let sent = send(engine, target, &notification).await;
                     receivers.finish(&origin, sent.unwell(), engine.clock().now());
+                    drop(slot);
                     sent
                 }
                 Admission::Later(due_at, why) => {

@@ -26,11 +26,11 @@ mod receivers;
 mod retention;
 pub mod sites;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use hubhook_core::RetrySchedule;
 use hubhook_store::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use callback_policy::{CallbackPolicy, CallbackRefused, redacted_url};
@@ -326,6 +326,13 @@ impl Engine {
 
     /// One loop: keep up to the configured number of items in flight, claiming more as slots
     /// free up, so one slow ConnectWise site or receiver holds one slot, not the whole loop.
+    ///
+    /// A slot is a permit of `slots`, held by the item's task. A poll holds it to the end; a
+    /// delivery gives it back as soon as its POST is answered, before the result is written:
+    /// the slot bounds requests in flight, and a claim waiting for result writes to commit
+    /// was most of a delivery's time in a backlog (docs/benchmarks.md, "Fourth round"). The
+    /// result write is still fenced on the claim's lease, which it keeps until the write
+    /// lands, so no other claim can take that notification meanwhile.
     async fn work_loop(&self, work: Work, shutdown: CancellationToken) {
         let (limit, wake) = match work {
             Work::Polls => (
@@ -337,6 +344,7 @@ impl Engine {
                 &self.inner.dispatch_wake,
             ),
         };
+        let slots = Arc::new(Semaphore::new(limit));
         let mut running = tokio::task::JoinSet::new();
         // Slots to gather before a claim while others are busy (see below).
         let refill = (limit / 4).max(1);
@@ -344,8 +352,8 @@ impl Engine {
             while let Some(done) = running.try_join_next() {
                 log_task_end(work, done);
             }
-            let mut free = limit.saturating_sub(running.len());
-            if free > 0 && free < refill && !running.is_empty() {
+            let mut free = slots.available_permits();
+            if free > 0 && free < refill && free < limit {
                 // A claim is a write; claiming for every slot as it frees would make a backlog
                 // cost one claim per item. A moment's wait lets a few more slots free so that
                 // one claim fills them; bounded, so a loop whose other slots hang (a slow
@@ -356,10 +364,8 @@ impl Engine {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = &mut gather => break,
-                        Some(done) = running.join_next() => {
-                            log_task_end(work, done);
-                            free = limit.saturating_sub(running.len());
-                        }
+                        _ = slot_freed(&slots, free) => free = slots.available_permits(),
+                        Some(done) = running.join_next() => log_task_end(work, done),
                     }
                 }
                 if shutdown.is_cancelled() {
@@ -367,15 +373,16 @@ impl Engine {
                 }
             }
             if free == 0 {
-                // Every slot is busy: only a finished item (or shutdown) can change anything.
+                // Every slot is busy: only a freed slot (or shutdown) can change anything.
                 // Waiting on the due time here would spin while due work queues up.
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = slot_freed(&slots, 0) => {}
                     Some(done) = running.join_next() => log_task_end(work, done),
                 }
                 continue;
             }
-            let sleep = match self.claim_and_spawn(work, free, &mut running).await {
+            let sleep = match self.claim_and_spawn(work, &slots, free, &mut running).await {
                 // A full batch means more may be due already.
                 Ok(claimed) if claimed == free => continue,
                 Ok(_) => {
@@ -413,12 +420,21 @@ impl Engine {
         }
     }
 
+    /// Claims up to `free` items and spawns each with one of `slots`' permits; `free` must
+    /// not exceed the permits available (only the calling loop takes them).
     async fn claim_and_spawn(
         &self,
         work: Work,
+        slots: &Arc<Semaphore>,
         free: usize,
         running: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     ) -> anyhow::Result<usize> {
+        let slot = || {
+            slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| anyhow::anyhow!("claimed more work than there were free slots"))
+        };
         let inner = &self.inner;
         let (owner, now, limit) = (&inner.config.node_id, inner.clock.now(), free as u32);
         match work {
@@ -430,7 +446,12 @@ impl Engine {
                 let n = jobs.len();
                 for job in jobs {
                     let engine = self.clone();
-                    running.spawn(async move { engine.run_poll(job).await });
+                    let slot = slot()?;
+                    running.spawn(async move {
+                        let done = engine.run_poll(job).await;
+                        drop(slot);
+                        done
+                    });
                 }
                 Ok(n)
             }
@@ -438,9 +459,12 @@ impl Engine {
                 // Instances whose receivers cannot take work now stay in the database, and the
                 // claim is shared fairly among the others.
                 let skip = inner.receivers.skip(now);
-                let batch = inner
+                // Every attempt's row must exist before its POST; the claim writes the
+                // batch's rows in the same write (the dispatcher spends most of a delivery
+                // waiting for writes).
+                let (batch, begun) = inner
                     .store
-                    .claim_notifications_fairly(
+                    .claim_and_begin_attempts(
                         owner,
                         now,
                         inner.config.delivery_lease,
@@ -459,27 +483,13 @@ impl Engine {
                 instances.sort_by_key(|i| i.0);
                 instances.dedup();
                 let versions = inner.store.delivery_config_versions(&instances).await?;
-                // Every attempt's row must exist before its POST; one write for the batch
-                // instead of one per attempt (the dispatcher spends most of a delivery waiting
-                // for writes). If it fails, each attempt begins its own row.
-                let claims: Vec<_> = batch
-                    .iter()
-                    .map(|n| (n.id.clone(), n.lease_token.clone()))
-                    .collect();
-                let begun = inner
-                    .store
-                    .begin_attempts(&claims, &inner.config.node_id, now)
-                    .await
-                    .unwrap_or_else(|err| {
-                        tracing::warn!(error = %err, "beginning a batch of attempts failed; each begins its own");
-                        HashMap::new()
-                    });
                 for notification in batch {
                     let engine = self.clone();
                     let version = versions.get(&notification.instance_id).copied();
                     let begun = begun.get(&notification.id).copied();
+                    let slot = slot()?;
                     running.spawn(async move {
-                        dispatcher::attempt(&engine, notification, version, begun).await
+                        dispatcher::attempt(&engine, notification, version, begun, slot).await
                     });
                 }
                 Ok(n)
@@ -530,6 +540,7 @@ impl Engine {
         let n = self
             .claim_and_spawn(
                 Work::Polls,
+                &Arc::new(Semaphore::new(self.inner.config.poll_concurrency as usize)),
                 self.inner.config.poll_concurrency as usize,
                 &mut running,
             )
@@ -546,6 +557,9 @@ impl Engine {
         let n = self
             .claim_and_spawn(
                 Work::Deliveries,
+                &Arc::new(Semaphore::new(
+                    self.inner.config.delivery_concurrency as usize,
+                )),
                 self.inner.config.delivery_concurrency as usize,
                 &mut running,
             )
@@ -575,6 +589,15 @@ pub fn random_node_id() -> String {
 enum Work {
     Polls,
     Deliveries,
+}
+
+/// Resolves once more than `free` of `slots` are available (a slot was given back).
+async fn slot_freed(slots: &Semaphore, free: usize) {
+    // Acquiring `free + 1` at once waits for exactly that; the permits go straight back.
+    let wanted = u32::try_from(free + 1).unwrap_or(u32::MAX);
+    if let Ok(permits) = slots.acquire_many(wanted).await {
+        drop(permits);
+    }
 }
 
 /// How long a loop with busy slots waits for more of them to free before it claims.
