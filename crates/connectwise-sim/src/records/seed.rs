@@ -2,30 +2,207 @@
 //! randomness comes from one splitmix64 stream and all timestamps from a fixed
 //! epoch derived from the seed, never from the wall clock.
 
-use std::collections::HashMap;
-use std::rc::Rc;
+use serde_json::{Number, Value};
 
-use serde_json::Value;
-
-use super::index_of;
+use super::{ALL, index_of};
 use crate::clock;
 use crate::prng::SplitMix64;
 use crate::schema::Map;
-use crate::store::Table;
 
 /// 2026-01-01T00:00:00Z. Seeded records are stamped in the 30 days before
 /// `FIXED_BASE - (seed % 365) days`, so they are always in the past.
 const FIXED_BASE: i64 = 1_767_225_600;
 
+/// For each resource that later seeds draw records from, what they read of a drawn record
+/// besides its reference object (`ResourceDef::reference`), as JSON pointers. Reading anything
+/// else from a drawn record is a bug that debug builds (and so the tests) catch
+/// ([`Drawn::get`]).
+///
+/// Why notes: stored records are compressed text (see `crate::row`), and every seeded record
+/// draws a member or two and often a company, contact or ticket. Parsing each drawn record
+/// from its text took half the CPU of seeding a million records spread over the resources, and
+/// keeping the parsed records for the rest of a resource's seeding took gigabytes. A note is
+/// taken from the record as it is stored (the stored text parses back to exactly that record,
+/// checked by `row`'s round-trip test), so a draw gives what parsing would have given.
+static NOTED: &[(&str, &[&str])] = &[
+    ("system/members", &["/identifier"]),
+    (
+        "company/companies",
+        &[
+            "/identifier",
+            "/addressLine1",
+            "/city",
+            "/state",
+            "/zip",
+            "/country",
+        ],
+    ),
+    (
+        "company/contacts",
+        &[
+            "/firstName",
+            "/lastName",
+            "/company",
+            "/defaultPhoneNbr",
+            "/communicationItems/0/value",
+        ],
+    ),
+    ("sales/opportunities", &[]),
+    ("service/tickets", &["/id", "/company"]),
+];
+
+/// The pointers noted for `path` (None: no seed draws records of it).
+fn noted(path: &str) -> Option<&'static [&'static str]> {
+    NOTED.iter().find(|(p, _)| *p == path).map(|(_, f)| *f)
+}
+
+/// A JSON value in as few allocations as exactness allows: an object is a boxed slice of pairs
+/// rather than a `serde_json::Map`, whose B-tree allocates a node of about 600 bytes even for
+/// the two entries of `{"id": 1, "name": "Main"}`.
+#[derive(Debug)]
+pub enum Compact {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Box<str>),
+    Array(Box<[Compact]>),
+    Object(Box<[(Box<str>, Compact)]>),
+}
+
+impl Compact {
+    pub fn of(v: &Value) -> Compact {
+        match v {
+            Value::Null => Compact::Null,
+            Value::Bool(b) => Compact::Bool(*b),
+            Value::Number(n) => Compact::Number(n.clone()),
+            Value::String(s) => Compact::String(s.as_str().into()),
+            Value::Array(items) => Compact::Array(items.iter().map(Compact::of).collect()),
+            Value::Object(m) => Compact::Object(
+                m.iter()
+                    .map(|(k, v)| (k.as_str().into(), Compact::of(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value it was made from (an object's keys are sorted again by `Map`, as before).
+    pub fn value(&self) -> Value {
+        match self {
+            Compact::Null => Value::Null,
+            Compact::Bool(b) => Value::Bool(*b),
+            Compact::Number(n) => Value::Number(n.clone()),
+            Compact::String(s) => Value::String(String::from(&**s)),
+            Compact::Array(items) => Value::Array(items.iter().map(Compact::value).collect()),
+            Compact::Object(_) => Value::Object(self.map()),
+        }
+    }
+
+    /// The entries of an object (empty for anything else).
+    fn map(&self) -> Map {
+        let mut m = Map::new();
+        if let Compact::Object(pairs) = self {
+            // Inserted one by one: collecting sorts through a Vec first, which costs more
+            // for the handful of entries of a reference. (`String::from`, not `to_string`,
+            // which goes through `Display` for a `Box<str>`.)
+            for (k, v) in pairs.iter() {
+                m.insert(String::from(&**k), v.value());
+            }
+        }
+        m
+    }
+}
+
+/// What later seeds take from one seeded record: its reference object and the values at the
+/// resource's [`NOTED`] pointers (None where the record has none).
+#[derive(Debug)]
+pub struct Note {
+    reference: Compact,
+    fields: Box<[Option<Compact>]>,
+}
+
+/// The notes of the records seeded so far, per resource of [`ALL`], in id order (so the i-th
+/// note is the record with the i-th smallest id, as the table's keys are ordered).
+#[derive(Debug)]
+pub struct Notes {
+    lists: Vec<Vec<Note>>,
+}
+
+impl Default for Notes {
+    fn default() -> Self {
+        Notes {
+            lists: ALL.iter().map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+impl Notes {
+    /// The note of `record` (with its `id`) if some seed draws records of `def`.
+    pub fn of(def: &'static super::ResourceDef, record: &Value) -> Option<Note> {
+        let pointers = noted(def.path)?;
+        let reference = record
+            .as_object()
+            .map_or(Map::new(), |m| (def.reference)(m));
+        Some(Note {
+            reference: Compact::of(&Value::Object(reference)),
+            fields: pointers
+                .iter()
+                .map(|p| record.pointer(p).map(Compact::of))
+                .collect(),
+        })
+    }
+
+    /// The reference object of the `at`-th record of resource `i`.
+    pub fn reference(&self, i: usize, at: usize) -> Option<Map> {
+        Some(self.lists.get(i)?.get(at)?.reference.map())
+    }
+
+    /// Sets the notes of resource `i` once it is seeded.
+    pub fn set(&mut self, i: usize, notes: Vec<Note>) {
+        if let Some(list) = self.lists.get_mut(i) {
+            *list = notes;
+        }
+    }
+}
+
+/// A drawn record, as its [`Note`] tells it.
+#[derive(Clone, Copy)]
+pub struct Drawn<'a> {
+    pointers: &'static [&'static str],
+    note: &'a Note,
+}
+
+impl<'a> Drawn<'a> {
+    /// The record's reference object (`ResourceDef::reference` of the record).
+    pub fn reference(&self) -> Map {
+        self.note.reference.map()
+    }
+
+    fn compact(&self, pointer: &str) -> Option<&'a Compact> {
+        let at = self.pointers.iter().position(|p| *p == pointer);
+        debug_assert!(at.is_some(), "{pointer} is not noted (seed::NOTED)");
+        self.note.fields.get(at?)?.as_ref()
+    }
+
+    /// The value at `pointer` (one of the resource's [`NOTED`] pointers).
+    pub fn get(&self, pointer: &str) -> Option<Value> {
+        self.compact(pointer).map(Compact::value)
+    }
+
+    /// The string at `pointer`, if it is one.
+    pub fn str(&self, pointer: &str) -> Option<&'a str> {
+        match self.compact(pointer)? {
+            Compact::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 pub struct SeedCtx<'a> {
     pub rng: &'a mut SplitMix64,
-    pub tables: &'a [Table],
     pub child_seq: &'a mut i64,
     pub epoch: i64,
-    ids: HashMap<usize, Vec<i64>>,
-    /// Records already drawn, parsed once: stored records are text (see `crate::row`), and
-    /// every seeded record draws a member or two.
-    drawn: HashMap<(usize, i64), Rc<Map>>,
+    /// What the resources seeded before this one left for it to draw.
+    notes: &'a Notes,
     /// Where seeded records go (the store renders and keeps each one).
     sink: &'a mut dyn FnMut(Map),
 }
@@ -33,7 +210,7 @@ pub struct SeedCtx<'a> {
 impl<'a> SeedCtx<'a> {
     pub fn new(
         rng: &'a mut SplitMix64,
-        tables: &'a [Table],
+        notes: &'a Notes,
         child_seq: &'a mut i64,
         seed: u64,
         sink: &'a mut dyn FnMut(Map),
@@ -41,11 +218,9 @@ impl<'a> SeedCtx<'a> {
         let epoch = FIXED_BASE - (seed % 365) as i64 * 86_400;
         SeedCtx {
             rng,
-            tables,
             child_seq,
             epoch,
-            ids: HashMap::new(),
-            drawn: HashMap::new(),
+            notes,
             sink,
         }
     }
@@ -79,11 +254,7 @@ impl<'a> SeedCtx<'a> {
 
     pub fn member_identifier(&mut self) -> String {
         match self.random_record("system/members") {
-            Some(m) => m
-                .get("identifier")
-                .and_then(Value::as_str)
-                .unwrap_or("admin")
-                .to_string(),
+            Some(m) => m.str("/identifier").unwrap_or("admin").to_string(),
             None => "admin".to_string(),
         }
     }
@@ -93,34 +264,27 @@ impl<'a> SeedCtx<'a> {
         *self.child_seq
     }
 
-    /// A random already-seeded record of `path`.
-    pub fn random_record(&mut self, path: &str) -> Option<Rc<Map>> {
+    /// A random already-seeded record of `path` (one of [`NOTED`]'s resources): one draw
+    /// from the stream when there are records, none when there are not.
+    pub fn random_record(&mut self, path: &str) -> Option<Drawn<'a>> {
         let i = index_of(path)?;
-        let tables = self.tables;
-        let table = tables.get(i)?;
-        let ids = self
-            .ids
-            .entry(i)
-            .or_insert_with(|| table.rows.keys().copied().collect());
-        if ids.is_empty() {
+        let pointers = noted(ALL.get(i)?.path);
+        debug_assert!(pointers.is_some(), "{path} is not noted (seed::NOTED)");
+        let notes: &'a Notes = self.notes;
+        let list = notes.lists.get(i)?;
+        if list.is_empty() {
             return None;
         }
-        let id = ids[self.rng.below(ids.len() as u64) as usize];
-        if let Some(m) = self.drawn.get(&(i, id)) {
-            return Some(m.clone());
-        }
-        let Some(Value::Object(m)) = table.record(id) else {
-            return None;
-        };
-        let m = Rc::new(m);
-        self.drawn.insert((i, id), m.clone());
-        Some(m)
+        let note = list.get(self.rng.below(list.len() as u64) as usize)?;
+        Some(Drawn {
+            pointers: pointers?,
+            note,
+        })
     }
 
     /// A reference object to a random already-seeded record of `path`.
     pub fn reference(&mut self, path: &str) -> Option<Map> {
-        let def = super::def(path)?;
-        self.random_record(path).map(|r| (def.reference)(&r))
+        self.random_record(path).map(|r| r.reference())
     }
 
     pub fn first_name(&mut self) -> &'static str {
