@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::SimError;
 use crate::patch;
 use crate::prng::SplitMix64;
-use crate::records::seed::{Compact, Notes, SeedCtx};
+use crate::records::seed::{Compact, Drawing, Notes, SeedCtx};
 use crate::records::write::{WriteCtx, build};
 use crate::records::{ALL, ResourceDef, companies, index_of};
 use crate::row::Row;
@@ -103,21 +103,28 @@ impl Store {
         let mut rng = SplitMix64::new(seed);
         let mut child_seq = 1000;
         // What later resources draw from each seeded record, noted as it goes by so that no
-        // draw parses a stored text (see `seed::NOTED`).
+        // draw parses a stored text (see `seed::NOTED`)...
         let mut notes = Notes::default();
+        // ...unless fewer records are seeded after a resource than it has, so that most of
+        // it is never drawn: then a record is parsed on its first draw (`seed::Drawing`).
+        // Companies are always noted, as their rows are stored only after the contacts.
+        let count = |def: &ResourceDef| match contacts {
+            Some(n) if def.path == "company/contacts" => n,
+            _ => records,
+        };
+        let mut drawing = Drawing::default();
         // Companies point at their first contact (`defaultContact`), as real companies do, but
         // contacts are seeded after companies. A company is therefore kept compact until the
         // contacts are seeded, and rendered once then: rendering it at once, then parsing it
-        // back to add the link and rendering it again was a sixth of seeding a million records
-        // spread over the resources (docs/benchmarks.md).
+        // back to add the link and rendering it again took 14-16 % of the profile of seeding a
+        // million records spread over the resources (docs/benchmarks.md).
         let mut pending_companies: Vec<(i64, Compact)> = Vec::new();
-        // Company id -> index of its first contact among the contacts' notes.
-        let mut first_contacts: HashMap<i64, usize> = HashMap::new();
+        // Company id -> reference of its first contact.
+        let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
         for (i, def) in ALL.iter().enumerate() {
-            let n = match contacts {
-                Some(n) if def.path == "company/contacts" => n,
-                _ => records,
-            };
+            let n = count(def);
+            let later: usize = ALL[i + 1..].iter().map(|d| count(d)).sum();
+            let note = def.path == "company/companies" || n <= later;
             // Each record is rendered to text as soon as it is made, so a million records
             // never exist parsed at once. (Rendering on a second thread was tried: it took
             // twice the CPU, the records being freed on another thread than the one that
@@ -133,20 +140,35 @@ impl Store {
                     let rec = Value::Object(rec);
                     if def.path == "company/contacts"
                         && let Some(company) = rec.pointer("/company/id").and_then(Value::as_i64)
+                        && let Value::Object(contact) = &rec
                     {
-                        first_contacts.entry(company).or_insert(noted.len());
+                        first_contacts.entry(company).or_insert_with(|| {
+                            Compact::of(&Value::Object((def.reference)(contact)))
+                        });
                     }
-                    noted.extend(Notes::of(def, &rec));
+                    if note {
+                        noted.extend(Notes::of(def, &rec));
+                    }
                     if def.path == "company/companies" {
                         pending_companies.push((id, Compact::of(&rec)));
                     } else {
                         rows.insert(id, Row::trusted(def, &rec));
                     }
                 };
-                let mut ctx = SeedCtx::new(&mut rng, &notes, &mut child_seq, seed, &mut keep);
+                let mut ctx = SeedCtx::new(
+                    &mut rng,
+                    &notes,
+                    &tables,
+                    &mut drawing,
+                    &mut child_seq,
+                    seed,
+                    &mut keep,
+                );
                 (def.seed)(&mut ctx, n);
             }
-            notes.set(i, noted);
+            if note {
+                notes.set(i, noted);
+            }
             let table = &mut tables[i];
             table.rows = rows;
             table.next_id = next_id;
@@ -158,9 +180,8 @@ impl Store {
                     let Value::Object(mut company) = company.value() else {
                         continue;
                     };
-                    if let Some(contact) = first_contacts
-                        .get(&id)
-                        .and_then(|&at| notes.reference(i, at))
+                    if let Some(Value::Object(contact)) =
+                        first_contacts.get(&id).map(Compact::value)
                     {
                         companies::link_default_contact(&mut company, contact);
                     }

@@ -2,12 +2,16 @@
 //! randomness comes from one splitmix64 stream and all timestamps from a fixed
 //! epoch derived from the seed, never from the wall clock.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::{Number, Value};
 
 use super::{ALL, index_of};
 use crate::clock;
 use crate::prng::SplitMix64;
 use crate::schema::Map;
+use crate::store::Table;
 
 /// 2026-01-01T00:00:00Z. Seeded records are stamped in the 30 days before
 /// `FIXED_BASE - (seed % 365) days`, so they are always in the past.
@@ -66,7 +70,34 @@ pub enum Compact {
     Number(Number),
     String(Box<str>),
     Array(Box<[Compact]>),
-    Object(Box<[(Box<str>, Compact)]>),
+    Object(Box<[(Key, Compact)]>),
+}
+
+/// The keys of reference objects and lookup entries, which nearly every note holds: shared
+/// rather than allocated per note (allocating and freeing them was a few percent of seeding).
+static KEYS: &[&str] = &["id", "name", "identifier", "dailyCapacity", "summary"];
+
+/// An object key of a [`Compact`].
+#[derive(Debug)]
+pub enum Key {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl Key {
+    fn of(k: &str) -> Key {
+        match KEYS.iter().find(|known| **known == k) {
+            Some(known) => Key::Known(known),
+            None => Key::Other(k.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Known(k) => k,
+            Key::Other(k) => k,
+        }
+    }
 }
 
 impl Compact {
@@ -79,7 +110,7 @@ impl Compact {
             Value::Array(items) => Compact::Array(items.iter().map(Compact::of).collect()),
             Value::Object(m) => Compact::Object(
                 m.iter()
-                    .map(|(k, v)| (k.as_str().into(), Compact::of(v)))
+                    .map(|(k, v)| (Key::of(k), Compact::of(v)))
                     .collect(),
             ),
         }
@@ -91,6 +122,7 @@ impl Compact {
             Compact::Null => Value::Null,
             Compact::Bool(b) => Value::Bool(*b),
             Compact::Number(n) => Value::Number(n.clone()),
+            // Not `to_string`, which goes through `Display` for a `Box<str>`.
             Compact::String(s) => Value::String(String::from(&**s)),
             Compact::Array(items) => Value::Array(items.iter().map(Compact::value).collect()),
             Compact::Object(_) => Value::Object(self.map()),
@@ -101,11 +133,8 @@ impl Compact {
     fn map(&self) -> Map {
         let mut m = Map::new();
         if let Compact::Object(pairs) = self {
-            // Inserted one by one: collecting sorts through a Vec first, which costs more
-            // for the handful of entries of a reference. (`String::from`, not `to_string`,
-            // which goes through `Display` for a `Box<str>`.)
             for (k, v) in pairs.iter() {
-                m.insert(String::from(&**k), v.value());
+                m.insert(String::from(k.as_str()), v.value());
             }
         }
         m
@@ -120,17 +149,18 @@ pub struct Note {
     fields: Box<[Option<Compact>]>,
 }
 
-/// The notes of the records seeded so far, per resource of [`ALL`], in id order (so the i-th
-/// note is the record with the i-th smallest id, as the table's keys are ordered).
+/// The notes of the records seeded so far, per resource of [`ALL`] noted as it is seeded, in
+/// id order (so the i-th note is the record with the i-th smallest id, as the table's keys are
+/// ordered). A resource without a list is noted on demand ([`Drawing`]).
 #[derive(Debug)]
 pub struct Notes {
-    lists: Vec<Vec<Note>>,
+    lists: Vec<Option<Vec<Note>>>,
 }
 
 impl Default for Notes {
     fn default() -> Self {
         Notes {
-            lists: ALL.iter().map(|_| Vec::new()).collect(),
+            lists: ALL.iter().map(|_| None).collect(),
         }
     }
 }
@@ -151,36 +181,54 @@ impl Notes {
         })
     }
 
-    /// The reference object of the `at`-th record of resource `i`.
-    pub fn reference(&self, i: usize, at: usize) -> Option<Map> {
-        Some(self.lists.get(i)?.get(at)?.reference.map())
-    }
-
     /// Sets the notes of resource `i` once it is seeded.
     pub fn set(&mut self, i: usize, notes: Vec<Note>) {
         if let Some(list) = self.lists.get_mut(i) {
-            *list = notes;
+            *list = Some(notes);
         }
     }
 }
 
-/// A drawn record, as its [`Note`] tells it.
-#[derive(Clone, Copy)]
-pub struct Drawn<'a> {
-    pointers: &'static [&'static str],
-    note: &'a Note,
+/// Drawing from resources that were not noted as they were seeded: their ids, and the notes of
+/// the records drawn so far, each parsed from its stored text on its first draw. That suits a
+/// resource of which few records are drawn (a million contacts beside a hundred of everything
+/// else: noting every contact held some 600 MB for a few hundred draws).
+#[derive(Debug, Default)]
+pub struct Drawing {
+    ids: HashMap<usize, Vec<i64>>,
+    parsed: HashMap<(usize, i64), Rc<Note>>,
 }
 
-impl<'a> Drawn<'a> {
-    /// The record's reference object (`ResourceDef::reference` of the record).
-    pub fn reference(&self) -> Map {
-        self.note.reference.map()
+#[derive(Debug, Clone)]
+enum NoteRef<'a> {
+    Listed(&'a Note),
+    Parsed(Rc<Note>),
+}
+
+/// A drawn record, as its [`Note`] tells it.
+#[derive(Clone)]
+pub struct Drawn<'a> {
+    pointers: &'static [&'static str],
+    note: NoteRef<'a>,
+}
+
+impl Drawn<'_> {
+    fn note(&self) -> &Note {
+        match &self.note {
+            NoteRef::Listed(n) => n,
+            NoteRef::Parsed(n) => n,
+        }
     }
 
-    fn compact(&self, pointer: &str) -> Option<&'a Compact> {
+    /// The record's reference object (`ResourceDef::reference` of the record).
+    pub fn reference(&self) -> Map {
+        self.note().reference.map()
+    }
+
+    fn compact(&self, pointer: &str) -> Option<&Compact> {
         let at = self.pointers.iter().position(|p| *p == pointer);
         debug_assert!(at.is_some(), "{pointer} is not noted (seed::NOTED)");
-        self.note.fields.get(at?)?.as_ref()
+        self.note().fields.get(at?)?.as_ref()
     }
 
     /// The value at `pointer` (one of the resource's [`NOTED`] pointers).
@@ -189,7 +237,7 @@ impl<'a> Drawn<'a> {
     }
 
     /// The string at `pointer`, if it is one.
-    pub fn str(&self, pointer: &str) -> Option<&'a str> {
+    pub fn str(&self, pointer: &str) -> Option<&str> {
         match self.compact(pointer)? {
             Compact::String(s) => Some(s),
             _ => None,
@@ -203,6 +251,9 @@ pub struct SeedCtx<'a> {
     pub epoch: i64,
     /// What the resources seeded before this one left for it to draw.
     notes: &'a Notes,
+    /// The resources without notes, drawn from their stored records.
+    tables: &'a [Table],
+    drawing: &'a mut Drawing,
     /// Where seeded records go (the store renders and keeps each one).
     sink: &'a mut dyn FnMut(Map),
 }
@@ -211,6 +262,8 @@ impl<'a> SeedCtx<'a> {
     pub fn new(
         rng: &'a mut SplitMix64,
         notes: &'a Notes,
+        tables: &'a [Table],
+        drawing: &'a mut Drawing,
         child_seq: &'a mut i64,
         seed: u64,
         sink: &'a mut dyn FnMut(Map),
@@ -221,6 +274,8 @@ impl<'a> SeedCtx<'a> {
             child_seq,
             epoch,
             notes,
+            tables,
+            drawing,
             sink,
         }
     }
@@ -268,17 +323,42 @@ impl<'a> SeedCtx<'a> {
     /// from the stream when there are records, none when there are not.
     pub fn random_record(&mut self, path: &str) -> Option<Drawn<'a>> {
         let i = index_of(path)?;
-        let pointers = noted(ALL.get(i)?.path);
+        let def = ALL.get(i)?;
+        let pointers = noted(def.path);
         debug_assert!(pointers.is_some(), "{path} is not noted (seed::NOTED)");
+        let pointers = pointers?;
         let notes: &'a Notes = self.notes;
-        let list = notes.lists.get(i)?;
-        if list.is_empty() {
+        if let Some(list) = notes.lists.get(i)?.as_ref() {
+            if list.is_empty() {
+                return None;
+            }
+            let note = list.get(self.rng.below(list.len() as u64) as usize)?;
+            return Some(Drawn {
+                pointers,
+                note: NoteRef::Listed(note),
+            });
+        }
+        let table = self.tables.get(i)?;
+        let ids = self
+            .drawing
+            .ids
+            .entry(i)
+            .or_insert_with(|| table.rows.keys().copied().collect());
+        if ids.is_empty() {
             return None;
         }
-        let note = list.get(self.rng.below(list.len() as u64) as usize)?;
+        let id = ids[self.rng.below(ids.len() as u64) as usize];
+        let note = match self.drawing.parsed.get(&(i, id)) {
+            Some(note) => note.clone(),
+            None => {
+                let note = Rc::new(Notes::of(def, &table.record(id)?)?);
+                self.drawing.parsed.insert((i, id), note.clone());
+                note
+            }
+        };
         Some(Drawn {
-            pointers: pointers?,
-            note,
+            pointers,
+            note: NoteRef::Parsed(note),
         })
     }
 
