@@ -125,8 +125,8 @@ impl Store {
             let n = count(def);
             let later: usize = ALL[i + 1..].iter().map(|d| count(d)).sum();
             let note = def.path == "company/companies" || n <= later;
-            // Each record is rendered to text as soon as it is made, so a million records
-            // never exist parsed at once. (Rendering on a second thread was tried: it took
+            // Each record is rendered to text as soon as it is made (companies once the
+            // contacts are seeded, below), so a million records never exist parsed at once. (Rendering on a second thread was tried: it took
             // twice the CPU, the records being freed on another thread than the one that
             // allocated them; docs/benchmarks.md.)
             let mut next_id = tables[i].next_id;
@@ -176,6 +176,7 @@ impl Store {
                 && let Some(ci) = index_of("company/companies")
             {
                 let pending = std::mem::take(&mut pending_companies);
+                let first_contacts = std::mem::take(&mut first_contacts);
                 for (id, company) in pending {
                     let Value::Object(mut company) = company.value() else {
                         continue;
