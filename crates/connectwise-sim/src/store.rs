@@ -2,14 +2,14 @@
 //! (see [`crate::row`] for why and how it is read back). Every write goes through here so
 //! `_info` is stamped the same way everywhere and each change is reported for callbacks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 use crate::error::SimError;
 use crate::patch;
 use crate::prng::SplitMix64;
-use crate::records::seed::SeedCtx;
+use crate::records::seed::{Compact, Drawing, Notes, SeedCtx};
 use crate::records::write::{WriteCtx, build};
 use crate::records::{ALL, ResourceDef, companies, index_of};
 use crate::row::Row;
@@ -102,47 +102,94 @@ impl Store {
             .collect();
         let mut rng = SplitMix64::new(seed);
         let mut child_seq = 1000;
-        // Companies point at their first contact (`defaultContact`), linked once everything
-        // is seeded, as before; the contacts' references are noted as they go by, since the
-        // contacts are not kept parsed.
-        let mut default_contacts: BTreeMap<i64, Map> = BTreeMap::new();
+        // What later resources draw from each seeded record, noted as it goes by so that no
+        // draw parses a stored text (see `seed::NOTED`)...
+        let mut notes = Notes::default();
+        // ...unless fewer records are seeded after a resource than it has, so that most of
+        // it is never drawn: then a record is parsed on its first draw (`seed::Drawing`).
+        // Companies are always noted, as their rows are stored only after the contacts.
+        let count = |def: &ResourceDef| match contacts {
+            Some(n) if def.path == "company/contacts" => n,
+            _ => records,
+        };
+        let mut drawing = Drawing::default();
+        // Companies point at their first contact (`defaultContact`), as real companies do, but
+        // contacts are seeded after companies. A company is therefore kept compact until the
+        // contacts are seeded, and rendered once then: rendering it at once, then parsing it
+        // back to add the link and rendering it again took 14-16 % of the profile of seeding a
+        // million records spread over the resources (docs/benchmarks.md).
+        let mut pending_companies: Vec<(i64, Compact)> = Vec::new();
+        // Company id -> reference of its first contact.
+        let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
         for (i, def) in ALL.iter().enumerate() {
-            let n = match contacts {
-                Some(n) if def.path == "company/contacts" => n,
-                _ => records,
-            };
-            // Each record is rendered to text as soon as it is made, so a million records
-            // never exist parsed at once. (Rendering on a second thread was tried: it took
+            let n = count(def);
+            let later: usize = ALL[i + 1..].iter().map(|d| count(d)).sum();
+            let note = def.path == "company/companies" || n <= later;
+            // Each record is rendered to text as soon as it is made (companies once the
+            // contacts are seeded, below), so a million records never exist parsed at once. (Rendering on a second thread was tried: it took
             // twice the CPU, the records being freed on another thread than the one that
             // allocated them; docs/benchmarks.md.)
             let mut next_id = tables[i].next_id;
             let mut rows = BTreeMap::new();
+            let mut noted = Vec::new();
             {
                 let mut keep = |mut rec: Map| {
                     let id = next_id;
                     next_id += 1;
                     rec.insert("id".into(), id.into());
+                    let rec = Value::Object(rec);
                     if def.path == "company/contacts"
-                        && let Some(company) = rec
-                            .get("company")
-                            .and_then(|c| c.get("id"))
-                            .and_then(Value::as_i64)
+                        && let Some(company) = rec.pointer("/company/id").and_then(Value::as_i64)
+                        && let Value::Object(contact) = &rec
                     {
-                        default_contacts
-                            .entry(company)
-                            .or_insert_with(|| (def.reference)(&rec));
+                        first_contacts.entry(company).or_insert_with(|| {
+                            Compact::of(&Value::Object((def.reference)(contact)))
+                        });
                     }
-                    rows.insert(id, Row::trusted(def, &Value::Object(rec)));
+                    if note {
+                        noted.extend(Notes::of(def, &rec));
+                    }
+                    if def.path == "company/companies" {
+                        pending_companies.push((id, Compact::of(&rec)));
+                    } else {
+                        rows.insert(id, Row::trusted(def, &rec));
+                    }
                 };
-                let mut ctx = SeedCtx::new(&mut rng, &tables, &mut child_seq, seed, &mut keep);
+                let mut ctx = SeedCtx::new(
+                    &mut rng,
+                    &notes,
+                    &tables,
+                    &mut drawing,
+                    &mut child_seq,
+                    seed,
+                    &mut keep,
+                );
                 (def.seed)(&mut ctx, n);
+            }
+            if note {
+                notes.set(i, noted);
             }
             let table = &mut tables[i];
             table.rows = rows;
             table.next_id = next_id;
-        }
-        if let Some(ci) = index_of("company/companies") {
-            companies::link_default_contacts(&mut tables[ci], default_contacts);
+            if def.path == "company/contacts"
+                && let Some(ci) = index_of("company/companies")
+            {
+                let pending = std::mem::take(&mut pending_companies);
+                let first_contacts = std::mem::take(&mut first_contacts);
+                for (id, company) in pending {
+                    let Value::Object(mut company) = company.value() else {
+                        continue;
+                    };
+                    if let Some(Value::Object(contact)) =
+                        first_contacts.get(&id).map(Compact::value)
+                    {
+                        companies::link_default_contact(&mut company, contact);
+                    }
+                    let row = Row::trusted(tables[ci].def, &Value::Object(company));
+                    tables[ci].rows.insert(id, row);
+                }
+            }
         }
         // Writes after seeding draw from a stream independent of the seed data.
         let rng = SplitMix64::new(seed ^ 0x005E_ED0F_5EED);

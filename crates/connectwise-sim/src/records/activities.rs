@@ -87,10 +87,10 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             Value::Object(table_entry(STATUSES, ctx.rng)),
         );
         if let Some(contact) = ctx.random_record("company/contacts") {
-            if let Some(company) = contact.get("company") {
-                m.insert("company".into(), company.clone());
+            if let Some(company) = contact.get("/company") {
+                m.insert("company".into(), company);
             }
-            let contact_ref = (super::contacts::DEF.reference)(&contact);
+            let contact_ref = contact.reference();
             let who = contact_ref
                 .get("name")
                 .and_then(Value::as_str)
@@ -98,8 +98,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
                 .to_string();
             m.insert("name".into(), format!("{verb} with {who}").into());
             m.insert("contact".into(), Value::Object(contact_ref));
-            if let Some(p) = contact.get("defaultPhoneNbr") {
-                m.insert("phoneNumber".into(), p.clone());
+            if let Some(p) = contact.get("/defaultPhoneNbr") {
+                m.insert("phoneNumber".into(), p);
             }
         } else {
             m.insert("name".into(), verb.into());

@@ -1,8 +1,6 @@
 //! `company/companies`: soft-deleted (`deletedFlag`, `dateDeleted`,
 //! `deletedBy`) and still readable after deletion, as DJCW relies on.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use super::seed::{COMPANY_SUFFIXES, COMPANY_WORDS, SeedCtx};
@@ -239,19 +237,10 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     }
 }
 
-/// After contacts exist, each company points at one of its contacts as
-/// `defaultContact`, as real companies do: `links` maps a company id to the reference of its
-/// first contact. A company that already has one keeps it.
-pub fn link_default_contacts(companies: &mut crate::store::Table, links: BTreeMap<i64, Map>) {
-    for (company_id, contact) in links {
-        let Some(Value::Object(mut company)) = companies.record(company_id) else {
-            continue;
-        };
-        if company.contains_key("defaultContact") {
-            continue;
-        }
-        company.insert("defaultContact".into(), Value::Object(contact));
-        let row = crate::row::Row::trusted(companies.def, &Value::Object(company));
-        companies.rows.insert(company_id, row);
-    }
+/// Each company points at one of its contacts as `defaultContact`, as real companies do:
+/// `contact` is the reference of its first contact. A company that already has one keeps it.
+pub fn link_default_contact(company: &mut Map, contact: Map) {
+    company
+        .entry("defaultContact")
+        .or_insert(Value::Object(contact));
 }

@@ -202,16 +202,22 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         m.insert("lastName".into(), last.into());
         let domain = match company {
             Some(c) => {
-                m.insert(
-                    "company".into(),
-                    Value::Object((super::companies::DEF.reference)(&c)),
-                );
-                for k in ["addressLine1", "city", "state", "zip", "country"] {
-                    if let Some(v) = c.get(k) {
-                        m.insert(k.into(), v.clone());
+                m.insert("company".into(), Value::Object(c.reference()));
+                for (k, pointer) in [
+                    ("addressLine1", "/addressLine1"),
+                    ("city", "/city"),
+                    ("state", "/state"),
+                    ("zip", "/zip"),
+                    ("country", "/country"),
+                ] {
+                    if let Some(v) = c.get(pointer) {
+                        m.insert(k.into(), v);
                     }
                 }
-                format!("{}.example", str_of(&c, "identifier").to_lowercase())
+                format!(
+                    "{}.example",
+                    c.str("/identifier").unwrap_or("").to_lowercase()
+                )
             }
             None => "example.com".to_string(),
         };

@@ -141,18 +141,28 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         .iter()
         .map(|m| str_of(m, "identifier").to_string())
         .collect();
+    let mut next_k: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     while out.len() < n {
         let first = ctx.first_name();
         let last = ctx.last_name();
         let base: String = format!("{}{}", &first[..1], last)
             .to_lowercase()
             .replace('\'', "");
-        let mut identifier = base.clone();
-        let mut k = 2;
-        while used.contains(&identifier) {
-            identifier = format!("{base}{k}");
-            k += 1;
-        }
+        let identifier = if used.contains(&base) {
+            // The first of base2, base3... not used yet. Trying them from 2 for every member
+            // was a sixth of seeding 111,112 members (about 140 per base); `next_k` starts
+            // where the last search for this base ended, which gives the same identifier since
+            // every suffix below it is taken and `used` only grows.
+            let k = next_k.entry(base.clone()).or_insert(2);
+            let mut identifier = format!("{base}{k}");
+            while used.contains(&identifier) {
+                *k += 1;
+                identifier = format!("{base}{k}");
+            }
+            identifier
+        } else {
+            base
+        };
         used.insert(identifier.clone());
         let mut m = Map::new();
         m.insert("identifier".into(), identifier.clone().into());

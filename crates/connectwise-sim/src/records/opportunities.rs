@@ -159,13 +159,10 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             m.insert("primarySalesRep".into(), Value::Object(rep));
         }
         if let Some(contact) = ctx.random_record("company/contacts") {
-            if let Some(company) = contact.get("company") {
-                m.insert("company".into(), company.clone());
+            if let Some(company) = contact.get("/company") {
+                m.insert("company".into(), company);
             }
-            m.insert(
-                "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(&contact)),
-            );
+            m.insert("contact".into(), Value::Object(contact.reference()));
         }
         m.insert(
             "dateBecameLead".into(),

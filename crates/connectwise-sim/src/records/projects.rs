@@ -131,13 +131,10 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         m.insert("closedFlag".into(), Value::Bool(closed));
         m.insert("type".into(), Value::Object(table_entry(TYPES, ctx.rng)));
         if let Some(contact) = ctx.random_record("company/contacts") {
-            if let Some(company) = contact.get("company") {
-                m.insert("company".into(), company.clone());
+            if let Some(company) = contact.get("/company") {
+                m.insert("company".into(), company);
             }
-            m.insert(
-                "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(&contact)),
-            );
+            m.insert("contact".into(), Value::Object(contact.reference()));
         }
         if let Some(manager) = ctx.reference("system/members") {
             m.insert("manager".into(), Value::Object(manager));

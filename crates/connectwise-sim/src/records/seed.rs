@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
-use super::index_of;
+use super::{ALL, index_of};
 use crate::clock;
 use crate::prng::SplitMix64;
 use crate::schema::Map;
@@ -17,15 +17,243 @@ use crate::store::Table;
 /// `FIXED_BASE - (seed % 365) days`, so they are always in the past.
 const FIXED_BASE: i64 = 1_767_225_600;
 
+/// For each resource that later seeds draw records from, what they read of a drawn record
+/// besides its reference object (`ResourceDef::reference`), as JSON pointers. Reading anything
+/// else from a drawn record is a bug that debug builds (and so the tests) catch
+/// ([`Drawn::get`]).
+///
+/// Why notes: stored records are compressed text (see `crate::row`), and every seeded record
+/// draws a member or two and often a company, contact or ticket. Parsing each drawn record
+/// from its text took half the CPU of seeding a million records spread over the resources, and
+/// keeping the parsed records for the rest of a resource's seeding took gigabytes. A note is
+/// taken from the record as it is stored (the stored text parses back to exactly that record,
+/// checked by `row`'s round-trip test), so a draw gives what parsing would have given.
+static NOTED: &[(&str, &[&str])] = &[
+    ("system/members", &["/identifier"]),
+    (
+        "company/companies",
+        &[
+            "/identifier",
+            "/addressLine1",
+            "/city",
+            "/state",
+            "/zip",
+            "/country",
+        ],
+    ),
+    (
+        "company/contacts",
+        &[
+            "/firstName",
+            "/lastName",
+            "/company",
+            "/defaultPhoneNbr",
+            "/communicationItems/0/value",
+        ],
+    ),
+    ("sales/opportunities", &[]),
+    ("service/tickets", &["/id", "/company"]),
+];
+
+/// The pointers noted for `path` (None: no seed draws records of it).
+fn noted(path: &str) -> Option<&'static [&'static str]> {
+    NOTED.iter().find(|(p, _)| *p == path).map(|(_, f)| *f)
+}
+
+/// A JSON value in as few allocations as exactness allows: an object is a boxed slice of pairs
+/// rather than a `serde_json::Map`, whose B-tree allocates a node of about 600 bytes even for
+/// the two entries of `{"id": 1, "name": "Main"}`.
+#[derive(Debug)]
+pub enum Compact {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Box<str>),
+    Array(Box<[Compact]>),
+    Object(Box<[(Key, Compact)]>),
+}
+
+/// The keys of reference objects and lookup entries, which nearly every note holds: shared
+/// rather than allocated per note (allocating and freeing them was a few percent of seeding).
+static KEYS: &[&str] = &["id", "name", "identifier", "dailyCapacity", "summary"];
+
+/// An object key of a [`Compact`].
+#[derive(Debug)]
+pub enum Key {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl Key {
+    fn of(k: &str) -> Key {
+        match KEYS.iter().find(|known| **known == k) {
+            Some(known) => Key::Known(known),
+            None => Key::Other(k.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Known(k) => k,
+            Key::Other(k) => k,
+        }
+    }
+}
+
+impl Compact {
+    pub fn of(v: &Value) -> Compact {
+        match v {
+            Value::Null => Compact::Null,
+            Value::Bool(b) => Compact::Bool(*b),
+            Value::Number(n) => Compact::Number(n.clone()),
+            Value::String(s) => Compact::String(s.as_str().into()),
+            Value::Array(items) => Compact::Array(items.iter().map(Compact::of).collect()),
+            Value::Object(m) => Compact::Object(
+                m.iter()
+                    .map(|(k, v)| (Key::of(k), Compact::of(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value it was made from (an object's keys are sorted again by `Map`, as before).
+    pub fn value(&self) -> Value {
+        match self {
+            Compact::Null => Value::Null,
+            Compact::Bool(b) => Value::Bool(*b),
+            Compact::Number(n) => Value::Number(n.clone()),
+            // Not `to_string`, which goes through `Display` for a `Box<str>`.
+            Compact::String(s) => Value::String(String::from(&**s)),
+            Compact::Array(items) => Value::Array(items.iter().map(Compact::value).collect()),
+            Compact::Object(_) => Value::Object(self.map()),
+        }
+    }
+
+    /// The entries of an object (empty for anything else).
+    fn map(&self) -> Map {
+        let mut m = Map::new();
+        if let Compact::Object(pairs) = self {
+            for (k, v) in pairs.iter() {
+                m.insert(String::from(k.as_str()), v.value());
+            }
+        }
+        m
+    }
+}
+
+/// What later seeds take from one seeded record: its reference object and the values at the
+/// resource's [`NOTED`] pointers (None where the record has none).
+#[derive(Debug)]
+pub struct Note {
+    reference: Compact,
+    fields: Box<[Option<Compact>]>,
+}
+
+/// The notes of the records seeded so far, per resource of [`ALL`] noted as it is seeded, in
+/// id order (so the i-th note is the record with the i-th smallest id, as the table's keys are
+/// ordered). A resource without a list is noted on demand ([`Drawing`]).
+#[derive(Debug)]
+pub struct Notes {
+    lists: Vec<Option<Vec<Note>>>,
+}
+
+impl Default for Notes {
+    fn default() -> Self {
+        Notes {
+            lists: ALL.iter().map(|_| None).collect(),
+        }
+    }
+}
+
+impl Notes {
+    /// The note of `record` (with its `id`) if some seed draws records of `def`.
+    pub fn of(def: &'static super::ResourceDef, record: &Value) -> Option<Note> {
+        let pointers = noted(def.path)?;
+        let reference = record
+            .as_object()
+            .map_or(Map::new(), |m| (def.reference)(m));
+        Some(Note {
+            reference: Compact::of(&Value::Object(reference)),
+            fields: pointers
+                .iter()
+                .map(|p| record.pointer(p).map(Compact::of))
+                .collect(),
+        })
+    }
+
+    /// Sets the notes of resource `i` once it is seeded.
+    pub fn set(&mut self, i: usize, notes: Vec<Note>) {
+        if let Some(list) = self.lists.get_mut(i) {
+            *list = Some(notes);
+        }
+    }
+}
+
+/// Drawing from resources that were not noted as they were seeded: their ids, and the notes of
+/// the records drawn so far, each parsed from its stored text on its first draw. That suits a
+/// resource of which few records are drawn (a million contacts beside a hundred of everything
+/// else: noting every contact held some 600 MB for a few hundred draws).
+#[derive(Debug, Default)]
+pub struct Drawing {
+    ids: HashMap<usize, Vec<i64>>,
+    parsed: HashMap<(usize, i64), Rc<Note>>,
+}
+
+#[derive(Debug, Clone)]
+enum NoteRef<'a> {
+    Listed(&'a Note),
+    Parsed(Rc<Note>),
+}
+
+/// A drawn record, as its [`Note`] tells it.
+#[derive(Clone)]
+pub struct Drawn<'a> {
+    pointers: &'static [&'static str],
+    note: NoteRef<'a>,
+}
+
+impl Drawn<'_> {
+    fn note(&self) -> &Note {
+        match &self.note {
+            NoteRef::Listed(n) => n,
+            NoteRef::Parsed(n) => n,
+        }
+    }
+
+    /// The record's reference object (`ResourceDef::reference` of the record).
+    pub fn reference(&self) -> Map {
+        self.note().reference.map()
+    }
+
+    fn compact(&self, pointer: &str) -> Option<&Compact> {
+        let at = self.pointers.iter().position(|p| *p == pointer);
+        debug_assert!(at.is_some(), "{pointer} is not noted (seed::NOTED)");
+        self.note().fields.get(at?)?.as_ref()
+    }
+
+    /// The value at `pointer` (one of the resource's [`NOTED`] pointers).
+    pub fn get(&self, pointer: &str) -> Option<Value> {
+        self.compact(pointer).map(Compact::value)
+    }
+
+    /// The string at `pointer`, if it is one.
+    pub fn str(&self, pointer: &str) -> Option<&str> {
+        match self.compact(pointer)? {
+            Compact::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 pub struct SeedCtx<'a> {
     pub rng: &'a mut SplitMix64,
-    pub tables: &'a [Table],
     pub child_seq: &'a mut i64,
     pub epoch: i64,
-    ids: HashMap<usize, Vec<i64>>,
-    /// Records already drawn, parsed once: stored records are text (see `crate::row`), and
-    /// every seeded record draws a member or two.
-    drawn: HashMap<(usize, i64), Rc<Map>>,
+    /// What the resources seeded before this one left for it to draw.
+    notes: &'a Notes,
+    /// The resources without notes, drawn from their stored records.
+    tables: &'a [Table],
+    drawing: &'a mut Drawing,
     /// Where seeded records go (the store renders and keeps each one).
     sink: &'a mut dyn FnMut(Map),
 }
@@ -33,7 +261,9 @@ pub struct SeedCtx<'a> {
 impl<'a> SeedCtx<'a> {
     pub fn new(
         rng: &'a mut SplitMix64,
+        notes: &'a Notes,
         tables: &'a [Table],
+        drawing: &'a mut Drawing,
         child_seq: &'a mut i64,
         seed: u64,
         sink: &'a mut dyn FnMut(Map),
@@ -41,11 +271,11 @@ impl<'a> SeedCtx<'a> {
         let epoch = FIXED_BASE - (seed % 365) as i64 * 86_400;
         SeedCtx {
             rng,
-            tables,
             child_seq,
             epoch,
-            ids: HashMap::new(),
-            drawn: HashMap::new(),
+            notes,
+            tables,
+            drawing,
             sink,
         }
     }
@@ -79,11 +309,7 @@ impl<'a> SeedCtx<'a> {
 
     pub fn member_identifier(&mut self) -> String {
         match self.random_record("system/members") {
-            Some(m) => m
-                .get("identifier")
-                .and_then(Value::as_str)
-                .unwrap_or("admin")
-                .to_string(),
+            Some(m) => m.str("/identifier").unwrap_or("admin").to_string(),
             None => "admin".to_string(),
         }
     }
@@ -93,12 +319,28 @@ impl<'a> SeedCtx<'a> {
         *self.child_seq
     }
 
-    /// A random already-seeded record of `path`.
-    pub fn random_record(&mut self, path: &str) -> Option<Rc<Map>> {
+    /// A random already-seeded record of `path` (one of [`NOTED`]'s resources): one draw
+    /// from the stream when there are records, none when there are not.
+    pub fn random_record(&mut self, path: &str) -> Option<Drawn<'a>> {
         let i = index_of(path)?;
-        let tables = self.tables;
-        let table = tables.get(i)?;
+        let def = ALL.get(i)?;
+        let pointers = noted(def.path);
+        debug_assert!(pointers.is_some(), "{path} is not noted (seed::NOTED)");
+        let pointers = pointers?;
+        let notes: &'a Notes = self.notes;
+        if let Some(list) = notes.lists.get(i)?.as_ref() {
+            if list.is_empty() {
+                return None;
+            }
+            let note = list.get(self.rng.below(list.len() as u64) as usize)?;
+            return Some(Drawn {
+                pointers,
+                note: NoteRef::Listed(note),
+            });
+        }
+        let table = self.tables.get(i)?;
         let ids = self
+            .drawing
             .ids
             .entry(i)
             .or_insert_with(|| table.rows.keys().copied().collect());
@@ -106,21 +348,23 @@ impl<'a> SeedCtx<'a> {
             return None;
         }
         let id = ids[self.rng.below(ids.len() as u64) as usize];
-        if let Some(m) = self.drawn.get(&(i, id)) {
-            return Some(m.clone());
-        }
-        let Some(Value::Object(m)) = table.record(id) else {
-            return None;
+        let note = match self.drawing.parsed.get(&(i, id)) {
+            Some(note) => note.clone(),
+            None => {
+                let note = Rc::new(Notes::of(def, &table.record(id)?)?);
+                self.drawing.parsed.insert((i, id), note.clone());
+                note
+            }
         };
-        let m = Rc::new(m);
-        self.drawn.insert((i, id), m.clone());
-        Some(m)
+        Some(Drawn {
+            pointers,
+            note: NoteRef::Parsed(note),
+        })
     }
 
     /// A reference object to a random already-seeded record of `path`.
     pub fn reference(&mut self, path: &str) -> Option<Map> {
-        let def = super::def(path)?;
-        self.random_record(path).map(|r| (def.reference)(&r))
+        self.random_record(path).map(|r| r.reference())
     }
 
     pub fn first_name(&mut self) -> &'static str {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::companies::SITE_REF;
 use super::seed::{SUMMARIES, SeedCtx};
-use super::{ParentSpec, ResourceDef, midnight, pick, str_of, table_entry};
+use super::{ParentSpec, ResourceDef, midnight, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
     COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, Map, OPPORTUNITY_REF, RefSpec,
@@ -212,31 +212,24 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         m.insert("status".into(), Value::Object(status));
         if let Some(contact) = ctx.random_record("company/contacts") {
             // The ticket's company is the contact's company, so records agree.
-            if let Some(company) = contact.get("company") {
-                m.insert("company".into(), company.clone());
+            if let Some(company) = contact.get("/company") {
+                m.insert("company".into(), company);
             }
-            m.insert(
-                "contact".into(),
-                Value::Object((super::contacts::DEF.reference)(&contact)),
-            );
+            m.insert("contact".into(), Value::Object(contact.reference()));
             m.insert(
                 "contactName".into(),
                 format!(
                     "{} {}",
-                    str_of(&contact, "firstName"),
-                    str_of(&contact, "lastName")
+                    contact.str("/firstName").unwrap_or(""),
+                    contact.str("/lastName").unwrap_or("")
                 )
                 .into(),
             );
-            if let Some(p) = contact.get("defaultPhoneNbr") {
-                m.insert("contactPhoneNumber".into(), p.clone());
+            if let Some(p) = contact.get("/defaultPhoneNbr") {
+                m.insert("contactPhoneNumber".into(), p);
             }
-            if let Some(e) = contact
-                .get("communicationItems")
-                .and_then(|c| c.get(0))
-                .and_then(|c| c.get("value"))
-            {
-                m.insert("contactEmailAddress".into(), e.clone());
+            if let Some(e) = contact.get("/communicationItems/0/value") {
+                m.insert("contactEmailAddress".into(), e);
             }
         } else if let Some(company) = ctx.reference("company/companies") {
             m.insert("company".into(), Value::Object(company));
@@ -393,10 +386,7 @@ fn seed_notes(ctx: &mut SeedCtx<'_>, n: usize) {
         };
         let mut m = Map::new();
         note_defaults(&mut m, ctx.rng);
-        m.insert(
-            "ticketId".into(),
-            ticket.get("id").cloned().unwrap_or(Value::Null),
-        );
+        m.insert("ticketId".into(), ticket.get("/id").unwrap_or(Value::Null));
         m.insert("text".into(), (*ctx.rng.pick(NOTE_TEXTS)).into());
         let kind = *ctx.rng.pick(&[
             "detailDescriptionFlag",

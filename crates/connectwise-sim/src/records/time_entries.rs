@@ -121,27 +121,21 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         let mut m = Map::new();
         defaults(&mut m, ctx.rng);
         if let Some(ticket) = ctx.random_record("service/tickets") {
-            if let Some(company) = ticket.get("company") {
-                m.insert("company".into(), company.clone());
+            if let Some(company) = ticket.get("/company") {
+                m.insert("company".into(), company);
             }
             m.insert(
                 "chargeToId".into(),
-                ticket.get("id").cloned().unwrap_or(Value::Null),
+                ticket.get("/id").unwrap_or(Value::Null),
             );
             m.insert("chargeToType".into(), "ServiceTicket".into());
-            m.insert(
-                "ticket".into(),
-                Value::Object((super::tickets::DEF.reference)(&ticket)),
-            );
+            m.insert("ticket".into(), Value::Object(ticket.reference()));
         }
         let member = ctx.random_record("system/members");
         if let Some(member) = member {
-            m.insert(
-                "member".into(),
-                Value::Object((super::members::DEF.reference)(&member)),
-            );
-            if let Some(ident) = member.get("identifier") {
-                m.insert("enteredBy".into(), ident.clone());
+            m.insert("member".into(), Value::Object(member.reference()));
+            if let Some(ident) = member.get("/identifier") {
+                m.insert("enteredBy".into(), ident);
             }
         }
         m.insert(
