@@ -22,7 +22,8 @@
 //!   flush after COMMIT, and the flush answers the callers), and if the write fails, every
 //!   caller of the group hears the failure; nothing in the group was written then.
 //! - The flush is a task of its own, so a caller that stops waiting (its future dropped)
-//!   cannot strand the others' answers.
+//!   cannot strand the others' answers. A flush whose command never ran (the store was
+//!   closed) answers what is queued with that error, so no result waits for ever.
 //!
 //! Other outcomes (retries, queued, deactivated) and results without a begun row go one by
 //! one through [`super::deliveries::finish_attempt`], inside the same command.
@@ -88,6 +89,7 @@ pub(crate) async fn finish(
 async fn flush(writer: Writer, queue: Arc<FinishQueue>) {
     let taken: Arc<Mutex<Vec<oneshot::Sender<Result<bool>>>>> = Arc::default();
     let replies = taken.clone();
+    let left = queue.clone();
     let written = writer
         .write_unguarded(move |conn| {
             Box::pin(async move {
@@ -99,7 +101,13 @@ async fn flush(writer: Writer, queue: Arc<FinishQueue>) {
             })
         })
         .await;
-    let senders = std::mem::take(&mut *lock(&taken));
+    let mut senders = std::mem::take(&mut *lock(&taken));
+    if written.is_err() && senders.is_empty() {
+        // The command never ran (the writer is closed): nothing will take the queue now, and
+        // leaving it would keep every later result waiting behind it, so the flush answers it.
+        let group = std::mem::take(&mut *lock(&left.pending));
+        senders = group.into_iter().map(|w| w.reply).collect();
+    }
     match written {
         Ok(held) => {
             for (reply, held) in senders.into_iter().zip(held) {

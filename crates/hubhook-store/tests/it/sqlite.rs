@@ -1,9 +1,10 @@
 //! The conformance checks on SQLite, plus what only SQLite has: a file on disk.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hubhook_core::NotificationId;
-use hubhook_store::{MasterKey, Store, StoreError};
+use hubhook_store::{AttemptOutcome, AttemptRecord, LeaseToken, MasterKey, Store, StoreError};
 use jiff::ToSpan as _;
 use tempfile::TempDir;
 
@@ -120,6 +121,27 @@ async fn writes_after_close_are_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("closed"), "{err}");
+    // A delivery's result, which waits in a group for the writer, hears it too (twice: the
+    // first must not leave the group stuck for the next).
+    for _ in 0..2 {
+        let result = AttemptRecord {
+            attempt_id: Some(1),
+            notification_id: NotificationId("late".into()),
+            owner: "d".into(),
+            lease_token: LeaseToken("token".into()),
+            attempted_at: t0(),
+            status_code: Some(200),
+            latency_ms: 1,
+            error: None,
+            response_excerpt: None,
+            outcome: AttemptOutcome::Delivered,
+        };
+        let err = tokio::time::timeout(Duration::from_secs(10), store.finish_attempt(result))
+            .await
+            .expect("answered, not left waiting")
+            .unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+    }
     // Closing twice is harmless.
     store.close().await;
 }
