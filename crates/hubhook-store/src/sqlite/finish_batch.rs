@@ -17,7 +17,9 @@
 //!   `UPDATE .. FROM json_each` matches a notification only with its token, and the attempt
 //!   rows are completed only for the notifications that matched. A result whose claim moved
 //!   on is answered `LeaseLost` and writes nothing.
-//! - Two results for one notification cannot both match: only one holds its current token.
+//! - Two results for one notification cannot both match: only one holds its current token,
+//!   and the group's statements take a notification once (a second result for it goes one by
+//!   one after them), so matching by id names the one result that matched.
 //! - Every caller hears only after the group's transaction committed (the writer answers the
 //!   flush after COMMIT, and the flush answers the callers), and if the write fails, every
 //!   caller of the group hears the failure; nothing in the group was written then.
@@ -28,6 +30,7 @@
 //! Other outcomes (retries, queued, deactivated) and results without a begun row go one by
 //! one through [`super::deliveries::finish_attempt`], inside the same command.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -129,10 +132,15 @@ async fn write_group(
     attempts: Vec<AttemptRecord>,
 ) -> Result<Vec<bool>> {
     let mut held = vec![false; attempts.len()];
-    let (simple, other): (Vec<_>, Vec<_>) = attempts
-        .into_iter()
-        .enumerate()
-        .partition(|(_, a)| a.outcome == AttemptOutcome::Delivered && a.attempt_id.is_some());
+    // The grouped statements tell which notifications matched by id, so a notification may be
+    // in them once: a second result for it (a claim that outlived its lease beside the claim
+    // that took over) goes one by one after them, fenced on its own token.
+    let mut grouped = HashSet::new();
+    let (simple, other): (Vec<_>, Vec<_>) = attempts.into_iter().enumerate().partition(|(_, a)| {
+        a.outcome == AttemptOutcome::Delivered
+            && a.attempt_id.is_some()
+            && grouped.insert(a.notification_id.clone())
+    });
     if !simple.is_empty() {
         for index in delivered(conn, &simple).await? {
             held[index] = true;

@@ -1914,6 +1914,60 @@ pub async fn check_a_batch_begins_its_attempts_and_a_release_removes_its_row(sto
     assert_eq!(rows[0].outcome, "delivered");
 }
 
+/// A result of a claim that outlived its lease, arriving together with the result of the
+/// claim that took over, is refused and leaves its own row as it was; the current one lands.
+pub async fn check_a_stale_result_beside_the_current_one_is_refused(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_one_per_event(instance.id, "contacts", "p", 0, 1))
+        .await
+        .unwrap();
+    let first_at = t0() + 2.seconds();
+    let (old, old_rows) = store
+        .claim_and_begin_attempts("d", first_at, LEASE, 1, &[], 1)
+        .await
+        .unwrap();
+    // LEASE is 30 s.
+    let taken_at = first_at + 31.seconds();
+    let (new, new_rows) = store
+        .claim_and_begin_attempts("d", taken_at, LEASE, 1, &[], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (old.len(), new.len()),
+        (1, 1),
+        "the lease ended, so it is claimed again"
+    );
+    let (old, new) = (&old[0], &new[0]);
+    assert_eq!(old.id, new.id);
+    let result = |n: &PendingNotification, attempt: i64, status: u16| AttemptRecord {
+        attempt_id: Some(attempt),
+        notification_id: n.id.clone(),
+        owner: "d".into(),
+        lease_token: n.lease_token.clone(),
+        attempted_at: taken_at,
+        status_code: Some(status),
+        latency_ms: 1,
+        error: None,
+        response_excerpt: None,
+        outcome: AttemptOutcome::Delivered,
+    };
+    // Both wait for the writer at once (joined in one task, so in one group where the store
+    // groups results).
+    let (stale, current) = tokio::join!(
+        store.finish_attempt(result(old, old_rows[&old.id], 299)),
+        store.finish_attempt(result(new, new_rows[&new.id], 200)),
+    );
+    assert!(matches!(stale, Err(StoreError::LeaseLost)), "{stale:?}");
+    current.unwrap();
+    let rows = store.list_attempts(&new.id).await.unwrap();
+    let row = |id: i64| rows.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(row(old_rows[&old.id]).outcome, "started", "{rows:?}");
+    assert_eq!(row(new_rows[&new.id]).outcome, "delivered", "{rows:?}");
+    assert_eq!(row(new_rows[&new.id]).status_code, Some(200), "{rows:?}");
+}
+
 /// A claim that begins its attempts leases the batch and begins one `started` row for each
 /// claimed notification in the same write; a plain claim begins none.
 pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Store) {

@@ -50,6 +50,7 @@ macro_rules! every_check {
             conformance::check_a_batch_begins_its_attempts_and_a_release_removes_its_row,
             conformance::check_results_arriving_together_keep_their_own_answers,
             conformance::check_a_claim_can_begin_its_attempts_in_the_same_write,
+            conformance::check_a_stale_result_beside_the_current_one_is_refused,
             platform::check_updating_an_instance_keeps_kept_cursors,
             platform::check_every_change_of_an_instance_moves_its_version,
             platform::check_a_disabled_instance_neither_polls_nor_delivers,
