@@ -329,10 +329,10 @@ impl Engine {
     ///
     /// A slot is a permit of `slots`, held by the item's task. A poll holds it to the end; a
     /// delivery gives it back as soon as its POST is answered, before the result is written:
-    /// the slot bounds requests in flight, and a claim waiting for result writes to commit
-    /// was most of a delivery's time in a backlog (docs/benchmarks.md, "Fourth round"). The
-    /// result write is still fenced on the claim's lease, which it keeps until the write
-    /// lands, so no other claim can take that notification meanwhile.
+    /// what the slots bound is requests in flight, and a slot kept through the result write
+    /// would sit idle while the writer works (docs/benchmarks.md, "Fourth round", measures
+    /// it). The result write is still fenced on the claim's lease, which holds until the
+    /// write lands, so no other claim can take that notification meanwhile.
     async fn work_loop(&self, work: Work, shutdown: CancellationToken) {
         let (limit, wake) = match work {
             Work::Polls => (
