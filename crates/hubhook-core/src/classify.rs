@@ -91,8 +91,9 @@ pub struct Observed {
     pub object_id: String,
     pub content_hash: String,
     pub updated: Timestamp,
-    /// The record, to remember as the object's last version.
-    pub record: Value,
+    /// The record's canonical JSON text ([`canonical_json`]), which its content hash is
+    /// taken over: what is remembered as the object's last version.
+    pub text: String,
     /// Its deleted flag is set (a soft delete).
     pub deleted: bool,
 }
@@ -163,7 +164,7 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
                         event_type,
                         updated: outcome.observed.updated,
                         content_hash: outcome.observed.content_hash.clone(),
-                        record: outcome.observed.record.clone(),
+                        record: outcome.record,
                     });
                 }
                 out.observed.push(outcome.observed);
@@ -176,6 +177,8 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
 
 struct Outcome {
     observed: Observed,
+    /// The record itself, for its change (a record that is no change needs only its text).
+    record: Value,
     event_type: Option<EventType>,
 }
 
@@ -211,7 +214,8 @@ fn classify_one(
     if resource.filter_by_current_date && updated >= ctx.poll_started {
         return Ok(None);
     }
-    let content_hash = content_hash(&record);
+    let text = canonical_json(&record);
+    let content_hash = hash_text(&text);
     let deleted = resource.deleted_flag_field.get(&record) == Some(&Value::Bool(true));
     let alive = ctx.known.get(&object_id).filter(|known| !known.deleted);
 
@@ -254,9 +258,10 @@ fn classify_one(
             object_id,
             content_hash,
             updated,
-            record,
+            text,
             deleted,
         },
+        record,
         event_type,
     }))
 }
@@ -289,14 +294,41 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// SHA-256 (lower-case hex) of the canonical JSON of `record`: object keys sorted
-/// recursively, no whitespace. The canonical text is written here rather than with
-/// `serde_json::to_string`, so the hash does not depend on whether some crate in the build
-/// enables serde_json's `preserve_order` feature.
+/// SHA-256 (lower-case hex) of the canonical JSON of `record` ([`canonical_json`]).
 pub fn content_hash(record: &Value) -> String {
+    hash_text(&canonical_json(record))
+}
+
+fn hash_text(canonical: &str) -> String {
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The canonical JSON text of `record`: object keys sorted recursively, no whitespace. It is
+/// both what the content hash is taken over and what is stored as the object's last version,
+/// so a record is serialized once.
+///
+/// Without serde_json's `preserve_order` feature (this build has it off), a JSON object is a
+/// map sorted by key, and serde_json's own compact writer already writes the canonical text;
+/// the key order is checked rather than assumed, so that some crate turning the feature on
+/// could not change a content hash (that would make every stored record an event again). A
+/// record whose keys are out of order is written key by key instead.
+pub fn canonical_json(record: &Value) -> String {
+    if keys_sorted(record)
+        && let Ok(text) = serde_json::to_string(record)
+    {
+        return text;
+    }
     let mut canonical = String::new();
     write_canonical(&mut canonical, record);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    canonical
+}
+
+fn keys_sorted(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().all(keys_sorted),
+        Value::Object(map) => map.keys().is_sorted() && map.values().all(keys_sorted),
+        _ => true,
+    }
 }
 
 fn write_canonical(out: &mut String, value: &Value) {
@@ -764,6 +796,37 @@ mod tests {
         assert_eq!(
             run(&resource, &known, true, vec![edited]).changes,
             ["1:CREATED"]
+        );
+    }
+
+    #[test]
+    fn the_canonical_text_is_written_once_and_is_what_the_hash_covers() {
+        let nested = json!({
+            "b": [1, 2.5, {"z": null, "a": "x\"\n\u{1F600}"}],
+            "a": {"\u{e9}": true, "B": -3, "": []},
+        });
+        let mut reference = String::new();
+        write_canonical(&mut reference, &nested);
+        assert_eq!(
+            reference,
+            "{\"a\":{\"\":[],\"B\":-3,\"\u{e9}\":true},\"b\":[1,2.5,{\"a\":\"x\\\"\\n\u{1F600}\",\"z\":null}]}"
+        );
+        assert_eq!(canonical_json(&nested), reference);
+        assert_eq!(content_hash(&nested), hash_text(&reference));
+        let observed = classify(
+            &ClassifyContext {
+                resource: &same_field(),
+                since: ts(SINCE),
+                poll_started: ts(STARTED),
+                known: &HashMap::new(),
+                all_created: false,
+            },
+            vec![record(json!(1), "2019-03-01T10:05:00Z", "", "a")],
+        )
+        .observed;
+        assert_eq!(
+            observed[0].text,
+            canonical_json(&record(json!(1), "2019-03-01T10:05:00Z", "", "a"))
         );
     }
 

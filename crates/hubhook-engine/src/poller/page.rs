@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use hubhook_core::{
-    Changes, ClassifyContext, EventRecord, EventType, InstanceId, Known,
+    Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
     MAX_EVENTS_PER_NOTIFICATION, ResourcePoll, build_notifications, changed_fields, classify,
     event_id, object_id,
 };
@@ -63,7 +63,12 @@ pub async fn process(
             (id.clone(), state)
         })
         .collect();
-    let classified = classify(
+    let Classified {
+        changes,
+        observed,
+        max_updated,
+        errors,
+    } = classify(
         &ClassifyContext {
             resource: ctx.resource,
             since: ctx.since,
@@ -73,8 +78,7 @@ pub async fn process(
         },
         records,
     );
-    let events: Vec<EventRecord> = classified
-        .changes
+    let events: Vec<EventRecord> = changes
         .into_iter()
         .filter_map(|change| {
             let changes = match change.event_type {
@@ -106,26 +110,34 @@ pub async fn process(
             })
         })
         .collect();
-    let (events, notifications) = outbox(ctx.instance, &events);
+    // An event stores the text its record was observed as (serialized once, in `classify`).
+    let texts: HashMap<&str, &str> = observed
+        .iter()
+        .map(|o| (o.object_id.as_str(), o.text.as_str()))
+        .collect();
+    let (events, notifications) = outbox(ctx.instance, &events, |event| {
+        texts
+            .get(event.object_id.as_str())
+            .map(|text| (*text).to_owned())
+    });
+    drop(texts);
     Ok(PageOutcome {
-        observed: classified
-            .observed
+        observed: observed
             .into_iter()
             .map(|o| ObservedObject {
                 object_id: o.object_id,
                 content_hash: o.content_hash,
                 updated_at: o.updated,
-                record: o.record.to_string(),
+                record: o.text,
                 deleted: o.deleted,
             })
             .filter(|o| !already_stored(known.get(&o.object_id), o))
             .collect(),
         events,
         notifications,
-        max_updated: classified.max_updated,
-        problems: u32::try_from(classified.errors.len()).unwrap_or(u32::MAX),
-        problem: classified
-            .errors
+        max_updated,
+        problems: u32::try_from(errors.len()).unwrap_or(u32::MAX),
+        problem: errors
             .first()
             .map(|e| format!("record {}: {}", e.index, e.message)),
     })
@@ -165,10 +177,12 @@ fn what_changed(
     })
 }
 
-/// Events as the store takes them, with their notifications.
+/// Events as the store takes them, with their notifications. `text` gives an event's record
+/// as it was already serialized, if it was; otherwise the record is serialized here.
 pub fn outbox(
     instance: InstanceId,
     events: &[EventRecord],
+    text: impl Fn(&EventRecord) -> Option<String>,
 ) -> (Vec<NewEvent>, Vec<NewNotification>) {
     let notifications = build_notifications(instance, events, MAX_EVENTS_PER_NOTIFICATION)
         .into_iter()
@@ -186,7 +200,7 @@ pub fn outbox(
             object_id: e.object_id.clone(),
             event_type: e.event_type.as_str().to_string(),
             event_date: e.event_date,
-            record_json: e.record.to_string(),
+            record_json: text(e).unwrap_or_else(|| e.record.to_string()),
         })
         .collect();
     (events, notifications)

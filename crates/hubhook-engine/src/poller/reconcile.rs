@@ -175,7 +175,7 @@ pub async fn reconcile(
             Vec::new()
         };
         deleted += events.len() as u64;
-        let (events, notifications) = outbox(instance, &events);
+        let (events, notifications) = outbox(instance, &events, |_| None);
         let commit = PollCommit {
             instance_id: instance,
             resource: resource_name.to_owned(),
