@@ -56,8 +56,11 @@
 //!
 //! A poll reads its query one page at a time ([`window`]) and commits each page, its observed
 //! records, events and notifications, in one transaction with the poll's progress as a
-//! checkpoint (the outbox). While a page is classified and committed, the next one is already
-//! being fetched (one page ahead, never more). Memory is two pages whatever the resource's size; a poll cut short
+//! checkpoint (the outbox). While a page is committed, the next one is already being fetched
+//! and classified (one page ahead, never more): classifying only reads the store, and it reads
+//! only rows of the page's own records, so it cannot depend on the commit before it unless the
+//! two pages share a record, and then it waits for that commit. Memory is two pages whatever
+//! the resource's size; a poll cut short
 //! (a crash, a failed page, a lost lease) resumes from its last checkpoint; and no commit is
 //! larger than a page, so big polls never hold the store's writer for long. The cursor moves
 //! only with the last page, and never past the moment the poll's query was first answered.
@@ -74,14 +77,15 @@ mod page;
 mod reconcile;
 pub mod window;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hubhook_connectwise::{Client, CwError, HubQuery, Page, PageRequest};
-use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, render_url};
+use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, object_id, render_url};
 use hubhook_store::{
-    CommitOutcome, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, StoreError,
+    CommitOutcome, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, Store, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -352,25 +356,43 @@ async fn poll(
         let client = &client;
         async move {
             let requested_at = now();
-            let page = client.fetch_page(&query).await;
-            (request, query, requested_at, page)
+            let page = client
+                .fetch_page(&query)
+                .await
+                .map(|page| ReadPage::of(page, resource));
+            Fetched {
+                request,
+                query,
+                requested_at,
+                page,
+            }
         }
     };
-    // At most one page ahead: the next page is asked for while this one is classified and
-    // committed. It is used only after this page's commit, so the order of commits (and what a
-    // checkpoint says) is the same as without it; if the commit fails, it is dropped unread.
-    let mut ahead: Option<(PageRequest, HubQuery, Timestamp, Result<Page, CwError>)> = None;
+    // At most one page ahead: the next page is asked for, and classified, while this one is
+    // classified and committed. It is used only after this page's commit, so the order of
+    // commits (and what a checkpoint says) is the same as without it; if the commit fails, it
+    // is dropped. Classifying reads the store's rows of the page's records and writes nothing,
+    // so it can run beside the commit before it when the two pages share no record; when they
+    // do, it waits for that commit (see `Content`).
+    let mut ahead: Option<Fetched> = None;
     while let Some(request) = window.next_request() {
         if window.pages >= MAX_PAGES {
             return Err(PollFailure::soon(format!(
                 "more than {MAX_PAGES} pages in one poll; the server does not page as expected"
             )));
         }
-        let (_, query, requested_at, page) = match ahead.take() {
-            Some(fetched @ (prefetched, ..)) if prefetched == request => fetched,
+        let Fetched {
+            query,
+            requested_at,
+            page,
+            ..
+        } = match ahead.take() {
+            Some(fetched) if fetched.request == request => fetched,
             _ => fetch(request).await,
         };
-        let page = page.map_err(connectwise_failure)?;
+        let page = page.map_err(connectwise_failure)?.ok_or_else(|| {
+            PollFailure::later(format!("`{}` does not answer a list", query.path))
+        })?;
         if window.pages == 0 {
             window.server_start = page.server_time;
             window.filter_since = Some(filter_since(
@@ -382,45 +404,38 @@ async fn poll(
                 page.server_time,
             ));
         }
-        let read_by = page.read_by;
-        let Value::Array(records) = page.body else {
-            return Err(PollFailure::later(format!(
-                "`{}` does not answer a list",
-                query.path
-            )));
-        };
-        let last_id = last_id(&records);
         if query.forward_only()
-            && let (Some(first), Some(previous)) = (first_id(&records), window.last_id)
+            && let (Some(first), Some(previous)) = (page.first_id, window.last_id)
             && first <= previous
         {
             return Err(PollFailure::soon(format!(
                 "ConnectWise listed id {first} after id {previous}; its pages do not move forward"
             )));
         }
-        let next = page.next;
-        if records.is_empty() && next.is_none() {
+        let (next, last_id, count) = (page.next, page.last_id, page.count);
+        if count == 0 && next.is_none() {
             // The usual idle poll: nothing changed. A commit would store only a checkpoint
             // that the poll's last commit, just below, replaces at once; if the poll dies in
             // between, the next run reads this one empty page again. One write saved per poll.
             window.advance(next, last_id);
             continue;
         }
+        let ctx = PageContext {
+            instance: job.instance_id,
+            resource_name: &job.resource,
+            resource,
+            since: window.filter_since.unwrap_or(Timestamp::UNIX_EPOCH),
+            // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
+            poll_started: window.server_start.unwrap_or(window.opened_at),
+            all_created: window.first_run && config.events.first_run == FirstRun::All,
+        };
+        let read_by = page.read_by;
+        let (content, ids) = (page.content, page.ids);
         let commit_page = async {
-            metrics::counter!("hubhook_poll_records_read_total").increment(records.len() as u64);
-            window.records_seen += records.len() as u64;
-            let ctx = PageContext {
-                instance: job.instance_id,
-                resource_name: &job.resource,
-                resource,
-                since: window.filter_since.unwrap_or(Timestamp::UNIX_EPOCH),
-                // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
-                poll_started: window.server_start.unwrap_or(window.opened_at),
-                all_created: window.first_run && config.events.first_run == FirstRun::All,
-            };
-            let processed = page::process(engine.store(), &ctx, records)
-                .await
-                .map_err(store_failure)?;
+            metrics::counter!("hubhook_poll_records_read_total").increment(count as u64);
+            window.records_seen += count as u64;
+            let processed = content.classify(engine.store(), &ctx).await;
+            let processed = processed.map_err(store_failure)?;
             window.max_seen = window.max_seen.max(processed.max_updated);
             window.clock_lag = tighter(
                 window.clock_lag,
@@ -451,7 +466,17 @@ async fn poll(
         };
         let committed = match next {
             Some(request) => {
-                let (committed, fetched) = tokio::join!(commit_page, fetch(request));
+                let read_ahead = async {
+                    let mut fetched = fetch(request).await;
+                    if let Ok(Some(page)) = &mut fetched.page {
+                        let store = engine.store();
+                        page.content
+                            .classify_beside(store, &ctx, &page.ids, &ids)
+                            .await;
+                    }
+                    fetched
+                };
+                let (committed, fetched) = tokio::join!(commit_page, read_ahead);
                 ahead = Some(fetched);
                 committed
             }
@@ -601,12 +626,91 @@ fn filter_since(
     }
 }
 
-fn first_id(records: &[Value]) -> Option<i64> {
-    records.first()?.get("id")?.as_i64()
+/// A page asked for, as it came back.
+struct Fetched {
+    request: PageRequest,
+    query: HubQuery,
+    requested_at: Timestamp,
+    /// `None` when the answer is not a list.
+    page: Result<Option<ReadPage>, CwError>,
 }
 
-fn last_id(records: &[Value]) -> Option<i64> {
-    records.last()?.get("id")?.as_i64()
+/// A page of records, and what paging needs to know of it.
+struct ReadPage {
+    first_id: Option<i64>,
+    last_id: Option<i64>,
+    count: usize,
+    /// The object ids of its records.
+    ids: HashSet<String>,
+    next: Option<PageRequest>,
+    server_time: Option<Timestamp>,
+    read_by: Option<Timestamp>,
+    content: Content,
+}
+
+impl ReadPage {
+    fn of(page: Page, resource: &ResourcePoll) -> Option<Self> {
+        let Value::Array(records) = page.body else {
+            return None;
+        };
+        let id = |record: Option<&Value>| record?.get("id")?.as_i64();
+        Some(ReadPage {
+            first_id: id(records.first()),
+            last_id: id(records.last()),
+            count: records.len(),
+            ids: records
+                .iter()
+                .filter_map(|record| object_id(resource, record).ok())
+                .collect(),
+            next: page.next,
+            server_time: page.server_time,
+            read_by: page.read_by,
+            content: Content::Records(records),
+        })
+    }
+}
+
+/// A page's records, or what classifying them has made of them.
+///
+/// A page read ahead is classified while the page before it is committed only when the two
+/// share no record: classifying reads what the store knows of each record, and the commit
+/// before could change exactly that for a record on both pages (page-number paging can list a
+/// record twice when records move between pages). Pages read forward by id never share one.
+enum Content {
+    Records(Vec<Value>),
+    Classified(Result<page::PageOutcome, StoreError>),
+}
+
+impl Content {
+    async fn classify(
+        self,
+        store: &Store,
+        ctx: &PageContext<'_>,
+    ) -> Result<page::PageOutcome, StoreError> {
+        match self {
+            Content::Records(records) => page::process(store, ctx, records).await,
+            Content::Classified(outcome) => outcome,
+        }
+    }
+
+    /// Classifies the records now, unless the page shares a record with the one being
+    /// committed (`ids` are this page's, `committing` that page's): then it waits for the
+    /// commit.
+    async fn classify_beside(
+        &mut self,
+        store: &Store,
+        ctx: &PageContext<'_>,
+        ids: &HashSet<String>,
+        committing: &HashSet<String>,
+    ) {
+        let Content::Records(records) = self else {
+            return;
+        };
+        if ids.is_disjoint(committing) {
+            let records = std::mem::take(records);
+            *self = Content::Classified(page::process(store, ctx, records).await);
+        }
+    }
 }
 
 fn add(total: &mut CommitOutcome, more: CommitOutcome) {
