@@ -457,6 +457,38 @@ pub async fn check_commit_poll_is_idempotent(store: &Store) {
     );
 }
 
+/// An event stored without a notification (its commit carried none) gets the first new
+/// notification that carries it; the new events of that notification get it too.
+pub async fn check_a_new_notification_also_takes_old_events_no_notification_carried(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let mut first = commit_with_events(instance.id, "contacts", "a", 0, 1);
+    first.notifications.clear();
+    store.commit_poll(first).await.unwrap();
+    let due = t0() + 60.seconds();
+    claim_jobs(store, "a", due, LEASE, 10).await.unwrap();
+    let mut second = commit_with_events(instance.id, "contacts", "a", 0, 2);
+    second.notifications[0].id = NotificationId("notification-7".into());
+    let outcome = store.commit_poll(second).await.unwrap();
+    assert_eq!(
+        outcome,
+        CommitOutcome {
+            events_inserted: 1,
+            notifications_inserted: 1
+        }
+    );
+    let events = store.list_events(instance.id, 100).await.unwrap();
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(
+            e.notification_id,
+            Some(NotificationId("notification-7".into())),
+            "{}",
+            e.id.0
+        );
+    }
+}
+
 pub async fn check_commit_poll_writes_everything_together(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let claimed = claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();

@@ -22,6 +22,7 @@ macro_rules! every_check {
             conformance::check_commit_poll_is_fenced,
             conformance::check_commit_poll_is_idempotent,
             conformance::check_commit_poll_writes_everything_together,
+            conformance::check_a_new_notification_also_takes_old_events_no_notification_carried,
             conformance::check_finish_attempt_outcomes,
             conformance::check_claim_order_of_notifications,
             conformance::check_delete_instance_keeps_history,
