@@ -717,3 +717,69 @@ fn add(total: &mut CommitOutcome, more: CommitOutcome) {
     total.events_inserted += more.events_inserted;
     total.notifications_inserted += more.notifications_inserted;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubhook_store::MasterKey;
+    use serde_json::json;
+
+    fn ids(ids: &[&str]) -> HashSet<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    /// A page read ahead is classified beside the commit before it only when the two pages
+    /// share no record; a shared one must be classified against what that commit stores.
+    #[tokio::test]
+    async fn a_page_sharing_a_record_with_the_commit_before_waits_for_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let store = Store::open(&url, MasterKey::parse(&"3".repeat(64)).expect("key"))
+            .await
+            .expect("store");
+        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
+            base_url: "https://cw.example/v4_6_release/apis/3.0",
+            company: "acme",
+            public_key: "public",
+            private_key: "private",
+            callback_url: "https://receiver.example/hook",
+        });
+        let configuration = body["configuration"].take();
+        let config = InstanceConfig::parse(configuration.as_object().expect("object"))
+            .expect("valid configuration");
+        let ctx = PageContext {
+            instance: hubhook_core::InstanceId(1),
+            resource_name: "contacts",
+            resource: &config.events.resources["contacts"],
+            since: Timestamp::UNIX_EPOCH,
+            poll_started: Timestamp::UNIX_EPOCH,
+            all_created: false,
+        };
+        let records = || {
+            Content::Records(vec![
+                json!({"id": 2, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
+                json!({"id": 3, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
+            ])
+        };
+        let page = ids(&["2", "3"]);
+
+        let mut shared = records();
+        shared
+            .classify_beside(&store, &ctx, &page, &ids(&["1", "2"]))
+            .await;
+        assert!(matches!(&shared, Content::Records(records) if records.len() == 2));
+
+        let mut apart = records();
+        apart
+            .classify_beside(&store, &ctx, &page, &ids(&["0", "1"]))
+            .await;
+        let Content::Classified(Ok(outcome)) = apart else {
+            panic!("a page apart from the commit is classified at once");
+        };
+        assert_eq!(outcome.observed.len(), 2);
+        // Classified later, the shared page gives the same outcome.
+        let later = shared.classify(&store, &ctx).await.expect("classified");
+        assert_eq!(later.observed.len(), 2);
+        store.close().await;
+    }
+}
