@@ -482,7 +482,13 @@ async fn poll(
             }
             None => commit_page.await,
         };
-        add(&mut outcome, committed?);
+        let committed = committed?;
+        // The page's notifications are stored: delivery need not wait for the rest of the poll
+        // (a mass update's poll takes many seconds).
+        if committed.notifications_inserted > 0 {
+            engine.wake_dispatcher();
+        }
+        add(&mut outcome, committed);
     }
 
     // One line per poll, however many records were unusable: a configuration that cannot
