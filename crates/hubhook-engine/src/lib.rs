@@ -7,8 +7,9 @@
 //! claims due work from the store with a lease (so several nodes can share a database), does the
 //! outbound HTTP with no transaction open, and completes the work with an update fenced on the
 //! lease owner. Between rounds a loop sleeps until the store says the next item is due, or until
-//! it is woken: the API wakes the poller on `POST /instances/{id}/poll`, and a poll that stored
-//! events wakes the dispatcher.
+//! it is woken: the API wakes the poller on `POST /instances/{id}/poll`, and each page of a poll
+//! that stored notifications wakes the dispatcher (a long poll's first callbacks need not wait
+//! for its end).
 //!
 //! - [`poller`]: one poll of one (instance, resource) job: render the URL, read every page from
 //!   ConnectWise, classify, and commit events + notifications + the new cursor in one
