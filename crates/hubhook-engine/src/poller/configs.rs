@@ -227,11 +227,11 @@ impl<T> Inner<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// The documented configuration, with `adjust` applied to its contacts block.
-    fn config(adjust: impl Fn(&mut serde_json::Value)) -> InstanceConfig {
+    pub(in crate::poller) fn config(adjust: impl Fn(&mut serde_json::Value)) -> InstanceConfig {
         let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
             base_url: "https://cw.example/v4_6_release/apis/3.0",
             company: "acme",

@@ -743,16 +743,7 @@ mod tests {
         let store = Store::open(&url, MasterKey::parse(&"3".repeat(64)).expect("key"))
             .await
             .expect("store");
-        let mut body = hubhook_core::documented_instance_body(hubhook_core::DocumentedSite {
-            base_url: "https://cw.example/v4_6_release/apis/3.0",
-            company: "acme",
-            public_key: "public",
-            private_key: "private",
-            callback_url: "https://receiver.example/hook",
-        });
-        let configuration = body["configuration"].take();
-        let config = InstanceConfig::parse(configuration.as_object().expect("object"))
-            .expect("valid configuration");
+        let config = configs::tests::config(|_| {});
         let ctx = PageContext {
             instance: hubhook_core::InstanceId(1),
             resource_name: "contacts",

@@ -120,7 +120,6 @@ pub async fn process(
             .get(event.object_id.as_str())
             .map(|text| (*text).to_owned())
     });
-    drop(texts);
     Ok(PageOutcome {
         observed: observed
             .into_iter()

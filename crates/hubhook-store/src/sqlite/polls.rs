@@ -625,8 +625,8 @@ async fn insert_events(
     // Each event is inserted with the notification that carries it. A new event is always in
     // a notification that is inserted below (a notification is kept when any of its events is
     // new), so this is the link the event would otherwise get from an UPDATE after the insert,
-    // one row rewrite per event spared.
-    // An event in two notifications of the commit keeps the first.
+    // one row rewrite per event spared. An event in two notifications of the commit keeps the
+    // first.
     let mut carried_by: HashMap<&str, &str> = HashMap::new();
     for notification in &commit.notifications {
         for event in &notification.event_ids {
