@@ -308,14 +308,12 @@ fn hash_text(canonical: &str) -> String {
 /// so a record is serialized once.
 ///
 /// Without serde_json's `preserve_order` feature (this build has it off), a JSON object is a
-/// map sorted by key, and serde_json's own compact writer already writes the canonical text;
-/// the key order is checked rather than assumed, so that some crate turning the feature on
-/// could not change a content hash (that would make every stored record an event again). A
-/// record whose keys are out of order is written key by key instead.
+/// map sorted by key, and serde_json's own compact writer already writes the canonical text.
+/// Whether maps keep their keys sorted is a property of the map type, checked once rather than
+/// assumed, so that some crate turning the feature on could not change a content hash (that
+/// would make every stored record an event again): records are then written key by key.
 pub fn canonical_json(record: &Value) -> String {
-    if keys_sorted(record)
-        && let Ok(text) = serde_json::to_string(record)
-    {
+    if *MAPS_ARE_SORTED && let Ok(text) = serde_json::to_string(record) {
         return text;
     }
     let mut canonical = String::new();
@@ -323,13 +321,14 @@ pub fn canonical_json(record: &Value) -> String {
     canonical
 }
 
-fn keys_sorted(value: &Value) -> bool {
-    match value {
-        Value::Array(items) => items.iter().all(keys_sorted),
-        Value::Object(map) => map.keys().is_sorted() && map.values().all(keys_sorted),
-        _ => true,
-    }
-}
+/// Whether `serde_json::Map` iterates in key order whatever the insertion order (a `BTreeMap`,
+/// as without `preserve_order`), rather than in insertion order.
+static MAPS_ARE_SORTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let mut map = serde_json::Map::new();
+    map.insert("b".to_owned(), Value::Null);
+    map.insert("a".to_owned(), Value::Null);
+    map.keys().is_sorted()
+});
 
 fn write_canonical(out: &mut String, value: &Value) {
     match value {
@@ -813,6 +812,9 @@ mod tests {
         );
         assert_eq!(canonical_json(&nested), reference);
         assert_eq!(content_hash(&nested), hash_text(&reference));
+        // This build takes serde_json's writer (its maps are sorted); `write_canonical`, the
+        // other way, is what `reference` was written by.
+        assert!(*MAPS_ARE_SORTED);
         let observed = classify(
             &ClassifyContext {
                 resource: &same_field(),
