@@ -135,11 +135,18 @@ impl Client {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        let mut value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
-        if self.options.filter_nulls {
-            strip_nulls(&mut value);
-        }
-        Ok(value)
+        // A page of a thousand records is megabytes of JSON: parsed off the poll's task (see
+        // `hubhook_core::cpu`).
+        let filter_nulls = self.options.filter_nulls;
+        let large = bytes.len() >= hubhook_core::cpu::LARGE * 1024;
+        hubhook_core::cpu::run(large, move || {
+            let mut value: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
+            if filter_nulls {
+                strip_nulls(&mut value);
+            }
+            Ok(value)
+        })
+        .await
     }
 }

@@ -12,6 +12,7 @@ pub mod ceql_eval;
 pub mod classify;
 pub mod config;
 pub mod connectwise_callback;
+pub mod cpu;
 pub mod delivery_policy;
 pub mod documented;
 pub mod error;

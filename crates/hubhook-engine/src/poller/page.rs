@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use hubhook_core::{
     Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
-    MAX_EVENTS_PER_NOTIFICATION, ResourcePoll, build_notifications, changed_fields, classify,
+    MAX_EVENTS_PER_NOTIFICATION, ResourcePoll, build_notifications, changed_fields, classify, cpu,
     event_id, object_id,
 };
 use hubhook_store::{KnownObject, NewEvent, NewNotification, ObservedObject, Store, StoreError};
@@ -53,93 +53,131 @@ pub async fn process(
     let known = store
         .known_objects(ctx.instance, ctx.resource_name, &ids)
         .await?;
-    let states: HashMap<String, Known> = known
-        .iter()
-        .map(|(id, object)| {
-            let state = Known {
-                content_hash: object.content_hash.clone(),
-                deleted: object.deleted,
-            };
-            (id.clone(), state)
-        })
-        .collect();
-    let Classified {
-        changes,
-        observed,
-        max_updated,
-        errors,
-    } = classify(
-        &ClassifyContext {
-            resource: ctx.resource,
-            since: ctx.since,
-            poll_started: ctx.poll_started,
-            known: &states,
-            all_created: ctx.all_created,
-        },
-        records,
-    );
-    let events: Vec<EventRecord> = changes
-        .into_iter()
-        .filter_map(|change| {
-            let changes = match change.event_type {
-                EventType::Updated => {
-                    what_changed(ctx.resource, known.get(&change.object_id), &change.record)
-                }
-                _ => None,
-            };
-            let bookkeeping_only = changes
-                .as_ref()
-                .is_some_and(|changes| changes.fields.is_empty());
-            if bookkeeping_only && ctx.resource.changes.ignore_bookkeeping_only {
-                return None;
-            }
-            Some(EventRecord {
-                id: event_id(
-                    ctx.instance,
-                    ctx.resource_name,
-                    &change.object_id,
-                    change.event_type,
-                    &change.content_hash,
-                ),
-                event_type: change.event_type,
-                object_type: ctx.resource_name.to_owned(),
-                object_id: change.object_id,
-                event_date: change.updated,
-                record: change.record,
-                changes,
+    // Hashing, serializing and comparing a large page is the poll's largest CPU step; it runs
+    // beside the commit of the page before (see `hubhook_core::cpu`).
+    let page = Page {
+        instance: ctx.instance,
+        resource_name: ctx.resource_name.to_owned(),
+        resource: ctx.resource.clone(),
+        since: ctx.since,
+        poll_started: ctx.poll_started,
+        all_created: ctx.all_created,
+        known,
+    };
+    Ok(cpu::run(records.len() >= cpu::LARGE, move || page.build(records)).await)
+}
+
+/// A page's context and what the store knows of its records, owned, so that building the
+/// outcome can move to another thread.
+struct Page {
+    instance: InstanceId,
+    resource_name: String,
+    resource: ResourcePoll,
+    since: Timestamp,
+    poll_started: Timestamp,
+    all_created: bool,
+    known: HashMap<String, KnownObject>,
+}
+
+impl Page {
+    fn build(self, records: Vec<Value>) -> PageOutcome {
+        let Page {
+            instance,
+            resource_name,
+            resource,
+            since,
+            poll_started,
+            all_created,
+            known,
+        } = self;
+        let states: HashMap<String, Known> = known
+            .iter()
+            .map(|(id, object)| {
+                let state = Known {
+                    content_hash: object.content_hash.clone(),
+                    deleted: object.deleted,
+                };
+                (id.clone(), state)
             })
-        })
-        .collect();
-    // An event stores the text its record was observed as (serialized once, in `classify`).
-    let texts: HashMap<&str, &str> = observed
-        .iter()
-        .map(|o| (o.object_id.as_str(), o.text.as_str()))
-        .collect();
-    let (events, notifications) = outbox(ctx.instance, &events, |event| {
-        texts
-            .get(event.object_id.as_str())
-            .map(|text| (*text).to_owned())
-    });
-    Ok(PageOutcome {
-        observed: observed
+            .collect();
+        let Classified {
+            changes,
+            observed,
+            max_updated,
+            errors,
+        } = classify(
+            &ClassifyContext {
+                resource: &resource,
+                since,
+                poll_started,
+                known: &states,
+                all_created,
+            },
+            records,
+        );
+        let events: Vec<EventRecord> = changes
             .into_iter()
-            .map(|o| ObservedObject {
-                object_id: o.object_id,
-                content_hash: o.content_hash,
-                updated_at: o.updated,
-                record: o.text,
-                deleted: o.deleted,
+            .filter_map(|change| {
+                let changes = match change.event_type {
+                    EventType::Updated => {
+                        what_changed(&resource, known.get(&change.object_id), &change.record)
+                    }
+                    _ => None,
+                };
+                let bookkeeping_only = changes
+                    .as_ref()
+                    .is_some_and(|changes| changes.fields.is_empty());
+                if bookkeeping_only && resource.changes.ignore_bookkeeping_only {
+                    return None;
+                }
+                Some(EventRecord {
+                    id: event_id(
+                        instance,
+                        &resource_name,
+                        &change.object_id,
+                        change.event_type,
+                        &change.content_hash,
+                    ),
+                    event_type: change.event_type,
+                    object_type: resource_name.clone(),
+                    object_id: change.object_id,
+                    event_date: change.updated,
+                    record: change.record,
+                    changes,
+                })
             })
-            .filter(|o| !already_stored(known.get(&o.object_id), o))
-            .collect(),
-        events,
-        notifications,
-        max_updated,
-        problems: u32::try_from(errors.len()).unwrap_or(u32::MAX),
-        problem: errors
-            .first()
-            .map(|e| format!("record {}: {}", e.index, e.message)),
-    })
+            .collect();
+        // An event stores the text its record was observed as (serialized once, in `classify`).
+        let texts: HashMap<&str, &str> = observed
+            .iter()
+            .map(|o| (o.object_id.as_str(), o.text.as_str()))
+            .collect();
+        let (events, notifications) = outbox(instance, &events, |event| {
+            texts
+                .get(event.object_id.as_str())
+                .map(|text| (*text).to_owned())
+        });
+        PageOutcome {
+            observed: observed
+                .into_iter()
+                .map(|o| ObservedObject {
+                    object_id: o.object_id,
+                    content_hash: o.content_hash,
+                    updated_at: o.updated,
+                    record: o.text,
+                    deleted: o.deleted,
+                })
+                .filter(|o| !already_stored(known.get(&o.object_id), o))
+                .collect(),
+            events,
+            notifications,
+            max_updated,
+            problems: u32::try_from(errors.len()).unwrap_or(u32::MAX),
+            problem: errors
+                .first()
+                .map(|e| format!("record {}: {}", e.index, e.message)),
+        }
+    }
 }
 
 /// Whether the store already holds exactly this sighting: same content hash, same record text,

@@ -287,8 +287,16 @@ impl SqliteStore {
     }
 
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
-        // Compressed here, on the poll's own task, so the writer only copies bytes.
-        let stored = Packed::of(&commit);
+        // Compressed before the writer, so that it only copies bytes; a large commit is
+        // compressed on the blocking pool, beside the poll reading its next page (see
+        // `hubhook_core::cpu`).
+        let rows = commit.observed.len() + commit.events.len();
+        let (commit, stored) =
+            hubhook_core::cpu::run(rows >= hubhook_core::cpu::LARGE, move || {
+                let stored = Packed::of(&commit);
+                (commit, stored)
+            })
+            .await;
         self.writer
             .write(move |conn| Box::pin(commit_poll(conn, commit, stored)))
             .await
