@@ -56,10 +56,11 @@
 //!
 //! A poll reads its query one page at a time ([`window`]) and commits each page, its observed
 //! records, events and notifications, in one transaction with the poll's progress as a
-//! checkpoint (the outbox). While a page is committed, the next one is already being fetched
-//! and classified (one page ahead, never more): classifying only reads the store, and it reads
-//! only rows of the page's own records, so it cannot depend on the commit before it unless the
-//! two pages share a record, and then it waits for that commit. Memory is two pages whatever
+//! checkpoint (the outbox). While a page is committed, the next one is classified and the one
+//! after it fetched (two pages ahead, never more; one request in flight at a time, as without
+//! it): classifying only reads the store, and it reads only rows of the page's own records, so
+//! it cannot depend on the commit before it unless the two pages share a record, and then it
+//! waits for that commit. Fetching reads nothing of the store. Memory is three pages whatever
 //! the resource's size; a poll cut short
 //! (a crash, a failed page, a lost lease) resumes from its last checkpoint; and no commit is
 //! larger than a page, so big polls never hold the store's writer for long. The cursor moves
@@ -368,13 +369,17 @@ async fn poll(
             }
         }
     };
-    // At most one page ahead: the next page is asked for, and classified, while this one is
-    // classified and committed. It is used only after this page's commit, so the order of
-    // commits (and what a checkpoint says) is the same as without it; if the commit fails, it
-    // is dropped. Classifying reads the store's rows of the page's records and writes nothing,
-    // so it can run beside the commit before it when the two pages share no record; when they
-    // do, it waits for that commit (see `Content`).
+    // At most two pages ahead: while this page is committed, the next is classified and the
+    // one after it is asked for (a page's own fetch, parse and classification each take about
+    // as long as a commit, so one stage at a time would leave the store idle half the time).
+    // Pages read ahead are used only after this page's commit, so the order of commits (and
+    // what a checkpoint says) is the same as without them; if the commit fails, they are
+    // dropped. Classifying reads the store's rows of the page's records and writes nothing, so
+    // it can run beside the commit before it when the two pages share no record; when they do,
+    // it waits for that commit (see `Content`). A request is used only if it is the one the
+    // window asks for next, so a page fetched ahead on a stale guess is fetched again.
     let mut ahead: Option<Fetched> = None;
+    let mut after: Option<Fetched> = None;
     while let Some(request) = window.next_request() {
         if window.pages >= MAX_PAGES {
             return Err(PollFailure::soon(format!(
@@ -467,17 +472,25 @@ async fn poll(
         let committed = match next {
             Some(request) => {
                 let read_ahead = async {
-                    let mut fetched = fetch(request).await;
+                    let mut fetched = match after.take() {
+                        Some(fetched) if fetched.request == request => fetched,
+                        _ => fetch(request).await,
+                    };
+                    let mut then = None;
                     if let Ok(Some(page)) = &mut fetched.page {
                         let store = engine.store();
-                        page.content
-                            .classify_beside(store, &ctx, &page.ids, &ids)
-                            .await;
+                        let classified = page.content.classify_beside(store, &ctx, &page.ids, &ids);
+                        let fetch_after = async {
+                            if let Some(request) = page.next {
+                                then = Some(fetch(request).await);
+                            }
+                        };
+                        tokio::join!(classified, fetch_after);
                     }
-                    fetched
+                    (fetched, then)
                 };
-                let (committed, fetched) = tokio::join!(commit_page, read_ahead);
-                ahead = Some(fetched);
+                let (committed, (fetched, then)) = tokio::join!(commit_page, read_ahead);
+                (ahead, after) = (Some(fetched), then);
                 committed
             }
             None => commit_page.await,
