@@ -41,7 +41,8 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use crate::records::render::Rendered;
-use crate::records::{ALL, ResourceDef};
+use crate::records::seed::Slots;
+use crate::records::{ALL, Fields, ResourceDef};
 
 /// Stands for the base URL in stored text: a private-use character (three bytes in UTF-8),
 /// which `serde_json` writes as is.
@@ -142,33 +143,35 @@ impl Row {
         row
     }
 
+    /// A row for a seeded record (with its `id`), rendered straight from its slots. Seed data
+    /// is trusted as in [`Row::trusted`]; debug builds check it.
+    pub fn seeded(def: &'static ResourceDef, record: &Slots) -> Row {
+        debug_assert!(std::ptr::eq(record.fields(), def.fields), "{}", def.path);
+        let packed = render_packed(def, &Rendered::seeded(def, record, BASE_MARK));
+        let row = Row {
+            body: match packed {
+                Some(packed) => Body::Text(packed),
+                None => Body::Parsed(Box::new(record.to_value())),
+            },
+            last_updated: last_updated(record),
+            parent: parent(def, record),
+        };
+        #[cfg(debug_assertions)]
+        {
+            let value = Row::trusted(def, &record.to_value());
+            debug_assert!(row.is_text(), "{}: seeded record not rendered", def.path);
+            debug_assert_eq!(row.value(def), value.value(def), "{}", def.path);
+        }
+        row
+    }
+
     /// `check_mark`: look for [`BASE_MARK`] in the data first (client data may hold it).
     fn build(def: &'static ResourceDef, record: &Value, check_mark: bool) -> Row {
-        let last_updated = record
-            .get("_info")
-            .and_then(|i| i.get("lastUpdated"))
-            .and_then(Value::as_str)
-            .map(Box::from);
-        let parent = def
-            .parent
-            .as_ref()
-            .and_then(|spec| record.get(spec.field))
-            .and_then(Value::as_i64);
+        let obj = record.as_object();
         let packed = if check_mark && contains_mark(record) {
             None
         } else {
-            SCRATCH.with_borrow_mut(|(text, out)| {
-                text.clear();
-                serde_json::to_writer(&mut *text, &Rendered::new(def, record, BASE_MARK)).ok()?;
-                let dict = dict(def, text);
-                let packed = pack(text, dict, out);
-                // A client may write a huge record once; its buffers are not kept.
-                if text.capacity() > 1 << 20 {
-                    *text = Vec::new();
-                    *out = Vec::new();
-                }
-                packed
-            })
+            render_packed(def, &Rendered::new(def, record, BASE_MARK))
         };
         let body = match packed {
             Some(packed) => Body::Text(packed),
@@ -176,8 +179,8 @@ impl Row {
         };
         Row {
             body,
-            last_updated,
-            parent,
+            last_updated: obj.and_then(|o| last_updated(o)),
+            parent: obj.and_then(|o| parent(def, o)),
         }
     }
 
@@ -251,6 +254,39 @@ impl Row {
     pub fn is_text(&self) -> bool {
         matches!(self.body, Body::Text(_))
     }
+}
+
+/// The record rendered and compressed (None if it does not serialize).
+fn render_packed(def: &'static ResourceDef, rendered: &Rendered<'_>) -> Option<Box<[u8]>> {
+    SCRATCH.with_borrow_mut(|(text, out)| {
+        text.clear();
+        serde_json::to_writer(&mut *text, rendered).ok()?;
+        let dict = dict(def, text);
+        let packed = pack(text, dict, out);
+        // A client may write a huge record once; its buffers are not kept.
+        if text.capacity() > 1 << 20 {
+            *text = Vec::new();
+            *out = Vec::new();
+        }
+        packed
+    })
+}
+
+/// `_info.lastUpdated` of a record, as a row keeps it.
+fn last_updated(record: &dyn Fields) -> Option<Box<str>> {
+    record
+        .get("_info")
+        .and_then(|i| i.get("lastUpdated"))
+        .and_then(Value::as_str)
+        .map(Box::from)
+}
+
+/// The parent record's id of a child record (a note's `ticketId`).
+fn parent(def: &'static ResourceDef, record: &dyn Fields) -> Option<i64> {
+    def.parent
+        .as_ref()
+        .and_then(|spec| record.get(spec.field))
+        .and_then(Value::as_i64)
 }
 
 /// Field paths a row answers without parsing: the id (the table's key) and

@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::error::SimError;
 use crate::patch;
 use crate::prng::SplitMix64;
-use crate::records::seed::{Compact, Drawing, Notes, SeedCtx};
+use crate::records::seed::{Compact, Drawing, Notes, SeedCtx, Slots};
 use crate::records::write::{WriteCtx, build};
-use crate::records::{ALL, ResourceDef, companies, index_of};
+use crate::records::{ALL, Fields, ResourceDef, companies, index_of};
 use crate::row::Row;
 use crate::schema::Map;
 
@@ -133,26 +133,27 @@ impl Store {
             let mut rows = BTreeMap::new();
             let mut noted = Vec::new();
             {
-                let mut keep = |mut rec: Map| {
+                let mut keep = |mut rec: Slots| {
                     let id = next_id;
                     next_id += 1;
-                    rec.insert("id".into(), id.into());
-                    let rec = Value::Object(rec);
+                    rec.insert("id", id.into());
                     if def.path == "company/contacts"
-                        && let Some(company) = rec.pointer("/company/id").and_then(Value::as_i64)
-                        && let Value::Object(contact) = &rec
+                        && let Some(company) = rec
+                            .get("company")
+                            .and_then(|c| c.get("id"))
+                            .and_then(Value::as_i64)
                     {
-                        first_contacts.entry(company).or_insert_with(|| {
-                            Compact::of(&Value::Object((def.reference)(contact)))
-                        });
+                        first_contacts
+                            .entry(company)
+                            .or_insert_with(|| Compact::of(&Value::Object((def.reference)(&rec))));
                     }
                     if note {
                         noted.extend(Notes::of(def, &rec));
                     }
                     if def.path == "company/companies" {
-                        pending_companies.push((id, Compact::of(&rec)));
+                        pending_companies.push((id, Compact::of(&rec.into_value())));
                     } else {
-                        rows.insert(id, Row::trusted(def, &rec));
+                        rows.insert(id, Row::seeded(def, &rec));
                     }
                 };
                 let mut ctx = SeedCtx::new(
