@@ -114,11 +114,11 @@ impl Store {
         };
         let mut drawing = Drawing::default();
         // Companies point at their first contact (`defaultContact`), as real companies do, but
-        // contacts are seeded after companies. A company is therefore kept compact until the
+        // contacts are seeded after companies. A company is therefore kept as built until the
         // contacts are seeded, and rendered once then: rendering it at once, then parsing it
         // back to add the link and rendering it again took 14-16 % of the profile of seeding a
         // million records spread over the resources (docs/benchmarks.md).
-        let mut pending_companies: Vec<(i64, Compact)> = Vec::new();
+        let mut pending_companies: Vec<(i64, Slots)> = Vec::new();
         // Company id -> reference of its first contact.
         let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
         for (i, def) in ALL.iter().enumerate() {
@@ -151,7 +151,7 @@ impl Store {
                         noted.extend(Notes::of(def, &rec));
                     }
                     if def.path == "company/companies" {
-                        pending_companies.push((id, Compact::of(&rec.into_value())));
+                        pending_companies.push((id, rec));
                     } else {
                         rows.insert(id, Row::seeded(def, &rec));
                     }
@@ -178,16 +178,13 @@ impl Store {
             {
                 let pending = std::mem::take(&mut pending_companies);
                 let first_contacts = std::mem::take(&mut first_contacts);
-                for (id, company) in pending {
-                    let Value::Object(mut company) = company.value() else {
-                        continue;
-                    };
+                for (id, mut company) in pending {
                     if let Some(Value::Object(contact)) =
                         first_contacts.get(&id).map(Compact::value)
                     {
                         companies::link_default_contact(&mut company, contact);
                     }
-                    let row = Row::trusted(tables[ci].def, &Value::Object(company));
+                    let row = Row::seeded(tables[ci].def, &company);
                     tables[ci].rows.insert(id, row);
                 }
             }

@@ -233,8 +233,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
 
 /// Each company points at one of its contacts as `defaultContact`, as real companies do:
 /// `contact` is the reference of its first contact. A company that already has one keeps it.
-pub fn link_default_contact(company: &mut Map, contact: Map) {
-    company
-        .entry("defaultContact")
-        .or_insert(Value::Object(contact));
+pub fn link_default_contact(company: &mut impl Fields, contact: Map) {
+    if company.get("defaultContact").is_none() {
+        company.insert("defaultContact", Value::Object(contact));
+    }
 }

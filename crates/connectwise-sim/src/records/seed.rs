@@ -154,11 +154,21 @@ pub struct Slots {
     last: usize,
 }
 
+thread_local! {
+    /// The slot vectors of records already stored, for the next records: a record's slots take
+    /// about a kilobyte, which glibc serves through its large-chunk path (consolidating its
+    /// fast bins every time) when each record allocates its own.
+    static SPARE: std::cell::RefCell<Vec<Vec<Option<Value>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Slots {
     pub fn new(fields: &'static [Field]) -> Slots {
+        let mut values = SPARE.with_borrow_mut(Vec::pop).unwrap_or_default();
+        values.resize_with(fields.len(), || None);
         Slots {
             fields,
-            values: fields.iter().map(|_| None).collect(),
+            values,
             last: 0,
         }
     }
@@ -181,10 +191,10 @@ impl Slots {
     }
 
     /// Sets every field `other` has and this record does not.
-    pub fn fill_missing(&mut self, other: Slots) {
-        for (slot, value) in self.values.iter_mut().zip(other.values) {
+    pub fn fill_missing(&mut self, mut other: Slots) {
+        for (slot, value) in self.values.iter_mut().zip(&mut other.values) {
             if slot.is_none() {
-                *slot = value;
+                *slot = value.take();
             }
         }
     }
@@ -199,24 +209,27 @@ impl Slots {
     }
 
     /// The record as a stored `Value` (keys sorted, as a `Map` keeps them).
-    pub fn into_value(self) -> Value {
+    pub fn to_value(&self) -> Value {
         let mut m = Map::new();
-        for (f, value) in self.fields.iter().zip(self.values) {
+        for (f, value) in self.fields.iter().zip(&self.values) {
             if let Some(value) = value {
-                m.insert(f.name.to_string(), value);
+                m.insert(f.name.to_string(), value.clone());
             }
         }
         Value::Object(m)
     }
+}
 
-    /// [`Slots::into_value`] of a copy.
-    pub fn to_value(&self) -> Value {
-        Slots {
-            fields: self.fields,
-            values: self.values.clone(),
-            last: self.last,
-        }
-        .into_value()
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let mut values = std::mem::take(&mut self.values);
+        values.clear();
+        SPARE.with_borrow_mut(|spare| {
+            // A few are enough: records are made and stored one at a time.
+            if spare.len() < 4 {
+                spare.push(values);
+            }
+        });
     }
 }
 
