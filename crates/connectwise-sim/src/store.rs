@@ -114,11 +114,12 @@ impl Store {
         };
         let mut drawing = Drawing::default();
         // Companies point at their first contact (`defaultContact`), as real companies do, but
-        // contacts are seeded after companies. A company is therefore kept as built until the
+        // contacts are seeded after companies. A company is therefore kept compact until the
         // contacts are seeded, and rendered once then: rendering it at once, then parsing it
         // back to add the link and rendering it again took 14-16 % of the profile of seeding a
-        // million records spread over the resources (docs/benchmarks.md).
-        let mut pending_companies: Vec<(i64, Slots)> = Vec::new();
+        // million records spread over the resources (docs/benchmarks.md). Kept as built
+        // (`Slots`), they took 220 MB more, held after seeding too.
+        let mut pending_companies: Vec<(i64, Box<[Option<Compact>]>)> = Vec::new();
         // Company id -> reference of its first contact.
         let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
         for (i, def) in ALL.iter().enumerate() {
@@ -151,7 +152,7 @@ impl Store {
                         noted.extend(Notes::of(def, &rec));
                     }
                     if def.path == "company/companies" {
-                        pending_companies.push((id, rec));
+                        pending_companies.push((id, rec.to_compact()));
                     } else {
                         rows.insert(id, Row::seeded(def, &rec));
                     }
@@ -178,7 +179,8 @@ impl Store {
             {
                 let pending = std::mem::take(&mut pending_companies);
                 let first_contacts = std::mem::take(&mut first_contacts);
-                for (id, mut company) in pending {
+                for (id, company) in pending {
+                    let mut company = Slots::from_compact(tables[ci].def.fields, &company);
                     if let Some(Value::Object(contact)) =
                         first_contacts.get(&id).map(Compact::value)
                     {
