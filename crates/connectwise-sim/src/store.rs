@@ -118,7 +118,7 @@ impl Store {
         // contacts are seeded, and rendered once then: rendering it at once, then parsing it
         // back to add the link and rendering it again took 14-16 % of the profile of seeding a
         // million records spread over the resources (docs/benchmarks.md). Kept as built
-        // (`Slots`), they took 220 MB more, held after seeding too.
+        // (`Slots`, whose nested objects are B-tree nodes), they held 190 MB more.
         let mut pending_companies: Vec<(i64, Box<[Option<Compact>]>)> = Vec::new();
         // Company id -> reference of its first contact.
         let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
