@@ -114,8 +114,8 @@ pub struct Row {
 }
 
 impl Row {
-    /// A row for a record whose inverse is known to hold (seed data, checked by a test; and
-    /// re-stamps of such records). Debug builds check it anyway.
+    /// A row for a record whose inverse is known to hold (re-stamps of seeded records, and the
+    /// debug check of [`Row::seeded`]). Debug builds check it anyway.
     /// Such records are also known not to contain [`BASE_MARK`] (the simulator's own word
     /// lists, numbers and dates), so the walk that looks for it is skipped: it was a tenth of
     /// seeding.
@@ -162,9 +162,9 @@ impl Row {
         #[cfg(debug_assertions)]
         {
             let as_map = Row::trusted(def, &record.to_value());
-            debug_assert_eq!(row.text(def), as_map.text(def), "{}", def.path);
-            debug_assert_eq!(row.last_updated, as_map.last_updated, "{}", def.path);
-            debug_assert_eq!(row.parent, as_map.parent, "{}", def.path);
+            assert_eq!(row.text(def), as_map.text(def), "{}", def.path);
+            assert_eq!(row.last_updated, as_map.last_updated, "{}", def.path);
+            assert_eq!(row.parent, as_map.parent, "{}", def.path);
         }
         row
     }

@@ -94,6 +94,8 @@ impl<'a> Rendered<'a> {
 
     /// A seeded record (with its `id`), rendered without first becoming a `Map`.
     pub fn seeded(def: &'static ResourceDef, record: &'a Slots, base: &'a str) -> Self {
+        // Rendering walks the schema and the slots together: they must be the same schema.
+        assert!(std::ptr::eq(def.fields, record.fields()), "{}", def.path);
         Rendered {
             def,
             record: Record::Slots(record),
