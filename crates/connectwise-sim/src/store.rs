@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::error::SimError;
 use crate::patch;
 use crate::prng::SplitMix64;
-use crate::records::seed::{Compact, Drawing, Notes, SeedCtx};
+use crate::records::seed::{Compact, Drawing, Notes, SeedCtx, Slots};
 use crate::records::write::{WriteCtx, build};
-use crate::records::{ALL, ResourceDef, companies, index_of};
+use crate::records::{ALL, Fields, ResourceDef, companies, index_of};
 use crate::row::Row;
 use crate::schema::Map;
 
@@ -117,8 +117,9 @@ impl Store {
         // contacts are seeded after companies. A company is therefore kept compact until the
         // contacts are seeded, and rendered once then: rendering it at once, then parsing it
         // back to add the link and rendering it again took 14-16 % of the profile of seeding a
-        // million records spread over the resources (docs/benchmarks.md).
-        let mut pending_companies: Vec<(i64, Compact)> = Vec::new();
+        // million records spread over the resources (docs/benchmarks.md). Kept as built
+        // (`Slots`, whose nested objects are B-tree nodes), they held 190 MB more.
+        let mut pending_companies: Vec<(i64, Box<[Option<Compact>]>)> = Vec::new();
         // Company id -> reference of its first contact.
         let mut first_contacts: HashMap<i64, Compact> = HashMap::new();
         for (i, def) in ALL.iter().enumerate() {
@@ -133,26 +134,27 @@ impl Store {
             let mut rows = BTreeMap::new();
             let mut noted = Vec::new();
             {
-                let mut keep = |mut rec: Map| {
+                let mut keep = |mut rec: Slots| {
                     let id = next_id;
                     next_id += 1;
-                    rec.insert("id".into(), id.into());
-                    let rec = Value::Object(rec);
+                    rec.insert("id", id.into());
                     if def.path == "company/contacts"
-                        && let Some(company) = rec.pointer("/company/id").and_then(Value::as_i64)
-                        && let Value::Object(contact) = &rec
+                        && let Some(company) = rec
+                            .get("company")
+                            .and_then(|c| c.get("id"))
+                            .and_then(Value::as_i64)
                     {
-                        first_contacts.entry(company).or_insert_with(|| {
-                            Compact::of(&Value::Object((def.reference)(contact)))
-                        });
+                        first_contacts
+                            .entry(company)
+                            .or_insert_with(|| Compact::of(&Value::Object((def.reference)(&rec))));
                     }
                     if note {
                         noted.extend(Notes::of(def, &rec));
                     }
                     if def.path == "company/companies" {
-                        pending_companies.push((id, Compact::of(&rec)));
+                        pending_companies.push((id, rec.to_compact()));
                     } else {
-                        rows.insert(id, Row::trusted(def, &rec));
+                        rows.insert(id, Row::seeded(def, &rec));
                     }
                 };
                 let mut ctx = SeedCtx::new(
@@ -178,15 +180,13 @@ impl Store {
                 let pending = std::mem::take(&mut pending_companies);
                 let first_contacts = std::mem::take(&mut first_contacts);
                 for (id, company) in pending {
-                    let Value::Object(mut company) = company.value() else {
-                        continue;
-                    };
+                    let mut company = Slots::from_compact(tables[ci].def.fields, &company);
                     if let Some(Value::Object(contact)) =
                         first_contacts.get(&id).map(Compact::value)
                     {
                         companies::link_default_contact(&mut company, contact);
                     }
-                    let row = Row::trusted(tables[ci].def, &Value::Object(company));
+                    let row = Row::seeded(tables[ci].def, &company);
                     tables[ci].rows.insert(id, row);
                 }
             }

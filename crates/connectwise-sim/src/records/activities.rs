@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, no_hook, pick, table_entry};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, no_hook, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
-    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, Map, OPPORTUNITY_REF, RefSpec, TICKET_REF,
+    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, OPPORTUNITY_REF, RefSpec, TICKET_REF,
     custom_fields, field, info, read_only, table_ref,
 };
 
@@ -64,16 +64,16 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
-    m.insert("status".into(), json!({"id": 1, "name": "Open"}));
-    m.insert("notifyFlag".into(), false.into());
-    m.insert("mobileGuid".into(), rng.guid().into());
-    m.insert("customFields".into(), json!([]));
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
+    m.insert("status", json!({"id": 1, "name": "Open"}));
+    m.insert("notifyFlag", false.into());
+    m.insert("mobileGuid", rng.guid().into());
+    m.insert("customFields", json!([]));
 }
 
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
-        let mut m = Map::new();
+        let mut m = Slots::new(FIELDS);
         defaults(&mut m, ctx.rng);
         let kind = table_entry(TYPES, ctx.rng);
         let verb = kind
@@ -81,14 +81,11 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             .and_then(Value::as_str)
             .unwrap_or("Call")
             .to_string();
-        m.insert("type".into(), Value::Object(kind));
-        m.insert(
-            "status".into(),
-            Value::Object(table_entry(STATUSES, ctx.rng)),
-        );
+        m.insert("type", Value::Object(kind));
+        m.insert("status", Value::Object(table_entry(STATUSES, ctx.rng)));
         if let Some(contact) = ctx.random_record("company/contacts") {
             if let Some(company) = contact.get("/company") {
-                m.insert("company".into(), company);
+                m.insert("company", company);
             }
             let contact_ref = contact.reference();
             let who = contact_ref
@@ -96,32 +93,29 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            m.insert("name".into(), format!("{verb} with {who}").into());
-            m.insert("contact".into(), Value::Object(contact_ref));
+            m.insert("name", format!("{verb} with {who}").into());
+            m.insert("contact", Value::Object(contact_ref));
             if let Some(p) = contact.get("/defaultPhoneNbr") {
-                m.insert("phoneNumber".into(), p);
+                m.insert("phoneNumber", p);
             }
         } else {
-            m.insert("name".into(), verb.into());
+            m.insert("name", verb.into());
         }
         if ctx.rng.chance(0.3)
             && let Some(opp) = ctx.reference("sales/opportunities")
         {
-            m.insert("opportunity".into(), Value::Object(opp));
+            m.insert("opportunity", Value::Object(opp));
         }
         let start = ctx.recent();
-        m.insert("dateStart".into(), crate::clock::format_ts(start).into());
-        m.insert(
-            "dateEnd".into(),
-            crate::clock::format_ts(start + 1800).into(),
-        );
+        m.insert("dateStart", crate::clock::format_ts(start).into());
+        m.insert("dateEnd", crate::clock::format_ts(start + 1800).into());
         if let Some(by) = ctx.reference("system/members") {
-            m.insert("assignedBy".into(), Value::Object(by));
+            m.insert("assignedBy", Value::Object(by));
         }
         if let Some(to) = ctx.reference("system/members") {
-            m.insert("assignTo".into(), Value::Object(to));
+            m.insert("assignTo", Value::Object(to));
         }
-        m.insert("_info".into(), Value::Object(ctx.info(true)));
+        m.insert("_info", Value::Object(ctx.info(true)));
         ctx.emit(m);
     }
 }

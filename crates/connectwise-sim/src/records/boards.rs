@@ -5,11 +5,11 @@
 
 use serde_json::json;
 
-use super::seed::SeedCtx;
+use super::seed::{SeedCtx, Slots};
 use super::tickets::BOARDS;
-use super::{ResourceDef, no_hook, pick};
+use super::{Fields, ResourceDef, no_hook, pick};
 use crate::prng::SplitMix64;
-use crate::schema::{Field, Kind, Map, RefSpec, field, info, read_only, table_ref};
+use crate::schema::{Field, Kind, RefSpec, field, info, read_only, table_ref};
 
 static LOCATIONS: &[(i64, &str)] = &[(1, "Main Office"), (2, "Branch Office")];
 static DEPARTMENTS: &[(i64, &str)] = &[(1, "Services"), (2, "Projects")];
@@ -56,30 +56,27 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
-    m.insert("inactiveFlag".into(), false.into());
-    m.insert("projectFlag".into(), false.into());
-    m.insert("signOffTemplate".into(), "Standard".into());
+fn defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
+    m.insert("inactiveFlag", false.into());
+    m.insert("projectFlag", false.into());
+    m.insert("signOffTemplate", "Standard".into());
 }
 
 fn seed(ctx: &mut SeedCtx<'_>, _n: usize) {
-    let seeded: Vec<Map> = BOARDS
+    let seeded: Vec<Slots> = BOARDS
         .iter()
         .enumerate()
         .map(|(i, (_, name))| {
-            let mut m = Map::new();
+            let mut m = Slots::new(FIELDS);
             defaults(&mut m, ctx.rng);
-            m.insert("name".into(), (*name).into());
+            m.insert("name", (*name).into());
             let (location, department) = (LOCATIONS[i % 2], DEPARTMENTS[i % 2]);
+            m.insert("location", json!({"id": location.0, "name": location.1}));
             m.insert(
-                "location".into(),
-                json!({"id": location.0, "name": location.1}),
-            );
-            m.insert(
-                "department".into(),
+                "department",
                 json!({"id": department.0, "name": department.1}),
             );
-            m.insert("_info".into(), serde_json::Value::Object(ctx.info(false)));
+            m.insert("_info", serde_json::Value::Object(ctx.info(false)));
             m
         })
         .collect();

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ResourceDef, pick};
+use super::{Fields, ResourceDef, pick};
 use crate::error::FieldError;
 use crate::prng::SplitMix64;
 use crate::schema::{Field, Kind, Map, field, info, read_only};
@@ -88,13 +88,13 @@ pub static LEVELS: &[(&str, &[&str])] = &[
     ("time", &["owner", "company", "member", "time"]),
 ];
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
-    m.insert("objectId".into(), json!(0));
-    m.insert("payloadVersion".into(), "3.0.0".into());
-    m.insert("inactiveFlag".into(), false.into());
-    m.insert("isSoapCallbackFlag".into(), false.into());
-    m.insert("isSelfSuppressedFlag".into(), false.into());
-    m.insert("connectWiseID".into(), rng.guid().into());
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
+    m.insert("objectId", json!(0));
+    m.insert("payloadVersion", "3.0.0".into());
+    m.insert("inactiveFlag", false.into());
+    m.insert("isSoapCallbackFlag", false.into());
+    m.insert("isSelfSuppressedFlag", false.into());
+    m.insert("connectWiseID", rng.guid().into());
 }
 
 fn lower(rec: &mut Map, key: &str) {

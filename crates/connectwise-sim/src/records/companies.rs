@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::seed::{COMPANY_SUFFIXES, COMPANY_WORDS, SeedCtx};
-use super::{ResourceDef, pick, table_entry};
+use super::seed::{COMPANY_SUFFIXES, COMPANY_WORDS, SeedCtx, Slots};
+use super::{Fields, ResourceDef, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
     CONTACT_REF, Field, Kind, Map, RefSpec, custom_fields, field, info, read_only, table_ref,
@@ -101,7 +101,7 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn info_hrefs(id: i64, _rec: &Map) -> Vec<(&'static str, String)> {
+fn info_hrefs(id: i64, _rec: &dyn Fields) -> Vec<(&'static str, String)> {
     vec![
         (
             "contacts_href",
@@ -149,17 +149,17 @@ fn info_hrefs(id: i64, _rec: &Map) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
-    m.insert("status".into(), json!({"id": 1, "name": "Active"}));
-    m.insert("types".into(), json!([]));
-    m.insert("leadFlag".into(), false.into());
-    m.insert("unsubscribeFlag".into(), false.into());
-    m.insert("deletedFlag".into(), false.into());
-    m.insert("mobileGuid".into(), rng.guid().into());
-    m.insert("customFields".into(), json!([]));
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
+    m.insert("status", json!({"id": 1, "name": "Active"}));
+    m.insert("types", json!([]));
+    m.insert("leadFlag", false.into());
+    m.insert("unsubscribeFlag", false.into());
+    m.insert("deletedFlag", false.into());
+    m.insert("mobileGuid", rng.guid().into());
+    m.insert("customFields", json!([]));
 }
 
-fn reference(rec: &Map) -> Map {
+fn reference(rec: &dyn Fields) -> Map {
     pick(rec, &["id", "identifier", "name"])
 }
 
@@ -175,72 +175,66 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         // Identifiers are unique, like ConnectWise enforces.
         let identifier: String = format!("{}{}", word.replace(' ', ""), i + 1);
         let (city, state, zip) = ctx.city();
-        let mut m = Map::new();
-        m.insert("identifier".into(), identifier.clone().into());
-        m.insert("name".into(), name.into());
+        let mut m = Slots::new(FIELDS);
+        m.insert("identifier", identifier.clone().into());
+        m.insert("name", name.into());
         let status = if ctx.rng.chance(0.9) {
             (1, "Active")
         } else {
             *ctx.rng.pick(&STATUSES[1..])
         };
-        m.insert("status".into(), json!({"id": status.0, "name": status.1}));
+        m.insert("status", json!({"id": status.0, "name": status.1}));
         m.insert(
-            "types".into(),
+            "types",
             Value::Array(vec![Value::Object(table_entry(&TYPES[..4], ctx.rng))]),
         );
         m.insert(
-            "addressLine1".into(),
+            "addressLine1",
             format!("{} Main Street", 100 + ctx.rng.below(9000)).into(),
         );
-        m.insert("city".into(), city.into());
-        m.insert("state".into(), state.into());
-        m.insert("zip".into(), zip.into());
-        m.insert("country".into(), json!({"id": 1, "name": "United States"}));
-        m.insert("phoneNumber".into(), ctx.phone().into());
+        m.insert("city", city.into());
+        m.insert("state", state.into());
+        m.insert("zip", zip.into());
+        m.insert("country", json!({"id": 1, "name": "United States"}));
+        m.insert("phoneNumber", ctx.phone().into());
         m.insert(
-            "website".into(),
+            "website",
             format!("www.{}.example", identifier.to_lowercase()).into(),
         );
         m.insert(
-            "territory".into(),
+            "territory",
             Value::Object(table_entry(TERRITORIES, ctx.rng)),
         );
+        m.insert("market", Value::Object(table_entry(MARKETS, ctx.rng)));
         m.insert(
-            "market".into(),
-            Value::Object(table_entry(MARKETS, ctx.rng)),
-        );
-        m.insert(
-            "accountNumber".into(),
+            "accountNumber",
             format!("A{:06}", ctx.rng.below(1_000_000)).into(),
         );
         let acquired = ctx.epoch - 86_400 * (30 + ctx.rng.below(3650) as i64);
         m.insert(
-            "dateAcquired".into(),
+            "dateAcquired",
             crate::clock::format_ts(acquired - acquired.rem_euclid(86_400)).into(),
         );
+        m.insert("annualRevenue", json!((ctx.rng.below(500) * 10_000) as f64));
+        m.insert("numberOfEmployees", json!(1 + ctx.rng.below(500)));
+        m.insert("leadFlag", false.into());
+        m.insert("unsubscribeFlag", false.into());
+        m.insert("deletedFlag", false.into());
+        m.insert("mobileGuid", ctx.rng.guid().into());
         m.insert(
-            "annualRevenue".into(),
-            json!((ctx.rng.below(500) * 10_000) as f64),
-        );
-        m.insert("numberOfEmployees".into(), json!(1 + ctx.rng.below(500)));
-        m.insert("leadFlag".into(), false.into());
-        m.insert("unsubscribeFlag".into(), false.into());
-        m.insert("deletedFlag".into(), false.into());
-        m.insert("mobileGuid".into(), ctx.rng.guid().into());
-        m.insert(
-            "customFields".into(),
+            "customFields",
             json!([{"id": 1, "caption": "Contract Tier", "type": "Text", "entryMethod": "List", "numberOfDecimals": 0,
                     "value": *ctx.rng.pick(&["Gold", "Silver", "Bronze"])}]),
         );
-        m.insert("_info".into(), Value::Object(ctx.info(true)));
+        m.insert("_info", Value::Object(ctx.info(true)));
         ctx.emit(m);
     }
 }
 
 /// Each company points at one of its contacts as `defaultContact`, as real companies do:
 /// `contact` is the reference of its first contact. A company that already has one keeps it.
-pub fn link_default_contact(company: &mut Map, contact: Map) {
-    company
-        .entry("defaultContact")
-        .or_insert(Value::Object(contact));
+pub fn link_default_contact(company: &mut impl Fields, contact: Map) {
+    if company.get("defaultContact").is_none() {
+        company.insert("defaultContact", Value::Object(contact));
+    }
 }

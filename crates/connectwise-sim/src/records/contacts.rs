@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::companies::{COUNTRY_REF, SITE_REF};
-use super::seed::{SeedCtx, TITLES};
-use super::{ResourceDef, pick, str_of};
+use super::seed::{SeedCtx, Slots, TITLES};
+use super::{Fields, ResourceDef, pick, str_of};
 use crate::prng::SplitMix64;
 use crate::schema::{
     COMPANY_REF, Field, Kind, Map, RefSpec, custom_fields, field, info, read_only, table_ref,
@@ -119,7 +119,7 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn info_hrefs(id: i64, rec: &Map) -> Vec<(&'static str, String)> {
+fn info_hrefs(id: i64, rec: &dyn Fields) -> Vec<(&'static str, String)> {
     let modified = rec
         .get("_info")
         .and_then(|i| i.get("lastUpdated"))
@@ -167,7 +167,7 @@ fn info_hrefs(id: i64, rec: &Map) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
     for flag in [
         "inactiveFlag",
         "marriedFlag",
@@ -177,15 +177,15 @@ fn defaults(m: &mut Map, rng: &mut SplitMix64) {
         "defaultBillingFlag",
         "defaultFlag",
     ] {
-        m.insert(flag.into(), false.into());
+        m.insert(flag, false.into());
     }
-    m.insert("mobileGuid".into(), rng.guid().into());
-    m.insert("communicationItems".into(), json!([]));
-    m.insert("types".into(), json!([]));
-    m.insert("customFields".into(), json!([]));
+    m.insert("mobileGuid", rng.guid().into());
+    m.insert("communicationItems", json!([]));
+    m.insert("types", json!([]));
+    m.insert("customFields", json!([]));
 }
 
-fn reference(rec: &Map) -> Map {
+fn reference(rec: &dyn Fields) -> Map {
     let mut r = pick(rec, &["id"]);
     let name = format!("{} {}", str_of(rec, "firstName"), str_of(rec, "lastName"));
     r.insert("name".into(), name.trim().to_string().into());
@@ -197,12 +197,12 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         let first = ctx.first_name();
         let last = ctx.last_name();
         let company = ctx.random_record("company/companies");
-        let mut m = Map::new();
-        m.insert("firstName".into(), first.into());
-        m.insert("lastName".into(), last.into());
+        let mut m = Slots::new(FIELDS);
+        m.insert("firstName", first.into());
+        m.insert("lastName", last.into());
         let domain = match company {
             Some(c) => {
-                m.insert("company".into(), Value::Object(c.reference()));
+                m.insert("company", Value::Object(c.reference()));
                 for (k, pointer) in [
                     ("addressLine1", "/addressLine1"),
                     ("city", "/city"),
@@ -211,7 +211,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
                     ("country", "/country"),
                 ] {
                     if let Some(v) = c.get(pointer) {
-                        m.insert(k.into(), v);
+                        m.insert(k, v);
                     }
                 }
                 format!(
@@ -221,35 +221,32 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             }
             None => "example.com".to_string(),
         };
-        m.insert("site".into(), json!({"id": 1, "name": "Main"}));
+        m.insert("site", json!({"id": 1, "name": "Main"}));
         m.insert(
-            "relationship".into(),
+            "relationship",
             Value::Object(super::table_entry(RELATIONSHIPS, ctx.rng)),
         );
         m.insert(
-            "department".into(),
+            "department",
             Value::Object(super::table_entry(DEPARTMENTS, ctx.rng)),
         );
-        m.insert("inactiveFlag".into(), Value::Bool(ctx.rng.chance(0.1)));
+        m.insert("inactiveFlag", Value::Bool(ctx.rng.chance(0.1)));
         if ctx.rng.chance(0.8) {
-            m.insert("title".into(), (*ctx.rng.pick(TITLES)).into());
+            m.insert("title", (*ctx.rng.pick(TITLES)).into());
         }
-        m.insert("marriedFlag".into(), Value::Bool(ctx.rng.chance(0.5)));
-        m.insert("childrenFlag".into(), Value::Bool(ctx.rng.chance(0.4)));
-        m.insert("portalSecurityLevel".into(), json!(1 + ctx.rng.below(6)));
-        m.insert(
-            "disablePortalLoginFlag".into(),
-            Value::Bool(ctx.rng.chance(0.7)),
-        );
-        m.insert("unsubscribeFlag".into(), false.into());
-        m.insert("gender".into(), (*ctx.rng.pick(&["Male", "Female"])).into());
-        m.insert("presence".into(), "NoAgent".into());
-        m.insert("mobileGuid".into(), ctx.rng.guid().into());
+        m.insert("marriedFlag", Value::Bool(ctx.rng.chance(0.5)));
+        m.insert("childrenFlag", Value::Bool(ctx.rng.chance(0.4)));
+        m.insert("portalSecurityLevel", json!(1 + ctx.rng.below(6)));
+        m.insert("disablePortalLoginFlag", Value::Bool(ctx.rng.chance(0.7)));
+        m.insert("unsubscribeFlag", false.into());
+        m.insert("gender", (*ctx.rng.pick(&["Male", "Female"])).into());
+        m.insert("presence", "NoAgent".into());
+        m.insert("mobileGuid", ctx.rng.guid().into());
         let phone = ctx.phone();
-        m.insert("defaultPhoneType".into(), "Direct".into());
-        m.insert("defaultPhoneNbr".into(), phone.clone().into());
-        m.insert("defaultBillingFlag".into(), false.into());
-        m.insert("defaultFlag".into(), Value::Bool(ctx.rng.chance(0.2)));
+        m.insert("defaultPhoneType", "Direct".into());
+        m.insert("defaultPhoneNbr", phone.clone().into());
+        m.insert("defaultBillingFlag", false.into());
+        m.insert("defaultFlag", Value::Bool(ctx.rng.chance(0.2)));
         let email = format!(
             "{}.{}@{domain}",
             first.to_lowercase(),
@@ -257,7 +254,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         );
         let (email_id, phone_id) = (ctx.next_child_id(), ctx.next_child_id());
         m.insert(
-            "communicationItems".into(),
+            "communicationItems",
             json!([
                 {"id": email_id, "type": {"id": 1, "name": "Email"}, "value": email, "defaultFlag": true,
                  "domain": format!("@{domain}"), "communicationType": "Email"},
@@ -266,7 +263,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             ]),
         );
         m.insert(
-            "types".into(),
+            "types",
             Value::Array(vec![Value::Object(super::table_entry(
                 CONTACT_TYPES,
                 ctx.rng,
@@ -277,8 +274,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         if ctx.rng.chance(0.5) {
             custom["value"] = (*ctx.rng.pick(&["Morning", "Afternoon", "Evening"])).into();
         }
-        m.insert("customFields".into(), Value::Array(vec![custom]));
-        m.insert("_info".into(), Value::Object(ctx.info(false)));
+        m.insert("customFields", Value::Array(vec![custom]));
+        m.insert("_info", Value::Object(ctx.info(false)));
         ctx.emit(m);
     }
 }

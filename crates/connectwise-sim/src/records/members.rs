@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, pick, str_of};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, pick, str_of};
 use crate::prng::SplitMix64;
 use crate::schema::{Field, Kind, Map, custom_fields, field, info, read_only, table_ref};
 
@@ -83,32 +83,26 @@ pub static API_MEMBERS: &[(&str, &str, &str)] = &[
     ("readonly", "Read Only", "Member"),
 ];
 
-fn info_hrefs(id: i64, _rec: &Map) -> Vec<(&'static str, String)> {
+fn info_hrefs(id: i64, _rec: &dyn Fields) -> Vec<(&'static str, String)> {
     vec![("image_href", format!("system/members/{id}/image"))]
 }
 
-fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
-    m.insert("licenseClass".into(), "F".into());
-    m.insert("defaultEmail".into(), "Office".into());
-    m.insert("defaultPhone".into(), "Office".into());
+fn defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
+    m.insert("licenseClass", "F".into());
+    m.insert("defaultEmail", "Office".into());
+    m.insert("defaultPhone", "Office".into());
     m.insert(
-        "agreementInvoicingDisplayOptions".into(),
+        "agreementInvoicingDisplayOptions",
         "RemainOnInvoicingScreen".into(),
     );
-    m.insert(
-        "invoicingDisplayOptions".into(),
-        "RemainOnInvoicingScreen".into(),
-    );
-    m.insert(
-        "invoiceScreenDefaultTabFormat".into(),
-        "ShowInvoicingTab".into(),
-    );
-    m.insert("inactiveFlag".into(), false.into());
-    m.insert("disableOnlineFlag".into(), false.into());
-    m.insert("customFields".into(), json!([]));
+    m.insert("invoicingDisplayOptions", "RemainOnInvoicingScreen".into());
+    m.insert("invoiceScreenDefaultTabFormat", "ShowInvoicingTab".into());
+    m.insert("inactiveFlag", false.into());
+    m.insert("disableOnlineFlag", false.into());
+    m.insert("customFields", json!([]));
 }
 
-fn reference(rec: &Map) -> Map {
+fn reference(rec: &dyn Fields) -> Map {
     let mut r = pick(rec, &["id", "identifier"]);
     r.insert(
         "name".into(),
@@ -123,18 +117,18 @@ fn reference(rec: &Map) -> Map {
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     let mut out = Vec::with_capacity(n.max(API_MEMBERS.len()));
     for (identifier, first, last) in API_MEMBERS {
-        let mut m = Map::new();
-        m.insert("identifier".into(), (*identifier).into());
-        m.insert("firstName".into(), (*first).into());
-        m.insert("lastName".into(), (*last).into());
-        m.insert("licenseClass".into(), "A".into());
-        m.insert("inactiveFlag".into(), false.into());
-        m.insert("disableOnlineFlag".into(), true.into());
-        m.insert("dailyCapacity".into(), json!(0.0));
-        m.insert("type".into(), json!({"id": 2, "name": "API Member"}));
-        m.insert("securityRole".into(), json!({"id": 4, "name": "API"}));
-        m.insert("timeZone".into(), json!({"id": 1, "name": "Eastern"}));
-        m.insert("customFields".into(), json!([]));
+        let mut m = Slots::new(FIELDS);
+        m.insert("identifier", (*identifier).into());
+        m.insert("firstName", (*first).into());
+        m.insert("lastName", (*last).into());
+        m.insert("licenseClass", "A".into());
+        m.insert("inactiveFlag", false.into());
+        m.insert("disableOnlineFlag", true.into());
+        m.insert("dailyCapacity", json!(0.0));
+        m.insert("type", json!({"id": 2, "name": "API Member"}));
+        m.insert("securityRole", json!({"id": 4, "name": "API"}));
+        m.insert("timeZone", json!({"id": 1, "name": "Eastern"}));
+        m.insert("customFields", json!([]));
         out.push(m);
     }
     let mut used: std::collections::HashSet<String> = out
@@ -164,12 +158,12 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             base
         };
         used.insert(identifier.clone());
-        let mut m = Map::new();
-        m.insert("identifier".into(), identifier.clone().into());
-        m.insert("firstName".into(), first.into());
-        m.insert("lastName".into(), last.into());
+        let mut m = Slots::new(FIELDS);
+        m.insert("identifier", identifier.clone().into());
+        m.insert("firstName", first.into());
+        m.insert("lastName", last.into());
         m.insert(
-            "title".into(),
+            "title",
             (*ctx.rng.pick(&[
                 "Technician",
                 "Service Manager",
@@ -178,36 +172,36 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             ]))
             .into(),
         );
-        m.insert("licenseClass".into(), "F".into());
-        m.insert("inactiveFlag".into(), Value::Bool(ctx.rng.chance(0.05)));
-        m.insert("disableOnlineFlag".into(), false.into());
+        m.insert("licenseClass", "F".into());
+        m.insert("inactiveFlag", Value::Bool(ctx.rng.chance(0.05)));
+        m.insert("disableOnlineFlag", false.into());
         m.insert(
-            "officeEmail".into(),
+            "officeEmail",
             format!("{identifier}@demo-msp.example").into(),
         );
         m.insert(
-            "primaryEmail".into(),
+            "primaryEmail",
             format!("{identifier}@demo-msp.example").into(),
         );
-        m.insert("defaultEmail".into(), "Office".into());
-        m.insert("officePhone".into(), ctx.phone().into());
-        m.insert("dailyCapacity".into(), json!(8.0));
-        m.insert("hourlyCost".into(), json!(35.0 + ctx.rng.below(40) as f64));
+        m.insert("defaultEmail", "Office".into());
+        m.insert("officePhone", ctx.phone().into());
+        m.insert("dailyCapacity", json!(8.0));
+        m.insert("hourlyCost", json!(35.0 + ctx.rng.below(40) as f64));
         m.insert(
-            "timeZone".into(),
+            "timeZone",
             Value::Object(super::table_entry(TIME_ZONES, ctx.rng)),
         );
-        m.insert("type".into(), json!({"id": 1, "name": "Employee"}));
+        m.insert("type", json!({"id": 1, "name": "Employee"}));
         m.insert(
-            "securityRole".into(),
+            "securityRole",
             Value::Object(super::table_entry(&ROLES[..3], ctx.rng)),
         );
         let hired = ctx.epoch - 86_400 * (100 + ctx.rng.below(3000) as i64);
         m.insert(
-            "hireDate".into(),
+            "hireDate",
             crate::clock::format_ts(hired - hired.rem_euclid(86_400)).into(),
         );
-        m.insert("customFields".into(), json!([]));
+        m.insert("customFields", json!([]));
         out.push(m);
     }
     for m in &mut out {
@@ -216,7 +210,7 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
         let at = ctx.recent();
         info.insert("lastUpdated".into(), crate::clock::format_ts(at).into());
         info.insert("updatedBy".into(), "admin".into());
-        m.insert("_info".into(), Value::Object(info));
+        m.insert("_info", Value::Object(info));
     }
     for m in out {
         ctx.emit(m);
@@ -225,10 +219,8 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
 
 /// Display options every member record carries (pyconnectwise's model
 /// requires them).
-fn defaults_missing(m: &mut Map) {
-    let mut d = Map::new();
+fn defaults_missing(m: &mut Slots) {
+    let mut d = Slots::new(FIELDS);
     defaults(&mut d, &mut SplitMix64::new(0));
-    for (k, v) in d {
-        m.entry(k).or_insert(v);
-    }
+    m.fill_missing(d);
 }

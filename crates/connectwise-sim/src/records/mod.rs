@@ -18,9 +18,29 @@ pub mod time_entries;
 pub mod user_defined_fields;
 pub mod write;
 
+use serde_json::Value;
+
 use crate::prng::SplitMix64;
 use crate::schema::{Field, Map};
 use crate::store::Stamp;
+
+/// A record's top-level fields by name, whether stored (`Map`) or being seeded
+/// ([`seed::Slots`]), so that defaults, reference objects and `_info` links are written once
+/// for both.
+pub trait Fields {
+    fn get(&self, key: &str) -> Option<&Value>;
+    fn insert(&mut self, key: &'static str, value: Value);
+}
+
+impl Fields for Map {
+    fn get(&self, key: &str) -> Option<&Value> {
+        Map::get(self, key)
+    }
+
+    fn insert(&mut self, key: &'static str, value: Value) {
+        Map::insert(self, key.to_string(), value);
+    }
+}
 
 /// A collection that lives under a parent record (`service/tickets/{id}/notes`).
 #[derive(Debug)]
@@ -56,11 +76,11 @@ pub struct ResourceDef {
     pub id_base: i64,
     pub parent: Option<ParentSpec>,
     /// `_info` links of a record: (key, path after the API base).
-    pub info_hrefs: fn(i64, &Map) -> Vec<(&'static str, String)>,
+    pub info_hrefs: fn(i64, &dyn Fields) -> Vec<(&'static str, String)>,
     /// Fills defaults for fields the client did not send.
     pub defaults: fn(&mut Map, &mut SplitMix64),
     /// The reference object other records embed to point at this record.
-    pub reference: fn(&Map) -> Map,
+    pub reference: fn(&dyn Fields) -> Map,
     /// Server-computed fields on every write (closedDate, dateEntered...):
     /// (record being stored, stamp, previous version on updates).
     pub on_write: fn(&mut Map, &Stamp, Option<&Map>),
@@ -106,17 +126,17 @@ pub fn def(path: &str) -> Option<&'static ResourceDef> {
 }
 
 /// Copies `keys` from `rec` into a new map (building reference objects).
-pub fn pick(rec: &Map, keys: &[&str]) -> Map {
+pub fn pick(rec: &(impl Fields + ?Sized), keys: &[&str]) -> Map {
     let mut out = Map::new();
     for k in keys {
-        if let Some(v) = rec.get(*k) {
+        if let Some(v) = rec.get(k) {
             out.insert((*k).to_string(), v.clone());
         }
     }
     out
 }
 
-pub fn str_of<'a>(rec: &'a Map, key: &str) -> &'a str {
+pub fn str_of<'a>(rec: &'a (impl Fields + ?Sized), key: &str) -> &'a str {
     rec.get(key).and_then(|v| v.as_str()).unwrap_or("")
 }
 

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, midnight, no_hook, pick, table_entry};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, midnight, no_hook, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
-    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, Map, RefSpec, custom_fields, field, info,
+    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, RefSpec, custom_fields, field, info,
     read_only, table_ref,
 };
 
@@ -108,18 +108,18 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
-    m.insert("status".into(), json!({"id": 1, "name": "Open"}));
-    m.insert("stage".into(), json!({"id": 1, "name": "1.Prospect"}));
-    m.insert("totalSalesTax".into(), json!(0.0));
-    m.insert("locationId".into(), json!(1));
-    m.insert("businessUnitId".into(), json!(1));
-    m.insert("customFields".into(), json!([]));
+fn defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
+    m.insert("status", json!({"id": 1, "name": "Open"}));
+    m.insert("stage", json!({"id": 1, "name": "1.Prospect"}));
+    m.insert("totalSalesTax", json!(0.0));
+    m.insert("locationId", json!(1));
+    m.insert("businessUnitId", json!(1));
+    m.insert("customFields", json!([]));
 }
 
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for i in 0..n {
-        let mut m = Map::new();
+        let mut m = Slots::new(FIELDS);
         defaults(&mut m, ctx.rng);
         let product = *ctx.rng.pick(&[
             "Managed Services",
@@ -128,47 +128,38 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             "Backup Upgrade",
             "VoIP Rollout",
         ]);
-        m.insert("name".into(), format!("{product} #{}", i + 1).into());
+        m.insert("name", format!("{product} #{}", i + 1).into());
         m.insert(
-            "expectedCloseDate".into(),
+            "expectedCloseDate",
             midnight(ctx.epoch, -(ctx.rng.below(90) as i64)).into(),
         );
-        m.insert("type".into(), Value::Object(table_entry(TYPES, ctx.rng)));
-        m.insert("stage".into(), Value::Object(table_entry(STAGES, ctx.rng)));
+        m.insert("type", Value::Object(table_entry(TYPES, ctx.rng)));
+        m.insert("stage", Value::Object(table_entry(STAGES, ctx.rng)));
+        m.insert("status", Value::Object(table_entry(STATUSES, ctx.rng)));
+        m.insert("priority", Value::Object(table_entry(PRIORITIES, ctx.rng)));
         m.insert(
-            "status".into(),
-            Value::Object(table_entry(STATUSES, ctx.rng)),
-        );
-        m.insert(
-            "priority".into(),
-            Value::Object(table_entry(PRIORITIES, ctx.rng)),
-        );
-        m.insert(
-            "probability".into(),
+            "probability",
             Value::Object(table_entry(PROBABILITIES, ctx.rng)),
         );
+        m.insert("rating", Value::Object(table_entry(RATINGS, ctx.rng)));
         m.insert(
-            "rating".into(),
-            Value::Object(table_entry(RATINGS, ctx.rng)),
-        );
-        m.insert(
-            "source".into(),
+            "source",
             (*ctx.rng.pick(&["Referral", "Website", "Trade Show"])).into(),
         );
         if let Some(rep) = ctx.reference("system/members") {
-            m.insert("primarySalesRep".into(), Value::Object(rep));
+            m.insert("primarySalesRep", Value::Object(rep));
         }
         if let Some(contact) = ctx.random_record("company/contacts") {
             if let Some(company) = contact.get("/company") {
-                m.insert("company".into(), company);
+                m.insert("company", company);
             }
-            m.insert("contact".into(), Value::Object(contact.reference()));
+            m.insert("contact", Value::Object(contact.reference()));
         }
         m.insert(
-            "dateBecameLead".into(),
+            "dateBecameLead",
             midnight(ctx.epoch, 30 + ctx.rng.below(200) as i64).into(),
         );
-        m.insert("_info".into(), Value::Object(ctx.info(false)));
+        m.insert("_info", Value::Object(ctx.info(false)));
         ctx.emit(m);
     }
 }

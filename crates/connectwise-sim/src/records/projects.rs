@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, midnight, no_hook, pick, table_entry};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, midnight, no_hook, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
-    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, Map, RefSpec, custom_fields, field, info,
+    COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, RefSpec, custom_fields, field, info,
     read_only, table_ref,
 };
 
@@ -97,21 +97,21 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
-    m.insert("board".into(), json!({"id": 1, "name": "Projects"}));
-    m.insert("status".into(), json!({"id": 1, "name": "Open"}));
-    m.insert("billingMethod".into(), "ActualRates".into());
-    m.insert("billTime".into(), "Billable".into());
-    m.insert("billExpenses".into(), "Billable".into());
-    m.insert("billProducts".into(), "Billable".into());
-    m.insert("closedFlag".into(), false.into());
-    m.insert("percentComplete".into(), json!(0.0));
-    m.insert("customFields".into(), json!([]));
+fn defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
+    m.insert("board", json!({"id": 1, "name": "Projects"}));
+    m.insert("status", json!({"id": 1, "name": "Open"}));
+    m.insert("billingMethod", "ActualRates".into());
+    m.insert("billTime", "Billable".into());
+    m.insert("billExpenses", "Billable".into());
+    m.insert("billProducts", "Billable".into());
+    m.insert("closedFlag", false.into());
+    m.insert("percentComplete", json!(0.0));
+    m.insert("customFields", json!([]));
 }
 
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for i in 0..n {
-        let mut m = Map::new();
+        let mut m = Slots::new(FIELDS);
         defaults(&mut m, ctx.rng);
         let what = *ctx.rng.pick(&[
             "Server Migration",
@@ -119,39 +119,33 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             "Network Refresh",
             "Cloud Onboarding",
         ]);
-        m.insert("name".into(), format!("{what} {}", i + 1).into());
-        m.insert(
-            "description".into(),
-            format!("{what} for the customer").into(),
-        );
-        m.insert("board".into(), Value::Object(table_entry(BOARDS, ctx.rng)));
+        m.insert("name", format!("{what} {}", i + 1).into());
+        m.insert("description", format!("{what} for the customer").into());
+        m.insert("board", Value::Object(table_entry(BOARDS, ctx.rng)));
         let status = table_entry(STATUSES, ctx.rng);
         let closed = status.get("id").and_then(Value::as_i64) == Some(4);
-        m.insert("status".into(), Value::Object(status));
-        m.insert("closedFlag".into(), Value::Bool(closed));
-        m.insert("type".into(), Value::Object(table_entry(TYPES, ctx.rng)));
+        m.insert("status", Value::Object(status));
+        m.insert("closedFlag", Value::Bool(closed));
+        m.insert("type", Value::Object(table_entry(TYPES, ctx.rng)));
         if let Some(contact) = ctx.random_record("company/contacts") {
             if let Some(company) = contact.get("/company") {
-                m.insert("company".into(), company);
+                m.insert("company", company);
             }
-            m.insert("contact".into(), Value::Object(contact.reference()));
+            m.insert("contact", Value::Object(contact.reference()));
         }
         if let Some(manager) = ctx.reference("system/members") {
-            m.insert("manager".into(), Value::Object(manager));
+            m.insert("manager", Value::Object(manager));
         }
         let start = 10 + ctx.rng.below(120) as i64;
-        m.insert("estimatedStart".into(), midnight(ctx.epoch, start).into());
+        m.insert("estimatedStart", midnight(ctx.epoch, start).into());
         m.insert(
-            "estimatedEnd".into(),
+            "estimatedEnd",
             midnight(ctx.epoch, start - 30 - ctx.rng.below(60) as i64).into(),
         );
-        m.insert(
-            "budgetHours".into(),
-            json!((20 + ctx.rng.below(200)) as f64),
-        );
-        m.insert("actualHours".into(), json!(ctx.rng.below(150) as f64));
-        m.insert("percentComplete".into(), json!(ctx.rng.below(101) as f64));
-        m.insert("_info".into(), Value::Object(ctx.info(true)));
+        m.insert("budgetHours", json!((20 + ctx.rng.below(200)) as f64));
+        m.insert("actualHours", json!(ctx.rng.below(150) as f64));
+        m.insert("percentComplete", json!(ctx.rng.below(101) as f64));
+        m.insert("_info", Value::Object(ctx.info(true)));
         ctx.emit(m);
     }
 }

@@ -10,7 +10,8 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
-use super::ResourceDef;
+use super::seed::Slots;
+use super::{Fields, ResourceDef};
 use crate::query::Projection;
 use crate::schema::{Field, Kind, RefSpec};
 
@@ -19,7 +20,7 @@ use crate::schema::{Field, Kind, RefSpec};
 /// gives no href. Written in one pass into one buffer: building it with `replace`,
 /// `to_string` and `format!` was most of the 8-10 % that hrefs took in the profile of
 /// seeding a million records.
-fn href(spec: &RefSpec, reference: &Value, record: &Value) -> Option<String> {
+fn href(spec: &RefSpec, reference: &Value, record: Record<'_>) -> Option<String> {
     use std::fmt::Write;
     let id = reference.get("id")?.as_i64()?;
     let mut path = String::with_capacity(spec.href.len() + 16);
@@ -55,10 +56,26 @@ impl Serialize for Href<'_> {
     }
 }
 
+/// The record a [`Rendered`] shows: a stored one, or a seeded one as it was built.
+#[derive(Clone, Copy)]
+enum Record<'a> {
+    Value(&'a Value),
+    Slots(&'a Slots),
+}
+
+impl Record<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Record::Value(v) => v.get(key),
+            Record::Slots(s) => s.get(key),
+        }
+    }
+}
+
 /// A stored record ready to serialize as ConnectWise shows it.
 pub struct Rendered<'a> {
     pub def: &'static ResourceDef,
-    pub record: &'a Value,
+    record: Record<'a>,
     /// `http://host/{codebase}/apis/3.0`
     pub base: &'a str,
     /// `fields=`: only these properties are emitted (still in model order).
@@ -69,7 +86,19 @@ impl<'a> Rendered<'a> {
     pub fn new(def: &'static ResourceDef, record: &'a Value, base: &'a str) -> Self {
         Rendered {
             def,
-            record,
+            record: Record::Value(record),
+            base,
+            fields: None,
+        }
+    }
+
+    /// A seeded record (with its `id`), rendered without first becoming a `Map`.
+    pub fn seeded(def: &'static ResourceDef, record: &'a Slots, base: &'a str) -> Self {
+        // Rendering walks the schema and the slots together: they must be the same schema.
+        assert!(std::ptr::eq(def.fields, record.fields()), "{}", def.path);
+        Rendered {
+            def,
+            record: Record::Slots(record),
             base,
             fields: None,
         }
@@ -251,7 +280,7 @@ impl Serialize for Node<'_> {
                     map.end()
                 }
                 Shape::Fields(fields) => {
-                    serialize_fields(s, fields, obj, self.ctx, None, self.proj)
+                    serialize_fields(s, fields, Obj::Map(obj), self.ctx, None, self.proj)
                 }
             },
             _ => Plain {
@@ -263,21 +292,33 @@ impl Serialize for Node<'_> {
     }
 }
 
+/// The fields of an object being rendered: a stored map, or a seeded record's slots (one per
+/// field, in order, so that nothing is looked up by name).
+#[derive(Clone, Copy)]
+enum Obj<'a> {
+    Map(&'a serde_json::Map<String, Value>),
+    Slots(&'a [Option<Value>]),
+}
+
 fn serialize_fields<S: Serializer>(
     s: S,
     fields: &'static [Field],
-    obj: &serde_json::Map<String, Value>,
+    obj: Obj<'_>,
     ctx: &Rendered<'_>,
     top_links: Option<&[(&'static str, String)]>,
     proj: Option<&Projection>,
 ) -> Result<S::Ok, S::Error> {
     let mut map = s.serialize_map(None)?;
     let mut top_links = top_links;
-    for f in fields {
+    for (i, f) in fields.iter().enumerate() {
         let Some(sub) = pick(proj, f.name) else {
             continue;
         };
-        let Some(v) = obj.get(f.name) else {
+        let v = match obj {
+            Obj::Map(m) => m.get(f.name),
+            Obj::Slots(slots) => slots.get(i).and_then(Option::as_ref),
+        };
+        let Some(v) = v else {
             // Every top-level record has `_info`; add it if a record lacks one.
             if f.name == "_info"
                 && let Some(links) = top_links.take()
@@ -325,19 +366,28 @@ fn serialize_fields<S: Serializer>(
 
 impl Serialize for Rendered<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (Some(obj), Some(id)) = (
-            self.record.as_object(),
-            self.record.get("id").and_then(Value::as_i64),
-        ) else {
-            return Plain {
-                value: self.record,
-                proj: self.fields,
-            }
-            .serialize(s);
-        };
-        let links = (self.def.info_hrefs)(id, obj);
         let proj = self.fields.filter(|p| !p.is_empty());
-        serialize_fields(s, self.def.fields, obj, self, Some(&links), proj)
+        match self.record {
+            Record::Value(record) => {
+                let (Some(obj), Some(id)) =
+                    (record.as_object(), record.get("id").and_then(Value::as_i64))
+                else {
+                    return Plain {
+                        value: record,
+                        proj: self.fields,
+                    }
+                    .serialize(s);
+                };
+                let links = (self.def.info_hrefs)(id, obj);
+                serialize_fields(s, self.def.fields, Obj::Map(obj), self, Some(&links), proj)
+            }
+            Record::Slots(record) => {
+                let id = record.get("id").and_then(Value::as_i64).unwrap_or(0);
+                let links = (self.def.info_hrefs)(id, record);
+                let slots = Obj::Slots(record.values());
+                serialize_fields(s, self.def.fields, slots, self, Some(&links), proj)
+            }
+        }
     }
 }
 

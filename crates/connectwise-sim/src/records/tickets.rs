@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::companies::SITE_REF;
-use super::seed::{SUMMARIES, SeedCtx};
-use super::{ParentSpec, ResourceDef, midnight, pick, table_entry};
+use super::seed::{SUMMARIES, SeedCtx, Slots};
+use super::{Fields, ParentSpec, ResourceDef, midnight, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
     COMPANY_REF, CONTACT_REF, Field, Kind, MEMBER_REF, Map, OPPORTUNITY_REF, RefSpec,
@@ -122,7 +122,7 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn info_hrefs(id: i64, _rec: &Map) -> Vec<(&'static str, String)> {
+fn info_hrefs(id: i64, _rec: &dyn Fields) -> Vec<(&'static str, String)> {
     vec![
         (
             "activities_href",
@@ -155,29 +155,29 @@ fn info_hrefs(id: i64, _rec: &Map) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
-    m.insert("recordType".into(), "ServiceTicket".into());
-    m.insert("board".into(), json!({"id": 1, "name": "Help Desk"}));
-    m.insert("status".into(), json!({"id": 1, "name": "New"}));
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
+    m.insert("recordType", "ServiceTicket".into());
+    m.insert("board", json!({"id": 1, "name": "Help Desk"}));
+    m.insert("status", json!({"id": 1, "name": "New"}));
     m.insert(
-        "priority".into(),
+        "priority",
         json!({"id": 3, "name": "Priority 3 - Normal Response"}),
     );
-    m.insert("severity".into(), "Medium".into());
-    m.insert("impact".into(), "Medium".into());
-    m.insert("closedFlag".into(), false.into());
-    m.insert("approved".into(), true.into());
-    m.insert("billingMethod".into(), "ActualRates".into());
-    m.insert("billTime".into(), "NoDefault".into());
-    m.insert("billExpenses".into(), "NoDefault".into());
-    m.insert("billProducts".into(), "NoDefault".into());
-    m.insert("isInSla".into(), true.into());
-    m.insert("hasChildTicket".into(), false.into());
-    m.insert("mobileGuid".into(), rng.guid().into());
-    m.insert("customFields".into(), json!([]));
+    m.insert("severity", "Medium".into());
+    m.insert("impact", "Medium".into());
+    m.insert("closedFlag", false.into());
+    m.insert("approved", true.into());
+    m.insert("billingMethod", "ActualRates".into());
+    m.insert("billTime", "NoDefault".into());
+    m.insert("billExpenses", "NoDefault".into());
+    m.insert("billProducts", "NoDefault".into());
+    m.insert("isInSla", true.into());
+    m.insert("hasChildTicket", false.into());
+    m.insert("mobileGuid", rng.guid().into());
+    m.insert("customFields", json!([]));
 }
 
-fn reference(rec: &Map) -> Map {
+fn reference(rec: &dyn Fields) -> Map {
     pick(rec, &["id", "summary"])
 }
 
@@ -202,22 +202,22 @@ fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
 
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
-        let mut m = Map::new();
+        let mut m = Slots::new(FIELDS);
         defaults(&mut m, ctx.rng);
-        m.insert("summary".into(), (*ctx.rng.pick(SUMMARIES)).into());
+        m.insert("summary", (*ctx.rng.pick(SUMMARIES)).into());
         let board = table_entry(BOARDS, ctx.rng);
-        m.insert("board".into(), Value::Object(board));
+        m.insert("board", Value::Object(board));
         let status = table_entry(STATUSES, ctx.rng);
         let closed = status.get("id").and_then(Value::as_i64) == Some(5);
-        m.insert("status".into(), Value::Object(status));
+        m.insert("status", Value::Object(status));
         if let Some(contact) = ctx.random_record("company/contacts") {
             // The ticket's company is the contact's company, so records agree.
             if let Some(company) = contact.get("/company") {
-                m.insert("company".into(), company);
+                m.insert("company", company);
             }
-            m.insert("contact".into(), Value::Object(contact.reference()));
+            m.insert("contact", Value::Object(contact.reference()));
             m.insert(
-                "contactName".into(),
+                "contactName",
                 format!(
                     "{} {}",
                     contact.str("/firstName").unwrap_or(""),
@@ -226,72 +226,63 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
                 .into(),
             );
             if let Some(p) = contact.get("/defaultPhoneNbr") {
-                m.insert("contactPhoneNumber".into(), p);
+                m.insert("contactPhoneNumber", p);
             }
             if let Some(e) = contact.get("/communicationItems/0/value") {
-                m.insert("contactEmailAddress".into(), e);
+                m.insert("contactEmailAddress", e);
             }
         } else if let Some(company) = ctx.reference("company/companies") {
-            m.insert("company".into(), Value::Object(company));
+            m.insert("company", Value::Object(company));
         }
-        m.insert("site".into(), json!({"id": 1, "name": "Main"}));
-        m.insert("siteName".into(), "Main".into());
-        m.insert("type".into(), Value::Object(table_entry(TYPES, ctx.rng)));
-        m.insert("team".into(), Value::Object(table_entry(TEAMS, ctx.rng)));
+        m.insert("site", json!({"id": 1, "name": "Main"}));
+        m.insert("siteName", "Main".into());
+        m.insert("type", Value::Object(table_entry(TYPES, ctx.rng)));
+        m.insert("team", Value::Object(table_entry(TEAMS, ctx.rng)));
         if let Some(owner) = ctx.reference("system/members") {
-            m.insert("owner".into(), Value::Object(owner));
+            m.insert("owner", Value::Object(owner));
         }
+        m.insert("priority", Value::Object(table_entry(PRIORITIES, ctx.rng)));
         m.insert(
-            "priority".into(),
-            Value::Object(table_entry(PRIORITIES, ctx.rng)),
-        );
-        m.insert(
-            "serviceLocation".into(),
+            "serviceLocation",
             Value::Object(table_entry(LOCATIONS, ctx.rng)),
         );
+        m.insert("source", Value::Object(table_entry(SOURCES, ctx.rng)));
         m.insert(
-            "source".into(),
-            Value::Object(table_entry(SOURCES, ctx.rng)),
-        );
-        m.insert(
-            "severity".into(),
+            "severity",
             (*ctx.rng.pick(&["Low", "Medium", "High"])).into(),
         );
+        m.insert("impact", (*ctx.rng.pick(&["Low", "Medium", "High"])).into());
+        m.insert("budgetHours", json!(ctx.rng.below(8) as f64));
+        m.insert("actualHours", json!(ctx.rng.below(16) as f64 / 4.0));
         m.insert(
-            "impact".into(),
-            (*ctx.rng.pick(&["Low", "Medium", "High"])).into(),
-        );
-        m.insert("budgetHours".into(), json!(ctx.rng.below(8) as f64));
-        m.insert("actualHours".into(), json!(ctx.rng.below(16) as f64 / 4.0));
-        m.insert(
-            "requiredDate".into(),
+            "requiredDate",
             midnight(ctx.epoch, -(ctx.rng.below(14) as i64)).into(),
         );
         let info = ctx.info(true);
         let entered = info.get("dateEntered").cloned().unwrap_or(Value::Null);
-        m.insert("dateResplan".into(), entered.clone());
-        m.insert("dateResponded".into(), entered);
-        m.insert("closedFlag".into(), Value::Bool(closed));
+        m.insert("dateResplan", entered.clone());
+        m.insert("dateResponded", entered);
+        m.insert("closedFlag", Value::Bool(closed));
         if closed {
             m.insert(
-                "closedDate".into(),
+                "closedDate",
                 info.get("lastUpdated").cloned().unwrap_or(Value::Null),
             );
             m.insert(
-                "closedBy".into(),
+                "closedBy",
                 info.get("updatedBy").cloned().unwrap_or(Value::Null),
             );
         }
         m.insert(
-            "resources".into(),
+            "resources",
             info.get("enteredBy").cloned().unwrap_or(Value::Null),
         );
         m.insert(
-            "customFields".into(),
+            "customFields",
             json!([{"id": 7, "caption": "Dispatch Billing Required", "type": "Text", "entryMethod": "List", "numberOfDecimals": 0}]),
         );
-        m.insert("_info".into(), Value::Object(info));
-        m.retain(|_, v| !v.is_null());
+        m.insert("_info", Value::Object(info));
+        m.remove_nulls();
         ctx.emit(m);
     }
 }
@@ -340,7 +331,7 @@ pub static NOTES: ResourceDef = ResourceDef {
     seed: seed_notes,
 };
 
-fn note_defaults(m: &mut Map, _rng: &mut SplitMix64) {
+fn note_defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
     for flag in [
         "detailDescriptionFlag",
         "internalAnalysisFlag",
@@ -351,7 +342,7 @@ fn note_defaults(m: &mut Map, _rng: &mut SplitMix64) {
         "internalFlag",
         "externalFlag",
     ] {
-        m.insert(flag.into(), false.into());
+        m.insert(flag, false.into());
     }
 }
 
@@ -384,29 +375,29 @@ fn seed_notes(ctx: &mut SeedCtx<'_>, n: usize) {
         let Some(ticket) = ctx.random_record("service/tickets") else {
             break;
         };
-        let mut m = Map::new();
+        let mut m = Slots::new(NOTE_FIELDS);
         note_defaults(&mut m, ctx.rng);
-        m.insert("ticketId".into(), ticket.get("/id").unwrap_or(Value::Null));
-        m.insert("text".into(), (*ctx.rng.pick(NOTE_TEXTS)).into());
+        m.insert("ticketId", ticket.get("/id").unwrap_or(Value::Null));
+        m.insert("text", (*ctx.rng.pick(NOTE_TEXTS)).into());
         let kind = *ctx.rng.pick(&[
             "detailDescriptionFlag",
             "internalAnalysisFlag",
             "resolutionFlag",
         ]);
-        m.insert(kind.into(), true.into());
+        m.insert(kind, true.into());
         let info = ctx.info(false);
         if let Some(member) = ctx.reference("system/members") {
-            m.insert("member".into(), Value::Object(member));
+            m.insert("member", Value::Object(member));
         }
         m.insert(
-            "dateCreated".into(),
+            "dateCreated",
             info.get("lastUpdated").cloned().unwrap_or(Value::Null),
         );
         m.insert(
-            "createdBy".into(),
+            "createdBy",
             info.get("updatedBy").cloned().unwrap_or(Value::Null),
         );
-        m.insert("_info".into(), Value::Object(info));
+        m.insert("_info", Value::Object(info));
         // Stored in id order per ticket is not required; ids follow generation order.
         ctx.emit(m);
     }

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, pick, table_entry};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, pick, table_entry};
 use crate::prng::SplitMix64;
 use crate::schema::{
     COMPANY_REF, Field, Kind, MEMBER_REF, Map, PROJECT_REF, RefSpec, TICKET_REF, custom_fields,
@@ -68,16 +68,16 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, rng: &mut SplitMix64) {
-    m.insert("billableOption".into(), "Billable".into());
-    m.insert("status".into(), "Open".into());
-    m.insert("workType".into(), json!({"id": 1, "name": "Regular"}));
-    m.insert("hoursDeduct".into(), json!(0.0));
-    m.insert("addToDetailDescriptionFlag".into(), false.into());
-    m.insert("addToInternalAnalysisFlag".into(), false.into());
-    m.insert("addToResolutionFlag".into(), false.into());
-    m.insert("mobileGuid".into(), rng.guid().into());
-    m.insert("customFields".into(), json!([]));
+fn defaults(m: &mut impl Fields, rng: &mut SplitMix64) {
+    m.insert("billableOption", "Billable".into());
+    m.insert("status", "Open".into());
+    m.insert("workType", json!({"id": 1, "name": "Regular"}));
+    m.insert("hoursDeduct", json!(0.0));
+    m.insert("addToDetailDescriptionFlag", false.into());
+    m.insert("addToInternalAnalysisFlag", false.into());
+    m.insert("addToResolutionFlag", false.into());
+    m.insert("mobileGuid", rng.guid().into());
+    m.insert("customFields", json!([]));
 }
 
 /// dateEntered/enteredBy on create; actualHours from start and end, as ConnectWise computes it.
@@ -118,49 +118,40 @@ fn on_write(rec: &mut Map, stamp: &Stamp, previous: Option<&Map>) {
 
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
     for _ in 0..n {
-        let mut m = Map::new();
+        let mut m = Slots::new(FIELDS);
         defaults(&mut m, ctx.rng);
         if let Some(ticket) = ctx.random_record("service/tickets") {
             if let Some(company) = ticket.get("/company") {
-                m.insert("company".into(), company);
+                m.insert("company", company);
             }
-            m.insert(
-                "chargeToId".into(),
-                ticket.get("/id").unwrap_or(Value::Null),
-            );
-            m.insert("chargeToType".into(), "ServiceTicket".into());
-            m.insert("ticket".into(), Value::Object(ticket.reference()));
+            m.insert("chargeToId", ticket.get("/id").unwrap_or(Value::Null));
+            m.insert("chargeToType", "ServiceTicket".into());
+            m.insert("ticket", Value::Object(ticket.reference()));
         }
         let member = ctx.random_record("system/members");
         if let Some(member) = member {
-            m.insert("member".into(), Value::Object(member.reference()));
+            m.insert("member", Value::Object(member.reference()));
             if let Some(ident) = member.get("/identifier") {
-                m.insert("enteredBy".into(), ident);
+                m.insert("enteredBy", ident);
             }
         }
-        m.insert(
-            "workType".into(),
-            Value::Object(table_entry(WORK_TYPES, ctx.rng)),
-        );
-        m.insert(
-            "workRole".into(),
-            Value::Object(table_entry(WORK_ROLES, ctx.rng)),
-        );
+        m.insert("workType", Value::Object(table_entry(WORK_TYPES, ctx.rng)));
+        m.insert("workRole", Value::Object(table_entry(WORK_ROLES, ctx.rng)));
         let start = ctx.recent();
         let start = start - start.rem_euclid(900);
         let minutes = 15 * (1 + ctx.rng.below(16) as i64);
-        m.insert("timeStart".into(), crate::clock::format_ts(start).into());
+        m.insert("timeStart", crate::clock::format_ts(start).into());
         m.insert(
-            "timeEnd".into(),
+            "timeEnd",
             crate::clock::format_ts(start + minutes * 60).into(),
         );
-        m.insert("actualHours".into(), json!(minutes as f64 / 60.0));
+        m.insert("actualHours", json!(minutes as f64 / 60.0));
         m.insert(
-            "billableOption".into(),
+            "billableOption",
             (*ctx.rng.pick(&["Billable", "DoNotBill", "NoCharge"])).into(),
         );
         m.insert(
-            "notes".into(),
+            "notes",
             (*ctx.rng.pick(&[
                 "Troubleshooting",
                 "Remote support",
@@ -170,19 +161,23 @@ fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
             .into(),
         );
         m.insert(
-            "status".into(),
+            "status",
             (*ctx.rng.pick(&["Open", "ReadyToBill", "Billed"])).into(),
         );
-        m.insert("hourlyRate".into(), json!(125.0));
+        m.insert("hourlyRate", json!(125.0));
         let info = ctx.info(false);
         m.insert(
-            "dateEntered".into(),
+            "dateEntered",
             info.get("lastUpdated").cloned().unwrap_or(Value::Null),
         );
-        m.entry("enteredBy")
-            .or_insert_with(|| info.get("updatedBy").cloned().unwrap_or(Value::Null));
-        m.insert("_info".into(), Value::Object(info));
-        m.retain(|_, v| !v.is_null());
+        if m.get("enteredBy").is_none() {
+            m.insert(
+                "enteredBy",
+                info.get("updatedBy").cloned().unwrap_or(Value::Null),
+            );
+        }
+        m.insert("_info", Value::Object(info));
+        m.remove_nulls();
         ctx.emit(m);
     }
 }

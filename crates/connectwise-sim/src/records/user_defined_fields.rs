@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use super::seed::SeedCtx;
-use super::{ResourceDef, pick};
+use super::seed::{SeedCtx, Slots};
+use super::{Fields, ResourceDef, pick};
 use crate::prng::SplitMix64;
 use crate::schema::{Field, Kind, Map, field, info, read_only};
 use crate::store::Stamp;
@@ -52,17 +52,17 @@ pub static DEF: ResourceDef = ResourceDef {
     seed,
 };
 
-fn defaults(m: &mut Map, _rng: &mut SplitMix64) {
-    m.insert("sequenceNumber".into(), 1.into());
-    m.insert("numberOfDecimals".into(), 0.into());
-    m.insert("entryTypeIdentifier".into(), "EntryField".into());
+fn defaults(m: &mut impl Fields, _rng: &mut SplitMix64) {
+    m.insert("sequenceNumber", 1.into());
+    m.insert("numberOfDecimals", 0.into());
+    m.insert("entryTypeIdentifier", "EntryField".into());
     for flag in [
         "requiredFlag",
         "displayOnScreenFlag",
         "readOnlyFlag",
         "listViewFlag",
     ] {
-        m.insert(flag.into(), false.into());
+        m.insert(flag, false.into());
     }
 }
 
@@ -98,24 +98,24 @@ static SEEDED: &[(i64, &str, &str, Option<&str>)] = &[
 
 /// At most the captions above: user-defined fields are a short list on any real site.
 fn seed(ctx: &mut SeedCtx<'_>, n: usize) {
-    let seeded: Vec<Map> = SEEDED
+    let seeded: Vec<Slots> = SEEDED
         .iter()
         .take(n)
         .enumerate()
         .map(|(i, (pod, caption, kind, help))| {
-            let mut m = Map::new();
+            let mut m = Slots::new(FIELDS);
             defaults(&mut m, ctx.rng);
-            m.insert("podId".into(), (*pod).into());
-            m.insert("caption".into(), (*caption).into());
-            m.insert("sequenceNumber".into(), (i as i64 + 1).into());
-            m.insert("fieldTypeIdentifier".into(), (*kind).into());
-            m.insert("helpText".into(), help.map_or(Value::Null, Value::from));
-            m.insert("displayOnScreenFlag".into(), true.into());
+            m.insert("podId", (*pod).into());
+            m.insert("caption", (*caption).into());
+            m.insert("sequenceNumber", (i as i64 + 1).into());
+            m.insert("fieldTypeIdentifier", (*kind).into());
+            m.insert("helpText", help.map_or(Value::Null, Value::from));
+            m.insert("displayOnScreenFlag", true.into());
             let info = ctx.info(false);
             if let Some(updated) = info.get("lastUpdated") {
-                m.insert("dateCreated".into(), updated.clone());
+                m.insert("dateCreated", updated.clone());
             }
-            m.insert("_info".into(), Value::Object(info));
+            m.insert("_info", Value::Object(info));
             m
         })
         .collect();
