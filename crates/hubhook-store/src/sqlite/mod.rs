@@ -90,17 +90,6 @@ impl SqliteStore {
             // A WAL file that grew under load is cut back to this size when SQLite next
             // rewrites it from the start (see `writer::bound_wal`).
             .pragma("journal_size_limit", "67108864")
-            // Every write command runs in a savepoint, and SQLite copies each page a command
-            // changes into the savepoint's journal; past 64 KiB that journal spills to a
-            // temporary file, so a poll commit of a thousand records wrote every page twice
-            // through the kernel (a quarter of the writer thread's time in `bench delivery`).
-            // In memory it is a copy.
-            .pragma("temp_store", "MEMORY")
-            // One poll commit changes a few megabytes of pages; with SQLite's default 2 MiB
-            // cache the writer spilled dirty pages to the WAL mid-transaction and read them
-            // back. 16 MiB holds a busy batch; it fills as the writer touches pages, so it is
-            // also what an idle server's RSS grows by.
-            .pragma("cache_size", "-16384")
             .connect()
             .await?;
         MIGRATOR.run(&mut writer).await?;
