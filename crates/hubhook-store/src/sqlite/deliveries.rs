@@ -90,10 +90,10 @@ impl SqliteStore {
                                              AND i.organization_id = notifications.organization_id
                                              AND i.disabled = 1)
                                      ORDER BY next_attempt_at, created_at
-                                     LIMIT $6))
+                                     LIMIT CAST($6 AS INTEGER)))
                              WHERE turn <= $7
                              ORDER BY turn, next_attempt_at, created_at
-                             LIMIT $4)
+                             LIMIT CAST($4 AS INTEGER))
                          RETURNING id, instance_id, body, failed_attempts, next_attempt_at,
                              created_at, lease_token"
                     ))
@@ -279,7 +279,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<NotificationRow>> {
         let rows = sqlx::query(notification_select!(
-            "WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+            "WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT CAST($2 AS INTEGER)"
         ))
         .bind(instance.0)
         .bind(i64::from(limit))

@@ -16,7 +16,7 @@ impl SqliteStore {
                  ON n.id = e.notification_id AND n.organization_id = e.organization_id
              WHERE e.instance_id = $1
              ORDER BY e.created_at DESC, e.event_date DESC, e.id DESC
-             LIMIT $2",
+             LIMIT CAST($2 AS INTEGER)",
         )
         .bind(instance.0)
         .bind(i64::from(limit))
@@ -39,7 +39,7 @@ impl SqliteStore {
             " WHERE i.organization_id = $1 AND ($2 IS NULL OR e.instance_id = $2)
                AND (e.created_at < $3 OR (e.created_at = $3 AND ($4 = '' OR e.id < $4)))
              ORDER BY e.created_at DESC, e.id DESC
-             LIMIT $5 OFFSET $6"
+             LIMIT CAST($5 AS INTEGER) OFFSET $6"
         ))
         .bind(org.0)
         .bind(instance.map(|i| i.0))

@@ -21,7 +21,7 @@ impl SqliteStore {
                  ON n.id = e.notification_id AND n.organization_id = e.organization_id
              WHERE e.instance_id = $1 AND e.rowid > $2
              ORDER BY e.rowid
-             LIMIT $3",
+             LIMIT CAST($3 AS INTEGER)",
         )
         .bind(instance.0)
         .bind(after)

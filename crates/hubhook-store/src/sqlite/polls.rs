@@ -86,7 +86,7 @@ impl SqliteStore {
                                AND (j.lease_until IS NULL OR j.lease_until <= $3)
                                AND i.disabled = 0 AND i.events_enabled = 1
                              ORDER BY j.next_run_at
-                             LIMIT $4)
+                             LIMIT CAST($4 AS INTEGER))
                          RETURNING instance_id, resource, cursor, next_run_at, lease_until,
                              lease_token, checkpoint, next_reconcile_at, mass_delete_action,
                              settled_before, clock_lag_ms, ",
@@ -185,7 +185,7 @@ impl SqliteStore {
             "SELECT numeric_id, object_id, seen_at FROM known_objects
              WHERE instance_id = $1 AND resource = $2 AND deleted = 0
                AND numeric_id > $3 AND numeric_id <= $4
-             ORDER BY numeric_id LIMIT $5",
+             ORDER BY numeric_id LIMIT CAST($5 AS INTEGER)",
         )
         .bind(instance.0)
         .bind(resource)

@@ -36,7 +36,7 @@ impl SqliteStore {
                AND ($5 IS NULL OR n.created_at < $5)
                AND ($6 IS NULL OR n.created_at < $6 OR (n.created_at = $6 AND n.id < $7))
              ORDER BY n.created_at DESC, n.id DESC
-             LIMIT $8",
+             LIMIT CAST($8 AS INTEGER)",
         )
         .bind(filter.organization.0)
         .bind(filter.instance.map(|i| i.0))
@@ -79,7 +79,7 @@ impl SqliteStore {
              WHERE n.id IN (SELECT notification_id FROM events
                             WHERE instance_id = $1 AND created_at >= $2 AND created_at < $3)
              ORDER BY n.created_at, n.id
-             LIMIT $4",
+             LIMIT CAST($4 AS INTEGER)",
         )
         .bind(instance.0)
         .bind(from.as_millisecond())

@@ -24,7 +24,7 @@ impl SqliteStore {
                          WHERE (status = 'delivered' AND delivered_at < $1)
                             OR (status = 'cancelled' AND created_at < $1
                                 AND (lease_until IS NULL OR lease_until < $1))
-                         LIMIT $2",
+                         LIMIT CAST($2 AS INTEGER)",
                     )
                     .bind(deliveries_before)
                     .bind(i64::from(batch))
@@ -54,7 +54,7 @@ impl SqliteStore {
                                  ON n.id = e.notification_id AND n.organization_id = e.organization_id
                              WHERE e.created_at < $1
                                AND (n.id IS NULL OR n.status IN ('delivered', 'cancelled'))
-                             LIMIT $2)",
+                             LIMIT CAST($2 AS INTEGER))",
                     )
                     .bind(events_before)
                     .bind(i64::from(batch))
