@@ -995,6 +995,7 @@ async fn backlog_drain(
          {CEILING_IN_FLIGHT} held) after {:.1} s",
         stored_from.elapsed().as_secs_f64()
     );
+    let cpu_before = server_cpu();
     call("/open").await?;
     let opened = Instant::now();
     let stats = loop {
@@ -1007,9 +1008,14 @@ async fn backlog_drain(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let cpu = (server_cpu() - cpu_before) / opened.elapsed().as_secs_f64();
     println!(
-        "backlog: {} notifications ({} events) answered within {:.2} s of the opening",
-        stats.posts, stats.events, stats.since_open
+        "backlog: {} notifications ({} events) answered within {:.2} s of the opening \
+         (server CPU {:.0} % of a core)",
+        stats.posts,
+        stats.events,
+        stats.since_open,
+        cpu * 100.0
     );
     // `BENCH_METRICS=1` prints the server's delivery metrics after the drain (the attempt
     // duration histogram shows where a delivery's time goes; docs/benchmarks.md).
