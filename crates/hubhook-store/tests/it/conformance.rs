@@ -420,6 +420,69 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
     assert_eq!(outcome.events_inserted, 3);
 }
 
+/// The end of a poll that found nothing (the usual poll, which SQLite writes by a shorter
+/// path) is fenced like any commit.
+pub async fn check_a_poll_that_found_nothing_is_fenced_too(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
+    let later = t0() + 31.seconds();
+    assert_eq!(
+        claim_jobs(store, "b", later, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // a's poll ends, having found nothing, after b took the job over.
+    let err = store
+        .commit_poll(poll_commit(instance.id, "contacts", "a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, None, "a stale end moved the cursor");
+    assert_eq!(
+        job.lease_until,
+        later + 30.seconds(),
+        "b's lease was touched"
+    );
+
+    // b's end goes through: cursor, schedule, lease released.
+    let outcome = store
+        .commit_poll(poll_commit(instance.id, "contacts", "b"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CommitOutcome::default());
+    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
+    assert_eq!(job.cursor, Some(t0() + 5.seconds()));
+    assert_eq!(job.next_run_at, t0() + 60.seconds());
+    assert_eq!(job.lease_token, None);
+    // Once released, the same token ends nothing.
+    let err = store
+        .commit_poll(poll_commit(instance.id, "contacts", "b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+
+    // A poll whose instance was deleted meanwhile ends nothing either.
+    let due = t0() + 60.seconds();
+    assert_eq!(
+        claim_jobs(store, "c", due, LEASE, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .delete_instance(instance.organization_id, instance.id)
+            .await
+            .unwrap()
+    );
+    let err = store
+        .commit_poll(poll_commit(instance.id, "contacts", "c"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+}
+
 pub async fn check_commit_poll_is_idempotent(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();

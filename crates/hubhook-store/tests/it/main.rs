@@ -20,6 +20,7 @@ macro_rules! every_check {
             conformance::check_instance_round_trip,
             conformance::check_claim_exclusivity,
             conformance::check_commit_poll_is_fenced,
+            conformance::check_a_poll_that_found_nothing_is_fenced_too,
             conformance::check_commit_poll_is_idempotent,
             conformance::check_commit_poll_writes_everything_together,
             conformance::check_a_new_notification_also_takes_old_events_no_notification_carried,
