@@ -289,7 +289,7 @@ impl SqliteStore {
     pub async fn commit_poll(&self, commit: PollCommit) -> Result<CommitOutcome> {
         match QuietEnd::of(commit) {
             Ok(quiet) => self.end_quiet_poll(quiet).await,
-            Err(commit) => self.commit_poll_in_full(commit).await,
+            Err(commit) => self.commit_poll_in_full(*commit).await,
         }
     }
 
@@ -577,8 +577,8 @@ struct QuietEnd {
 }
 
 impl QuietEnd {
-    /// `commit` as a quiet end, or `commit` back when it carries more.
-    fn of(commit: PollCommit) -> std::result::Result<QuietEnd, PollCommit> {
+    /// `commit` as a quiet end, or `commit` back (boxed: it is large) when it carries more.
+    fn of(commit: PollCommit) -> std::result::Result<QuietEnd, Box<PollCommit>> {
         let quiet = commit.observed.is_empty()
             && commit.vanished.is_empty()
             && commit.events.is_empty()
@@ -591,7 +591,7 @@ impl QuietEnd {
                 now: commit.now.as_millisecond(),
                 done,
             }),
-            progress => Err(PollCommit { progress, ..commit }),
+            progress => Err(Box::new(PollCommit { progress, ..commit })),
         }
     }
 }
