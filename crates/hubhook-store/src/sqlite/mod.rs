@@ -209,14 +209,14 @@ mod tests {
     #[test]
     fn no_statement_binds_a_bare_limit() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sqlite");
+        // Built at run time so that this test's own source does not match.
+        let bare = [["LIMIT", " $"].concat(), ["LIMIT", " ?"].concat()];
         let mut offenders = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
-                // Built so that this test's own source does not match.
-                let bare = ["LIMIT", " $"].concat();
-                if line.contains(&bare) || line.contains(&["LIMIT", " ?"].concat()) {
+                if bare.iter().any(|form| line.contains(form.as_str())) {
                     offenders.push(format!("{}:{}", path.display(), n + 1));
                 }
             }
