@@ -353,10 +353,10 @@ pub async fn check_claim_exclusivity(store: &Store) {
     assert_eq!(b.len(), 2, "an ended lease is claimable");
 }
 
-pub async fn check_commit_poll_is_fenced(store: &Store) {
+/// A contacts job claimed by "a", whose lease ended, and then by "b" at the returned time.
+async fn a_job_taken_over_by_b(store: &Store) -> (InstanceRow, Timestamp) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
-    // a's lease ends and b takes the job over.
     let later = t0() + 31.seconds();
     assert_eq!(
         claim_jobs(store, "b", later, LEASE, 10)
@@ -365,6 +365,22 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
             .len(),
         1
     );
+    (instance, later)
+}
+
+/// The job of [`a_job_taken_over_by_b`] as b's claim left it: no cursor, b's lease.
+async fn assert_only_b_touched_the_job(store: &Store, instance: InstanceId, later: Timestamp) {
+    let job = &store.poll_jobs(instance).await.unwrap()[0];
+    assert_eq!(job.cursor, None, "a's late commit moved the cursor");
+    assert_eq!(
+        job.lease_until,
+        later + 30.seconds(),
+        "b's lease was touched"
+    );
+}
+
+pub async fn check_commit_poll_is_fenced(store: &Store) {
+    let (instance, later) = a_job_taken_over_by_b(store).await;
 
     let late = commit_with_events(instance.id, "contacts", "a", 0, 3);
     let err = store.commit_poll(late).await.unwrap_err();
@@ -404,13 +420,7 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
             .unwrap()
             .is_empty()
     );
-    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
-    assert_eq!(job.cursor, None, "the cursor moved without the events");
-    assert_eq!(
-        job.lease_until,
-        later + 30.seconds(),
-        "b's lease was touched"
-    );
+    assert_only_b_touched_the_job(store, instance.id, later).await;
 
     // The current owner's commit goes through.
     let outcome = store
@@ -423,29 +433,14 @@ pub async fn check_commit_poll_is_fenced(store: &Store) {
 /// The end of a poll that found nothing (the usual poll, which SQLite writes by a shorter
 /// path) is fenced like any commit.
 pub async fn check_a_poll_that_found_nothing_is_fenced_too(store: &Store) {
-    let instance = instance_with(store, &["contacts"]).await;
-    claim_jobs(store, "a", t0(), LEASE, 10).await.unwrap();
-    let later = t0() + 31.seconds();
-    assert_eq!(
-        claim_jobs(store, "b", later, LEASE, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let (instance, later) = a_job_taken_over_by_b(store).await;
     // a's poll ends, having found nothing, after b took the job over.
     let err = store
         .commit_poll(poll_commit(instance.id, "contacts", "a"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    let job = &store.poll_jobs(instance.id).await.unwrap()[0];
-    assert_eq!(job.cursor, None, "a stale end moved the cursor");
-    assert_eq!(
-        job.lease_until,
-        later + 30.seconds(),
-        "b's lease was touched"
-    );
+    assert_only_b_touched_the_job(store, instance.id, later).await;
 
     // b's end goes through: cursor, schedule, lease released.
     let outcome = store
