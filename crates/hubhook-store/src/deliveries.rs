@@ -26,6 +26,20 @@ pub(crate) struct ClaimAsk<'a> {
     pub begin: bool,
 }
 
+/// How many of the oldest due notifications a claim shares out fairly among their instances:
+/// four times what it takes, at most 256.
+///
+/// Bounded, so a claim costs the same whatever the backlog; proportional to the claim,
+/// because on SQLite ranking the window is most of a claim's cost (about 1 µs a row: a claim
+/// of 7 took 0.73 ms with a window of 256 and 0.51 ms with 28, docs/benchmarks.md, "Eighth
+/// round"). Fairness does not rest on the window alone: the window shares one claim out among
+/// the instances it holds, and an instance whose receiver is full is left out of the next
+/// claims (`skip`), so an instance whose oldest due notification lies past the window waits
+/// at most until the instances ahead of it fill their receivers or run out of due work.
+pub(crate) fn fair_window(limit: u32) -> i64 {
+    (i64::from(limit) * 4).clamp(1, 256)
+}
+
 impl Store {
     /// Claims up to `limit` pending notifications that are due and not leased (or whose lease has
     /// ended), oldest due first; each is leased to `owner` until `now + lease` under a fresh

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::ClaimAsk;
+use crate::deliveries::{ClaimAsk, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
     PendingNotification, Result, StoreError,
@@ -26,11 +26,6 @@ macro_rules! notification_select {
         )
     };
 }
-
-/// How many of the oldest due notifications a claim shares out fairly among their instances:
-/// bounded, so a claim costs the same whatever the backlog (about 0.5 ms with 20,000 due, a
-/// quarter of what a window of 1000 costs; the plain oldest-first claim takes 0.35 ms).
-const FAIR_WINDOW: i64 = 256;
 
 impl PostgresStore {
     pub(crate) async fn claim_notifications(
@@ -104,7 +99,7 @@ impl PostgresStore {
                     .bind(now)
                     .bind(i64::from(limit))
                     .bind(&skip)
-                    .bind(FAIR_WINDOW)
+                    .bind(fair_window(limit))
                     .bind(i64::from(per_instance))
                     .fetch_all(&mut *conn)
                     .await?;

@@ -1,6 +1,6 @@
 //! Attempt results written together: every result that arrives while one is waiting for the
 //! writer rides in the same write command, and the common one (delivered, its row begun at
-//! the claim) as two statements for the whole group.
+//! the claim) as two statements for the whole group, sent as one.
 //!
 //! Why: draining a backlog, the writer spent its time on results, two statements each, and
 //! every statement is a round trip to the connection's thread (docs/benchmarks.md, "Fourth
@@ -13,10 +13,10 @@
 //! flush. So a result is never left queued with no flush on its way.
 //!
 //! Why it is correct:
-//! - Each result is fenced on its own claim's lease token, exactly as alone: the group's
-//!   `UPDATE .. FROM json_each` matches a notification only with its token, and the attempt
-//!   rows are completed only for the notifications that matched. A result whose claim moved
-//!   on is answered `LeaseLost` and writes nothing.
+//! - Each result is fenced on its own claim's lease token, exactly as alone: the group's two
+//!   `UPDATE .. FROM json_each` statements (the attempt rows, then the notifications) match a
+//!   result only while its notification holds its token. A result whose claim moved on is
+//!   answered `LeaseLost` and writes nothing.
 //! - Two results for one notification cannot both match: only one holds its current token,
 //!   and the group's statements take a notification once (a second result for it goes one by
 //!   one after them), so matching by id names the one result that matched.
@@ -152,14 +152,11 @@ async fn write_group(
     Ok(held)
 }
 
-/// A claim to mark delivered: `[notification id, lease token, delivered at]`.
-#[derive(Serialize)]
-struct Claim<'a>(&'a str, &'a str, i64);
-
-/// A begun attempt row to complete.
+/// A delivered result whose begun attempt row is to be completed.
 #[derive(Serialize)]
 struct Completed<'a> {
     notification: &'a str,
+    token: &'a str,
     attempt: i64,
     owner: &'a str,
     at: i64,
@@ -169,43 +166,23 @@ struct Completed<'a> {
     excerpt: Option<&'a str>,
 }
 
-/// Delivered results with begun rows, two statements for all of them; returns the indexes
-/// (into the group) whose lease held.
+/// Delivered results with begun rows, for all of them two statements sent as one (one round
+/// trip to the connection's thread; sqlx runs each in turn with the same parameter); returns
+/// the indexes (into the group) whose lease held.
+///
+/// Both statements are fenced on each result's own token: the first completes the attempt
+/// rows of the results whose claim still holds, the second then marks those notifications
+/// delivered and releases their claims. Nothing runs between them (one connection, one
+/// transaction), so the two match the same results, and the second's `RETURNING` names them.
 async fn delivered(
     conn: &mut SqliteConnection,
     group: &[(usize, AttemptRecord)],
 ) -> Result<Vec<usize>> {
-    let claims: Vec<_> = group
-        .iter()
-        .map(|(_, a)| {
-            Claim(
-                &a.notification_id.0,
-                &a.lease_token.0,
-                a.attempted_at.as_millisecond(),
-            )
-        })
-        .collect();
-    let matched: Vec<String> = sqlx::query_scalar(
-        "UPDATE notifications SET status = 'delivered', delivered_at = c.value ->> 2,
-             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, lease_token = NULL
-         FROM json_each($1) c
-         WHERE notifications.id = c.value ->> 0 AND notifications.lease_token = c.value ->> 1
-         RETURNING notifications.id",
-    )
-    .bind(to_json(&claims)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    let held: Vec<&(usize, AttemptRecord)> = group
-        .iter()
-        .filter(|(_, a)| matched.contains(&a.notification_id.0))
-        .collect();
-    if held.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<_> = held
+    let rows: Vec<_> = group
         .iter()
         .map(|(_, a)| Completed {
             notification: &a.notification_id.0,
+            token: &a.lease_token.0,
             attempt: a.attempt_id.unwrap_or_default(),
             owner: &a.owner,
             at: a.attempted_at.as_millisecond(),
@@ -215,19 +192,31 @@ async fn delivered(
             excerpt: a.response_excerpt.as_deref(),
         })
         .collect();
-    sqlx::query(
+    let matched: Vec<String> = sqlx::query_scalar(
         "UPDATE delivery_attempts SET owner = c.value ->> 'owner', attempted_at = c.value ->> 'at',
              status_code = c.value ->> 'status', latency_ms = c.value ->> 'latency_ms',
              error = c.value ->> 'error', outcome = 'delivered',
              response_excerpt = c.value ->> 'excerpt'
          FROM json_each($1) c
+             JOIN notifications n ON n.id = c.value ->> 'notification'
+                 AND n.lease_token = c.value ->> 'token'
          WHERE delivery_attempts.id = c.value ->> 'attempt'
-           AND delivery_attempts.notification_id = c.value ->> 'notification'",
+           AND delivery_attempts.notification_id = c.value ->> 'notification';
+         UPDATE notifications SET status = 'delivered', delivered_at = c.value ->> 'at',
+             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, lease_token = NULL
+         FROM json_each($1) c
+         WHERE notifications.id = c.value ->> 'notification'
+           AND notifications.lease_token = c.value ->> 'token'
+         RETURNING notifications.id",
     )
     .bind(to_json(&rows)?)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(held.iter().map(|(index, _)| *index).collect())
+    Ok(group
+        .iter()
+        .filter(|(_, a)| matched.contains(&a.notification_id.0))
+        .map(|(index, _)| *index)
+        .collect())
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {

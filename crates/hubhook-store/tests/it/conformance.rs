@@ -1745,6 +1745,86 @@ pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &St
     assert_ne!(before, after);
 }
 
+/// A notification stored after its subscription was deactivated (a poll that was running
+/// then) is queued by the next claim instead of being tried.
+pub async fn check_a_notification_stored_after_a_deactivation_is_queued_not_tried(store: &Store) {
+    let instance = instance_with(store, &["contacts", "accounts"]).await;
+    claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
+    store
+        .commit_poll(commit_one_per_event(
+            instance.id,
+            "contacts",
+            "poller",
+            0,
+            1,
+        ))
+        .await
+        .unwrap();
+    let now = t0() + 2.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    store
+        .finish_attempt(AttemptRecord {
+            attempt_id: None,
+            notification_id: claimed[0].id.clone(),
+            owner: "d".into(),
+            lease_token: claimed[0].lease_token.clone(),
+            attempted_at: now,
+            status_code: Some(410),
+            latency_ms: 3,
+            error: Some("callback answered HTTP 410".into()),
+            response_excerpt: None,
+            outcome: AttemptOutcome::Deactivated,
+        })
+        .await
+        .unwrap();
+    store
+        .commit_poll(commit_one_per_event(
+            instance.id,
+            "accounts",
+            "poller",
+            10,
+            2,
+        ))
+        .await
+        .unwrap();
+
+    let later = claim_notifications(store, "d", now + 1.hours(), LEASE, 10)
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "{later:?}");
+    let queued = store
+        .find_notifications(NotificationFilter {
+            organization: instance.organization_id,
+            instance: Some(instance.id),
+            statuses: vec!["queued".to_owned()],
+            since: None,
+            until: None,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = queued.iter().map(|n| n.id.0.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["notification-0", "notification-10", "notification-11"]
+    );
+    assert_eq!(
+        store
+            .attempt_counts(&[
+                NotificationId("notification-10".into()),
+                NotificationId("notification-11".into())
+            ])
+            .await
+            .unwrap(),
+        [0, 0],
+        "never tried"
+    );
+}
+
 pub async fn check_the_pull_feed_pages_in_storage_order(store: &Store) {
     let instance = instance_with(store, &["a", "b"]).await;
     claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();

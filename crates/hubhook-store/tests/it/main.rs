@@ -45,6 +45,7 @@ macro_rules! every_check {
             conformance::check_a_callback_makes_its_jobs_due,
             conformance::check_webhook_secrets_rotate_with_an_overlap,
             conformance::check_a_deactivated_subscription_queues_until_redelivery,
+            conformance::check_a_notification_stored_after_a_deactivation_is_queued_not_tried,
             conformance::check_the_pull_feed_pages_in_storage_order,
             conformance::check_pruning_removes_at_most_a_batch,
             conformance::check_claims_share_out_among_instances,
