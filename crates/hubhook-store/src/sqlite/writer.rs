@@ -147,9 +147,9 @@ impl Writer {
     /// [`Writer::write`] for `work` that fails only when SQL fails (a refusal, such as a
     /// lease that no longer holds, is an `Ok` value). It runs without a savepoint of its own:
     /// a savepoint is two more statements, each a round trip to the connection's thread, and
-    /// this is for the writes made once per delivery or per quiet poll. Since nothing could
-    /// then undo its part alone, a failure fails the whole batch (it is rolled back, and every
-    /// caller is told).
+    /// this is for the writes made once per delivery, per claim or per quiet poll. Since
+    /// nothing could then undo its part alone, a failure fails the whole batch (it is rolled
+    /// back, and every caller is told).
     pub(crate) async fn write_unguarded<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
