@@ -1630,6 +1630,22 @@ pub async fn check_webhook_secrets_rotate_with_an_overlap(store: &Store) {
     assert_eq!(store.webhook_secrets(instance.id).await.unwrap(), None);
 }
 
+/// Owner "d"'s attempt of `claimed` answered 410 at `at`: the subscription is deactivated.
+fn answered_gone(claimed: &PendingNotification, at: Timestamp) -> AttemptRecord {
+    AttemptRecord {
+        attempt_id: None,
+        notification_id: claimed.id.clone(),
+        owner: "d".into(),
+        lease_token: claimed.lease_token.clone(),
+        attempted_at: at,
+        status_code: Some(410),
+        latency_ms: 3,
+        error: Some("callback answered HTTP 410".into()),
+        response_excerpt: Some("gone".into()),
+        outcome: AttemptOutcome::Deactivated,
+    }
+}
+
 pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let org = instance.organization_id;
@@ -1652,18 +1668,7 @@ pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &St
     assert_eq!(claimed.len(), 1);
     let gone = claimed[0].id.clone();
     store
-        .finish_attempt(AttemptRecord {
-            attempt_id: None,
-            notification_id: gone.clone(),
-            owner: "d".into(),
-            lease_token: claimed[0].lease_token.clone(),
-            attempted_at: now,
-            status_code: Some(410),
-            latency_ms: 3,
-            error: Some("callback answered HTTP 410".into()),
-            response_excerpt: Some("gone".into()),
-            outcome: AttemptOutcome::Deactivated,
-        })
+        .finish_attempt(answered_gone(&claimed[0], now))
         .await
         .unwrap();
     let deactivation = store.deactivation(instance.id).await.unwrap().unwrap();
@@ -1765,18 +1770,7 @@ pub async fn check_a_notification_stored_after_a_deactivation_is_queued_not_trie
         .await
         .unwrap();
     store
-        .finish_attempt(AttemptRecord {
-            attempt_id: None,
-            notification_id: claimed[0].id.clone(),
-            owner: "d".into(),
-            lease_token: claimed[0].lease_token.clone(),
-            attempted_at: now,
-            status_code: Some(410),
-            latency_ms: 3,
-            error: Some("callback answered HTTP 410".into()),
-            response_excerpt: None,
-            outcome: AttemptOutcome::Deactivated,
-        })
+        .finish_attempt(answered_gone(&claimed[0], now))
         .await
         .unwrap();
     store
