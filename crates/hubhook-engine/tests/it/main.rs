@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -16,12 +16,17 @@ use hubhook_engine::{Clock, Engine, EngineConfig};
 use hubhook_store::{InstanceUpdate, MasterKey, NewInstance, Store};
 use serde_json::{Map, Value, json};
 
-/// A receiver that answers with a status the test sets, and records bodies.
+/// A receiver that answers with a status the test sets after a delay the test sets, records
+/// bodies, and counts the POSTs it holds at once.
 #[derive(Clone)]
 struct Receiver {
     url: String,
     status: Arc<Mutex<StatusCode>>,
     bodies: Arc<Mutex<Vec<Value>>>,
+    delay: Arc<Mutex<Duration>>,
+    in_flight: Arc<AtomicUsize>,
+    /// The most POSTs held at once.
+    peak: Arc<AtomicUsize>,
 }
 
 async fn start_receiver(status: StatusCode) -> Receiver {
@@ -33,6 +38,9 @@ async fn start_receiver(status: StatusCode) -> Receiver {
         url: format!("http://{addr}/hook"),
         status: Arc::new(Mutex::new(status)),
         bodies: Arc::new(Mutex::new(Vec::new())),
+        delay: Arc::new(Mutex::new(Duration::ZERO)),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        peak: Arc::new(AtomicUsize::new(0)),
     };
     let app = Router::new()
         .route("/hook", post(receive))
@@ -42,11 +50,16 @@ async fn start_receiver(status: StatusCode) -> Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, body: Bytes) -> StatusCode {
+    let held = receiver.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    receiver.peak.fetch_max(held, Ordering::SeqCst);
     receiver
         .bodies
         .lock()
         .expect("lock")
         .push(serde_json::from_slice(&body).expect("json body"));
+    let delay = *receiver.delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
+    receiver.in_flight.fetch_sub(1, Ordering::SeqCst);
     *receiver.status.lock().expect("lock")
 }
 
@@ -554,6 +567,66 @@ async fn a_receiver_down_for_an_hour_gets_everything_when_it_comes_back() {
             "contact {contact} never arrived"
         );
     }
+}
+
+/// The running dispatcher (its loop, which claims as slots free up while POSTs are in flight,
+/// not rounds driven by the test): the POSTs in flight never exceed `delivery_concurrency`,
+/// the slots do fill, and no notification is sent twice or left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_dispatcher_fills_its_slots_and_never_exceeds_them() {
+    let (receiver, clock, setup) = start(StatusCode::OK).await;
+    *receiver.delay.lock().expect("lock") = Duration::from_millis(50);
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            delivery_concurrency: 3,
+            receiver_limits: hubhook_engine::ReceiverLimits {
+                concurrency: 100,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    // 400 changed contacts: 40 notifications of 10 events, stored before the loop starts.
+    let contacts = changes(&engine, &clock, &setup, "Slots", 400).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while statuses(&engine, setup.instance)
+        .await
+        .iter()
+        .any(|s| s != "delivered")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog was not delivered: {:?}",
+            statuses(&engine, setup.instance).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
+
+    assert_eq!(
+        receiver.peak.load(Ordering::SeqCst),
+        3,
+        "POSTs held at once"
+    );
+    let bodies = receiver.bodies.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 40, "one POST per notification");
+    let mut objects: Vec<String> = bodies
+        .iter()
+        .flat_map(|b| b["message"]["events"].as_array().expect("events").clone())
+        .map(|e| e["objectId"].as_str().expect("objectId").to_string())
+        .collect();
+    objects.sort();
+    let mut expected: Vec<String> = contacts.iter().map(i64::to_string).collect();
+    expected.sort();
+    assert_eq!(objects, expected, "every contact once");
 }
 
 #[tokio::test]
