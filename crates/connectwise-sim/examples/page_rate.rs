@@ -2,7 +2,7 @@
 //! `lastUpdated` condition, over real HTTP on loopback, with 1,000,000
 //! records in memory across the simulated resources.
 //!
-//! `cargo run --release -p connectwise-sim --example bench -- [--total 1000000] [--seconds 10] [--clients 1,4]`
+//! `cargo run --release -p connectwise-sim --example page_rate -- [--total 1000000] [--seconds 10] [--clients 1,4]`
 //! Results go to stdout; docs/benchmarks.md records them.
 
 use std::time::{Duration, Instant};
