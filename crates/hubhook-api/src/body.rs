@@ -37,16 +37,111 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "the request body is empty, expected a JSON object",
             ));
         }
+        if let Some(place) = has_escaped_nul(&bytes).then(|| nul_place(&bytes)).flatten() {
+            return Err(ApiError::bad_request(format!(
+                "{place} contains the NUL character (\\u0000), which text may not contain"
+            )));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." || path.is_empty() {
+            // `?` is the path of an error found before any field was entered (bad syntax).
+            if path == "." || path == "?" || path.is_empty() {
                 ApiError::bad_request(format!("the request body is not valid: {inner}"))
             } else {
                 ApiError::bad_request(format!("`{path}` is not valid: {inner}"))
             }
         })?;
+        // One JSON document and nothing after it: `{..}{..}` or `{..} junk` is refused rather
+        // than read as its first part.
+        de.end()
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))?;
         Ok(JsonBody(value))
+    }
+}
+
+/// Whether JSON text holds an escaped NUL (`\u0000`; a raw NUL is not valid JSON). In valid
+/// JSON a backslash only begins an escape inside a string, and `\\` is an escape of its own,
+/// so stepping over each escape's next character finds exactly the escapes that are NULs.
+fn has_escaped_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Where the first NUL of a JSON body is, named for an error message: `` `a.b[2]` ``, a key
+/// of one, or the body itself. `None` when the body is not JSON (its parse error says more).
+fn nul_place(json: &[u8]) -> Option<String> {
+    fn find(value: &serde_json::Value, path: &str) -> Option<String> {
+        let named = |path: &str| {
+            if path.is_empty() {
+                "the request body".to_owned()
+            } else {
+                format!("`{path}`")
+            }
+        };
+        match value {
+            serde_json::Value::String(text) if text.contains('\0') => Some(named(path)),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| find(item, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+                let inner = if path.is_empty() {
+                    key.escape_debug().to_string()
+                } else {
+                    format!("{path}.{}", key.escape_debug())
+                };
+                if key.contains('\0') {
+                    Some(format!("a field name in {}", named(path)))
+                } else {
+                    find(item, &inner)
+                }
+            }),
+            _ => None,
+        }
+    }
+    find(&serde_json::from_slice(json).ok()?, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_nuls_are_found_and_escaped_backslashes_are_not_nuls() {
+        assert!(has_escaped_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(has_escaped_nul(br#"{"a\u0000":1}"#));
+        assert!(has_escaped_nul(br#"["\\\u0000"]"#));
+        // A backslash, then the text `u0000`: no NUL.
+        assert!(!has_escaped_nul(br#"{"name":"a\\u0000b"}"#));
+        assert!(!has_escaped_nul(br#"{"name":"\u0001"}"#));
+        // A lone backslash at the end (not JSON) is stepped over, not read past.
+        assert!(!has_escaped_nul(b"\\"));
+    }
+
+    #[test]
+    fn the_first_nul_is_named_by_its_path() {
+        let place = |json: &str| nul_place(json.as_bytes());
+        assert_eq!(
+            place(r#"{"name":"ok","configuration":{"a.b":["x","y\u0000"]}}"#).as_deref(),
+            Some("`configuration.a.b[1]`")
+        );
+        assert_eq!(
+            place(r#"{"tags":{"k\u0000":1}}"#).as_deref(),
+            Some("a field name in `tags`")
+        );
+        assert_eq!(place(r#""\u0000""#).as_deref(), Some("the request body"));
+        assert_eq!(place(r#"{"name":"a\u0000b"#), None);
     }
 }

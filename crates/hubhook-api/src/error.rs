@@ -78,6 +78,13 @@ impl ApiError {
 
 impl From<hubhook_store::StoreError> for ApiError {
     fn from(err: hubhook_store::StoreError) -> ApiError {
+        if err.is_unstorable_text() {
+            // Reached by text in a URL, a query or a form (JSON bodies are checked earlier,
+            // naming the field); which value held it is not known here.
+            return ApiError::bad_request(
+                "the request contains the NUL character (\\u0000 or %00), which text may not contain",
+            );
+        }
         ApiError::internal(err)
     }
 }

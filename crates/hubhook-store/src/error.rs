@@ -25,3 +25,19 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Whether the database refused a text value it cannot hold: PostgreSQL's text types
+    /// cannot contain the NUL character (SQLSTATE 22021, "invalid byte sequence"; 22P05,
+    /// "untranslatable character"), whether the value is stored or only looked up. The value
+    /// came from the caller, so this is the caller's error, not the server's; SQLite holds
+    /// such text, and the API refuses NUL in JSON bodies before either engine sees it.
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+}
