@@ -79,10 +79,32 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(utf8_path))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // A client that starts a body and stops sending holds a connection and a handler;
         // bodies are small, so this is generous.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             REQUEST_BODY_TIMEOUT,
         ))
+}
+
+/// Refuses a path that is not UTF-8 once percent-decoded (`/instances/%FF`) in the error body
+/// every other refusal has; left to the routes, axum's path extractor would answer it in
+/// plain text. No route has a segment that could be anything but text.
+async fn utf8_path(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = request.uri().path();
+    if percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .is_err()
+    {
+        return ApiError::bad_request(format!(
+            "the URL path `{path}` is not UTF-8 once percent-decoded"
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }

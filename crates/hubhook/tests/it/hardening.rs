@@ -178,3 +178,29 @@ async fn text_with_a_nul_and_bodies_with_trailing_data_are_refused_on_both_engin
         drop(database);
     }
 }
+
+/// A path that is not UTF-8 once percent-decoded gets the JSON error body of every other
+/// refusal (axum's own answer was plain text), on platform, hub and console routes alike.
+#[tokio::test]
+async fn a_path_that_is_not_utf8_gets_the_json_error_body() {
+    let app = spawn_app().await;
+    for path in [
+        "/elements/api-v2/instances/%FF",
+        "/elements/api-v2/notifications/%FF/attempts",
+        "/elements/api-v2/hubs/crm/contacts/%FF",
+        "/instances/%C3%28",
+    ] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.server().url()))
+            .header("Authorization", app.auth())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.expect("a JSON body");
+        let message = body["message"].as_str().expect("message");
+        assert!(message.contains("not UTF-8"), "{path}: {message}");
+        assert!(body["requestId"].is_string(), "{path}: {body}");
+    }
+}
