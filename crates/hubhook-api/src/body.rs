@@ -7,6 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 
+/// The largest request body the API reads (axum's default, set explicitly in [`crate::router`]
+/// so that this figure is the one in force): an instance body is a few KB.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// A JSON body whose rejections are Cloud Elements error bodies naming what is wrong (axum's
 /// own `Json` answers in plain text).
 pub struct JsonBody<T>(pub T);
@@ -29,9 +33,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    e.status(),
+                    format!("the request body is larger than {BODY_LIMIT} bytes, the most this API reads"),
+                )
+            } else {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            }
+        })?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "the request body is empty, expected a JSON object",

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn(utf8_path))
+        .layer(axum::extract::DefaultBodyLimit::max(body::BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // A client that starts a body and stops sending holds a connection and a handler;
         // bodies are small, so this is generous.

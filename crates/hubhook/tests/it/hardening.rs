@@ -204,3 +204,16 @@ async fn a_path_that_is_not_utf8_gets_the_json_error_body() {
         assert!(body["requestId"].is_string(), "{path}: {body}");
     }
 }
+
+/// A body over the limit is a `413` that says the limit, not a `400` about buffering.
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_that_says_the_limit() {
+    let app = spawn_app().await;
+    let body = json!({ "name": "x".repeat(3 * 1024 * 1024) });
+    let (status, answer) = app
+        .call(Method::POST, "/instances", Some(&app.auth()), Some(&body))
+        .await;
+    assert_eq!(status, 413, "{answer}");
+    let message = answer["message"].as_str().expect("message");
+    assert!(message.contains("2097152 bytes"), "{message}");
+}
