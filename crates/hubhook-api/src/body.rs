@@ -33,16 +33,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    e.status(),
-                    format!("the request body is larger than {BODY_LIMIT} bytes, the most this API reads"),
-                )
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {e}"))
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "the request body is empty, expected a JSON object",
@@ -70,6 +61,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))?;
         Ok(JsonBody(value))
     }
+}
+
+/// The whole body of a request, up to [`BODY_LIMIT`]: a larger one is a `413` that says the
+/// limit. What every body extractor of the API reads with (JSON bodies, console forms).
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                e.status(),
+                format!(
+                    "the request body is larger than {BODY_LIMIT} bytes, the most this API reads"
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
 }
 
 /// Whether JSON text holds an escaped NUL (`\u0000`; a raw NUL is not valid JSON). In valid

@@ -15,7 +15,6 @@
 //! show (`pageSize`, ...) are kept.
 
 use axum::{
-    body::Bytes,
     extract::{FromRequest, Path, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
@@ -78,9 +77,7 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
                 "expected a form (application/x-www-form-urlencoded)",
             ));
         }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let body = crate::body::read_body(req, state).await?;
         Ok(FormData(
             url::form_urlencoded::parse(&body).into_owned().collect(),
         ))

@@ -205,7 +205,8 @@ async fn a_path_that_is_not_utf8_gets_the_json_error_body() {
     }
 }
 
-/// A body over the limit is a `413` that says the limit, not a `400` about buffering.
+/// A body over the limit is a `413` that says the limit, not a `400` about buffering: a JSON
+/// body of the API and a console form alike.
 #[tokio::test]
 async fn a_body_over_the_limit_is_a_413_that_says_the_limit() {
     let app = spawn_app().await;
@@ -216,4 +217,16 @@ async fn a_body_over_the_limit_is_a_413_that_says_the_limit() {
     assert_eq!(status, 413, "{answer}");
     let message = answer["message"].as_str().expect("message");
     assert!(message.contains("2097152 bytes"), "{message}");
+
+    let form = app
+        .http
+        .post(format!("{}/signin", app.server().url()))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("email={}", "x".repeat(3 * 1024 * 1024)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(form.status(), 413, "console form");
+    let page = form.text().await.expect("page");
+    assert!(page.contains("2097152 bytes"), "{page}");
 }
