@@ -315,6 +315,7 @@ impl InstanceConfig {
         let connectwise = top.credentials();
         let events = top.events();
         let filter_response_nulls = top.boolean("filter.response.nulls", true);
+        top.extra_key_limits();
         if errors.is_empty() {
             Ok(InstanceConfig {
                 connectwise,
@@ -498,18 +499,25 @@ impl<'m> Fields<'m, '_> {
                 true,
             )
             .map(|url| url.trim_end_matches('/').to_owned());
-        let company = self.required_string(
-            "company",
-            &note("the ConnectWise company id you log in with"),
-        );
-        let public_key =
-            self.required_string("public.key", &note("a ConnectWise API member public key"));
-        let private_key =
-            self.required_string("private.key", &note("a ConnectWise API member private key"));
+        let company = self
+            .required_string(
+                "company",
+                &note("the ConnectWise company id you log in with"),
+            )
+            .and_then(|text| self.header_text("company", text));
+        let public_key = self
+            .required_string("public.key", &note("a ConnectWise API member public key"))
+            .and_then(|text| self.header_text("public.key", text));
+        let private_key = self
+            .required_string("private.key", &note("a ConnectWise API member private key"))
+            .and_then(|text| self.header_text("private.key", text));
         let client_id = match self.string("connectwise.clientID", "a ConnectWise client id") {
-            Lookup::Found(id) => Some(id),
+            Lookup::Found(id) => self.header_text("connectwise.clientID", id),
             Lookup::Invalid => None,
-            Lookup::Absent => self.string("oauth.api.key", "a ConnectWise client id").ok(),
+            Lookup::Absent => self
+                .string("oauth.api.key", "a ConnectWise client id")
+                .ok()
+                .and_then(|id| self.header_text("oauth.api.key", id)),
         };
         ConnectWiseCredentials {
             base_url: base_url.unwrap_or_default(),
@@ -517,6 +525,61 @@ impl<'m> Fields<'m, '_> {
             public_key: public_key.unwrap_or_default(),
             private_key: private_key.unwrap_or_default(),
             client_id,
+        }
+    }
+
+    /// A credential sent to ConnectWise in a request header (`Authorization`, `clientId`):
+    /// bounded, and without control characters, which no header may carry. Checked here so
+    /// that the error names the field, instead of ConnectWise refusing an oversized header.
+    fn header_text(&mut self, key: &str, text: String) -> Option<String> {
+        let length = text.chars().count();
+        if length > MAX_CREDENTIAL_LENGTH || text.chars().any(char::is_control) {
+            let expected = format!(
+                "at most {MAX_CREDENTIAL_LENGTH} characters without control characters such as line breaks (this one has {length} characters)"
+            );
+            self.invalid(key, &Value::String(text), &expected);
+            None
+        } else {
+            Some(text)
+        }
+    }
+
+    /// Keys this parser does not read are kept as sent (Cloud Elements configurations carry
+    /// many), so they are bounded: their number, their names' length and each value's size.
+    fn extra_key_limits(&mut self) {
+        if self.map.len() > MAX_CONFIGURATION_KEYS {
+            let error = ConfigError::invalid(
+                "configuration".to_owned(),
+                format!("{} keys", self.map.len()),
+                format!("at most {MAX_CONFIGURATION_KEYS} keys"),
+            );
+            self.errors.push(error);
+            return;
+        }
+        for (key, value) in self.map {
+            if key.chars().count() > MAX_KEY_LENGTH || key.chars().any(char::is_control) {
+                let error = ConfigError::invalid(
+                    "configuration".to_owned(),
+                    format!("a key `{}`", truncate(&key.escape_debug().to_string())),
+                    format!(
+                        "key names of at most {MAX_KEY_LENGTH} characters without control characters"
+                    ),
+                );
+                self.errors.push(error);
+                continue;
+            }
+            // The poller configuration has limits of its own, field by field, and a key
+            // already refused is not refused twice.
+            if key == POLLER_CONFIGURATION || self.errors.iter().any(|e| e.field == *key) {
+                continue;
+            }
+            let size = value_size(value);
+            if size > MAX_VALUE_BYTES {
+                let expected = format!(
+                    "a value of at most {MAX_VALUE_BYTES} bytes as JSON (this one has {size})"
+                );
+                self.invalid(key, value, &expected);
+            }
         }
     }
 
@@ -955,6 +1018,33 @@ fn covers(fields: &[String], path: &FieldPath) -> bool {
     })
 }
 
+/// Longest ConnectWise credential (`company`, the keys, the client id), in characters. Real
+/// ones are short: a company id of a few words, 16-character keys, a 36-character client id.
+pub const MAX_CREDENTIAL_LENGTH: usize = 256;
+/// Most keys in one configuration, longest key name (characters), and largest value of a key
+/// hubhook does not read (bytes as JSON). The element's own configuration has about 30 keys.
+pub const MAX_CONFIGURATION_KEYS: usize = 200;
+pub const MAX_KEY_LENGTH: usize = 256;
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// A value's size as compact JSON, without building the text.
+fn value_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// A number given as a JSON number or as a string holding one.
 fn number(value: &Value) -> Option<f64> {
     match value {
@@ -965,10 +1055,24 @@ fn number(value: &Value) -> Option<f64> {
 }
 
 /// A value as shown in an error: strings without quotes, anything else as JSON, shortened.
+/// Control characters are shown escaped (`\n`), so that a message stays one line in a log.
 fn display_value(value: &Value) -> String {
-    match value {
+    let text = match value {
         Value::String(s) => truncate(s),
         other => truncate(&other.to_string()),
+    };
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text
     }
 }
 
@@ -1763,6 +1867,58 @@ mod tests {
             changes.insert(key.to_owned(), json!(&long[..long.len() - 1]));
             parse(with(keys_example(), Value::Object(changes)));
         }
+    }
+
+    #[test]
+    fn credentials_fit_a_header_and_unread_keys_are_bounded() {
+        let long = "k".repeat(MAX_CREDENTIAL_LENGTH + 1);
+        let errors = check_errors(
+            with(
+                keys_example(),
+                json!({
+                    "company": long,
+                    "public.key": "pub\r\nX-Injected: 1",
+                    "private.key": long,
+                    "connectwise.clientID": "id\nmore",
+                }),
+            ),
+            &[
+                "company",
+                "public.key",
+                "private.key",
+                "connectwise.clientID",
+            ],
+        );
+        let text = errors.to_string();
+        assert!(text.contains("257 characters"), "{text}");
+        // Secret values stay masked even when refused.
+        assert!(!text.contains("X-Injected"), "{text}");
+        // A value is shown on one line, and each key is refused once.
+        assert!(text.contains("`id\\nmore`"), "{text}");
+        assert_eq!(text.matches("`company`").count(), 1, "{text}");
+        // The longest accepted credential is accepted.
+        let fits = "k".repeat(MAX_CREDENTIAL_LENGTH);
+        parse(with(keys_example(), json!({ "company": fits })));
+
+        // Keys hubhook does not read are kept, within bounds.
+        parse(with(
+            keys_example(),
+            json!({ "my.own.setting": "x".repeat(1000) }),
+        ));
+        let big = "x".repeat(MAX_VALUE_BYTES);
+        let errors = check_errors(
+            with(keys_example(), json!({ "my.own.setting": big })),
+            &["my.own.setting"],
+        );
+        assert!(errors.to_string().contains("16384 bytes"), "{errors}");
+        let key = format!("line\n{}", "k".repeat(10));
+        let errors = check_errors(with(keys_example(), json!({ key: 1 })), &["configuration"]);
+        assert!(errors.to_string().contains("line\\n"), "{errors}");
+        let mut many = keys_example();
+        for i in 0..MAX_CONFIGURATION_KEYS {
+            many.insert(format!("extra.{i}"), json!(i));
+        }
+        check_errors(many, &["configuration"]);
     }
 
     #[test]

@@ -291,6 +291,7 @@ pub(crate) async fn validate(
             "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters (HTML tags are removed)"
         )));
     }
+    check_one_line("name", &name)?;
     let tags = parse_tags(body.tags)?;
     let configuration = body
         .configuration
@@ -317,6 +318,7 @@ pub(crate) async fn validate(
             .map_err(|e| ApiError::bad_request(format!("`{field}`: {e}")))?;
     }
     check_credentials(state, &config).await?;
+    check_poller_urls(state, &config).await?;
     Ok(ValidInstance {
         name,
         tags,
@@ -360,9 +362,30 @@ fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
                     "`tags[{i}]`: expected a non-empty string of at most {MAX_TAG_CHARS} characters (HTML tags are removed)"
                 )));
             }
+            check_one_line(&format!("tags[{i}]"), &text)?;
             Ok(text)
         })
         .collect()
+}
+
+/// Names and tags are one line of text: shown in lists, logs and the console, matched by
+/// `tags[]`. A control character (a line break, a tab, NUL) or a line or paragraph separator
+/// would break each of those, so it is refused, naming where it is. Other invisible characters
+/// (zero-width joiners) are left: some scripts and emoji need them.
+fn check_one_line(field: &str, text: &str) -> Result<(), ApiError> {
+    let Some((at, bad)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    else {
+        return Ok(());
+    };
+    Err(ApiError::bad_request(format!(
+        "`{field}`: character {} is `{}` (U+{:04X}); expected one line of text without control characters",
+        at + 1,
+        bad.escape_debug(),
+        u32::from(bad)
+    )))
 }
 
 /// A JSON value for an error message, cut short.
@@ -398,6 +421,22 @@ pub(crate) async fn check_credentials(
         ))
         .with_provider_message(err.provider_message().map(str::to_string))),
     }
+}
+
+/// A one-record read of each poller URL (`hubhook_engine::poller::trial_read`): a URL
+/// ConnectWise refuses, or record settings its records do not fit, are found now rather than
+/// at every poll. Every resource's problem is named at once.
+async fn check_poller_urls(state: &AppState, config: &InstanceConfig) -> Result<(), ApiError> {
+    let problems = hubhook_engine::poller::trial_read(&state.engine, config).await;
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let message = problems
+        .iter()
+        .map(|p| format!("`{}`: {}", p.field, p.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::bad_request(message).with_provider_message(first.provider_message.clone()))
 }
 
 /// Query of the instance list (read by hand: `tags[]` repeats).

@@ -76,6 +76,7 @@
 pub(crate) mod configs;
 mod page;
 mod reconcile;
+mod trial;
 pub mod window;
 
 use std::collections::HashSet;
@@ -90,6 +91,8 @@ use hubhook_store::{
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
+
+pub use trial::{TrialProblem, trial_read};
 
 use crate::Engine;
 use crate::sites::SiteBusy;

@@ -277,3 +277,179 @@ async fn the_client_id_is_sent_when_configured() {
     let response = app.create_instance(&body).await;
     assert_eq!(response.status(), 200);
 }
+
+/// Configurations that parse but could never deliver an event: ConnectWise is asked for one
+/// record of each resource at creation, and what it says names the setting to fix.
+#[tokio::test]
+async fn configurations_connectwise_cannot_serve_are_refused_at_creation() {
+    let app = spawn_app().await;
+    let date = "${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}";
+    let contacts = |change: &dyn Fn(&mut Value)| {
+        let mut body = app.documented_body();
+        change(&mut body["configuration"]["event.poller.configuration"]["contacts"]);
+        body
+    };
+
+    // A `where` on a field ConnectWise does not have: its words come back.
+    let body = contacts(&|c| {
+        c["url"] = json!(format!(
+            "/hubs/crm/contacts?where=lastUpdated>'{date}' and shoeSize = 'x'"
+        ))
+    });
+    let error = check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.url`",
+            "refused the query",
+        ],
+    )
+    .await;
+    assert!(
+        error["providerMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("shoeSize")),
+        "{error}"
+    );
+
+    // A path ConnectWise does not have.
+    let body = contacts(&|c| c["url"] = json!("/hubs/crm/objects/company/shoes"));
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.url`",
+            "has no such list",
+            "404",
+        ],
+    )
+    .await;
+
+    // An id field the records do not have.
+    let body = contacts(&|c| c["idField"] = json!("identifier"));
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.idField`",
+            "identifier",
+            "every record would be skipped",
+        ],
+    )
+    .await;
+
+    // A date field the records do not have, and a format their dates never match: both
+    // resources are named in one answer.
+    let mut body =
+        contacts(&|c| c["datesConfiguration"]["updatedDateField"] = json!("_info.updatedAt"));
+    let mut late = hubhook_core::connectwise_poller_block("opportunities");
+    late["datesConfiguration"]["updatedDateFormat"] = json!("yyyy-MM-dd HH:mm:ss");
+    body["configuration"]["event.poller.configuration"]["opportunities"] = late;
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.datesConfiguration`",
+            "_info.updatedAt",
+            "`event.poller.configuration.opportunities.datesConfiguration`",
+        ],
+    )
+    .await;
+
+    // Nothing was stored by any of these.
+    let (status, list) = app.get("/instances").await;
+    assert_eq!(status, 200);
+    assert_eq!(list, json!([]));
+
+    // A query that lists nothing yet proves nothing wrong: it is a valid configuration.
+    let body = contacts(&|c| {
+        c["url"] = json!(format!(
+            "/hubs/crm/contacts?where=lastUpdated>'{date}' and id < 0"
+        ))
+    });
+    let response = app.create_instance(&body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+
+    // The same checks guard a change to an existing instance.
+    let id = app.create_polling_instance().await;
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.configuration"]["contacts"]["idField"] =
+        json!("identifier");
+    let (status, error) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/instances/{id}"),
+            Some(&app.auth()),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("contacts.idField")),
+        "{error}"
+    );
+}
+
+/// Names and tags are one line; credentials fit a request header; keys hubhook does not read
+/// are bounded. Each refusal names the field, and nothing is stored.
+#[tokio::test]
+async fn names_tags_credentials_and_extra_keys_are_bounded() {
+    let app = spawn_app().await;
+    for (change, needles) in [
+        (
+            json!({"name": "first line\nsecond line"}),
+            vec!["`name`", "U+000A"],
+        ),
+        (
+            json!({"tags": ["fine", "split\u{2028}tag"]}),
+            vec!["`tags[1]`", "U+2028"],
+        ),
+        (json!({"tags": ["nul\u{0}"]}), vec!["`tags[0]`"]),
+        (
+            json!({"configuration": {"company": "c".repeat(1 << 20)}}),
+            vec!["`company`", "at most 256 characters"],
+        ),
+        (
+            json!({"configuration": {"connectwise.clientID": "id\r\nX-Other: 1"}}),
+            vec!["`connectwise.clientID`", "control characters"],
+        ),
+        (
+            json!({"configuration": {"my.notes": "n".repeat(100_000)}}),
+            vec!["`my.notes`", "16384 bytes"],
+        ),
+    ] {
+        let mut body = app.documented_body();
+        for (key, value) in change.as_object().expect("object") {
+            match (key.as_str(), value) {
+                ("configuration", Value::Object(keys)) => {
+                    for (k, v) in keys {
+                        body["configuration"][k] = v.clone();
+                    }
+                }
+                _ => body[key] = value.clone(),
+            }
+        }
+        check_rejected(&app, body, 400, &needles).await;
+    }
+    let (_, list) = app.get("/instances").await;
+    assert_eq!(list, json!([]));
+
+    // A zero-width joiner is text some scripts need: kept.
+    let mut body = app.documented_body();
+    body["name"] = json!("team \u{1F469}\u{200D}\u{1F4BB}");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let created: Value = response.json().await.expect("json");
+    assert_eq!(created["name"], "team \u{1F469}\u{200D}\u{1F4BB}");
+}

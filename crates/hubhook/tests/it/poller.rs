@@ -548,6 +548,15 @@ async fn records_without_a_readable_date_are_counted_and_never_stop_a_poll() {
     let dates =
         &mut body["configuration"]["event.poller.configuration"]["contacts"]["datesConfiguration"];
     dates["updatedDateField"] = json!("_info.noSuchDate");
+    // Creation's trial read would refuse this configuration (its first record has no such
+    // date); a ConnectWise hiccup at that moment lets it through, as it lets through an instance
+    // whose first records are fine and whose later ones are not.
+    app.sim.sim.inject_faults(Fault {
+        status: Some(503),
+        count: Some(1),
+        path_contains: Some("company/contacts".into()),
+        ..Fault::default()
+    });
     let response = app.create_instance(&body).await;
     assert_eq!(response.status(), 200);
     let instance = response.json::<Value>().await.expect("json")["id"]
