@@ -63,6 +63,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A body read as bytes (signed callbacks, the legacy sign-in form), with the same `413` as
+/// every other body; axum's own `Bytes` extractor answers in plain text.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_body(req, state).await.map(RawBody)
+    }
+}
+
 /// The whole body of a request, up to [`BODY_LIMIT`]: a larger one is a `413` that says the
 /// limit. What every body extractor of the API reads with (JSON bodies, console forms).
 pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {

@@ -632,17 +632,19 @@ impl<'m> Fields<'m, '_> {
             return FirstRun::default();
         };
         let parsed = match text.to_ascii_lowercase().as_str() {
-            "changes" => Some(FirstRun::Changes),
-            "all" => Some(FirstRun::All),
+            "changes" => Ok(FirstRun::Changes),
+            "all" => Ok(FirstRun::All),
+            // jiff says why a time was not read: out of its range (after 9999-12-30), or not
+            // RFC 3339 at all.
             lower if lower.starts_with("since:") => text["since:".len()..]
                 .trim()
                 .parse::<jiff::Timestamp>()
-                .ok()
-                .map(FirstRun::Since),
-            _ => None,
+                .map(FirstRun::Since)
+                .map_err(|e| format!("{EXPECTED}; the time after `since:` could not be read: {e}")),
+            _ => Err(EXPECTED.to_owned()),
         };
-        parsed.unwrap_or_else(|| {
-            self.invalid(KEY, &Value::String(text), EXPECTED);
+        parsed.unwrap_or_else(|expected| {
+            self.invalid(KEY, &Value::String(text), &expected);
             FirstRun::default()
         })
     }

@@ -10,7 +10,6 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Path, State},
     http::HeaderMap,
 };
@@ -20,6 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::body::RawBody;
 use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState};
 
@@ -54,7 +54,7 @@ async fn callback(
     State(state): State<AppState>,
     Path(instance): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CallbackAccepted>, ApiError> {
     accept(&state, &instance, &headers, &body).await
 }
@@ -77,7 +77,7 @@ async fn callback_for_record(
     State(state): State<AppState>,
     Path((instance, _record)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CallbackAccepted>, ApiError> {
     accept(&state, &instance, &headers, &body).await
 }

@@ -10,7 +10,8 @@ use axum::{
 };
 use hubhook_connectwise::{CwError, HubQuery};
 use hubhook_core::{
-    ELEMENT_KEY, InstanceConfig, InstanceId, MASK, mask_secrets, render_url, split_secrets,
+    ELEMENT_KEY, InstanceConfig, InstanceId, MASK, SECRET_KEYS, mask_secrets, render_url,
+    split_secrets,
 };
 use hubhook_store::{InstanceRow, NewInstance, Principal, UserRow};
 use serde::{Deserialize, Serialize};
@@ -296,6 +297,16 @@ pub(crate) async fn validate(
     let configuration = body
         .configuration
         .ok_or_else(|| ApiError::bad_request("`configuration` is required: an object with the ConnectWise keys and the events settings"))?;
+    // Updates put stored secrets back in place of `********` before this; one still here has
+    // no stored value behind it (a create, or a key never set), and must not become the secret.
+    if let Some(key) = SECRET_KEYS
+        .iter()
+        .find(|key| configuration.get(**key).and_then(Value::as_str) == Some(MASK))
+    {
+        return Err(ApiError::bad_request(format!(
+            "`{key}`: `{MASK}` stands for a stored secret in what reads show, and this instance has no `{key}` stored; send the value itself"
+        )));
+    }
     let config = InstanceConfig::parse(&configuration)
         .map_err(|e| ApiError::bad_request(format!("invalid configuration: {e}")))?;
 
@@ -552,8 +563,8 @@ pub(crate) async fn list(
 pub(crate) fn parse_id(id: &str) -> Result<InstanceId, ApiError> {
     let invalid = || {
         ApiError::bad_request(format!(
-            "instance id `{}` is not valid: expected a positive whole number",
-            id.escape_debug()
+            "instance id `{}` is not valid: expected a positive whole number of at most 18 digits",
+            id.chars().take(40).collect::<String>().escape_debug()
         ))
     };
     if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {

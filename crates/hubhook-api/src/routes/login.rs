@@ -10,7 +10,6 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::State,
     http::{HeaderMap, HeaderValue, header},
     response::{AppendHeaders, IntoResponse},
@@ -20,6 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::body::RawBody;
 use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState};
 
@@ -66,7 +66,7 @@ pub struct SecretsOut {
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)

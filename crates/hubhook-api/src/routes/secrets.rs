@@ -33,7 +33,7 @@ pub struct RotatedOut {
 fn parse_id(kind: &str, id: &str) -> Result<i64, ApiError> {
     if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_request(format!(
-            "{kind} id `{}` is not valid: expected a positive whole number",
+            "{kind} id `{}` is not valid: expected a positive whole number of at most 18 digits",
             id.chars().take(40).collect::<String>().escape_debug()
         )));
     }

@@ -229,4 +229,25 @@ async fn a_body_over_the_limit_is_a_413_that_says_the_limit() {
     assert_eq!(form.status(), 413, "console form");
     let page = form.text().await.expect("page");
     assert!(page.contains("2097152 bytes"), "{page}");
+
+    // The routes that read raw bytes (the legacy sign-in form, ConnectWise's signed callbacks)
+    // answer the same JSON 413, not axum's plain text.
+    for url in [
+        format!("{}/elements/j_spring_security_check", app.server().url()),
+        app.api("/events/connectwisecrmrest/1"),
+        app.api("/events/connectwisecrmrest/1/2"),
+    ] {
+        let response = app
+            .http
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("x".repeat(3 * 1024 * 1024))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 413, "{url}");
+        let answer: Value = response.json().await.expect("a JSON error body");
+        let message = answer["message"].as_str().expect("message");
+        assert!(message.contains("2097152 bytes"), "{url}: {message}");
+    }
 }

@@ -193,6 +193,42 @@ async fn invalid_bodies_get_errors_naming_the_field() {
         "{error}"
     );
 
+    // `********` is what reads show for a stored secret; at creation there is none to keep,
+    // so it must not become the signature key.
+    let mut body = app.documented_body();
+    body["configuration"]["event.notification.signature.key"] = json!("********");
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.notification.signature.key`",
+            "send the value itself",
+        ],
+    )
+    .await;
+
+    // A first run since a time jiff cannot hold says why, not only the expected form.
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.firstRun"] = json!("since:9999-12-31T23:59:59Z");
+    check_rejected(
+        &app,
+        body,
+        400,
+        &["event.poller.firstRun", "could not be read"],
+    )
+    .await;
+
+    // An id longer than any id says the limit.
+    let (status, error) = app.get("/instances/9223372036854775807").await;
+    assert_eq!(status, 400);
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 18 digits")),
+        "{error}"
+    );
+
     // Not JSON at all.
     let response = app
         .http
