@@ -59,6 +59,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         // than read as its first part.
         de.end()
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))?;
+        if let Some(place) = duplicate_key(&bytes) {
+            return Err(ApiError::bad_request(format!(
+                "{place} is given twice in the request body; give each field once"
+            )));
+        }
         Ok(JsonBody(value))
     }
 }
@@ -145,6 +150,89 @@ fn nul_place(json: &[u8]) -> Option<String> {
     find(&serde_json::from_slice(json).ok()?, "")
 }
 
+/// The first object key a JSON text gives twice, named by its path (`` `configuration.company` ``).
+/// serde keeps the last of two keys of a map without a word (a struct's own fields are
+/// refused), so `{"company": "a", "company": "b"}` inside `configuration` would silently be
+/// `b`. One more pass over a body that has already been read whole, storing nothing.
+fn duplicate_key(json: &[u8]) -> Option<String> {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashSet;
+
+    /// Walks one value at `path`; a duplicate stops the walk with an error holding its path.
+    struct Walk<'p>(&'p str);
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while items
+                .next_element_seed(Walk(&format!("{}[{i}]", self.0)))?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = fields.next_key::<String>()? {
+                let path = if self.0.is_empty() {
+                    key.escape_debug().to_string()
+                } else {
+                    format!("{}.{}", self.0, key.escape_debug())
+                };
+                if !seen.insert(key) {
+                    return Err(de::Error::custom(format!("`{path}`")));
+                }
+                fields.next_value_seed(Walk(&path))?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(json);
+    match Walk("").deserialize(&mut de) {
+        Ok(()) => None,
+        // The body parsed before this walk, so its only error is a duplicate (whose message
+        // serde_json ends with a position, after the path).
+        Err(e) => {
+            let message = e.to_string();
+            let place = message
+                .rsplit_once(" at line ")
+                .map_or(&*message, |(p, _)| p);
+            Some(place.to_owned())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +262,22 @@ mod tests {
         );
         assert_eq!(place(r#""\u0000""#).as_deref(), Some("the request body"));
         assert_eq!(place(r#"{"name":"a\u0000b"#), None);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named_by_its_path() {
+        let twice = |json: &str| duplicate_key(json.as_bytes());
+        assert_eq!(
+            twice(r#"{"name":"a","configuration":{"company":"x","tags":[{"k":1,"k":2}],"company":"y"}}"#)
+                .as_deref(),
+            Some("`configuration.tags[0].k`")
+        );
+        assert_eq!(
+            twice(r#"{"configuration":{"company":"x","company":"y"}}"#).as_deref(),
+            Some("`configuration.company`")
+        );
+        assert_eq!(twice(r#"{"a":{"b":1},"c":{"b":1},"d":[1,1]}"#), None);
+        // The same key text written with an escape is the same key.
+        assert_eq!(twice(r#"{"a":1,"\u0061":2}"#).as_deref(), Some("`a`"));
     }
 }

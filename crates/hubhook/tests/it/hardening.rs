@@ -131,6 +131,31 @@ async fn text_with_a_nul_and_bodies_with_trailing_data_are_refused_on_both_engin
         assert_eq!(trailing.status(), 400, "{engine}");
         let (_, kept) = app.get(&format!("/instances/{id}")).await;
         assert_eq!(kept["name"], instance["name"], "{engine}: renamed anyway");
+        // A key given twice would keep its last value without a word: refused, named.
+        let twice = app
+            .http
+            .patch(app.api(&format!("/instances/{id}")))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(r#"{"configuration":{"event.poller.refresh_interval":"1","event.poller.refresh_interval":"60"}}"#)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(twice.status(), 400, "{engine}");
+        let answer: Value = twice.json().await.expect("json");
+        assert!(
+            answer["message"].as_str().is_some_and(
+                |m| m.contains("`configuration.event.poller.refresh_interval` is given twice")
+            ),
+            "{engine}: {answer}"
+        );
+        let (_, kept) = app.get(&format!("/instances/{id}")).await;
+        let interval = |i: &Value| i["configuration"]["event.poller.refresh_interval"].clone();
+        assert_eq!(
+            interval(&kept),
+            interval(&instance),
+            "{engine}: changed anyway"
+        );
 
         // `MTIzIGEAYg` is the page token "123 a\0b".
         for path in [
