@@ -101,16 +101,23 @@ fn updated_at(row: &NotificationRow) -> jiff::Timestamp {
         .unwrap_or(row.created_at)
 }
 
-/// The fields `where` can name, for one notification.
-fn field(row: &NotificationRow, url: &str, name: &str) -> Result<FieldValue, String> {
+/// The fields `where` can name, for one notification (or for none: a sample of each field's
+/// type, against which a `where` is checked before any notification is read, so that a typo or
+/// a comparison of a date with a number is refused whether or not anything would be scanned).
+fn field(row: Option<(&NotificationRow, &str)>, name: &str) -> Result<FieldValue, String> {
+    let epoch = jiff::Timestamp::UNIX_EPOCH;
     Ok(match name {
         "channel" => FieldValue::Text("webhook".into()),
-        "status" => FieldValue::Text(ce_status(row).into()),
-        "config.url" => FieldValue::Text(url.into()),
-        "subscriptionId" | "instanceId" => FieldValue::Number(row.instance_id.0),
-        "notificationId" => FieldValue::Text(row.id.0.clone()),
-        "createdDate" => FieldValue::Time(row.created_at),
-        "updatedDate" => FieldValue::Time(updated_at(row)),
+        "status" => FieldValue::Text(row.map_or("created", |(row, _)| ce_status(row)).into()),
+        "config.url" => FieldValue::Text(row.map_or("", |(_, url)| url).into()),
+        "subscriptionId" | "instanceId" => {
+            FieldValue::Number(row.map_or(0, |(row, _)| row.instance_id.0))
+        }
+        "notificationId" => {
+            FieldValue::Text(row.map_or(String::new(), |(row, _)| row.id.0.clone()))
+        }
+        "createdDate" => FieldValue::Time(row.map_or(epoch, |(row, _)| row.created_at)),
+        "updatedDate" => FieldValue::Time(row.map_or(epoch, |(row, _)| updated_at(row))),
         other => {
             return Err(format!(
                 "Error parsing query: unknown field `{}`, expected channel, status, config.url, subscriptionId, instanceId, notificationId, createdDate or updatedDate",
@@ -136,7 +143,11 @@ async fn select(
 ) -> Result<Selection, ApiError> {
     let expr: Option<Expr> = match where_.filter(|w| !w.trim().is_empty()) {
         Some(text) => {
-            Some(parse_where(text).map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?)
+            let expr =
+                parse_where(text).map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
+            matches(&expr, &|name| field(None, name))
+                .map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
+            Some(expr)
         }
         None => None,
     };
@@ -176,7 +187,7 @@ async fn select(
                 .map(String::as_str)
                 .unwrap_or_default();
             let selected = match &expr {
-                Some(expr) => matches(expr, &|name| field(&row, url, name))
+                Some(expr) => matches(expr, &|name| field(Some((&row, url)), name))
                     .map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?,
                 None => true,
             };

@@ -445,3 +445,37 @@ async fn the_pull_feed_gives_every_event_once_in_storage_order() {
             .contains("cursor")
     );
 }
+
+/// A `where` that could never match because it names no field of a delivery, or compares a
+/// field with a value of another type, is refused even when there is nothing to scan: an
+/// empty answer would read as "nothing failed".
+#[tokio::test]
+async fn a_where_that_can_never_be_evaluated_is_refused_before_anything_is_read() {
+    let app = spawn_app().await;
+    for method in [Method::GET, Method::PUT] {
+        for (query, needle) in [
+            ("colour%3D'red'", "colour"),
+            ("status%3D'retry'%20or%20stauts%3D'queued'", "stauts"),
+            ("createdDate%3E5", "createdDate"),
+        ] {
+            refused(
+                &app,
+                method.clone(),
+                &format!("/notifications/subscriptions/deliveries?where={query}"),
+                None,
+                needle,
+            )
+            .await;
+        }
+    }
+    // A valid `where` over nothing is an empty answer.
+    let (status, deliveries) = app
+        .send(
+            Method::GET,
+            "/notifications/subscriptions/deliveries?where=status%3D'retry'",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{deliveries}");
+    assert_eq!(deliveries, json!([]));
+}
