@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub provider_message: Option<String>,
+    /// Sent as `Retry-After` (whole seconds), when the caller should try again later.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The Cloud Elements error body.
@@ -37,7 +39,13 @@ impl ApiError {
             status,
             message: message.into(),
             provider_message: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<std::time::Duration>) -> ApiError {
+        self.retry_after = retry_after;
+        self
     }
 
     /// The caller's fault: a request we cannot act on.
@@ -72,6 +80,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("internal error: {err}"),
             provider_message: None,
+            retry_after: None,
         }
     }
 }
@@ -109,7 +118,15 @@ impl IntoResponse for ApiError {
             request_id,
             provider_message: self.provider_message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            // At least 1: `Retry-After: 0` would invite an immediate retry of the same refusal.
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -266,7 +266,8 @@ fn classify_one(
     }))
 }
 
-fn read_date(record: &Value, field: &DateField) -> Result<Timestamp, String> {
+/// A record's date as `field` says to read it, or why it cannot be read (naming the field).
+pub fn read_date(record: &Value, field: &DateField) -> Result<Timestamp, String> {
     let path = field.path.as_str();
     let text = match field.path.get(record) {
         None | Some(Value::Null) => return Err(format!("missing date field `{path}`")),

@@ -33,6 +33,23 @@ pub const SECRET_KEYS: &[&str] = &[
 /// What a secret value is replaced with wherever a configuration is shown.
 pub const MASK: &str = "********";
 
+/// Whether a value is [`MASK`], the stand-in reads show for a stored secret. White space around
+/// it does not matter, as it does not around any value the parser reads: `" ******** "` must
+/// not become a secret of eight asterisks.
+pub fn is_mask(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| text.trim() == MASK)
+}
+
+/// The ConnectWise site a configuration's keys belong to: its `baseUrl` (or `baseURL`) as the
+/// parser reads it (trimmed, without a trailing `/`), if it has one.
+pub fn stored_site(configuration: &Map<String, Value>) -> Option<String> {
+    ["baseUrl", "baseURL"]
+        .iter()
+        .find_map(|key| configuration.get(*key)?.as_str())
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+}
+
 /// The configuration with every secret value replaced by [`MASK`]. Absent and null secrets stay
 /// as they are, so the output does not claim a secret exists when it does not.
 pub fn mask_secrets(configuration: &Map<String, Value>) -> Map<String, Value> {
@@ -492,13 +509,25 @@ impl<'m> Fields<'m, '_> {
         } else {
             "baseUrl"
         };
+        const BASE_URL: &str = "an http(s) URL of the ConnectWise API, such as https://api-na.myconnectwise.net/v4_6_release/apis/3.0";
+        // Two spellings of one setting with different values: which one the user meant is
+        // unknown, and one would be kept and shown while the other is used.
+        // (`connectwise.clientID` over `oauth.api.key` is a documented precedence instead: the
+        // OAuth-shaped key may hold something else.)
+        self.one_of("baseUrl", "baseURL");
         let base_url = self
-            .http_url(
-                base_key,
-                "an http(s) URL of the ConnectWise API, such as https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
-                true,
-            )
-            .map(|url| url.trim_end_matches('/').to_owned());
+            .http_url(base_key, BASE_URL, true)
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .filter(|url| {
+                // Every call appends a path to the base URL: a query or a fragment would move
+                // ConnectWise's path into it and send every call to the base URL's own path.
+                let clean = !url.contains(['?', '#']);
+                if !clean {
+                    let expected = format!("{BASE_URL}, without a query (`?`) or fragment (`#`)");
+                    self.invalid(base_key, &Value::String(url.clone()), &expected);
+                }
+                clean
+            });
         let company = self
             .required_string(
                 "company",
@@ -525,6 +554,26 @@ impl<'m> Fields<'m, '_> {
             public_key: public_key.unwrap_or_default(),
             private_key: private_key.unwrap_or_default(),
             client_id,
+        }
+    }
+
+    /// Refuses a configuration that gives both spellings of one setting with different values.
+    fn one_of(&mut self, key: &str, other: &str) {
+        let text = |value: &Value| match value {
+            Value::String(s) => s.trim().trim_end_matches('/').to_owned(),
+            other => other.to_string(),
+        };
+        if let (Some(a), Some(b)) = (self.raw(key), self.raw(other))
+            && text(a) != text(b)
+        {
+            let b = b.clone();
+            self.invalid(
+                other,
+                &b,
+                &format!(
+                    "the same value as `{key}`, or only one of the two (they are one setting)"
+                ),
+            );
         }
     }
 
@@ -557,12 +606,15 @@ impl<'m> Fields<'m, '_> {
             return;
         }
         for (key, value) in self.map {
-            if key.chars().count() > MAX_KEY_LENGTH || key.chars().any(char::is_control) {
+            if key.trim().is_empty()
+                || key.chars().count() > MAX_KEY_LENGTH
+                || crate::one_line::forbidden_char(key).is_some()
+            {
                 let error = ConfigError::invalid(
                     "configuration".to_owned(),
                     format!("a key `{}`", truncate(&key.escape_debug().to_string())),
                     format!(
-                        "key names of at most {MAX_KEY_LENGTH} characters without control characters"
+                        "key names of 1 to {MAX_KEY_LENGTH} characters, not blank, without control characters, line separators or bidirectional controls"
                     ),
                 );
                 self.errors.push(error);
@@ -1913,6 +1965,31 @@ mod tests {
             &["my.own.setting"],
         );
         assert!(errors.to_string().contains("16384 bytes"), "{errors}");
+        for key in ["", " ", "a\u{2028}b", "x\u{202E}y"] {
+            check_errors(with(keys_example(), json!({ key: 1 })), &["configuration"]);
+        }
+        // A base URL with a query or fragment would take every call's path into it; two
+        // spellings of one setting must agree.
+        for base in [
+            "https://cw.example/v4_6_release/apis/3.0?x=",
+            "https://cw.example/v4_6_release/apis/3.0#f",
+        ] {
+            check_errors(
+                with(keys_example(), json!({ "baseUrl": base })),
+                &["baseUrl"],
+            );
+        }
+        check_errors(
+            with(
+                keys_example(),
+                json!({ "baseURL": "https://elsewhere.example/apis/3.0" }),
+            ),
+            &["baseURL"],
+        );
+        parse(with(
+            keys_example(),
+            json!({ "baseURL": "https://api-cloudelements/v4_6_release/apis/3.0/" }),
+        ));
         let key = format!("line\n{}", "k".repeat(10));
         let errors = check_errors(with(keys_example(), json!({ key: 1 })), &["configuration"]);
         assert!(errors.to_string().contains("line\\n"), "{errors}");

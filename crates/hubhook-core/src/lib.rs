@@ -22,6 +22,7 @@ pub mod field_path;
 pub mod hub_url;
 pub mod ids;
 pub mod java_time;
+pub mod one_line;
 pub mod placeholders;
 pub mod retry;
 pub mod signing;
@@ -33,12 +34,12 @@ pub use ceql::{
 };
 pub use classify::{
     Change, Classified, ClassifyContext, EventType, Known, Observed, RecordError, classify,
-    content_hash, object_id,
+    content_hash, object_id, read_date,
 };
 pub use config::{
     ChangeTracking, ConnectWiseCredentials, DEFAULT_MASS_DELETE_THRESHOLD, DateField, DatesConfig,
     ELEMENT_KEY, EventsConfig, FirstRun, InstanceConfig, MASK, RefreshInterval, ResourcePoll,
-    SECRET_KEYS, mask_secrets, merge_secrets, split_secrets,
+    SECRET_KEYS, is_mask, mask_secrets, merge_secrets, split_secrets, stored_site,
 };
 pub use connectwise_callback::{CallbackMessage, verify_connectwise_signature};
 pub use delivery_policy::{DeliverySettings, FailurePolicy, SchedulePreset};

@@ -19,7 +19,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use hubhook_core::{InstanceConfig, MASK, connectwise_poller_block};
+use hubhook_core::{InstanceConfig, MASK, connectwise_poller_block, is_mask};
 use hubhook_store::InstanceRow;
 use serde_json::{Map, Value};
 
@@ -28,7 +28,7 @@ use super::form_page::{Connection, Mode, render};
 use super::page::{Html, PageError};
 use super::session::ConsoleUser;
 use crate::element::DEFAULT_POLLED;
-use crate::routes::instance_updates::replace as api_replace;
+use crate::routes::instance_updates::{keys_follow_site, replace as api_replace};
 use crate::routes::instances::{
     ElementRef, InstanceIn, check_credentials, create as api_create, find,
 };
@@ -360,7 +360,9 @@ fn refused(
     err: ApiError,
     mode: Mode,
 ) -> Result<Response, PageError> {
-    if err.status.is_server_error() {
+    // Our own failure is the error page; ConnectWise failing (502, 503, 504) is shown on the
+    // form like any refusal, with the values kept.
+    if err.status == StatusCode::INTERNAL_SERVER_ERROR {
         return Err(err.into());
     }
     let errors = FieldErrors::from_api(&err, &form.inputs());
@@ -454,6 +456,12 @@ async fn test_connection(
     let mode = existing.map_or(Mode::New, |row| Mode::Edit(row.id.0));
     let mut site = Map::new();
     let configuration = body.configuration.unwrap_or_default();
+    // Testing a new site with the stored keys would send them to it: the same rule as saving.
+    if let Some(row) = existing
+        && let Err(err) = keys_follow_site(row, &configuration)
+    {
+        return refused(user, &shown, err, mode);
+    }
     for key in [
         "baseUrl",
         "company",
@@ -462,7 +470,7 @@ async fn test_connection(
         "private.key",
     ] {
         let value = match (configuration.get(key), existing) {
-            (Some(Value::String(v)), Some(row)) if v == MASK => row.secrets.get(key).cloned(),
+            (Some(v), Some(row)) if is_mask(v) => row.secrets.get(key).cloned(),
             (value, _) => value.cloned(),
         };
         if let Some(value) = value {

@@ -2,21 +2,31 @@
 //! (partial), and `PUT|PATCH /instances`, which act on the instance of the `Element` token.
 //!
 //! Every change goes through the same checks as a create (`instances::validate`: every
-//! problem named by its field, the callback address, the poller URLs, and the ConnectWise
-//! credentials with a call to ConnectWise), on the whole instance as it would be after the
-//! change, and nothing is stored unless all of them pass. The poller and the dispatcher read
+//! problem named by its field, the callback address, the poller URLs, the ConnectWise
+//! credentials and a trial read of each poller URL), on the whole instance as it would be after
+//! the change, and nothing is stored unless all of them pass. The calls to ConnectWise are
+//! made only for what the change touches (the site or keys; new or changed resources): the
+//! rest was checked when it was stored, and a rename must not depend on ConnectWise being up. The poller and the dispatcher read
 //! the stored configuration at every poll and every delivery, so a change applies from the next
 //! one without a restart; the store brings the poll jobs in line (new resources polled now,
 //! removed ones dropped, kept ones keep their cursor).
 //!
 //! Secrets are never shown, so a client that sends back what it read sends `********`: a
-//! secret sent as `********` keeps its stored value, in a PUT as in a PATCH.
+//! secret sent as `********` keeps its stored value, in a PUT as in a PATCH. One sent as
+//! `********` with no stored value behind it is refused (by `validate`), not dropped.
+//!
+//! Stored ConnectWise keys go only to the site they were given for: a change of `baseUrl` must
+//! send `public.key` and `private.key` again ([`keys_follow_site`]). Otherwise anyone allowed to
+//! change the instance, who may never read its keys, could point it at a server of their own
+//! and read the keys from the credentials check's request.
 
 use axum::{
     Json,
     extract::{Path, State},
 };
-use hubhook_core::{MASK, SECRET_KEYS, merge_secrets, split_secrets};
+use hubhook_core::{
+    InstanceConfig, SECRET_KEYS, is_mask, merge_secrets, split_secrets, stored_site,
+};
 use hubhook_store::{InstanceRow, InstanceUpdate};
 use serde_json::{Map, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -111,12 +121,12 @@ pub(crate) async fn replace(
         body.element = Some(ElementRef::connectwise());
     }
     if let Some(configuration) = &mut body.configuration {
+        keys_follow_site(row, configuration)?;
         for key in SECRET_KEYS {
-            if configuration.get(*key).and_then(Value::as_str) == Some(MASK) {
-                match row.secrets.get(*key) {
-                    Some(stored) => configuration.insert((*key).to_string(), stored.clone()),
-                    None => configuration.remove(*key),
-                };
+            if configuration.get(*key).is_some_and(is_mask)
+                && let Some(stored) = row.secrets.get(*key)
+            {
+                configuration.insert((*key).to_string(), stored.clone());
             }
         }
     }
@@ -129,7 +139,9 @@ pub(crate) async fn patch(
     row: &InstanceRow,
     body: InstanceIn,
 ) -> Result<InstanceOut, ApiError> {
-    let configuration = merged_configuration(row, body.configuration.unwrap_or_default());
+    let changes = body.configuration.unwrap_or_default();
+    keys_follow_site(row, &changes)?;
+    let configuration = merged_configuration(row, changes);
     let whole = InstanceIn {
         element: Some(body.element.unwrap_or_else(ElementRef::connectwise)),
         provider_data: None,
@@ -143,15 +155,53 @@ pub(crate) async fn patch(
     apply(state, row, whole).await
 }
 
+/// Refuses a change that moves the instance to another ConnectWise site (`baseUrl`) while
+/// keeping a stored key (`public.key`, `private.key` left out or sent as `********`): stored
+/// keys are sent only to the site they were given for. `sent` is the configuration as the
+/// caller sent it, before stored secrets are put back.
+pub(crate) fn keys_follow_site(
+    row: &InstanceRow,
+    sent: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let Some(new_site) = stored_site(sent) else {
+        return Ok(());
+    };
+    if stored_site(&row.configuration).as_deref() == Some(new_site.as_str()) {
+        return Ok(());
+    }
+    let kept: Vec<&str> = ["public.key", "private.key"]
+        .into_iter()
+        .filter(|key| row.secrets.contains_key(*key))
+        .filter(|key| {
+            sent.get(*key).is_none_or(|value| {
+                is_mask(value) || value.as_str().is_some_and(|s| s.trim().is_empty())
+            })
+        })
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "`baseUrl` changes to another ConnectWise site, so send {} again: stored keys are only sent to the site they were given for",
+        kept.iter()
+            .map(|key| format!("`{key}`"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )))
+}
+
 /// The stored configuration (secrets included) with `changes` merged in: `null` removes a key,
-/// a secret sent as `********` keeps its stored value.
+/// a secret sent as `********` keeps its stored value (and with none stored, stays `********`
+/// for `validate` to refuse).
 pub(crate) fn merged_configuration(
     row: &InstanceRow,
     changes: Map<String, Value>,
 ) -> Map<String, Value> {
     let mut configuration = merge_secrets(&row.configuration, &row.secrets);
     for (key, value) in changes {
-        let masked_secret = SECRET_KEYS.contains(&key.as_str()) && value.as_str() == Some(MASK);
+        let masked_secret = SECRET_KEYS.contains(&key.as_str())
+            && is_mask(&value)
+            && row.secrets.contains_key(&key);
         if value.is_null() {
             configuration.remove(&key);
         } else if !masked_secret {
@@ -167,7 +217,10 @@ pub(crate) async fn apply(
     row: &InstanceRow,
     body: InstanceIn,
 ) -> Result<InstanceOut, ApiError> {
-    let valid = validate(state, body).await?;
+    // The configuration as stored; `None` if it no longer parses (rules can tighten), and then
+    // every check runs again.
+    let previous = InstanceConfig::parse(&merge_secrets(&row.configuration, &row.secrets)).ok();
+    let valid = validate(state, body, previous.as_ref()).await?;
     let refresh_interval_ms = valid.refresh_interval_ms();
     let (configuration, secrets) = split_secrets(&valid.configuration);
     let events = &valid.config.events;

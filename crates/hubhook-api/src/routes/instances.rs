@@ -10,8 +10,8 @@ use axum::{
 };
 use hubhook_connectwise::{CwError, HubQuery};
 use hubhook_core::{
-    ELEMENT_KEY, InstanceConfig, InstanceId, MASK, SECRET_KEYS, mask_secrets, render_url,
-    split_secrets,
+    ELEMENT_KEY, InstanceConfig, InstanceId, MASK, SECRET_KEYS, is_mask, mask_secrets, one_line,
+    render_url, split_secrets,
 };
 use hubhook_store::{InstanceRow, NewInstance, Principal, UserRow};
 use serde::{Deserialize, Serialize};
@@ -207,7 +207,7 @@ pub(crate) async fn create(
     caller: Principal,
     body: InstanceIn,
 ) -> Result<InstanceOut, ApiError> {
-    let valid = validate(state, body).await?;
+    let valid = validate(state, body, None).await?;
     let engine = &state.engine;
     let now = engine.clock().now();
     let token = new_secret().map_err(ApiError::internal)?;
@@ -263,10 +263,14 @@ impl ValidInstance {
 
 /// Every check of an instance body, in the order a user fixes things: the element, the name
 /// and tags, the configuration (all its problems at once), the callback address, the poller
-/// URLs, and last the ConnectWise credentials (a call to ConnectWise).
+/// URLs, and last the calls to ConnectWise: the credentials, then a trial read of each poller
+/// URL. An update passes the instance's `previous` configuration: what it does not change was
+/// checked with ConnectWise when it was stored and is not asked again, so renaming an instance
+/// or moving its callback works while ConnectWise is down.
 pub(crate) async fn validate(
     state: &AppState,
     body: InstanceIn,
+    previous: Option<&InstanceConfig>,
 ) -> Result<ValidInstance, ApiError> {
     let key = body.element.and_then(|e| e.key);
     match key.as_deref() {
@@ -301,7 +305,7 @@ pub(crate) async fn validate(
     // no stored value behind it (a create, or a key never set), and must not become the secret.
     if let Some(key) = SECRET_KEYS
         .iter()
-        .find(|key| configuration.get(**key).and_then(Value::as_str) == Some(MASK))
+        .find(|key| configuration.get(**key).is_some_and(is_mask))
     {
         return Err(ApiError::bad_request(format!(
             "`{key}`: `{MASK}` stands for a stored secret in what reads show, and this instance has no `{key}` stored; send the value itself"
@@ -328,8 +332,11 @@ pub(crate) async fn validate(
         HubQuery::parse(&url, poll.page_size)
             .map_err(|e| ApiError::bad_request(format!("`{field}`: {e}")))?;
     }
-    check_credentials(state, &config).await?;
-    check_poller_urls(state, &config).await?;
+    let same_site = previous.is_some_and(|p| p.connectwise == config.connectwise);
+    if !same_site {
+        check_credentials(state, &config).await?;
+    }
+    check_poller_urls(state, &config, previous).await?;
     Ok(ValidInstance {
         name,
         tags,
@@ -379,24 +386,20 @@ fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// Names and tags are one line of text: shown in lists, logs and the console, matched by
-/// `tags[]`. A control character (a line break, a tab, NUL) or a line or paragraph separator
-/// would break each of those, so it is refused, naming where it is. Other invisible characters
-/// (zero-width joiners) are left: some scripts and emoji need them.
+/// Names and tags are one line of text that shows something (`hubhook_core::one_line`): shown
+/// in lists, logs and the console, matched by `tags[]`.
 fn check_one_line(field: &str, text: &str) -> Result<(), ApiError> {
-    let Some((at, bad)) = text
-        .chars()
-        .enumerate()
-        .find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
-    else {
-        return Ok(());
-    };
-    Err(ApiError::bad_request(format!(
-        "`{field}`: character {} is `{}` (U+{:04X}); expected one line of text without control characters",
-        at + 1,
-        bad.escape_debug(),
-        u32::from(bad)
-    )))
+    if let Some((at, bad)) = one_line::forbidden_char(text) {
+        return Err(ApiError::bad_request(one_line::forbidden_char_message(
+            field, at, bad,
+        )));
+    }
+    if !one_line::has_visible_char(text) {
+        return Err(ApiError::bad_request(format!(
+            "`{field}`: expected text with at least one visible character (this one has only invisible ones)"
+        )));
+    }
+    Ok(())
 }
 
 /// A JSON value for an error message, cut short.
@@ -427,6 +430,26 @@ pub(crate) async fn check_credentials(
         Err(CwError::Transport(message)) => Err(ApiError::bad_request(format!(
             "could not reach ConnectWise at `baseUrl` `{base_url}`: {message}"
         ))),
+        // ConnectWise is there but cannot answer now: not the caller's mistake, so not a 400;
+        // the answer says when to try again when ConnectWise said.
+        Err(err @ CwError::RateLimited { retry_after }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("could not check the credentials now: {err}; nothing was changed, try again later"),
+        )
+        .with_retry_after(Some(retry_after))),
+        Err(err @ (CwError::Timeout(_) | CwError::Status { status: 500.., .. })) => {
+            let status = match err {
+                CwError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            Err(ApiError::new(
+                status,
+                format!(
+                    "could not check the credentials with ConnectWise at `{base_url}` now: {err}; nothing was changed, try again later"
+                ),
+            )
+            .with_provider_message(err.provider_message().map(str::to_string)))
+        }
         Err(err) => Err(ApiError::bad_request(format!(
             "ConnectWise at `{base_url}` did not accept GET /system/info: {err}"
         ))
@@ -437,8 +460,12 @@ pub(crate) async fn check_credentials(
 /// A one-record read of each poller URL (`hubhook_engine::poller::trial_read`): a URL
 /// ConnectWise refuses, or record settings its records do not fit, are found now rather than
 /// at every poll. Every resource's problem is named at once.
-async fn check_poller_urls(state: &AppState, config: &InstanceConfig) -> Result<(), ApiError> {
-    let problems = hubhook_engine::poller::trial_read(&state.engine, config).await;
+async fn check_poller_urls(
+    state: &AppState,
+    config: &InstanceConfig,
+    previous: Option<&InstanceConfig>,
+) -> Result<(), ApiError> {
+    let problems = hubhook_engine::poller::trial_read(&state.engine, config, previous).await;
     let Some(first) = problems.first() else {
         return Ok(());
     };

@@ -10,20 +10,26 @@
 //! - a path ConnectWise does not have (404), a `where` on a field it does not know or a value
 //!   it cannot compare (400), a list the API member may not read (403): refused, naming the
 //!   resource's `url`, with ConnectWise's own words;
-//! - an answer that is not a list: refused, as every poll would fail the same way;
+//! - an answer that is not a list, or not ConnectWise's JSON, or a list whose pages cannot be
+//!   walked (forward-only paging needs numeric `id`s): refused, as every poll would fail the
+//!   same way;
 //! - the first record it lists, read as the poller reads records: an `idField` or
 //!   `updatedDateField` that record does not have, or a date that does not match the configured
-//!   format, would make every record unusable, so it is refused naming the resource.
+//!   format, would make every record unusable, so it is refused naming the setting; so is a
+//!   `createdDateField` it does not have or cannot read (records would still be used, but
+//!   CREATED could never be told from UPDATED by the dates the user configured).
 //!
 //! An empty list proves nothing about the record settings and passes: a new site, or a `where`
 //! that matches nothing yet, is a valid configuration. A failure that may pass by itself (a
-//! timeout, a 5xx, rate limiting) passes too, logged: the credentials were just accepted by the
+//! timeout, a 5xx, rate limiting, a dropped connection) passes too, logged: the credentials were just accepted by the
 //! same server, and refusing an instance because ConnectWise hiccupped once would be worse than
 //! the poll's own retry. A `where` that can never match any record (`id = 1 and id = 2`) is not
 //! caught: ConnectWise answers it like any other empty list.
 
 use hubhook_connectwise::{CwError, HubQuery, PageRequest};
-use hubhook_core::{ClassifyContext, InstanceConfig, classify, object_id, render_url};
+use hubhook_core::{
+    ClassifyContext, InstanceConfig, ResourcePoll, classify, object_id, read_date, render_url,
+};
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -42,11 +48,27 @@ pub struct TrialProblem {
 
 /// Reads one record of every configured resource (at once; the site's throttle still bounds
 /// the requests in flight). Returns every problem found, by resource name; none when events are
-/// off (nothing is polled).
-pub async fn trial_read(engine: &Engine, config: &InstanceConfig) -> Vec<TrialProblem> {
+/// off (nothing is polled). With the `previous` configuration of an instance being changed, a
+/// resource it already polled the same way, on the same site, is not read again.
+pub async fn trial_read(
+    engine: &Engine,
+    config: &InstanceConfig,
+    previous: Option<&InstanceConfig>,
+) -> Vec<TrialProblem> {
     if !config.events.enabled {
         return Vec::new();
     }
+    let polled_before = |name: &str, resource: &ResourcePoll| {
+        previous.is_some_and(|p| {
+            p.events.enabled
+                && p.connectwise == config.connectwise
+                && p.filter_response_nulls == config.filter_response_nulls
+                && p.events
+                    .resources
+                    .get(name)
+                    .is_some_and(|r| **r == *resource)
+        })
+    };
     let client = match engine.poller_element(config) {
         Ok(client) => client,
         // The credentials check before this one builds the same client and names the problem.
@@ -54,6 +76,9 @@ pub async fn trial_read(engine: &Engine, config: &InstanceConfig) -> Vec<TrialPr
     };
     let mut reads = JoinSet::new();
     for (name, resource) in &config.events.resources {
+        if polled_before(name, resource) {
+            continue;
+        }
         let (name, resource, client) = (name.clone(), resource.clone(), client.clone());
         reads.spawn(async move {
             let field = format!("event.poller.configuration.{name}");
@@ -73,7 +98,9 @@ pub async fn trial_read(engine: &Engine, config: &InstanceConfig) -> Vec<TrialPr
             query.page = PageRequest::First;
             let page = match client.fetch_page(&query).await {
                 Ok(page) => page,
-                Err(err) if err.is_retryable() => {
+                // An answer that is not ConnectWise's JSON (`Decode`) counts as retryable for a
+                // poll, but the same URL gives the same answer: it is refused here.
+                Err(err) if err.is_retryable() && !matches!(err, CwError::Decode(_)) => {
                     tracing::warn!(resource = %name, error = %err, "the trial read at creation could not be made; the instance is kept and its polls will retry");
                     return None;
                 }
@@ -111,12 +138,19 @@ pub async fn trial_read(engine: &Engine, config: &InstanceConfig) -> Vec<TrialPr
                 known: &known,
                 all_created: false,
             };
-            let error = classify(&ctx, vec![record]).errors.into_iter().next()?;
-            Some(problem(
-                ".datesConfiguration",
-                unusable(error.message),
-                None,
-            ))
+            // A created date that cannot be read does not skip a record (the poll falls back to
+            // what it knows of the object), so classifying does not report it; but on the first
+            // record it means the setting is wrong, and CREATED would never be told apart.
+            let created = (!resource.dates.same_field())
+                .then(|| read_date(&record, &resource.dates.created).err())
+                .flatten();
+            let error = classify(&ctx, vec![record])
+                .errors
+                .into_iter()
+                .next()
+                .map(|e| e.message)
+                .or(created.map(|why| format!("its created date: {why}")))?;
+            Some(problem(".datesConfiguration", unusable(error), None))
         });
     }
     let mut problems: Vec<TrialProblem> = reads.join_all().await.into_iter().flatten().collect();
@@ -132,8 +166,9 @@ fn refused(path: &str, err: &CwError) -> String {
             "does not let this API member read it (check the member's security role)"
         }
         CwError::Status { status: 400, .. } => {
-            "refused the query (a `where` on a field it does not know, or a value it cannot compare)"
+            "refused the query (a field in `where` or `orderBy` it does not know, or a value it cannot compare)"
         }
+        CwError::Decode(_) => "answers something the poller cannot read as pages of records",
         _ => "refused to list it",
     };
     format!("ConnectWise {what}: GET `{path}` with one record per page answered: {err}")

@@ -1,5 +1,8 @@
 //! The platform API: creating, reading and deleting instances, and its errors.
 
+use std::time::Duration;
+
+use connectwise_sim::Fault;
 use serde_json::{Value, json};
 
 use crate::app::spawn_app;
@@ -396,10 +399,56 @@ async fn configurations_connectwise_cannot_serve_are_refused_at_creation() {
     )
     .await;
 
+    // A created-date field the records do not have: records would still be used, but CREATED
+    // could never be told apart by it.
+    let body = contacts(&|c| c["datesConfiguration"]["createdDateField"] = json!("_info.nosuch"));
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.datesConfiguration`",
+            "created date",
+            "_info.nosuch",
+        ],
+    )
+    .await;
+
     // Nothing was stored by any of these.
     let (status, list) = app.get("/instances").await;
     assert_eq!(status, 200);
     assert_eq!(list, json!([]));
+
+    // A server that answers, but not with pages the poller can walk (ids that are not numbers),
+    // is refused too: every poll would fail the same way.
+    let odd = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let odd_url = format!(
+        "http://{}/v4_6_release/apis/3.0",
+        odd.local_addr().expect("addr")
+    );
+    let router = axum::Router::new()
+        .route(
+            "/v4_6_release/apis/3.0/system/info",
+            axum::routing::get(|| async { axum::Json(json!({"version": "v2025.1"})) }),
+        )
+        .fallback(|| async {
+            axum::Json(json!([{"id": "A-0", "_info": {"lastUpdated": "2026-01-01T00:00:00Z"}}]))
+        });
+    tokio::spawn(async move { axum::serve(odd, router).await });
+    let mut body = contacts(&|c| c["url"] = json!("/hubs/crm/objects/odd/things"));
+    body["configuration"]["baseUrl"] = json!(odd_url);
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.url`",
+            "cannot read as pages",
+        ],
+    )
+    .await;
 
     // A query that lists nothing yet proves nothing wrong: it is a valid configuration.
     let body = contacts(&|c| {
@@ -453,6 +502,14 @@ async fn names_tags_credentials_and_extra_keys_are_bounded() {
         ),
         (json!({"tags": ["nul\u{0}"]}), vec!["`tags[0]`"]),
         (
+            json!({"name": "invoice\u{202E}gpj.exe"}),
+            vec!["`name`", "U+202E", "bidirectional"],
+        ),
+        (
+            json!({"tags": ["\u{200B}\u{FEFF}"]}),
+            vec!["`tags[0]`", "visible"],
+        ),
+        (
             json!({"configuration": {"company": "c".repeat(1 << 20)}}),
             vec!["`company`", "at most 256 characters"],
         ),
@@ -488,4 +545,142 @@ async fn names_tags_credentials_and_extra_keys_are_bounded() {
     assert_eq!(response.status(), 200);
     let created: Value = response.json().await.expect("json");
     assert_eq!(created["name"], "team \u{1F469}\u{200D}\u{1F4BB}");
+}
+
+/// The stored secrets of an instance, read from the store (reads through the API mask them).
+async fn stored_secrets(app: &crate::app::TestApp, id: i64) -> serde_json::Map<String, Value> {
+    app.server()
+        .store()
+        .instance(hubhook_core::InstanceId(id))
+        .await
+        .expect("read")
+        .expect("instance")
+        .secrets
+}
+
+/// `********` stands for a stored secret however it is padded, and never becomes one; stored
+/// ConnectWise keys are never sent to a site other than theirs; a change that leaves the site
+/// and the poller settings alone does not need ConnectWise; and ConnectWise failing is not the
+/// caller's mistake.
+#[tokio::test]
+async fn secrets_stay_with_their_site_and_updates_need_connectwise_only_for_what_they_change() {
+    let app = spawn_app().await;
+    let auth = app.auth();
+    let patch = |id: i64, body: Value| {
+        let auth = auth.clone();
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::PATCH,
+                &format!("/instances/{id}"),
+                Some(&auth),
+                Some(&body),
+            )
+            .await
+        }
+    };
+
+    // Padded, the mask is still the mask: refused at creation, keeps the stored key later.
+    let mut body = app.documented_body();
+    body["configuration"]["event.notification.signature.key"] = json!(" ******** ");
+    check_rejected(&app, body, 400, &["`event.notification.signature.key`"]).await;
+    let id = app.create_polling_instance().await;
+    let before = stored_secrets(&app, id).await;
+    let (status, answer) = patch(
+        id,
+        json!({"configuration": {"event.notification.signature.key": "******** "}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(stored_secrets(&app, id).await, before);
+
+    // With nothing stored under the key, the mask is refused on an update too.
+    let mut body = app.documented_body();
+    body["configuration"]
+        .as_object_mut()
+        .expect("object")
+        .remove("event.notification.signature.key");
+    let unsigned = app.create_instance(&body).await;
+    assert_eq!(unsigned.status(), 200);
+    let unsigned = unsigned.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let (status, answer) = patch(
+        unsigned,
+        json!({"configuration": {"event.notification.signature.key": "********"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Another site, keys kept: refused, and nothing is sent to that site.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = format!(
+        "http://{}/v4_6_release/apis/3.0",
+        elsewhere.local_addr().expect("addr")
+    );
+    let (status, answer) = patch(id, json!({"configuration": {"baseUrl": other}})).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["message"].as_str().expect("message");
+    assert!(
+        message.contains("`public.key` and `private.key`"),
+        "{message}"
+    );
+    let (status, answer) = patch(
+        id,
+        json!({"configuration": {"baseUrl": other, "public.key": "********"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), elsewhere.accept())
+            .await
+            .is_err(),
+        "the stored keys were sent to another site"
+    );
+    // The same site written differently keeps its keys.
+    let same = format!("{}/", app.sim.base_url());
+    let (status, answer) = patch(id, json!({"configuration": {"baseUrl": same}})).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // ConnectWise down: a rename and a new callback need nothing of it; a new resource does,
+    // and its failure is ConnectWise's (502), not the caller's.
+    app.sim.sim.inject_faults(Fault {
+        status: Some(503),
+        ..Fault::default()
+    });
+    let (status, answer) = patch(id, json!({"name": "renamed while ConnectWise is down"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut more = app.documented_body();
+    more["configuration"]["event.poller.configuration"]["accounts"] =
+        hubhook_core::connectwise_poller_block("accounts");
+    let response = app.create_instance(&more).await;
+    assert_eq!(response.status(), 502);
+    let error: Value = response.json().await.expect("json");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again later")),
+        "{error}"
+    );
+    app.sim.sim.clear_faults();
+
+    // Rate limited for a minute: 503 with the wait.
+    app.sim.sim.inject_faults(Fault {
+        status: Some(429),
+        retry_after: Some(60),
+        count: Some(1),
+        path_contains: Some("system/info".into()),
+        ..Fault::default()
+    });
+    let response = app.create_instance(&app.documented_body()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("60")
+    );
 }

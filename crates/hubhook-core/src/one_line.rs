@@ -1,0 +1,81 @@
+//! What a one-line label (an instance name, a tag, a configuration key) may hold. Labels are
+//! shown in lists, the console and log lines, and matched exactly (`tags[]`), so a character
+//! that breaks a line, or that reorders how the text around it is displayed, is refused:
+//! control characters (line breaks, tab, NUL, DEL), the line and paragraph separators, and
+//! the bidirectional embedding, override and isolate controls (`invoice\u{202E}gpj.exe` shows
+//! as `invoiceexe.jpg`). Other invisible characters are allowed inside a label (the zero-width
+//! joiner inside emoji, the non-joiner Persian needs), but a label made only of them is as good
+//! as blank.
+
+/// The first character a one-line label may not hold: its position (counted from 1) and the
+/// character.
+pub fn forbidden_char(text: &str) -> Option<(usize, char)> {
+    text.chars()
+        .enumerate()
+        .find(|(_, c)| {
+            c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
+        .map(|(at, c)| (at + 1, c))
+}
+
+/// Whether a label shows anything: a character that is neither white space nor invisible.
+pub fn has_visible_char(text: &str) -> bool {
+    text.chars().any(|c| {
+        !c.is_whitespace()
+            && !c.is_control()
+            && !matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{034F}'
+                    | '\u{115F}'
+                    | '\u{1160}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{3164}'
+                    | '\u{FEFF}'
+                    | '\u{FFA0}'
+            )
+    })
+}
+
+/// A message naming the character `forbidden_char` found in `field`.
+pub fn forbidden_char_message(field: &str, at: usize, c: char) -> String {
+    format!(
+        "`{field}`: character {at} is `{}` (U+{:04X}); expected one line of text without control characters, line separators or bidirectional controls",
+        c.escape_debug(),
+        u32::from(c)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaking_and_reordering_characters_are_found() {
+        assert_eq!(forbidden_char("plain name"), None);
+        assert_eq!(forbidden_char("team \u{1F469}\u{200D}\u{1F4BB}"), None);
+        assert_eq!(forbidden_char("a\nb"), Some((2, '\n')));
+        assert_eq!(forbidden_char("x\u{7F}"), Some((2, '\u{7F}')));
+        assert_eq!(forbidden_char("\u{2028}"), Some((1, '\u{2028}')));
+        assert_eq!(
+            forbidden_char("invoice\u{202E}gpj.exe"),
+            Some((8, '\u{202E}'))
+        );
+        assert_eq!(forbidden_char("\u{2067}x"), Some((1, '\u{2067}')));
+    }
+
+    #[test]
+    fn labels_of_only_invisible_characters_show_nothing() {
+        assert!(has_visible_char("a\u{200B}"));
+        assert!(has_visible_char("\u{1F469}\u{200D}\u{1F4BB}"));
+        assert!(!has_visible_char("\u{200B}\u{200B}"));
+        assert!(!has_visible_char("\u{FEFF}"));
+        assert!(!has_visible_char("\u{00AD} \u{3164}"));
+        assert!(!has_visible_char(""));
+    }
+}
