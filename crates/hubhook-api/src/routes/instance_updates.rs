@@ -6,9 +6,9 @@
 //! credentials and a trial read of each poller URL), on the whole instance as it would be after
 //! the change, and nothing is stored unless all of them pass. The calls to ConnectWise are
 //! made only for what the change touches (the site or keys; new or changed resources): the
-//! rest was checked when it was stored, and a rename must not depend on ConnectWise being up. The poller and the dispatcher read
-//! the stored configuration at every poll and every delivery, so a change applies from the next
-//! one without a restart; the store brings the poll jobs in line (new resources polled now,
+//! rest was checked when it was stored, and a rename must not depend on ConnectWise being up.
+//! The poller and the dispatcher read the stored configuration at every poll and every
+//! delivery, so a change applies from the next one without a restart; the store brings the poll jobs in line (new resources polled now,
 //! removed ones dropped, kept ones keep their cursor).
 //!
 //! Secrets are never shown, so a client that sends back what it read sends `********`: a

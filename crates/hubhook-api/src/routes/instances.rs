@@ -308,7 +308,7 @@ pub(crate) async fn validate(
         .find(|key| configuration.get(**key).is_some_and(is_mask))
     {
         return Err(ApiError::bad_request(format!(
-            "`{key}`: `{MASK}` stands for a stored secret in what reads show, and this instance has no `{key}` stored; send the value itself"
+            "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
         )));
     }
     let config = InstanceConfig::parse(&configuration)

@@ -21,9 +21,9 @@
 //!
 //! An empty list proves nothing about the record settings and passes: a new site, or a `where`
 //! that matches nothing yet, is a valid configuration. A failure that may pass by itself (a
-//! timeout, a 5xx, rate limiting, a dropped connection) passes too, logged: the credentials were just accepted by the
-//! same server, and refusing an instance because ConnectWise hiccupped once would be worse than
-//! the poll's own retry. A `where` that can never match any record (`id = 1 and id = 2`) is not
+//! timeout, a 5xx, rate limiting, a dropped connection) passes too, logged: the credentials
+//! were just accepted by the same server, and refusing an instance because ConnectWise
+//! hiccupped once would be worse than the poll's own retry. A `where` that can never match any record (`id = 1 and id = 2`) is not
 //! caught: ConnectWise answers it like any other empty list.
 
 use hubhook_connectwise::{CwError, HubQuery, PageRequest};
@@ -101,7 +101,7 @@ pub async fn trial_read(
                 // An answer that is not ConnectWise's JSON (`Decode`) counts as retryable for a
                 // poll, but the same URL gives the same answer: it is refused here.
                 Err(err) if err.is_retryable() && !matches!(err, CwError::Decode(_)) => {
-                    tracing::warn!(resource = %name, error = %err, "the trial read at creation could not be made; the instance is kept and its polls will retry");
+                    tracing::warn!(resource = %name, error = %err, "the trial read of a new or changed resource could not be made; the change is kept and its polls will retry");
                     return None;
                 }
                 Err(err) => {
@@ -121,14 +121,15 @@ pub async fn trial_read(
                 .get("id")
                 .map(|id| format!(" (id {id})"))
                 .unwrap_or_default();
-            let unusable = |why: String| {
+            let unusable = |why: String, outcome: &str| {
                 format!(
-                    "the first record ConnectWise lists at `{}`{listed} cannot be read with these settings: {why}; every record would be skipped",
+                    "the first record ConnectWise lists at `{}`{listed} cannot be read with these settings: {why}; {outcome}",
                     query.path
                 )
             };
+            const SKIPPED: &str = "every record would be skipped";
             if let Err(why) = object_id(&resource, &record) {
-                return Some(problem(".idField", unusable(why), None));
+                return Some(problem(".idField", unusable(why, SKIPPED), None));
             }
             let known = std::collections::HashMap::new();
             let ctx = ClassifyContext {
@@ -144,13 +145,14 @@ pub async fn trial_read(
             let created = (!resource.dates.same_field())
                 .then(|| read_date(&record, &resource.dates.created).err())
                 .flatten();
-            let error = classify(&ctx, vec![record])
-                .errors
-                .into_iter()
-                .next()
-                .map(|e| e.message)
-                .or(created.map(|why| format!("its created date: {why}")))?;
-            Some(problem(".datesConfiguration", unusable(error), None))
+            let message = match classify(&ctx, vec![record]).errors.into_iter().next() {
+                Some(error) => unusable(error.message, SKIPPED),
+                None => unusable(
+                    format!("its created date: {}", created?),
+                    "CREATED could never be told from UPDATED by it",
+                ),
+            };
+            Some(problem(".datesConfiguration", message, None))
         });
     }
     let mut problems: Vec<TrialProblem> = reads.join_all().await.into_iter().flatten().collect();
