@@ -69,10 +69,29 @@ pub enum CommonErrors {
     /// No such object in the caller's organization.
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The request body is larger than 2,097,152 bytes.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
     /// The request body is not JSON.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
     /// Our fault; the log has the details under the `requestId`.
     #[response(status = 500)]
     Internal(ErrorBody),
+}
+
+/// The answers of a route that checks a configuration with ConnectWise when ConnectWise cannot
+/// answer now (nothing was changed): not the caller's mistake, so not a `400`.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum ConnectWiseUnavailable {
+    /// ConnectWise answered with a server error.
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
+    /// ConnectWise is rate limiting the site; `Retry-After` says for how long.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
+    /// ConnectWise did not answer in time.
+    #[response(status = 504)]
+    GatewayTimeout(ErrorBody),
 }

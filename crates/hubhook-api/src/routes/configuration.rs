@@ -23,7 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::{Caller, TokenInstance};
 use crate::body::JsonBody;
 use crate::element::configuration_field;
-use crate::openapi::CommonErrors;
+use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
 use crate::routes::instance_updates::patch;
 use crate::routes::instances::{InstanceIn, find};
 use crate::{ApiError, AppState};
@@ -207,7 +207,7 @@ async fn get_record(
     ),
     request_body = ConfigurationRecordIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), CommonErrors)
+    responses((status = 200, body = ConfigurationRecordOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_record(
     State(state): State<AppState>,
@@ -249,7 +249,7 @@ async fn get_token_record(
     params(("configId" = String, Path, description = "Configuration record id")),
     request_body = ConfigurationRecordIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), CommonErrors)
+    responses((status = 200, body = ConfigurationRecordOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_token_record(
     State(state): State<AppState>,

@@ -33,7 +33,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, TokenInstance};
 use crate::body::JsonBody;
-use crate::openapi::CommonErrors;
+use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
 use crate::routes::instances::{ElementRef, InstanceIn, InstanceOut, find, instance_out, validate};
 use crate::{ApiError, AppState};
 
@@ -50,7 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors)
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn replace_instance(
     State(state): State<AppState>,
@@ -69,7 +69,7 @@ async fn replace_instance(
     params(("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors)
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_instance(
     State(state): State<AppState>,
@@ -86,7 +86,7 @@ async fn patch_instance(
     put, path = "/instances", tag = "instances",
     request_body = InstanceIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors)
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn replace_token_instance(
     State(state): State<AppState>,
@@ -101,7 +101,7 @@ async fn replace_token_instance(
     patch, path = "/instances", tag = "instances",
     request_body = InstanceIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors)
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_token_instance(
     State(state): State<AppState>,
@@ -151,6 +151,7 @@ pub(crate) async fn patch(
                 .unwrap_or_else(|| row.tags.iter().cloned().map(Value::String).collect()),
         ),
         name: Some(body.name.unwrap_or_else(|| row.name.clone())),
+        other: body.other,
     };
     apply(state, row, whole).await
 }

@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::element::{ELEMENT_ID, ElementOut};
 use crate::html::strip_tags;
-use crate::openapi::CommonErrors;
+use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
 use crate::paging::{Paging, next_page_header};
 use crate::{ApiError, AppState, auth::Caller, body::JsonBody, new_secret, secret_hash};
 
@@ -50,6 +50,49 @@ pub struct InstanceIn {
     #[schema(value_type = Option<Vec<String>>)]
     pub(crate) tags: Option<Vec<Value>>,
     pub(crate) name: Option<String>,
+    /// Every other field: a read's own fields sent back (`id`, `token`, ...) are ignored,
+    /// anything else is refused ([`check_other_fields`]), so that a typo (`nmae`) is not
+    /// silently dropped.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub(crate) other: Map<String, Value>,
+}
+
+/// The fields of an instance as reads show it that a body may carry back and that a create or
+/// an update ignores: a client that reads an instance, changes it and sends it back is not
+/// refused for what it did not write.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "createdDate",
+    "updatedDate",
+    "token",
+    "elementId",
+    "provisionInteractions",
+    "valid",
+    "disabled",
+    "maxCacheSize",
+    "cacheTimeToLive",
+    "eventsEnabled",
+    "eventsNotificationCallbackUrl",
+    "traceLoggingEnabled",
+    "cachingEnabled",
+    "externalAuthentication",
+    "user",
+    "webhookSecret",
+];
+
+/// Refuses a field that is neither an instance body's nor a read's own.
+fn check_other_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
+    match other
+        .keys()
+        .find(|key| !READ_ONLY_FIELDS.contains(&key.as_str()))
+    {
+        None => Ok(()),
+        Some(key) => Err(ApiError::bad_request(format!(
+            "`{}` is not a field of an instance body; expected `name`, `tags`, `configuration`, `element` (and `providerData`, accepted and ignored; the fields a read shows are ignored too)",
+            key.chars().take(100).collect::<String>().escape_debug()
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -191,7 +234,7 @@ pub(crate) fn format_date(ts: jiff::Timestamp) -> String {
     post, path = "/instances", tag = "instances",
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "The instance, with its token", body = InstanceOut), CommonErrors)
+    responses((status = 200, description = "The instance, with its token", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn create_instance(
     State(state): State<AppState>,
@@ -272,6 +315,7 @@ pub(crate) async fn validate(
     body: InstanceIn,
     previous: Option<&InstanceConfig>,
 ) -> Result<ValidInstance, ApiError> {
+    check_other_fields(&body.other)?;
     let key = body.element.and_then(|e| e.key);
     match key.as_deref() {
         Some(ELEMENT_KEY) => {}

@@ -222,6 +222,11 @@ async fn invalid_bodies_get_errors_naming_the_field() {
     )
     .await;
 
+    // A field no instance has (a typo) is refused, not dropped.
+    let mut body = app.documented_body();
+    body["nmae"] = json!("typo");
+    check_rejected(&app, body, 400, &["`nmae` is not a field"]).await;
+
     // An id longer than any id says the limit.
     let (status, error) = app.get("/instances/9223372036854775807").await;
     assert_eq!(status, 400);
@@ -466,6 +471,18 @@ async fn configurations_connectwise_cannot_serve_are_refused_at_creation() {
 
     // The same checks guard a change to an existing instance.
     let id = app.create_polling_instance().await;
+    // What a read shows can be sent back as it is (its own fields are ignored, the masked
+    // secrets keep their values).
+    let (_, read) = app.get(&format!("/instances/{id}")).await;
+    let (status, answer) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/instances/{id}"),
+            Some(&app.auth()),
+            Some(&read),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
     let mut body = app.documented_body();
     body["configuration"]["event.poller.configuration"]["contacts"]["idField"] =
         json!("identifier");
