@@ -5,14 +5,18 @@
 //! nothing from its body is announced. So the checks here only have to keep strangers from
 //! making hubhook poll early or read keys from elsewhere:
 //!
-//! - `Metadata.key_url` must be on the instance's own ConnectWise site (scheme, host and port
-//!   of its `baseUrl`): the key is fetched with the instance's credentials, which must never
-//!   go to another host.
+//! - `Metadata.key_url` must be ConnectWise's callback-key page on the instance's own site: the
+//!   scheme, host and port of its `baseUrl`, the path `…/system/callbackkey/index.rails`, and
+//!   no query but `companyName` and `id`. The key is fetched with the instance's credentials,
+//!   so anything looser would let a stranger (callbacks carry no credentials) make hubhook
+//!   call any ConnectWise endpoint with them and read the answer's shape from the errors.
 //! - The key is cached per `key_url` only after it verified a signature, so a stranger cannot
 //!   fill the cache. A signature that fails under a cached key fetches the key again (it may
-//!   have been rotated), at most once a minute per `key_url`; a `key_url` whose key verified
-//!   nothing is not fetched again for a minute either. Each callback therefore costs
-//!   ConnectWise at most one request a minute per key URL, whoever sends it.
+//!   have been rotated), at most once a minute per `key_url`, and at most
+//!   [`FETCHES_PER_MINUTE`] times a minute per instance whatever the `id` (a stranger can vary
+//!   it); each fetch also waits for the site's request budget, as every call to the site does.
+//! - Refusals say little: not the instance's site, not why a key answer did not read (the log
+//!   has that), since the caller is anyone.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,10 +56,14 @@ pub struct CallbackKeys {
 struct KeyState {
     verified: HashMap<String, String>,
     fetched_at: HashMap<String, Instant>,
+    /// Per instance: when its current minute began, and the key fetches made in it.
+    per_instance: HashMap<InstanceId, (Instant, u32)>,
 }
 
 /// How often one key URL is fetched at most.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
+/// Key fetches one instance's callbacks may cause in a minute, over all key URLs.
+pub const FETCHES_PER_MINUTE: u32 = 5;
 /// Key URLs remembered at most; beyond, the tables start afresh (keys are fetched again).
 const MAX_KEYS: usize = 10_000;
 /// How soon after a reconciliation a delete callback may start another.
@@ -73,8 +81,8 @@ impl CallbackKeys {
         self.lock().verified.get(key_url).cloned()
     }
 
-    /// Whether `key_url` may be fetched now; records the fetch when it may.
-    fn may_fetch(&self, key_url: &str) -> bool {
+    /// Whether `key_url` may be fetched now for `instance`; records the fetch when it may.
+    fn may_fetch(&self, instance: InstanceId, key_url: &str) -> bool {
         let mut state = self.lock();
         if state
             .fetched_at
@@ -83,10 +91,22 @@ impl CallbackKeys {
         {
             return false;
         }
+        let now = Instant::now();
+        if state.per_instance.len() >= MAX_KEYS {
+            state.per_instance.clear();
+        }
+        let minute = state.per_instance.entry(instance).or_insert((now, 0));
+        if minute.0.elapsed() >= REFETCH_AFTER {
+            *minute = (now, 0);
+        }
+        if minute.1 >= FETCHES_PER_MINUTE {
+            return false;
+        }
+        minute.1 += 1;
         if state.fetched_at.len() >= MAX_KEYS {
             state.fetched_at.clear();
         }
-        state.fetched_at.insert(key_url.to_string(), Instant::now());
+        state.fetched_at.insert(key_url.to_string(), now);
         true
     }
 
@@ -120,8 +140,8 @@ impl Engine {
                 "the x-content-signature header is missing".into(),
             )
         })?;
-        same_site(&message.key_url, &config.connectwise.base_url)?;
-        self.check_signature(config, &message.key_url, body, signature)
+        callback_key_url(&message.key_url, &config.connectwise.base_url)?;
+        self.check_signature(instance, config, &message.key_url, body, signature)
             .await?;
 
         let resources = match message.connectwise_path() {
@@ -167,6 +187,7 @@ impl Engine {
 
     async fn check_signature(
         &self,
+        instance: InstanceId,
         config: &InstanceConfig,
         key_url: &str,
         body: &[u8],
@@ -180,10 +201,18 @@ impl Engine {
         }
         let refused =
             || ConnectWiseCallbackRefused::Unauthorized("the signature does not match".into());
-        if !keys.may_fetch(key_url) {
+        if !keys.may_fetch(instance, key_url) {
             return Err(refused());
         }
-        let key = self.fetch_signing_key(config, key_url).await?;
+        let key = self
+            .fetch_signing_key(config, key_url)
+            .await
+            .map_err(|why| {
+                tracing::warn!(instance = %instance, error = %why, "a ConnectWise callback's signing key could not be read");
+                ConnectWiseCallbackRefused::KeyUnavailable(
+                    "the key URL did not answer a signing key".into(),
+                )
+            })?;
         if !verify_connectwise_signature(&key, body, signature) {
             return Err(refused());
         }
@@ -191,12 +220,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The key at `key_url`, or why not (for the log only: it may describe what an endpoint
+    /// answered).
     async fn fetch_signing_key(
         &self,
         config: &InstanceConfig,
         key_url: &str,
-    ) -> Result<String, ConnectWiseCallbackRefused> {
+    ) -> Result<String, String> {
         let credentials = &config.connectwise;
+        let throttle = self.inner.sites.site(credentials).throttle.clone();
+        if let Some(wait) = throttle.paused_for() {
+            return Err(format!("ConnectWise asked this site to wait {wait:?}"));
+        }
+        throttle.ready().await;
         let mut request = self.inner.connectwise_http.get(key_url).basic_auth(
             format!("{}+{}", credentials.company, credentials.public_key),
             Some(&credentials.private_key),
@@ -204,8 +240,7 @@ impl Engine {
         if let Some(client_id) = &credentials.client_id {
             request = request.header("clientId", client_id);
         }
-        let unavailable =
-            |e: &dyn std::fmt::Display| ConnectWiseCallbackRefused::KeyUnavailable(e.to_string());
+        let unavailable = |e: &dyn std::fmt::Display| e.to_string();
         let response = request
             .send()
             .await
@@ -232,23 +267,32 @@ impl Engine {
     }
 }
 
-/// `key_url` must be on the instance's ConnectWise site.
-fn same_site(key_url: &str, base_url: &str) -> Result<(), ConnectWiseCallbackRefused> {
-    let key = url::Url::parse(key_url).map_err(|_| {
-        ConnectWiseCallbackRefused::Unauthorized(format!(
-            "`Metadata.key_url` `{}` is not a URL",
-            key_url.escape_debug()
-        ))
-    })?;
-    let base = url::Url::parse(base_url).map_err(|_| {
-        ConnectWiseCallbackRefused::Unauthorized("the instance's baseUrl is not a URL".into())
-    })?;
-    if key.origin() != base.origin() {
-        return Err(ConnectWiseCallbackRefused::Unauthorized(format!(
-            "`Metadata.key_url` is on {}, not on the instance's ConnectWise site {}",
-            key.origin().ascii_serialization(),
-            base.origin().ascii_serialization()
-        )));
+/// `key_url` must be ConnectWise's callback-key page on the instance's site (see the module
+/// docs). The refusal does not say which site that is.
+fn callback_key_url(key_url: &str, base_url: &str) -> Result<(), ConnectWiseCallbackRefused> {
+    let refused = || {
+        ConnectWiseCallbackRefused::Unauthorized(
+            "`Metadata.key_url` is not ConnectWise's callback key page (…/system/callbackkey/index.rails?companyName=…&id=…) on the instance's site".into(),
+        )
+    };
+    let key = url::Url::parse(key_url).map_err(|_| refused())?;
+    let base = url::Url::parse(base_url).map_err(|_| refused())?;
+    // ConnectWise writes the path with a doubled slash (`v2025_1//system/…`).
+    let path = key.path().to_ascii_lowercase();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // `system/callbackkey/index.rails`, below at most the codebase (`v2025_1`).
+    let is_key_page =
+        segments.len() <= 4 && segments.ends_with(&["system", "callbackkey", "index.rails"]);
+    let plain_query = key.query_pairs().all(|(name, value)| {
+        matches!(name.as_ref(), "companyName" | "id")
+            && value.len() <= 128
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+    });
+    let plain = key.username().is_empty() && key.password().is_none() && key.fragment().is_none();
+    if key.origin() != base.origin() || !is_key_page || !plain_query || !plain {
+        return Err(refused());
     }
     Ok(())
 }
@@ -258,43 +302,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_urls_must_be_on_the_instance_site() {
+    fn key_urls_must_be_the_callback_key_page_of_the_instance_site() {
         let base = "https://na.myconnectwise.net/v4_6_release/apis/3.0";
-        assert!(
-            same_site(
-                "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?id=1",
-                base
-            )
-            .is_ok()
-        );
+        for key_page in [
+            "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=e17e6674-42f6-4105-9cff-4cd6cb4e62e8",
+            "https://na.myconnectwise.net/system/callbackkey/index.rails?id=1",
+        ] {
+            assert!(callback_key_url(key_page, base).is_ok(), "{key_page}");
+        }
         for elsewhere in [
-            "https://evil.example/system/callbackkey",
-            "http://na.myconnectwise.net/system/callbackkey",
-            "https://na.myconnectwise.net:8443/system/callbackkey",
+            "https://evil.example/v2025_1//system/callbackkey/index.rails?id=1",
+            "http://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?id=1",
+            "https://na.myconnectwise.net:8443/v2025_1//system/callbackkey/index.rails?id=1",
+            // Any other endpoint of the site, which the instance's keys could read.
+            "https://na.myconnectwise.net/v4_6_release/apis/3.0/company/contacts?pageSize=1",
+            "https://na.myconnectwise.net/v4_6_release/apis/3.0/company/contacts/system/callbackkey/index.rails?id=1",
+            "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?id=1&conditions=id%3D1",
+            "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?id=1%26x%3D2",
+            "https://user@na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?id=1",
             "not a url",
         ] {
-            assert!(
-                matches!(
-                    same_site(elsewhere, base),
-                    Err(ConnectWiseCallbackRefused::Unauthorized(_))
-                ),
-                "{elsewhere}"
-            );
+            let refused = callback_key_url(elsewhere, base);
+            let Err(ConnectWiseCallbackRefused::Unauthorized(message)) = refused else {
+                panic!("{elsewhere}: {refused:?}");
+            };
+            // The refusal does not name the instance's site.
+            assert!(!message.contains("na.myconnectwise.net"), "{message}");
         }
     }
 
     #[test]
     fn a_key_url_is_fetched_at_most_once_a_minute_and_tables_stay_bounded() {
         let keys = CallbackKeys::default();
-        assert!(keys.may_fetch("https://cw/k?id=1"));
-        assert!(!keys.may_fetch("https://cw/k?id=1"));
-        assert!(keys.may_fetch("https://cw/k?id=2"));
+        let (one, two) = (InstanceId(1), InstanceId(2));
+        assert!(keys.may_fetch(one, "https://cw/k?id=1"));
+        assert!(!keys.may_fetch(one, "https://cw/k?id=1"));
+        assert!(keys.may_fetch(one, "https://cw/k?id=2"));
+        // However the key URL varies, one instance causes a few fetches a minute at most.
+        for i in 3..=FETCHES_PER_MINUTE {
+            assert!(keys.may_fetch(one, &format!("https://cw/k?id={i}")));
+        }
+        assert!(!keys.may_fetch(one, "https://cw/k?id=another"));
+        assert!(keys.may_fetch(two, "https://cw/k?id=another"));
         for i in 0..MAX_KEYS + 5 {
-            keys.may_fetch(&format!("https://cw/k?id=x{i}"));
+            keys.may_fetch(InstanceId(i as i64 + 10), &format!("https://cw/k?id=x{i}"));
             keys.remember(&format!("https://cw/k?id=x{i}"), "key".into());
         }
         let state = keys.lock();
         assert!(state.fetched_at.len() <= MAX_KEYS);
         assert!(state.verified.len() <= MAX_KEYS);
+        assert!(state.per_instance.len() <= MAX_KEYS);
     }
 }

@@ -355,6 +355,18 @@ pub(crate) async fn validate(
             "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
         )));
     }
+    // A blank secret would be stored (and shown as `********`) while meaning none: deliveries
+    // would go unsigned under a configuration that reads as signed.
+    if let Some(key) = SECRET_KEYS.iter().find(|key| {
+        configuration
+            .get(**key)
+            .and_then(Value::as_str)
+            .is_some_and(|text| text.trim().is_empty())
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "`{key}` is blank; send the secret, or null to have none"
+        )));
+    }
     let config = InstanceConfig::parse(&configuration)
         .map_err(|e| ApiError::bad_request(format!("invalid configuration: {e}")))?;
 

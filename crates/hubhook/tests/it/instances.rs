@@ -611,6 +611,15 @@ async fn secrets_stay_with_their_site_and_updates_need_connectwise_only_for_what
     assert_eq!(status, 200, "{answer}");
     assert_eq!(stored_secrets(&app, id).await, before);
 
+    // A blank secret is not a secret: refused (it read as `********` and signed nothing).
+    let (status, answer) = patch(
+        id,
+        json!({"configuration": {"event.notification.signature.key": "  "}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(stored_secrets(&app, id).await, before);
+
     // With nothing stored under the key, the mask is refused on an update too.
     let mut body = app.documented_body();
     body["configuration"]

@@ -839,7 +839,15 @@ async fn forged_connectwise_callbacks_are_refused_and_change_nothing() {
         request.send()
     };
     let address = format!("{}123", callback_address(&app, instance));
+    // Any other endpoint of the instance's own site: fetching it with the instance's keys would
+    // let a stranger read the site through the errors.
+    let contacts = format!("{}/company/contacts?pageSize=1", app.sim.base_url());
     let cases = [
+        (
+            message(&contacts),
+            Some(signed(&real_key, &message(&contacts))),
+            401,
+        ),
         // No signature.
         (message(&key_url), None, 401),
         // Signed with another key.
@@ -875,7 +883,12 @@ async fn forged_connectwise_callbacks_are_refused_and_change_nothing() {
         let status = response.status().as_u16();
         let answer: Value = response.json().await.expect("error body");
         assert_eq!(status, expected, "{body}: {answer}");
-        assert!(answer["message"].is_string(), "{answer}");
+        let said = answer["message"].as_str().expect("message");
+        // A stranger learns neither the instance's site nor what a key URL answered.
+        assert!(
+            !said.contains("127.0.0.1") && !said.contains("404"),
+            "{said}"
+        );
     }
     let unknown = post(
         app.api("/events/connectwisecrmrest/999999/1"),
