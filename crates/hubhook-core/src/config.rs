@@ -488,7 +488,10 @@ impl<'m> Fields<'m, '_> {
         } else if is_http_url(&url) {
             Some(url)
         } else {
-            self.invalid(key, &Value::String(url), expected);
+            let expected = format!(
+                "{expected} (a host of ASCII letters, digits, `-` and `.`: an international name in its `xn--` form; a port from 1 to 65535; no user name)"
+            );
+            self.invalid(key, &Value::String(url), &expected);
             None
         }
     }
@@ -1179,7 +1182,8 @@ fn is_http_url(text: &str) -> bool {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    // Port 0 parses but nothing can listen there: every call would fail.
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
     host_ok && port_ok
 }
 
@@ -2147,6 +2151,11 @@ mod tests {
             ("http://host:/x", false),
             ("http://host:http", false),
             ("http://[::1", false),
+            // Nothing listens on port 0; an international name must be sent as `xn--`.
+            ("http://127.0.0.1:0/x", false),
+            ("http://[::1]:0/", false),
+            ("https://exämple.com/x", false),
+            ("https://xn--exmple-cua.com/x", true),
         ];
         for (url, expected) in cases {
             assert_eq!(is_http_url(url), expected, "{url}");

@@ -110,15 +110,40 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// [`MAX_RETRY_AFTER`]; `None` when absent or unreadable.
 pub fn retry_after(header: &str, now: Timestamp) -> Option<Duration> {
     let header = header.trim();
-    let wait = if let Ok(seconds) = header.parse::<u64>() {
-        Duration::from_secs(seconds)
+    let wait = if !header.is_empty() && header.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than a u64 holds is still "later than the cap".
+        header
+            .parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
     } else {
-        let at = jiff::fmt::rfc2822::DateTimeParser::new()
-            .parse_timestamp(header)
-            .ok()?;
+        let at = http_date(header)?;
         Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// An HTTP date in any of the three forms RFC 9110 says a recipient must read: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37
+/// GMT`) and asctime (`Sun Nov  6 08:49:37 1994`). A date past the last instant a timestamp
+/// can hold (`31 Dec 9999 23:59:59`) reads as that last instant: still "later than the cap".
+fn http_date(header: &str) -> Option<Timestamp> {
+    if let Ok(at) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(header) {
+        return Some(at);
+    }
+    // asctime pads a one-digit day with a space; read it as one space.
+    let spaced = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    [
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %d %H:%M:%S %Y",
+    ]
+    .iter()
+    .find_map(|format| jiff::civil::DateTime::strptime(format, &spaced).ok())
+    .map(|civil| {
+        civil
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_or(Timestamp::MAX, |zoned| zoned.timestamp())
+    })
 }
 
 /// When to try again after a failure: the schedule's delay (jittered), but never before the
@@ -184,6 +209,12 @@ mod tests {
             ("Wed, 21 Oct 2015 07:00:00 GMT", Some(0)),
             ("soon", None),
             ("-1", None),
+            // RFC 9110's other two date forms, and values past what can be held: capped.
+            ("Wednesday, 21-Oct-15 07:29:00 GMT", Some(60)),
+            ("Wed Oct 21 07:29:30 2015", Some(90)),
+            ("Thu Oct  1 07:29:30 2015", Some(0)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(3600)),
+            ("99999999999999999999", Some(3600)),
         ] {
             assert_eq!(
                 retry_after(header, now),

@@ -62,10 +62,14 @@ impl Default for RetrySchedule {
     }
 }
 
+/// The longest delay a schedule may hold: a year. Longer is no retry at all in practice, and
+/// an instant that far ahead can leave the range of timestamps.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(365 * 86_400);
+
 fn parse_delay(item: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
-            "invalid retry delay `{item}`: expected a whole number with an optional unit ms, s, m, h or d, such as `4s` or `5m`"
+            "invalid retry delay `{item}`: expected a whole number with an optional unit ms, s, m, h or d, such as `4s` or `5m`, of at most 365d"
         )
     };
     let digits_end = item
@@ -84,6 +88,7 @@ fn parse_delay(item: &str) -> Result<Duration, String> {
     number
         .checked_mul(millis_per_unit)
         .map(Duration::from_millis)
+        .filter(|delay| *delay <= MAX_RETRY_DELAY)
         .ok_or_else(bad)
 }
 
@@ -156,5 +161,10 @@ mod tests {
         check("4w", Err("`4w`"));
         check("1.5s", Err("`1.5s`"));
         check("99999999999999999999d", Err("`99999999999999999999d`"));
+        // A delay past a year could leave the range of timestamps when added to now (it made
+        // every failed delivery panic and be retried at each lease's end).
+        check("365d", Ok(secs(&[365 * 86_400])));
+        check("366d", Err("at most 365d"));
+        check("1000000000d", Err("`1000000000d`"));
     }
 }

@@ -268,11 +268,16 @@ fn failure_outcome(
     };
     match schedule.delay_after(failed_attempts) {
         Some(delay) => {
-            let delay = next_delay(delay, random_unit(), sent.retry_after);
-            AttemptOutcome::RetryAt(
-                engine.clock().now()
-                    + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(60)),
-            )
+            let delay = next_delay(delay, random_unit(), sent.retry_after)
+                .min(hubhook_core::retry::MAX_RETRY_DELAY);
+            let now = engine.clock().now();
+            // Bounded above, so the sum stays a timestamp; checked all the same, since a panic
+            // here would leave the notification leased and retried at every lease's end.
+            let at = SignedDuration::try_from(delay)
+                .ok()
+                .and_then(|delay| now.checked_add(delay).ok())
+                .unwrap_or(now + SignedDuration::from_secs(3600));
+            AttemptOutcome::RetryAt(at)
         }
         None => AttemptOutcome::Deactivated,
     }

@@ -253,6 +253,14 @@ impl Engine {
         )
     }
 
+    /// An instance's configuration changed (its callback URL may have): its deliveries are no
+    /// longer held back by what this node knew of its old receiver (see `receivers`), and the
+    /// dispatcher looks for due work now.
+    pub fn instance_changed(&self, instance: hubhook_core::InstanceId) {
+        self.inner.receivers.forget(instance);
+        self.wake_dispatcher();
+    }
+
     /// Ask the poller to look for due jobs now (after `poll_now` made some due).
     pub fn wake_poller(&self) {
         self.inner.poll_wake.notify_one();

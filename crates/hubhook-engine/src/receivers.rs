@@ -279,6 +279,16 @@ impl Receivers {
             .and_then(|ms| Timestamp::from_millisecond(ms).ok())
     }
 
+    /// Forgets which origin `instance` delivers to: its callback URL changed, so the old
+    /// origin's breaker or limit must not keep it out of claims (it is learnt again at its next
+    /// admission, against the new origin).
+    pub fn forget(&self, instance: InstanceId) {
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&instance);
+    }
+
     /// The instances whose receiver cannot take a delivery now: left out of the next claim.
     pub fn skip(&self, now: Timestamp) -> Vec<InstanceId> {
         let now_ms = now.as_millisecond();
@@ -389,6 +399,24 @@ mod tests {
             r.finish("http://a", n % 2 == 0, at(n));
         }
         assert_eq!(r.admit(A, "http://a", at(10)), Admission::Go);
+    }
+
+    /// An instance whose callback URL changed is not held back by its old receiver's breaker.
+    #[test]
+    fn a_forgotten_instance_leaves_its_old_receivers_breaker_behind() {
+        let r = receivers(10, 0.0);
+        for n in 0..3 {
+            assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
+            r.finish("http://dead", true, at(n));
+        }
+        assert_eq!(
+            r.admit(B, "http://dead", at(5)),
+            Admission::Later(at(30_002), Blocked::Open)
+        );
+        assert_eq!(r.skip(at(10)).len(), 2);
+        r.forget(A);
+        assert_eq!(r.skip(at(10)), [B]);
+        assert_eq!(r.admit(A, "http://fixed", at(11)), Admission::Go);
     }
 
     #[test]

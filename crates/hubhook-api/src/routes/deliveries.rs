@@ -20,7 +20,7 @@ use axum::{
     http::HeaderMap,
 };
 use hubhook_core::InstanceId;
-use hubhook_core::ceql::{Expr, parse_where};
+use hubhook_core::ceql::{Expr, Literal, parse_where};
 use hubhook_core::ceql_eval::{FieldValue, matches};
 use hubhook_store::{NotificationFilter, NotificationRow};
 use serde::Serialize;
@@ -85,6 +85,31 @@ pub struct DeliveriesQuery {
     next_page: Option<String>,
 }
 
+/// The statuses `where` can compare `status` with (Cloud Elements' names).
+const CE_STATUSES: &[&str] = &["created", "retry", "delivered", "queued", "cancelled"];
+
+/// A `status` compared with a value no delivery can have (`'bogus'`, `'RETRY'`) would select
+/// nothing without a word: refused, naming the statuses there are.
+fn check_status_values(expr: &Expr) -> Result<(), String> {
+    let check = |field: &str, value: &Literal| match value {
+        Literal::String(text) if field == "status" && !CE_STATUSES.contains(&text.as_str()) => {
+            Err(format!(
+                "`status` is never `{}`; it is one of {}",
+                text.escape_debug(),
+                CE_STATUSES.join(", ")
+            ))
+        }
+        _ => Ok(()),
+    };
+    match expr {
+        Expr::Compare { field, value, .. } => check(field, value),
+        Expr::Like { .. } | Expr::IsNull { .. } => Ok(()),
+        Expr::In { field, values, .. } => values.iter().try_for_each(|v| check(field, v)),
+        Expr::And(terms) | Expr::Or(terms) => terms.iter().try_for_each(check_status_values),
+        Expr::Group(inner) => check_status_values(inner),
+    }
+}
+
 fn ce_status(row: &NotificationRow) -> &'static str {
     match api_status(row) {
         "pending" => "created",
@@ -146,6 +171,7 @@ async fn select(
             let expr =
                 parse_where(text).map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
             matches(&expr, &|name| field(None, name))
+                .and_then(|_| check_status_values(&expr))
                 .map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
             Some(expr)
         }

@@ -246,5 +246,6 @@ pub(crate) async fn apply(
         .ok_or_else(|| ApiError::not_found(format!("no instance with id {}", row.id)))?;
     tracing::info!(instance = %row.id, "instance updated");
     engine.wake_poller();
+    engine.instance_changed(row.id);
     instance_out(state, &updated, None).await
 }

@@ -457,6 +457,8 @@ async fn a_where_that_can_never_be_evaluated_is_refused_before_anything_is_read(
             ("colour%3D'red'", "colour"),
             ("status%3D'retry'%20or%20stauts%3D'queued'", "stauts"),
             ("createdDate%3E5", "createdDate"),
+            ("status%3D'bogus'", "never `bogus`"),
+            ("status%20in%20('retry'%2C'RETRY')", "never `RETRY`"),
         ] {
             refused(
                 &app,
