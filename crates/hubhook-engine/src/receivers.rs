@@ -60,6 +60,9 @@ impl Default for ReceiverLimits {
 
 /// Longest cooldown of an open breaker.
 const MAX_COOLDOWN_MS: i64 = 600_000;
+/// Origins (and instances) remembered before the idle ones are dropped: every callback origin
+/// ever used would otherwise stay in memory, and `skip` walks them all at every claim.
+const MAX_REMEMBERED: usize = 10_000;
 
 /// Whether an attempt may go now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,12 +181,21 @@ impl Receivers {
 
     /// Asks to deliver to `origin` for `instance` now.
     pub fn admit(&self, instance: InstanceId, origin: &str, now: Timestamp) -> Admission {
-        self.instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(instance, origin.to_owned());
         let now_ms = now.as_millisecond();
         let mut origins = self.origins();
+        {
+            let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            if origins.len() >= MAX_REMEMBERED || instances.len() >= MAX_REMEMBERED {
+                // An idle origin (nothing in flight, no failure, breaker closed) is the same as
+                // one never seen, so forgetting it changes nothing; an instance tied to a
+                // forgotten origin is tied again at its next admission.
+                origins.retain(|_, state| {
+                    state.in_flight > 0 || state.failures > 0 || state.open_until_ms.is_some()
+                });
+                instances.retain(|_, origin| origins.contains_key(origin));
+            }
+            instances.insert(instance, origin.to_owned());
+        }
         let state = origins.entry(origin.to_owned()).or_default();
         if let Some((until, why)) = self.blocked_until(state, now_ms) {
             let at = Timestamp::from_millisecond(until).unwrap_or(now);
@@ -399,6 +411,28 @@ mod tests {
             r.finish("http://a", n % 2 == 0, at(n));
         }
         assert_eq!(r.admit(A, "http://a", at(10)), Admission::Go);
+    }
+
+    /// Idle receivers are forgotten once many are remembered; busy or failing ones are kept.
+    #[test]
+    fn idle_receivers_are_forgotten_and_failing_ones_kept() {
+        let r = receivers(10, 0.0);
+        for n in 0..3 {
+            assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
+            r.finish("http://dead", true, at(n));
+        }
+        for i in 0..MAX_REMEMBERED + 10 {
+            let origin = format!("http://idle-{i}");
+            assert_eq!(
+                r.admit(InstanceId(i as i64 + 10), &origin, at(5)),
+                Admission::Go
+            );
+            r.finish(&origin, false, at(5));
+        }
+        assert!(r.origins().len() <= MAX_REMEMBERED);
+        assert!(r.instances.lock().expect("lock").len() <= MAX_REMEMBERED);
+        // The failing receiver is still open, and still keeps its instance out of claims.
+        assert!(r.skip(at(10)).contains(&A));
     }
 
     /// An instance whose callback URL changed is not held back by its old receiver's breaker.
