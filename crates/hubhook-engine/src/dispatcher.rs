@@ -196,9 +196,8 @@ pub async fn attempt(
                             }
                         }
                     }
-                    let sent = send(engine, target, &notification).await;
+                    let sent = send_in_slot(engine, target, &notification, slot).await;
                     receivers.finish(&origin, sent.unwell(), engine.clock().now());
-                    drop(slot);
                     sent
                 }
                 Admission::Later(due_at, why) => {
@@ -290,6 +289,56 @@ fn random_unit() -> f64 {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
         Err(_) => 0.5,
     }
+}
+
+/// How long a POST holds its dispatcher slot before it counts as slow.
+pub(crate) const SLOW_AFTER: Duration = Duration::from_secs(2);
+/// Slow POSTs allowed per dispatcher slot (so `delivery_concurrency` × this, in all).
+pub(crate) const SLOW_PER_SLOT: usize = 4;
+
+/// [`send`], giving the dispatcher's slot back once the POST has taken [`SLOW_AFTER`], if the
+/// node's allowance of slow deliveries has room: the POST goes on to its answer or its
+/// timeout, and the slot takes other work.
+///
+/// Why: per-receiver isolation bounds what one receiver holds (`receiver_concurrency` slots),
+/// not what many do. Receivers that never answer, or whose firewall drops packets, hold their
+/// slots for the whole delivery timeout (15 s) per attempt, so a few of them (one
+/// organization's, or several) would take every slot of the node and delay every other
+/// receiver by up to the timeout at a time. A healthy receiver answers in milliseconds, so a
+/// POST still unanswered after 2 s is almost surely one of those; its slot goes back and the
+/// others wait at most 2 s. The slow ones stay bounded: each receiver's own limit, and
+/// `SLOW_PER_SLOT` per slot over all of them (past that, a slow POST keeps its slot, as
+/// before). A backlog to one healthy receiver never meets the 2 s, so what a node sends to it
+/// at once is still `delivery_concurrency`.
+async fn send_in_slot(
+    engine: &Engine,
+    target: &DeliveryTarget,
+    notification: &PendingNotification,
+    slot: OwnedSemaphorePermit,
+) -> Sent {
+    let sending = send(engine, target, notification);
+    tokio::pin!(sending);
+    tokio::select! {
+        sent = &mut sending => return sent,
+        () = tokio::time::sleep(SLOW_AFTER) => {}
+    }
+    let slow = engine
+        .inner
+        .slow_deliveries
+        .clone()
+        .try_acquire_owned()
+        .ok();
+    let slot = match slow {
+        Some(_) => {
+            metrics::counter!("hubhook_deliveries_slow_total").increment(1);
+            drop(slot);
+            None
+        }
+        None => Some(slot),
+    };
+    let sent = sending.await;
+    drop((slot, slow));
+    sent
 }
 
 async fn send(

@@ -126,6 +126,9 @@ struct Inner {
     poll_configs: poller::configs::PollConfigs,
     /// Per-receiver limits and breakers (see [`receivers`]).
     receivers: receivers::Receivers,
+    /// Deliveries that outlasted [`dispatcher::SLOW_AFTER`] and gave their slot back (see
+    /// `dispatcher::send_in_slot`): at most [`dispatcher::SLOW_PER_SLOT`] per slot.
+    slow_deliveries: Arc<tokio::sync::Semaphore>,
 }
 
 /// Longest sleep of a loop with nothing due: bounds how late work created by another node
@@ -155,6 +158,9 @@ impl Engine {
             .user_agent(concat!("hubhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let sites = Sites::new(config.site_limits);
+        let slow_deliveries = Arc::new(tokio::sync::Semaphore::new(
+            (config.delivery_concurrency as usize).max(1) * dispatcher::SLOW_PER_SLOT,
+        ));
         Ok(Engine {
             inner: Arc::new(Inner {
                 sites,
@@ -170,6 +176,7 @@ impl Engine {
                 targets: delivery_target::TargetCache::default(),
                 poll_configs: poller::configs::PollConfigs::default(),
                 receivers,
+                slow_deliveries,
             }),
         })
     }

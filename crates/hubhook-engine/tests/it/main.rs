@@ -27,6 +27,9 @@ struct Receiver {
     in_flight: Arc<AtomicUsize>,
     /// The most POSTs held at once.
     peak: Arc<AtomicUsize>,
+    /// How many of the next POSTs to hold unanswered until `release` is set.
+    hold_next: Arc<AtomicUsize>,
+    release: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 async fn start_receiver(status: StatusCode) -> Receiver {
@@ -41,6 +44,8 @@ async fn start_receiver(status: StatusCode) -> Receiver {
         delay: Arc::new(Mutex::new(Duration::ZERO)),
         in_flight: Arc::new(AtomicUsize::new(0)),
         peak: Arc::new(AtomicUsize::new(0)),
+        hold_next: Arc::new(AtomicUsize::new(0)),
+        release: Arc::new(tokio::sync::watch::channel(false).0),
     };
     let app = Router::new()
         .route("/hook", post(receive))
@@ -59,6 +64,17 @@ async fn receive(State(receiver): State<Receiver>, body: Bytes) -> StatusCode {
         .push(serde_json::from_slice(&body).expect("json body"));
     let delay = *receiver.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
+    let hold = receiver
+        .hold_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if hold {
+        let _ = receiver
+            .release
+            .subscribe()
+            .wait_for(|released| *released)
+            .await;
+    }
     receiver.in_flight.fetch_sub(1, Ordering::SeqCst);
     *receiver.status.lock().expect("lock")
 }
@@ -627,6 +643,73 @@ async fn the_running_dispatcher_fills_its_slots_and_never_exceeds_them() {
     let mut expected: Vec<String> = contacts.iter().map(i64::to_string).collect();
     expected.sort();
     assert_eq!(objects, expected, "every contact once");
+}
+
+/// POSTs that go unanswered (a receiver that hangs, a firewall that drops packets) give their
+/// slot back after a while, so they cannot hold every slot of the node for the whole delivery
+/// timeout: here the node's two slots are both taken by POSTs held unanswered, and the rest of
+/// the backlog is still delivered while they hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_posts_do_not_keep_their_slots_for_the_whole_timeout() {
+    let (receiver, clock, setup) = start(StatusCode::OK).await;
+    receiver.hold_next.store(2, Ordering::SeqCst);
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            delivery_concurrency: 2,
+            delivery_timeout: Duration::from_secs(120),
+            delivery_lease: Duration::from_secs(240),
+            receiver_limits: hubhook_engine::ReceiverLimits {
+                concurrency: 100,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    // 100 changed contacts: 10 notifications of 10 events.
+    changes(&engine, &clock, &setup, "Hang", 100).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    // Without the hand-off, nothing more could be sent until the held POSTs end (120 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered = statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .filter(|s| *s == "delivered")
+            .count();
+        if delivered == 8 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{delivered} of the 8 others delivered while two POSTs hang"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        receiver.hold_next.load(Ordering::SeqCst),
+        0,
+        "two POSTs held"
+    );
+    // Answered at last, the two held ones are delivered too.
+    receiver.release.send_replace(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while statuses(&engine, setup.instance)
+        .await
+        .iter()
+        .any(|s| s != "delivered")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the held ones");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
+    assert_eq!(receiver.bodies.lock().expect("lock").len(), 10);
 }
 
 #[tokio::test]
