@@ -10,8 +10,6 @@
 //! learns nothing about instances that are not theirs. Nothing the caller sent is repeated in
 //! a refusal.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::FromRequestParts,
@@ -110,18 +108,15 @@ impl HubAnswer {
     }
 }
 
-/// A failed hub call: the Cloud Elements error, and how long to wait when ConnectWise said.
+/// A failed hub call: the Cloud Elements error (with `Retry-After` when ConnectWise said how
+/// long to wait).
 pub struct HubError {
     error: ApiError,
-    retry_after: Option<Duration>,
 }
 
 impl From<ApiError> for HubError {
     fn from(error: ApiError) -> HubError {
-        HubError {
-            error,
-            retry_after: None,
-        }
+        HubError { error }
     }
 }
 
@@ -158,8 +153,9 @@ impl From<CwError> for HubError {
             CwError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, err.to_string()),
         };
         HubError {
-            error: error.with_provider_message(provider_message),
-            retry_after,
+            error: error
+                .with_provider_message(provider_message)
+                .with_retry_after(retry_after),
         }
     }
 }
@@ -184,15 +180,7 @@ impl IntoResponse for HubReply {
                 }
                 response
             }
-            Err(failure) => {
-                let mut response = failure.error.into_response();
-                if let Some(wait) = failure.retry_after {
-                    response
-                        .headers_mut()
-                        .insert(axum::http::header::RETRY_AFTER, wait.as_secs().into());
-                }
-                response
-            }
+            Err(failure) => failure.error.into_response(),
         };
         response
             .headers_mut()
@@ -204,6 +192,7 @@ impl IntoResponse for HubReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[track_caller]
     fn check(err: CwError, status: u16, provider_message: Option<&str>) {
@@ -250,6 +239,6 @@ mod tests {
             retry_after: Duration::from_secs(30),
         });
         assert_eq!(limited.error.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(limited.retry_after, Some(Duration::from_secs(30)));
+        assert_eq!(limited.error.retry_after, Some(Duration::from_secs(30)));
     }
 }
