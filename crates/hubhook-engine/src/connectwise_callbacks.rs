@@ -240,29 +240,22 @@ impl Engine {
         if let Some(client_id) = &credentials.client_id {
             request = request.header("clientId", client_id);
         }
-        let unavailable = |e: &dyn std::fmt::Display| e.to_string();
         let response = request
             .send()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(|e| e.without_url().to_string())?;
         if !response.status().is_success() {
-            return Err(unavailable(&format!(
-                "the key URL answered {}",
-                response.status()
-            )));
+            return Err(format!("the key URL answered {}", response.status()));
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(|e| e.without_url().to_string())?;
         if bytes.len() > MAX_KEY_ANSWER {
-            return Err(unavailable(&"the key URL's answer is too large"));
+            return Err("the key URL's answer is too large".into());
         }
-        let answer: KeyAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-            unavailable(&format!(
-                "the key URL did not answer {{\"signing_key\": …}}: {e}"
-            ))
-        })?;
+        let answer: KeyAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the key URL did not answer {{\"signing_key\": …}}: {e}"))?;
         Ok(answer.signing_key)
     }
 }

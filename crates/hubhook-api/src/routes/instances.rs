@@ -345,27 +345,25 @@ pub(crate) async fn validate(
     let configuration = body
         .configuration
         .ok_or_else(|| ApiError::bad_request("`configuration` is required: an object with the ConnectWise keys and the events settings"))?;
-    // Updates put stored secrets back in place of `********` before this; one still here has
-    // no stored value behind it (a create, or a key never set), and must not become the secret.
-    if let Some(key) = SECRET_KEYS
-        .iter()
-        .find(|key| configuration.get(**key).is_some_and(is_mask))
-    {
-        return Err(ApiError::bad_request(format!(
-            "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
-        )));
-    }
-    // A blank secret would be stored (and shown as `********`) while meaning none: deliveries
-    // would go unsigned under a configuration that reads as signed.
-    if let Some(key) = SECRET_KEYS.iter().find(|key| {
-        configuration
-            .get(**key)
-            .and_then(Value::as_str)
-            .is_some_and(|text| text.trim().is_empty())
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "`{key}` is blank; send the secret, or null to have none"
-        )));
+    for key in SECRET_KEYS {
+        let Some(value) = configuration.get(*key) else {
+            continue;
+        };
+        // Updates put stored secrets back in place of `********` before this; one still here
+        // has no stored value behind it (a create, or a key never set): it must not become the
+        // secret.
+        if is_mask(value) {
+            return Err(ApiError::bad_request(format!(
+                "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
+            )));
+        }
+        // A blank secret would be stored (and shown as `********`) while meaning none:
+        // deliveries would go unsigned under a configuration that reads as signed.
+        if value.as_str().is_some_and(|text| text.trim().is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "`{key}` is blank; send the secret, or null to have none"
+            )));
+        }
     }
     let config = InstanceConfig::parse(&configuration)
         .map_err(|e| ApiError::bad_request(format!("invalid configuration: {e}")))?;

@@ -104,6 +104,23 @@ async fn the_second_documented_form_with_string_configuration_is_accepted() {
     );
 }
 
+/// The documented body with `change`'s fields replaced; its `configuration` object, if any,
+/// replaces only the keys it names.
+fn documented_with(app: &crate::app::TestApp, change: Value) -> Value {
+    let mut body = app.documented_body();
+    for (key, value) in change.as_object().expect("object") {
+        match (key.as_str(), value) {
+            ("configuration", Value::Object(keys)) => {
+                for (k, v) in keys {
+                    body["configuration"][k] = v.clone();
+                }
+            }
+            _ => body[key] = value.clone(),
+        }
+    }
+    body
+}
+
 /// POST /instances with `body`; asserts the status and that the message mentions `needle`.
 async fn check_rejected(
     app: &crate::app::TestApp,
@@ -198,8 +215,10 @@ async fn invalid_bodies_get_errors_naming_the_field() {
 
     // `********` is what reads show for a stored secret; at creation there is none to keep,
     // so it must not become the signature key.
-    let mut body = app.documented_body();
-    body["configuration"]["event.notification.signature.key"] = json!("********");
+    let body = documented_with(
+        &app,
+        json!({"configuration": {"event.notification.signature.key": "********"}}),
+    );
     check_rejected(
         &app,
         body,
@@ -212,8 +231,10 @@ async fn invalid_bodies_get_errors_naming_the_field() {
     .await;
 
     // A first run since a time jiff cannot hold says why, not only the expected form.
-    let mut body = app.documented_body();
-    body["configuration"]["event.poller.firstRun"] = json!("since:9999-12-31T23:59:59Z");
+    let body = documented_with(
+        &app,
+        json!({"configuration": {"event.poller.firstRun": "since:9999-12-31T23:59:59Z"}}),
+    );
     check_rejected(
         &app,
         body,
@@ -539,18 +560,7 @@ async fn names_tags_credentials_and_extra_keys_are_bounded() {
             vec!["`my.notes`", "16384 bytes"],
         ),
     ] {
-        let mut body = app.documented_body();
-        for (key, value) in change.as_object().expect("object") {
-            match (key.as_str(), value) {
-                ("configuration", Value::Object(keys)) => {
-                    for (k, v) in keys {
-                        body["configuration"][k] = v.clone();
-                    }
-                }
-                _ => body[key] = value.clone(),
-            }
-        }
-        check_rejected(&app, body, 400, &needles).await;
+        check_rejected(&app, documented_with(&app, change), 400, &needles).await;
     }
     let (_, list) = app.get("/instances").await;
     assert_eq!(list, json!([]));
