@@ -106,10 +106,29 @@ schemathesis() {
     --no-color \
     "$@"
 }
+# A pass that failed only because CPython 3.11 itself failed inside Hypothesis ("SystemError:
+# AST constructor recursion depth mismatch", raised by `ast.parse` while Hypothesis describes a
+# lambda, with two workers; seen once in CI, not an answer of ours) is run once more. Any other
+# failure, or that one twice, fails the run.
+once_more_on_cpython_bug() {
+  local log
+  log="$(mktemp)"
+  if schemathesis "$@" 2>&1 | tee "$log"; then rm -f "$log"; return 0; fi
+  if grep -q 'AST constructor recursion depth mismatch' "$log" \
+    && ! grep -Eq 'Server error|Undocumented|Response violates|Unsupported content type|Missing header' "$log"; then
+    rm -f "$log"
+    echo "== the pass failed on CPython's AST bug inside Hypothesis, not on an answer: once more"
+    schemathesis "$@"
+    return
+  fi
+  rm -f "$log"
+  return 1
+}
 echo "== schemathesis against $BASE/openapi.json (at most $SECONDS_BUDGET s)"
-export -f schemathesis
+export -f schemathesis once_more_on_cpython_bug
 export WORK BASE AUTH
 timeout --signal=INT "$SECONDS_BUDGET" bash -c "
-  schemathesis --exclude-name-regex '$DESTRUCTIVE' &&
-  schemathesis --include-name-regex '$DESTRUCTIVE'
+  set -o pipefail
+  once_more_on_cpython_bug --exclude-name-regex '$DESTRUCTIVE' &&
+  once_more_on_cpython_bug --include-name-regex '$DESTRUCTIVE'
 "
