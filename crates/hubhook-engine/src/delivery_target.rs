@@ -106,8 +106,8 @@ async fn resolve(
             WebhookSecret::parse(text).map_err(|e| format!("stored webhook secret is invalid: {e}"))
         };
         webhook_secrets.push((parse(&stored.current)?, None));
-        if let Some((previous, until)) = &stored.previous {
-            webhook_secrets.push((parse(previous)?, Some(*until)));
+        for (retired, until) in &stored.retired {
+            webhook_secrets.push((parse(retired)?, Some(*until)));
         }
     }
     let stored_settings = store

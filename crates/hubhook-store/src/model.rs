@@ -478,8 +478,9 @@ pub struct JobHealth {
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecrets {
     pub current: String,
-    /// The secret replaced by the last rotation, still signing until the given time.
-    pub previous: Option<(String, Timestamp)>,
+    /// Secrets replaced by earlier rotations, newest first, each signing until the given time
+    /// (see the `webhook_secrets` module). May hold some whose time has passed.
+    pub retired: Vec<(String, Timestamp)>,
     /// When the current secret was set.
     pub updated_at: Timestamp,
 }
@@ -489,8 +490,12 @@ impl std::fmt::Debug for WebhookSecrets {
         f.debug_struct("WebhookSecrets")
             .field("current", &"********")
             .field(
-                "previous_until",
-                &self.previous.as_ref().map(|(_, until)| until),
+                "retired_until",
+                &self
+                    .retired
+                    .iter()
+                    .map(|(_, until)| until)
+                    .collect::<Vec<_>>(),
             )
             .field("updated_at", &self.updated_at)
             .finish()

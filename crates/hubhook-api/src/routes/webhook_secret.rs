@@ -63,8 +63,9 @@ pub(crate) async fn set_new_secret(
     Ok(found.then_some(secret))
 }
 
-/// Rotate the instance's Standard Webhooks secret. The previous secret keeps signing beside
-/// the new one for the server's overlap (default 24 h).
+/// Rotate the instance's Standard Webhooks secret. The replaced secret keeps signing beside
+/// the new one for the server's overlap (default 24 h), and so does each earlier one until its
+/// own overlap ends (at most 10 replaced secrets).
 #[utoipa::path(
     post, path = "/instances/{id}/webhook-secret", tag = "delivery",
     params(("id" = String, Path, description = "Instance id")),

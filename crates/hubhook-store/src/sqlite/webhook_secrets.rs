@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use hubhook_core::InstanceId;
 use jiff::Timestamp;
-use serde_json::{Map, Value};
 use sqlx::Row as _;
 
-use super::{SqliteStore, duration_ms, timestamp};
-use crate::{OrganizationId, Result, StoreError, WebhookSecrets};
+use super::SqliteStore;
+use crate::webhook_secrets::{self, StoredSecrets};
+use crate::{OrganizationId, Result, WebhookSecrets};
 
 impl SqliteStore {
     pub async fn rotate_webhook_secret(
@@ -33,25 +33,22 @@ impl SqliteStore {
                     if found.is_none() {
                         return Ok(false);
                     }
-                    let old: Option<String> = sqlx::query_scalar(
-                        "SELECT sealed FROM webhook_secrets WHERE instance_id = $1",
+                    let old: Option<(String, Option<i64>, i64)> = sqlx::query_as(
+                        "SELECT sealed, previous_until, updated_at FROM webhook_secrets
+                         WHERE instance_id = $1",
                     )
                     .bind(instance.0)
                     .fetch_optional(&mut *conn)
                     .await?;
-                    let mut secrets = Map::new();
-                    secrets.insert("current".into(), Value::String(secret));
-                    let previous = match old {
-                        Some(sealed) => key.open(org, &sealed)?.remove("current"),
-                        None => None,
-                    };
-                    let previous_until = previous
-                        .is_some()
-                        .then(|| now.as_millisecond().saturating_add(duration_ms(overlap)));
-                    if let Some(previous) = previous {
-                        secrets.insert("previous".into(), previous);
-                    }
-                    let sealed = key.seal(org, &secrets)?;
+                    let old =
+                        old.as_ref()
+                            .map(|(sealed, previous_until, updated_at)| StoredSecrets {
+                                sealed,
+                                previous_until: *previous_until,
+                                updated_at: *updated_at,
+                            });
+                    let (sealed, previous_until) =
+                        webhook_secrets::rotated(&key, org, old, secret, now, overlap)?;
                     sqlx::query(
                         "INSERT INTO webhook_secrets (instance_id, organization_id, sealed,
                              previous_until, updated_at)
@@ -85,26 +82,11 @@ impl SqliteStore {
             return Ok(None);
         };
         let org = OrganizationId(row.try_get("organization_id")?);
-        let mut secrets = self.key.open(org, row.try_get("sealed")?)?;
-        let mut text = |name: &str| match secrets.remove(name) {
-            Some(Value::String(s)) => Ok(Some(s)),
-            None => Ok(None),
-            Some(_) => Err(StoreError::Other(format!(
-                "stored webhook secret `{name}` is not a string"
-            ))),
+        let stored = StoredSecrets {
+            sealed: row.try_get("sealed")?,
+            previous_until: row.try_get("previous_until")?,
+            updated_at: row.try_get("updated_at")?,
         };
-        let current = text("current")?.ok_or_else(|| {
-            StoreError::Other("stored webhook secrets have no current secret".into())
-        })?;
-        let previous = text("previous")?;
-        let previous_until: Option<i64> = row.try_get("previous_until")?;
-        Ok(Some(WebhookSecrets {
-            current,
-            previous: match (previous, previous_until) {
-                (Some(secret), Some(until)) => Some((secret, timestamp(until)?)),
-                _ => None,
-            },
-            updated_at: timestamp(row.try_get("updated_at")?)?,
-        }))
+        webhook_secrets::opened(&self.key, org, stored).map(Some)
     }
 }

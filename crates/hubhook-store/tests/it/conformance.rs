@@ -1603,7 +1603,7 @@ pub async fn check_webhook_secrets_rotate_with_an_overlap(store: &Store) {
     assert!(set(org, "whsec_first", t0()).await.unwrap());
     let first = store.webhook_secrets(instance.id).await.unwrap().unwrap();
     assert_eq!(first.current, "whsec_first");
-    assert_eq!(first.previous, None, "nothing to overlap with at creation");
+    assert_eq!(first.retired, [], "nothing to overlap with at creation");
     assert_eq!(first.updated_at, t0());
 
     // Another organization's rotation is refused and changes nothing.
@@ -1618,11 +1618,35 @@ pub async fn check_webhook_secrets_rotate_with_an_overlap(store: &Store) {
     let second = store.webhook_secrets(instance.id).await.unwrap().unwrap();
     assert_eq!(second.current, "whsec_second");
     assert_eq!(
-        second.previous,
-        Some(("whsec_first".to_string(), later + 60.seconds()))
+        second.retired,
+        [("whsec_first".to_string(), later + 60.seconds())]
+    );
+    // A second rotation inside the first one's overlap (a client that lost the answer and
+    // asked again) keeps both earlier secrets signing, each until its own overlap ends.
+    let again = later + 5.seconds();
+    assert!(set(org, "whsec_third", again).await.unwrap());
+    let third = store.webhook_secrets(instance.id).await.unwrap().unwrap();
+    assert_eq!(third.current, "whsec_third");
+    assert_eq!(
+        third.retired,
+        [
+            ("whsec_second".to_string(), again + 60.seconds()),
+            ("whsec_first".to_string(), later + 60.seconds()),
+        ]
+    );
+    // Once the first overlap has ended, the next rotation drops it.
+    let past = later + 61.seconds();
+    assert!(set(org, "whsec_fourth", past).await.unwrap());
+    let fourth = store.webhook_secrets(instance.id).await.unwrap().unwrap();
+    assert_eq!(
+        fourth.retired,
+        [
+            ("whsec_third".to_string(), past + 60.seconds()),
+            ("whsec_second".to_string(), again + 60.seconds()),
+        ]
     );
     assert!(
-        !format!("{second:?}").contains("whsec_"),
+        !format!("{fourth:?}").contains("whsec_"),
         "Debug masks the secrets"
     );
 

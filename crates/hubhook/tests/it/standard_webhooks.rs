@@ -1,5 +1,5 @@
 //! Standard Webhooks headers on real deliveries: the secret shown at creation verifies them,
-//! and a rotation signs with both secrets during the overlap. Signatures are recomputed here
+//! and a rotation signs with the new secret and every earlier one still inside its overlap. Signatures are recomputed here
 //! with the hmac crate, independently of hubhook's signing code (the Python library checks
 //! them too, in `tests/standardwebhooks/run.sh`).
 
@@ -108,5 +108,33 @@ async fn deliveries_carry_standard_webhooks_headers_and_rotation_overlaps() {
     assert_eq!(
         signatures,
         [expected(&second, &request), expected(&first, &request)]
+    );
+
+    // Rotated again inside the overlap (a client that lost the answer and asked again): the
+    // first secret still signs, so a receiver that never learned the second keeps verifying.
+    let (status, body) = rotate(&app, &app.auth(), instance).await;
+    assert_eq!(status, 200, "{body}");
+    let third = body["webhookSecret"]
+        .as_str()
+        .expect("new secret")
+        .to_string();
+    let object = app.add_contact("Rotated twice");
+    app.poll_now(instance).await;
+    let (_, request) = app
+        .receiver
+        .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
+        .await;
+    let signatures: Vec<&str> = request
+        .header("webhook-signature")
+        .expect("signature")
+        .split(' ')
+        .collect();
+    assert_eq!(
+        signatures,
+        [
+            expected(&third, &request),
+            expected(&second, &request),
+            expected(&first, &request)
+        ]
     );
 }
