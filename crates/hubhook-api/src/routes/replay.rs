@@ -47,6 +47,11 @@ pub struct ReplayIn {
 pub struct ReplayOut {
     /// New notifications, due now.
     pub replays: u64,
+    /// Present when they cannot go out now, and says why and what sends them: the instance's
+    /// subscription is deactivated (they are queued until a redelivery reactivates it), or
+    /// the instance is disabled (they wait until it is enabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// Deliver the events stored in `[from, to)` again, as new notifications.
@@ -103,5 +108,18 @@ async fn replay(
         .await?;
     engine.wake_dispatcher();
     tracing::info!(instance = %instance.id, replays, "replay requested");
-    Ok((StatusCode::ACCEPTED, Json(ReplayOut { replays })))
+    // Stored either way (nothing is lost), but a caller must not think they are on their way.
+    let held = if instance.disabled {
+        Some("the instance is disabled: the replays are delivered once it is enabled".to_owned())
+    } else {
+        engine.store().deactivation(instance.id).await?.map(|d| {
+            format!(
+                "the instance's delivery subscription was deactivated at {} ({}): the replays \
+                 are queued until a redelivery reactivates it (PUT \
+                 /notifications/subscriptions/deliveries?where=instanceId={})",
+                d.deactivated_at, d.reason, instance.id
+            )
+        })
+    };
+    Ok((StatusCode::ACCEPTED, Json(ReplayOut { replays, held })))
 }

@@ -120,7 +120,24 @@ async fn gone_deactivates_and_the_queue_api_redelivers() {
         .await;
     assert_eq!(theirs, json!([]));
 
-    // Redelivery reactivates: both arrive.
+    // A replay meanwhile is stored, and its answer says it is queued and what sends it.
+    let (status, replay) = app
+        .send(
+            Method::POST,
+            &format!("/instances/{instance}/replay"),
+            Some(&json!({ "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay["replays"], 2, "{replay}");
+    let held = replay["held"].as_str().expect("held says why");
+    assert!(
+        held.contains("deactivated") && held.contains("410") && held.contains("redelivery"),
+        "{held}"
+    );
+    wait_for_status(&app, instance, "queued", 4).await;
+
+    // Redelivery reactivates: both arrive (and both replays).
     app.receiver.set_behaviour(Behaviour::Accept);
     let (status, answer) = app
         .send(
@@ -130,13 +147,13 @@ async fn gone_deactivates_and_the_queue_api_redelivers() {
         )
         .await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["redelivered"], 2);
+    assert_eq!(answer["redelivered"], 4);
     for object in [first, second] {
         app.receiver
             .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
             .await;
     }
-    wait_for_status(&app, instance, "delivered", 2).await;
+    wait_for_status(&app, instance, "delivered", 4).await;
 }
 
 #[tokio::test]
@@ -303,6 +320,7 @@ async fn a_replay_sends_the_same_events_under_new_notification_ids() {
         .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["replays"], 1);
+    assert!(answer.get("held").is_none(), "nothing holds them: {answer}");
     let replay = app
         .receiver
         .wait_for_request(WAIT, |r| {
