@@ -111,9 +111,20 @@ fn compare(
             })?;
             a.cmp(&b)
         }
-        (_, other) => {
+        (actual, other) => {
+            let given = match other {
+                Literal::String(text) => format!("'{text}'"),
+                Literal::Number(number) => number.clone(),
+                Literal::Bool(flag) => flag.to_string(),
+                Literal::Null => "null".to_owned(),
+            };
+            let expected = match actual {
+                FieldValue::Number(_) => "a whole number such as 7",
+                FieldValue::Time(_) => "a quoted RFC 3339 date-time such as '2026-01-01T00:00:00Z'",
+                FieldValue::Text(_) | FieldValue::Null => "a quoted string",
+            };
             return Err(format!(
-                "`{name}`: cannot compare with {other:?}; expected a quoted string"
+                "`{name}`: cannot compare with {given}; expected {expected}"
             ));
         }
     };
@@ -190,5 +201,18 @@ mod tests {
         check("createdDate > 'yesterday'", Err("RFC 3339"));
         check("instanceId = 'seven'", Err("whole number"));
         check("instanceId like '7%'", Err("text fields only"));
+        // The message names what the field takes, not always a string.
+        check(
+            "instanceId = true",
+            Err("cannot compare with true; expected a whole number"),
+        );
+        check(
+            "createdDate = 5",
+            Err("expected a quoted RFC 3339 date-time"),
+        );
+        check(
+            "status = 5",
+            Err("cannot compare with 5; expected a quoted string"),
+        );
     }
 }
