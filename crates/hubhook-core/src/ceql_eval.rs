@@ -140,18 +140,43 @@ fn compare(
 }
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character), case-sensitive.
+///
+/// Greedy with one resume point, the last `%` seen: on a mismatch the text position after
+/// that `%` moves one character on and the rest of the pattern is tried again. An earlier `%`
+/// never needs revisiting (whatever it could absorb, the later one can), so this is
+/// O(text × pattern) at worst. The plain recursive form is exponential in the number of `%`:
+/// `%a%a%a%a%a%a%a%b` against a long URL kept a worker busy for minutes.
 fn like(text: &str, pattern: &str) -> bool {
-    fn go(text: &[char], pattern: &[char]) -> bool {
-        match pattern.split_first() {
-            None => text.is_empty(),
-            Some(('%', rest)) => (0..=text.len()).any(|skip| go(&text[skip..], rest)),
-            Some(('_', rest)) => !text.is_empty() && go(&text[1..], rest),
-            Some((c, rest)) => text.first() == Some(c) && go(&text[1..], rest),
-        }
-    }
     let text: Vec<char> = text.chars().collect();
     let pattern: Vec<char> = pattern.chars().collect();
-    go(&text, &pattern)
+    let (mut t, mut p) = (0, 0);
+    // After the last `%`: where the pattern resumes, and the text position it last tried.
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('%') => {
+                p += 1;
+                resume = Some((p, t));
+            }
+            Some('_') => {
+                p += 1;
+                t += 1;
+            }
+            Some(c) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match resume {
+                Some((after, tried)) => {
+                    p = after;
+                    t = tried + 1;
+                    resume = Some((after, tried + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '%')
 }
 
 #[cfg(test)]
@@ -214,5 +239,35 @@ mod tests {
             "status = 5",
             Err("cannot compare with 5; expected a quoted string"),
         );
+    }
+
+    #[test]
+    fn like_matches_as_sql_does_and_never_backtracks_without_bound() {
+        for (text, pattern, expected) in [
+            ("webhook", "webhook", true),
+            ("webhook", "web%", true),
+            ("webhook", "%hook", true),
+            ("webhook", "%b%o%", true),
+            ("webhook", "w_bhook", true),
+            ("webhook", "w_hook", false),
+            ("webhook", "%", true),
+            ("", "%", true),
+            ("", "_", false),
+            ("", "", true),
+            ("a", "", false),
+            ("abcabd", "%abd", true),
+            ("abcabd", "a%c%d", true),
+            ("abcabd", "a%c%e", false),
+            ("mississippi", "%iss%ppi", true),
+            ("mississippi", "m%s_s%pi", true),
+            ("aaa", "a%a%a%a", false),
+            ("WebHook", "webhook", false),
+        ] {
+            assert_eq!(like(text, pattern), expected, "{text:?} LIKE {pattern:?}");
+        }
+        // Exponential for a backtracking matcher; immediate here.
+        let text = format!("https://{}/in", "a".repeat(4000));
+        let pattern = format!("{}b", "%a".repeat(40));
+        assert!(!like(&text, &pattern));
     }
 }
