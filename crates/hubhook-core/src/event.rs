@@ -467,7 +467,8 @@ mod tests {
             fields: crate::field_changes::changed_fields(
                 &json!({"title": "CEO", "company": {"name": "A"}, "x": 1}),
                 &json!({"title": "CTO", "company": {"name": "B"}, "x": 1}),
-            ),
+            )
+            .expect("within the bounds"),
             include_previous: true,
         });
         let mut bare = event("contacts", 2);

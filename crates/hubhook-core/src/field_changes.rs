@@ -15,6 +15,14 @@
 //! never data of their own, so they count as bookkeeping too. It is never reported, so an update of nothing else has
 //! `changedFields: []`, which receivers (and the `ignoreBookkeepingOnlyUpdates` option) can
 //! tell apart from a real change.
+//!
+//! Bounded: a record may hold thousands of fields under keys of any length, and the list (with
+//! `previous`) goes into every copy of the notification body. Past [`MAX_CHANGED_FIELDS`]
+//! changes, or [`MAX_PATH_BYTES`] of their paths together, the walk stops and there is no
+//! list at all: nothing is claimed about what changed (as for a record first seen before
+//! versions were kept), rather than a partial list a receiver would read as complete. Without
+//! the bound, a record of 20,000 changing fields under a 50 KB key made a 1 GB notification
+//! and took the server down.
 
 use serde_json::{Map, Value};
 
@@ -38,23 +46,58 @@ pub struct FieldChange {
     pub previous: Value,
 }
 
-/// The fields that differ between `previous` and `current`, in the order of their paths.
-pub fn changed_fields(previous: &Value, current: &Value) -> Vec<FieldChange> {
-    let mut changes = Vec::new();
-    compare(&mut String::new(), previous, current, &mut changes);
-    changes.retain(|change| !is_bookkeeping(&change.path));
+/// Changed fields reported at most; past this, none are (see the module docs).
+pub const MAX_CHANGED_FIELDS: usize = 200;
+/// Bytes of changed paths reported at most, all together.
+pub const MAX_PATH_BYTES: usize = 16 * 1024;
+
+/// The fields that differ between `previous` and `current`, in the order of their paths;
+/// `None` when there are more than the bounds allow.
+pub fn changed_fields(previous: &Value, current: &Value) -> Option<Vec<FieldChange>> {
+    let mut changes = Changed::default();
+    compare(&mut String::new(), previous, current, &mut changes).ok()?;
+    let mut changes = changes.list;
     changes.sort_by(|a, b| a.path.cmp(&b.path));
-    changes
+    Some(changes)
 }
 
-fn compare(path: &mut String, previous: &Value, current: &Value, out: &mut Vec<FieldChange>) {
+/// The changes found so far, and what their paths weigh.
+#[derive(Default)]
+struct Changed {
+    list: Vec<FieldChange>,
+    path_bytes: usize,
+}
+
+/// The walk went past the bounds.
+struct TooMany;
+
+impl Changed {
+    fn push(&mut self, path: &str, previous: &Value) -> Result<(), TooMany> {
+        if is_bookkeeping(path) {
+            return Ok(());
+        }
+        self.path_bytes += path.len();
+        if self.list.len() == MAX_CHANGED_FIELDS || self.path_bytes > MAX_PATH_BYTES {
+            return Err(TooMany);
+        }
+        self.list.push(FieldChange {
+            path: path.to_owned(),
+            previous: previous.clone(),
+        });
+        Ok(())
+    }
+}
+
+fn compare(
+    path: &mut String,
+    previous: &Value,
+    current: &Value,
+    out: &mut Changed,
+) -> Result<(), TooMany> {
     match (previous, current) {
         (Value::Object(before), Value::Object(after)) => compare_objects(path, before, after, out),
-        (before, after) if before == after => {}
-        (before, _) => out.push(FieldChange {
-            path: path.clone(),
-            previous: before.clone(),
-        }),
+        (before, after) if before == after => Ok(()),
+        (before, _) => out.push(path, before),
     }
 }
 
@@ -62,8 +105,8 @@ fn compare_objects(
     path: &mut String,
     before: &Map<String, Value>,
     after: &Map<String, Value>,
-    out: &mut Vec<FieldChange>,
-) {
+    out: &mut Changed,
+) -> Result<(), TooMany> {
     let keys = before
         .keys()
         .chain(after.keys().filter(|key| !before.contains_key(*key)));
@@ -74,14 +117,16 @@ fn compare_objects(
         }
         path.push_str(key);
         let absent = Value::Null;
-        compare(
+        let done = compare(
             path,
             before.get(key).unwrap_or(&absent),
             after.get(key).unwrap_or(&absent),
             out,
         );
         path.truncate(len);
+        done?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,7 +137,7 @@ mod tests {
 
     #[track_caller]
     fn check(previous: Value, current: Value, expected: &[(&str, Value)]) {
-        let changes = changed_fields(&previous, &current);
+        let changes = changed_fields(&previous, &current).expect("within the bounds");
         let got: Vec<(&str, Value)> = changes
             .iter()
             .map(|c| (c.path.as_str(), c.previous.clone()))
@@ -149,5 +194,48 @@ mod tests {
     fn identical_records_have_no_changes() {
         let record = json!({"a": [1, {"b": null}], "c": {"d": {}}});
         check(record.clone(), record, &[]);
+    }
+
+    #[test]
+    fn too_many_changes_claim_nothing_rather_than_a_partial_list() {
+        let wide = |n: u64| {
+            Value::Object(
+                (0..=MAX_CHANGED_FIELDS as u64)
+                    .map(|i| (format!("f{i}"), json!(n)))
+                    .collect(),
+            )
+        };
+        assert_eq!(changed_fields(&wide(1), &wide(2)), None);
+        // One under the bound is listed whole.
+        let mut fewer = wide(2);
+        fewer
+            .as_object_mut()
+            .expect("object")
+            .insert("f0".into(), json!(1));
+        assert_eq!(
+            changed_fields(&wide(1), &fewer).map(|c| c.len()),
+            Some(MAX_CHANGED_FIELDS)
+        );
+        // Bookkeeping does not count against the bound.
+        let with_info = |record: &Value, stamp: &str| {
+            let mut record = record.clone();
+            record.as_object_mut().expect("object").insert(
+                "_info".into(),
+                json!({"lastUpdated": stamp, "image_href": stamp}),
+            );
+            record
+        };
+        assert_eq!(
+            changed_fields(&with_info(&wide(1), "a"), &with_info(&fewer, "b")).map(|c| c.len()),
+            Some(MAX_CHANGED_FIELDS)
+        );
+        // A few changes under a very long key weigh too much.
+        let key = "k".repeat(MAX_PATH_BYTES / 2);
+        let long = |n: u64| json!({ key.clone(): {"a": n, "b": n, "c": n} });
+        assert_eq!(changed_fields(&long(1), &long(2)), None);
+        // The attack that found it: 20,000 changes under a 50 KB key, answered at once.
+        let key = "k".repeat(50_000);
+        let huge = |n: u64| json!({ key.clone(): Value::Object((0..20_000).map(|i| (format!("a{i}"), json!(n))).collect()) });
+        assert_eq!(changed_fields(&huge(1), &huge(2)), None);
     }
 }

@@ -197,8 +197,9 @@ fn already_stored(known: Option<&KnownObject>, observed: &ObservedObject) -> boo
 }
 
 /// The `changedFields` of an update, against the version hubhook stored last. `None` when the
-/// resource does not track changes, or when no earlier version is stored (an object first seen
-/// before hubhook kept versions): then nothing is claimed about what changed.
+/// resource does not track changes, when no earlier version is stored (an object first seen
+/// before hubhook kept versions), or when more changed than a list may hold
+/// ([`changed_fields`]): then nothing is claimed about what changed.
 fn what_changed(
     resource: &ResourcePoll,
     known: Option<&KnownObject>,
@@ -209,7 +210,7 @@ fn what_changed(
     }
     let previous: Value = serde_json::from_str(known?.record.as_deref()?).ok()?;
     Some(Changes {
-        fields: changed_fields(&previous, current),
+        fields: changed_fields(&previous, current)?,
         include_previous: resource.changes.include_previous,
     })
 }
