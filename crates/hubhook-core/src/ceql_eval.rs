@@ -141,42 +141,88 @@ fn compare(
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character), case-sensitive.
 ///
-/// Greedy with one resume point, the last `%` seen: on a mismatch the text position after
-/// that `%` moves one character on and the rest of the pattern is tried again. An earlier `%`
-/// never needs revisiting (whatever it could absorb, the later one can), so this is
-/// O(text × pattern) at worst. The plain recursive form is exponential in the number of `%`:
-/// `%a%a%a%a%a%a%a%b` against a long URL kept a worker busy for minutes.
+/// The pattern is cut at each `%` into pieces of fixed length. The first piece must match at
+/// the start and the last at the end (unless the pattern begins or ends with `%`); every piece
+/// between is taken at its leftmost place after the one before. Leftmost is always right: a
+/// later place leaves less text for the pieces after it, never more. A piece without `_` is
+/// found with `str::find`, linear in the text, so `%`-only patterns cost text + pattern; a
+/// piece holding `_` is tried at each place, at most text × piece. (The recursive form was
+/// exponential in the number of `%`; see also [`MAX_LIKE_PATTERN_CHARS`].)
 fn like(text: &str, pattern: &str) -> bool {
-    let text: Vec<char> = text.chars().collect();
-    let pattern: Vec<char> = pattern.chars().collect();
-    let (mut t, mut p) = (0, 0);
-    // After the last `%`: where the pattern resumes, and the text position it last tried.
-    let mut resume: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('%') => {
-                p += 1;
-                resume = Some((p, t));
-            }
-            Some('_') => {
-                p += 1;
-                t += 1;
-            }
-            Some(c) if *c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match resume {
-                Some((after, tried)) => {
-                    p = after;
-                    t = tried + 1;
-                    resume = Some((after, tried + 1));
-                }
-                None => return false,
-            },
+    let pieces: Vec<&str> = pattern.split('%').collect();
+    let [first, middle @ .., last] = pieces.as_slice() else {
+        // No `%`: the whole text is one piece.
+        return piece_at(text, pattern) == Some(text.len());
+    };
+    // The first piece, at the start.
+    let Some(mut at) = piece_at(text, first) else {
+        return false;
+    };
+    for piece in middle {
+        match find_piece(&text[at..], piece) {
+            Some((start, len)) => at += start + len,
+            None => return false,
         }
     }
-    pattern[p..].iter().all(|c| *c == '%')
+    // The last piece, at the end, after everything before it: it covers the text's last
+    // characters, as many as it has.
+    let end_start = match last.chars().count() {
+        0 => text.len(),
+        n => match text.char_indices().rev().nth(n - 1) {
+            Some((i, _)) => i,
+            None => return false,
+        },
+    };
+    end_start >= at && piece_at(&text[end_start..], last) == Some(text.len() - end_start)
+}
+
+/// Bytes of `text` that `piece` (`_` for any one character) matches at its start, if it does.
+fn piece_at(text: &str, piece: &str) -> Option<usize> {
+    let mut chars = text.char_indices();
+    for want in piece.chars() {
+        let (_, got) = chars.next()?;
+        if want != '_' && want != got {
+            return None;
+        }
+    }
+    Some(chars.next().map_or(text.len(), |(i, _)| i))
+}
+
+/// The leftmost place of `piece` in `text`: where it starts and the bytes it covers.
+fn find_piece(text: &str, piece: &str) -> Option<(usize, usize)> {
+    if !piece.contains('_') {
+        return text.find(piece).map(|start| (start, piece.len()));
+    }
+    text.char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()))
+        .find_map(|start| piece_at(&text[start..], piece).map(|len| (start, len)))
+}
+
+/// Characters of `LIKE` patterns one query may hold, all together: a pattern costs up to its
+/// length times the text's at every row scanned (a piece with `_`), and real patterns are short.
+pub const MAX_LIKE_PATTERN_CHARS: usize = 256;
+
+/// Refuses a query whose `LIKE` patterns together are longer than [`MAX_LIKE_PATTERN_CHARS`].
+pub fn check_like_patterns(expr: &Expr) -> Result<(), String> {
+    fn total(expr: &Expr) -> usize {
+        match expr {
+            Expr::Like {
+                pattern: Literal::String(pattern),
+                ..
+            } => pattern.chars().count(),
+            Expr::And(terms) | Expr::Or(terms) => terms.iter().map(total).sum(),
+            Expr::Group(inner) => total(inner),
+            _ => 0,
+        }
+    }
+    let chars = total(expr);
+    if chars > MAX_LIKE_PATTERN_CHARS {
+        return Err(format!(
+            "the LIKE patterns hold {chars} characters together, at most {MAX_LIKE_PATTERN_CHARS}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,9 +311,86 @@ mod tests {
         ] {
             assert_eq!(like(text, pattern), expected, "{text:?} LIKE {pattern:?}");
         }
+        for (text, pattern, expected) in [
+            ("ab", "a%%b", true),
+            ("ab", "%%", true),
+            ("abc", "_%_", true),
+            ("a", "_%_", false),
+            ("héllo wörld", "h_llo%w_rld", true),
+            ("héllo", "%ö%", false),
+            ("aXbXc", "a%_c", true),
+            ("abab", "%ab%ab", true),
+            ("abab", "ab%ab%ab", false),
+            ("xay", "%a", false),
+            ("aaa", "%aa", true),
+            ("aa", "a%aa", false),
+        ] {
+            assert_eq!(like(text, pattern), expected, "{text:?} LIKE {pattern:?}");
+        }
         // Exponential for a backtracking matcher; immediate here.
         let text = format!("https://{}/in", "a".repeat(4000));
         let pattern = format!("{}b", "%a".repeat(40));
         assert!(!like(&text, &pattern));
+        // The helper's query: text × pattern for a greedy matcher, linear here.
+        let pattern = format!("%{}b", "a".repeat(50));
+        assert!(!like(&text, &pattern));
+        let long = crate::ceql::parse_where(&format!(
+            "config.url like '%{}'",
+            "a".repeat(MAX_LIKE_PATTERN_CHARS)
+        ))
+        .expect("parses");
+        let error = check_like_patterns(&long).expect_err("too long");
+        assert!(error.contains("at most 256"), "{error}");
+        let short =
+            crate::ceql::parse_where("config.url like '%a%' or status like 'q%'").expect("parses");
+        assert!(check_like_patterns(&short).is_ok());
+    }
+
+    /// The textbook dynamic program, as the reference for [`like`].
+    fn like_reference(text: &str, pattern: &str) -> bool {
+        let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
+        // ok[j]: the text so far matches the pattern's first j characters.
+        let mut ok = vec![false; p.len() + 1];
+        ok[0] = true;
+        for j in 1..=p.len() {
+            ok[j] = ok[j - 1] && p[j - 1] == '%';
+        }
+        for c in &t {
+            let mut next = vec![false; p.len() + 1];
+            for j in 1..=p.len() {
+                next[j] = match p[j - 1] {
+                    '%' => next[j - 1] || ok[j],
+                    '_' => ok[j - 1],
+                    want => ok[j - 1] && want == *c,
+                };
+            }
+            ok = next;
+        }
+        ok[p.len()]
+    }
+
+    #[test]
+    fn like_agrees_with_the_reference_on_many_small_cases() {
+        // A fixed pseudo-random walk over short texts and patterns of a few letters.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for _ in 0..20_000 {
+            let text: String = (0..next(7))
+                .map(|_| ['a', 'b', 'é'][next(3) as usize])
+                .collect();
+            let pattern: String = (0..next(7))
+                .map(|_| ['a', 'b', 'é', '_', '%'][next(5) as usize])
+                .collect();
+            assert_eq!(
+                like(&text, &pattern),
+                like_reference(&text, &pattern),
+                "{text:?} LIKE {pattern:?}"
+            );
+        }
     }
 }

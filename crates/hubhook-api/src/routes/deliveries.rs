@@ -21,7 +21,7 @@ use axum::{
 };
 use hubhook_core::InstanceId;
 use hubhook_core::ceql::{Expr, Literal, parse_where};
-use hubhook_core::ceql_eval::{FieldValue, matches};
+use hubhook_core::ceql_eval::{FieldValue, check_like_patterns, matches};
 use hubhook_store::{NotificationFilter, NotificationRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -172,6 +172,7 @@ async fn select(
                 parse_where(text).map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
             matches(&expr, &|name| field(None, name))
                 .and_then(|_| check_status_values(&expr))
+                .and_then(|()| check_like_patterns(&expr))
                 .map_err(|e| ApiError::bad_request(format!("`where`: {e}")))?;
             Some(expr)
         }

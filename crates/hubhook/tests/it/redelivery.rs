@@ -101,6 +101,19 @@ async fn gone_deactivates_and_the_queue_api_redelivers() {
     )
     .await;
 
+    // LIKE patterns are bounded (each costs its length times the URL's at every row).
+    refused(
+        &app,
+        Method::GET,
+        &format!(
+            "/notifications/subscriptions/deliveries?where=config.url%20like%20'%25{}b'",
+            "a".repeat(300)
+        ),
+        None,
+        "at most 256",
+    )
+    .await;
+
     // Another organization sees none of it.
     let other_auth = app.other_organization().await;
     for path in [
