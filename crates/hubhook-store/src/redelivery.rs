@@ -26,6 +26,9 @@ pub struct NotificationFilter {
     /// Paging: only notifications listed after this one (newest first).
     pub after: Option<(Timestamp, NotificationId)>,
     pub limit: u32,
+    /// Whether the rows carry their bodies (else `body` is empty). A scan that only tests the
+    /// rows' fields leaves them out: reading and unpacking every body was most of its cost.
+    pub bodies: bool,
 }
 
 impl Store {

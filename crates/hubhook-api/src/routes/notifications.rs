@@ -237,6 +237,7 @@ async fn list_notifications(
             until: None,
             after: after(&paging)?,
             limit: paging.page_size,
+            bodies: true,
         })
         .await?;
     let headers = next_page(&rows, &paging);
@@ -410,6 +411,7 @@ pub(crate) async fn recover_since(
         until: None,
         after: None,
         limit: 1000,
+        bodies: false,
     };
     let mut ids = Vec::new();
     loop {

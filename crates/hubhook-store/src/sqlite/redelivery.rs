@@ -23,8 +23,8 @@ impl SqliteStore {
             None => (None, None),
         };
         let rows = sqlx::query(
-            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts, n.next_attempt_at,
-                 n.created_at, n.delivered_at, n.replay_of
+            "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body, n.status,
+                 n.failed_attempts, n.next_attempt_at, n.created_at, n.delivered_at, n.replay_of
              FROM notifications n
                  JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
              WHERE i.organization_id = $1
@@ -46,6 +46,7 @@ impl SqliteStore {
         .bind(after_at)
         .bind(after_id)
         .bind(i64::from(filter.limit))
+        .bind(filter.bodies)
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(notification_row).collect()

@@ -1712,6 +1712,7 @@ pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &St
         until: None,
         after: None,
         limit: 10,
+        bodies: true,
     };
     let queued = store.find_notifications(filter(&["queued"])).await.unwrap();
     assert_eq!(queued.len(), 3, "{queued:?}");
@@ -1719,6 +1720,17 @@ pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &St
         store.attempt_counts(&[gone.clone(), id(9)]).await.unwrap(),
         [1, 0]
     );
+
+    // Without bodies: the same rows, bodies left empty.
+    let mut bare = filter(&["queued"]);
+    bare.bodies = false;
+    let bare = store.find_notifications(bare).await.unwrap();
+    assert_eq!(
+        bare.iter().map(|n| &n.id).collect::<Vec<_>>(),
+        queued.iter().map(|n| &n.id).collect::<Vec<_>>()
+    );
+    assert!(bare.iter().all(|n| n.body.is_empty()), "{bare:?}");
+    assert!(queued.iter().all(|n| !n.body.is_empty()), "{queued:?}");
 
     // Another organization sees none of them.
     let (other, _) = organization(store, 2).await;
@@ -1821,6 +1833,7 @@ pub async fn check_a_notification_stored_after_a_deactivation_is_queued_not_trie
             until: None,
             after: None,
             limit: 10,
+            bodies: true,
         })
         .await
         .unwrap();

@@ -90,6 +90,14 @@ async fn gone_deactivates_and_the_queue_api_redelivers() {
         app.receiver.url.as_str()
     );
     assert_eq!(deliveries[0]["subscriptionId"], instance);
+    // Each delivery shows the body it carries (the scan reads none; the page's rows are read
+    // whole).
+    for delivery in deliveries {
+        assert!(
+            delivery["notification"]["message"]["events"].is_array(),
+            "{delivery}"
+        );
+    }
 
     // A typo is refused, not an empty selection.
     refused(
