@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex};
 use hubhook_core::{
     DeliverySettings, InstanceConfig, InstanceId, RetrySchedule, WebhookSecret, merge_secrets,
 };
-use hubhook_store::{ConfigVersion, Store};
+use hubhook_store::{ConfigVersion, OrganizationId, Store};
 use jiff::Timestamp;
 
 /// Everything an attempt needs about its instance. No `Debug`: it holds secrets.
 pub struct DeliveryTarget {
+    /// The instance's organization: receivers are isolated per organization and origin.
+    pub organization: OrganizationId,
     pub callback_url: String,
     /// `event.notification.signature.key`: the Cloud Elements signature.
     pub signature_key: Option<String>,
@@ -117,6 +119,7 @@ async fn resolve(
     let settings = DeliverySettings::parse(&stored_settings)
         .map_err(|e| format!("stored account settings are invalid: {e}"))?;
     Ok(DeliveryTarget {
+        organization: row.organization_id,
         callback_url,
         signature_key: config.events.signature_key.clone(),
         webhook_secrets,

@@ -26,7 +26,7 @@ use jiff::SignedDuration;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::delivery_target::DeliveryTarget;
-use crate::receivers::{Admission, origin_of};
+use crate::receivers::{Admission, receiver_of};
 use crate::{Engine, redacted_url};
 
 /// Header carrying the notification id, constant across retries.
@@ -161,7 +161,7 @@ pub async fn attempt(
     }
     let sent = match &target {
         Ok(target) => {
-            let origin = origin_of(&target.callback_url);
+            let origin = receiver_of(target.organization, &target.callback_url);
             let receivers = &engine.inner.receivers;
             let admission = receivers
                 .admit_waiting(
@@ -173,6 +173,7 @@ pub async fn attempt(
                 .await;
             match admission {
                 Admission::Go => {
+                    let admitted_at = engine.clock().now();
                     // The attempt's row exists before the POST leaves: a crash after it can
                     // never leave a POST the history does not show.
                     if attempt_id.is_none() {
@@ -197,7 +198,7 @@ pub async fn attempt(
                         }
                     }
                     let sent = send_in_slot(engine, target, &notification, slot).await;
-                    receivers.finish(&origin, sent.unwell(), engine.clock().now());
+                    receivers.finish(&origin, sent.unwell(), admitted_at, engine.clock().now());
                     sent
                 }
                 Admission::Later(due_at, why) => {

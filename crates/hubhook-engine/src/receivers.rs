@@ -1,5 +1,11 @@
-//! Isolation between receivers: per callback origin (`scheme://host:port`), a limit on
-//! deliveries in flight, a rate limit, and a circuit breaker.
+//! Isolation between receivers: per callback origin (`scheme://host:port`) of each
+//! organization, a limit on deliveries in flight, a rate limit, and a circuit breaker.
+//!
+//! Per organization as well as per origin ([`receiver_of`]): one receiver host often serves
+//! many customers (an automation platform, a shared gateway), and one tenant whose path there
+//! answers 503 must not open the breaker, or fill the concurrency limit, for another tenant's
+//! healthy path on the same host. A second organization pointing at the same host gets its
+//! own limits; the host then sees up to `receiver_concurrency` POSTs per organization.
 //!
 //! One dead, slow or throttling receiver must not take the delivery slots of healthy ones.
 //! Three mechanisms do it, all per origin and per node (each node protects its own slots, so
@@ -104,6 +110,11 @@ struct Origin {
     /// The half-open probe is in flight.
     probing: bool,
     cooldown_ms: i64,
+    /// When the breaker last opened. A failure of a delivery admitted before then says
+    /// nothing new (the breaker opened on failures like it), so it neither extends nor
+    /// doubles the pause: with 16 POSTs in flight when it opened, each one's failure doubled
+    /// the cooldown again, and a 30 s pause became 4 minutes.
+    opened_at_ms: Option<i64>,
 }
 
 /// Per-origin state of this node.
@@ -114,6 +125,12 @@ pub struct Receivers {
     origins: Mutex<HashMap<String, Origin>>,
     /// The origin each instance delivers to, as last seen.
     instances: Mutex<HashMap<InstanceId, String>>,
+}
+
+/// The receiver a delivery goes to, for isolation: the organization and the origin of its
+/// callback URL (see the module docs).
+pub fn receiver_of(organization: hubhook_store::OrganizationId, url: &str) -> String {
+    format!("{} {}", organization.0, origin_of(url))
 }
 
 /// The origin of a callback URL (`scheme://host:port`), or the URL itself when it does not
@@ -233,14 +250,22 @@ impl Receivers {
         }
     }
 
-    /// Reports the end of an admitted delivery. `unwell`: no answer, a timeout, a 5xx or a
-    /// 429.
-    pub fn finish(&self, origin: &str, unwell: bool, now: Timestamp) {
+    /// Reports the end of a delivery admitted at `admitted`. `unwell`: no answer, a timeout, a
+    /// 5xx or a 429.
+    pub fn finish(&self, origin: &str, unwell: bool, admitted: Timestamp, now: Timestamp) {
         let now_ms = now.as_millisecond();
         let mut origins = self.origins();
         let state = origins.entry(origin.to_owned()).or_default();
         state.in_flight = state.in_flight.saturating_sub(1);
         self.freed.notify_waiters();
+        if unwell
+            && state
+                .opened_at_ms
+                .is_some_and(|opened| admitted.as_millisecond() < opened)
+        {
+            // In flight when the breaker opened: see `Origin::opened_at_ms`.
+            return;
+        }
         if !unwell {
             state.failures = 0;
             state.open_until_ms = None;
@@ -258,6 +283,7 @@ impl Receivers {
             }
             .min(MAX_COOLDOWN_MS.max(first));
             state.open_until_ms = Some(now_ms.saturating_add(state.cooldown_ms));
+            state.opened_at_ms = Some(now_ms);
             state.probing = false;
             if state.failures == self.limits.breaker_threshold.max(1) {
                 tracing::warn!(
@@ -357,7 +383,7 @@ mod tests {
             "other origins are not affected"
         );
         assert_eq!(r.skip(at(0)), [A]);
-        r.finish("http://a", false, at(1));
+        r.finish("http://a", false, at(1), at(1));
         assert_eq!(r.admit(A, "http://a", at(1)), Admission::Go);
     }
 
@@ -379,7 +405,7 @@ mod tests {
         let r = receivers(10, 0.0);
         for n in 0..3 {
             assert_eq!(r.admit(A, "http://a", at(n)), Admission::Go);
-            r.finish("http://a", true, at(n));
+            r.finish("http://a", true, at(n), at(n));
         }
         assert!(
             matches!(r.admit(A, "http://a", at(10)), Admission::Later(t, Blocked::Open) if t == at(30_002))
@@ -392,15 +418,66 @@ mod tests {
             Admission::Later(_, Blocked::Probing)
         ));
         // The probe fails: open again, twice as long.
-        r.finish("http://a", true, at(30_100));
+        r.finish("http://a", true, at(30_100), at(30_100));
         assert!(
             matches!(r.admit(A, "http://a", at(30_200)), Admission::Later(t, _) if t == at(90_100))
         );
         // The next probe succeeds: closed.
         assert_eq!(r.admit(A, "http://a", at(90_100)), Admission::Go);
-        r.finish("http://a", false, at(90_200));
+        r.finish("http://a", false, at(90_200), at(90_200));
         assert_eq!(r.admit(A, "http://a", at(90_200)), Admission::Go);
         assert!(r.skip(at(90_200)).is_empty());
+    }
+
+    /// Deliveries already in flight when the breaker opened fail after it: their failures
+    /// neither extend nor double the pause; the probe's does.
+    #[test]
+    fn failures_in_flight_when_the_breaker_opened_do_not_lengthen_it() {
+        let r = receivers(20, 0.0);
+        for _ in 0..16 {
+            assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        }
+        for n in 0..16 {
+            r.finish("http://a", true, at(0), at(100 + n));
+        }
+        // Opened by the third failure, at 102, for the first cooldown; the other 13 changed
+        // nothing.
+        assert_eq!(
+            r.admit(A, "http://a", at(200)),
+            Admission::Later(at(30_102), Blocked::Open)
+        );
+        // The probe is admitted after the opening, so its failure doubles the pause.
+        assert_eq!(r.admit(A, "http://a", at(30_102)), Admission::Go);
+        r.finish("http://a", true, at(30_102), at(30_200));
+        assert_eq!(
+            r.admit(A, "http://a", at(30_300)),
+            Admission::Later(at(90_200), Blocked::Open)
+        );
+    }
+
+    /// One organization's failing path on a shared host does not stop another's deliveries.
+    #[test]
+    fn receivers_are_per_organization() {
+        use hubhook_store::OrganizationId;
+        let theirs = receiver_of(OrganizationId(1), "http://shared.example/bad");
+        let ours = receiver_of(OrganizationId(2), "http://shared.example/good");
+        assert_ne!(theirs, ours);
+        assert_eq!(
+            receiver_of(OrganizationId(2), "http://shared.example/other"),
+            ours,
+            "one organization's paths on a host are one receiver"
+        );
+        let r = receivers(10, 0.0);
+        for n in 0..3 {
+            assert_eq!(r.admit(A, &theirs, at(n)), Admission::Go);
+            r.finish(&theirs, true, at(n), at(n));
+        }
+        assert!(matches!(
+            r.admit(A, &theirs, at(10)),
+            Admission::Later(_, Blocked::Open)
+        ));
+        assert_eq!(r.admit(B, &ours, at(10)), Admission::Go);
+        assert_eq!(r.skip(at(10)), [A]);
     }
 
     #[test]
@@ -408,7 +485,7 @@ mod tests {
         let r = receivers(10, 0.0);
         for n in 0..5 {
             assert_eq!(r.admit(A, "http://a", at(n)), Admission::Go);
-            r.finish("http://a", n % 2 == 0, at(n));
+            r.finish("http://a", n % 2 == 0, at(n), at(n));
         }
         assert_eq!(r.admit(A, "http://a", at(10)), Admission::Go);
     }
@@ -419,7 +496,7 @@ mod tests {
         let r = receivers(10, 0.0);
         for n in 0..3 {
             assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
-            r.finish("http://dead", true, at(n));
+            r.finish("http://dead", true, at(n), at(n));
         }
         for i in 0..MAX_REMEMBERED + 10 {
             let origin = format!("http://idle-{i}");
@@ -427,7 +504,7 @@ mod tests {
                 r.admit(InstanceId(i as i64 + 10), &origin, at(5)),
                 Admission::Go
             );
-            r.finish(&origin, false, at(5));
+            r.finish(&origin, false, at(5), at(5));
         }
         assert!(r.origins().len() <= MAX_REMEMBERED);
         assert!(r.instances.lock().expect("lock").len() <= MAX_REMEMBERED);
@@ -441,7 +518,7 @@ mod tests {
         let r = receivers(10, 0.0);
         for n in 0..3 {
             assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
-            r.finish("http://dead", true, at(n));
+            r.finish("http://dead", true, at(n), at(n));
         }
         assert_eq!(
             r.admit(B, "http://dead", at(5)),
