@@ -69,6 +69,7 @@ impl Store {
 
     /// Stores replays (each with the id of the notification it replays), due at `now`, in one
     /// transaction. Returns how many were new.
+    /// `NotFound` (nothing stored) when the instance no longer exists.
     pub async fn insert_replays(
         &self,
         instance: InstanceId,

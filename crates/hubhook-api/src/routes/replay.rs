@@ -34,6 +34,7 @@ pub const MAX_REPLAY: u32 = 10_000;
 
 /// `POST /instances/{id}/replay` body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayIn {
     /// RFC 3339: events stored at or after this instant.
     from: Option<String>,
@@ -102,10 +103,19 @@ async fn replay(
             ))
         })
         .collect();
-    let replays = engine
+    let replays = match engine
         .store()
         .insert_replays(instance.id, replays, now)
-        .await?;
+        .await
+    {
+        Err(hubhook_store::StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "no instance with id {}: it was deleted",
+                instance.id
+            )));
+        }
+        other => other?,
+    };
     engine.wake_dispatcher();
     tracing::info!(instance = %instance.id, replays, "replay requested");
     // Stored either way (nothing is lost), but a caller must not think they are on their way.

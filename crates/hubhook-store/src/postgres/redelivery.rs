@@ -102,14 +102,25 @@ impl PostgresStore {
                 // Replays take their storage order under the instance's lock, as a
                 // poll's notifications do (see `polls::lock_instance_order`).
                 super::polls::lock_instance_order(conn, instance).await?;
+                // The route found the instance, but a delete may have come between: its
+                // replays would belong to no organization, pending for ever. The row lock
+                // keeps a delete out until this commits.
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM instances WHERE id = $1 FOR SHARE")
+                        .bind(instance.0)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if found.is_none() {
+                    return Err(crate::StoreError::NotFound);
+                }
                 let mut inserted = 0;
                 for (original, replay) in &replays {
                     inserted += sqlx::query(
                         "INSERT INTO notifications (id, instance_id, body, status,
                                  failed_attempts, next_attempt_at, created_at, replay_of,
                                  organization_id)
-                             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5,
-                                 COALESCE((SELECT organization_id FROM instances WHERE id = $2), 0))
+                             SELECT $1, $2, $3, 'pending', 0, $4, $4, $5, organization_id
+                             FROM instances WHERE id = $2
                              ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(&replay.id.0)

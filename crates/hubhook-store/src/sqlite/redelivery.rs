@@ -101,14 +101,17 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // The route found the instance, but a delete may have come between: its
+                    // replays would belong to no organization, pending for ever.
+                    instance_exists(conn, instance).await?;
                     let mut inserted = 0;
                     for ((original, replay), body) in replays.iter().zip(&bodies) {
                         inserted += sqlx::query(
                             "INSERT INTO notifications (id, instance_id, body, status,
                                  failed_attempts, next_attempt_at, created_at, replay_of,
                                  organization_id)
-                             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5,
-                                 COALESCE((SELECT organization_id FROM instances WHERE id = $2), 0))
+                             SELECT $1, $2, $3, 'pending', 0, $4, $4, $5, organization_id
+                             FROM instances WHERE id = $2
                              ON CONFLICT (id) DO NOTHING",
                         )
                         .bind(&replay.id.0)
@@ -198,4 +201,14 @@ impl SqliteStore {
             })
             .await
     }
+}
+
+/// `NotFound` unless the instance exists (inside the writer's transaction, so it holds for the
+/// rest of the command).
+async fn instance_exists(conn: &mut sqlx::SqliteConnection, instance: InstanceId) -> Result<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
+        .bind(instance.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    found.map(drop).ok_or(crate::StoreError::NotFound)
 }

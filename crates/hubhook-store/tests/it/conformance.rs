@@ -1585,6 +1585,48 @@ pub async fn check_a_callback_makes_its_jobs_due(store: &Store) {
     assert!(other.is_empty());
 }
 
+/// A replay stores its notifications under the instance's organization, and stores nothing
+/// for an instance deleted meanwhile (they would belong to no organization, pending for ever).
+pub async fn check_replays_belong_to_a_live_instance(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    let replay = |n: usize| {
+        vec![(
+            NotificationId(format!("original-{n}")),
+            notification(n, &[]),
+        )]
+    };
+    assert_eq!(
+        store
+            .insert_replays(instance.id, replay(1), t0())
+            .await
+            .unwrap(),
+        1
+    );
+    let stored = store
+        .notification(&NotificationId("notification-1".into()))
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.instance_id, instance.id);
+    assert!(
+        store
+            .delete_instance(instance.organization_id, instance.id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.insert_replays(instance.id, replay(2), t0()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .notification(&NotificationId("notification-2".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 pub async fn check_webhook_secrets_rotate_with_an_overlap(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let org = instance.organization_id;

@@ -44,6 +44,7 @@ macro_rules! every_check {
             conformance::check_deferring_a_poll_hands_it_back,
             conformance::check_a_callback_makes_its_jobs_due,
             conformance::check_webhook_secrets_rotate_with_an_overlap,
+            conformance::check_replays_belong_to_a_live_instance,
             conformance::check_a_deactivated_subscription_queues_until_redelivery,
             conformance::check_a_notification_stored_after_a_deactivation_is_queued_not_tried,
             conformance::check_the_pull_feed_pages_in_storage_order,
