@@ -54,6 +54,11 @@ impl SqliteStore {
                                  ON n.id = e.notification_id AND n.organization_id = e.organization_id
                              WHERE e.created_at < $1
                                AND (n.id IS NULL OR n.status IN ('delivered', 'cancelled'))
+                               -- The newest row stays: an event's feed position is its rowid,
+                               -- and SQLite gives a new row the largest rowid plus one, so
+                               -- deleting the largest would hand out positions a reader's
+                               -- cursor has already passed (its new events never shown).
+                               AND e.rowid < (SELECT max(rowid) FROM events)
                              LIMIT CAST($2 AS INTEGER))",
                     )
                     .bind(events_before)
