@@ -5,7 +5,27 @@
 //! it), so text like `a < b` is kept; a tag that never closes runs to the end of the text, as
 //! a browser would read it. Entities are left as written: they are text, not markup.
 
+///
+/// Stripping once can leave a tag behind: `<<b>img onerror=…>` loses `<b>` and becomes
+/// `<img onerror=…>`. So it runs again until nothing changes, at most [`MAX_PASSES`] times:
+/// text nested deeper than that (`<<<<…b>b>b>…` can need a pass per `<`, quadratic over a
+/// 2 MB body) loses every `<` instead, which leaves no tag either.
 pub fn strip_tags(text: &str) -> String {
+    let mut text = strip_once(text);
+    for _ in 1..MAX_PASSES {
+        let again = strip_once(&text);
+        if again == text {
+            return text;
+        }
+        text = again;
+    }
+    text.replace('<', "")
+}
+
+/// Passes of [`strip_tags`] before it gives up on nesting.
+const MAX_PASSES: usize = 8;
+
+fn strip_once(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -40,6 +60,15 @@ mod tests {
             ("x<img src=x onerror=alert(1)", "x"),
             ("<!-- c -->y", "y"),
             ("&lt;kept&gt;", "&lt;kept&gt;"),
+            // A tag hidden inside another comes out whole after one pass: removed too.
+            ("<<b>img src=x onerror=alert(1)>", ""),
+            ("<<i>script>alert(2)<</i>/script>", "alert(2)"),
+            ("<<<b>b>i>x", "x"),
+            // Deeper than the passes allow: eight tags go, then every `<` left.
+            (
+                &format!("{}{}x", "<".repeat(20), "b>".repeat(20)),
+                &format!("{}x", "b>".repeat(12)),
+            ),
         ] {
             assert_eq!(strip_tags(input), expected, "{input}");
         }
