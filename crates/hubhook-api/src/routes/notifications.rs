@@ -371,7 +371,6 @@ pub(crate) async fn resend_one(
 
 /// `POST /instances/{id}/recover` body.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     /// RFC 3339: notifications created at or after this instant.
     since: Option<String>,

@@ -34,7 +34,6 @@ pub const MAX_REPLAY: u32 = 10_000;
 
 /// `POST /instances/{id}/replay` body.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ReplayIn {
     /// RFC 3339: events stored at or after this instant.
     from: Option<String>,
