@@ -14,40 +14,49 @@ impl PostgresStore {
         &self,
         filter: NotificationFilter,
     ) -> Result<Vec<NotificationRow>> {
-        // One statement for every filter: absent parts are NULL and match everything, so the
-        // SQL stays a static literal. The API status is derived from the stored one.
-        let statuses: Vec<String> = filter.statuses.iter().map(|s| s.to_string()).collect();
+        // As on SQLite: two static statements (one instance, or the organization), so that an
+        // index can serve each, and the page starts after the keyset `(created_at, id)` as a
+        // row value (the first page after a key above every row).
+        macro_rules! find {
+            ($instance:literal) => {
+                concat!(
+                    "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body,
+                         n.status, n.failed_attempts, n.next_attempt_at, n.created_at,
+                         n.delivered_at, n.replay_of
+                     FROM notifications n JOIN instances i ON i.id = n.instance_id
+                     WHERE n.organization_id = $1 AND i.organization_id = $1 ",
+                    $instance,
+                    " AND (cardinality($3::text[]) = 0
+                            OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
+                                     THEN 'failed' ELSE n.status END) = ANY($3))
+                       AND ($4::bigint IS NULL OR n.created_at >= $4)
+                       AND ($5::bigint IS NULL OR n.created_at < $5)
+                       AND (n.created_at, n.id) < ($6, $7)
+                     ORDER BY n.created_at DESC, n.id DESC
+                     LIMIT $8"
+                )
+            };
+        }
         let (after_at, after_id) = match &filter.after {
-            Some((at, id)) => (Some(at.as_millisecond()), Some(id.0.clone())),
-            None => (None, None),
+            Some((at, id)) => (at.as_millisecond(), id.0.clone()),
+            None => (i64::MAX, String::new()),
         };
-        let rows = sqlx::query(
-            "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body, n.status,
-                 n.failed_attempts, n.next_attempt_at, n.created_at, n.delivered_at, n.replay_of
-             FROM notifications n
-                 JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
-             WHERE i.organization_id = $1
-               AND ($2 IS NULL OR n.instance_id = $2)
-               AND (cardinality($3::text[]) = 0
-                    OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
-                             THEN 'failed' ELSE n.status END) = ANY($3))
-               AND ($4 IS NULL OR n.created_at >= $4)
-               AND ($5 IS NULL OR n.created_at < $5)
-               AND ($6 IS NULL OR n.created_at < $6 OR (n.created_at = $6 AND n.id < $7))
-             ORDER BY n.created_at DESC, n.id DESC
-             LIMIT $8",
-        )
-        .bind(filter.organization.0)
-        .bind(filter.instance.map(|i| i.0))
-        .bind(statuses)
-        .bind(filter.since.map(|t| t.as_millisecond()))
-        .bind(filter.until.map(|t| t.as_millisecond()))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::from(filter.limit))
-        .bind(filter.bodies)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = match filter.instance {
+            Some(_) => find!("AND n.instance_id = $2"),
+            None => find!("AND $2::bigint IS NULL"),
+        };
+        let rows = sqlx::query(sql)
+            .bind(filter.organization.0)
+            .bind(filter.instance.map(|i| i.0))
+            .bind(&filter.statuses)
+            .bind(filter.since.map(|t| t.as_millisecond()))
+            .bind(filter.until.map(|t| t.as_millisecond()))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(filter.limit))
+            .bind(filter.bodies)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(notification_row).collect()
     }
 

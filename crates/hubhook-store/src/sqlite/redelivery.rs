@@ -14,41 +14,59 @@ impl SqliteStore {
         &self,
         filter: NotificationFilter,
     ) -> Result<Vec<NotificationRow>> {
-        // One statement for every filter: absent parts are NULL and match everything, so the
-        // SQL stays a static literal. The API status is derived from the stored one.
+        // Two static statements, for one instance and for the organization: a parameter that
+        // is either NULL or a value (`$2 IS NULL OR …`) cannot constrain an index, and this
+        // is a list that is paged through whole (the deliveries' `where` scans an
+        // organization's history 500 rows at a time). The page starts after the keyset
+        // `(created_at, id)` as a row value, which walks the index from there; the first page
+        // starts after a key above every row. The API status is derived from the stored one.
+        macro_rules! find {
+            ($instance:literal) => {
+                concat!(
+                    "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body,
+                         n.status, n.failed_attempts, n.next_attempt_at, n.created_at,
+                         n.delivered_at, n.replay_of
+                     FROM notifications n JOIN instances i ON i.id = n.instance_id
+                     WHERE ",
+                    $instance,
+                    " AND ($3 = '[]' OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
+                                             THEN 'failed' ELSE n.status END)
+                                        IN (SELECT value FROM json_each($3)))
+                       AND ($4 IS NULL OR n.created_at >= $4)
+                       AND ($5 IS NULL OR n.created_at < $5)
+                       AND (n.created_at, n.id) < ($6, $7)
+                     ORDER BY n.created_at DESC, n.id DESC
+                     LIMIT CAST($8 AS INTEGER)"
+                )
+            };
+        }
         let statuses = serde_json::to_string(&filter.statuses)
             .map_err(|e| crate::StoreError::Other(e.to_string()))?;
         let (after_at, after_id) = match &filter.after {
-            Some((at, id)) => (Some(at.as_millisecond()), Some(id.0.clone())),
-            None => (None, None),
+            Some((at, id)) => (at.as_millisecond(), id.0.clone()),
+            None => (i64::MAX, String::new()),
         };
-        let rows = sqlx::query(
-            "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body, n.status,
-                 n.failed_attempts, n.next_attempt_at, n.created_at, n.delivered_at, n.replay_of
-             FROM notifications n
-                 JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
-             WHERE i.organization_id = $1
-               AND ($2 IS NULL OR n.instance_id = $2)
-               AND ($3 = '[]' OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
-                                       THEN 'failed' ELSE n.status END)
-                                  IN (SELECT value FROM json_each($3)))
-               AND ($4 IS NULL OR n.created_at >= $4)
-               AND ($5 IS NULL OR n.created_at < $5)
-               AND ($6 IS NULL OR n.created_at < $6 OR (n.created_at = $6 AND n.id < $7))
-             ORDER BY n.created_at DESC, n.id DESC
-             LIMIT CAST($8 AS INTEGER)",
-        )
-        .bind(filter.organization.0)
-        .bind(filter.instance.map(|i| i.0))
-        .bind(statuses)
-        .bind(filter.since.map(|t| t.as_millisecond()))
-        .bind(filter.until.map(|t| t.as_millisecond()))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::from(filter.limit))
-        .bind(filter.bodies)
-        .fetch_all(&self.readers)
-        .await?;
+        let sql = match filter.instance {
+            // `+` keeps the organization's index out of an instance's listing: its own
+            // index is the narrower walk. Either way the instance is the organization's and
+            // still exists (a deleted instance's notifications are not listed).
+            Some(_) => find!(
+                "+n.organization_id = $1 AND +i.organization_id = $1 AND n.instance_id = $2"
+            ),
+            None => find!("n.organization_id = $1 AND i.organization_id = $1 AND $2 IS NULL"),
+        };
+        let rows = sqlx::query(sql)
+            .bind(filter.organization.0)
+            .bind(filter.instance.map(|i| i.0))
+            .bind(statuses)
+            .bind(filter.since.map(|t| t.as_millisecond()))
+            .bind(filter.until.map(|t| t.as_millisecond()))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(filter.limit))
+            .bind(filter.bodies)
+            .fetch_all(&self.readers)
+            .await?;
         rows.iter().map(notification_row).collect()
     }
 
