@@ -19,6 +19,8 @@ use crate::{ApiError, AppState};
 /// The newest events a filtered list looks through.
 const SCAN: u32 = 2000;
 const PAGE: usize = 50;
+/// The last page a query can ask for: one past the pages the scan can fill.
+const LAST_PAGE: usize = SCAN as usize / PAGE + 1;
 const STATUSES: [&str; 5] = ["NEW", "DISPATCHED", "NOTIFIED", "FAILED", "RECEIVED"];
 
 #[derive(Debug, Default)]
@@ -58,7 +60,10 @@ impl Filter {
                 "status" => filter.status = value,
                 "from" => filter.from = value,
                 "to" => filter.to = value,
-                "page" => filter.page = value.parse().unwrap_or(0),
+                // Past the last page the scan can fill is empty anyway; bounded so that the
+                // page arithmetic cannot overflow (`page=18446744073709551615` wrapped to
+                // "Page 0").
+                "page" => filter.page = value.parse().unwrap_or(0).min(LAST_PAGE),
                 _ => {}
             }
         }
@@ -314,4 +319,21 @@ pub async fn resend(
         "/instances/{}/events/{}",
         row.id, event.id.0
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_page_number_is_the_last_page_not_a_wrapped_one() {
+        let filter = Filter::parse(Some("page=18446744073709551615"));
+        assert_eq!(filter.page, LAST_PAGE);
+        assert!(
+            filter.page * PAGE >= SCAN as usize,
+            "past every scanned row"
+        );
+        assert_eq!(Filter::parse(Some("page=2")).page, 2);
+        assert_eq!(Filter::parse(Some("page=x")).page, 0);
+    }
 }

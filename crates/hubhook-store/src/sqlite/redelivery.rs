@@ -50,9 +50,9 @@ impl SqliteStore {
             // `+` keeps the organization's index out of an instance's listing: its own
             // index is the narrower walk. Either way the instance is the organization's and
             // still exists (a deleted instance's notifications are not listed).
-            Some(_) => find!(
-                "+n.organization_id = $1 AND +i.organization_id = $1 AND n.instance_id = $2"
-            ),
+            Some(_) => {
+                find!("+n.organization_id = $1 AND +i.organization_id = $1 AND n.instance_id = $2")
+            }
             None => find!("n.organization_id = $1 AND i.organization_id = $1 AND $2 IS NULL"),
         };
         let rows = sqlx::query(sql)
