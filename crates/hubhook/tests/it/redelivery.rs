@@ -498,6 +498,7 @@ async fn a_where_that_can_never_be_evaluated_is_refused_before_anything_is_read(
             ("createdDate%3E5", "createdDate"),
             ("status%3D'bogus'", "never `bogus`"),
             ("status%20in%20('retry'%2C'RETRY')", "never `RETRY`"),
+            ("status%3D'cancelled'", "deleted instances"),
         ] {
             refused(
                 &app,
