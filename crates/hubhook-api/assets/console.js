@@ -8,8 +8,13 @@
   function refresh() {
     document.querySelectorAll("[data-refresh]").forEach(function (el) {
       if (el.contains(document.activeElement)) return;
-      fetch(el.getAttribute("data-refresh"), { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
+      // A session that ended answers with a redirect to the sign-in page: not followed (its
+      // page would land inside the table); the whole page reloads and shows the sign-in.
+      fetch(el.getAttribute("data-refresh"), { credentials: "same-origin", redirect: "manual" })
+        .then(function (r) {
+          if (r.type === "opaqueredirect") { window.location.reload(); return null; }
+          return r.ok ? r.text() : null;
+        })
         .then(function (html) { if (html !== null && html !== el.innerHTML) el.innerHTML = html; })
         .catch(function () {});
     });

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ELEMENT = "element-6066-11e4-a52f-4a5b6e1f8af8"
@@ -264,6 +265,30 @@ def main():
             raise AssertionError("another organization's user could open the instance page")
         except urllib.error.HTTPError as e:
             assert e.code == 404, e.code
+
+        # The session ends elsewhere (signed out from another tab) while the instances page
+        # refreshes itself: the page goes to the sign-in, rather than showing the sign-in
+        # page inside its table.
+        b.go(args.base + "/")
+        b.wait("the instances page", lambda: b.title().startswith("Instances"))
+        csrf = b.script(
+            "return document.querySelector(\"header form[action='/signout'] input[name=csrf]\").value;"
+        )
+        signout = urllib.request.Request(
+            args.base + "/signout",
+            data=urllib.parse.urlencode({"csrf": csrf}).encode(),
+            headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+        try:
+            urllib.request.build_opener(NoRedirect).open(signout, timeout=10)
+        except urllib.error.HTTPError as e:
+            assert e.code in (302, 303), e.code
+        b.wait("the sign-in page after the session ended", lambda: "Sign in" in b.title(), timeout=20)
+        shot("10-session-ended")
         print("console test: every step passed")
     except Exception:
         try:

@@ -4,7 +4,8 @@
 # an instance through the form with two resources, see its pollers turn ok, change a contact in
 # the simulator and see the event and its delivery, make the receiver fail and see the failed
 # attempts, resend it once the receiver is back and see it delivered, see an invalid callback URL refused next to its field, and check that another
-# organization's user gets 404 on the first one's instance page. Screenshots of the main pages
+# organization's user gets 404 on the first one's instance page, and that a page refreshing
+# itself goes to the sign-in once its session ends elsewhere. Screenshots of the main pages
 # go to target/console-screenshots.
 #
 # The browser is driven over WebDriver (chromedriver) by console_test.py, which uses Python's
