@@ -167,7 +167,7 @@ impl InstanceForm {
         };
         InstanceForm {
             name: row.name.clone(),
-            tags: row.tags.join(", "),
+            tags: join_tags(&row.tags),
             base_url: text("baseUrl"),
             company: text("company"),
             client_id: text("connectwise.clientID"),
@@ -341,12 +341,9 @@ fn read(form: &FormData, existing: Option<&InstanceRow>) -> (InstanceForm, Insta
         poller
     };
     shown.poller = poller;
-    let tags = shown
-        .tags
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| Value::String(t.to_string()))
+    let tags = split_tags(&shown.tags)
+        .into_iter()
+        .map(Value::String)
         .collect();
     let body = InstanceIn {
         element: Some(ElementRef::connectwise()),
@@ -514,9 +511,71 @@ async fn test_connection(
     }
 }
 
+/// Tags as the form's one input shows them: separated by commas, a tag holding a comma or a
+/// double quote written in double quotes (a quote inside doubled), as in CSV. Without the
+/// quotes, `Acme, Inc.` came back from an unchanged edit as two tags.
+fn join_tags(tags: &[String]) -> String {
+    tags.iter()
+        .map(|tag| {
+            if tag.contains([',', '"']) {
+                format!("\"{}\"", tag.replace('"', "\"\""))
+            } else {
+                tag.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The tags of the form's input (see [`join_tags`]); empty ones are dropped.
+fn split_tags(text: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    let mut tag = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                tag.push('"');
+                chars.next();
+            }
+            '"' if quoted => quoted = false,
+            '"' if tag.trim().is_empty() => {
+                tag.clear();
+                quoted = true;
+            }
+            ',' if !quoted => tags.push(std::mem::take(&mut tag)),
+            c => tag.push(c),
+        }
+    }
+    tags.push(tag);
+    tags.into_iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_with_commas_and_quotes_survive_an_unchanged_edit() {
+        let tags: Vec<String> = ["Acme, Inc.", "prod", "say \"hi\"", "a,\"b\""]
+            .map(String::from)
+            .to_vec();
+        let shown = join_tags(&tags);
+        assert_eq!(shown, r#""Acme, Inc.", prod, "say ""hi""", "a,""b""""#);
+        assert_eq!(split_tags(&shown), tags);
+        // What people type by hand.
+        assert_eq!(split_tags(" a , b,,c "), ["a", "b", "c"]);
+        assert_eq!(split_tags(r#"x"y, z"#), [r#"x"y"#, "z"]);
+        assert_eq!(
+            split_tags(r#""unclosed, still one"#),
+            ["unclosed, still one"]
+        );
+        assert_eq!(split_tags(""), Vec::<String>::new());
+    }
 
     fn form(pairs: impl IntoIterator<Item = (String, String)>) -> FormData {
         FormData::of(pairs)

@@ -246,7 +246,7 @@ pub fn render(
                     input #poller-source type="hidden" name="poller_source" value="fields";
                 }
             }
-            (input(errors, "tags", "Element Instance Tags", "text", &form.tags, Some("Comma-separated")))
+            (input(errors, "tags", "Element Instance Tags", "text", &form.tags, Some("Comma-separated; a tag holding a comma in double quotes")))
             button type="submit" #save {
                 @match mode { Mode::New => "Create Instance", Mode::Edit(_) => "Update Instance" }
             }
