@@ -87,24 +87,9 @@ async fn deliveries_carry_standard_webhooks_headers_and_rotation_overlaps() {
     assert_eq!(status, 404, "{body}");
 
     // After a rotation both secrets sign, the new one first.
-    let (status, body) = rotate(&app, &app.auth(), instance).await;
-    assert_eq!(status, 200, "{body}");
-    let second = body["webhookSecret"]
-        .as_str()
-        .expect("new secret")
-        .to_string();
+    let second = rotated(&app, instance).await;
     assert!(second.starts_with("whsec_") && second != first);
-    let object = app.add_contact("Rotated");
-    app.poll_now(instance).await;
-    let (_, request) = app
-        .receiver
-        .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
-        .await;
-    let signatures: Vec<&str> = request
-        .header("webhook-signature")
-        .expect("signature")
-        .split(' ')
-        .collect();
+    let (request, signatures) = signed_change(&app, instance, "Rotated").await;
     assert_eq!(
         signatures,
         [expected(&second, &request), expected(&first, &request)]
@@ -112,23 +97,8 @@ async fn deliveries_carry_standard_webhooks_headers_and_rotation_overlaps() {
 
     // Rotated again inside the overlap (a client that lost the answer and asked again): the
     // first secret still signs, so a receiver that never learned the second keeps verifying.
-    let (status, body) = rotate(&app, &app.auth(), instance).await;
-    assert_eq!(status, 200, "{body}");
-    let third = body["webhookSecret"]
-        .as_str()
-        .expect("new secret")
-        .to_string();
-    let object = app.add_contact("Rotated twice");
-    app.poll_now(instance).await;
-    let (_, request) = app
-        .receiver
-        .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
-        .await;
-    let signatures: Vec<&str> = request
-        .header("webhook-signature")
-        .expect("signature")
-        .split(' ')
-        .collect();
+    let third = rotated(&app, instance).await;
+    let (request, signatures) = signed_change(&app, instance, "Rotated twice").await;
     assert_eq!(
         signatures,
         [
@@ -137,4 +107,31 @@ async fn deliveries_carry_standard_webhooks_headers_and_rotation_overlaps() {
             expected(&first, &request)
         ]
     );
+}
+
+/// Rotates the instance's secret as its organization; the new secret.
+async fn rotated(app: &TestApp, instance: i64) -> String {
+    let (status, body) = rotate(app, &app.auth(), instance).await;
+    assert_eq!(status, 200, "{body}");
+    body["webhookSecret"]
+        .as_str()
+        .expect("new secret")
+        .to_string()
+}
+
+/// Changes a contact and waits for its delivery; the request and its `webhook-signature`s.
+async fn signed_change(app: &TestApp, instance: i64, name: &str) -> (Received, Vec<String>) {
+    let object = app.add_contact(name);
+    app.poll_now(instance).await;
+    let (_, request) = app
+        .receiver
+        .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
+        .await;
+    let signatures = request
+        .header("webhook-signature")
+        .expect("signature")
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    (request, signatures)
 }
