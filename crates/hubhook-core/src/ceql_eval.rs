@@ -149,16 +149,17 @@ fn compare(
 /// piece holding `_` is tried at each place, at most text × piece. (The recursive form was
 /// exponential in the number of `%`; see also [`MAX_LIKE_PATTERN_CHARS`].)
 fn like(text: &str, pattern: &str) -> bool {
-    let pieces: Vec<&str> = pattern.split('%').collect();
-    let [first, middle @ .., last] = pieces.as_slice() else {
+    let Some((first, rest)) = pattern.split_once('%') else {
         // No `%`: the whole text is one piece.
         return piece_at(text, pattern) == Some(text.len());
     };
+    // One `%`: nothing between the first piece and the last.
+    let (middle, last) = rest.rsplit_once('%').unwrap_or(("", rest));
     // The first piece, at the start.
     let Some(mut at) = piece_at(text, first) else {
         return false;
     };
-    for piece in middle {
+    for piece in middle.split('%') {
         match find_piece(&text[at..], piece) {
             Some((start, len)) => at += start + len,
             None => return false,

@@ -365,6 +365,14 @@ mod tests {
         })
     }
 
+    /// Three failures in a row at 0, 1 and 2 ms: enough to open the breaker of `receivers`.
+    fn fail_three_times(r: &Receivers, instance: InstanceId, origin: &str) {
+        for n in 0..3 {
+            assert_eq!(r.admit(instance, origin, at(n)), Admission::Go);
+            r.finish(origin, true, at(n), at(n));
+        }
+    }
+
     const A: InstanceId = InstanceId(1);
     const B: InstanceId = InstanceId(2);
 
@@ -403,10 +411,7 @@ mod tests {
     #[test]
     fn the_breaker_opens_probes_and_closes() {
         let r = receivers(10, 0.0);
-        for n in 0..3 {
-            assert_eq!(r.admit(A, "http://a", at(n)), Admission::Go);
-            r.finish("http://a", true, at(n), at(n));
-        }
+        fail_three_times(&r, A, "http://a");
         assert!(
             matches!(r.admit(A, "http://a", at(10)), Admission::Later(t, Blocked::Open) if t == at(30_002))
         );
@@ -468,10 +473,7 @@ mod tests {
             "one organization's paths on a host are one receiver"
         );
         let r = receivers(10, 0.0);
-        for n in 0..3 {
-            assert_eq!(r.admit(A, &theirs, at(n)), Admission::Go);
-            r.finish(&theirs, true, at(n), at(n));
-        }
+        fail_three_times(&r, A, &theirs);
         assert!(matches!(
             r.admit(A, &theirs, at(10)),
             Admission::Later(_, Blocked::Open)
@@ -494,10 +496,7 @@ mod tests {
     #[test]
     fn idle_receivers_are_forgotten_and_failing_ones_kept() {
         let r = receivers(10, 0.0);
-        for n in 0..3 {
-            assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
-            r.finish("http://dead", true, at(n), at(n));
-        }
+        fail_three_times(&r, A, "http://dead");
         for i in 0..MAX_REMEMBERED + 10 {
             let origin = format!("http://idle-{i}");
             assert_eq!(
@@ -516,10 +515,7 @@ mod tests {
     #[test]
     fn a_forgotten_instance_leaves_its_old_receivers_breaker_behind() {
         let r = receivers(10, 0.0);
-        for n in 0..3 {
-            assert_eq!(r.admit(A, "http://dead", at(n)), Admission::Go);
-            r.finish("http://dead", true, at(n), at(n));
-        }
+        fail_three_times(&r, A, "http://dead");
         assert_eq!(
             r.admit(B, "http://dead", at(5)),
             Admission::Later(at(30_002), Blocked::Open)
