@@ -22,6 +22,7 @@ mod clock;
 mod connectwise_callbacks;
 mod delivery_target;
 pub mod dispatcher;
+mod fair_share;
 pub mod poller;
 mod receivers;
 mod retention;
@@ -126,6 +127,8 @@ struct Inner {
     poll_configs: poller::configs::PollConfigs,
     /// Per-receiver limits and breakers (see [`receivers`]).
     receivers: receivers::Receivers,
+    /// Deliveries in flight per organization, for its share of the slots (see [`fair_share`]).
+    fair_share: fair_share::FairShare,
     /// Deliveries that outlasted [`dispatcher::SLOW_AFTER`] and gave their slot back (see
     /// `dispatcher::send_in_slot`): at most [`dispatcher::SLOW_PER_SLOT`] per slot.
     slow_deliveries: Arc<tokio::sync::Semaphore>,
@@ -161,6 +164,7 @@ impl Engine {
         let slow_deliveries = Arc::new(tokio::sync::Semaphore::new(
             (config.delivery_concurrency as usize).max(1) * dispatcher::SLOW_PER_SLOT,
         ));
+        let organization_shares = fair_share::FairShare::new(config.delivery_concurrency);
         Ok(Engine {
             inner: Arc::new(Inner {
                 sites,
@@ -176,6 +180,7 @@ impl Engine {
                 targets: delivery_target::TargetCache::default(),
                 poll_configs: poller::configs::PollConfigs::default(),
                 receivers,
+                fair_share: organization_shares,
                 slow_deliveries,
             }),
         })
@@ -473,8 +478,10 @@ impl Engine {
             }
             Work::Deliveries => {
                 // Instances whose receivers cannot take work now stay in the database, and the
-                // claim is shared fairly among the others.
+                // claim is shared fairly among the others: by organization first, each up to
+                // its share of the slots before the others' turns (see `fair_share`).
                 let skip = inner.receivers.skip(now);
+                let shares = inner.fair_share.shares();
                 // Every attempt's row must exist before its POST; the claim writes the
                 // batch's rows in the same write (the dispatcher spends most of a delivery
                 // waiting for writes).
@@ -487,6 +494,7 @@ impl Engine {
                         limit,
                         &skip,
                         inner.config.receiver_limits.concurrency,
+                        &shares,
                     )
                     .await?;
                 let n = batch.len();
@@ -504,8 +512,13 @@ impl Engine {
                     let version = versions.get(&notification.instance_id).copied();
                     let begun = begun.get(&notification.id).copied();
                     let slot = slot()?;
+                    // Counted against its organization's share until the attempt ends.
+                    let in_flight = inner.fair_share.hold(notification.organization_id);
                     running.spawn(async move {
-                        dispatcher::attempt(&engine, notification, version, begun, slot).await
+                        let done =
+                            dispatcher::attempt(&engine, notification, version, begun, slot).await;
+                        drop(in_flight);
+                        done
                     });
                 }
                 Ok(n)

@@ -7,8 +7,8 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 
 use crate::{
-    AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow, PendingNotification, Result,
-    Store, StoreError, on_backend,
+    AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow, OrganizationId,
+    PendingNotification, Result, Store, StoreError, on_backend,
 };
 
 /// What a claim of notifications asks for: the one claim function of each engine.
@@ -22,6 +22,8 @@ pub(crate) struct ClaimAsk<'a> {
     pub skip: &'a [InstanceId],
     /// At most this many of one instance.
     pub per_instance: u32,
+    /// How far each organization's turns come first.
+    pub shares: &'a OrganizationShares,
     /// Whether each claimed notification's attempt row is begun in the same write.
     pub begin: bool,
 }
@@ -32,12 +34,60 @@ pub(crate) struct ClaimAsk<'a> {
 /// Bounded, so a claim costs the same whatever the backlog; proportional to the claim,
 /// because on SQLite ranking the window is most of a claim's cost (about 1 µs a row: a claim
 /// of 7 took 0.73 ms with a window of 256 and 0.51 ms with 28, docs/benchmarks.md, "Eighth
-/// round"). Fairness does not rest on the window alone: the window shares one claim out among
-/// the instances it holds, and an instance whose receiver is full is left out of the next
-/// claims (`skip`), so an instance whose oldest due notification lies past the window waits
-/// at most until the instances ahead of it fill their receivers or run out of due work.
+/// round"). Fairness does not rest on the window alone: the claim also looks up each
+/// organization's oldest due ones ([`OrganizationShares`]), and an instance whose receiver is
+/// full is left out of the next claims (`skip`), so an instance whose oldest due notification
+/// lies past the window waits at most until the instances ahead of it fill their receivers or
+/// run out of due work.
 pub(crate) fn fair_window(limit: u32) -> i64 {
     (i64::from(limit) * 4).clamp(1, 256)
+}
+
+/// How many organizations with pending notifications a claim looks up beside its window (in
+/// organization id order), each by one seek in `notifications_pending_by_organization` and a
+/// read of its oldest due ones. Bounded, so a claim costs the same however many organizations
+/// have work queued; an organization past the first 64 is found by the window alone, as every
+/// organization was before.
+pub(crate) const LOOKED_UP_ORGANIZATIONS: i64 = 64;
+
+/// How a claim of notifications shares itself out among organizations: the dispatcher's fair
+/// share of its delivery slots (the engine's `fair_share` module says how `share` is chosen).
+///
+/// A claim takes turns per organization: each organization's oldest due notification, then each
+/// one's second, and so on (within an organization its instances take turns the same way), at
+/// most `per_instance` of one instance. An organization's turns come first only up to its
+/// *allowance*, `share` less what it has `in_flight`; its further turns come after every other
+/// organization's first ones, so they fill only what the others leave (the claim stays
+/// work-conserving: slots are never left free while due work waits). The candidates are the
+/// window of the oldest due notifications ([`fair_window`]) and the oldest due ones of each of
+/// the first [`LOOKED_UP_ORGANIZATIONS`] organizations with pending notifications, except
+/// those already at their share: so an organization's due work is seen even when another's large
+/// backlog fills the window, which no window of bounded size can promise by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationShares {
+    /// The deliveries one organization may have in flight while others wait.
+    pub share: u32,
+    /// Deliveries each organization has in flight now (organizations with none left out).
+    pub in_flight: Vec<(OrganizationId, u32)>,
+}
+
+impl OrganizationShares {
+    /// No share: any organization may take a whole claim, though still turn by turn with the
+    /// others (what a claim made outside the dispatcher wants).
+    pub fn unlimited() -> OrganizationShares {
+        OrganizationShares {
+            share: u32::MAX,
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// What each organization in flight may still take before the others' turns (0: none).
+    pub(crate) fn allowances(&self) -> Vec<(i64, i64)> {
+        self.in_flight
+            .iter()
+            .map(|(org, n)| (org.0, i64::from(self.share.saturating_sub(*n))))
+            .collect()
+    }
 }
 
 impl Store {
@@ -51,15 +101,17 @@ impl Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<PendingNotification>> {
-        self.claim_notifications_fairly(owner, now, lease, limit, &[], u32::MAX)
+        let shares = OrganizationShares::unlimited();
+        self.claim_notifications_fairly(owner, now, lease, limit, &[], u32::MAX, &shares)
             .await
     }
 
-    /// [`Store::claim_notifications`], shared fairly: among the oldest due notifications
-    /// (a bounded window), each instance's oldest comes first, then each one's second, and so
-    /// on, so one instance's backlog cannot fill a claim while others wait; at most
-    /// `per_instance` of one instance (what its receiver can take at once). Instances in
-    /// `skip` (whose receivers are saturated or failing) are left out.
+    /// [`Store::claim_notifications`], shared fairly: turn by turn among organizations and,
+    /// within each, among its instances (see [`OrganizationShares`]), so one organization's or
+    /// one instance's backlog cannot fill a claim while others wait; at most `per_instance` of
+    /// one instance (what its receiver can take at once). Instances in `skip` (whose receivers
+    /// are saturated or failing) are left out.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_notifications_fairly(
         &self,
         owner: &str,
@@ -68,6 +120,7 @@ impl Store {
         limit: u32,
         skip: &[InstanceId],
         per_instance: u32,
+        shares: &OrganizationShares,
     ) -> Result<Vec<PendingNotification>> {
         let ask = ClaimAsk {
             owner,
@@ -76,6 +129,7 @@ impl Store {
             limit,
             skip,
             per_instance,
+            shares,
             begin: false,
         };
         let (claimed, _) = on_backend!(self, s => s.claim_notifications(ask).await)?;
@@ -86,6 +140,7 @@ impl Store {
     /// notification (as [`Store::begin_attempts`] does) in the same write: what the
     /// dispatcher does with every batch, in one trip to the database instead of two. Returns
     /// the begun rows by notification beside the batch.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_and_begin_attempts(
         &self,
         owner: &str,
@@ -94,6 +149,7 @@ impl Store {
         limit: u32,
         skip: &[InstanceId],
         per_instance: u32,
+        shares: &OrganizationShares,
     ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
         let ask = ClaimAsk {
             owner,
@@ -102,6 +158,7 @@ impl Store {
             limit,
             skip,
             per_instance,
+            shares,
             begin: true,
         };
         on_backend!(self, s => s.claim_notifications(ask).await)

@@ -330,6 +330,8 @@ pub struct PendingNotification {
     /// The claim this delivery runs under; its attempt is fenced on it.
     pub lease_token: LeaseToken,
     pub instance_id: InstanceId,
+    /// The instance's organization: the dispatcher shares its slots out by organization.
+    pub organization_id: OrganizationId,
     pub body: String,
     pub failed_attempts: u32,
     pub created_at: Timestamp,

@@ -712,6 +712,178 @@ async fn unanswered_posts_do_not_keep_their_slots_for_the_whole_timeout() {
     assert_eq!(receiver.bodies.lock().expect("lock").len(), 10);
 }
 
+/// Four slots, POSTs that may hang for two minutes, and receivers that take any number at
+/// once: only the organizations' shares of the slots keep one from taking them all.
+fn shared_slots_config() -> EngineConfig {
+    EngineConfig {
+        delivery_concurrency: 4,
+        delivery_timeout: Duration::from_secs(120),
+        delivery_lease: Duration::from_secs(240),
+        receiver_limits: hubhook_engine::ReceiverLimits {
+            concurrency: 100,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// A second organization in the setup's database, with an instance of the same simulator
+/// delivering to `callback`.
+async fn second_organization(
+    engine: &Engine,
+    setup: &Setup,
+    callback: &str,
+    now: jiff::Timestamp,
+) -> InstanceId {
+    let store = engine.store();
+    let (org, user) = store
+        .create_organization("globex", [4; 32], [5; 32], now)
+        .await
+        .expect("org");
+    // Only the contacts named `Later`: what the first organization's backlog was made of
+    // stays out, whatever the first poll makes of records older than the instance.
+    let contacts = "/hubs/crm/contacts?where=lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}' \
+                    and lastName='Later'";
+    let (configuration, secrets) =
+        configuration(&setup.sim, callback, "demo-private", Some(contacts));
+    store
+        .create_instance(NewInstance {
+            organization_id: org,
+            user_id: user,
+            name: "the other organization".into(),
+            element_key: "connectwisecrmrest".into(),
+            token_hash: [6; 32],
+            configuration,
+            secrets,
+            tags: vec![],
+            events_enabled: true,
+            resources: vec!["contacts".into()],
+            refresh_interval_ms: 3000,
+            now,
+        })
+        .await
+        .expect("instance")
+        .id
+}
+
+/// Waits (up to a minute, so a regression fails instead of hanging) until `done` holds.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An organization with a large backlog to a receiver that never answers cannot take every
+/// slot while another organization's notifications are due: without the share, its older
+/// notifications were claimed first, two seconds' hand-off after two seconds' hand-off, until
+/// its hanging POSTs held every slot, and the other's waited for the two-minute timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_to_a_hanging_receiver_leaves_slots_to_another_organization() {
+    let (hanging, clock, setup) = start(StatusCode::OK).await;
+    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
+    let engine = engine_with(open(&setup.url).await, clock.clock(), shared_slots_config());
+    // The first organization: 50 notifications, older than anything of the other, more than
+    // the four slots and their sixteen slow POSTs can hold.
+    changes(&engine, &clock, &setup, "Backlog", 500).await;
+    let healthy = start_receiver(StatusCode::OK).await;
+    let other = second_organization(&engine, &setup, &healthy.url, clock.now()).await;
+    engine.poll_due().await.expect("the other's baseline");
+    let company = setup.sim.sim.ids("company/companies")[0];
+    for i in 0..25 {
+        let contact = json!({ "firstName": format!("N{i}"), "lastName": "Later", "company": { "id": company } });
+        setup
+            .sim
+            .sim
+            .create("company/contacts", contact)
+            .expect("contact created");
+    }
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(engine.poll_due().await.expect("poll"), 2, "both instances");
+    assert_eq!(statuses(&engine, other).await, ["pending"; 3]);
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    let (engine_, instance) = (&engine, setup.instance);
+    eventually(
+        "the other organization's notifications delivered",
+        || async move {
+            statuses(engine_, other)
+                .await
+                .iter()
+                .all(|s| s == "delivered")
+        },
+    )
+    .await;
+    assert!(
+        hanging.in_flight.load(Ordering::SeqCst) > 0,
+        "delivered while the first organization's POSTs hang"
+    );
+    assert!(
+        statuses(&engine, setup.instance)
+            .await
+            .iter()
+            .any(|s| s != "delivered"),
+        "the backlog was still there"
+    );
+
+    // The hanging receiver answers at last: the backlog goes too.
+    hanging.release.send_replace(true);
+    eventually("the backlog delivered", || async move {
+        statuses(engine_, instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    })
+    .await;
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
+    assert_eq!(healthy.bodies.lock().expect("lock").len(), 3);
+}
+
+/// The share holds an organization back only while others wait: alone, with a delivery
+/// hanging (its share of four slots is then two), its next notifications still take all four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_organization_still_uses_every_slot() {
+    let (receiver, clock, setup) = start(StatusCode::OK).await;
+    receiver.hold_next.store(4, Ordering::SeqCst);
+    let engine = engine_with(open(&setup.url).await, clock.clock(), shared_slots_config());
+    changes(&engine, &clock, &setup, "First", 5).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    let (engine_, instance, in_flight) = (&engine, setup.instance, &receiver.in_flight);
+    eventually("the first POST held", || async move {
+        in_flight.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Six more notifications, while the first hangs (the running poller may make them).
+    for i in 0..60 {
+        new_contact(&setup.sim, &format!("More{i}"));
+    }
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    eventually("four POSTs held at once, one per slot", || async move {
+        in_flight.load(Ordering::SeqCst) >= 4
+    })
+    .await;
+
+    receiver.release.send_replace(true);
+    eventually("everything delivered", || async move {
+        let statuses = statuses(engine_, instance).await;
+        statuses.len() == 7 && statuses.iter().all(|s| s == "delivered")
+    })
+    .await;
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
+}
+
 #[tokio::test]
 async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
     let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;

@@ -10,10 +10,10 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::{ClaimAsk, fair_window};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
-    PendingNotification, Result, StoreError,
+    OrganizationId, PendingNotification, Result, StoreError,
 };
 
 macro_rules! notification_select {
@@ -39,10 +39,14 @@ impl PostgresStore {
             limit,
             skip,
             per_instance,
+            shares,
             begin,
         } = ask;
         let owner = owner.to_owned();
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
+        let (allowance_orgs, allowance_counts): (Vec<i64>, Vec<i64>) =
+            shares.allowances().into_iter().unzip();
+        let share = i64::from(shares.share);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         let rows = self
@@ -61,12 +65,31 @@ impl PostgresStore {
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;
-                    // The oldest due notifications (a bounded window, locked SKIP LOCKED so
-                    // that nodes claiming at once take different rows), shared out fairly
-                    // among their instances: each one's first, then each one's second, ...
+                    // The claim (see `OrganizationShares`): the candidates are the window of
+                    // the oldest due (`oldest`) and the oldest due of each organization with
+                    // pending notifications that is under its share (`looked_up`, one seek per
+                    // organization in `notifications_pending_by_organization`, the next id past
+                    // the last), both locked SKIP LOCKED so that nodes claiming at once take
+                    // different rows; they are ranked in turns per instance, then per
+                    // organization, and an organization's turns past its allowance come last.
                     let rows = sqlx::query(concat!(
-                        "WITH window_ AS (
-                             SELECT id, instance_id, next_attempt_at, created_at
+                        "WITH RECURSIVE
+                         allowances(org, allowance) AS (
+                             SELECT * FROM unnest($8::bigint[], $9::bigint[])),
+                         organizations_(org, n) AS (
+                             SELECT (SELECT organization_id FROM notifications
+                                     WHERE status = 'pending'
+                                     ORDER BY organization_id LIMIT 1), 1
+                             UNION ALL
+                             SELECT (SELECT organization_id FROM notifications
+                                     WHERE status = 'pending' AND organization_id > o.org
+                                     ORDER BY organization_id LIMIT 1),
+                                 o.n + 1
+                             FROM organizations_ o
+                             WHERE o.org IS NOT NULL AND o.n < $11),
+                         oldest AS (
+                             SELECT id, instance_id, organization_id, next_attempt_at,
+                                 created_at
                              FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $3
                                AND (lease_until IS NULL OR lease_until <= $3)
@@ -78,21 +101,50 @@ impl PostgresStore {
                              ORDER BY next_attempt_at, created_at
                              LIMIT $6
                              FOR UPDATE SKIP LOCKED),
+                         looked_up AS (
+                             SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
+                                 SELECT id, instance_id, organization_id, next_attempt_at,
+                                     created_at
+                                 FROM notifications
+                                 WHERE status = 'pending' AND organization_id = o.org
+                                   AND next_attempt_at <= $3
+                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                   AND instance_id <> ALL($5)
+                                   AND NOT EXISTS (SELECT 1 FROM instances i
+                                       WHERE i.id = notifications.instance_id
+                                         AND i.organization_id = notifications.organization_id
+                                         AND i.disabled)
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT $4
+                                 FOR UPDATE SKIP LOCKED) l
+                             WHERE o.org IS NOT NULL
+                               AND o.org NOT IN (
+                                   SELECT org FROM allowances WHERE allowance <= 0)),
+                         candidates AS (
+                             SELECT * FROM oldest UNION SELECT * FROM looked_up),
                          turns AS (
-                             SELECT id, next_attempt_at, created_at,
+                             SELECT id, instance_id, organization_id, next_attempt_at,
+                                 created_at,
                                  ROW_NUMBER() OVER (PARTITION BY instance_id
                                      ORDER BY next_attempt_at, created_at) AS turn
-                             FROM window_),
+                             FROM candidates),
+                         shared AS (
+                             SELECT id, organization_id, next_attempt_at, created_at,
+                                 ROW_NUMBER() OVER (PARTITION BY organization_id
+                                     ORDER BY turn, next_attempt_at, created_at) AS org_turn
+                             FROM turns WHERE turn <= $7),
                          chosen AS (
-                             SELECT id FROM turns WHERE turn <= $7
-                             ORDER BY turn, next_attempt_at, created_at
+                             SELECT s.id FROM shared s
+                             LEFT JOIN allowances a ON a.org = s.organization_id
+                             ORDER BY s.org_turn > COALESCE(a.allowance, $10), s.org_turn,
+                                 s.next_attempt_at, s.created_at
                              LIMIT $4)
                          UPDATE notifications n SET lease_owner = $1, lease_until = $2,
                              lease_token = ",
                         new_lease_token!(),
                         " FROM chosen WHERE n.id = chosen.id
-                         RETURNING n.id, n.instance_id, n.body, n.failed_attempts,
-                             n.next_attempt_at, n.created_at, n.lease_token"
+                         RETURNING n.id, n.instance_id, n.organization_id, n.body,
+                             n.failed_attempts, n.next_attempt_at, n.created_at, n.lease_token"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -101,6 +153,10 @@ impl PostgresStore {
                     .bind(&skip)
                     .bind(fair_window(limit))
                     .bind(i64::from(per_instance))
+                    .bind(&allowance_orgs)
+                    .bind(&allowance_counts)
+                    .bind(share)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same transaction (see
@@ -135,6 +191,7 @@ impl PostgresStore {
                     id: NotificationId(row.try_get("id")?),
                     lease_token: LeaseToken(row.try_get("lease_token")?),
                     instance_id: InstanceId(row.try_get("instance_id")?),
+                    organization_id: OrganizationId(row.try_get("organization_id")?),
                     body: row.try_get("body")?,
                     failed_attempts: count(row.try_get("failed_attempts")?)?,
                     created_at: timestamp(row.try_get("created_at")?)?,

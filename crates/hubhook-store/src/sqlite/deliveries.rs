@@ -11,10 +11,10 @@ use super::{
     SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
     packed, timestamp,
 };
-use crate::deliveries::{ClaimAsk, fair_window};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
-    PendingNotification, Result, StoreError,
+    OrganizationId, PendingNotification, Result, StoreError,
 };
 
 macro_rules! notification_select {
@@ -40,11 +40,15 @@ impl SqliteStore {
             limit,
             skip,
             per_instance,
+            shares,
             begin,
         } = ask;
         let owner = owner.to_owned();
         let skip = serde_json::to_string(&skip.iter().map(|i| i.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
+        let allowances = serde_json::to_string(&shares.allowances())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let share = i64::from(shares.share);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         // Without a savepoint of its own (`Writer::write_unguarded`): a claim fails only when
@@ -58,8 +62,14 @@ impl SqliteStore {
                     // parameters), one round trip. The first queues the notifications of a
                     // deactivated subscription instead of trying them; driven from the (few)
                     // deactivated instances, CROSS JOIN fixing that order, it costs nothing
-                    // when none is deactivated. The second is the claim: the window's
-                    // notifications in turns, each instance's oldest first. A disabled
+                    // when none is deactivated. The second is the claim (see
+                    // `OrganizationShares`): the candidates are the window of the oldest due
+                    // (`oldest`) and the oldest due of each organization with pending
+                    // notifications that is under its share (`organizations_`, one seek per
+                    // organization in `notifications_pending_by_organization`, the next id past
+                    // the last; named, because without statistics the planner walks the due
+                    // index for it, every pending row); they are ranked in turns per instance, then per organization,
+                    // and an organization's turns past its allowance come last. A disabled
                     // instance is left out by its id alone: instance ids are unique across
                     // organizations here (INTEGER PRIMARY KEY), and one uncorrelated list is
                     // cheaper than a lookup per row of the window.
@@ -70,29 +80,73 @@ impl SqliteStore {
                              CROSS JOIN notifications n ON n.instance_id = d.instance_id
                              WHERE n.status = 'pending' AND n.next_attempt_at <= $3
                                AND (n.lease_until IS NULL OR n.lease_until <= $3));
+                         WITH RECURSIVE
+                         allowances(org, allowance) AS (
+                             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+                             FROM json_each($8)),
+                         organizations_(org, n) AS (
+                             SELECT (SELECT organization_id FROM notifications INDEXED BY
+                                         notifications_pending_by_organization
+                                     WHERE status = 'pending'
+                                     ORDER BY organization_id LIMIT 1), 1
+                             UNION ALL
+                             SELECT (SELECT organization_id FROM notifications INDEXED BY
+                                         notifications_pending_by_organization
+                                     WHERE status = 'pending' AND organization_id > o.org
+                                     ORDER BY organization_id LIMIT 1),
+                                 o.n + 1
+                             FROM organizations_ o
+                             WHERE o.org IS NOT NULL AND o.n < CAST($10 AS INTEGER)),
+                         candidates(id, instance_id, organization_id, next_attempt_at,
+                             created_at) AS (
+                             SELECT * FROM (
+                                 SELECT id, instance_id, organization_id, next_attempt_at,
+                                     created_at
+                                 FROM notifications
+                                 WHERE status = 'pending' AND next_attempt_at <= $3
+                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                   AND instance_id NOT IN (SELECT value FROM json_each($5))
+                                   AND instance_id NOT IN (
+                                       SELECT id FROM instances WHERE disabled = 1)
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT CAST($6 AS INTEGER))
+                             UNION
+                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
+                                 n.created_at
+                             FROM organizations_ o JOIN notifications n ON n.rowid IN (
+                                 SELECT rowid FROM notifications INDEXED BY
+                                     notifications_pending_by_organization
+                                 WHERE status = 'pending' AND organization_id = o.org
+                                   AND next_attempt_at <= $3
+                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                   AND instance_id NOT IN (SELECT value FROM json_each($5))
+                                   AND instance_id NOT IN (
+                                       SELECT id FROM instances WHERE disabled = 1)
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT CAST($4 AS INTEGER))
+                             WHERE o.org NOT IN (
+                                 SELECT org FROM allowances WHERE allowance <= 0)),
+                         turns AS (
+                             SELECT id, organization_id, next_attempt_at, created_at,
+                                 ROW_NUMBER() OVER (PARTITION BY instance_id
+                                     ORDER BY next_attempt_at, created_at) AS turn
+                             FROM candidates),
+                         shared AS (
+                             SELECT id, organization_id, next_attempt_at, created_at,
+                                 ROW_NUMBER() OVER (PARTITION BY organization_id
+                                     ORDER BY turn, next_attempt_at, created_at) AS org_turn
+                             FROM turns WHERE turn <= $7)
                          UPDATE notifications SET lease_owner = $1, lease_until = $2,
                              lease_token = ",
                         new_lease_token!(),
                         " WHERE id IN (
-                             SELECT id FROM (
-                                 SELECT id, next_attempt_at, created_at,
-                                     ROW_NUMBER() OVER (PARTITION BY instance_id
-                                         ORDER BY next_attempt_at, created_at) AS turn
-                                 FROM (
-                                     SELECT id, instance_id, next_attempt_at, created_at
-                                     FROM notifications
-                                     WHERE status = 'pending' AND next_attempt_at <= $3
-                                       AND (lease_until IS NULL OR lease_until <= $3)
-                                       AND instance_id NOT IN (SELECT value FROM json_each($5))
-                                       AND instance_id NOT IN (
-                                           SELECT id FROM instances WHERE disabled = 1)
-                                     ORDER BY next_attempt_at, created_at
-                                     LIMIT CAST($6 AS INTEGER)))
-                             WHERE turn <= $7
-                             ORDER BY turn, next_attempt_at, created_at
+                             SELECT s.id FROM shared s
+                             LEFT JOIN allowances a ON a.org = s.organization_id
+                             ORDER BY s.org_turn > COALESCE(a.allowance, $9), s.org_turn,
+                                 s.next_attempt_at, s.created_at
                              LIMIT CAST($4 AS INTEGER))
-                         RETURNING id, instance_id, body, failed_attempts, next_attempt_at,
-                             created_at, lease_token"
+                         RETURNING id, instance_id, organization_id, body, failed_attempts,
+                             next_attempt_at, created_at, lease_token"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -101,6 +155,9 @@ impl SqliteStore {
                     .bind(&skip)
                     .bind(fair_window(limit))
                     .bind(i64::from(per_instance))
+                    .bind(&allowances)
+                    .bind(share)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same write (see
@@ -131,6 +188,7 @@ impl SqliteStore {
                     id: NotificationId(row.try_get("id")?),
                     lease_token: LeaseToken(row.try_get("lease_token")?),
                     instance_id: InstanceId(row.try_get("instance_id")?),
+                    organization_id: OrganizationId(row.try_get("organization_id")?),
                     body: packed::column(row, "body")?,
                     failed_attempts: count(row.try_get("failed_attempts")?)?,
                     created_at: timestamp(row.try_get("created_at")?)?,

@@ -8,8 +8,8 @@ use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
     AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, KnownId, KnownObject,
     LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, NotificationFilter,
-    ObservedObject, OrganizationId, PendingNotification, PollCommit, PollDone, PollJob,
-    PollProgress, Principal, Reconciled, Store, StoreError, UserId,
+    ObservedObject, OrganizationId, OrganizationShares, PendingNotification, PollCommit, PollDone,
+    PollJob, PollProgress, Principal, Reconciled, Store, StoreError, UserId,
 };
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -2027,7 +2027,15 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
 
     let now = t0() + 10.seconds();
     let claimed = store
-        .claim_notifications_fairly("d", now, LEASE, 2, &[], 10)
+        .claim_notifications_fairly(
+            "d",
+            now,
+            LEASE,
+            2,
+            &[],
+            10,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     let mut ids: Vec<&str> = claimed.iter().map(|n| n.id.0.as_str()).collect();
@@ -2040,7 +2048,15 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
 
     // A skipped instance gets nothing, the others the whole claim.
     let claimed = store
-        .claim_notifications_fairly("d", now, LEASE, 10, &[busy.id], 10)
+        .claim_notifications_fairly(
+            "d",
+            now,
+            LEASE,
+            10,
+            &[busy.id],
+            10,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     assert!(
@@ -2048,11 +2064,90 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
         "the quiet instance's only one is leased already"
     );
     let claimed = store
-        .claim_notifications_fairly("d", now, LEASE, 10, &[quiet.id], 3)
+        .claim_notifications_fairly(
+            "d",
+            now,
+            LEASE,
+            10,
+            &[quiet.id],
+            3,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3, "at most three of one instance");
     assert!(claimed.iter().all(|n| n.instance_id == busy.id));
+}
+
+/// A claim takes turns per organization, not in claim order: one organization's large backlog,
+/// spread over two instances and older than the whole window, does not keep another's newer
+/// notifications out of it; an organization at its share gives way to those under theirs, and
+/// still takes what they leave.
+pub async fn check_claims_share_out_among_organizations(store: &Store) {
+    let (big, big_user) = organization(store, 1).await;
+    let (small, small_user) = organization(store, 2).await;
+    let mut instances = Vec::new();
+    for (org, user, token) in [
+        (big, big_user, 1),
+        (big, big_user, 2),
+        (small, small_user, 3),
+    ] {
+        let row = store
+            .create_instance(new_instance(org, user, token, &["contacts"]))
+            .await
+            .unwrap();
+        instances.push(row.id);
+    }
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    // The big organization: ten notifications on each of its instances (0..=9 at t0 + 1 s,
+    // 20..=29 at t0 + 2 s); the small one: three, later (100..=102 at t0 + 5 s).
+    for (instance, first, count, at) in [
+        (instances[0], 0, 10, 1),
+        (instances[1], 20, 10, 2),
+        (instances[2], 100, 3, 5),
+    ] {
+        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
+        commit.now = t0() + at.seconds();
+        store.commit_poll(commit).await.unwrap();
+    }
+    let now = t0() + 10.seconds();
+    // Notifications of one commit are due at the same instant, so which of an instance's
+    // comes first is not defined: the checks count by instance.
+    let instances = &instances;
+    let claim = |limit: u32, shares: OrganizationShares| async move {
+        let claimed = store
+            .claim_notifications_fairly("d", now, LEASE, limit, &[], 10, &shares)
+            .await
+            .unwrap();
+        let mut by_instance = [0; 3];
+        for n in &claimed {
+            let i = instances.iter().position(|i| *i == n.instance_id).unwrap();
+            by_instance[i] += 1;
+            let org = if i == 2 { small } else { big };
+            assert_eq!(n.organization_id, org, "{n:?}");
+        }
+        by_instance
+    };
+
+    // The window of a claim of two is the oldest eight, all the big organization's; the small
+    // one's oldest still comes in the first turn.
+    assert_eq!(claim(2, OrganizationShares::unlimited()).await, [1, 0, 1]);
+
+    // The big organization holds its share: the small one's turns come first, both of them,
+    // though the big one's are older.
+    let at_share = OrganizationShares {
+        share: 2,
+        in_flight: vec![(big, 2)],
+    };
+    assert_eq!(claim(2, at_share).await, [0, 0, 2]);
+
+    // Both at their share, and the small one has nothing more due: the big one takes what is
+    // left (no slot stays free while work is due), its instances in turns.
+    let both_at_share = OrganizationShares {
+        share: 2,
+        in_flight: vec![(big, 3), (small, 3)],
+    };
+    assert_eq!(claim(3, both_at_share).await, [2, 1, 0]);
 }
 
 pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {
@@ -2195,13 +2290,29 @@ pub async fn check_a_stale_result_beside_the_current_one_is_refused(store: &Stor
         .unwrap();
     let first_at = t0() + 2.seconds();
     let (old, old_rows) = store
-        .claim_and_begin_attempts("d", first_at, LEASE, 1, &[], 1)
+        .claim_and_begin_attempts(
+            "d",
+            first_at,
+            LEASE,
+            1,
+            &[],
+            1,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     // LEASE is 30 s.
     let taken_at = first_at + 31.seconds();
     let (new, new_rows) = store
-        .claim_and_begin_attempts("d", taken_at, LEASE, 1, &[], 1)
+        .claim_and_begin_attempts(
+            "d",
+            taken_at,
+            LEASE,
+            1,
+            &[],
+            1,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -2256,7 +2367,15 @@ pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Stor
         assert!(store.list_attempts(&n.id).await.unwrap().is_empty());
     }
     let (batch, begun) = store
-        .claim_and_begin_attempts("d", now, LEASE, 10, &[], 10)
+        .claim_and_begin_attempts(
+            "d",
+            now,
+            LEASE,
+            10,
+            &[],
+            10,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -2275,7 +2394,15 @@ pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Stor
     }
     // Nothing left to claim: nothing begun.
     let (none, begun) = store
-        .claim_and_begin_attempts("d", now, LEASE, 10, &[], 10)
+        .claim_and_begin_attempts(
+            "d",
+            now,
+            LEASE,
+            10,
+            &[],
+            10,
+            &OrganizationShares::unlimited(),
+        )
         .await
         .unwrap();
     assert!(none.is_empty() && begun.is_empty());

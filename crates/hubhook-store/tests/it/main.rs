@@ -50,6 +50,7 @@ macro_rules! every_check {
             conformance::check_the_pull_feed_pages_in_storage_order,
             conformance::check_pruning_removes_at_most_a_batch,
             conformance::check_claims_share_out_among_instances,
+            conformance::check_claims_share_out_among_organizations,
             conformance::check_an_attempt_has_its_row_before_the_post,
             conformance::check_a_batch_begins_its_attempts_and_a_release_removes_its_row,
             conformance::check_results_arriving_together_keep_their_own_answers,
