@@ -47,33 +47,20 @@
 //! `notifications_pending_by_organization`, one seek each, the first 64 by id), the oldest due
 //! notifications of those under their share. An organization at its share is not looked up,
 //! so a lone busy organization costs the claim two seeks, and one under its share a read of
-//! at most a claim's worth of its rows beside the window. Only a few claims a second look up
-//! ([`LOOK_UP_EVERY`]): the lookup tripled a claim's read on SQLite, and waiting a tenth of
-//! a second longer to be seen is no harm to an organization whose work lies past the window.
+//! at most a claim's worth of its rows beside the window.
 //!
 //! The counts are per node, like the slots they share: each node keeps its own tenants apart,
 //! and nothing needs coordinating between nodes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use hubhook_store::{OrganizationId, OrganizationShares};
-
-/// How often a claim looks up the organizations beyond its window. On SQLite the lookup made
-/// a claim's read about three times as long (0.14 ms to 0.4–0.6 ms), and at thousands of
-/// deliveries a second the dispatcher claims hundreds of times a second, on the one writer
-/// that the drain waits for. An organization whose work lies past the window is then found
-/// within a tenth of a second instead of at once; the window itself is read by every claim.
-/// Real time, not the engine's clock: this bounds a cost, it schedules nothing.
-pub(crate) const LOOK_UP_EVERY: Duration = Duration::from_millis(100);
 
 /// Deliveries in flight on this node, per organization.
 pub(crate) struct FairShare {
     slots: u32,
     in_flight: Arc<Mutex<HashMap<OrganizationId, u32>>>,
-    /// When a claim last looked up the organizations beyond its window.
-    looked_up_at: Mutex<Option<Instant>>,
 }
 
 /// One delivery counted in flight for its organization until dropped.
@@ -88,28 +75,17 @@ impl FairShare {
         FairShare {
             slots: slots.max(1),
             in_flight: Arc::default(),
-            looked_up_at: Mutex::new(None),
         }
     }
 
-    /// What the next claim is to know: each organization's deliveries in flight, the share,
-    /// and whether it looks up the organizations beyond its window ([`LOOK_UP_EVERY`]).
+    /// What the next claim is to know: each organization's deliveries in flight and the share.
     pub(crate) fn shares(&self) -> OrganizationShares {
         let in_flight: Vec<(OrganizationId, u32)> =
             self.counts().iter().map(|(org, n)| (*org, *n)).collect();
         let busy = u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
-        let look_up = {
-            let mut last = self.looked_up_at.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|at| at.elapsed() >= LOOK_UP_EVERY);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
         OrganizationShares {
             share: share(self.slots, busy),
             in_flight,
-            look_up,
         }
     }
 
@@ -181,18 +157,12 @@ mod tests {
         assert_eq!(fair.shares().in_flight, [(a, 1)]);
         assert_eq!(fair.shares().share, 8);
         drop(second);
-        let idle = fair.shares();
-        assert_eq!((idle.share, idle.in_flight), (16, Vec::new()));
-    }
-
-    #[test]
-    fn organizations_are_looked_up_a_few_times_a_second() {
-        let fair = FairShare::new(16);
-        assert!(fair.shares().look_up, "the first claim looks up");
-        // As if the lookup had just happened, however slowly this test runs.
-        *fair.looked_up_at.lock().expect("lock") = Instant::now().checked_add(LOOK_UP_EVERY);
-        assert!(!fair.shares().look_up, "the next one, soon after, does not");
-        *fair.looked_up_at.lock().expect("lock") = Instant::now().checked_sub(LOOK_UP_EVERY);
-        assert!(fair.shares().look_up, "one after the interval does");
+        assert_eq!(
+            fair.shares(),
+            OrganizationShares {
+                share: 16,
+                in_flight: Vec::new()
+            }
+        );
     }
 }

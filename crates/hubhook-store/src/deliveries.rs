@@ -69,11 +69,6 @@ pub struct OrganizationShares {
     pub share: u32,
     /// Deliveries each organization has in flight now (organizations with none left out).
     pub in_flight: Vec<(OrganizationId, u32)>,
-    /// Whether this claim looks up organizations beyond its window. The lookup is most of
-    /// what sharing costs a claim on SQLite, and an organization's work waiting past the
-    /// window need not be found within milliseconds: the dispatcher asks for it a few times a
-    /// second (`fair_share::LOOK_UP_EVERY` in the engine), not at every claim.
-    pub look_up: bool,
 }
 
 impl OrganizationShares {
@@ -83,16 +78,6 @@ impl OrganizationShares {
         OrganizationShares {
             share: u32::MAX,
             in_flight: Vec::new(),
-            look_up: true,
-        }
-    }
-
-    /// How many organizations the claim looks up beside its window.
-    pub(crate) fn looked_up(&self) -> i64 {
-        if self.look_up {
-            LOOKED_UP_ORGANIZATIONS
-        } else {
-            0
         }
     }
 

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::{ClaimAsk, fair_window};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
     OrganizationId, PendingNotification, Result, StoreError,
@@ -46,7 +46,6 @@ impl PostgresStore {
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
         let (allowance_orgs, allowance_counts): (Vec<i64>, Vec<i64>) =
             shares.allowances().into_iter().unzip();
-        let looked_up = shares.looked_up();
         let share = i64::from(shares.share);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
@@ -81,7 +80,6 @@ impl PostgresStore {
                              SELECT (SELECT organization_id FROM notifications
                                      WHERE status = 'pending'
                                      ORDER BY organization_id LIMIT 1), 1
-                             WHERE $11 > 0
                              UNION ALL
                              SELECT (SELECT organization_id FROM notifications
                                      WHERE status = 'pending' AND organization_id > o.org
@@ -158,7 +156,7 @@ impl PostgresStore {
                     .bind(&allowance_orgs)
                     .bind(&allowance_counts)
                     .bind(share)
-                    .bind(looked_up)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same transaction (see

@@ -11,7 +11,7 @@ use super::{
     SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
     packed, timestamp,
 };
-use crate::deliveries::{ClaimAsk, fair_window};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
     OrganizationId, PendingNotification, Result, StoreError,
@@ -48,7 +48,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let allowances = serde_json::to_string(&shares.allowances())
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let looked_up = shares.looked_up();
         let share = i64::from(shares.share);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
@@ -90,7 +89,6 @@ impl SqliteStore {
                                          notifications_pending_by_organization
                                      WHERE status = 'pending'
                                      ORDER BY organization_id LIMIT 1), 1
-                             WHERE CAST($10 AS INTEGER) > 0
                              UNION ALL
                              SELECT (SELECT organization_id FROM notifications INDEXED BY
                                          notifications_pending_by_organization
@@ -159,7 +157,7 @@ impl SqliteStore {
                     .bind(i64::from(per_instance))
                     .bind(&allowances)
                     .bind(share)
-                    .bind(looked_up)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same write (see

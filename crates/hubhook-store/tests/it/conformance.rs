@@ -2129,17 +2129,8 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
         by_instance
     };
 
-    // Without the lookup of organizations (the dispatcher asks for it a few times a second,
-    // not at every claim), a claim sees its window alone: the oldest eight, all the big
-    // organization's first instance's.
-    let window_only = OrganizationShares {
-        look_up: false,
-        ..OrganizationShares::unlimited()
-    };
-    assert_eq!(claim(2, window_only).await, [2, 0, 0]);
-
-    // With it, the window is again all the big organization's, and the small one's oldest
-    // still comes in the first turn.
+    // The window of a claim of two is the oldest eight, all the big organization's; the small
+    // one's oldest still comes in the first turn.
     assert_eq!(claim(2, OrganizationShares::unlimited()).await, [1, 0, 1]);
 
     // The big organization holds its share: the small one's turns come first, both of them,
@@ -2147,7 +2138,6 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 2)],
-        look_up: true,
     };
     assert_eq!(claim(2, at_share).await, [0, 0, 2]);
 
@@ -2156,7 +2146,6 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let both_at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 3), (small, 3)],
-        look_up: true,
     };
     assert_eq!(claim(3, both_at_share).await, [2, 1, 0]);
 }
