@@ -108,7 +108,10 @@ fn notification_id(events: &[&EventRecord]) -> NotificationId {
     let mut parts = vec!["hubhook.notification.v1"];
     parts.extend(events.iter().map(|e| e.id.0.as_str()));
     let mut bytes = digest(&parts);
-    if let Some(first) = events.first().and_then(|e| uuid::Uuid::parse_str(&e.id.0).ok()) {
+    if let Some(first) = events
+        .first()
+        .and_then(|e| uuid::Uuid::parse_str(&e.id.0).ok())
+    {
         bytes[..6].copy_from_slice(&first.as_bytes()[..6]);
     }
     NotificationId(uuid::Uuid::new_v8(bytes).to_string())
@@ -405,7 +408,12 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, ids, "the store's index receives them in order");
         assert!(ids.iter().all(|i| is_uuid_v8(i) && i[..4] == ids[0][..4]));
-        assert_eq!(&ids[41][4..13], "0000-002a", "object 42 in bits 16-47: {}", ids[41]);
+        assert_eq!(
+            &ids[41][4..13],
+            "0000-002a",
+            "object 42 in bits 16-47: {}",
+            ids[41]
+        );
         // Two changes of one object share the prefix and are still different ids.
         let (first, second) = (id(7, "42", "a"), id(7, "42", "b"));
         assert_eq!(first[..13], second[..13]);
