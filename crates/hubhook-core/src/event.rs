@@ -47,9 +47,23 @@ pub struct Notification {
 /// Cloud Elements puts at most ten polling events in one notification.
 pub const MAX_EVENTS_PER_NOTIFICATION: usize = 10;
 
-/// The id of a change. The same (instance, object type, object id, event type, content hash)
-/// always gets the same id, so a change seen twice (an overlapping poll window, a re-poll,
-/// another node) deduplicates in storage and at receivers.
+/// The id of a change. The same (instance, object type, object id, event type, content hash,
+/// revision) always gets the same id, so a change seen twice (an overlapping poll window, a
+/// re-poll, another node) deduplicates in storage and at receivers.
+///
+/// # The revision: the same content twice is two changes
+///
+/// `revision` is the number of times the object's stored state (content hash, deleted flag)
+/// had changed before this change (`KnownObject::revision` in the store; 0 for an object never
+/// seen). The content hash alone does not tell a change seen twice from an object that comes
+/// back to content it had before: ConnectWise's `lastUpdated` has whole seconds, so a record
+/// edited to B and back to A within one second reads exactly as it did, and a delete can show
+/// the same last version twice. Without the revision, the later change would get the earlier
+/// one's id and be dropped as its duplicate, and the receiver would never learn the record
+/// went back. The revision keeps re-polls deterministic: a change that was stored has moved
+/// the revision and is not an event again (its content hash is the stored one), and a change
+/// whose commit was lost is seen again from the same revision, so under the same id. Revision
+/// 0 adds no part, so ids stay what they were before revisions were kept (2026-12-06).
 ///
 /// # Layout: deterministic, and near the ids stored with it
 ///
@@ -85,16 +99,23 @@ pub fn event_id(
     object_id: &str,
     event_type: EventType,
     content_hash: &str,
+    revision: u64,
 ) -> EventId {
     let instance = instance.0.to_string();
-    let mut bytes = digest(&[
+    let revision = revision.to_string();
+    let mut parts = vec![
         "hubhook.event.v1",
         &instance,
         object_type,
         object_id,
         event_type.as_str(),
         content_hash,
-    ]);
+    ];
+    // Length-prefixed parts: a list one part longer never hashes like a shorter one.
+    if revision != "0" {
+        parts.push(&revision);
+    }
+    let mut bytes = digest(&parts);
     let stream = digest(&["hubhook.event.stream.v1", &instance, object_type]);
     bytes[..2].copy_from_slice(&stream[..2]);
     // Only placement: "042" and "42" share these bits, and their digests tell them apart.
@@ -340,6 +361,7 @@ mod tests {
                 &object_id,
                 EventType::Updated,
                 &crate::classify::content_hash(&record),
+                0,
             ),
             event_type: EventType::Updated,
             object_type: object_type.to_owned(),
@@ -370,6 +392,7 @@ mod tests {
                 object_id,
                 event_type,
                 hash,
+                0,
             )
             .0
         };
@@ -392,6 +415,26 @@ mod tests {
     }
 
     #[test]
+    fn the_revision_tells_a_change_from_content_that_came_back() {
+        let id = |revision| {
+            event_id(
+                InstanceId(1),
+                "contacts",
+                "42",
+                EventType::Updated,
+                "h",
+                revision,
+            )
+            .0
+        };
+        let ids: std::collections::BTreeSet<String> = (0..100).map(id).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|i| i[..13] == id(0)[..13]), "placed alike");
+        // Revision 0 adds nothing: the ids of the stores written before revisions were kept.
+        assert_eq!(id(0), "c8910000-002a-8355-ab6c-6530a3aaa6a3");
+    }
+
+    #[test]
     fn ids_of_one_resource_sort_by_object_and_notifications_sit_beside_their_events() {
         let id = |instance, object_id: &str, hash: &str| {
             event_id(
@@ -400,6 +443,7 @@ mod tests {
                 object_id,
                 EventType::Updated,
                 hash,
+                0,
             )
             .0
         };

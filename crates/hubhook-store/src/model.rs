@@ -228,6 +228,10 @@ pub struct KnownObject {
     pub record: Option<String>,
     /// It was announced as deleted.
     pub deleted: bool,
+    /// How many times its stored content hash or deleted flag has changed: the next change's
+    /// event id includes it (`hubhook_core::event_id`), so that returning to an earlier
+    /// content is a new change, not a duplicate of the earlier one.
+    pub revision: u64,
 }
 
 /// An object id in ConnectWise's numeric order, for reconciliation.

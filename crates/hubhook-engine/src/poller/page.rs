@@ -137,6 +137,9 @@ impl Page {
                         &change.object_id,
                         change.event_type,
                         &change.content_hash,
+                        known
+                            .get(&change.object_id)
+                            .map_or(0, |object| object.revision),
                     ),
                     event_type: change.event_type,
                     object_type: resource_name.clone(),

@@ -267,6 +267,7 @@ async fn deleted_events(
                     id,
                     EventType::Deleted,
                     &object.content_hash,
+                    object.revision,
                 ),
                 event_type: EventType::Deleted,
                 object_type: resource_name.to_owned(),

@@ -144,7 +144,7 @@ impl PostgresStore {
         for chunk in object_ids.chunks(IN_LIST_CHUNK) {
             // The id list travels as one array parameter, so the SQL text stays fixed.
             let rows = sqlx::query(
-                "SELECT object_id, content_hash, record, deleted FROM known_objects
+                "SELECT object_id, content_hash, record, deleted, revision FROM known_objects
                  WHERE instance_id = $1 AND resource = $2
                    AND object_id = ANY($3)",
             )
@@ -160,6 +160,8 @@ impl PostgresStore {
                         content_hash: row.try_get("content_hash")?,
                         record: row.try_get("record")?,
                         deleted: row.try_get("deleted")?,
+                        revision: u64::try_from(row.try_get::<i64, _>("revision")?)
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -483,7 +485,8 @@ async fn commit_poll(conn: &mut PgConnection, commit: PollCommit) -> Result<Comm
     upsert_known_objects(conn, &commit, organization, now).await?;
     if !commit.vanished.is_empty() {
         sqlx::query(
-            "UPDATE known_objects SET deleted = true
+            "UPDATE known_objects SET deleted = true,
+                 revision = revision + CASE WHEN deleted THEN 0 ELSE 1 END
              WHERE instance_id = $1 AND resource = $2 AND object_id = ANY($3)",
         )
         .bind(commit.instance_id.0)
@@ -673,7 +676,10 @@ async fn upsert_known_objects(
                  AS o (object_id, content_hash, updated_at, record, deleted, numeric_id)
              ON CONFLICT (instance_id, resource, object_id)
              DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
-                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
+                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at,
+                 revision = known_objects.revision + CASE
+                     WHEN known_objects.content_hash = excluded.content_hash
+                         AND known_objects.deleted = excluded.deleted THEN 0 ELSE 1 END",
         )
         .bind(commit.instance_id.0)
         .bind(&commit.resource)

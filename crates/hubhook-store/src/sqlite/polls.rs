@@ -150,7 +150,7 @@ impl SqliteStore {
             // The id list travels as one JSON array parameter, so the SQL text stays fixed.
             let ids = to_json(chunk)?;
             let rows = sqlx::query(
-                "SELECT object_id, content_hash, record, deleted FROM known_objects
+                "SELECT object_id, content_hash, record, deleted, revision FROM known_objects
                  WHERE instance_id = $1 AND resource = $2
                    AND object_id IN (SELECT value FROM json_each($3))",
             )
@@ -166,6 +166,8 @@ impl SqliteStore {
                         content_hash: row.try_get("content_hash")?,
                         record: packed::optional_column(&row, "record")?,
                         deleted: row.try_get("deleted")?,
+                        revision: u64::try_from(row.try_get::<i64, _>("revision")?)
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -641,13 +643,17 @@ async fn commit_poll(
         insert.push(
             " ON CONFLICT (instance_id, resource, object_id)
              DO UPDATE SET content_hash = excluded.content_hash, updated_at = excluded.updated_at,
-                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at",
+                 record = excluded.record, deleted = excluded.deleted, seen_at = excluded.seen_at,
+                 revision = known_objects.revision + CASE
+                     WHEN known_objects.content_hash = excluded.content_hash
+                         AND known_objects.deleted = excluded.deleted THEN 0 ELSE 1 END",
         );
         insert.build().execute(&mut *conn).await?;
     }
     for object_id in &commit.vanished {
         sqlx::query(
-            "UPDATE known_objects SET deleted = 1
+            "UPDATE known_objects SET deleted = 1,
+                 revision = revision + CASE WHEN deleted THEN 0 ELSE 1 END
              WHERE instance_id = $1 AND resource = $2 AND object_id = $3",
         )
         .bind(commit.instance_id.0)

@@ -614,7 +614,8 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
         KnownObject {
             content_hash: "hash-2".into(),
             record: Some(r#"{"id":2}"#.into()),
-            deleted: false
+            deleted: false,
+            revision: 0,
         }
     );
     assert!(
@@ -1432,6 +1433,62 @@ pub async fn check_known_objects_keep_their_last_version_and_deletions(store: &S
         .unwrap();
     assert_eq!(numbers(limited), [2]);
     assert_eq!(store.known_count(instance.id, "contacts").await.unwrap(), 3);
+}
+
+/// A known object's revision counts the changes of its stored state (content hash, deleted
+/// flag), and only those: event ids include it, so that an object coming back to an earlier
+/// content is a new change (`hubhook_core::event_id`).
+pub async fn check_known_object_revisions_count_changes_of_state(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    // Each step is one poll's commit: what it observed, what vanished.
+    let steps: [(&[(&str, bool)], &[&str]); 7] = [
+        (&[("a", false)], &[]), // first sighting: revision 0
+        (&[("a", false)], &[]), // seen again unchanged: still 0
+        (&[("b", false)], &[]), // changed: 1
+        (&[("b", true)], &[]),  // its deleted flag set: 2
+        (&[("b", true)], &[]),  // seen deleted again: still 2
+        (&[("a", false)], &[]), // alive with its first content: 3
+        (&[], &["7"]),          // vanished: 4
+    ];
+    let mut revisions = Vec::new();
+    for (n, (seen, vanished)) in (0_i64..).zip(steps) {
+        let at = t0() + (60 * n).seconds();
+        assert_eq!(
+            claim_jobs(store, "a", at, LEASE, 10).await.unwrap().len(),
+            1
+        );
+        let mut commit = poll_commit(instance.id, "contacts", "a");
+        commit.now = at + 1.second();
+        done(&mut commit).next_run_at = at + 60.seconds();
+        commit.observed = seen
+            .iter()
+            .map(|(hash, deleted)| ObservedObject {
+                deleted: *deleted,
+                ..observed("7", hash)
+            })
+            .collect();
+        commit.vanished = vanished.iter().map(|id| id.to_string()).collect();
+        store.commit_poll(commit).await.unwrap();
+        let known = store
+            .known_objects(instance.id, "contacts", &["7".to_string()])
+            .await
+            .unwrap();
+        revisions.push(known["7"].revision);
+    }
+    assert_eq!(revisions, [0, 0, 1, 2, 2, 3, 4]);
+    // Vanishing again once deleted changes nothing.
+    claim_jobs(store, "a", t0() + 420.seconds(), LEASE, 10)
+        .await
+        .unwrap();
+    let mut again = poll_commit(instance.id, "contacts", "a");
+    again.now = t0() + 421.seconds();
+    again.vanished = vec!["7".into()];
+    store.commit_poll(again).await.unwrap();
+    let known = store
+        .known_objects(instance.id, "contacts", &["7".to_string()])
+        .await
+        .unwrap();
+    assert_eq!((known["7"].revision, known["7"].deleted), (4, true));
 }
 
 pub async fn check_a_held_mass_delete_waits_for_a_decision(store: &Store) {

@@ -40,6 +40,7 @@ macro_rules! every_check {
             conformance::check_next_poll_due_among_leased_and_unleased_jobs,
             conformance::check_a_poll_commits_page_by_page_and_resumes_from_its_checkpoint,
             conformance::check_known_objects_keep_their_last_version_and_deletions,
+            conformance::check_known_object_revisions_count_changes_of_state,
             conformance::check_a_held_mass_delete_waits_for_a_decision,
             conformance::check_deferring_a_poll_hands_it_back,
             conformance::check_a_callback_makes_its_jobs_due,

@@ -976,6 +976,58 @@ async fn a_mass_updates_second_is_read_again_only_until_it_has_ended() {
         .await;
 }
 
+/// A contact edited and edited back within one second of ConnectWise's clock reads exactly as
+/// it did: the same content, whose event id (a pure function of the change) would be the
+/// earlier change's. Each change must still reach the receiver, under ids of its own.
+#[tokio::test]
+async fn content_seen_before_is_a_new_change_when_it_comes_back() {
+    let app = spawn_app().await;
+    let instance = create(&app, &app.documented_body()).await;
+    let id = app.sim.sim.ids("company/contacts")[4];
+    let first_title = app.sim.sim.get("company/contacts", id).expect("exists")["title"].clone();
+    app.sim.sim.set_clock_frozen(true);
+    let titles = [json!("Flip"), first_title, json!("Flip")];
+    for (n, title) in titles.iter().enumerate() {
+        connectwise_ok(
+            &app,
+            Method::PATCH,
+            &format!("company/contacts/{id}"),
+            Some(json!([{"op": "replace", "path": "title", "value": title}])),
+        )
+        .await;
+        app.poll_now(instance).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while events_of(&app.receiver, "UPDATED")
+            .iter()
+            .filter(|e| is_about(e, id))
+            .count()
+            <= n
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "change {n} (title {title}) never arrived: {:?}",
+                events_of(&app.receiver, "UPDATED")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    app.sim.sim.set_clock_frozen(false);
+    let updates: Vec<Value> = events_of(&app.receiver, "UPDATED")
+        .into_iter()
+        .filter(|e| is_about(e, id))
+        .collect();
+    let ids: BTreeSet<&str> = updates.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), 3, "three changes, three ids: {updates:?}");
+    let delivered: Vec<Value> = app
+        .receiver
+        .events()
+        .iter()
+        .filter(|(event, _)| event["eventType"] == "UPDATED" && is_about(event, id))
+        .map(|(_, request)| raw_record(request, id)["title"].clone())
+        .collect();
+    assert_eq!(delivered, titles, "each version, in order");
+}
+
 /// Record dates nine hours behind the `Date` header (a zone misread as GMT): the header alone
 /// would call the mass update's second long ended; the lag learnt from the data does not, and
 /// a change within that second is still found.
