@@ -1440,18 +1440,19 @@ pub async fn check_known_objects_keep_their_last_version_and_deletions(store: &S
 /// content is a new change (`hubhook_core::event_id`).
 pub async fn check_known_object_revisions_count_changes_of_state(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
-    // Each step is one poll's commit: what it observed, what vanished.
-    let steps: [(&[(&str, bool)], &[&str]); 7] = [
-        (&[("a", false)], &[]), // first sighting: revision 0
-        (&[("a", false)], &[]), // seen again unchanged: still 0
-        (&[("b", false)], &[]), // changed: 1
-        (&[("b", true)], &[]),  // its deleted flag set: 2
-        (&[("b", true)], &[]),  // seen deleted again: still 2
-        (&[("a", false)], &[]), // alive with its first content: 3
-        (&[], &["7"]),          // vanished: 4
+    // Each step is one poll's commit: what it observed of object 7 (content hash, deleted
+    // flag), or `None`: it vanished.
+    let steps: [Option<(&str, bool)>; 7] = [
+        Some(("a", false)), // first sighting: revision 0
+        Some(("a", false)), // seen again unchanged: still 0
+        Some(("b", false)), // changed: 1
+        Some(("b", true)),  // its deleted flag set: 2
+        Some(("b", true)),  // seen deleted again: still 2
+        Some(("a", false)), // alive with its first content: 3
+        None,               // vanished: 4
     ];
     let mut revisions = Vec::new();
-    for (n, (seen, vanished)) in (0_i64..).zip(steps) {
+    for (n, step) in (0_i64..).zip(steps) {
         let at = t0() + (60 * n).seconds();
         assert_eq!(
             claim_jobs(store, "a", at, LEASE, 10).await.unwrap().len(),
@@ -1460,14 +1461,15 @@ pub async fn check_known_object_revisions_count_changes_of_state(store: &Store) 
         let mut commit = poll_commit(instance.id, "contacts", "a");
         commit.now = at + 1.second();
         done(&mut commit).next_run_at = at + 60.seconds();
-        commit.observed = seen
-            .iter()
-            .map(|(hash, deleted)| ObservedObject {
-                deleted: *deleted,
-                ..observed("7", hash)
-            })
-            .collect();
-        commit.vanished = vanished.iter().map(|id| id.to_string()).collect();
+        match step {
+            Some((hash, deleted)) => {
+                commit.observed = vec![ObservedObject {
+                    deleted,
+                    ..observed("7", hash)
+                }]
+            }
+            None => commit.vanished = vec!["7".into()],
+        }
         store.commit_poll(commit).await.unwrap();
         let known = store
             .known_objects(instance.id, "contacts", &["7".to_string()])
