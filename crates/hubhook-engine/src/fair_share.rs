@@ -36,18 +36,23 @@
 //! allowance (share less what it has in flight), and then, in the same statement, its further
 //! turns after everyone else's, so slots left free because only organizations at their share
 //! have due work still go to them. A lone organization therefore still uses every slot, and
-//! the claim stays one round trip in every case: the exclusion and the fallback are two ranks
-//! of one ordering, not two claims.
+//! the share never costs a second claim: the exclusion and the fallback are two ranks of one
+//! ordering.
 //!
 //! # Seeing the others
 //!
 //! A share is only as good as the claim's view of who waits: behind a large backlog of one
 //! organization, another's notifications lie past the claim's window of the oldest due. The
-//! claim therefore also looks up, per organization with pending notifications (index
-//! `notifications_pending_by_organization`, one seek each, the first 64 by id), the oldest due
-//! notifications of those under their share. An organization at its share is not looked up,
-//! so a lone busy organization costs the claim two seeks, and one under its share a read of
-//! at most a claim's worth of its rows beside the window.
+//! claim therefore also looks up the oldest due notifications of up to 64 organizations it can
+//! serve (under their share, with due work that is not in flight), found by a walk of the
+//! organizations with pending notifications in id order (index
+//! `notifications_pending_by_organization`, a seek or two each, at most 256 visited). The walk
+//! starts after the organization where the previous claim's walk ended, which this module
+//! keeps beside the counts (`walked_to`): when more organizations can be served than one claim
+//! looks up, the next claims go on through the others, and every one is looked up within a few
+//! claims. An organization at its share is visited but not looked up, so a lone busy
+//! organization costs the claim a few seeks, and one under its share a read of at most a
+//! claim's worth of its rows beside the window.
 //!
 //! The counts are per node, like the slots they share: each node keeps its own tenants apart,
 //! and nothing needs coordinating between nodes.
@@ -57,10 +62,12 @@ use std::sync::{Arc, Mutex};
 
 use hubhook_store::{OrganizationId, OrganizationShares};
 
-/// Deliveries in flight on this node, per organization.
+/// Deliveries in flight on this node, per organization, and where the next claim's walk of
+/// the organizations starts.
 pub(crate) struct FairShare {
     slots: u32,
     in_flight: Arc<Mutex<HashMap<OrganizationId, u32>>>,
+    walked_to: Mutex<Option<OrganizationId>>,
 }
 
 /// One delivery counted in flight for its organization until dropped.
@@ -75,10 +82,12 @@ impl FairShare {
         FairShare {
             slots: slots.max(1),
             in_flight: Arc::default(),
+            walked_to: Mutex::default(),
         }
     }
 
-    /// What the next claim is to know: each organization's deliveries in flight and the share.
+    /// What the next claim is to know: each organization's deliveries in flight, the share,
+    /// and where its walk of the organizations starts.
     pub(crate) fn shares(&self) -> OrganizationShares {
         let in_flight: Vec<(OrganizationId, u32)> =
             self.counts().iter().map(|(org, n)| (*org, *n)).collect();
@@ -86,7 +95,21 @@ impl FairShare {
         OrganizationShares {
             share: share(self.slots, busy),
             in_flight,
+            look_up_after: *self.walk(),
         }
+    }
+
+    /// Records where a claim's walk of the organizations ended, for the next claim to go on
+    /// from. A claim that walked nothing (no organization has pending notifications) leaves
+    /// the place as it was: any place is as good then.
+    pub(crate) fn walked_to(&self, organization: Option<OrganizationId>) {
+        if let Some(organization) = organization {
+            *self.walk() = Some(organization);
+        }
+    }
+
+    fn walk(&self) -> std::sync::MutexGuard<'_, Option<OrganizationId>> {
+        self.walked_to.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts a claimed delivery of `organization` until the returned guard is dropped.
@@ -161,8 +184,29 @@ mod tests {
             fair.shares(),
             OrganizationShares {
                 share: 16,
-                in_flight: Vec::new()
+                in_flight: Vec::new(),
+                look_up_after: None,
             }
         );
+    }
+
+    #[test]
+    fn the_next_claim_walks_on_from_where_the_last_one_ended() {
+        let fair = FairShare::new(16);
+        assert_eq!(
+            fair.shares().look_up_after,
+            None,
+            "from the lowest id at first"
+        );
+        fair.walked_to(Some(OrganizationId(70)));
+        assert_eq!(fair.shares().look_up_after, Some(OrganizationId(70)));
+        fair.walked_to(None);
+        assert_eq!(
+            fair.shares().look_up_after,
+            Some(OrganizationId(70)),
+            "a claim that walked nothing keeps the place"
+        );
+        fair.walked_to(Some(OrganizationId(3)));
+        assert_eq!(fair.shares().look_up_after, Some(OrganizationId(3)));
     }
 }

@@ -485,7 +485,7 @@ impl Engine {
                 // Every attempt's row must exist before its POST; the claim writes the
                 // batch's rows in the same write (the dispatcher spends most of a delivery
                 // waiting for writes).
-                let (batch, begun) = inner
+                let claim = inner
                     .store
                     .claim_and_begin_attempts(
                         owner,
@@ -497,6 +497,9 @@ impl Engine {
                         &shares,
                     )
                     .await?;
+                // The next claim's walk of the organizations goes on from here.
+                inner.fair_share.walked_to(claim.walked_to);
+                let (batch, begun) = (claim.notifications, claim.begun);
                 let n = batch.len();
                 if n == 0 {
                     return Ok(0);

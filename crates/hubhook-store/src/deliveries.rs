@@ -34,21 +34,47 @@ pub(crate) struct ClaimAsk<'a> {
 /// Bounded, so a claim costs the same whatever the backlog; proportional to the claim,
 /// because on SQLite ranking the window is most of a claim's cost (about 1 µs a row: a claim
 /// of 7 took 0.73 ms with a window of 256 and 0.51 ms with 28, docs/benchmarks.md, "Eighth
-/// round"). Fairness does not rest on the window alone: the claim also looks up each
-/// organization's oldest due ones ([`OrganizationShares`]), and an instance whose receiver is
-/// full is left out of the next claims (`skip`), so an instance whose oldest due notification
-/// lies past the window waits at most until the instances ahead of it fill their receivers or
-/// run out of due work.
+/// round"). Fairness does not rest on the window alone: the claim also looks up the oldest
+/// due ones of the organizations it can serve ([`OrganizationShares`]), and an instance whose
+/// receiver is full is left out of the next claims (`skip`), so an instance whose oldest due
+/// notification lies past the window waits at most until the instances ahead of it fill their
+/// receivers or run out of due work.
 pub(crate) fn fair_window(limit: u32) -> i64 {
     (i64::from(limit) * 4).clamp(1, 256)
 }
 
-/// How many organizations with pending notifications a claim looks up beside its window (in
-/// organization id order), each by one seek in `notifications_pending_by_organization` and a
-/// read of its oldest due ones. Bounded, so a claim costs the same however many organizations
-/// have work queued; an organization past the first 64 is found by the window alone, as every
-/// organization was before.
+/// How many organizations a claim looks up beside its window, each by a read of its oldest
+/// due notifications: only organizations the claim can serve count, those under their
+/// allowance with a due notification that is not leased, of an instance neither disabled nor
+/// skipped (among their oldest [`EXAMINED_PER_ORGANIZATION`] due). Bounded, so a claim costs
+/// the same however many organizations have work queued; the walk that finds them starts where
+/// the previous claim's ended ([`OrganizationShares::look_up_after`]), so when more can be
+/// served, each is looked up within a few claims.
 pub(crate) const LOOKED_UP_ORGANIZATIONS: i64 = 64;
+
+/// How many organizations with pending notifications one claim's walk visits at most (in
+/// organization id order, from where the previous walk ended, wrapping around), counting those
+/// it can serve toward [`LOOKED_UP_ORGANIZATIONS`]. Organizations that cannot be served
+/// (retries waiting for their time, work in flight, a disabled instance's queue, at their
+/// share) cost a visit each but must not hide the others, as they did when the first 64 by id
+/// were looked up whatever they held; yet the walk must not grow with the number of
+/// organizations either. Four times the lookups: each visit is a seek for the next
+/// organization id and one for its oldest due notifications, so a walk of 256 costs about
+/// what the window of 256 does (0.46 ms against 0.47 ms on SQLite 3.40, 1,000 organizations
+/// holding only notifications due later, beside a backlog of 50,000), and the walk stops
+/// sooner when 64 can be served. The next claim goes on from where this one stopped, so a run
+/// of unservable organizations delays the others by a claim or a few, not for good.
+pub(crate) const VISITED_ORGANIZATIONS: i64 = 4 * LOOKED_UP_ORGANIZATIONS;
+
+/// How many of a visited organization's oldest due notifications the walk reads to find one
+/// it can serve. Its oldest due ones are the ones in flight (a claim takes the oldest first,
+/// and a claim leaves `next_attempt_at` as it was), and an organization under its allowance
+/// has fewer than its share in flight on this node, at most the node's 16 slots: so 16 finds
+/// a servable one whenever this node's leases are all that lie ahead of it. Bounded, because
+/// rows of a skipped or disabled instance can lie ahead in any number; an organization whose
+/// first 16 due notifications are all unservable is not looked up by this claim (the window
+/// still sees it).
+pub(crate) const EXAMINED_PER_ORGANIZATION: i64 = 16;
 
 /// How a claim of notifications shares itself out among organizations: the dispatcher's fair
 /// share of its delivery slots (the engine's `fair_share` module says how `share` is chosen).
@@ -58,17 +84,29 @@ pub(crate) const LOOKED_UP_ORGANIZATIONS: i64 = 64;
 /// most `per_instance` of one instance. An organization's turns come first only up to its
 /// *allowance*, `share` less what it has `in_flight`; its further turns come after every other
 /// organization's first ones, so they fill only what the others leave (the claim stays
-/// work-conserving: slots are never left free while due work waits). The candidates are the
-/// window of the oldest due notifications ([`fair_window`]) and the oldest due ones of each of
-/// the first [`LOOKED_UP_ORGANIZATIONS`] organizations with pending notifications, except
-/// those already at their share: so an organization's due work is seen even when another's large
-/// backlog fills the window, which no window of bounded size can promise by itself.
+/// work-conserving: slots are never left free while due work waits).
+///
+/// The candidates are the window of the oldest due notifications ([`fair_window`]) and the
+/// oldest due ones of up to [`LOOKED_UP_ORGANIZATIONS`] organizations the claim can serve: so an
+/// organization's due work is seen even when another's large backlog fills the window, which no
+/// window of bounded size can promise by itself. Those organizations are found by a walk of the
+/// organizations with pending notifications in id order (one seek each in
+/// `notifications_pending_by_organization`) that starts after `look_up_after` and wraps around
+/// past the highest id, visiting at most [`VISITED_ORGANIZATIONS`]. Counted are only those the
+/// claim can serve: under their allowance, with a due notification among their oldest
+/// [`EXAMINED_PER_ORGANIZATION`] due that is not leased and whose instance is neither disabled
+/// nor in `skip`. The claim reports where its walk ended ([`NotificationClaim::walked_to`]); the
+/// next claim, given it as `look_up_after`, goes on from there, so that when more organizations
+/// can be served than one claim looks up, every one of them is looked up within a few claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationShares {
     /// The deliveries one organization may have in flight while others wait.
     pub share: u32,
     /// Deliveries each organization has in flight now (organizations with none left out).
     pub in_flight: Vec<(OrganizationId, u32)>,
+    /// Where the walk of the organizations starts: after this one (the previous claim's
+    /// [`NotificationClaim::walked_to`]); `None` from the lowest id.
+    pub look_up_after: Option<OrganizationId>,
 }
 
 impl OrganizationShares {
@@ -78,6 +116,7 @@ impl OrganizationShares {
         OrganizationShares {
             share: u32::MAX,
             in_flight: Vec::new(),
+            look_up_after: None,
         }
     }
 
@@ -88,6 +127,26 @@ impl OrganizationShares {
             .map(|(org, n)| (org.0, i64::from(self.share.saturating_sub(*n))))
             .collect()
     }
+
+    /// Where the walk starts, as the claim's SQL takes it: ids are positive, so 0 is before
+    /// every organization.
+    pub(crate) fn walk_start(&self) -> i64 {
+        self.look_up_after.map_or(0, |org| org.0)
+    }
+}
+
+/// What a fair claim took.
+#[derive(Debug, Default)]
+pub struct NotificationClaim {
+    /// The claimed notifications, oldest due first.
+    pub notifications: Vec<PendingNotification>,
+    /// The attempt row begun for each claimed notification, by notification
+    /// ([`Store::claim_and_begin_attempts`] only).
+    pub begun: HashMap<NotificationId, i64>,
+    /// The last organization the claim's walk visited: the next claim's
+    /// [`OrganizationShares::look_up_after`]. `None` when no organization has pending
+    /// notifications.
+    pub walked_to: Option<OrganizationId>,
 }
 
 impl Store {
@@ -102,15 +161,18 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<PendingNotification>> {
         let shares = OrganizationShares::unlimited();
-        self.claim_notifications_fairly(owner, now, lease, limit, &[], u32::MAX, &shares)
-            .await
+        let claim = self
+            .claim_notifications_fairly(owner, now, lease, limit, &[], u32::MAX, &shares)
+            .await?;
+        Ok(claim.notifications)
     }
 
     /// [`Store::claim_notifications`], shared fairly: turn by turn among organizations and,
     /// within each, among its instances (see [`OrganizationShares`]), so one organization's or
     /// one instance's backlog cannot fill a claim while others wait; at most `per_instance` of
     /// one instance (what its receiver can take at once). Instances in `skip` (whose receivers
-    /// are saturated or failing) are left out.
+    /// are saturated or failing) are left out. The claim's `walked_to` is where the next
+    /// claim's walk of the organizations is to start (`shares.look_up_after`).
     #[allow(clippy::too_many_arguments)]
     pub async fn claim_notifications_fairly(
         &self,
@@ -121,7 +183,7 @@ impl Store {
         skip: &[InstanceId],
         per_instance: u32,
         shares: &OrganizationShares,
-    ) -> Result<Vec<PendingNotification>> {
+    ) -> Result<NotificationClaim> {
         let ask = ClaimAsk {
             owner,
             now,
@@ -132,14 +194,13 @@ impl Store {
             shares,
             begin: false,
         };
-        let (claimed, _) = on_backend!(self, s => s.claim_notifications(ask).await)?;
-        Ok(claimed)
+        on_backend!(self, s => s.claim_notifications(ask).await)
     }
 
     /// [`Store::claim_notifications_fairly`], beginning the attempt row of each claimed
     /// notification (as [`Store::begin_attempts`] does) in the same write: what the
-    /// dispatcher does with every batch, in one trip to the database instead of two. Returns
-    /// the begun rows by notification beside the batch.
+    /// dispatcher does with every batch, in one trip to the database instead of two. The
+    /// begun rows are in the claim's `begun`, by notification.
     #[allow(clippy::too_many_arguments)]
     pub async fn claim_and_begin_attempts(
         &self,
@@ -150,7 +211,7 @@ impl Store {
         skip: &[InstanceId],
         per_instance: u32,
         shares: &OrganizationShares,
-    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+    ) -> Result<NotificationClaim> {
         let ask = ClaimAsk {
             owner,
             now,

@@ -40,7 +40,7 @@ mod settings;
 mod sqlite;
 mod webhook_secrets;
 
-pub use deliveries::OrganizationShares;
+pub use deliveries::{NotificationClaim, OrganizationShares};
 pub use error::{Result, StoreError};
 pub use model::{
     AnalyticsBucket, AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome,

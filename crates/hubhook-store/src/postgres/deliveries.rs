@@ -10,10 +10,13 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
+use crate::deliveries::{
+    ClaimAsk, EXAMINED_PER_ORGANIZATION, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
+    fair_window,
+};
 use crate::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
-    OrganizationId, PendingNotification, Result, StoreError,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
+    NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
 };
 
 macro_rules! notification_select {
@@ -28,10 +31,7 @@ macro_rules! notification_select {
 }
 
 impl PostgresStore {
-    pub(crate) async fn claim_notifications(
-        &self,
-        ask: ClaimAsk<'_>,
-    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+    pub(crate) async fn claim_notifications(&self, ask: ClaimAsk<'_>) -> Result<NotificationClaim> {
         let ClaimAsk {
             owner,
             now,
@@ -47,46 +47,115 @@ impl PostgresStore {
         let (allowance_orgs, allowance_counts): (Vec<i64>, Vec<i64>) =
             shares.allowances().into_iter().unzip();
         let share = i64::from(shares.share);
+        let start = shares.walk_start();
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
-        let rows = self
+        let (walk, rows, begun) = self
             .write(move |conn| {
                 Box::pin(async move {
-                    // Notifications of a deactivated subscription are queued, not tried.
-                    // Driven from the (few) deactivated instances.
-                    sqlx::query(
-                        "UPDATE notifications n SET status = 'queued', next_attempt_at = NULL
-                         FROM delivery_subscriptions d
-                         WHERE n.instance_id = d.instance_id
-                           AND n.organization_id = d.organization_id
-                           AND n.status = 'pending' AND n.next_attempt_at <= $1
-                           AND (n.lease_until IS NULL OR n.lease_until <= $1)",
+                    // One statement, one round trip: `queued` queues the notifications of a
+                    // deactivated subscription instead of trying them (driven from the few
+                    // deactivated instances), and the rest is the walk of the organizations
+                    // (see `OrganizationShares`). The walk sees the notifications as they were
+                    // before `queued` (one snapshot for the whole statement), so it may count an
+                    // organization whose only due work was just queued; the claim then finds
+                    // nothing there, once. From the organization after $2, each step seeks the
+                    // next organization id with pending notifications in
+                    // `notifications_pending_by_organization`, up to the highest and then from
+                    // the lowest up to $2, and tells whether the organization it leaves
+                    // (`prev`) can be served (`counts`: not at its share, and a due
+                    // notification among its oldest $8 due that is not leased and whose
+                    // instance is neither skipped nor disabled), so that each is one subquery;
+                    // it stops after $7 organizations visited or $6 counted. Each organization
+                    // counted, and the last visited (where the next claim's walk starts), comes
+                    // back as a row, in the walk's order.
+                    let walk: Vec<(i64, bool)> = sqlx::query_as(
+                        "WITH RECURSIVE
+                         queued AS (
+                             UPDATE notifications n SET status = 'queued',
+                                 next_attempt_at = NULL
+                             FROM delivery_subscriptions d
+                             WHERE n.instance_id = d.instance_id
+                               AND n.organization_id = d.organization_id
+                               AND n.status = 'pending' AND n.next_attempt_at <= $1
+                               AND (n.lease_until IS NULL OR n.lease_until <= $1)),
+                         at_share(org) AS (
+                             SELECT org FROM unnest($3::bigint[], $4::bigint[]) a(org, allowance)
+                             WHERE allowance <= 0),
+                         walk(org, prev, counts, counted, visited) AS (
+                             SELECT COALESCE(
+                                     (SELECT organization_id FROM notifications
+                                      WHERE status = 'pending' AND organization_id > $2
+                                      ORDER BY organization_id LIMIT 1),
+                                     (SELECT organization_id FROM notifications
+                                      WHERE status = 'pending'
+                                      ORDER BY organization_id LIMIT 1)),
+                                 NULL::bigint, 0, 0, 0
+                             UNION ALL
+                             SELECT COALESCE(
+                                     (SELECT organization_id FROM notifications
+                                      WHERE status = 'pending' AND organization_id > w.org
+                                        AND organization_id <= CASE WHEN w.org > $2
+                                            THEN 9223372036854775807 ELSE $2 END
+                                      ORDER BY organization_id LIMIT 1),
+                                     (SELECT organization_id FROM notifications
+                                      WHERE status = 'pending' AND organization_id <= $2
+                                        AND w.org > $2
+                                      ORDER BY organization_id LIMIT 1)),
+                                 w.org,
+                                 CASE
+                                     WHEN w.org IN (SELECT org FROM at_share) THEN 0
+                                     WHEN EXISTS (
+                                         SELECT 1 FROM (
+                                             SELECT lease_until, instance_id, organization_id
+                                             FROM notifications
+                                             WHERE status = 'pending'
+                                               AND organization_id = w.org
+                                               AND next_attempt_at <= $1
+                                             ORDER BY next_attempt_at, created_at
+                                             LIMIT $8) n
+                                         WHERE (n.lease_until IS NULL OR n.lease_until <= $1)
+                                           AND n.instance_id <> ALL($5)
+                                           AND NOT EXISTS (SELECT 1 FROM instances i
+                                               WHERE i.id = n.instance_id
+                                                 AND i.organization_id = n.organization_id
+                                                 AND i.disabled))
+                                     THEN 1 ELSE 0 END,
+                                 w.counted + w.counts, w.visited + 1
+                             FROM walk w
+                             WHERE w.org IS NOT NULL AND w.visited < $7
+                               AND w.counted + w.counts < $6)
+                         SELECT prev AS organization_id, counts = 1 AS counts FROM walk
+                         WHERE visited > 0
+                           AND (counts = 1 OR visited = (SELECT MAX(visited) FROM walk))
+                         ORDER BY visited",
                     )
                     .bind(now)
-                    .execute(&mut *conn)
+                    .bind(start)
+                    .bind(&allowance_orgs)
+                    .bind(&allowance_counts)
+                    .bind(&skip)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
+                    .bind(VISITED_ORGANIZATIONS)
+                    .bind(EXAMINED_PER_ORGANIZATION)
+                    .fetch_all(&mut *conn)
                     .await?;
-                    // The claim (see `OrganizationShares`): the candidates are the window of
-                    // the oldest due (`oldest`) and the oldest due of each organization with
-                    // pending notifications that is under its share (`looked_up`, one seek per
-                    // organization in `notifications_pending_by_organization`, the next id past
-                    // the last), both locked SKIP LOCKED so that nodes claiming at once take
-                    // different rows; they are ranked in turns per instance, then per
-                    // organization, and an organization's turns past its allowance come last.
+                    let looked_up: Vec<i64> = walk
+                        .iter()
+                        .filter(|(_, counts)| *counts)
+                        .map(|(org, _)| *org)
+                        .collect();
+                    // The claim: the candidates are the window of the oldest due (`oldest`)
+                    // and the oldest due of each organization the walk counted (`looked_up`,
+                    // one seek each in `notifications_pending_by_organization`), both locked
+                    // SKIP LOCKED so that nodes claiming at once take different rows; they are
+                    // ranked in turns per instance, then per organization, and an
+                    // organization's turns past its allowance come last.
                     let rows = sqlx::query(concat!(
-                        "WITH RECURSIVE
+                        "WITH
                          allowances(org, allowance) AS (
                              SELECT * FROM unnest($8::bigint[], $9::bigint[])),
-                         organizations_(org, n) AS (
-                             SELECT (SELECT organization_id FROM notifications
-                                     WHERE status = 'pending'
-                                     ORDER BY organization_id LIMIT 1), 1
-                             UNION ALL
-                             SELECT (SELECT organization_id FROM notifications
-                                     WHERE status = 'pending' AND organization_id > o.org
-                                     ORDER BY organization_id LIMIT 1),
-                                 o.n + 1
-                             FROM organizations_ o
-                             WHERE o.org IS NOT NULL AND o.n < $11),
+                         organizations_(org) AS (SELECT unnest($11::bigint[])),
                          oldest AS (
                              SELECT id, instance_id, organization_id, next_attempt_at,
                                  created_at
@@ -116,10 +185,7 @@ impl PostgresStore {
                                          AND i.disabled)
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT $4
-                                 FOR UPDATE SKIP LOCKED) l
-                             WHERE o.org IS NOT NULL
-                               AND o.org NOT IN (
-                                   SELECT org FROM allowances WHERE allowance <= 0)),
+                                 FOR UPDATE SKIP LOCKED) l),
                          candidates AS (
                              SELECT * FROM oldest UNION SELECT * FROM looked_up),
                          turns AS (
@@ -156,7 +222,7 @@ impl PostgresStore {
                     .bind(&allowance_orgs)
                     .bind(&allowance_counts)
                     .bind(share)
-                    .bind(LOOKED_UP_ORGANIZATIONS)
+                    .bind(&looked_up)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same transaction (see
@@ -174,11 +240,10 @@ impl PostgresStore {
                     } else {
                         Vec::new()
                     };
-                    Ok((rows, begun))
+                    Ok((walk, rows, begun))
                 })
             })
             .await?;
-        let (rows, begun) = rows;
         let begun = begun
             .into_iter()
             .map(|(id, attempt)| (NotificationId(id), attempt))
@@ -201,10 +266,12 @@ impl PostgresStore {
             .collect::<Result<Vec<_>>>()?;
         // RETURNING does not keep the subquery's order.
         claimed.sort_by_key(|(due, pending)| (*due, pending.created_at));
-        Ok((
-            claimed.into_iter().map(|(_, pending)| pending).collect(),
+        Ok(NotificationClaim {
+            notifications: claimed.into_iter().map(|(_, pending)| pending).collect(),
             begun,
-        ))
+            // The last row is the walk's last step (the rows come in the walk's order).
+            walked_to: walk.last().map(|(org, _)| OrganizationId(*org)),
+        })
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {

@@ -11,10 +11,13 @@ use super::{
     SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
     packed, timestamp,
 };
-use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, fair_window};
+use crate::deliveries::{
+    ClaimAsk, EXAMINED_PER_ORGANIZATION, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
+    fair_window,
+};
 use crate::{
-    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationRow,
-    OrganizationId, PendingNotification, Result, StoreError,
+    AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
+    NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
 };
 
 macro_rules! notification_select {
@@ -29,10 +32,7 @@ macro_rules! notification_select {
 }
 
 impl SqliteStore {
-    pub(crate) async fn claim_notifications(
-        &self,
-        ask: ClaimAsk<'_>,
-    ) -> Result<(Vec<PendingNotification>, HashMap<NotificationId, i64>)> {
+    pub(crate) async fn claim_notifications(&self, ask: ClaimAsk<'_>) -> Result<NotificationClaim> {
         let ClaimAsk {
             owner,
             now,
@@ -49,12 +49,13 @@ impl SqliteStore {
         let allowances = serde_json::to_string(&shares.allowances())
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let share = i64::from(shares.share);
+        let start = shares.walk_start();
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         // Without a savepoint of its own (`Writer::write_unguarded`): a claim fails only when
         // SQL fails, and a savepoint would be two more round trips to the connection's thread
         // for every claim.
-        let rows = self
+        let (walk, rows, begun) = self
             .writer
             .write_unguarded(move |conn| {
                 Box::pin(async move {
@@ -62,41 +63,117 @@ impl SqliteStore {
                     // parameters), one round trip. The first queues the notifications of a
                     // deactivated subscription instead of trying them; driven from the (few)
                     // deactivated instances, CROSS JOIN fixing that order, it costs nothing
-                    // when none is deactivated. The second is the claim (see
-                    // `OrganizationShares`): the candidates are the window of the oldest due
-                    // (`oldest`) and the oldest due of each organization with pending
-                    // notifications that is under its share (`organizations_`, one seek per
-                    // organization in `notifications_pending_by_organization`, the next id past
-                    // the last; named, because without statistics the planner walks the due
-                    // index for it, every pending row); they are ranked in turns per instance, then per organization,
-                    // and an organization's turns past its allowance come last. A disabled
-                    // instance is left out by its id alone: instance ids are unique across
-                    // organizations here (INTEGER PRIMARY KEY), and one uncorrelated list is
-                    // cheaper than a lookup per row of the window.
-                    let rows = sqlx::query(concat!(
+                    // when none is deactivated. The second is the walk of the organizations
+                    // (see `OrganizationShares`), after the first so that it does not count
+                    // what was just queued. From the organization after $2, each step seeks the
+                    // next organization id with pending notifications in
+                    // `notifications_pending_by_organization` (named, because without
+                    // statistics the planner walks the due index for it, every pending row),
+                    // up to the highest and then from the lowest up to $2, and tells whether
+                    // the organization it leaves (`prev`) can be served (`counts`: not at its
+                    // share, and a due notification among its oldest $7 due that is not
+                    // leased and whose instance is neither skipped nor disabled), so that each
+                    // is one subquery; it stops after $6 organizations visited or $5 counted.
+                    // Each organization counted, and the last visited (where the next claim's
+                    // walk starts), comes back as a row, in the walk's order.
+                    let walk = sqlx::query(
                         "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
                          WHERE rowid IN (
                              SELECT n.rowid FROM delivery_subscriptions d
                              CROSS JOIN notifications n ON n.instance_id = d.instance_id
-                             WHERE n.status = 'pending' AND n.next_attempt_at <= $3
-                               AND (n.lease_until IS NULL OR n.lease_until <= $3));
+                             WHERE n.status = 'pending' AND n.next_attempt_at <= $1
+                               AND (n.lease_until IS NULL OR n.lease_until <= $1));
                          WITH RECURSIVE
+                         at_share(org) AS (
+                             SELECT json_extract(value, '$[0]') FROM json_each($3)
+                             WHERE json_extract(value, '$[1]') <= 0),
+                         walk(org, prev, counts, counted, visited) AS (
+                             SELECT COALESCE(
+                                     (SELECT organization_id FROM notifications INDEXED BY
+                                          notifications_pending_by_organization
+                                      WHERE status = 'pending' AND organization_id > $2
+                                      ORDER BY organization_id LIMIT 1),
+                                     (SELECT organization_id FROM notifications INDEXED BY
+                                          notifications_pending_by_organization
+                                      WHERE status = 'pending'
+                                      ORDER BY organization_id LIMIT 1)),
+                                 NULL, 0, 0, 0
+                             UNION ALL
+                             SELECT COALESCE(
+                                     (SELECT organization_id FROM notifications INDEXED BY
+                                          notifications_pending_by_organization
+                                      WHERE status = 'pending' AND organization_id > w.org
+                                        AND organization_id <= CASE WHEN w.org > $2
+                                            THEN 9223372036854775807 ELSE $2 END
+                                      ORDER BY organization_id LIMIT 1),
+                                     (SELECT organization_id FROM notifications INDEXED BY
+                                          notifications_pending_by_organization
+                                      WHERE status = 'pending' AND organization_id <= $2
+                                        AND w.org > $2
+                                      ORDER BY organization_id LIMIT 1)),
+                                 w.org,
+                                 CASE
+                                     WHEN w.org IN (SELECT org FROM at_share) THEN 0
+                                     WHEN EXISTS (
+                                         SELECT 1 FROM (
+                                             SELECT lease_until, instance_id
+                                             FROM notifications INDEXED BY
+                                                 notifications_pending_by_organization
+                                             WHERE status = 'pending'
+                                               AND organization_id = w.org
+                                               AND next_attempt_at <= $1
+                                             ORDER BY next_attempt_at, created_at
+                                             LIMIT CAST($7 AS INTEGER))
+                                         WHERE (lease_until IS NULL OR lease_until <= $1)
+                                           AND instance_id NOT IN (
+                                               SELECT value FROM json_each($4))
+                                           AND instance_id NOT IN (
+                                               SELECT id FROM instances WHERE disabled = 1))
+                                     THEN 1 ELSE 0 END,
+                                 w.counted + w.counts, w.visited + 1
+                             FROM walk w
+                             WHERE w.org IS NOT NULL AND w.visited < $6
+                               AND w.counted + w.counts < $5)
+                         SELECT prev AS organization_id, counts = 1 AS counts FROM walk
+                         WHERE visited > 0
+                           AND (counts = 1 OR visited = (SELECT MAX(visited) FROM walk))
+                         ORDER BY visited",
+                    )
+                    .bind(now)
+                    .bind(start)
+                    .bind(&allowances)
+                    .bind(&skip)
+                    .bind(LOOKED_UP_ORGANIZATIONS)
+                    .bind(VISITED_ORGANIZATIONS)
+                    .bind(EXAMINED_PER_ORGANIZATION)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let walk = walk
+                        .iter()
+                        .map(|row| Ok((row.try_get("organization_id")?, row.try_get("counts")?)))
+                        .collect::<Result<Vec<(i64, bool)>>>()?;
+                    let looked_up = serde_json::to_string(
+                        &walk
+                            .iter()
+                            .filter(|(_, counts)| *counts)
+                            .map(|(org, _)| *org)
+                            .collect::<Vec<_>>(),
+                    )
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                    // The claim: the candidates are the window of the oldest due and the
+                    // oldest due of each organization the walk counted, one seek each in
+                    // `notifications_pending_by_organization`; they are ranked in turns per
+                    // instance, then per organization, and an organization's turns past its
+                    // allowance come last. A disabled instance is left out by its id alone:
+                    // instance ids are unique across organizations here (INTEGER PRIMARY
+                    // KEY), and one uncorrelated list is cheaper than a lookup per row of the
+                    // window.
+                    let rows = sqlx::query(concat!(
+                        "WITH
                          allowances(org, allowance) AS (
                              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
                              FROM json_each($8)),
-                         organizations_(org, n) AS (
-                             SELECT (SELECT organization_id FROM notifications INDEXED BY
-                                         notifications_pending_by_organization
-                                     WHERE status = 'pending'
-                                     ORDER BY organization_id LIMIT 1), 1
-                             UNION ALL
-                             SELECT (SELECT organization_id FROM notifications INDEXED BY
-                                         notifications_pending_by_organization
-                                     WHERE status = 'pending' AND organization_id > o.org
-                                     ORDER BY organization_id LIMIT 1),
-                                 o.n + 1
-                             FROM organizations_ o
-                             WHERE o.org IS NOT NULL AND o.n < CAST($10 AS INTEGER)),
+                         organizations_(org) AS (SELECT value FROM json_each($10)),
                          candidates(id, instance_id, organization_id, next_attempt_at,
                              created_at) AS (
                              SELECT * FROM (
@@ -123,9 +200,7 @@ impl SqliteStore {
                                    AND instance_id NOT IN (
                                        SELECT id FROM instances WHERE disabled = 1)
                                  ORDER BY next_attempt_at, created_at
-                                 LIMIT CAST($4 AS INTEGER))
-                             WHERE o.org NOT IN (
-                                 SELECT org FROM allowances WHERE allowance <= 0)),
+                                 LIMIT CAST($4 AS INTEGER))),
                          turns AS (
                              SELECT id, organization_id, next_attempt_at, created_at,
                                  ROW_NUMBER() OVER (PARTITION BY instance_id
@@ -157,7 +232,7 @@ impl SqliteStore {
                     .bind(i64::from(per_instance))
                     .bind(&allowances)
                     .bind(share)
-                    .bind(LOOKED_UP_ORGANIZATIONS)
+                    .bind(&looked_up)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same write (see
@@ -171,11 +246,10 @@ impl SqliteStore {
                     } else {
                         Vec::new()
                     };
-                    Ok((rows, begun))
+                    Ok((walk, rows, begun))
                 })
             })
             .await?;
-        let (rows, begun) = rows;
         let begun = begun
             .into_iter()
             .map(|(id, attempt)| (NotificationId(id), attempt))
@@ -198,10 +272,12 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         // RETURNING does not keep the subquery's order.
         claimed.sort_by_key(|(due, pending)| (*due, pending.created_at));
-        Ok((
-            claimed.into_iter().map(|(_, pending)| pending).collect(),
+        Ok(NotificationClaim {
+            notifications: claimed.into_iter().map(|(_, pending)| pending).collect(),
             begun,
-        ))
+            // The last row is the walk's last step (the rows come in the walk's order).
+            walked_to: walk.last().map(|(org, _)| OrganizationId(*org)),
+        })
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use hubhook_core::{EventId, InstanceId, NotificationId};
 use hubhook_store::{
     AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, KnownId, KnownObject,
-    LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, NotificationFilter,
-    ObservedObject, OrganizationId, OrganizationShares, PendingNotification, PollCommit, PollDone,
-    PollJob, PollProgress, Principal, Reconciled, Store, StoreError, UserId,
+    LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, NotificationClaim,
+    NotificationFilter, ObservedObject, OrganizationId, OrganizationShares, PendingNotification,
+    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, Store, StoreError, UserId,
 };
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -2096,7 +2096,8 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
             &OrganizationShares::unlimited(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .notifications;
     let mut ids: Vec<&str> = claimed.iter().map(|n| n.id.0.as_str()).collect();
     ids.sort();
     assert_eq!(
@@ -2117,7 +2118,8 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
             &OrganizationShares::unlimited(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .notifications;
     assert!(
         claimed.is_empty(),
         "the quiet instance's only one is leased already"
@@ -2133,7 +2135,8 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
             &OrganizationShares::unlimited(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .notifications;
     assert_eq!(claimed.len(), 3, "at most three of one instance");
     assert!(claimed.iter().all(|n| n.instance_id == busy.id));
 }
@@ -2177,7 +2180,8 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
         let claimed = store
             .claim_notifications_fairly("d", now, LEASE, limit, &[], 10, &shares)
             .await
-            .unwrap();
+            .unwrap()
+            .notifications;
         let mut by_instance = [0; 3];
         for n in &claimed {
             let i = instances.iter().position(|i| *i == n.instance_id).unwrap();
@@ -2197,6 +2201,7 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 2)],
+        look_up_after: None,
     };
     assert_eq!(claim(2, at_share).await, [0, 0, 2]);
 
@@ -2205,6 +2210,7 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let both_at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 3), (small, 3)],
+        look_up_after: None,
     };
     assert_eq!(claim(3, both_at_share).await, [2, 1, 0]);
 }
@@ -2348,7 +2354,11 @@ pub async fn check_a_stale_result_beside_the_current_one_is_refused(store: &Stor
         .await
         .unwrap();
     let first_at = t0() + 2.seconds();
-    let (old, old_rows) = store
+    let NotificationClaim {
+        notifications: old,
+        begun: old_rows,
+        ..
+    } = store
         .claim_and_begin_attempts(
             "d",
             first_at,
@@ -2362,7 +2372,11 @@ pub async fn check_a_stale_result_beside_the_current_one_is_refused(store: &Stor
         .unwrap();
     // LEASE is 30 s.
     let taken_at = first_at + 31.seconds();
-    let (new, new_rows) = store
+    let NotificationClaim {
+        notifications: new,
+        begun: new_rows,
+        ..
+    } = store
         .claim_and_begin_attempts(
             "d",
             taken_at,
@@ -2425,7 +2439,11 @@ pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Stor
     for n in &plain {
         assert!(store.list_attempts(&n.id).await.unwrap().is_empty());
     }
-    let (batch, begun) = store
+    let NotificationClaim {
+        notifications: batch,
+        begun,
+        ..
+    } = store
         .claim_and_begin_attempts(
             "d",
             now,
@@ -2452,7 +2470,11 @@ pub async fn check_a_claim_can_begin_its_attempts_in_the_same_write(store: &Stor
         assert_eq!(rows[0].attempted_at, now);
     }
     // Nothing left to claim: nothing begun.
-    let (none, begun) = store
+    let NotificationClaim {
+        notifications: none,
+        begun,
+        ..
+    } = store
         .claim_and_begin_attempts(
             "d",
             now,
@@ -2604,5 +2626,222 @@ pub async fn check_next_poll_due_among_leased_and_unleased_jobs(store: &Store) {
         store.next_poll_due().await.unwrap(),
         Some(t0() + 30.seconds()),
         "both leased: the first lease's end"
+    );
+}
+
+/// `count` organizations, each with one instance polling contacts, whose poll jobs are claimed
+/// by "p" for an hour (so that any commit time holds).
+async fn organizations_with_an_instance(
+    store: &Store,
+    count: u16,
+) -> Vec<(OrganizationId, InstanceId)> {
+    // Secrets of their own: `organization` and `new_instance` derive them from a u8.
+    let secret = |kind: u8, n: u16| {
+        let mut hash = [kind; 32];
+        hash[..2].copy_from_slice(&n.to_be_bytes());
+        hash
+    };
+    let mut made = Vec::new();
+    for n in 0..count {
+        let (org, user) = store
+            .create_organization(&format!("org {n}"), secret(0xe1, n), secret(0xe2, n), t0())
+            .await
+            .unwrap();
+        let mut instance = new_instance(org, user, 0, &["contacts"]);
+        instance.token_hash = secret(0xe3, n);
+        let row = store.create_instance(instance).await.unwrap();
+        made.push((org, row.id));
+    }
+    claim_jobs(
+        store,
+        "p",
+        t0(),
+        Duration::from_secs(3600),
+        u32::from(count),
+    )
+    .await
+    .unwrap();
+    made
+}
+
+/// Stores `count` notifications of `instance` (`notification-{first}..`), due at `at`.
+async fn notifications_due_at(
+    store: &Store,
+    instance: InstanceId,
+    first: usize,
+    count: usize,
+    at: Timestamp,
+) {
+    let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
+    commit.now = at;
+    store.commit_poll(commit).await.unwrap();
+}
+
+/// Seventy organizations at the lowest ids have pending notifications that no claim can take
+/// now (waiting for their time, leased, or of a disabled instance); above them, one
+/// organization has a backlog larger than the claim's window, and another a due notification
+/// behind it, itself behind older ones of its own that are in flight. The claim still looks
+/// the second one up: only organizations it can serve count toward those it looks up, and an
+/// organization's notifications in flight do not hide its due ones.
+pub async fn check_a_claim_looks_past_organizations_it_cannot_serve(store: &Store) {
+    let orgs = organizations_with_an_instance(store, 72).await;
+    let (unservable, rest) = orgs.split_at(70);
+    let [(big, big_instance), (hidden, hidden_instance)] = *rest else {
+        unreachable!()
+    };
+    let mut leased = 0;
+    for (i, (org, instance)) in unservable.iter().enumerate() {
+        let first = 10_000 + i * 10;
+        match i % 3 {
+            // Due only after the claims below (as a retry waiting for its time is).
+            0 => notifications_due_at(store, *instance, first, 2, t0() + 100.seconds()).await,
+            1 => {
+                notifications_due_at(store, *instance, first, 2, t0() + 1.second()).await;
+                leased += 2;
+            }
+            _ => {
+                notifications_due_at(store, *instance, first, 2, t0() + 1.second()).await;
+                let row = store
+                    .set_instance_disabled(*org, *instance, true, t0() + 1.second())
+                    .await
+                    .unwrap();
+                assert!(row.is_some());
+            }
+        }
+    }
+    // The hidden organization's three oldest are in flight too; a second instance of it has
+    // one more that is not, due later.
+    notifications_due_at(store, hidden_instance, 100, 3, t0() + 1.second()).await;
+    leased += 3;
+    let taken = claim_notifications(store, "other", t0() + 2.seconds(), LEASE, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.len(),
+        leased,
+        "the leasable ones, not the disabled ones"
+    );
+    let user = store
+        .list_instances(hidden)
+        .await
+        .unwrap()
+        .remove(0)
+        .user_id;
+    let mut second = new_instance(hidden, user, 0, &["contacts"]);
+    second.token_hash = [0xe4; 32];
+    let second = store.create_instance(second).await.unwrap();
+    claim_jobs(store, "p", t0(), Duration::from_secs(3600), 1)
+        .await
+        .unwrap();
+    notifications_due_at(store, second.id, 200, 1, t0() + 5.seconds()).await;
+
+    let limit = 2;
+    notifications_due_at(store, big_instance, 0, 12, t0() + 3.seconds()).await;
+    let claim = store
+        .claim_notifications_fairly(
+            "d",
+            t0() + 10.seconds(),
+            LEASE,
+            limit,
+            &[],
+            10,
+            &OrganizationShares::unlimited(),
+        )
+        .await
+        .unwrap();
+    let mut claimed: Vec<(OrganizationId, &str)> = claim
+        .notifications
+        .iter()
+        .map(|n| (n.organization_id, n.id.0.as_str()))
+        .collect();
+    claimed.sort_by_key(|(o, _)| o.0);
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert_eq!(
+        (claimed[0].0, claimed[1]),
+        (big, (hidden, "notification-200")),
+        "one each, though the window holds only the big organization's"
+    );
+    assert_eq!(
+        claim.walked_to,
+        Some(hidden),
+        "72 visited (fewer than the bound), 2 counted: the walk ends at the highest id"
+    );
+}
+
+/// A claim visits at most 256 organizations: past 256 that it cannot serve, an organization
+/// behind another's backlog is not looked up by this claim, but by the next, whose walk goes
+/// on from where this one stopped.
+pub async fn check_the_next_claim_walks_on_past_the_bound(store: &Store) {
+    let orgs = organizations_with_an_instance(store, 262).await;
+    let (unservable, rest) = orgs.split_at(260);
+    let [(big, big_instance), (hidden, hidden_instance)] = *rest else {
+        unreachable!()
+    };
+    for (i, (_, instance)) in unservable.iter().enumerate() {
+        notifications_due_at(store, *instance, 10_000 + i, 1, t0() + 100.seconds()).await;
+    }
+    notifications_due_at(store, big_instance, 0, 12, t0() + 3.seconds()).await;
+    notifications_due_at(store, hidden_instance, 100, 1, t0() + 5.seconds()).await;
+    let claim = |look_up_after: Option<OrganizationId>| async move {
+        let shares = OrganizationShares {
+            look_up_after,
+            ..OrganizationShares::unlimited()
+        };
+        let claim = store
+            .claim_notifications_fairly("d", t0() + 10.seconds(), LEASE, 2, &[], 10, &shares)
+            .await
+            .unwrap();
+        let mut claimed: Vec<OrganizationId> = claim
+            .notifications
+            .iter()
+            .map(|n| n.organization_id)
+            .collect();
+        claimed.sort_by_key(|o| o.0);
+        (claimed, claim.walked_to)
+    };
+    // Organizations 1..=256 visited, none counted; the window holds only the big
+    // organization's.
+    let (claimed, walked_to) = claim(None).await;
+    assert_eq!(claimed, [big, big]);
+    assert_eq!(walked_to, Some(unservable[255].0));
+    // On from 257: 257..=260, the big organization and the hidden one, then from 1 again up
+    // to the bound.
+    let (claimed, walked_to) = claim(walked_to).await;
+    assert_eq!(claimed, [big, hidden]);
+    assert_eq!(walked_to, Some(unservable[249].0));
+}
+
+/// More organizations can be served than one claim looks up: they are looked up in turn, from
+/// where the last claim's walk ended, so repeated claims reach every one of them although a
+/// backlog older than all of theirs fills every claim's window.
+pub async fn check_claims_look_up_every_organization_in_turn(store: &Store) {
+    let orgs = organizations_with_an_instance(store, 71).await;
+    let (big, big_instance) = orgs[0];
+    notifications_due_at(store, big_instance, 0, 300, t0() + 1.second()).await;
+    for (i, (_, instance)) in orgs[1..].iter().enumerate() {
+        notifications_due_at(store, *instance, 1000 + i, 1, t0() + 2.seconds()).await;
+    }
+    let mut reached = std::collections::BTreeSet::new();
+    let mut shares = OrganizationShares::unlimited();
+    for round in 0..2_i64 {
+        // After the previous claim's leases have ended, so every organization can be served
+        // again and only the lookup decides which ones a claim sees: 64 organizations' first
+        // turns fill the claim, and the big organization's backlog its window.
+        let now = t0() + 10.seconds() + (round * (LEASE.as_secs() as i64 + 1)).seconds();
+        let claim = store
+            .claim_notifications_fairly("d", now, LEASE, 64, &[], 10, &shares)
+            .await
+            .unwrap();
+        assert_eq!(claim.notifications.len(), 64, "round {round}");
+        reached.extend(claim.notifications.iter().map(|n| n.organization_id.0));
+        // As the dispatcher does: the next claim walks on from where this one stopped.
+        shares.look_up_after = claim.walked_to;
+    }
+    let all: std::collections::BTreeSet<i64> = orgs.iter().map(|(o, _)| o.0).collect();
+    assert!(reached.contains(&big.0));
+    assert_eq!(
+        all.difference(&reached).collect::<Vec<_>>(),
+        Vec::<&i64>::new(),
+        "organizations never looked up in two claims"
     );
 }
