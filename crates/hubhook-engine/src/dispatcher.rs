@@ -311,6 +311,11 @@ pub(crate) const SLOW_PER_SLOT: usize = 4;
 /// `SLOW_PER_SLOT` per slot over all of them (past that, a slow POST keeps its slot, as
 /// before). A backlog to one healthy receiver never meets the 2 s, so what a node sends to it
 /// at once is still `delivery_concurrency`.
+///
+/// Once past [`SLOW_AFTER`], the POST also counts as slow for its organization's share of the
+/// slots until it ends (see [`crate::fair_share`]): an organization with slow POSTs holds at
+/// most its share of the slots even when nobody else has work, so that past the slow
+/// allowance its hanging POSTs still leave slots to whoever comes next.
 async fn send_in_slot(
     engine: &Engine,
     target: &DeliveryTarget,
@@ -323,6 +328,8 @@ async fn send_in_slot(
         sent = &mut sending => return sent,
         () = tokio::time::sleep(SLOW_AFTER) => {}
     }
+    // A local of this future, so it stops counting however the attempt ends.
+    let mut counted_slow = engine.inner.fair_share.slow(notification.organization_id);
     let slow = engine
         .inner
         .slow_deliveries
@@ -333,12 +340,17 @@ async fn send_in_slot(
         Some(_) => {
             metrics::counter!("hubhook_deliveries_slow_total").increment(1);
             drop(slot);
+            counted_slow.gave_slot_back();
+            // The organization now holds one slot fewer: if its share held it back, the
+            // dispatcher may claim another of its notifications (it left them out of its next
+            // due time, so nothing else would wake it).
+            engine.wake_dispatcher();
             None
         }
         None => Some(slot),
     };
     let sent = sending.await;
-    drop((slot, slow));
+    drop((slot, slow, counted_slow));
     sent
 }
 

@@ -39,6 +39,24 @@
 //! the share never costs a second claim: the exclusion and the fallback are two ranks of one
 //! ordering.
 //!
+//! # Except while its POSTs hang
+//!
+//! Work-conserving, an organization whose receivers hang could take every slot while nobody
+//! else had due work: its POSTs give their slots back after `dispatcher::SLOW_AFTER` only
+//! while the node's allowance of slow POSTs has room, and once that is spent its hanging POSTs
+//! held every slot, so a newcomer's notification waited for a delivery timeout. So an
+//! organization with a *slow* POST in flight (unanswered past `SLOW_AFTER`, counted from then
+//! to the end of its attempt by a [`Slow`] guard that the POST's future holds, so a panic or
+//! an abort stops counting too) takes no turns past its share: the claim takes at most its
+//! share less the slots it holds, even when nobody else has work, and the other slots stay free
+//! for whoever comes next. What counts there is the slots it holds, not its deliveries in
+//! flight: a slow POST that gave its slot back costs nobody a slot, and counting it would stop
+//! an organization alone on the node from delivering anything while a few of its POSTs hang.
+//! An organization held back this way is left out of the dispatcher's next due time (waking
+//! for it would claim nothing); a POST of it giving its slot back wakes the dispatcher, and
+//! one ending does anyway. An organization without slow POSTs is not capped: a lone healthy
+//! one still uses every slot. With one slot, the share is that slot, so nothing is kept free.
+//!
 //! # Seeing the others
 //!
 //! A share is only as good as the claim's view of who waits: behind a large backlog of one
@@ -66,14 +84,35 @@ use hubhook_store::{OrganizationId, OrganizationShares};
 /// the organizations starts.
 pub(crate) struct FairShare {
     slots: u32,
-    in_flight: Arc<Mutex<HashMap<OrganizationId, u32>>>,
+    counts: Counted,
     walked_to: Mutex<Option<OrganizationId>>,
+}
+
+type Counted = Arc<Mutex<HashMap<OrganizationId, Counts>>>;
+
+/// One organization's deliveries on this node.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    /// From the claim to the end of the attempt.
+    in_flight: u32,
+    /// Of those, POSTs unanswered past `dispatcher::SLOW_AFTER`.
+    slow: u32,
+    /// Of the slow ones, those that gave their slot back.
+    gave_slot_back: u32,
 }
 
 /// One delivery counted in flight for its organization until dropped.
 pub(crate) struct InFlight {
     organization: OrganizationId,
-    in_flight: Arc<Mutex<HashMap<OrganizationId, u32>>>,
+    counts: Counted,
+}
+
+/// One POST counted slow for its organization until dropped, and as holding no slot once it
+/// gave its slot back.
+pub(crate) struct Slow {
+    organization: OrganizationId,
+    counts: Counted,
+    gave_slot_back: bool,
 }
 
 impl FairShare {
@@ -81,20 +120,32 @@ impl FairShare {
     pub(crate) fn new(slots: u32) -> FairShare {
         FairShare {
             slots: slots.max(1),
-            in_flight: Arc::default(),
+            counts: Arc::default(),
             walked_to: Mutex::default(),
         }
     }
 
     /// What the next claim is to know: each organization's deliveries in flight, the share,
-    /// and where its walk of the organizations starts.
+    /// which organizations have slow POSTs and how many slots they hold, and where the walk of
+    /// the organizations starts.
     pub(crate) fn shares(&self) -> OrganizationShares {
-        let in_flight: Vec<(OrganizationId, u32)> =
-            self.counts().iter().map(|(org, n)| (*org, *n)).collect();
+        let counts = lock(&self.counts);
+        let in_flight: Vec<(OrganizationId, u32)> = counts
+            .iter()
+            .filter(|(_, n)| n.in_flight > 0)
+            .map(|(org, n)| (*org, n.in_flight))
+            .collect();
+        let slow = counts
+            .iter()
+            .filter(|(_, n)| n.slow > 0)
+            .map(|(org, n)| (*org, n.in_flight.saturating_sub(n.gave_slot_back)))
+            .collect();
+        drop(counts);
         let busy = u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
         OrganizationShares {
             share: share(self.slots, busy),
             in_flight,
+            slow,
             look_up_after: *self.walk(),
         }
     }
@@ -114,28 +165,77 @@ impl FairShare {
 
     /// Counts a claimed delivery of `organization` until the returned guard is dropped.
     pub(crate) fn hold(&self, organization: OrganizationId) -> InFlight {
-        *self.counts().entry(organization).or_default() += 1;
+        lock(&self.counts)
+            .entry(organization)
+            .or_default()
+            .in_flight += 1;
         InFlight {
             organization,
-            in_flight: self.in_flight.clone(),
+            counts: self.counts.clone(),
         }
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<OrganizationId, u32>> {
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    /// Counts a POST of `organization` as slow until the returned guard is dropped (held by
+    /// the POST's own future, so that an attempt that ends in any way, a panic or an abort
+    /// included, stops counting).
+    pub(crate) fn slow(&self, organization: OrganizationId) -> Slow {
+        lock(&self.counts).entry(organization).or_default().slow += 1;
+        Slow {
+            organization,
+            counts: self.counts.clone(),
+            gave_slot_back: false,
+        }
+    }
+}
+
+impl Slow {
+    /// The POST gave its slot back: it no longer counts toward the slots its organization
+    /// holds.
+    pub(crate) fn gave_slot_back(&mut self) {
+        if !self.gave_slot_back {
+            self.gave_slot_back = true;
+            lock(&self.counts)
+                .entry(self.organization)
+                .or_default()
+                .gave_slot_back += 1;
+        }
+    }
+}
+
+fn lock(counts: &Counted) -> std::sync::MutexGuard<'_, HashMap<OrganizationId, Counts>> {
+    counts.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes one off the organization's counts (`change` says which), and forgets the
+/// organization once they are all 0, so that `busy` counts only organizations with work in
+/// flight and the map does not grow with every organization ever served.
+fn count_down(counts: &Counted, organization: OrganizationId, change: impl FnOnce(&mut Counts)) {
+    let mut counts = lock(counts);
+    if let Some(n) = counts.get_mut(&organization) {
+        change(n);
+        if *n == Counts::default() {
+            counts.remove(&organization);
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut counts = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.organization) {
-            *n = n.saturating_sub(1);
-            // Gone when idle, so `busy` counts only organizations with work in flight.
-            if *n == 0 {
-                counts.remove(&self.organization);
+        count_down(&self.counts, self.organization, |n| {
+            n.in_flight = n.in_flight.saturating_sub(1);
+        });
+    }
+}
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        let gave_slot_back = self.gave_slot_back;
+        count_down(&self.counts, self.organization, |n| {
+            n.slow = n.slow.saturating_sub(1);
+            if gave_slot_back {
+                n.gave_slot_back = n.gave_slot_back.saturating_sub(1);
             }
-        }
+        });
     }
 }
 
@@ -185,9 +285,94 @@ mod tests {
             OrganizationShares {
                 share: 16,
                 in_flight: Vec::new(),
+                slow: Vec::new(),
                 look_up_after: None,
             }
         );
+    }
+
+    #[test]
+    fn slow_posts_count_with_the_slots_their_organization_holds() {
+        let fair = FairShare::new(4);
+        let (a, b) = (OrganizationId(1), OrganizationId(2));
+        let claimed: Vec<InFlight> = (0..3).map(|_| fair.hold(a)).collect();
+        let healthy = fair.hold(b);
+        assert_eq!(fair.shares().slow, [], "nothing slow yet");
+
+        // Two of a's POSTs go slow; one gives its slot back (told twice, counted once).
+        let mut gave_back = fair.slow(a);
+        gave_back.gave_slot_back();
+        gave_back.gave_slot_back();
+        let kept = fair.slow(a);
+        let shares = fair.shares();
+        assert_eq!(
+            shares.slow,
+            [(a, 2)],
+            "three in flight, one gave its slot back"
+        );
+        assert_eq!(shares.share, 2, "two organizations busy");
+        assert_eq!(shares.held_back(), [a], "a holds its share of the slots");
+
+        drop(kept);
+        assert_eq!(fair.shares().slow, [(a, 2)], "still one slow POST");
+        drop(gave_back);
+        assert_eq!(fair.shares().slow, [], "no slow POST left");
+        assert_eq!(fair.shares().held_back(), []);
+        drop((claimed, healthy));
+        assert_eq!(
+            fair.shares(),
+            FairShare::new(4).shares(),
+            "nothing left over"
+        );
+    }
+
+    #[test]
+    fn an_organization_with_slow_posts_below_its_share_is_not_held_back() {
+        let fair = FairShare::new(4);
+        let a = OrganizationId(1);
+        let _in_flight: Vec<InFlight> = (0..3).map(|_| fair.hold(a)).collect();
+        let mut slow: Vec<Slow> = (0..2).map(|_| fair.slow(a)).collect();
+        for post in &mut slow {
+            post.gave_slot_back();
+        }
+        let shares = fair.shares();
+        assert_eq!((shares.share, shares.slow.clone()), (2, vec![(a, 1)]));
+        assert_eq!(shares.held_back(), [], "one slot held of a share of two");
+    }
+
+    #[test]
+    fn a_slow_post_stops_counting_however_its_attempt_ends() {
+        let fair = FairShare::new(4);
+        let a = OrganizationId(1);
+        let in_flight = fair.hold(a);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut slow = fair.slow(a);
+            slow.gave_slot_back();
+            panic!("the attempt failed midway");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(fair.shares().slow, [], "unmarked by the unwinding");
+
+        // An attempt's future dropped unfinished (a task aborted): the guard goes with it.
+        let attempt = async {
+            let _slow = fair.slow(a);
+            std::future::pending::<()>().await;
+        };
+        let mut attempt = Box::pin(attempt);
+        let waker = std::task::Waker::noop();
+        let polled = attempt
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+        assert!(polled.is_pending());
+        assert_eq!(
+            fair.shares().slow,
+            [(a, 1)],
+            "slow while the POST is in flight"
+        );
+        drop(attempt);
+        assert_eq!(fair.shares().slow, [], "unmarked by the abort");
+        drop(in_flight);
+        assert_eq!(fair.shares(), FairShare::new(4).shares());
     }
 
     #[test]

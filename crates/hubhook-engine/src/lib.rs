@@ -539,15 +539,19 @@ impl Engine {
     }
 
     /// When the dispatcher has work next: the earliest due notification of an instance whose
-    /// receiver can take it, or the moment a blocked receiver unblocks. Notifications of
-    /// blocked receivers are due already, and waking for them would claim nothing in a loop.
+    /// receiver can take it and of an organization its share does not hold back, or the moment
+    /// a blocked receiver unblocks. Notifications of blocked receivers, or of organizations
+    /// whose slow POSTs hold their share of the slots, are due already, and waking for them
+    /// would claim nothing in a loop; such an organization can take more only when one of its
+    /// deliveries ends or gives its slot back, which wakes the dispatcher.
     async fn next_delivery_due(&self) -> hubhook_store::Result<Option<jiff::Timestamp>> {
         let now = self.inner.clock.now();
         let receivers = &self.inner.receivers;
+        let held_back = self.inner.fair_share.shares().held_back();
         let due = self
             .inner
             .store
-            .next_notification_due_except(&receivers.skip(now))
+            .next_notification_due_except(&receivers.skip(now), &held_back)
             .await?;
         Ok(match (due, receivers.next_unblock(now)) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -84,7 +84,14 @@ pub(crate) const EXAMINED_PER_ORGANIZATION: i64 = 16;
 /// most `per_instance` of one instance. An organization's turns come first only up to its
 /// *allowance*, `share` less what it has `in_flight`; its further turns come after every other
 /// organization's first ones, so they fill only what the others leave (the claim stays
-/// work-conserving: slots are never left free while due work waits).
+/// work-conserving: slots are never left free while due work waits). Save for an organization
+/// with slow POSTs in flight (`slow`): it takes at most `share` less the slots it holds, even
+/// when nobody else has due work, so that POSTs to receivers that hang cannot take every slot
+/// once the node's allowance of slow POSTs is spent and keep a newcomer waiting for a delivery
+/// timeout. What counts there is the slots it holds, not its deliveries in flight: a slow POST
+/// that gave its slot back costs nobody a slot, and counting it would stop an organization
+/// alone on the node, whose receiver holds a few POSTs unanswered, from delivering anything
+/// else until they time out.
 ///
 /// The candidates are the window of the oldest due notifications ([`fair_window`]) and the
 /// oldest due ones of up to [`LOOKED_UP_ORGANIZATIONS`] organizations the claim can serve: so an
@@ -104,6 +111,11 @@ pub struct OrganizationShares {
     pub share: u32,
     /// Deliveries each organization has in flight now (organizations with none left out).
     pub in_flight: Vec<(OrganizationId, u32)>,
+    /// The organizations with a slow POST in flight (one unanswered past the dispatcher's
+    /// first seconds), each with how many of its deliveries in flight hold a delivery slot
+    /// (a slow POST may have given its slot back). Their turns stop at `share` less that,
+    /// even when nobody else has due work.
+    pub slow: Vec<(OrganizationId, u32)>,
     /// Where the walk of the organizations starts: after this one (the previous claim's
     /// [`NotificationClaim::walked_to`]); `None` from the lowest id.
     pub look_up_after: Option<OrganizationId>,
@@ -116,6 +128,7 @@ impl OrganizationShares {
         OrganizationShares {
             share: u32::MAX,
             in_flight: Vec::new(),
+            slow: Vec::new(),
             look_up_after: None,
         }
     }
@@ -125,6 +138,27 @@ impl OrganizationShares {
         self.in_flight
             .iter()
             .map(|(org, n)| (org.0, i64::from(self.share.saturating_sub(*n))))
+            .collect()
+    }
+
+    /// How many turns in all each organization with slow POSTs may take ([`Self::slow`]):
+    /// `share` less the slots it holds (0: none).
+    pub(crate) fn slow_caps(&self) -> Vec<(i64, i64)> {
+        self.slow
+            .iter()
+            .map(|(org, holding)| (org.0, i64::from(self.share.saturating_sub(*holding))))
+            .collect()
+    }
+
+    /// The organizations a claim would take nothing of, whatever is due: those with slow
+    /// POSTs that hold their share of the slots. Waking for their due notifications would
+    /// claim nothing, so the dispatcher leaves them out of its next due time
+    /// ([`Store::next_notification_due_except`]).
+    pub fn held_back(&self) -> Vec<OrganizationId> {
+        self.slow
+            .iter()
+            .filter(|(_, holding)| *holding >= self.share)
+            .map(|(org, _)| *org)
             .collect()
     }
 
@@ -284,16 +318,19 @@ impl Store {
 
     /// When the earliest pending notification becomes claimable; `None` when none is pending.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>> {
-        self.next_notification_due_except(&[]).await
+        self.next_notification_due_except(&[], &[]).await
     }
 
     /// [`Store::next_notification_due`] among the instances not in `skip` (those whose
-    /// receivers cannot take work: waking for their notifications would claim nothing).
+    /// receivers cannot take work) and the organizations not in `held_back` (those the fair
+    /// share holds back: [`OrganizationShares::held_back`]): waking for their notifications
+    /// would claim nothing.
     pub async fn next_notification_due_except(
         &self,
         skip: &[InstanceId],
+        held_back: &[OrganizationId],
     ) -> Result<Option<Timestamp>> {
-        on_backend!(self, s => s.next_notification_due(skip).await)
+        on_backend!(self, s => s.next_notification_due(skip, held_back).await)
     }
 
     /// Pending notifications due at `now` and not leased.

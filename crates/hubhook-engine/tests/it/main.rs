@@ -884,6 +884,92 @@ async fn a_lone_organization_still_uses_every_slot() {
     running.await.expect("the engine stopped");
 }
 
+/// An organization alone on the node whose receiver never answers, with a backlog: its POSTs
+/// go slow and give their slots back until the node's allowance of slow POSTs is spent (two
+/// slots, so eight), and it holds slots with the next ones. Work-conserving, it took every
+/// slot then, and a newcomer's notification waited for a delivery timeout; with slow POSTs in
+/// flight it holds at most its share, so the newcomer finds a free slot at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_organization_alone_leaves_a_slot_to_a_newcomer() {
+    let (hanging, clock, setup) = start(StatusCode::OK).await;
+    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
+    let timeout = Duration::from_secs(60);
+    let engine = engine_with(
+        open(&setup.url).await,
+        clock.clock(),
+        EngineConfig {
+            delivery_concurrency: 2,
+            delivery_timeout: timeout,
+            delivery_lease: 2 * timeout,
+            receiver_limits: hubhook_engine::ReceiverLimits {
+                concurrency: 100,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    // 30 notifications, more than the two slots and their eight slow POSTs can hold.
+    changes(&engine, &clock, &setup, "Hang", 300).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    // The node's slow allowance is 4 per slot: past eight POSTs held, the next ones hanging
+    // keep their slots.
+    let in_flight = &hanging.in_flight;
+    eventually(
+        "the slow allowance spent, a POST held in a slot",
+        || async move { in_flight.load(Ordering::SeqCst) > 2 * 4 },
+    )
+    .await;
+
+    // The newcomer: one notification, after the hanging organization's whole backlog.
+    let healthy = start_receiver(StatusCode::OK).await;
+    let newcomer = second_organization(&engine, &setup, &healthy.url, clock.now()).await;
+    engine.poll_due().await.expect("the newcomer's baseline");
+    let company = setup.sim.sim.ids("company/companies")[0];
+    let contact = json!({ "firstName": "New", "lastName": "Later", "company": { "id": company } });
+    setup
+        .sim
+        .sim
+        .create("company/contacts", contact)
+        .expect("contact created");
+    clock.advance(Duration::from_secs(5));
+    engine.poll_due().await.expect("poll");
+    // Well before the hanging POSTs' timeout, which would free a slot anyway.
+    let deadline = tokio::time::Instant::now() + timeout / 3;
+    loop {
+        let statuses = statuses(&engine, newcomer).await;
+        if statuses == ["delivered"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the newcomer's notification still {statuses:?} while the other's POSTs hang"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        hanging.in_flight.load(Ordering::SeqCst) > 0,
+        "delivered while the first organization's POSTs hang"
+    );
+    assert_eq!(healthy.bodies.lock().expect("lock").len(), 1);
+
+    // The hanging receiver answers at last: the backlog goes too.
+    hanging.release.send_replace(true);
+    let (engine_, instance) = (&engine, setup.instance);
+    eventually("the backlog delivered", || async move {
+        statuses(engine_, instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    })
+    .await;
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
+}
+
 #[tokio::test]
 async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
     let (receiver, clock, setup) = start(StatusCode::SERVICE_UNAVAILABLE).await;

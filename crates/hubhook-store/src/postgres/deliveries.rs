@@ -46,6 +46,7 @@ impl PostgresStore {
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
         let (allowance_orgs, allowance_counts): (Vec<i64>, Vec<i64>) =
             shares.allowances().into_iter().unzip();
+        let (slow_orgs, slow_caps): (Vec<i64>, Vec<i64>) = shares.slow_caps().into_iter().unzip();
         let share = i64::from(shares.share);
         let start = shares.walk_start();
         let now = now.as_millisecond();
@@ -150,12 +151,15 @@ impl PostgresStore {
                     // one seek each in `notifications_pending_by_organization`), both locked
                     // SKIP LOCKED so that nodes claiming at once take different rows; they are
                     // ranked in turns per instance, then per organization, and an
-                    // organization's turns past its allowance come last.
+                    // organization's turns past its allowance come last; an organization with
+                    // slow POSTs takes none past its cap (`OrganizationShares::slow`).
                     let rows = sqlx::query(concat!(
                         "WITH
                          allowances(org, allowance) AS (
                              SELECT * FROM unnest($8::bigint[], $9::bigint[])),
                          organizations_(org) AS (SELECT unnest($11::bigint[])),
+                         slow_caps(org, cap) AS (
+                             SELECT * FROM unnest($12::bigint[], $13::bigint[])),
                          oldest AS (
                              SELECT id, instance_id, organization_id, next_attempt_at,
                                  created_at
@@ -202,6 +206,8 @@ impl PostgresStore {
                          chosen AS (
                              SELECT s.id FROM shared s
                              LEFT JOIN allowances a ON a.org = s.organization_id
+                             LEFT JOIN slow_caps c ON c.org = s.organization_id
+                             WHERE c.cap IS NULL OR s.org_turn <= c.cap
                              ORDER BY s.org_turn > COALESCE(a.allowance, $10), s.org_turn,
                                  s.next_attempt_at, s.created_at
                              LIMIT $4)
@@ -223,6 +229,8 @@ impl PostgresStore {
                     .bind(&allowance_counts)
                     .bind(share)
                     .bind(&looked_up)
+                    .bind(&slow_orgs)
+                    .bind(&slow_caps)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same transaction (see
@@ -344,16 +352,22 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn next_notification_due(&self, skip: &[InstanceId]) -> Result<Option<Timestamp>> {
+    pub async fn next_notification_due(
+        &self,
+        skip: &[InstanceId],
+        held_back: &[OrganizationId],
+    ) -> Result<Option<Timestamp>> {
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
+        let held_back: Vec<i64> = held_back.iter().map(|o| o.0).collect();
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
              FROM notifications WHERE status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
                    AND i.organization_id = notifications.organization_id AND i.disabled)
-               AND instance_id <> ALL($1)",
+               AND instance_id <> ALL($1) AND organization_id <> ALL($2)",
         )
         .bind(skip)
+        .bind(held_back)
         .fetch_one(&self.pool)
         .await?;
         due.map(timestamp).transpose()

@@ -48,6 +48,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let allowances = serde_json::to_string(&shares.allowances())
             .map_err(|e| StoreError::Other(e.to_string()))?;
+        let slow_caps = serde_json::to_string(&shares.slow_caps())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         let share = i64::from(shares.share);
         let start = shares.walk_start();
         let now = now.as_millisecond();
@@ -164,16 +166,20 @@ impl SqliteStore {
                     // oldest due of each organization the walk counted, one seek each in
                     // `notifications_pending_by_organization`; they are ranked in turns per
                     // instance, then per organization, and an organization's turns past its
-                    // allowance come last. A disabled instance is left out by its id alone:
-                    // instance ids are unique across organizations here (INTEGER PRIMARY
-                    // KEY), and one uncorrelated list is cheaper than a lookup per row of the
-                    // window.
+                    // allowance come last; an organization with slow POSTs takes none past
+                    // its cap (`OrganizationShares::slow`). A disabled instance is left out by
+                    // its id alone: instance ids are unique across organizations here
+                    // (INTEGER PRIMARY KEY), and one uncorrelated list is cheaper than a
+                    // lookup per row of the window.
                     let rows = sqlx::query(concat!(
                         "WITH
                          allowances(org, allowance) AS (
                              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
                              FROM json_each($8)),
                          organizations_(org) AS (SELECT value FROM json_each($10)),
+                         slow_caps(org, cap) AS (
+                             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+                             FROM json_each($11)),
                          candidates(id, instance_id, organization_id, next_attempt_at,
                              created_at) AS (
                              SELECT * FROM (
@@ -217,6 +223,8 @@ impl SqliteStore {
                         " WHERE id IN (
                              SELECT s.id FROM shared s
                              LEFT JOIN allowances a ON a.org = s.organization_id
+                             LEFT JOIN slow_caps c ON c.org = s.organization_id
+                             WHERE c.cap IS NULL OR s.org_turn <= c.cap
                              ORDER BY s.org_turn > COALESCE(a.allowance, $9), s.org_turn,
                                  s.next_attempt_at, s.created_at
                              LIMIT CAST($4 AS INTEGER))
@@ -233,6 +241,7 @@ impl SqliteStore {
                     .bind(&allowances)
                     .bind(share)
                     .bind(&looked_up)
+                    .bind(&slow_caps)
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same write (see
@@ -358,17 +367,25 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn next_notification_due(&self, skip: &[InstanceId]) -> Result<Option<Timestamp>> {
+    pub async fn next_notification_due(
+        &self,
+        skip: &[InstanceId],
+        held_back: &[OrganizationId],
+    ) -> Result<Option<Timestamp>> {
         let skip = serde_json::to_string(&skip.iter().map(|i| i.0).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let held_back = serde_json::to_string(&held_back.iter().map(|o| o.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(max(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
              FROM notifications WHERE status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
                    AND i.organization_id = notifications.organization_id AND i.disabled = 1)
-               AND instance_id NOT IN (SELECT value FROM json_each($1))",
+               AND instance_id NOT IN (SELECT value FROM json_each($1))
+               AND organization_id NOT IN (SELECT value FROM json_each($2))",
         )
         .bind(skip)
+        .bind(held_back)
         .fetch_one(&self.readers)
         .await?;
         due.map(timestamp).transpose()

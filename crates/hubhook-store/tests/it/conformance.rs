@@ -2201,7 +2201,7 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 2)],
-        look_up_after: None,
+        ..OrganizationShares::unlimited()
     };
     assert_eq!(claim(2, at_share).await, [0, 0, 2]);
 
@@ -2210,9 +2210,82 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let both_at_share = OrganizationShares {
         share: 2,
         in_flight: vec![(big, 3), (small, 3)],
-        look_up_after: None,
+        ..OrganizationShares::unlimited()
     };
     assert_eq!(claim(3, both_at_share).await, [2, 1, 0]);
+}
+
+/// An organization with slow POSTs in flight takes at most its share less the slots it holds,
+/// even alone: past its allowance, its turns are left out, not ranked last. Unmarked, the same
+/// organization at the same share takes the whole claim.
+pub async fn check_an_organization_with_slow_posts_takes_no_more_than_its_share(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let mut instances = Vec::new();
+    for token in [1, 2] {
+        let row = store
+            .create_instance(new_instance(org, user, token, &["contacts"]))
+            .await
+            .unwrap();
+        instances.push(row.id);
+    }
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    for (instance, first) in [(instances[0], 0), (instances[1], 100)] {
+        let mut commit = commit_one_per_event(instance, "contacts", "p", first, 10);
+        commit.now = t0() + 1.seconds();
+        store.commit_poll(commit).await.unwrap();
+    }
+    let now = t0() + 10.seconds();
+    // Four in flight against a share of three: at its share, so its turns come after the
+    // others' (there are none); three of them hold a slot, one gave its slot back.
+    let slow = |holding: u32| OrganizationShares {
+        share: 3,
+        in_flight: vec![(org, 4)],
+        slow: vec![(org, holding)],
+        ..OrganizationShares::unlimited()
+    };
+    assert_eq!(slow(3).held_back(), [org], "holding its share");
+    assert_eq!(slow(1).held_back(), [], "one slot held of three");
+    // The dispatcher's next due time leaves a held-back organization out (its notifications
+    // would claim nothing).
+    assert_eq!(
+        store
+            .next_notification_due_except(&[], &slow(3).held_back())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .next_notification_due_except(&[], &[])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let claim = |limit: u32, shares: OrganizationShares| async move {
+        let claimed = store
+            .claim_notifications_fairly("d", now, LEASE, limit, &[], 10, &shares)
+            .await
+            .unwrap()
+            .notifications;
+        assert!(claimed.iter().all(|n| n.organization_id == org));
+        claimed.len()
+    };
+
+    assert_eq!(claim(6, slow(3)).await, 0, "its slots hold its share");
+    assert_eq!(
+        claim(6, slow(1)).await,
+        2,
+        "the share less the slot it holds"
+    );
+    let unmarked = OrganizationShares {
+        slow: Vec::new(),
+        ..slow(1)
+    };
+    assert_eq!(
+        claim(6, unmarked).await,
+        6,
+        "work-conserving: the whole claim"
+    );
 }
 
 pub async fn check_an_attempt_has_its_row_before_the_post(store: &Store) {

@@ -52,6 +52,7 @@ macro_rules! every_check {
             conformance::check_pruning_removes_at_most_a_batch,
             conformance::check_claims_share_out_among_instances,
             conformance::check_claims_share_out_among_organizations,
+            conformance::check_an_organization_with_slow_posts_takes_no_more_than_its_share,
             conformance::check_a_claim_looks_past_organizations_it_cannot_serve,
             conformance::check_claims_look_up_every_organization_in_turn,
             conformance::check_the_next_claim_walks_on_past_the_bound,
