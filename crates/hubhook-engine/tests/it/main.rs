@@ -656,16 +656,7 @@ async fn unanswered_posts_do_not_keep_their_slots_for_the_whole_timeout() {
     let engine = engine_with(
         open(&setup.url).await,
         clock.clock(),
-        EngineConfig {
-            delivery_concurrency: 2,
-            delivery_timeout: Duration::from_secs(120),
-            delivery_lease: Duration::from_secs(240),
-            receiver_limits: hubhook_engine::ReceiverLimits {
-                concurrency: 100,
-                ..Default::default()
-            },
-            ..EngineConfig::default()
-        },
+        slots_config(2, Duration::from_secs(120)),
     );
     // 100 changed contacts: 10 notifications of 10 events.
     changes(&engine, &clock, &setup, "Hang", 100).await;
@@ -715,10 +706,16 @@ async fn unanswered_posts_do_not_keep_their_slots_for_the_whole_timeout() {
 /// Four slots, POSTs that may hang for two minutes, and receivers that take any number at
 /// once: only the organizations' shares of the slots keep one from taking them all.
 fn shared_slots_config() -> EngineConfig {
+    slots_config(4, Duration::from_secs(120))
+}
+
+/// `slots` delivery slots, a delivery timeout of `timeout` (the lease twice that), and
+/// receivers that take any number of POSTs at once.
+fn slots_config(slots: u32, timeout: Duration) -> EngineConfig {
     EngineConfig {
-        delivery_concurrency: 4,
-        delivery_timeout: Duration::from_secs(120),
-        delivery_lease: Duration::from_secs(240),
+        delivery_concurrency: slots,
+        delivery_timeout: timeout,
+        delivery_lease: 2 * timeout,
         receiver_limits: hubhook_engine::ReceiverLimits {
             concurrency: 100,
             ..Default::default()
@@ -897,16 +894,7 @@ async fn a_hanging_organization_alone_leaves_a_slot_to_a_newcomer() {
     let engine = engine_with(
         open(&setup.url).await,
         clock.clock(),
-        EngineConfig {
-            delivery_concurrency: 2,
-            delivery_timeout: timeout,
-            delivery_lease: 2 * timeout,
-            receiver_limits: hubhook_engine::ReceiverLimits {
-                concurrency: 100,
-                ..Default::default()
-            },
-            ..EngineConfig::default()
-        },
+        slots_config(2, timeout),
     );
     // 30 notifications, more than the two slots and their eight slow POSTs can hold.
     changes(&engine, &clock, &setup, "Hang", 300).await;
