@@ -46,7 +46,7 @@ pub(crate) fn fair_window(limit: u32) -> i64 {
 /// How many organizations a claim looks up beside its window, each by a read of its oldest
 /// due notifications: only organizations the claim can serve count, those under their
 /// allowance with a due notification that is not leased, of an instance neither disabled nor
-/// skipped (among their oldest [`EXAMINED_PER_ORGANIZATION`] due). Bounded, so a claim costs
+/// skipped. Bounded, so a claim costs
 /// the same however many organizations have work queued; the walk that finds them starts where
 /// the previous claim's ended ([`OrganizationShares::look_up_after`]), so when more can be
 /// served, each is looked up within a few claims.
@@ -65,16 +65,6 @@ pub(crate) const LOOKED_UP_ORGANIZATIONS: i64 = 64;
 /// sooner when 64 can be served. The next claim goes on from where this one stopped, so a run
 /// of unservable organizations delays the others by a claim or a few, not for good.
 pub(crate) const VISITED_ORGANIZATIONS: i64 = 4 * LOOKED_UP_ORGANIZATIONS;
-
-/// How many of a visited organization's oldest due notifications the walk reads to find one
-/// it can serve. Its oldest due ones are the ones in flight (a claim takes the oldest first,
-/// and a claim leaves `next_attempt_at` as it was), and an organization under its allowance
-/// has fewer than its share in flight on this node, at most the node's 16 slots: so 16 finds
-/// a servable one whenever this node's leases are all that lie ahead of it. Bounded, because
-/// rows of a skipped or disabled instance can lie ahead in any number; an organization whose
-/// first 16 due notifications are all unservable is not looked up by this claim (the window
-/// still sees it).
-pub(crate) const EXAMINED_PER_ORGANIZATION: i64 = 16;
 
 /// How a claim of notifications shares itself out among organizations: the dispatcher's fair
 /// share of its delivery slots (the engine's `fair_share` module says how `share` is chosen).
@@ -100,9 +90,13 @@ pub(crate) const EXAMINED_PER_ORGANIZATION: i64 = 16;
 /// organizations with pending notifications in id order (one seek each in
 /// `notifications_pending_by_organization`) that starts after `look_up_after` and wraps around
 /// past the highest id, visiting at most [`VISITED_ORGANIZATIONS`]. Counted are only those the
-/// claim can serve: under their allowance, with a due notification among their oldest
-/// [`EXAMINED_PER_ORGANIZATION`] due that is not leased and whose instance is neither disabled
-/// nor in `skip`. The claim reports where its walk ended ([`NotificationClaim::walked_to`]); the
+/// claim can serve: under their allowance, with a due notification that is not leased and
+/// whose instance is neither disabled nor in `skip` (the check reads past the ones that are,
+/// as the lookup of an organization's oldest due ones does: an organization whose oldest due
+/// notifications all belong to a disabled instance must not be hidden for its other
+/// instances). An organization held back by its slow POSTs (`slow`, with no turn left) is
+/// left out of the window too, so that its backlog cannot fill the window and hide the due
+/// work of an organization at its allowance, which only the window finds. The claim reports where its walk ended ([`NotificationClaim::walked_to`]); the
 /// next claim, given it as `look_up_after`, goes on from there, so that when more organizations
 /// can be served than one claim looks up, every one of them is looked up within a few claims.
 #[derive(Debug, Clone, PartialEq, Eq)]

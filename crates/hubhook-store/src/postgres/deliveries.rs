@@ -10,10 +10,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::{
-    ClaimAsk, EXAMINED_PER_ORGANIZATION, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
-    fair_window,
-};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
     NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
@@ -65,8 +62,8 @@ impl PostgresStore {
                     // `notifications_pending_by_organization`, up to the highest and then from
                     // the lowest up to $2, and tells whether the organization it leaves
                     // (`prev`) can be served (`counts`: not at its share, and a due
-                    // notification among its oldest $8 due that is not leased and whose
-                    // instance is neither skipped nor disabled), so that each is one subquery;
+                    // notification that is not leased and whose instance is neither skipped
+                    // nor disabled), so that each is one subquery;
                     // it stops after $7 organizations visited or $6 counted. Each organization
                     // counted, and the last visited (where the next claim's walk starts), comes
                     // back as a row, in the walk's order.
@@ -107,15 +104,11 @@ impl PostgresStore {
                                  CASE
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
                                      WHEN EXISTS (
-                                         SELECT 1 FROM (
-                                             SELECT lease_until, instance_id, organization_id
-                                             FROM notifications
-                                             WHERE status = 'pending'
-                                               AND organization_id = w.org
-                                               AND next_attempt_at <= $1
-                                             ORDER BY next_attempt_at, created_at
-                                             LIMIT $8) n
-                                         WHERE (n.lease_until IS NULL OR n.lease_until <= $1)
+                                         SELECT 1 FROM notifications n
+                                         WHERE n.status = 'pending'
+                                           AND n.organization_id = w.org
+                                           AND n.next_attempt_at <= $1
+                                           AND (n.lease_until IS NULL OR n.lease_until <= $1)
                                            AND n.instance_id <> ALL($5)
                                            AND NOT EXISTS (SELECT 1 FROM instances i
                                                WHERE i.id = n.instance_id
@@ -138,7 +131,6 @@ impl PostgresStore {
                     .bind(&skip)
                     .bind(LOOKED_UP_ORGANIZATIONS)
                     .bind(VISITED_ORGANIZATIONS)
-                    .bind(EXAMINED_PER_ORGANIZATION)
                     .fetch_all(&mut *conn)
                     .await?;
                     let looked_up: Vec<i64> = walk
@@ -171,6 +163,8 @@ impl PostgresStore {
                                    WHERE i.id = notifications.instance_id
                                      AND i.organization_id = notifications.organization_id
                                      AND i.disabled)
+                               AND organization_id NOT IN (
+                                   SELECT org FROM slow_caps WHERE cap <= 0)
                              ORDER BY next_attempt_at, created_at
                              LIMIT $6
                              FOR UPDATE SKIP LOCKED),

@@ -11,10 +11,7 @@ use super::{
     SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
     packed, timestamp,
 };
-use crate::deliveries::{
-    ClaimAsk, EXAMINED_PER_ORGANIZATION, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
-    fair_window,
-};
+use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
     NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
@@ -73,7 +70,7 @@ impl SqliteStore {
                     // statistics the planner walks the due index for it, every pending row),
                     // up to the highest and then from the lowest up to $2, and tells whether
                     // the organization it leaves (`prev`) can be served (`counts`: not at its
-                    // share, and a due notification among its oldest $7 due that is not
+                    // share, and a due notification that is not
                     // leased and whose instance is neither skipped nor disabled), so that each
                     // is one subquery; it stops after $6 organizations visited or $5 counted.
                     // Each organization counted, and the last visited (where the next claim's
@@ -117,16 +114,12 @@ impl SqliteStore {
                                  CASE
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
                                      WHEN EXISTS (
-                                         SELECT 1 FROM (
-                                             SELECT lease_until, instance_id
-                                             FROM notifications INDEXED BY
-                                                 notifications_pending_by_organization
-                                             WHERE status = 'pending'
-                                               AND organization_id = w.org
-                                               AND next_attempt_at <= $1
-                                             ORDER BY next_attempt_at, created_at
-                                             LIMIT CAST($7 AS INTEGER))
-                                         WHERE (lease_until IS NULL OR lease_until <= $1)
+                                         SELECT 1 FROM notifications INDEXED BY
+                                             notifications_pending_by_organization
+                                         WHERE status = 'pending'
+                                           AND organization_id = w.org
+                                           AND next_attempt_at <= $1
+                                           AND (lease_until IS NULL OR lease_until <= $1)
                                            AND instance_id NOT IN (
                                                SELECT value FROM json_each($4))
                                            AND instance_id NOT IN (
@@ -147,7 +140,6 @@ impl SqliteStore {
                     .bind(&skip)
                     .bind(LOOKED_UP_ORGANIZATIONS)
                     .bind(VISITED_ORGANIZATIONS)
-                    .bind(EXAMINED_PER_ORGANIZATION)
                     .fetch_all(&mut *conn)
                     .await?;
                     let walk = walk
@@ -191,6 +183,8 @@ impl SqliteStore {
                                    AND instance_id NOT IN (SELECT value FROM json_each($5))
                                    AND instance_id NOT IN (
                                        SELECT id FROM instances WHERE disabled = 1)
+                                   AND organization_id NOT IN (
+                                       SELECT org FROM slow_caps WHERE cap <= 0)
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT CAST($6 AS INTEGER))
                              UNION

@@ -2918,3 +2918,124 @@ pub async fn check_claims_look_up_every_organization_in_turn(store: &Store) {
         "organizations never looked up in two claims"
     );
 }
+
+/// An organization held back by its slow POSTs (cap 0) whose older backlog would fill the
+/// claim's window must not hide another organization that is at its allowance (so the walk
+/// does not look it up) but not capped: otherwise the claim takes nothing although slots are
+/// free and that organization has due work, while the dispatcher's next due time (which leaves
+/// out only the held-back organization) says "now", and the engine loops claiming nothing.
+pub async fn check_a_held_back_backlog_hides_no_organization_at_its_share(store: &Store) {
+    let (hung, hung_user) = organization(store, 1).await;
+    let (busy, busy_user) = organization(store, 2).await;
+    let mut instances = Vec::new();
+    for (org, user, token) in [(hung, hung_user, 1), (busy, busy_user, 2)] {
+        let row = store
+            .create_instance(new_instance(org, user, token, &["contacts"]))
+            .await
+            .unwrap();
+        instances.push(row.id);
+    }
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    // The hung organization: a backlog of 40, older; the busy one: 5, newer.
+    for (instance, first, count, at) in [(instances[0], 0, 40, 1), (instances[1], 100, 5, 2)] {
+        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
+        commit.now = t0() + at.seconds();
+        store.commit_poll(commit).await.unwrap();
+    }
+    let now = t0() + 10.seconds();
+    // 16 slots, two organizations busy: share 6. The hung one holds 6 slots with slow POSTs
+    // (held back); the busy one has 6 healthy deliveries in flight (at its allowance, not
+    // slow, so not capped: "organizations without slow POSTs keep the work-conserving claim").
+    // 4 slots are free.
+    let shares = OrganizationShares {
+        share: 6,
+        in_flight: vec![(hung, 6), (busy, 6)],
+        slow: vec![(hung, 6)],
+        ..OrganizationShares::unlimited()
+    };
+    assert_eq!(shares.held_back(), [hung]);
+    let due = store
+        .next_notification_due_except(&[], &shares.held_back())
+        .await
+        .unwrap();
+    assert!(
+        due.is_some_and(|due| due <= now),
+        "the dispatcher wakes at once"
+    );
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 4, &[], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    assert!(
+        !claimed.is_empty() && claimed.iter().all(|n| n.organization_id == busy),
+        "4 free slots, the busy organization has 5 due notifications, the claim took none: \
+         the dispatcher spins (next due = now, claim = 0)"
+    );
+}
+
+/// An organization whose oldest due notifications (more than a claim's worth) belong to a
+/// disabled instance, or to one whose receiver is full, is still looked up for its healthy
+/// instance's: otherwise that due work waits behind another organization's backlog, as it did
+/// before the fair share.
+pub async fn check_an_organization_is_not_hidden_by_its_disabled_instance(store: &Store) {
+    let (big, big_user) = organization(store, 1).await;
+    let (small, small_user) = organization(store, 2).await;
+    let mut instances = Vec::new();
+    for (org, user, token) in [
+        (big, big_user, 1),
+        (small, small_user, 2),
+        (small, small_user, 3),
+    ] {
+        let row = store
+            .create_instance(new_instance(org, user, token, &["contacts"]))
+            .await
+            .unwrap();
+        instances.push(row.id);
+    }
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    // small's first instance: 20 old ones (t0+1); big: 40 (t0+2); small's second: 3 (t0+3).
+    for (instance, first, count, at) in [
+        (instances[1], 200, 20, 1),
+        (instances[0], 0, 40, 2),
+        (instances[2], 100, 3, 3),
+    ] {
+        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
+        commit.now = t0() + at.seconds();
+        store.commit_poll(commit).await.unwrap();
+    }
+    let now = t0() + 10.seconds();
+    let shares = OrganizationShares {
+        share: 8,
+        in_flight: vec![(big, 4)],
+        ..OrganizationShares::unlimited()
+    };
+    // (a) small's first instance's receiver is full (skipped).
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 4, &[instances[1]], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    let of_small = claimed
+        .iter()
+        .filter(|n| n.instance_id == instances[2])
+        .count();
+    // (b) small's first instance disabled instead: its notifications stay pending for good.
+    store
+        .set_instance_disabled(small, instances[1], true, t0())
+        .await
+        .unwrap();
+    let claimed_b = store
+        .claim_notifications_fairly("d2", now + 1.seconds(), LEASE, 4, &[], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    let of_small_b = claimed_b
+        .iter()
+        .filter(|n| n.instance_id == instances[2])
+        .count();
+    assert!(
+        of_small > 0 && of_small_b > 0,
+        "small (nothing in flight) got no turn: big's backlog took the claim"
+    );
+}
