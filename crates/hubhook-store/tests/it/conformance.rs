@@ -2148,19 +2148,15 @@ pub async fn check_claims_share_out_among_instances(store: &Store) {
 pub async fn check_claims_share_out_among_organizations(store: &Store) {
     let (big, big_user) = organization(store, 1).await;
     let (small, small_user) = organization(store, 2).await;
-    let mut instances = Vec::new();
-    for (org, user, token) in [
-        (big, big_user, 1),
-        (big, big_user, 2),
-        (small, small_user, 3),
-    ] {
-        let row = store
-            .create_instance(new_instance(org, user, token, &["contacts"]))
-            .await
-            .unwrap();
-        instances.push(row.id);
-    }
-    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    let instances = instances_for(
+        store,
+        &[
+            (big, big_user, 1),
+            (big, big_user, 2),
+            (small, small_user, 3),
+        ],
+    )
+    .await;
     // The big organization: ten notifications on each of its instances (0..=9 at t0 + 1 s,
     // 20..=29 at t0 + 2 s); the small one: three, later (100..=102 at t0 + 5 s).
     for (instance, first, count, at) in [
@@ -2168,9 +2164,7 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
         (instances[1], 20, 10, 2),
         (instances[2], 100, 3, 5),
     ] {
-        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
-        commit.now = t0() + at.seconds();
-        store.commit_poll(commit).await.unwrap();
+        notifications_due_at(store, instance, first, count, t0() + at.seconds()).await;
     }
     let now = t0() + 10.seconds();
     // Notifications of one commit are due at the same instant, so which of an instance's
@@ -2220,19 +2214,9 @@ pub async fn check_claims_share_out_among_organizations(store: &Store) {
 /// organization at the same share takes the whole claim.
 pub async fn check_an_organization_with_slow_posts_takes_no_more_than_its_share(store: &Store) {
     let (org, user) = organization(store, 1).await;
-    let mut instances = Vec::new();
-    for token in [1, 2] {
-        let row = store
-            .create_instance(new_instance(org, user, token, &["contacts"]))
-            .await
-            .unwrap();
-        instances.push(row.id);
-    }
-    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    let instances = instances_for(store, &[(org, user, 1), (org, user, 2)]).await;
     for (instance, first) in [(instances[0], 0), (instances[1], 100)] {
-        let mut commit = commit_one_per_event(instance, "contacts", "p", first, 10);
-        commit.now = t0() + 1.seconds();
-        store.commit_poll(commit).await.unwrap();
+        notifications_due_at(store, instance, first, 10, t0() + 1.seconds()).await;
     }
     let now = t0() + 10.seconds();
     // Four in flight against a share of three: at its share, so its turns come after the
@@ -2750,6 +2734,21 @@ async fn notifications_due_at(
     store.commit_poll(commit).await.unwrap();
 }
 
+/// An instance of `contacts` for each (organization, user, token), their poll jobs claimed by
+/// `p` (so that `p` may commit notifications for them).
+async fn instances_for(store: &Store, owners: &[(OrganizationId, UserId, u8)]) -> Vec<InstanceId> {
+    let mut instances = Vec::new();
+    for (org, user, token) in owners {
+        let row = store
+            .create_instance(new_instance(*org, *user, *token, &["contacts"]))
+            .await
+            .unwrap();
+        instances.push(row.id);
+    }
+    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    instances
+}
+
 /// Seventy organizations at the lowest ids have pending notifications that no claim can take
 /// now (waiting for their time, leased, or of a disabled instance); above them, one
 /// organization has a backlog larger than the claim's window, and another a due notification
@@ -2927,20 +2926,10 @@ pub async fn check_claims_look_up_every_organization_in_turn(store: &Store) {
 pub async fn check_a_held_back_backlog_hides_no_organization_at_its_share(store: &Store) {
     let (hung, hung_user) = organization(store, 1).await;
     let (busy, busy_user) = organization(store, 2).await;
-    let mut instances = Vec::new();
-    for (org, user, token) in [(hung, hung_user, 1), (busy, busy_user, 2)] {
-        let row = store
-            .create_instance(new_instance(org, user, token, &["contacts"]))
-            .await
-            .unwrap();
-        instances.push(row.id);
-    }
-    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    let instances = instances_for(store, &[(hung, hung_user, 1), (busy, busy_user, 2)]).await;
     // The hung organization: a backlog of 40, older; the busy one: 5, newer.
     for (instance, first, count, at) in [(instances[0], 0, 40, 1), (instances[1], 100, 5, 2)] {
-        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
-        commit.now = t0() + at.seconds();
-        store.commit_poll(commit).await.unwrap();
+        notifications_due_at(store, instance, first, count, t0() + at.seconds()).await;
     }
     let now = t0() + 10.seconds();
     // 16 slots, two organizations busy: share 6. The hung one holds 6 slots with slow POSTs
@@ -2981,28 +2970,22 @@ pub async fn check_a_held_back_backlog_hides_no_organization_at_its_share(store:
 pub async fn check_an_organization_is_not_hidden_by_its_disabled_instance(store: &Store) {
     let (big, big_user) = organization(store, 1).await;
     let (small, small_user) = organization(store, 2).await;
-    let mut instances = Vec::new();
-    for (org, user, token) in [
-        (big, big_user, 1),
-        (small, small_user, 2),
-        (small, small_user, 3),
-    ] {
-        let row = store
-            .create_instance(new_instance(org, user, token, &["contacts"]))
-            .await
-            .unwrap();
-        instances.push(row.id);
-    }
-    claim_jobs(store, "p", t0(), LEASE, 10).await.unwrap();
+    let instances = instances_for(
+        store,
+        &[
+            (big, big_user, 1),
+            (small, small_user, 2),
+            (small, small_user, 3),
+        ],
+    )
+    .await;
     // small's first instance: 20 old ones (t0+1); big: 40 (t0+2); small's second: 3 (t0+3).
     for (instance, first, count, at) in [
         (instances[1], 200, 20, 1),
         (instances[0], 0, 40, 2),
         (instances[2], 100, 3, 3),
     ] {
-        let mut commit = commit_one_per_event(instance, "contacts", "p", first, count);
-        commit.now = t0() + at.seconds();
-        store.commit_poll(commit).await.unwrap();
+        notifications_due_at(store, instance, first, count, t0() + at.seconds()).await;
     }
     let now = t0() + 10.seconds();
     let shares = OrganizationShares {
