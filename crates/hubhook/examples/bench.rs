@@ -8,6 +8,7 @@
 //! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
+//! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
 //! ```
@@ -78,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         "axum" => false,
         other => bail!("--receiver `{other}`: expected node or axum"),
     };
+    let out = flags.get("out").cloned();
     print_machine();
     main.block_on(async move {
         match command.as_str() {
@@ -107,8 +109,12 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
+            "dictionary" => {
+                let out = out.context("dictionary: --out <path> is required")?;
+                dictionary(std::path::Path::new(&out))
+            }
             other => bail!(
-                "unknown benchmark `{other}`: ingest, latency, idle, delivery, storage, nodes"
+                "unknown benchmark `{other}`: ingest, latency, idle, delivery, storage, nodes, dictionary"
             ),
         }
     })
@@ -522,8 +528,13 @@ fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
 // forward-only pages.
 
 /// A plain client walking `lastUpdated > [epoch]` with forward-only pages of 1000, as the
-/// baseline poll asks; bodies are read, not parsed. Returns records per second.
-async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyhow::Result<f64> {
+/// baseline poll asks; bodies are read, not parsed. Returns records per second, and the first
+/// page (for the floor, [`record_floor`]).
+async fn plain_walk(
+    http: &reqwest::Client,
+    base: &str,
+    records: usize,
+) -> anyhow::Result<(f64, Bytes)> {
     let auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("demo+demo-public:demo-private")
@@ -533,6 +544,7 @@ async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyho
         "{base}/{CONTACTS}?conditions=lastUpdated%20%3E%20%5B1970-01-01T00%3A00%3A00Z%5D&pageSize=1000"
     );
     let mut pages = 0;
+    let mut first = Bytes::new();
     loop {
         let response = http
             .get(&url)
@@ -554,6 +566,9 @@ async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyho
             });
         let body = response.bytes().await?;
         pages += 1;
+        if pages == 1 {
+            first = body.clone();
+        }
         match next {
             Some(n) if body.len() > 2 => url = n,
             _ => break,
@@ -561,7 +576,7 @@ async fn plain_walk(http: &reqwest::Client, base: &str, records: usize) -> anyho
     }
     let secs = started.elapsed().as_secs_f64();
     println!("  plain walk: {pages} pages in {secs:.2} s");
-    Ok(records as f64 / secs)
+    Ok((records as f64 / secs, first))
 }
 
 async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()> {
@@ -578,14 +593,16 @@ async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()
     let contacts = bench.sim.sim.ids(CONTACTS).len();
     let http = reqwest::Client::new();
     let (mut ceiling, mut ours, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first_page = Bytes::new();
     for run in 1..=runs {
         let base = bench.sim.base_url();
-        let c = side
+        let (c, page) = side
             .spawn({
                 let http = http.clone();
                 async move { plain_walk(&http, &base, contacts).await }
             })
             .await??;
+        first_page = page;
         let body = bench.body(&["contacts"], "15");
         // The server's memory: the process's peak RSS during the backfill minus its RSS once
         // the simulator was seeded (before the server started). The simulator's page buffers
@@ -630,7 +647,68 @@ async fn ingest(side: &Handle, records: usize, runs: usize) -> anyhow::Result<()
         median(cpu) * 100.0,
         h / c
     );
+    record_floor(&first_page, c);
     bench.server.stop().await
+}
+
+/// The CPU a record costs in the steps hubhook's design takes for every record it stores,
+/// timed one by one on one thread over `page` (the best of 20 rounds): parsing the page, dropping
+/// null members, the canonical text and its SHA-256, and packing the text with the SQLite
+/// store's dictionary. What is left out (fetching, the SQLite statements, the event and outbox,
+/// allocation across threads) only adds, so the rate printed, both cores doing nothing else, is
+/// an upper bound on a backfill's, to compare with the plain client's `ceiling`.
+fn record_floor(page: &[u8], ceiling: f64) {
+    use sha2::Digest as _;
+    static DICTIONARY: &[u8] =
+        include_bytes!("../../hubhook-store/dictionaries/records-248174138.zdict");
+    // Each step times itself (µs per record); the best of 20 rounds is kept.
+    let best = |mut step: Box<dyn FnMut() -> f64 + '_>| {
+        (0..20).map(|_| step()).fold(f64::INFINITY, f64::min)
+    };
+    let per_record = |started: Instant, records: usize| {
+        started.elapsed().as_secs_f64() * 1e6 / records.max(1) as f64
+    };
+    let parse = best(Box::new(|| {
+        let started = Instant::now();
+        let records = serde_json::from_slice::<Vec<Value>>(page).unwrap_or_default();
+        per_record(started, std::hint::black_box(records).len())
+    }));
+    let records: Vec<Value> = serde_json::from_slice(page).unwrap_or_default();
+    let strip = best(Box::new(|| {
+        let mut copy = records.clone();
+        let started = Instant::now();
+        copy.iter_mut().for_each(hubhook_connectwise::strip_nulls);
+        per_record(started, std::hint::black_box(copy).len())
+    }));
+    let hash = best(Box::new(|| {
+        let started = Instant::now();
+        for record in &records {
+            let text = hubhook_core::classify::canonical_json(record);
+            std::hint::black_box(hex::encode(sha2::Sha256::digest(text.as_bytes())));
+        }
+        per_record(started, records.len())
+    }));
+    let texts: Vec<String> = records
+        .iter()
+        .map(hubhook_core::classify::canonical_json)
+        .collect();
+    let mut compressor =
+        zstd::bulk::Compressor::with_dictionary(1, DICTIONARY).expect("zstd compressor");
+    let pack = best(Box::new(|| {
+        let started = Instant::now();
+        for text in &texts {
+            std::hint::black_box(compressor.compress(text.as_bytes()).ok());
+        }
+        per_record(started, texts.len())
+    }));
+    let total = parse + strip + hash + pack;
+    println!(
+        "floor: per record on one core, parse {parse:.1} µs + nulls {strip:.1} + canonical text and \
+         SHA-256 {hash:.1} + pack {pack:.1} = {total:.1} µs; two cores doing only these: {:.0} \
+         records/s, ratio {:.2} to the plain client",
+        2e6 / total,
+        2e6 / total / ceiling
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1749,4 +1827,66 @@ impl NodesBench {
             polls,
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQLite store's record dictionary (not a benchmark: it makes the file the store packs
+// records with; see hubhook-store's `sqlite/packed.rs`).
+
+/// The simulator's list resources the dictionary learns from.
+const DICTIONARY_RESOURCES: [&str; 9] = [
+    "company/contacts",
+    "company/companies",
+    "service/tickets",
+    "sales/opportunities",
+    "sales/activities",
+    "time/entries",
+    "project/projects",
+    "system/members",
+    "service/boards",
+];
+/// Records sampled from each resource.
+const DICTIONARY_SAMPLES: usize = 300;
+/// The dictionary's size: 64 KiB packed faster than 16 KiB for the same sizes (docs/benchmarks.md).
+const DICTIONARY_BYTES: usize = 64 * 1024;
+
+/// Trains a zstd dictionary on the stored form of simulated records (null members dropped,
+/// canonical JSON) and writes it to `out`. The data is the simulator's, seeded with a seed no
+/// benchmark uses, and its hrefs point at a ConnectWise cloud host rather than the simulator,
+/// so that a benchmark gains nothing from sharing the dictionary's exact values. Deterministic:
+/// the same simulator and zstd make the same file.
+fn dictionary(out: &std::path::Path) -> anyhow::Result<()> {
+    const SEED: u64 = 7;
+    let sim = Simulator::new(SimConfig {
+        records: DICTIONARY_SAMPLES,
+        seed: SEED,
+        ..SimConfig::default()
+    });
+    let mut samples = Vec::new();
+    for resource in DICTIONARY_RESOURCES {
+        for id in sim.ids(resource).into_iter().take(DICTIONARY_SAMPLES) {
+            let Some(mut record) = sim.get(resource, id) else {
+                continue;
+            };
+            hubhook_connectwise::strip_nulls(&mut record);
+            let text = hubhook_core::classify::canonical_json(&record).replace(
+                "http://127.0.0.1/v4_6_release/",
+                "https://api-na.myconnectwise.net/v4_6_release/",
+            );
+            samples.push(text.into_bytes());
+        }
+    }
+    let dictionary =
+        zstd::dict::from_samples(&samples, DICTIONARY_BYTES).context("training the dictionary")?;
+    std::fs::write(out, &dictionary).with_context(|| format!("writing {}", out.display()))?;
+    let id =
+        zstd::zstd_safe::get_dict_id_from_dict(&dictionary).map_or(0, std::num::NonZeroU32::get);
+    println!(
+        "dictionary: {} bytes, id {id}, from {} records of {} resources, written to {}",
+        dictionary.len(),
+        samples.len(),
+        DICTIONARY_RESOURCES.len(),
+        out.display()
+    );
+    Ok(())
 }

@@ -540,7 +540,7 @@ impl Packed {
         let observed: Vec<Vec<u8>> = commit
             .observed
             .iter()
-            .map(|o| packed::pack(&o.record))
+            .map(|o| packed::pack_record(&o.record))
             .collect();
         // An event usually stores the very text its object was observed as: packed once.
         let by_object: HashMap<&str, usize> = commit
@@ -554,7 +554,7 @@ impl Packed {
             .iter()
             .map(|e| match by_object.get(e.object_id.as_str()) {
                 Some(&i) if commit.observed[i].record == e.record_json => observed[i].clone(),
-                _ => packed::pack(&e.record_json),
+                _ => packed::pack_record(&e.record_json),
             })
             .collect();
         Packed {
