@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn damaged_dictionary_frames_are_errors_not_panics() {
+        let record = contact(11);
+        let frame = pack_record(&record);
+        // Every truncation, and a byte changed at each position to a few values: each unpacks
+        // to an error or to some text (a change inside a literal can survive), never a panic.
+        for end in 0..frame.len() {
+            let _ = unpack(frame[..end].to_vec());
+        }
+        for at in 0..frame.len() {
+            for value in [0x00, 0x01, 0x7F, 0x80, 0xFF] {
+                let mut damaged = frame.clone();
+                damaged[at] = value;
+                let _ = unpack(damaged);
+            }
+        }
+        // The thread's contexts still work after all that.
+        assert_eq!(unpack(pack_record(&record)).unwrap(), record);
+    }
+
+    #[test]
     fn a_frame_of_a_dictionary_this_version_lacks_is_an_error_naming_it() {
         let mut frame = pack_record(&contact(3));
         // The frame header: magic (4 bytes), descriptor (1), the window byte unless the frame
