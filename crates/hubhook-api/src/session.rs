@@ -16,6 +16,38 @@ use crate::{ApiError, AppState};
 
 pub(crate) const SESSION_HOURS: i64 = 12;
 
+/// `; Secure` when the request reached hubhook through HTTPS, else nothing: a session cookie
+/// is then only ever sent back over HTTPS. hubhook serves plain HTTP itself, so HTTPS means a
+/// proxy in front that says so (`X-Forwarded-Proto: https`, or `proto=https` in `Forwarded`).
+/// Plain HTTP gets no flag, since browsers drop a `Secure` cookie set over plain HTTP on any
+/// host but localhost. A client claiming HTTPS without a proxy only keeps its own browser from
+/// sending the cookie back over plain HTTP.
+pub(crate) fn secure_flag(headers: &HeaderMap) -> &'static str {
+    let forwarded_proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    // `Forwarded: for=1.2.3.4;proto=https, for=...`: the first element is the client's hop.
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|hop| {
+            hop.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("proto")
+                    .then(|| value.trim().trim_matches('"'))
+            })
+        });
+    let https = [forwarded_proto, forwarded]
+        .into_iter()
+        .flatten()
+        .any(|proto| proto.eq_ignore_ascii_case("https"));
+    if https { "; Secure" } else { "" }
+}
+
 /// An argon2 hash of no one's password (made once, with a random salt), checked when the email
 /// is unknown so that the check costs the same.
 fn dummy_hash() -> String {
@@ -76,4 +108,46 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+#[cfg(test)]
+mod secure_flag_tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn only_a_request_that_came_through_https_gets_a_secure_cookie() {
+        for https in [
+            &[("x-forwarded-proto", "https")][..],
+            &[("x-forwarded-proto", "HTTPS")],
+            &[("x-forwarded-proto", "https, http")],
+            &[("forwarded", "for=192.0.2.1;proto=https")],
+            &[(
+                "forwarded",
+                "proto=\"https\";by=203.0.113.9, for=10.0.0.1;proto=http",
+            )],
+        ] {
+            assert_eq!(secure_flag(&headers(https)), "; Secure", "{https:?}");
+        }
+        for plain in [
+            &[][..],
+            &[("x-forwarded-proto", "http")],
+            &[("x-forwarded-proto", "http, https")],
+            &[(
+                "forwarded",
+                "for=192.0.2.1;proto=http, for=10.0.0.1;proto=https",
+            )],
+            &[("forwarded", "for=192.0.2.1")],
+            &[("x-forwarded-proto", "httpsx")],
+        ] {
+            assert_eq!(secure_flag(&headers(plain)), "", "{plain:?}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Signing in and out of the console, the signed-in user of a page, and CSRF tokens.
 //!
 //! The session cookie (`hubhook_session`) is `HttpOnly` (scripts cannot read it),
-//! `SameSite=Strict` (other sites' pages never send it) and `Path=/`. On top of that every form
+//! `SameSite=Strict` (other sites' pages never send it), `Path=/`, and `Secure` when the
+//! request came through HTTPS (`crate::session::secure_flag`). On top of that every form
 //! carries a CSRF token, checked before the form is read: for a signed-in user it is an HMAC-like
 //! SHA-256 of the session secret, so it needs no storage and cannot be computed without the
 //! cookie; the sign-in form, which has no session yet, uses a random token kept in a second
@@ -21,7 +22,7 @@ use subtle::ConstantTimeEq as _;
 use super::form::FormData;
 use super::page::{PageError, page};
 use crate::auth::{new_secret, secret_hash};
-use crate::session::{SESSION_HOURS, cookie};
+use crate::session::{SESSION_HOURS, cookie, secure_flag};
 use crate::{ApiError, AppState};
 
 const SESSION_COOKIE: &str = "hubhook_session";
@@ -103,19 +104,27 @@ impl FromRequestParts<AppState> for ConsoleUser {
     }
 }
 
-fn set_cookie(name: &str, value: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+/// A console cookie, `Secure` when `request` came through HTTPS.
+fn set_cookie(
+    request: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        secure_flag(request)
     ))
     .map_err(ApiError::internal)
 }
 
 /// The sign-in page, with a fresh double-submit token.
-pub async fn sign_in_page() -> Result<Response, PageError> {
-    sign_in_form(StatusCode::OK, "", None)
+pub async fn sign_in_page(headers: HeaderMap) -> Result<Response, PageError> {
+    sign_in_form(&headers, StatusCode::OK, "", None)
 }
 
 fn sign_in_form(
+    request: &HeaderMap,
     status: StatusCode,
     email: &str,
     error: Option<&str>,
@@ -144,7 +153,7 @@ fn sign_in_form(
     let mut response = (status, page("Sign in", None, body)).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SIGN_IN_CSRF_COOKIE, &token, 3600)?,
+        set_cookie(request, SIGN_IN_CSRF_COOKIE, &token, 3600)?,
     );
     Ok(response)
 }
@@ -152,17 +161,18 @@ fn sign_in_form(
 /// Checks the email and password (the platform's check) and starts a session.
 pub async fn sign_in(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    request: HeaderMap,
     form: FormData,
 ) -> Result<Response, PageError> {
     check_token(
         form.get("csrf").unwrap_or(""),
-        cookie(&headers, SIGN_IN_CSRF_COOKIE).unwrap_or(""),
+        cookie(&request, SIGN_IN_CSRF_COOKIE).unwrap_or(""),
     )?;
     let email = form.get("email").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("").to_string();
     if email.is_empty() || password.is_empty() {
         return sign_in_form(
+            &request,
             StatusCode::BAD_REQUEST,
             &email,
             Some("Give your email and your password."),
@@ -174,12 +184,16 @@ pub async fn sign_in(
             let headers = response.headers_mut();
             headers.append(
                 header::SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &session, SESSION_HOURS * 3600)?,
+                set_cookie(&request, SESSION_COOKIE, &session, SESSION_HOURS * 3600)?,
             );
-            headers.append(header::SET_COOKIE, set_cookie(SIGN_IN_CSRF_COOKIE, "", 0)?);
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(&request, SIGN_IN_CSRF_COOKIE, "", 0)?,
+            );
             Ok(response)
         }
         Err(err) if err.status == StatusCode::UNAUTHORIZED => sign_in_form(
+            &request,
             StatusCode::UNAUTHORIZED,
             &email,
             Some("The email or the password is wrong."),
@@ -191,6 +205,7 @@ pub async fn sign_in(
 /// Ends the session and forgets the cookie.
 pub async fn sign_out(
     State(state): State<AppState>,
+    request: HeaderMap,
     user: ConsoleUser,
     form: FormData,
 ) -> Result<Response, PageError> {
@@ -202,8 +217,9 @@ pub async fn sign_out(
         .await
         .map_err(ApiError::from)?;
     let mut response = Redirect::to("/signin").into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0)?);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&request, SESSION_COOKIE, "", 0)?,
+    );
     Ok(response)
 }

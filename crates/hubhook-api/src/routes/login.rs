@@ -95,8 +95,9 @@ async fn sign_in(
     let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
     let (principal, session) = crate::session::sign_in(&state, &username, password).await?;
     let cookie = HeaderValue::from_str(&format!(
-        "{COOKIE}={session}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}",
-        crate::session::SESSION_HOURS * 3600
+        "{COOKIE}={session}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        crate::session::SESSION_HOURS * 3600,
+        crate::session::secure_flag(&headers)
     ))
     .map_err(ApiError::internal)?;
     Ok((

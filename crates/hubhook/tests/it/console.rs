@@ -34,9 +34,21 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 
 impl Browser {
     fn new(app: &TestApp) -> Browser {
+        Browser::with_headers(app, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser whose requests reach hubhook through an HTTPS proxy that says so.
+    fn behind_https_proxy(app: &TestApp) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-proto", "https".parse().expect("value"));
+        Browser::with_headers(app, headers)
+    }
+
+    fn with_headers(app: &TestApp, headers: reqwest::header::HeaderMap) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
+                .default_headers(headers)
                 .build()
                 .expect("client"),
             base: app.server().url(),
@@ -107,6 +119,22 @@ async fn user(app: &TestApp, org: &str, email: &str) {
 }
 
 #[tokio::test]
+async fn behind_an_https_proxy_every_console_cookie_is_secure() {
+    let app = spawn_app().await;
+    user(&app, "acme", "proxied@example.test").await;
+    let mut browser = Browser::behind_https_proxy(&app);
+    let page = browser.get("/signin").await;
+    let token = set_cookie(&page, "hubhook_signin").expect("sign-in token cookie");
+    assert!(token.ends_with("; Secure"), "{token}");
+    let session = browser.sign_in("proxied@example.test", PASSWORD).await;
+    assert!(session.ends_with("; Secure"), "{session}");
+    let csrf = browser.csrf().await;
+    let out = browser.post("/signout", &[("csrf", &csrf)]).await;
+    let forgotten = set_cookie(&out, "hubhook_session").expect("the session forgotten");
+    assert!(forgotten.ends_with("; Secure"), "{forgotten}");
+}
+
+#[tokio::test]
 async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_ends_it() {
     let app = spawn_app().await;
     user(&app, "first", "first@example.test").await;
@@ -155,6 +183,8 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_ends_it() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(session.contains(flag), "{flag} missing in {session}");
     }
+    // Over plain HTTP, where browsers would drop it.
+    assert!(!session.contains("Secure"), "{session}");
     let home = browser.get("/").await;
     assert_eq!(home.status(), StatusCode::OK);
     let csp = home.headers()["content-security-policy"]

@@ -54,6 +54,31 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
         .expect("name=value")
         .to_string();
     assert!(cookie.starts_with("JSESSIONID="), "{cookie}");
+    // Plain HTTP: no `Secure` (browsers would drop it); through an HTTPS proxy that says so, set.
+    let attributes = |response: &reqwest::Response| {
+        response.headers()["set-cookie"]
+            .to_str()
+            .expect("text")
+            .to_string()
+    };
+    assert!(!attributes(&signed_in).contains("Secure"));
+    let proxied = tool
+        .post(format!("{base}/elements/j_spring_security_check"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Forwarded", "for=192.0.2.7;proto=https")
+        .body(format!(
+            "j_username=ops%40example.com&j_password={}",
+            PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(proxied.status(), 200);
+    assert!(
+        attributes(&proxied).ends_with("; Secure"),
+        "{}",
+        attributes(&proxied)
+    );
 
     let secrets_url = format!("{base}/elements/api-v1/ui/getSecrets");
     let without = tool.get(&secrets_url).send().await.expect("sent");
