@@ -1847,7 +1847,8 @@ const DICTIONARY_RESOURCES: [&str; 9] = [
 ];
 /// Records sampled from each resource.
 const DICTIONARY_SAMPLES: usize = 300;
-/// The dictionary's size: 64 KiB packed faster than 16 KiB for the same sizes (docs/benchmarks.md).
+/// The dictionary's size: 64 KiB packed faster than 16 KiB, to about the same sizes
+/// (docs/benchmarks.md, "Fourteenth round").
 const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// Trains a zstd dictionary on the stored form of simulated records (null members dropped,
