@@ -28,6 +28,7 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
         .redirect(Policy::none())
         .build()
         .expect("client");
+    // The sign-in request, to send as it is or with more headers.
     let sign_in = |password: &'static str| {
         tool.post(format!("{base}/elements/j_spring_security_check"))
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -37,12 +38,11 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
                     .append_pair("j_password", password)
                     .finish(),
             )
-            .send()
     };
 
-    let refused = sign_in("wrong password").await.expect("sent");
+    let refused = sign_in("wrong password").send().await.expect("sent");
     assert_eq!(refused.status(), 401);
-    let signed_in = sign_in(PASSWORD).await.expect("sent");
+    let signed_in = sign_in(PASSWORD).send().await.expect("sent");
     assert_eq!(signed_in.status(), 200);
     let cookie = signed_in
         .headers()
@@ -62,14 +62,8 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
             .to_string()
     };
     assert!(!attributes(&signed_in).contains("Secure"));
-    let proxied = tool
-        .post(format!("{base}/elements/j_spring_security_check"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
+    let proxied = sign_in(PASSWORD)
         .header("Forwarded", "for=192.0.2.7;proto=https")
-        .body(format!(
-            "j_username=ops%40example.com&j_password={}",
-            PASSWORD.replace(' ', "+")
-        ))
         .send()
         .await
         .expect("sent");
