@@ -5,6 +5,7 @@
 
 use reqwest::Method;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::client::{MAX_PAGE_BYTES, Overflow, read_limited, server_time};
 use crate::nulls::strip_nulls;
@@ -32,10 +33,82 @@ pub struct Page {
     pub read_by: Option<jiff::Timestamp>,
 }
 
+/// One page of a list as the poller reads it: each record's own text, not yet parsed, so that
+/// the poller reads it once, straight into its canonical form
+/// ([`hubhook_core::PageRecord::read`]).
+#[derive(Debug)]
+pub struct RawPage {
+    /// The records, or `None` when the answer is JSON but not a list.
+    pub records: Option<Vec<Box<RawValue>>>,
+    /// Whether the instance removes null fields (`filter.response.nulls`): the reader of the
+    /// records does it, as [`Client::fetch_page`] does for its answers.
+    pub filter_nulls: bool,
+    /// As [`Page::next`].
+    pub next: Option<PageRequest>,
+    /// As [`Page::server_time`].
+    pub server_time: Option<jiff::Timestamp>,
+    /// As [`Page::read_by`].
+    pub read_by: Option<jiff::Timestamp>,
+}
+
+/// A list page's answer, before its body is decoded.
+struct Answer {
+    bytes: Vec<u8>,
+    /// The page number asked for, `None` for forward-only paging.
+    number: Option<u32>,
+    server_time: Option<jiff::Timestamp>,
+    read_by: Option<jiff::Timestamp>,
+}
+
 impl Client {
     /// The page of `query` that `query.page` asks for; see [`crate::page_token`] for the
     /// paging style.
     pub async fn fetch_page(&self, query: &HubQuery) -> Result<Page, CwError> {
+        let answer = self.fetch_answer(query).await?;
+        let body = self.decode_json(answer.bytes).await?;
+        let records = body.as_array();
+        let next = next_page(
+            query,
+            answer.number,
+            records.map(Vec::len),
+            || records?.last()?.get("id")?.as_i64(),
+        )?;
+        Ok(Page {
+            body,
+            next,
+            server_time: answer.server_time,
+            read_by: answer.read_by,
+        })
+    }
+
+    /// The page of `query` as [`fetch_page`](Client::fetch_page) reads it, with its records
+    /// left as text. An answer that is not JSON is the same error.
+    pub async fn fetch_raw_page(&self, query: &HubQuery) -> Result<RawPage, CwError> {
+        let answer = self.fetch_answer(query).await?;
+        let large = answer.bytes.len() >= hubhook_core::cpu::LARGE * 1024;
+        let bytes = answer.bytes;
+        // Splitting a page into its records still scans megabytes: off the poll's task.
+        let records = hubhook_core::cpu::run(large, move || split_records(&bytes)).await?;
+        let next = next_page(
+            query,
+            answer.number,
+            records.as_ref().map(Vec::len),
+            || {
+                let last = records.as_ref()?.last()?;
+                serde_json::from_str::<Value>(last.get()).ok()?.get("id")?.as_i64()
+            },
+        )?;
+        Ok(RawPage {
+            records,
+            filter_nulls: self.options.filter_nulls,
+            next,
+            server_time: answer.server_time,
+            read_by: answer.read_by,
+        })
+    }
+
+    /// Asks for the page and reads its body whole.
+    async fn fetch_answer(&self, query: &HubQuery) -> Result<Answer, CwError> {
         let forward_only = query.forward_only();
         let mut url = self.list_url(query)?;
         let number = match query.page {
@@ -55,7 +128,7 @@ impl Client {
             .send(Method::GET, url.as_str(), None, forward_only)
             .await?;
         let server_time = server_time(&response, started.elapsed());
-        let body = self.read_json(response).await?;
+        let bytes = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
         // `server_time` is the `Date` header minus the wait for the headers; adding the whole
         // call's time gives the header plus the body's time.
         let read_by = server_time.and_then(|start| {
@@ -64,28 +137,9 @@ impl Client {
                 .checked_add(elapsed + jiff::SignedDuration::from_secs(1))
                 .ok()
         });
-        let full =
-            matches!(&body, Value::Array(records) if records.len() >= query.page_size as usize);
-        let next = match (full, &body, number) {
-            (false, _, _) => None,
-            (true, _, Some(n)) => n.checked_add(1).map(PageRequest::Number),
-            (true, Value::Array(records), None) => {
-                let last = records
-                    .last()
-                    .and_then(|r| r.get("id"))
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| {
-                        CwError::Decode(
-                            "the last record of a full page has no numeric id, so the list cannot be continued after it".to_string(),
-                        )
-                    })?;
-                Some(PageRequest::After(last))
-            }
-            (true, _, None) => None,
-        };
-        Ok(Page {
-            body,
-            next,
+        Ok(Answer {
+            bytes,
+            number,
             server_time,
             read_by,
         })
@@ -132,6 +186,10 @@ impl Client {
     /// instance asks.
     async fn read_json(&self, response: reqwest::Response) -> Result<Value, CwError> {
         let bytes = read_limited(response, MAX_PAGE_BYTES, Overflow::Fail).await?;
+        self.decode_json(bytes).await
+    }
+
+    async fn decode_json(&self, bytes: Vec<u8>) -> Result<Value, CwError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -140,8 +198,7 @@ impl Client {
         let filter_nulls = self.options.filter_nulls;
         let large = bytes.len() >= hubhook_core::cpu::LARGE * 1024;
         hubhook_core::cpu::run(large, move || {
-            let mut value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
+            let mut value: Value = serde_json::from_slice(&bytes).map_err(not_json)?;
             if filter_nulls {
                 strip_nulls(&mut value);
             }
@@ -149,4 +206,46 @@ impl Client {
         })
         .await
     }
+}
+
+fn not_json(error: serde_json::Error) -> CwError {
+    CwError::Decode(format!("the answer is not JSON: {error}"))
+}
+
+/// A list answer's records as text; `None` when the answer is JSON but not a list (an empty
+/// body reads as null, as in [`Client::fetch_page`]).
+fn split_records(bytes: &[u8]) -> Result<Option<Vec<Box<RawValue>>>, CwError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Vec<Box<RawValue>>>(bytes) {
+        Ok(records) => Ok(Some(records)),
+        // Not a list, or not JSON: the second read tells which, with serde_json's own words.
+        Err(_) => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map(|_| None)
+            .map_err(not_json),
+    }
+}
+
+/// The page after one that listed `count` records (`None`: no list): the next page number, or
+/// for forward-only paging the records after the last one's id. Only a full page has a next.
+fn next_page(
+    query: &HubQuery,
+    number: Option<u32>,
+    count: Option<usize>,
+    last_id: impl FnOnce() -> Option<i64>,
+) -> Result<Option<PageRequest>, CwError> {
+    let full = count.is_some_and(|count| count >= query.page_size as usize);
+    if !full {
+        return Ok(None);
+    }
+    if let Some(n) = number {
+        return Ok(n.checked_add(1).map(PageRequest::Number));
+    }
+    let last = last_id().ok_or_else(|| {
+        CwError::Decode(
+            "the last record of a full page has no numeric id, so the list cannot be continued after it".to_string(),
+        )
+    })?;
+    Ok(Some(PageRequest::After(last)))
 }

@@ -25,7 +25,7 @@ pub mod page_token;
 pub mod target;
 mod throttle;
 
-pub use calls::Page;
+pub use calls::{Page, RawPage};
 pub use client::{Client, ClientOptions, Fetched, transport_message};
 pub use error::CwError;
 pub use hub::{HubQuery, MAX_PAGE_SIZE};

@@ -33,6 +33,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::{DateField, ResourcePoll};
+use crate::field_path::FieldPath;
+use crate::record_text::read_record;
 
 /// The kind of change an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -126,14 +128,73 @@ pub struct Classified {
     pub errors: Vec<RecordError>,
 }
 
+/// A record of a page as classification reads it: its canonical text ([`canonical_json`]),
+/// and the fields the resource's configuration names, read from ConnectWise's text in one
+/// pass ([`crate::record_text`]); no `Value` is built for a record that is no change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRecord {
+    /// The canonical text: what the content hash covers and what is stored.
+    pub text: String,
+    id: Option<Value>,
+    updated: Option<Value>,
+    created: Option<Value>,
+    deleted: bool,
+    /// ConnectWise's own numeric `id` (forward-only pages continue after the last one).
+    pub numeric_id: Option<i64>,
+}
+
+/// ConnectWise's record id, which paging reads whatever `idField` says.
+static ID: std::sync::LazyLock<FieldPath> =
+    std::sync::LazyLock::new(|| FieldPath::parse("id").expect("`id` is a field path"));
+
+impl PageRecord {
+    /// Reads one record of a page from its text, nulls removed when `strip_nulls` (the
+    /// instance's `filter.response.nulls`). An error only for text that is not JSON.
+    pub fn read(
+        raw: &str,
+        strip_nulls: bool,
+        resource: &ResourcePoll,
+    ) -> Result<PageRecord, serde_json::Error> {
+        let paths = [
+            &resource.id_field,
+            &resource.dates.updated.path,
+            &resource.dates.created.path,
+            &resource.deleted_flag_field,
+            &*ID,
+        ];
+        let (text, found) = read_record(raw, strip_nulls, &paths)?;
+        let [id, updated, created, deleted, numeric_id]: [Option<Value>; 5] =
+            found.try_into().expect("one value per path");
+        Ok(PageRecord {
+            text,
+            id,
+            updated,
+            created,
+            deleted: deleted == Some(Value::Bool(true)),
+            numeric_id: numeric_id.as_ref().and_then(Value::as_i64),
+        })
+    }
+
+    /// A record already parsed (nulls as they are in it).
+    pub fn of_value(record: &Value, resource: &ResourcePoll) -> PageRecord {
+        Self::read(&record.to_string(), false, resource)
+            .expect("a serialized JSON value reads back")
+    }
+
+    /// The object id events carry ([`object_id`]).
+    pub fn object_id(&self, resource: &ResourcePoll) -> Result<String, String> {
+        id_text(resource, self.id.as_ref())
+    }
+}
+
 /// Classifies `records` (in order) for `ctx.resource`.
 ///
 /// When an object id occurs more than once, only its last occurrence is classified (at that
 /// occurrence's position); the earlier ones are dropped without an error.
-pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
+pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<PageRecord>) -> Classified {
     let ids: Vec<Result<String, String>> = records
         .iter()
-        .map(|record| object_id(ctx.resource, record))
+        .map(|record| record.object_id(ctx.resource))
         .collect();
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (index, id) in ids.iter().enumerate() {
@@ -158,13 +219,13 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
             Ok(None) => {}
             Ok(Some(outcome)) => {
                 out.max_updated = out.max_updated.max(Some(outcome.observed.updated));
-                if let Some(event_type) = outcome.event_type {
+                if let Some((event_type, record)) = outcome.event {
                     out.changes.push(Change {
                         object_id: outcome.observed.object_id.clone(),
                         event_type,
                         updated: outcome.observed.updated,
                         content_hash: outcome.observed.content_hash.clone(),
-                        record: outcome.record,
+                        record,
                     });
                 }
                 out.observed.push(outcome.observed);
@@ -177,16 +238,19 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<Value>) -> Classified {
 
 struct Outcome {
     observed: Observed,
-    /// The record itself, for its change (a record that is no change needs only its text).
-    record: Value,
-    event_type: Option<EventType>,
+    /// The change, with the record as a value (parsed from its text only for a change).
+    event: Option<(EventType, Value)>,
 }
 
 /// The object id of `record` as events carry it: a string id as it is, a number as its
 /// decimal text; anything else (missing, null, empty, other types) is an error naming the field.
 pub fn object_id(resource: &ResourcePoll, record: &Value) -> Result<String, String> {
+    id_text(resource, resource.id_field.get(record))
+}
+
+fn id_text(resource: &ResourcePoll, id: Option<&Value>) -> Result<String, String> {
     let id_path = resource.id_field.as_str();
-    match resource.id_field.get(record) {
+    match id {
         None | Some(Value::Null) => Err(format!("missing idField `{id_path}`")),
         Some(Value::String(s)) if s.is_empty() => Err(format!("idField `{id_path}` is empty")),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -207,16 +271,20 @@ pub fn object_id(resource: &ResourcePoll, record: &Value) -> Result<String, Stri
 fn classify_one(
     ctx: &ClassifyContext<'_>,
     object_id: String,
-    record: Value,
+    record: PageRecord,
 ) -> Result<Option<Outcome>, String> {
     let resource = ctx.resource;
-    let updated = read_date(&record, &resource.dates.updated)?;
+    let updated = date_of(&resource.dates.updated, record.updated.as_ref())?;
     if resource.filter_by_current_date && updated >= ctx.poll_started {
         return Ok(None);
     }
-    let text = canonical_json(&record);
+    let PageRecord {
+        text,
+        deleted,
+        created,
+        ..
+    } = record;
     let content_hash = hash_text(&text);
-    let deleted = resource.deleted_flag_field.get(&record) == Some(&Value::Bool(true));
     let alive = ctx.known.get(&object_id).filter(|known| !known.deleted);
 
     let event_type = if deleted {
@@ -240,7 +308,7 @@ fn classify_one(
         } else {
             // Without a readable created date the dates cannot be compared; what hubhook knows
             // still tells CREATED from UPDATED.
-            Some(match read_date(&record, &resource.dates.created) {
+            Some(match date_of(&resource.dates.created, created.as_ref()) {
                 Ok(created) => {
                     let apart = (updated.as_nanosecond() - created.as_nanosecond()).unsigned_abs();
                     if apart <= resource.created_check_tolerance.as_nanos() {
@@ -253,6 +321,14 @@ fn classify_one(
             })
         }
     };
+    let event = match event_type {
+        // The text was written from a parsed record, so it parses back.
+        Some(event_type) => Some((
+            event_type,
+            serde_json::from_str(&text).map_err(|e| format!("record text: {e}"))?,
+        )),
+        None => None,
+    };
     Ok(Some(Outcome {
         observed: Observed {
             object_id,
@@ -261,15 +337,18 @@ fn classify_one(
             text,
             deleted,
         },
-        record,
-        event_type,
+        event,
     }))
 }
 
 /// A record's date as `field` says to read it, or why it cannot be read (naming the field).
 pub fn read_date(record: &Value, field: &DateField) -> Result<Timestamp, String> {
+    date_of(field, field.path.get(record))
+}
+
+fn date_of(field: &DateField, value: Option<&Value>) -> Result<Timestamp, String> {
     let path = field.path.as_str();
-    let text = match field.path.get(record) {
+    let text = match value {
         None | Some(Value::Null) => return Err(format!("missing date field `{path}`")),
         Some(Value::String(s)) => s.clone(),
         // Epoch patterns read numbers.
@@ -447,6 +526,13 @@ mod tests {
         assert_eq!(run(resource, &known, false, records), expected);
     }
 
+    fn page_of(resource: &ResourcePoll, records: &[Value]) -> Vec<PageRecord> {
+        records
+            .iter()
+            .map(|record| PageRecord::of_value(record, resource))
+            .collect()
+    }
+
     fn alive(record: &Value) -> Known {
         Known {
             content_hash: content_hash(record),
@@ -467,7 +553,7 @@ mod tests {
             known,
             all_created,
         };
-        let classified = classify(&ctx, records.clone());
+        let classified = classify(&ctx, page_of(resource, &records));
         // Every change carries its record and the record's hash.
         for change in &classified.changes {
             assert_eq!(change.content_hash, content_hash(&change.record));
@@ -824,7 +910,10 @@ mod tests {
                 known: &HashMap::new(),
                 all_created: false,
             },
-            vec![record(json!(1), "2019-03-01T10:05:00Z", "", "a")],
+            page_of(
+                &same_field(),
+                &[record(json!(1), "2019-03-01T10:05:00Z", "", "a")],
+            ),
         )
         .observed;
         assert_eq!(
@@ -856,7 +945,7 @@ mod tests {
             all_created: false,
         };
         let other = record(json!(2), "2019-03-01T10:06:00Z", "", "other");
-        let classified = classify(&ctx, vec![first, other, last.clone()]);
+        let classified = classify(&ctx, page_of(&resource, &[first, other, last.clone()]));
         let ids: Vec<&str> = classified
             .changes
             .iter()

@@ -43,6 +43,11 @@ impl FieldPath {
             })
     }
 
+    /// The path's steps, in order.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(String::as_str)
+    }
+
     /// The path as written (trimmed).
     pub fn as_str(&self) -> &str {
         &self.source

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod java_time;
 pub mod one_line;
 pub mod placeholders;
+pub mod record_text;
 pub mod retry;
 pub mod signing;
 pub mod standard_webhooks;
@@ -33,7 +34,8 @@ pub use ceql::{
     CeqlError, CompareOp, Expr, Literal, parse_where, to_conditions, where_to_conditions,
 };
 pub use classify::{
-    Change, Classified, ClassifyContext, EventType, Known, Observed, RecordError, classify,
+    Change, Classified, ClassifyContext, EventType, Known, Observed, PageRecord, RecordError,
+    classify,
     content_hash, object_id, read_date,
 };
 pub use config::{

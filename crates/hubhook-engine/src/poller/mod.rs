@@ -84,14 +84,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hubhook_connectwise::{Client, CwError, HubQuery, Page, PageRequest};
-use hubhook_core::{FirstRun, InstanceConfig, ResourcePoll, merge_secrets, object_id, render_url};
+use hubhook_connectwise::{Client, CwError, HubQuery, PageRequest, RawPage};
+use hubhook_core::{FirstRun, InstanceConfig, PageRecord, ResourcePoll, merge_secrets, render_url};
 use hubhook_store::{
     CommitOutcome, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, Store, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
-
 pub use trial::{TrialProblem, trial_read};
 
 use crate::Engine;
@@ -360,10 +358,10 @@ async fn poll(
         let client = &client;
         async move {
             let requested_at = now();
-            let page = client
-                .fetch_page(&query)
-                .await
-                .map(|page| ReadPage::of(page, resource));
+            let page = match client.fetch_raw_page(&query).await {
+                Ok(page) => ReadPage::read(page, resource).await,
+                Err(error) => Err(error),
+            };
             Fetched {
                 request,
                 query,
@@ -671,24 +669,42 @@ struct ReadPage {
 }
 
 impl ReadPage {
-    fn of(page: Page, resource: &ResourcePoll) -> Option<Self> {
-        let Value::Array(records) = page.body else {
-            return None;
+    /// Reads each record of the page into its canonical text and the fields the resource
+    /// names (off the poll's task for a large page, see `hubhook_core::cpu`). `None` when the
+    /// answer is not a list.
+    async fn read(page: RawPage, resource: &ResourcePoll) -> Result<Option<Self>, CwError> {
+        let RawPage {
+            records,
+            filter_nulls,
+            next,
+            server_time,
+            read_by,
+        } = page;
+        let Some(records) = records else {
+            return Ok(None);
         };
-        let id = |record: Option<&Value>| record?.get("id")?.as_i64();
-        Some(ReadPage {
-            first_id: id(records.first()),
-            last_id: id(records.last()),
+        let owned = resource.clone();
+        let records = hubhook_core::cpu::run(records.len() >= hubhook_core::cpu::LARGE, move || {
+            records
+                .iter()
+                .map(|record| PageRecord::read(record.get(), filter_nulls, &owned))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
+        Ok(Some(ReadPage {
+            first_id: records.first().and_then(|record| record.numeric_id),
+            last_id: records.last().and_then(|record| record.numeric_id),
             count: records.len(),
             ids: records
                 .iter()
-                .filter_map(|record| object_id(resource, record).ok())
+                .filter_map(|record| record.object_id(resource).ok())
                 .collect(),
-            next: page.next,
-            server_time: page.server_time,
-            read_by: page.read_by,
+            next,
+            server_time,
+            read_by,
             content: Content::Records(records),
-        })
+        }))
     }
 }
 
@@ -699,7 +715,7 @@ impl ReadPage {
 /// before could change exactly that for a record on both pages (page-number paging can list a
 /// record twice when records move between pages). Pages read forward by id never share one.
 enum Content {
-    Records(Vec<Value>),
+    Records(Vec<PageRecord>),
     Classified(Result<page::PageOutcome, StoreError>),
 }
 
@@ -769,10 +785,15 @@ mod tests {
             all_created: false,
         };
         let records = || {
-            Content::Records(vec![
-                json!({"id": 2, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
-                json!({"id": 3, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
-            ])
+            Content::Records(
+                [
+                    json!({"id": 2, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
+                    json!({"id": 3, "_info": {"lastUpdated": "2019-03-01T10:05:00Z"}}),
+                ]
+                .iter()
+                .map(|record| PageRecord::of_value(record, ctx.resource))
+                .collect(),
+            )
         };
         let page = ids(&["2", "3"]);
 

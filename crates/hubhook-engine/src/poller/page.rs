@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use hubhook_core::{
     Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
-    MAX_EVENTS_PER_NOTIFICATION, ResourcePoll, build_notifications, changed_fields, classify, cpu,
-    event_id, object_id,
+    MAX_EVENTS_PER_NOTIFICATION, PageRecord, ResourcePoll, build_notifications, changed_fields,
+    classify, cpu, event_id,
 };
 use hubhook_store::{KnownObject, NewEvent, NewNotification, ObservedObject, Store, StoreError};
 use jiff::Timestamp;
@@ -42,11 +42,11 @@ pub struct PageOutcome {
 pub async fn process(
     store: &Store,
     ctx: &PageContext<'_>,
-    records: Vec<Value>,
+    records: Vec<PageRecord>,
 ) -> Result<PageOutcome, StoreError> {
     let ids: Vec<String> = records
         .iter()
-        .filter_map(|r| object_id(ctx.resource, r).ok())
+        .filter_map(|r| r.object_id(ctx.resource).ok())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -80,7 +80,7 @@ struct Page {
 }
 
 impl Page {
-    fn build(self, records: Vec<Value>) -> PageOutcome {
+    fn build(self, records: Vec<PageRecord>) -> PageOutcome {
         let Page {
             instance,
             resource_name,

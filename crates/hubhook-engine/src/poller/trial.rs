@@ -28,7 +28,7 @@
 
 use hubhook_connectwise::{CwError, HubQuery, PageRequest};
 use hubhook_core::{
-    ClassifyContext, InstanceConfig, ResourcePoll, classify, object_id, read_date, render_url,
+    ClassifyContext, InstanceConfig, PageRecord, ResourcePoll, classify, object_id, read_date, render_url,
 };
 use jiff::Timestamp;
 use serde_json::Value;
@@ -145,7 +145,7 @@ pub async fn trial_read(
             let created = (!resource.dates.same_field())
                 .then(|| read_date(&record, &resource.dates.created).err())
                 .flatten();
-            let message = match classify(&ctx, vec![record]).errors.into_iter().next() {
+            let message = match classify(&ctx, vec![PageRecord::of_value(&record, &resource)]).errors.into_iter().next() {
                 Some(error) => unusable(error.message, SKIPPED),
                 None => unusable(
                     format!("its created date: {}", created?),
