@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::classify::EventType;
@@ -23,6 +24,10 @@ pub struct EventRecord {
     pub event_date: jiff::Timestamp,
     /// The raw provider record (for a DELETED event, the last version hubhook stored).
     pub record: Value,
+    /// The record's canonical text, when the poller read it as text
+    /// ([`crate::record_text`]): the body carries it as it is, so it is written once per
+    /// record, and byte for byte what the event's row stores.
+    pub record_text: Option<String>,
     /// What changed, for an UPDATED event of a resource that tracks changes.
     pub changes: Option<Changes>,
 }
@@ -205,7 +210,18 @@ fn notification(instance: InstanceId, object_type: &str, events: &[&EventRecord]
             raw: Raw {
                 instance_id: instance.0,
                 object_type,
-                records: events.iter().map(|event| &event.record).collect(),
+                records: events
+                    .iter()
+                    .map(|event| {
+                        // Checked to be one JSON value (a scan, no allocation), so that the
+                        // body stays JSON whatever the field holds.
+                        let text = event.record_text.as_deref().map(serde_json::from_str);
+                        match text {
+                            Some(Ok(text)) => RecordOut::Text(text),
+                            _ => RecordOut::Value(&event.record),
+                        }
+                    })
+                    .collect(),
             },
         },
     };
@@ -333,7 +349,22 @@ impl<'a> EventOut<'a> {
 struct Raw<'a> {
     instance_id: i64,
     object_type: &'a str,
-    records: Vec<&'a Value>,
+    records: Vec<RecordOut<'a>>,
+}
+
+/// A record in a body: the text it was read as, or else its value.
+enum RecordOut<'a> {
+    Text(&'a RawValue),
+    Value(&'a Value),
+}
+
+impl Serialize for RecordOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RecordOut::Text(text) => text.serialize(serializer),
+            RecordOut::Value(value) => value.serialize(serializer),
+        }
+    }
 }
 
 impl Serialize for Raw<'_> {
@@ -368,8 +399,38 @@ mod tests {
             object_id,
             event_date: "2019-03-01T10:15:00.999Z".parse().expect("timestamp"),
             record,
+            record_text: None,
             changes: None,
         }
+    }
+
+    /// A record read as text is carried as that text: the same body as from its value.
+    #[test]
+    fn a_record_read_as_text_gives_the_body_its_value_gives() {
+        let from_values: Vec<EventRecord> = (1..=3).map(|n| event("contacts", n)).collect();
+        let from_texts: Vec<EventRecord> = from_values
+            .iter()
+            .map(|event| EventRecord {
+                record_text: Some(crate::classify::canonical_json(&event.record)),
+                ..event.clone()
+            })
+            .collect();
+        let mut not_json = from_texts.clone();
+        not_json[1].record_text = Some("{\"id\": 2,".to_owned());
+        assert_eq!(
+            build_notifications(InstanceId(12345), &from_texts, 10),
+            build_notifications(InstanceId(12345), &from_values, 10)
+        );
+        // The text is what the body carries.
+        let mut other = from_texts.clone();
+        other[0].record_text = Some(r#"{"id":1,"from":"text"}"#.to_owned());
+        let body = &build_notifications(InstanceId(12345), &other, 10)[0].body;
+        assert!(body.contains(r#""contacts":[{"id":1,"from":"text"},"#), "{body}");
+        // Text that is not one JSON value is not spliced in: the value is written instead.
+        assert_eq!(
+            build_notifications(InstanceId(12345), &not_json, 10),
+            build_notifications(InstanceId(12345), &from_values, 10)
+        );
     }
 
     fn is_uuid_v8(text: &str) -> bool {
@@ -642,6 +703,7 @@ mod tests {
             object_id: "42".into(),
             event_date: "2026-01-01T00:00:00Z".parse().expect("time"),
             record: serde_json::json!({"id": 42}),
+            record_text: None,
             changes: None,
         };
         let original = build_notifications(instance, &[event], 10).remove(0);

@@ -115,6 +115,12 @@ impl Page {
             },
             records,
         );
+        // An event stores, and its notification carries, the text its record was observed as
+        // (written once, when the page was read).
+        let texts: HashMap<&str, &str> = observed
+            .iter()
+            .map(|o| (o.object_id.as_str(), o.text.as_str()))
+            .collect();
         let events: Vec<EventRecord> = changes
             .into_iter()
             .filter_map(|change| {
@@ -143,6 +149,9 @@ impl Page {
                     ),
                     event_type: change.event_type,
                     object_type: resource_name.clone(),
+                    record_text: texts
+                        .get(change.object_id.as_str())
+                        .map(|text| (*text).to_owned()),
                     object_id: change.object_id,
                     event_date: change.updated,
                     record: change.record,
@@ -150,16 +159,8 @@ impl Page {
                 })
             })
             .collect();
-        // An event stores the text its record was observed as (serialized once, in `classify`).
-        let texts: HashMap<&str, &str> = observed
-            .iter()
-            .map(|o| (o.object_id.as_str(), o.text.as_str()))
-            .collect();
-        let (events, notifications) = outbox(instance, &events, |event| {
-            texts
-                .get(event.object_id.as_str())
-                .map(|text| (*text).to_owned())
-        });
+        let (events, notifications) = outbox(instance, &events, |event| event.record_text.clone());
+        drop(texts);
         PageOutcome {
             observed: observed
                 .into_iter()

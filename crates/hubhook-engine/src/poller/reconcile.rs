@@ -274,6 +274,7 @@ async fn deleted_events(
                 object_id: id.clone(),
                 event_date,
                 record,
+                record_text: None,
                 changes: None,
             })
         })
