@@ -67,12 +67,9 @@ impl Client {
         let answer = self.fetch_answer(query).await?;
         let body = self.decode_json(answer.bytes).await?;
         let records = body.as_array();
-        let next = next_page(
-            query,
-            answer.number,
-            records.map(Vec::len),
-            || records?.last()?.get("id")?.as_i64(),
-        )?;
+        let next = next_page(query, answer.number, records.map(Vec::len), || {
+            records?.last()?.get("id")?.as_i64()
+        })?;
         Ok(Page {
             body,
             next,
@@ -89,15 +86,13 @@ impl Client {
         let bytes = answer.bytes;
         // Splitting a page into its records still scans megabytes: off the poll's task.
         let records = hubhook_core::cpu::run(large, move || split_records(&bytes)).await?;
-        let next = next_page(
-            query,
-            answer.number,
-            records.as_ref().map(Vec::len),
-            || {
-                let last = records.as_ref()?.last()?;
-                serde_json::from_str::<Value>(last.get()).ok()?.get("id")?.as_i64()
-            },
-        )?;
+        let next = next_page(query, answer.number, records.as_ref().map(Vec::len), || {
+            let last = records.as_ref()?.last()?;
+            serde_json::from_str::<Value>(last.get())
+                .ok()?
+                .get("id")?
+                .as_i64()
+        })?;
         Ok(RawPage {
             records,
             filter_nulls: self.options.filter_nulls,

@@ -2,20 +2,10 @@
 //! whose instance has this setting on (the default). The adapter does it for every answer, hub
 //! calls and poller reads alike, so a record looks the same in a hub answer and in an event.
 
-use serde_json::Value;
-
 /// Removes every object member whose value is null, at any depth. Nulls inside arrays are
-/// elements, not fields, and are kept.
-pub fn strip_nulls(value: &mut Value) {
-    match value {
-        Value::Object(fields) => {
-            fields.retain(|_, v| !v.is_null());
-            fields.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
-}
+/// elements, not fields, and are kept. It lives in core, beside the reader that does the same
+/// while it reads a record's text ([`hubhook_core::record_text`]).
+pub use hubhook_core::record_text::strip_nulls;
 
 #[cfg(test)]
 mod tests {

@@ -107,7 +107,8 @@ pub struct Change {
     pub event_type: EventType,
     pub updated: Timestamp,
     pub content_hash: String,
-    pub record: Value,
+    /// The record's canonical text (as [`Observed::text`]).
+    pub text: String,
 }
 
 /// A record that could not be read; `index` is its position in the poll's records.
@@ -219,13 +220,13 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<PageRecord>) -> Classifi
             Ok(None) => {}
             Ok(Some(outcome)) => {
                 out.max_updated = out.max_updated.max(Some(outcome.observed.updated));
-                if let Some((event_type, record)) = outcome.event {
+                if let Some(event_type) = outcome.event_type {
                     out.changes.push(Change {
                         object_id: outcome.observed.object_id.clone(),
                         event_type,
                         updated: outcome.observed.updated,
                         content_hash: outcome.observed.content_hash.clone(),
-                        record,
+                        text: outcome.observed.text.clone(),
                     });
                 }
                 out.observed.push(outcome.observed);
@@ -238,8 +239,7 @@ pub fn classify(ctx: &ClassifyContext<'_>, records: Vec<PageRecord>) -> Classifi
 
 struct Outcome {
     observed: Observed,
-    /// The change, with the record as a value (parsed from its text only for a change).
-    event: Option<(EventType, Value)>,
+    event_type: Option<EventType>,
 }
 
 /// The object id of `record` as events carry it: a string id as it is, a number as its
@@ -321,14 +321,6 @@ fn classify_one(
             })
         }
     };
-    let event = match event_type {
-        // The text was written from a parsed record, so it parses back.
-        Some(event_type) => Some((
-            event_type,
-            serde_json::from_str(&text).map_err(|e| format!("record text: {e}"))?,
-        )),
-        None => None,
-    };
     Ok(Some(Outcome {
         observed: Observed {
             object_id,
@@ -337,7 +329,7 @@ fn classify_one(
             text,
             deleted,
         },
-        event,
+        event_type,
     }))
 }
 
@@ -556,8 +548,9 @@ mod tests {
         let classified = classify(&ctx, page_of(resource, &records));
         // Every change carries its record and the record's hash.
         for change in &classified.changes {
-            assert_eq!(change.content_hash, content_hash(&change.record));
-            assert!(records.contains(&change.record));
+            let record: Value = serde_json::from_str(&change.text).expect("json");
+            assert_eq!(change.content_hash, content_hash(&record));
+            assert!(records.contains(&record));
         }
         Summary {
             changes: classified
@@ -952,7 +945,7 @@ mod tests {
             .map(|c| c.object_id.as_str())
             .collect();
         assert_eq!(ids, ["2", "1"]);
-        assert_eq!(classified.changes[1].record, last);
+        assert_eq!(classified.changes[1].text, canonical_json(&last));
         assert_eq!(classified.observed.len(), 2);
         assert_eq!(classified.observed[1].content_hash, content_hash(&last));
         assert_eq!(classified.max_updated, Some(ts("2019-03-01T10:07:00Z")));

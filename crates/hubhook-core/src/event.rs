@@ -23,13 +23,42 @@ pub struct EventRecord {
     pub object_id: String,
     pub event_date: jiff::Timestamp,
     /// The raw provider record (for a DELETED event, the last version hubhook stored).
-    pub record: Value,
-    /// The record's canonical text, when the poller read it as text
-    /// ([`crate::record_text`]): the body carries it as it is, so it is written once per
-    /// record, and byte for byte what the event's row stores.
-    pub record_text: Option<String>,
+    pub record: RecordJson,
     /// What changed, for an UPDATED event of a resource that tracks changes.
     pub changes: Option<Changes>,
+}
+
+/// An event's record: the canonical text the poller read it as ([`crate::record_text`]), or
+/// a value. A text is carried into the body as it is, so a record is written once, and the
+/// body holds byte for byte what the event's row stores.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordJson {
+    Text(String),
+    Value(Value),
+}
+
+impl RecordJson {
+    /// The record's JSON text.
+    pub fn to_text(&self) -> String {
+        match self {
+            RecordJson::Text(text) => text.clone(),
+            RecordJson::Value(value) => value.to_string(),
+        }
+    }
+}
+
+impl Serialize for RecordJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Checked to be one JSON value (a scan, no allocation) so that the body stays JSON
+            // whatever the text holds; the poller's texts always are, being written by it.
+            RecordJson::Text(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) => raw.serialize(serializer),
+                Err(_) => serializer.serialize_str(text),
+            },
+            RecordJson::Value(value) => value.serialize(serializer),
+        }
+    }
 }
 
 /// The `changedFields` (and, when asked for, `previous`) of an UPDATED event.
@@ -210,18 +239,7 @@ fn notification(instance: InstanceId, object_type: &str, events: &[&EventRecord]
             raw: Raw {
                 instance_id: instance.0,
                 object_type,
-                records: events
-                    .iter()
-                    .map(|event| {
-                        // Checked to be one JSON value (a scan, no allocation), so that the
-                        // body stays JSON whatever the field holds.
-                        let text = event.record_text.as_deref().map(serde_json::from_str);
-                        match text {
-                            Some(Ok(text)) => RecordOut::Text(text),
-                            _ => RecordOut::Value(&event.record),
-                        }
-                    })
-                    .collect(),
+                records: events.iter().map(|event| &event.record).collect(),
             },
         },
     };
@@ -349,22 +367,7 @@ impl<'a> EventOut<'a> {
 struct Raw<'a> {
     instance_id: i64,
     object_type: &'a str,
-    records: Vec<RecordOut<'a>>,
-}
-
-/// A record in a body: the text it was read as, or else its value.
-enum RecordOut<'a> {
-    Text(&'a RawValue),
-    Value(&'a Value),
-}
-
-impl Serialize for RecordOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            RecordOut::Text(text) => text.serialize(serializer),
-            RecordOut::Value(value) => value.serialize(serializer),
-        }
-    }
+    records: Vec<&'a RecordJson>,
 }
 
 impl Serialize for Raw<'_> {
@@ -385,21 +388,21 @@ mod tests {
     fn event(object_type: &str, n: usize) -> EventRecord {
         let object_id = n.to_string();
         let record = json!({"id": n, "name": format!("record \"{n}\"")});
+        let hash = crate::classify::content_hash(&record);
         EventRecord {
             id: event_id(
                 InstanceId(12345),
                 object_type,
                 &object_id,
                 EventType::Updated,
-                &crate::classify::content_hash(&record),
+                &hash,
                 0,
             ),
             event_type: EventType::Updated,
             object_type: object_type.to_owned(),
             object_id,
             event_date: "2019-03-01T10:15:00.999Z".parse().expect("timestamp"),
-            record,
-            record_text: None,
+            record: RecordJson::Value(record),
             changes: None,
         }
     }
@@ -411,25 +414,28 @@ mod tests {
         let from_texts: Vec<EventRecord> = from_values
             .iter()
             .map(|event| EventRecord {
-                record_text: Some(crate::classify::canonical_json(&event.record)),
+                record: RecordJson::Text(event.record.to_text()),
                 ..event.clone()
             })
             .collect();
-        let mut not_json = from_texts.clone();
-        not_json[1].record_text = Some("{\"id\": 2,".to_owned());
         assert_eq!(
             build_notifications(InstanceId(12345), &from_texts, 10),
             build_notifications(InstanceId(12345), &from_values, 10)
         );
         // The text is what the body carries.
         let mut other = from_texts.clone();
-        other[0].record_text = Some(r#"{"id":1,"from":"text"}"#.to_owned());
+        other[0].record = RecordJson::Text(r#"{"id":1,"from":"text"}"#.to_owned());
         let body = &build_notifications(InstanceId(12345), &other, 10)[0].body;
-        assert!(body.contains(r#""contacts":[{"id":1,"from":"text"},"#), "{body}");
-        // Text that is not one JSON value is not spliced in: the value is written instead.
-        assert_eq!(
-            build_notifications(InstanceId(12345), &not_json, 10),
-            build_notifications(InstanceId(12345), &from_values, 10)
+        assert!(
+            body.contains(r#""contacts":[{"id":1,"from":"text"},"#),
+            "{body}"
+        );
+        // Text that is not one JSON value is not spliced in: it is carried as a string.
+        other[0].record = RecordJson::Text(r#"{"id": 1,"#.to_owned());
+        let body = &build_notifications(InstanceId(12345), &other, 10)[0].body;
+        assert!(
+            body.contains(r#""contacts":["{\"id\": 1,",{"id":2"#),
+            "{body}"
         );
     }
 
@@ -558,7 +564,9 @@ mod tests {
                 r#""eventDate":"2019-03-01T10:15:00Z","elementKey":"connectwisecrmrest","id":"{}"}}],"#,
                 r#""raw":{{"instance_id":12345,"objectType":"contacts","contacts":[{}]}}}}}}"#
             ),
-            n.id.0, events[0].id.0, events[0].record
+            n.id.0,
+            events[0].id.0,
+            events[0].record.to_text()
         );
         assert_eq!(n.body, expected);
         // The body is valid JSON that round-trips to the same values.
@@ -665,8 +673,8 @@ mod tests {
         let mut tracked = event("contacts", 1);
         tracked.changes = Some(Changes {
             fields: crate::field_changes::changed_fields(
-                &json!({"title": "CEO", "company": {"name": "A"}, "x": 1}),
-                &json!({"title": "CTO", "company": {"name": "B"}, "x": 1}),
+                r#"{"title": "CEO", "company": {"name": "A"}, "x": 1}"#,
+                r#"{"title": "CTO", "company": {"name": "B"}, "x": 1}"#,
             )
             .expect("within the bounds"),
             include_previous: true,
@@ -702,8 +710,7 @@ mod tests {
             object_type: "contacts".into(),
             object_id: "42".into(),
             event_date: "2026-01-01T00:00:00Z".parse().expect("time"),
-            record: serde_json::json!({"id": 42}),
-            record_text: None,
+            record: RecordJson::Value(serde_json::json!({"id": 42})),
             changes: None,
         };
         let original = build_notifications(instance, &[event], 10).remove(0);

@@ -24,7 +24,11 @@
 //! the bound, a record of 20,000 changing fields under a 50 KB key made a 1 GB notification
 //! and took the server down.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::record_text::{Node, parse};
 
 /// Paths that change on every save and say nothing about the record itself.
 pub const BOOKKEEPING: &[&str] = &["_info.lastUpdated", "_info.updatedBy"];
@@ -51,11 +55,13 @@ pub const MAX_CHANGED_FIELDS: usize = 200;
 /// Bytes of changed paths reported at most, all together.
 pub const MAX_PATH_BYTES: usize = 16 * 1024;
 
-/// The fields that differ between `previous` and `current`, in the order of their paths;
-/// `None` when there are more than the bounds allow.
-pub fn changed_fields(previous: &Value, current: &Value) -> Option<Vec<FieldChange>> {
+/// The fields that differ between the records whose JSON texts are `previous` and `current`
+/// (as stored: read straight from the text, [`crate::record_text`]), in the order of their
+/// paths; `None` when there are more than the bounds allow, or when either is not JSON.
+pub fn changed_fields(previous: &str, current: &str) -> Option<Vec<FieldChange>> {
+    let (previous, current) = (parse(previous).ok()?, parse(current).ok()?);
     let mut changes = Changed::default();
-    compare(&mut String::new(), previous, current, &mut changes).ok()?;
+    compare(&mut String::new(), &previous, &current, &mut changes).ok()?;
     let mut changes = changes.list;
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     Some(changes)
@@ -72,7 +78,7 @@ struct Changed {
 struct TooMany;
 
 impl Changed {
-    fn push(&mut self, path: &str, previous: &Value) -> Result<(), TooMany> {
+    fn push(&mut self, path: &str, previous: &Node<'_>) -> Result<(), TooMany> {
         if is_bookkeeping(path) {
             return Ok(());
         }
@@ -82,7 +88,7 @@ impl Changed {
         }
         self.list.push(FieldChange {
             path: path.to_owned(),
-            previous: previous.clone(),
+            previous: previous.to_value(),
         });
         Ok(())
     }
@@ -90,12 +96,12 @@ impl Changed {
 
 fn compare(
     path: &mut String,
-    previous: &Value,
-    current: &Value,
+    previous: &Node<'_>,
+    current: &Node<'_>,
     out: &mut Changed,
 ) -> Result<(), TooMany> {
     match (previous, current) {
-        (Value::Object(before), Value::Object(after)) => compare_objects(path, before, after, out),
+        (Node::Object(before), Node::Object(after)) => compare_objects(path, before, after, out),
         (before, after) if before == after => Ok(()),
         (before, _) => out.push(path, before),
     }
@@ -103,24 +109,31 @@ fn compare(
 
 fn compare_objects(
     path: &mut String,
-    before: &Map<String, Value>,
-    after: &Map<String, Value>,
+    before: &[(Cow<'_, str>, Node<'_>)],
+    after: &[(Cow<'_, str>, Node<'_>)],
     out: &mut Changed,
 ) -> Result<(), TooMany> {
-    let keys = before
-        .keys()
-        .chain(after.keys().filter(|key| !before.contains_key(*key)));
+    let find = |members: &[(Cow<'_, str>, Node<'_>)], key: &str| {
+        members.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()
+    };
+    // The earlier version's keys, then those only the later one has (each side is sorted).
+    let keys = before.iter().map(|(key, _)| key.as_ref()).chain(
+        after
+            .iter()
+            .map(|(key, _)| key.as_ref())
+            .filter(|key| find(before, key).is_none()),
+    );
+    let absent = Node::Null;
     for key in keys {
         let len = path.len();
         if !path.is_empty() {
             path.push('.');
         }
         path.push_str(key);
-        let absent = Value::Null;
         let done = compare(
             path,
-            before.get(key).unwrap_or(&absent),
-            after.get(key).unwrap_or(&absent),
+            find(before, key).map_or(&absent, |at| &before[at].1),
+            find(after, key).map_or(&absent, |at| &after[at].1),
             out,
         );
         path.truncate(len);
@@ -137,7 +150,8 @@ mod tests {
 
     #[track_caller]
     fn check(previous: Value, current: Value, expected: &[(&str, Value)]) {
-        let changes = changed_fields(&previous, &current).expect("within the bounds");
+        let changes =
+            changed_fields(&previous.to_string(), &current.to_string()).expect("within the bounds");
         let got: Vec<(&str, Value)> = changes
             .iter()
             .map(|c| (c.path.as_str(), c.previous.clone()))
@@ -205,7 +219,10 @@ mod tests {
                     .collect(),
             )
         };
-        assert_eq!(changed_fields(&wide(1), &wide(2)), None);
+        assert_eq!(
+            changed_fields(&wide(1).to_string(), &wide(2).to_string()),
+            None
+        );
         // One under the bound is listed whole.
         let mut fewer = wide(2);
         fewer
@@ -213,7 +230,7 @@ mod tests {
             .expect("object")
             .insert("f0".into(), json!(1));
         assert_eq!(
-            changed_fields(&wide(1), &fewer).map(|c| c.len()),
+            changed_fields(&wide(1).to_string(), &fewer.to_string()).map(|c| c.len()),
             Some(MAX_CHANGED_FIELDS)
         );
         // Bookkeeping does not count against the bound.
@@ -226,16 +243,26 @@ mod tests {
             record
         };
         assert_eq!(
-            changed_fields(&with_info(&wide(1), "a"), &with_info(&fewer, "b")).map(|c| c.len()),
+            changed_fields(
+                &with_info(&wide(1), "a").to_string(),
+                &with_info(&fewer, "b").to_string()
+            )
+            .map(|c| c.len()),
             Some(MAX_CHANGED_FIELDS)
         );
         // A few changes under a very long key weigh too much.
         let key = "k".repeat(MAX_PATH_BYTES / 2);
         let long = |n: u64| json!({ key.clone(): {"a": n, "b": n, "c": n} });
-        assert_eq!(changed_fields(&long(1), &long(2)), None);
+        assert_eq!(
+            changed_fields(&long(1).to_string(), &long(2).to_string()),
+            None
+        );
         // The attack that found it: 20,000 changes under a 50 KB key, answered at once.
         let key = "k".repeat(50_000);
         let huge = |n: u64| json!({ key.clone(): Value::Object((0..20_000).map(|i| (format!("a{i}"), json!(n))).collect()) });
-        assert_eq!(changed_fields(&huge(1), &huge(2)), None);
+        assert_eq!(
+            changed_fields(&huge(1).to_string(), &huge(2).to_string()),
+            None
+        );
     }
 }

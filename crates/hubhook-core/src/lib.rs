@@ -35,8 +35,7 @@ pub use ceql::{
 };
 pub use classify::{
     Change, Classified, ClassifyContext, EventType, Known, Observed, PageRecord, RecordError,
-    classify,
-    content_hash, object_id, read_date,
+    classify, content_hash, object_id, read_date,
 };
 pub use config::{
     ChangeTracking, ConnectWiseCredentials, DEFAULT_MASS_DELETE_THRESHOLD, DateField, DatesConfig,
@@ -48,8 +47,8 @@ pub use delivery_policy::{DeliverySettings, FailurePolicy, SchedulePreset};
 pub use documented::{DocumentedSite, connectwise_poller_block, documented_instance_body};
 pub use error::{ConfigError, ConfigErrors};
 pub use event::{
-    Changes, EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, build_notifications, event_id,
-    replay_notification,
+    Changes, EventRecord, MAX_EVENTS_PER_NOTIFICATION, Notification, RecordJson,
+    build_notifications, event_id, replay_notification,
 };
 pub use field_changes::{BOOKKEEPING, FieldChange, changed_fields};
 pub use field_path::FieldPath;

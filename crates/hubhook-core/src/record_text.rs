@@ -50,7 +50,11 @@ pub fn read_record(
     deserializer.end()?;
     let found = paths
         .iter()
-        .map(|path| path.segments().try_fold(&tree, Node::get).map(Node::to_value))
+        .map(|path| {
+            path.segments()
+                .try_fold(&tree, Node::get)
+                .map(Node::to_value)
+        })
         .collect();
     let mut text = Vec::with_capacity(raw.len());
     tree.write(&mut text)?;
@@ -59,8 +63,33 @@ pub fn read_record(
     Ok((text, found))
 }
 
-/// A parsed JSON value whose strings borrow from the input when they hold no escape.
-enum Node<'a> {
+/// Removes every object member whose value is null, at any depth, from a parsed value: what
+/// [`read_record`] does with `strip_nulls` while it reads. Nulls inside arrays are elements,
+/// not fields, and are kept.
+pub fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|_, v| !v.is_null());
+            fields.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// `text` parsed as it is (nulls kept), for a walk over it ([`crate::field_changes`]).
+pub(crate) fn parse(text: &str) -> Result<Node<'_>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let tree = Seed { strip_nulls: false }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(tree)
+}
+
+/// A parsed JSON value whose strings borrow from the input when they hold no escape. Two
+/// nodes are equal when the values they were parsed from are (an object's members are
+/// sorted and unique, so member lists compare as maps do).
+#[derive(Debug, PartialEq)]
+pub(crate) enum Node<'a> {
     Null,
     Bool(bool),
     Number(Number),
@@ -74,16 +103,24 @@ impl Node<'_> {
     /// One step of a [`FieldPath`], as `FieldPath::get` takes it on a `Value`.
     fn get(&self, segment: &str) -> Option<&Self> {
         match self {
-            Node::Object(members) => members
-                .binary_search_by(|(key, _)| key.as_ref().cmp(segment))
-                .ok()
-                .map(|at| &members[at].1),
+            Node::Object(_) => self.member(segment),
             Node::Array(items) => items.get(segment.parse::<usize>().ok()?),
             _ => None,
         }
     }
 
-    fn to_value(&self) -> Value {
+    /// The member `key` of an object.
+    pub(crate) fn member(&self, key: &str) -> Option<&Self> {
+        let Node::Object(members) = self else {
+            return None;
+        };
+        members
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|at| &members[at].1)
+    }
+
+    pub(crate) fn to_value(&self) -> Value {
         match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
@@ -275,21 +312,9 @@ mod tests {
     fn through_value(raw: &str, strip_nulls: bool) -> Result<String, serde_json::Error> {
         let mut value: Value = serde_json::from_str(raw)?;
         if strip_nulls {
-            strip(&mut value);
+            super::strip_nulls(&mut value);
         }
         Ok(canonical_json(&value))
-    }
-
-    /// hubhook-connectwise's `strip_nulls` (that crate depends on this one).
-    fn strip(value: &mut Value) {
-        match value {
-            Value::Object(fields) => {
-                fields.retain(|_, v| !v.is_null());
-                fields.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
     }
 
     fn same_as_value(raw: &str) {
@@ -347,7 +372,7 @@ mod tests {
             let (_, found) = read_record(raw, strip_nulls, &refs).expect("reads");
             let mut stored = record.clone();
             if strip_nulls {
-                strip(&mut stored);
+                super::strip_nulls(&mut stored);
             }
             let expected: Vec<Option<Value>> =
                 paths.iter().map(|p| p.get(&stored).cloned()).collect();
@@ -370,8 +395,10 @@ mod tests {
             any::<f64>()
                 .prop_filter("finite", |f| f.is_finite())
                 .prop_map(|f| format!("{f:e}")),
-            prop::string::string_regex("-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?")
-                .expect("regex"),
+            prop::string::string_regex(
+                "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
+            )
+            .expect("regex"),
         ];
         let leaf = prop_oneof![
             Just("null".to_owned()),
@@ -390,8 +417,10 @@ mod tests {
                 prop::collection::vec(inner.clone(), 0..5)
                     .prop_map(|items| format!("[ {} ]", items.join(" , "))),
                 prop::collection::vec((key, inner), 0..6).prop_map(|members| {
-                    let members: Vec<String> =
-                        members.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    let members: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
                     format!("{{{}}}", members.join(","))
                 }),
             ]

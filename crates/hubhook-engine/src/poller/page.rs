@@ -5,12 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use hubhook_core::{
     Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
-    MAX_EVENTS_PER_NOTIFICATION, PageRecord, ResourcePoll, build_notifications, changed_fields,
-    classify, cpu, event_id,
+    MAX_EVENTS_PER_NOTIFICATION, PageRecord, RecordJson, ResourcePoll, build_notifications,
+    changed_fields, classify, cpu, event_id,
 };
 use hubhook_store::{KnownObject, NewEvent, NewNotification, ObservedObject, Store, StoreError};
 use jiff::Timestamp;
-use serde_json::Value;
 
 /// What the page is read against.
 pub struct PageContext<'a> {
@@ -117,16 +116,12 @@ impl Page {
         );
         // An event stores, and its notification carries, the text its record was observed as
         // (written once, when the page was read).
-        let texts: HashMap<&str, &str> = observed
-            .iter()
-            .map(|o| (o.object_id.as_str(), o.text.as_str()))
-            .collect();
         let events: Vec<EventRecord> = changes
             .into_iter()
             .filter_map(|change| {
                 let changes = match change.event_type {
                     EventType::Updated => {
-                        what_changed(&resource, known.get(&change.object_id), &change.record)
+                        what_changed(&resource, known.get(&change.object_id), &change.text)
                     }
                     _ => None,
                 };
@@ -149,18 +144,14 @@ impl Page {
                     ),
                     event_type: change.event_type,
                     object_type: resource_name.clone(),
-                    record_text: texts
-                        .get(change.object_id.as_str())
-                        .map(|text| (*text).to_owned()),
                     object_id: change.object_id,
                     event_date: change.updated,
-                    record: change.record,
+                    record: RecordJson::Text(change.text),
                     changes,
                 })
             })
             .collect();
-        let (events, notifications) = outbox(instance, &events, |event| event.record_text.clone());
-        drop(texts);
+        let (events, notifications) = outbox(instance, &events);
         PageOutcome {
             observed: observed
                 .into_iter()
@@ -207,24 +198,21 @@ fn already_stored(known: Option<&KnownObject>, observed: &ObservedObject) -> boo
 fn what_changed(
     resource: &ResourcePoll,
     known: Option<&KnownObject>,
-    current: &Value,
+    current: &str,
 ) -> Option<Changes> {
     if !resource.changes.track {
         return None;
     }
-    let previous: Value = serde_json::from_str(known?.record.as_deref()?).ok()?;
     Some(Changes {
-        fields: changed_fields(&previous, current)?,
+        fields: changed_fields(known?.record.as_deref()?, current)?,
         include_previous: resource.changes.include_previous,
     })
 }
 
-/// Events as the store takes them, with their notifications. `text` gives an event's record
-/// as it was already serialized, if it was; otherwise the record is serialized here.
+/// Events as the store takes them, with their notifications.
 pub fn outbox(
     instance: InstanceId,
     events: &[EventRecord],
-    text: impl Fn(&EventRecord) -> Option<String>,
 ) -> (Vec<NewEvent>, Vec<NewNotification>) {
     let notifications = build_notifications(instance, events, MAX_EVENTS_PER_NOTIFICATION)
         .into_iter()
@@ -242,7 +230,7 @@ pub fn outbox(
             object_id: e.object_id.clone(),
             event_type: e.event_type.as_str().to_string(),
             event_date: e.event_date,
-            record_json: text(e).unwrap_or_else(|| e.record.to_string()),
+            record_json: e.record.to_text(),
         })
         .collect();
     (events, notifications)

@@ -34,7 +34,7 @@
 use std::time::Duration;
 
 use hubhook_connectwise::{Client, HubQuery, PageRequest};
-use hubhook_core::{EventRecord, EventType, InstanceId, ResourcePoll, event_id};
+use hubhook_core::{EventRecord, EventType, InstanceId, RecordJson, ResourcePoll, event_id};
 use hubhook_store::{
     LeaseToken, MassDeleteAction, PollCommit, PollJob, PollProgress, Reconciled, Store,
 };
@@ -175,7 +175,7 @@ pub async fn reconcile(
             Vec::new()
         };
         deleted += events.len() as u64;
-        let (events, notifications) = outbox(instance, &events, |_| None);
+        let (events, notifications) = outbox(instance, &events);
         let commit = PollCommit {
             instance_id: instance,
             resource: resource_name.to_owned(),
@@ -273,8 +273,7 @@ async fn deleted_events(
                 object_type: resource_name.to_owned(),
                 object_id: id.clone(),
                 event_date,
-                record,
-                record_text: None,
+                record: RecordJson::Value(record),
                 changes: None,
             })
         })

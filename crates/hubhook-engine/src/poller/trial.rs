@@ -28,7 +28,8 @@
 
 use hubhook_connectwise::{CwError, HubQuery, PageRequest};
 use hubhook_core::{
-    ClassifyContext, InstanceConfig, PageRecord, ResourcePoll, classify, object_id, read_date, render_url,
+    ClassifyContext, InstanceConfig, PageRecord, ResourcePoll, classify, object_id, read_date,
+    render_url,
 };
 use jiff::Timestamp;
 use serde_json::Value;
