@@ -244,3 +244,37 @@ fn next_page(
     })?;
     Ok(Some(PageRequest::After(last)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(body: &str) -> Result<Option<Vec<String>>, String> {
+        split_records(body.as_bytes())
+            .map(|records| records.map(|r| r.iter().map(|r| r.get().to_owned()).collect()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_page_splits_into_its_records_texts() {
+        assert_eq!(
+            split(r#" [ {"id": 1, "a": null} , {"id":2} ] "#),
+            Ok(Some(vec![
+                r#"{"id": 1, "a": null}"#.to_owned(),
+                r#"{"id":2}"#.to_owned()
+            ]))
+        );
+        assert_eq!(split("[]"), Ok(Some(Vec::new())));
+        // JSON that is not a list, and no body at all: not a list, as `fetch_page` reads them.
+        assert_eq!(split(r#"{"version": "v2019"}"#), Ok(None));
+        assert_eq!(split(" \n"), Ok(None));
+        // Not JSON: the error says so in serde_json's words, for the whole answer.
+        let error = split(r#"[{"id": 1}, {"id": "#).unwrap_err();
+        assert!(error.contains("the answer is not JSON"), "{error}");
+        assert!(split(r#"[{"id": 1}] trailing"#).is_err());
+        // Splitting does not recurse (however deep a record is nested, the stack stays
+        // flat); reading such a record is what refuses it (`hubhook_core::record_text`).
+        let deep = format!("[{}1{}]", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        assert_eq!(split(&deep).map(|r| r.map(|r| r.len())), Ok(Some(1)));
+    }
+}

@@ -349,6 +349,10 @@ mod tests {
         ] {
             same_as_value(raw);
         }
+        // Nesting past serde_json's limit (128) is refused by both, not a stack overflow.
+        let deep = format!("{}1{}", "[{\"a\":".repeat(100_000), "}]".repeat(100_000));
+        same_as_value(&deep);
+        assert!(read_record(&deep, true, &[]).is_err());
     }
 
     #[test]

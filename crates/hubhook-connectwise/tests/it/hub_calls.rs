@@ -24,6 +24,20 @@ async fn read_by_pages(client: &Client, hub_path: &str, params: &[(&str, &str)])
         }
         let query = HubQuery::from_params(&target, pairs, 200).expect("query");
         let page = client.fetch_page(&query).await.expect("page");
+        // The poller's read of the same page: the same records as text, the same next page.
+        let raw = client.fetch_raw_page(&query).await.expect("raw page");
+        let texts: Vec<Value> = raw
+            .records
+            .expect("a list")
+            .iter()
+            .map(|record| {
+                let mut value = serde_json::from_str(record.get()).expect("json");
+                hubhook_connectwise::strip_nulls(&mut value);
+                value
+            })
+            .collect();
+        assert_eq!(Some(&texts), page.body.as_array(), "{params:?}");
+        assert_eq!(raw.next, page.next, "{params:?}");
         records.extend(page.body.as_array().expect("a list").iter().cloned());
         match page.next.and_then(|next| next.token()) {
             Some(next) => token = Some(next),

@@ -90,6 +90,7 @@ use hubhook_store::{
     CommitOutcome, LeaseToken, PollCommit, PollDone, PollJob, PollProgress, Store, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
+
 pub use trial::{TrialProblem, trial_read};
 
 use crate::Engine;
