@@ -1,7 +1,8 @@
 //! A record's canonical text read straight from the text ConnectWise sent, without building a
 //! `serde_json::Value` first.
 //!
-//! Every record a poll reads is hashed and stored as its canonical text ([`canonical_json`]:
+//! Every record a poll reads is hashed and stored as its canonical text
+//! ([`canonical_json`](crate::classify::canonical_json):
 //! nulls removed when the instance filters them, object keys sorted, no whitespace), and only
 //! the few that changed are needed as values. Building a `Value` for each of them allocates a
 //! `String` per key and per string and a B-tree per object, and took about two thirds of the
@@ -12,8 +13,9 @@
 //! # Why the text is the same as before
 //!
 //! The content hash is taken over this text and compared with the hashes stored by earlier
-//! versions, so it must be byte for byte what [`canonical_json`] writes for the record's
-//! `Value` after [`strip_nulls`](#nulls). Each step does what `Value` does:
+//! versions, so it must be byte for byte what
+//! [`canonical_json`](crate::classify::canonical_json) writes for the record's `Value` after
+//! [`strip_nulls`]. Each step does what `Value` does:
 //!
 //! - Parsing is serde_json's, with the same visitor calls: numbers arrive as the same `u64`,
 //!   `i64` or `f64` and are kept as a [`serde_json::Number`], written by serde_json; strings
@@ -25,6 +27,11 @@
 //! - A string is written as serde_json writes it: it escapes only `"`, `\` and control
 //!   characters, so a string holding none of them is copied as it is, and any other goes
 //!   through serde_json's writer.
+//! - Nesting deeper than serde_json's limit (128) is refused, as it is for a `Value`.
+//!
+//! Changes use the same tree: `changedFields` compares the stored version and the new one
+//! parsed with `parse` ([`crate::field_changes`]), and an event's notification carries the
+//! canonical text as it is (`crate::event::RecordJson`).
 //!
 //! The equivalence is checked by a property test over generated JSON (escapes, non-ASCII,
 //! duplicate keys, nulls at every depth, numbers of every form) and by a fuzz target.
