@@ -215,8 +215,10 @@ fn split_records(bytes: &[u8]) -> Result<Option<Vec<Box<RawValue>>>, CwError> {
     }
     match serde_json::from_slice::<Vec<Box<RawValue>>>(bytes) {
         Ok(records) => Ok(Some(records)),
-        // Not a list, or not JSON: the second read tells which, with serde_json's own words.
-        Err(_) => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        Err(error) if bytes.trim_ascii_start().starts_with(b"[") => Err(not_json(error)),
+        // JSON that is not a list, or not JSON at all: reading the whole answer as one value
+        // tells which (a raw read, which checks the text, UTF-8 included, without building it).
+        Err(_) => serde_json::from_slice::<Box<RawValue>>(bytes)
             .map(|_| None)
             .map_err(not_json),
     }
@@ -272,6 +274,13 @@ mod tests {
         let error = split(r#"[{"id": 1}, {"id": "#).unwrap_err();
         assert!(error.contains("the answer is not JSON"), "{error}");
         assert!(split(r#"[{"id": 1}] trailing"#).is_err());
+        assert!(split(r#"{"id": 1} trailing"#).is_err());
+        // Bytes that are not UTF-8 are not JSON, inside a list or not (a scan that skips
+        // strings would have called the first a list and the second "not a list").
+        for bytes in [&b"[{\"a\": \"\xff\"}]"[..], &b"{\"a\": \"\xff\"}"[..]] {
+            let error = split_records(bytes).unwrap_err().to_string();
+            assert!(error.contains("the answer is not JSON"), "{error}");
+        }
         // Splitting does not recurse (however deep a record is nested, the stack stays
         // flat); reading such a record is what refuses it (`hubhook_core::record_text`).
         let deep = format!("[{}1{}]", "[".repeat(1_000_000), "]".repeat(1_000_000));
