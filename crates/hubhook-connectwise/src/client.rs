@@ -131,7 +131,8 @@ impl Client {
     }
 
     /// Every record matching `query`, reading all pages one after another with
-    /// [`Client::fetch_page`] (the one paging path, shared with the poller).
+    /// [`Client::fetch_page`] (the one paging path; the poller's [`Client::fetch_raw_page`] shares
+    /// its request and next-page rule).
     ///
     /// Without an `orderBy`, pages are read with ConnectWise's forward-only paging (`id >
     /// pageId`): offsets shift when records are deleted during a scan, which would skip a

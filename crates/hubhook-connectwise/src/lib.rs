@@ -9,8 +9,9 @@
 //! honoured, null fields filtered as the instance asks.
 //!
 //! Two callers share this path, so they cannot disagree about what a URL means: the poller and
-//! the hub API read lists one page at a time ([`Client::fetch_page`]; [`Client::fetch_all`]
-//! reads them all), and the hub reads and writes single records ([`Client::get_record`] and
+//! the hub API read lists one page at a time ([`Client::fetch_page`], and for the poller
+//! [`Client::fetch_raw_page`], the same request and paging with each record left as its text;
+//! [`Client::fetch_all`] reads them all), and the hub reads and writes single records ([`Client::get_record`] and
 //! friends). Paging never depends on the `Link` header: a full page is followed by a request
 //! for the next one (forward-only: after its last id) and a short or empty page ends the list,
 //! which works whatever `Link` ConnectWise sent.
