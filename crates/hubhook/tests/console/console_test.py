@@ -233,9 +233,14 @@ def main():
         shot("07-failed-event")
         event_url = b.script("return location.pathname;")
 
-        # The receiver is back: "Resend" delivers it.
+        # The receiver is back: "Resend" delivers it. The form's answer is a redirect to this
+        # same page, so a mark on the window tells the new page from the old one; navigating
+        # away before it arrives could cancel the form's POST (seen once in CI, 2026-12-06).
         Receiver.failing = False
+        b.script("window.beforeResend = true;")
         b.click("#resend")
+        b.wait("the resend's answer", lambda: b.script(
+            "return window.beforeResend === undefined && document.readyState === 'complete';"))
         def notified():
             b.go(args.base + event_url)
             return "NOTIFIED" in b.text("#event-status")
