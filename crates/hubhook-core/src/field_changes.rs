@@ -28,7 +28,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::record_text::{Node, parse};
+use crate::record_text::{Node, member_of, parse};
 
 /// Paths that change on every save and say nothing about the record itself.
 pub const BOOKKEEPING: &[&str] = &["_info.lastUpdated", "_info.updatedBy"];
@@ -113,15 +113,12 @@ fn compare_objects(
     after: &[(Cow<'_, str>, Node<'_>)],
     out: &mut Changed,
 ) -> Result<(), TooMany> {
-    let find = |members: &[(Cow<'_, str>, Node<'_>)], key: &str| {
-        members.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()
-    };
     // The earlier version's keys, then those only the later one has (each side is sorted).
     let keys = before.iter().map(|(key, _)| key.as_ref()).chain(
         after
             .iter()
             .map(|(key, _)| key.as_ref())
-            .filter(|key| find(before, key).is_none()),
+            .filter(|key| member_of(before, key).is_none()),
     );
     let absent = Node::Null;
     for key in keys {
@@ -132,8 +129,8 @@ fn compare_objects(
         path.push_str(key);
         let done = compare(
             path,
-            find(before, key).map_or(&absent, |at| &before[at].1),
-            find(after, key).map_or(&absent, |at| &after[at].1),
+            member_of(before, key).unwrap_or(&absent),
+            member_of(after, key).unwrap_or(&absent),
             out,
         );
         path.truncate(len);

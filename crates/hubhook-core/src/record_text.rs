@@ -121,10 +121,7 @@ impl Node<'_> {
         let Node::Object(members) = self else {
             return None;
         };
-        members
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .ok()
-            .map(|at| &members[at].1)
+        member_of(members, key)
     }
 
     pub(crate) fn to_value(&self) -> Value {
@@ -175,6 +172,17 @@ impl Node<'_> {
         }
         Ok(())
     }
+}
+
+/// The member `key` among an object's members (sorted, each key once).
+pub(crate) fn member_of<'n, 'a>(
+    members: &'n [(Cow<'a, str>, Node<'a>)],
+    key: &str,
+) -> Option<&'n Node<'a>> {
+    members
+        .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+        .ok()
+        .map(|at| &members[at].1)
 }
 
 /// `s` as serde_json writes a string: quoted, escaping only `"`, `\` and control characters.
