@@ -10,8 +10,16 @@
 //! Small inputs stay on the calling task: an idle poll's page of one record would spend more
 //! on the hand-off (a thread wake-up, the captured data moved) than on the work.
 //!
+//! A step that treats each item of a page alone (reading a record, packing a row) can also be
+//! cut into parts that run on the pool at once ([`map`]): one part per core. A poll joins at
+//! most two such steps (see the poller), and while one of them waits on the network or the
+//! store's writer, a step in one piece would leave a core idle.
+//!
 //! Nothing here changes what a step computes or the order of a poll's commits: the caller
-//! awaits the step's result exactly where it would have computed it.
+//! awaits the step's result exactly where it would have computed it, and [`map`] returns its
+//! results in the items' order.
+
+use std::sync::{Arc, LazyLock};
 
 /// Inputs at least this large (records, rows, kilobytes: each caller says) go to the blocking
 /// pool.
@@ -36,6 +44,56 @@ where
     }
 }
 
+/// How many parts [`map`] cuts its items into: the cores this process may use.
+static PARTS: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+/// `items.into_iter().map(work).collect()`, on the blocking pool in one part per core when
+/// there are at least [`LARGE`] items (each part at least [`LARGE`] long), otherwise here.
+/// Results come back in the items' order. A panic in `work` continues in the caller.
+pub async fn map<T, U, F>(items: Vec<T>, work: F) -> Vec<U>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    F: Fn(T) -> U + Send + Sync + 'static,
+{
+    let parts = (items.len() / LARGE).clamp(1, *PARTS);
+    if parts == 1 {
+        return run(items.len() >= LARGE, move || {
+            items.into_iter().map(work).collect()
+        })
+        .await;
+    }
+    let work = Arc::new(work);
+    let size = items.len().div_ceil(parts);
+    let mut rest = items;
+    let mut chunks = Vec::with_capacity(parts);
+    while rest.len() > size {
+        let tail = rest.split_off(size);
+        chunks.push(std::mem::replace(&mut rest, tail));
+    }
+    chunks.push(rest);
+    // Spawned at once (not when first awaited), so that the parts run beside each other.
+    let running: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let work = Arc::clone(&work);
+            tokio::task::spawn_blocking(move || {
+                chunk.into_iter().map(|item| work(item)).collect::<Vec<U>>()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for part in running {
+        match part.await {
+            Ok(part) => results.extend(part),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +105,65 @@ mod tests {
         let large = run(true, std::thread::current).await;
         assert_eq!(small.id(), here);
         assert_ne!(large.id(), here);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn map_keeps_the_order_of_its_items_whatever_their_number() {
+        for n in [
+            0,
+            1,
+            LARGE - 1,
+            LARGE,
+            2 * LARGE,
+            2 * LARGE + 1,
+            10 * LARGE + 7,
+        ] {
+            let items: Vec<usize> = (0..n).collect();
+            let doubled = map(items, |i| (i * 2, std::thread::current().id())).await;
+            assert_eq!(
+                doubled.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+                (0..n).map(|i| i * 2).collect::<Vec<_>>(),
+                "{n} items"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn map_cuts_large_inputs_into_parts_that_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        let parts = *PARTS;
+        // Each part's first item waits (up to 10 s) until every part has started, and says
+        // whether they all did: they can only if the parts run at the same time.
+        let started = Arc::new(AtomicUsize::new(0));
+        let items: Vec<usize> = (0..parts * LARGE).collect();
+        let met = map(items, move |i| {
+            if i % LARGE != 0 {
+                return true;
+            }
+            started.fetch_add(1, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while started.load(Ordering::SeqCst) < parts && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            started.load(Ordering::SeqCst) == parts
+        })
+        .await;
+        assert_eq!(met.len(), parts * LARGE);
+        assert!(
+            met.iter().all(|&met| met),
+            "the {parts} parts did not run at once"
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "in the step")]
+    async fn a_panic_in_a_part_reaches_the_caller() {
+        map((0..4 * LARGE).collect::<Vec<_>>(), |i| {
+            assert!(i != 3 * LARGE, "in the step");
+            i
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -685,15 +685,13 @@ impl ReadPage {
             return Ok(None);
         };
         let owned = resource.clone();
-        let records =
-            hubhook_core::cpu::run(records.len() >= hubhook_core::cpu::LARGE, move || {
-                records
-                    .iter()
-                    .map(|record| PageRecord::read(record.get(), filter_nulls, &owned))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
+        let records = hubhook_core::cpu::map(records, move |record| {
+            PageRecord::read(record.get(), filter_nulls, &owned)
+        })
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CwError::Decode(format!("the answer is not JSON: {e}")))?;
         Ok(Some(ReadPage {
             first_id: records.first().and_then(|record| record.numeric_id),
             last_id: records.last().and_then(|record| record.numeric_id),

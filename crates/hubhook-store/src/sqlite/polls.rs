@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use hubhook_core::InstanceId;
+use hubhook_core::{InstanceId, cpu};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::QueryBuilder;
 use sqlx::Row as _;
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     Backlog, CommitOutcome, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction,
-    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Result, StoreError,
+    NewEvent, PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Result, StoreError,
 };
 
 /// A job's instance's `updated_at` (its configuration version, `PollJob::instance_updated_at`)
@@ -324,16 +324,8 @@ impl SqliteStore {
     }
 
     async fn commit_poll_in_full(&self, commit: PollCommit) -> Result<CommitOutcome> {
-        // Compressed before the writer, so that it only copies bytes; a large commit is
-        // compressed on the blocking pool, beside the poll reading its next page (see
-        // `hubhook_core::cpu`).
-        let rows = commit.observed.len() + commit.events.len();
-        let (commit, stored) =
-            hubhook_core::cpu::run(rows >= hubhook_core::cpu::LARGE, move || {
-                let stored = Packed::of(&commit);
-                (commit, stored)
-            })
-            .await;
+        // Compressed before the writer, so that it only copies bytes.
+        let (commit, stored) = Packed::of(commit).await;
         self.writer
             .write(move |conn| Box::pin(commit_poll(conn, commit, stored)))
             .await
@@ -536,12 +528,18 @@ struct Packed {
 }
 
 impl Packed {
-    fn of(commit: &PollCommit) -> Packed {
-        let observed: Vec<Vec<u8>> = commit
-            .observed
-            .iter()
-            .map(|o| packed::pack_record(&o.record))
-            .collect();
+    /// Packs `commit`'s JSON columns; large commits on the blocking pool, in one part per core
+    /// (`hubhook_core::cpu::map`), beside the poll reading its next page.
+    async fn of(mut commit: PollCommit) -> (PollCommit, Packed) {
+        let (rows, observed): (Vec<_>, Vec<_>) =
+            cpu::map(std::mem::take(&mut commit.observed), |object| {
+                let packed = packed::pack_record(&object.record);
+                (object, packed)
+            })
+            .await
+            .into_iter()
+            .unzip();
+        commit.observed = rows;
         // An event usually stores the very text its object was observed as: packed once.
         let by_object: HashMap<&str, usize> = commit
             .observed
@@ -549,23 +547,41 @@ impl Packed {
             .enumerate()
             .map(|(i, o)| (o.object_id.as_str(), i))
             .collect();
-        let events = commit
-            .events
-            .iter()
-            .map(|e| match by_object.get(e.object_id.as_str()) {
-                Some(&i) if commit.observed[i].record == e.record_json => observed[i].clone(),
-                _ => packed::pack_record(&e.record_json),
+        let events: Vec<(NewEvent, Option<Vec<u8>>)> = std::mem::take(&mut commit.events)
+            .into_iter()
+            .map(|event| {
+                let same = match by_object.get(event.object_id.as_str()) {
+                    Some(&i) if commit.observed[i].record == event.record_json => {
+                        Some(observed[i].clone())
+                    }
+                    _ => None,
+                };
+                (event, same)
             })
             .collect();
-        Packed {
+        let (rows, events): (Vec<_>, Vec<_>) = cpu::map(events, |(event, same)| {
+            let packed = same.unwrap_or_else(|| packed::pack_record(&event.record_json));
+            (event, packed)
+        })
+        .await
+        .into_iter()
+        .unzip();
+        commit.events = rows;
+        let (rows, notifications): (Vec<_>, Vec<_>) =
+            cpu::map(std::mem::take(&mut commit.notifications), |notification| {
+                let packed = packed::pack(&notification.body);
+                (notification, packed)
+            })
+            .await
+            .into_iter()
+            .unzip();
+        commit.notifications = rows;
+        let stored = Packed {
             observed,
             events,
-            notifications: commit
-                .notifications
-                .iter()
-                .map(|n| packed::pack(&n.body))
-                .collect(),
-        }
+            notifications,
+        };
+        (commit, stored)
     }
 }
 
