@@ -2,10 +2,9 @@
 //! events (with what changed, for updates) and notifications, ready to be committed together.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 use hubhook_core::{
-    Change, Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
+    Changes, Classified, ClassifyContext, EventRecord, EventType, InstanceId, Known,
     MAX_EVENTS_PER_NOTIFICATION, PageRecord, RecordJson, ResourcePoll, build_notifications,
     changed_fields, classify, cpu, event_id,
 };
@@ -54,10 +53,8 @@ pub async fn process(
         .known_objects(ctx.instance, ctx.resource_name, &ids)
         .await?;
     // Hashing, serializing and comparing a large page is the poll's largest CPU step; it runs
-    // beside the commit of the page before (see `hubhook_core::cpu`), and the comparison of
-    // each update with its stored version (`changedFields`), the largest part of it after a
-    // mass update, in one part per core.
-    let page = Arc::new(Page {
+    // beside the commit of the page before (see `hubhook_core::cpu`).
+    let page = Page {
         instance: ctx.instance,
         resource_name: ctx.resource_name.to_owned(),
         resource: ctx.resource.clone(),
@@ -65,53 +62,12 @@ pub async fn process(
         poll_started: ctx.poll_started,
         all_created: ctx.all_created,
         known,
-    });
-    let large = records.len() >= cpu::LARGE;
-    let classified = {
-        let page = Arc::clone(&page);
-        cpu::run(large, move || page.classify(records)).await
     };
-    let Classified {
-        changes,
-        observed,
-        max_updated,
-        errors,
-    } = classified;
-    let events: Vec<EventRecord> = {
-        let page = Arc::clone(&page);
-        cpu::map(changes, move |change| page.event(change)).await
-    }
-    .into_iter()
-    .flatten()
-    .collect();
-    Ok(cpu::run(large, move || {
-        let (events, notifications) = outbox(page.instance, &events);
-        PageOutcome {
-            observed: observed
-                .into_iter()
-                .map(|o| ObservedObject {
-                    object_id: o.object_id,
-                    content_hash: o.content_hash,
-                    updated_at: o.updated,
-                    record: o.text,
-                    deleted: o.deleted,
-                })
-                .filter(|o| !already_stored(page.known.get(&o.object_id), o))
-                .collect(),
-            events,
-            notifications,
-            max_updated,
-            problems: u32::try_from(errors.len()).unwrap_or(u32::MAX),
-            problem: errors
-                .first()
-                .map(|e| format!("record {}: {}", e.index, e.message)),
-        }
-    })
-    .await)
+    Ok(cpu::run(records.len() >= cpu::LARGE, move || page.build(records)).await)
 }
 
-/// A page's context and what the store knows of its records, owned and shared, so that
-/// building the outcome can move to other threads.
+/// A page's context and what the store knows of its records, owned, so that building the
+/// outcome can move to another thread.
 struct Page {
     instance: InstanceId,
     resource_name: String,
@@ -123,9 +79,17 @@ struct Page {
 }
 
 impl Page {
-    fn classify(&self, records: Vec<PageRecord>) -> Classified {
-        let states: HashMap<String, Known> = self
-            .known
+    fn build(self, records: Vec<PageRecord>) -> PageOutcome {
+        let Page {
+            instance,
+            resource_name,
+            resource,
+            since,
+            poll_started,
+            all_created,
+            known,
+        } = self;
+        let states: HashMap<String, Known> = known
             .iter()
             .map(|(id, object)| {
                 let state = Known {
@@ -135,49 +99,79 @@ impl Page {
                 (id.clone(), state)
             })
             .collect();
-        classify(
+        let Classified {
+            changes,
+            observed,
+            max_updated,
+            errors,
+        } = classify(
             &ClassifyContext {
-                resource: &self.resource,
-                since: self.since,
-                poll_started: self.poll_started,
+                resource: &resource,
+                since,
+                poll_started,
                 known: &states,
-                all_created: self.all_created,
+                all_created,
             },
             records,
-        )
-    }
-
-    /// The event a change makes, `None` when it is ignored (an update of bookkeeping fields
-    /// only, where the resource says so). An event stores, and its notification carries, the
-    /// text its record was observed as (written once, when the page was read).
-    fn event(&self, change: Change) -> Option<EventRecord> {
-        let known = self.known.get(&change.object_id);
-        let changes = match change.event_type {
-            EventType::Updated => what_changed(&self.resource, known, &change.text),
-            _ => None,
-        };
-        let bookkeeping_only = changes
-            .as_ref()
-            .is_some_and(|changes| changes.fields.is_empty());
-        if bookkeeping_only && self.resource.changes.ignore_bookkeeping_only {
-            return None;
+        );
+        // An event stores, and its notification carries, the text its record was observed as
+        // (written once, when the page was read).
+        let events: Vec<EventRecord> = changes
+            .into_iter()
+            .filter_map(|change| {
+                let changes = match change.event_type {
+                    EventType::Updated => {
+                        what_changed(&resource, known.get(&change.object_id), &change.text)
+                    }
+                    _ => None,
+                };
+                let bookkeeping_only = changes
+                    .as_ref()
+                    .is_some_and(|changes| changes.fields.is_empty());
+                if bookkeeping_only && resource.changes.ignore_bookkeeping_only {
+                    return None;
+                }
+                Some(EventRecord {
+                    id: event_id(
+                        instance,
+                        &resource_name,
+                        &change.object_id,
+                        change.event_type,
+                        &change.content_hash,
+                        known
+                            .get(&change.object_id)
+                            .map_or(0, |object| object.revision),
+                    ),
+                    event_type: change.event_type,
+                    object_type: resource_name.clone(),
+                    object_id: change.object_id,
+                    event_date: change.updated,
+                    record: RecordJson::Text(change.text),
+                    changes,
+                })
+            })
+            .collect();
+        let (events, notifications) = outbox(instance, &events);
+        PageOutcome {
+            observed: observed
+                .into_iter()
+                .map(|o| ObservedObject {
+                    object_id: o.object_id,
+                    content_hash: o.content_hash,
+                    updated_at: o.updated,
+                    record: o.text,
+                    deleted: o.deleted,
+                })
+                .filter(|o| !already_stored(known.get(&o.object_id), o))
+                .collect(),
+            events,
+            notifications,
+            max_updated,
+            problems: u32::try_from(errors.len()).unwrap_or(u32::MAX),
+            problem: errors
+                .first()
+                .map(|e| format!("record {}: {}", e.index, e.message)),
         }
-        Some(EventRecord {
-            id: event_id(
-                self.instance,
-                &self.resource_name,
-                &change.object_id,
-                change.event_type,
-                &change.content_hash,
-                known.map_or(0, |object| object.revision),
-            ),
-            event_type: change.event_type,
-            object_type: self.resource_name.clone(),
-            object_id: change.object_id,
-            event_date: change.updated,
-            record: RecordJson::Text(change.text),
-            changes,
-        })
     }
 }
 
