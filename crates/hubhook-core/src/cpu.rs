@@ -11,9 +11,9 @@
 //! on the hand-off (a thread wake-up, the captured data moved) than on the work.
 //!
 //! A step that treats each item of a page alone (reading a record, packing a row) can also be
-//! cut into parts that run on the pool at once ([`map`]): one part per core. A poll joins at
-//! most two such steps (see the poller), and while one of them waits on the network or the
-//! store's writer, a step in one piece would leave a core idle.
+//! cut into parts that run on the pool at once ([`map`]): one part per core. While the other
+//! half of the poll waits on the network or the store's writer, a step in one piece would
+//! leave a core idle (docs/benchmarks.md, "Sixteenth round").
 //!
 //! Nothing here changes what a step computes or the order of a poll's commits: the caller
 //! awaits the step's result exactly where it would have computed it, and [`map`] returns its

@@ -22,8 +22,9 @@
 //! - Migrations run at start through sqlx's migrator, which holds a PostgreSQL advisory lock
 //!   while it migrates, so several nodes starting at once apply each migration exactly once.
 //! - Work created by one node wakes the others: writes that make work due send
-//!   `NOTIFY hubhook_work` inside their transaction (delivered on commit), and each node's
-//!   [`Wakeups`] listener turns it into a local wake-up of its poller or dispatcher.
+//!   `NOTIFY hubhook_work` inside their transaction (delivered on commit), naming their schema,
+//!   and each node's [`Wakeups`] listener on that schema turns it into a local wake-up of its
+//!   poller or dispatcher.
 //!
 //! The SQL of each concern is in its own file, mirroring `../sqlite/`.
 
@@ -169,8 +170,10 @@ fn closed_or(error: sqlx::Error) -> StoreError {
 
 /// Tells every node listening on this database (this one included) that work became due.
 /// Sent inside the caller's transaction, so it is delivered only if the work is committed.
+/// The payload names the store's schema: channels are shared by the whole database, and nodes
+/// of another hubhook on another schema skip it (see [`Wakeups`]).
 async fn notify(conn: &mut PgConnection, wake: Wake) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+    sqlx::query("SELECT pg_notify($1, concat_ws(' ', $2::text, current_schema()))")
         .bind(wakeups::CHANNEL)
         .bind(wake.as_str())
         .execute(&mut *conn)

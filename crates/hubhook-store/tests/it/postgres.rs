@@ -206,6 +206,41 @@ async fn work_made_on_one_node_wakes_another() {
     b.close().await;
 }
 
+/// NOTIFY channels belong to the whole database: a hubhook on another schema of it (here,
+/// another test's) must not wake this one's loops, and its own wake-ups still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_of_another_schema_are_not_heard() {
+    let (ours, theirs) = (Schema::create().await, Schema::create().await);
+    let (node, other) = (ours.open().await, theirs.open().await);
+    let instance = conformance::instance_with(&other, &["contacts"]).await;
+    assert!(other.poll_now(instance.id, t0()).await.unwrap());
+    let jobs = conformance::claim_jobs(&other, "a", t0(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let mut wakeups = node
+        .wakeups()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has wake-ups");
+    // Sent first, on the other schema: new notifications to deliver.
+    other
+        .commit_poll(conformance::commit_with_events(
+            instance.id,
+            "contacts",
+            "a",
+            0,
+            2,
+        ))
+        .await
+        .unwrap();
+    // Then this schema's own: a new instance to poll. The first wake-up heard is this one.
+    conformance::instance_with(&node, &["contacts"]).await;
+    assert_eq!(next(&mut wakeups).await, Wake::Polls);
+    node.close().await;
+    other.close().await;
+}
+
 #[tokio::test]
 async fn a_postgres_url_opens_postgres() {
     let schema = Schema::create().await;
