@@ -7,14 +7,48 @@
 //! milliseconds of CPU). An unknown email is checked against a fixed hash all the same, so the
 //! answer takes as long and reads the same as for a wrong password. A session is a random
 //! secret, stored as its SHA-256, valid for [`SESSION_HOURS`].
+//!
+//! The two sign-ins give different powers: a legacy session reads the user's secrets
+//! (`getSecrets`), which the console never shows. So each session belongs to the sign-in that
+//! made it ([`SessionKind`]), and its secret is stored hashed under that kind: a console
+//! cookie sent as `JSESSIONID`, or a `JSESSIONID` sent as the console's cookie, matches no
+//! stored hash. Legacy sessions keep the plain SHA-256 they had, so scripted clients stay signed
+//! in across an upgrade; console sessions started before it are no longer found, and their
+//! users sign in again once.
 
 use axum::http::{HeaderMap, header};
 use hubhook_store::Principal;
+
+use sha2::{Digest, Sha256};
 
 use crate::auth::{new_secret, password_matches, secret_hash};
 use crate::{ApiError, AppState};
 
 pub(crate) const SESSION_HOURS: i64 = 12;
+
+/// Which sign-in a session came from, and so which cookie may carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKind {
+    /// Cloud Elements' `j_spring_security_check`, cookie `JSESSIONID`.
+    Legacy,
+    /// The console's sign-in page, cookie `hubhook_session`.
+    Console,
+}
+
+impl SessionKind {
+    /// The hash a session secret of this kind is stored and found under.
+    pub(crate) fn hash(self, secret: &str) -> [u8; 32] {
+        match self {
+            SessionKind::Legacy => secret_hash(secret),
+            // A label no secret starts with (secrets are base64, `\0` is not in its alphabet).
+            SessionKind::Console => Sha256::new()
+                .chain_update(b"hubhook console session\0")
+                .chain_update(secret.as_bytes())
+                .finalize()
+                .into(),
+        }
+    }
+}
 
 /// `; Secure` when the request reached hubhook through HTTPS, else nothing: a session cookie
 /// is then only ever sent back over HTTPS. hubhook serves plain HTTP itself, so HTTPS means a
@@ -61,6 +95,7 @@ fn dummy_hash() -> String {
 /// (for the cookie). A wrong email and a wrong password are the same 401.
 pub(crate) async fn sign_in(
     state: &AppState,
+    kind: SessionKind,
     email: &str,
     password: String,
 ) -> Result<(Principal, String), ApiError> {
@@ -83,20 +118,21 @@ pub(crate) async fn sign_in(
     state
         .engine
         .store()
-        .create_session(secret_hash(&session), principal.user_id, expires)
+        .create_session(kind.hash(&session), principal.user_id, expires)
         .await?;
     Ok((principal, session))
 }
 
-/// Who holds the session with this secret, if it is valid now.
+/// Who holds the session of this kind with this secret, if it is valid now.
 pub(crate) async fn principal(
     state: &AppState,
+    kind: SessionKind,
     session: &str,
 ) -> Result<Option<Principal>, ApiError> {
     Ok(state
         .engine
         .store()
-        .session(secret_hash(session), state.engine.clock().now())
+        .session(kind.hash(session), state.engine.clock().now())
         .await?)
 }
 

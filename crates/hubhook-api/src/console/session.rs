@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq as _;
 
 use super::form::FormData;
 use super::page::{PageError, page};
-use crate::auth::{new_secret, secret_hash};
-use crate::session::{SESSION_HOURS, cookie, secure_flag};
+use crate::auth::new_secret;
+use crate::session::{SESSION_HOURS, SessionKind, cookie, secure_flag};
 use crate::{ApiError, AppState};
 
 const SESSION_COOKIE: &str = "hubhook_session";
@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for ConsoleUser {
         let Some(session) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
             return Err(SignInFirst(is_page));
         };
-        match crate::session::principal(state, &session).await {
+        match crate::session::principal(state, SessionKind::Console, &session).await {
             Ok(Some(principal)) => Ok(ConsoleUser {
                 principal,
                 csrf: csrf_of(&session),
@@ -178,7 +178,7 @@ pub async fn sign_in(
             Some("Give your email and your password."),
         );
     }
-    match crate::session::sign_in(&state, &email, password).await {
+    match crate::session::sign_in(&state, SessionKind::Console, &email, password).await {
         Ok((_, session)) => {
             let mut response = Redirect::to("/").into_response();
             let headers = response.headers_mut();
@@ -213,7 +213,7 @@ pub async fn sign_out(
     state
         .engine
         .store()
-        .end_session(secret_hash(&user.session))
+        .end_session(SessionKind::Console.hash(&user.session))
         .await
         .map_err(ApiError::from)?;
     let mut response = Redirect::to("/signin").into_response();

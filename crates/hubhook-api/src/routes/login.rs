@@ -21,6 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::body::RawBody;
 use crate::openapi::CommonErrors;
+use crate::session::SessionKind;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name, as Cloud Elements' Java servers named it.
@@ -93,7 +94,8 @@ async fn sign_in(
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("`j_username` is required: the user's email"))?;
     let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
-    let (principal, session) = crate::session::sign_in(&state, &username, password).await?;
+    let (principal, session) =
+        crate::session::sign_in(&state, SessionKind::Legacy, &username, password).await?;
     let cookie = HeaderValue::from_str(&format!(
         "{COOKIE}={session}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{}",
         crate::session::SESSION_HOURS * 3600,
@@ -140,7 +142,7 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
             "no session: sign in with POST /elements/j_spring_security_check and send its `{COOKIE}` cookie"
         ))
     })?;
-    crate::session::principal(state, token)
+    crate::session::principal(state, SessionKind::Legacy, token)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized("the session has expired or is not valid; sign in again")

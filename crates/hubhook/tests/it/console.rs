@@ -134,6 +134,74 @@ async fn behind_an_https_proxy_every_console_cookie_is_secure() {
     assert!(forgotten.ends_with("; Secure"), "{forgotten}");
 }
 
+/// The console never shows a user's secrets; Cloud Elements' legacy sign-in reads them
+/// (`getSecrets`). A session works only with the cookie of the sign-in that made it, so a
+/// console cookie (should it leak) cannot be replayed as `JSESSIONID`, and the other way round.
+#[tokio::test]
+async fn a_console_session_is_no_legacy_session_and_the_other_way_round() {
+    let app = spawn_app().await;
+    user(&app, "kinds", "kinds@example.test").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("kinds@example.test", PASSWORD).await;
+    let console_secret = browser
+        .cookie
+        .strip_prefix("hubhook_session=")
+        .expect("the console's cookie")
+        .to_string();
+    assert_eq!(browser.get("/").await.status(), StatusCode::OK);
+
+    let secrets = |cookie: String| {
+        browser
+            .http
+            .get(format!("{}/elements/api-v1/ui/getSecrets", browser.base))
+            .header("Cookie", cookie)
+            .send()
+    };
+    let replayed = secrets(format!("JSESSIONID={console_secret}"))
+        .await
+        .expect("sent");
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+
+    let legacy = browser
+        .http
+        .post(format!("{}/elements/j_spring_security_check", browser.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("j_username", "kinds@example.test")
+                .append_pair("j_password", PASSWORD)
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(legacy.status(), StatusCode::OK);
+    let legacy_secret = set_cookie(&legacy, "JSESSIONID")
+        .expect("a legacy session")
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("JSESSIONID="))
+        .expect("name=value")
+        .to_string();
+    let read = secrets(format!("JSESSIONID={legacy_secret}"))
+        .await
+        .expect("sent");
+    assert_eq!(
+        read.status(),
+        StatusCode::OK,
+        "the legacy session reads them"
+    );
+    let as_console = browser
+        .http
+        .get(format!("{}/", browser.base))
+        .header("Cookie", format!("hubhook_session={legacy_secret}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(as_console.status(), StatusCode::SEE_OTHER);
+    assert_eq!(as_console.headers()["location"], "/signin");
+}
+
 #[tokio::test]
 async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_ends_it() {
     let app = spawn_app().await;
