@@ -483,6 +483,23 @@ async fn the_pull_feed_gives_every_event_once_in_storage_order() {
             .expect("message")
             .contains("cursor")
     );
+
+    // A cursor belongs to its instance's feed: positions are not comparable across instances,
+    // so another instance's cursor is refused rather than skipping that feed's events.
+    let other = app.create_polling_instance().await;
+    let (status, body) = app
+        .get(&format!("/instances/{other}/events?cursor={cursor}"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("another instance"),
+        "{body}"
+    );
+    let (status, body) = app.get(&format!("/instances/{other}/events?cursor=")).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A `where` that could never match because it names no field of a delivery, or compares a
