@@ -48,18 +48,19 @@ where
 static PARTS: LazyLock<usize> =
     LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
-/// `items.into_iter().map(work).collect()`, on the blocking pool in one part per core when
-/// there are at least [`LARGE`] items (each part at least [`LARGE`] long), otherwise here.
-/// Results come back in the items' order. A panic in `work` continues in the caller.
-pub async fn map<T, U, F>(items: Vec<T>, work: F) -> Vec<U>
+/// `items.into_iter().map(work).collect()`: when `large` (the caller says, as for [`run`]) on
+/// the blocking pool, cut into one part per core; otherwise here. Results come back in the
+/// items' order. A panic in `work` continues in the caller.
+pub async fn map<T, U, F>(large: bool, items: Vec<T>, work: F) -> Vec<U>
 where
     T: Send + 'static,
     U: Send + 'static,
     F: Fn(T) -> U + Send + Sync + 'static,
 {
-    let parts = (items.len() / LARGE).clamp(1, *PARTS);
-    if parts == 1 {
-        return run(items.len() >= LARGE, move || {
+    let parts = items.len().min(*PARTS);
+    if !large || parts <= 1 {
+        // Nothing to hand off for no items.
+        return run(large && parts == 1, move || {
             items.into_iter().map(work).collect()
         })
         .await;
@@ -109,23 +110,26 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn map_keeps_the_order_of_its_items_whatever_their_number() {
-        for n in [
-            0,
-            1,
-            LARGE - 1,
-            LARGE,
-            2 * LARGE,
-            2 * LARGE + 1,
-            10 * LARGE + 7,
-        ] {
-            let items: Vec<usize> = (0..n).collect();
-            let doubled = map(items, |i| (i * 2, std::thread::current().id())).await;
-            assert_eq!(
-                doubled.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
-                (0..n).map(|i| i * 2).collect::<Vec<_>>(),
-                "{n} items"
-            );
+        for n in [0, 1, 2, 3, LARGE - 1, LARGE, 2 * LARGE + 1, 10 * LARGE + 7] {
+            for large in [false, true] {
+                let items: Vec<usize> = (0..n).collect();
+                let doubled = map(large, items, |i| i * 2).await;
+                assert_eq!(
+                    doubled,
+                    (0..n).map(|i| i * 2).collect::<Vec<_>>(),
+                    "{n} items"
+                );
+            }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_small_map_runs_on_the_calling_thread() {
+        let here = std::thread::current().id();
+        let threads = map(false, vec![(); 4 * LARGE], |()| std::thread::current().id()).await;
+        assert!(threads.iter().all(|thread| *thread == here));
+        let threads = map(true, Vec::<()>::new(), |()| std::thread::current().id()).await;
+        assert!(threads.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -137,7 +141,7 @@ mod tests {
         // whether they all did: they can only if the parts run at the same time.
         let started = Arc::new(AtomicUsize::new(0));
         let items: Vec<usize> = (0..parts * LARGE).collect();
-        let met = map(items, move |i| {
+        let met = map(true, items, move |i| {
             if i % LARGE != 0 {
                 return true;
             }
@@ -159,7 +163,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "in the step")]
     async fn a_panic_in_a_part_reaches_the_caller() {
-        map((0..4 * LARGE).collect::<Vec<_>>(), |i| {
+        map(true, (0..4 * LARGE).collect::<Vec<_>>(), |i| {
             assert!(i != 3 * LARGE, "in the step");
             i
         })

@@ -685,7 +685,8 @@ impl ReadPage {
             return Ok(None);
         };
         let owned = resource.clone();
-        let records = hubhook_core::cpu::map(records, move |record| {
+        let large = records.len() >= hubhook_core::cpu::LARGE;
+        let records = hubhook_core::cpu::map(large, records, move |record| {
             PageRecord::read(record.get(), filter_nulls, &owned)
         })
         .await

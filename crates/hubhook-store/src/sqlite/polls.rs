@@ -531,8 +531,11 @@ impl Packed {
     /// Packs `commit`'s JSON columns; large commits on the blocking pool, in one part per core
     /// (`hubhook_core::cpu::map`), beside the poll reading its next page.
     async fn of(mut commit: PollCommit) -> (PollCommit, Packed) {
+        let body_bytes: usize = commit.notifications.iter().map(|n| n.body.len()).sum();
+        let large = commit.observed.len() + commit.events.len() >= cpu::LARGE
+            || body_bytes >= cpu::LARGE * 1024;
         let (rows, observed): (Vec<_>, Vec<_>) =
-            cpu::map(std::mem::take(&mut commit.observed), |object| {
+            cpu::map(large, std::mem::take(&mut commit.observed), |object| {
                 let packed = packed::pack_record(&object.record);
                 (object, packed)
             })
@@ -559,7 +562,7 @@ impl Packed {
                 (event, same)
             })
             .collect();
-        let (rows, events): (Vec<_>, Vec<_>) = cpu::map(events, |(event, same)| {
+        let (rows, events): (Vec<_>, Vec<_>) = cpu::map(large, events, |(event, same)| {
             let packed = same.unwrap_or_else(|| packed::pack_record(&event.record_json));
             (event, packed)
         })
@@ -567,14 +570,17 @@ impl Packed {
         .into_iter()
         .unzip();
         commit.events = rows;
-        let (rows, notifications): (Vec<_>, Vec<_>) =
-            cpu::map(std::mem::take(&mut commit.notifications), |notification| {
+        let (rows, notifications): (Vec<_>, Vec<_>) = cpu::map(
+            large,
+            std::mem::take(&mut commit.notifications),
+            |notification| {
                 let packed = packed::pack(&notification.body);
                 (notification, packed)
-            })
-            .await
-            .into_iter()
-            .unzip();
+            },
+        )
+        .await
+        .into_iter()
+        .unzip();
         commit.notifications = rows;
         let stored = Packed {
             observed,
