@@ -57,6 +57,16 @@ impl SessionKind {
 /// host but localhost. A client claiming HTTPS without a proxy only keeps its own browser from
 /// sending the cookie back over plain HTTP.
 pub(crate) fn secure_flag(headers: &HeaderMap) -> &'static str {
+    if through_https(headers) {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+/// Whether the request reached hubhook through HTTPS, as a proxy in front says (see
+/// [`secure_flag`]).
+pub(crate) fn through_https(headers: &HeaderMap) -> bool {
     let forwarded_proto = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -75,11 +85,10 @@ pub(crate) fn secure_flag(headers: &HeaderMap) -> &'static str {
                     .then(|| value.trim().trim_matches('"'))
             })
         });
-    let https = [forwarded_proto, forwarded]
+    [forwarded_proto, forwarded]
         .into_iter()
         .flatten()
-        .any(|proto| proto.eq_ignore_ascii_case("https"));
-    if https { "; Secure" } else { "" }
+        .any(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
 /// An argon2 hash of no one's password (made once, with a random salt), checked when the email

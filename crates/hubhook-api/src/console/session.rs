@@ -2,7 +2,11 @@
 //!
 //! The session cookie (`hubhook_session`) is `HttpOnly` (scripts cannot read it),
 //! `SameSite=Strict` (other sites' pages never send it), `Path=/`, and `Secure` when the
-//! request came through HTTPS (`crate::session::secure_flag`). On top of that every form
+//! request came through HTTPS (`crate::session::secure_flag`). Through HTTPS both console
+//! cookies are named with the `__Host-` prefix (`__Host-hubhook_session`), which browsers keep
+//! only when it was set `Secure`, for `Path=/` and without `Domain` by this very host: a page on
+//! a sibling subdomain cannot plant a cookie of that name (to sign a browser in to an account
+//! of its choosing, or to fix the sign-in token), and only the prefixed name is read then. On top of that every form
 //! carries a CSRF token, checked before the form is read: for a signed-in user it is an HMAC-like
 //! SHA-256 of the session secret, so it needs no storage and cannot be computed without the
 //! cookie; the sign-in form, which has no session yet, uses a random token kept in a second
@@ -22,11 +26,26 @@ use subtle::ConstantTimeEq as _;
 use super::form::FormData;
 use super::page::{PageError, page};
 use crate::auth::new_secret;
-use crate::session::{SESSION_HOURS, SessionKind, cookie, secure_flag};
+use crate::session::{SESSION_HOURS, SessionKind, cookie, secure_flag, through_https};
 use crate::{ApiError, AppState};
 
 const SESSION_COOKIE: &str = "hubhook_session";
 const SIGN_IN_CSRF_COOKIE: &str = "hubhook_signin";
+
+/// The name a console cookie has on `request`: `__Host-` before it through HTTPS (see the
+/// module docs), plain over plain HTTP, where browsers refuse the prefix (it needs `Secure`).
+fn cookie_name(request: &HeaderMap, name: &str) -> String {
+    if through_https(request) {
+        format!("__Host-{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The value of the request's console cookie `name`, under the name it has on this request.
+fn console_cookie<'a>(request: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie(request, &cookie_name(request, name))
+}
 
 /// The signed-in user of a console request. Pages that need one take it as an argument; without
 /// a valid session the browser is sent to the sign-in page.
@@ -90,7 +109,8 @@ impl FromRequestParts<AppState> for ConsoleUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let is_page = parts.method == axum::http::Method::GET;
-        let Some(session) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
+        let Some(session) = console_cookie(&parts.headers, SESSION_COOKIE).map(str::to_string)
+        else {
             return Err(SignInFirst(is_page));
         };
         match crate::session::principal(state, SessionKind::Console, &session).await {
@@ -104,7 +124,7 @@ impl FromRequestParts<AppState> for ConsoleUser {
     }
 }
 
-/// A console cookie, `Secure` when `request` came through HTTPS.
+/// A console cookie, `Secure` and `__Host-` named when `request` came through HTTPS.
 fn set_cookie(
     request: &HeaderMap,
     name: &str,
@@ -112,7 +132,8 @@ fn set_cookie(
     max_age: i64,
 ) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        cookie_name(request, name),
         secure_flag(request)
     ))
     .map_err(ApiError::internal)
@@ -166,7 +187,7 @@ pub async fn sign_in(
 ) -> Result<Response, PageError> {
     check_token(
         form.get("csrf").unwrap_or(""),
-        cookie(&request, SIGN_IN_CSRF_COOKIE).unwrap_or(""),
+        console_cookie(&request, SIGN_IN_CSRF_COOKIE).unwrap_or(""),
     )?;
     let email = form.get("email").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("").to_string();

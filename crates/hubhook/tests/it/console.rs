@@ -14,6 +14,8 @@ struct Browser {
     http: reqwest::Client,
     base: String,
     cookie: String,
+    /// Whether its requests come through an HTTPS proxy (console cookies are then `__Host-`).
+    https: bool,
 }
 
 fn field(html: &str, name: &str) -> String {
@@ -41,7 +43,19 @@ impl Browser {
     fn behind_https_proxy(app: &TestApp) -> Browser {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-forwarded-proto", "https".parse().expect("value"));
-        Browser::with_headers(app, headers)
+        Browser {
+            https: true,
+            ..Browser::with_headers(app, headers)
+        }
+    }
+
+    /// The name console cookie `name` has for this browser.
+    fn cookie_name(&self, name: &str) -> String {
+        if self.https {
+            format!("__Host-{name}")
+        } else {
+            name.to_string()
+        }
     }
 
     fn with_headers(app: &TestApp, headers: reqwest::header::HeaderMap) -> Browser {
@@ -53,6 +67,7 @@ impl Browser {
                 .expect("client"),
             base: app.server().url(),
             cookie: String::new(),
+            https: false,
         }
     }
 
@@ -82,7 +97,8 @@ impl Browser {
     /// Signs in with the sign-in page's token; returns the session's Set-Cookie header.
     async fn sign_in(&mut self, email: &str, password: &str) -> String {
         let page = self.get("/signin").await;
-        let token_cookie = set_cookie(&page, "hubhook_signin").expect("sign-in token cookie");
+        let token_cookie =
+            set_cookie(&page, &self.cookie_name("hubhook_signin")).expect("sign-in token cookie");
         self.cookie = token_cookie.split(';').next().unwrap().to_string();
         let csrf = field(&page.text().await.unwrap(), "csrf");
         let response = self
@@ -92,7 +108,8 @@ impl Browser {
             )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
-        let session = set_cookie(&response, "hubhook_session").expect("session cookie");
+        let session =
+            set_cookie(&response, &self.cookie_name("hubhook_session")).expect("session cookie");
         self.cookie = session.split(';').next().unwrap().to_string();
         session
     }
@@ -119,18 +136,30 @@ async fn user(app: &TestApp, org: &str, email: &str) {
 }
 
 #[tokio::test]
-async fn behind_an_https_proxy_every_console_cookie_is_secure() {
+async fn behind_an_https_proxy_every_console_cookie_is_secure_and_host_only() {
     let app = spawn_app().await;
     user(&app, "acme", "proxied@example.test").await;
     let mut browser = Browser::behind_https_proxy(&app);
     let page = browser.get("/signin").await;
-    let token = set_cookie(&page, "hubhook_signin").expect("sign-in token cookie");
+    // `__Host-`: browsers keep such a cookie only from this host, `Secure`, for `Path=/`, so a
+    // sibling subdomain cannot plant one.
+    let token = set_cookie(&page, "__Host-hubhook_signin").expect("sign-in token cookie");
     assert!(token.ends_with("; Secure"), "{token}");
+    assert!(token.contains("; Path=/;"), "{token}");
+    assert!(!token.to_ascii_lowercase().contains("domain="), "{token}");
     let session = browser.sign_in("proxied@example.test", PASSWORD).await;
+    assert!(session.starts_with("__Host-hubhook_session="), "{session}");
     assert!(session.ends_with("; Secure"), "{session}");
+    assert_eq!(browser.get("/").await.status(), StatusCode::OK);
+    // Through HTTPS only the prefixed name is read: the same session under the plain name
+    // (which any subdomain could have set) is no session.
+    let prefixed = browser.cookie.clone();
+    browser.cookie = prefixed.replacen("__Host-", "", 1);
+    assert_eq!(browser.get("/").await.status(), StatusCode::SEE_OTHER);
+    browser.cookie = prefixed;
     let csrf = browser.csrf().await;
     let out = browser.post("/signout", &[("csrf", &csrf)]).await;
-    let forgotten = set_cookie(&out, "hubhook_session").expect("the session forgotten");
+    let forgotten = set_cookie(&out, "__Host-hubhook_session").expect("the session forgotten");
     assert!(forgotten.ends_with("; Secure"), "{forgotten}");
 }
 
