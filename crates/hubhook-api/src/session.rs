@@ -18,7 +18,6 @@
 
 use axum::http::{HeaderMap, header};
 use hubhook_store::Principal;
-
 use sha2::{Digest, Sha256};
 
 use crate::auth::{new_secret, password_matches, secret_hash};

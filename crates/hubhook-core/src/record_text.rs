@@ -185,7 +185,6 @@ pub(crate) fn member_of<'n, 'a>(
         .map(|at| &members[at].1)
 }
 
-/// `s` as serde_json writes a string: quoted, escaping only `"`, `\` and control characters.
 /// Whether JSON needs an escape for any of `bytes`. Tested a block at a time without stopping
 /// early inside a block, which the compiler turns into vector instructions: most strings of a
 /// record need none, and this test ran on every byte of every string.
@@ -197,6 +196,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
     })
 }
 
+/// `s` as serde_json writes a string: quoted, escaping only `"`, `\` and control characters.
 fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
     if !needs_escape(s.as_bytes()) {
         out.push(b'"');

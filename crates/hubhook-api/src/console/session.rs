@@ -4,14 +4,14 @@
 //! `SameSite=Strict` (other sites' pages never send it), `Path=/`, and `Secure` when the
 //! request came through HTTPS (`crate::session::secure_flag`). Through HTTPS both console
 //! cookies are named with the `__Host-` prefix (`__Host-hubhook_session`), which browsers keep
-//! only when it was set `Secure`, for `Path=/` and without `Domain` by this very host: a page on
-//! a sibling subdomain cannot plant a cookie of that name (to sign a browser in to an account
-//! of its choosing, or to fix the sign-in token), and only the prefixed name is read then. On top of that every form
-//! carries a CSRF token, checked before the form is read: for a signed-in user it is an HMAC-like
-//! SHA-256 of the session secret, so it needs no storage and cannot be computed without the
-//! cookie; the sign-in form, which has no session yet, uses a random token kept in a second
-//! `SameSite=Strict` cookie (double submit), so another site cannot sign a browser in to an
-//! account of its choosing.
+//! only when it was set `Secure`, for `Path=/` and without `Domain` by this very host: a page
+//! on a sibling subdomain cannot plant a cookie of that name (to sign a browser in to an
+//! account of its choosing, or to fix the sign-in token), and only the prefixed name is read
+//! then. On top of that every form carries a CSRF token, checked before the form is read: for
+//! a signed-in user it is an HMAC-like SHA-256 of the session secret, so it needs no storage
+//! and cannot be computed without the cookie; the sign-in form, which has no session yet, uses
+//! a random token kept in a second `SameSite=Strict` cookie (double submit), so another site
+//! cannot sign a browser in to an account of its choosing.
 
 use axum::{
     extract::{FromRequestParts, State},
