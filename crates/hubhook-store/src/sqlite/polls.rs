@@ -534,15 +534,11 @@ impl Packed {
         let body_bytes: usize = commit.notifications.iter().map(|n| n.body.len()).sum();
         let large = commit.observed.len() + commit.events.len() >= cpu::LARGE
             || body_bytes >= cpu::LARGE * 1024;
-        let (rows, observed): (Vec<_>, Vec<_>) =
-            cpu::map(large, std::mem::take(&mut commit.observed), |object| {
-                let packed = packed::pack_record(&object.record);
-                (object, packed)
-            })
-            .await
-            .into_iter()
-            .unzip();
-        commit.observed = rows;
+        let observed;
+        (commit.observed, observed) = pack_each(large, std::mem::take(&mut commit.observed), |o| {
+            packed::pack_record(&o.record)
+        })
+        .await;
         // An event usually stores the very text its object was observed as: packed once.
         let by_object: HashMap<&str, usize> = commit
             .observed
@@ -562,26 +558,19 @@ impl Packed {
                 (event, same)
             })
             .collect();
-        let (rows, events): (Vec<_>, Vec<_>) = cpu::map(large, events, |(event, same)| {
-            let packed = same.unwrap_or_else(|| packed::pack_record(&event.record_json));
-            (event, packed)
+        let (rows, events) = pack_each(large, events, |(event, same)| {
+            same.take()
+                .unwrap_or_else(|| packed::pack_record(&event.record_json))
         })
-        .await
-        .into_iter()
-        .unzip();
-        commit.events = rows;
-        let (rows, notifications): (Vec<_>, Vec<_>) = cpu::map(
+        .await;
+        commit.events = rows.into_iter().map(|(event, _)| event).collect();
+        let notifications;
+        (commit.notifications, notifications) = pack_each(
             large,
             std::mem::take(&mut commit.notifications),
-            |notification| {
-                let packed = packed::pack(&notification.body);
-                (notification, packed)
-            },
+            |notification| packed::pack(&notification.body),
         )
-        .await
-        .into_iter()
-        .unzip();
-        commit.notifications = rows;
+        .await;
         let stored = Packed {
             observed,
             events,
@@ -589,6 +578,22 @@ impl Packed {
         };
         (commit, stored)
     }
+}
+
+/// `items`, and beside them what `pack` makes of each, in the same order (through
+/// `hubhook_core::cpu::map`, so a `large` step runs on the blocking pool in parts).
+async fn pack_each<T, F>(large: bool, items: Vec<T>, pack: F) -> (Vec<T>, Vec<Vec<u8>>)
+where
+    T: Send + 'static,
+    F: Fn(&mut T) -> Vec<u8> + Send + Sync + 'static,
+{
+    cpu::map(large, items, move |mut item| {
+        let packed = pack(&mut item);
+        (item, packed)
+    })
+    .await
+    .into_iter()
+    .unzip()
 }
 
 /// A commit that only ends its poll: nothing observed, vanished or new, no reconciliation.
