@@ -8,6 +8,7 @@
 //! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
+//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000]
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
@@ -109,12 +110,14 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
+            "claims" => claims(flag("backlog", 20_000)?).await,
             "dictionary" => {
                 let out = out.context("dictionary: --out <path> is required")?;
                 dictionary(std::path::Path::new(&out))
             }
             other => bail!(
-                "unknown benchmark `{other}`: ingest, latency, idle, delivery, storage, nodes, dictionary"
+                "unknown benchmark `{other}`: ingest, latency, idle, delivery, storage, claims, nodes, \
+                 dictionary"
             ),
         }
     })
@@ -1891,6 +1894,109 @@ const DICTIONARY_BYTES: usize = 64 * 1024;
 /// benchmark uses, and its hrefs point at a ConnectWise cloud host rather than the simulator,
 /// so that a benchmark gains nothing from sharing the dictionary's exact values. Deterministic:
 /// the same simulator and zstd make the same file.
+/// What one delivery claim costs beside a backlog it cannot serve (`hubhook_store::deliveries`,
+/// "Paused notifications"), on a SQLite file of its own: an organization's instance holds
+/// `backlog` due notifications, and another instance of it and one of a second organization
+/// hold 5 each. The median of 50 claims of 4 (each lease given back, so every claim sees the
+/// same rows) is measured with the backlog servable (the ceiling: the claim takes the oldest),
+/// with its instance disabled (its notifications parked), and with its receiver full (left out
+/// by the claim's `skip`, read past). Also how long disabling and enabling take (parking and
+/// bringing back the backlog).
+async fn claims(backlog: usize) -> anyhow::Result<()> {
+    use hubhook_core::NotificationId;
+    use hubhook_store::{MasterKey, NewInstance, NewNotification, OrganizationShares, Store};
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("claims.db").display());
+    let store = Store::open(&url, MasterKey::parse(&"42".repeat(32))?).await?;
+    let now = jiff::Timestamp::now();
+    let big = store
+        .create_organization("big", [1; 32], [101; 32], now)
+        .await?;
+    let other = store
+        .create_organization("other", [2; 32], [102; 32], now)
+        .await?;
+    // A notification body of the size the delivery benchmark sends (3.4 KB records).
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3_400));
+    let mut instances = Vec::new();
+    for (n, (org, user), count) in [(0u8, big, backlog), (1, big, 5), (2, other, 5)] {
+        let row = store
+            .create_instance(NewInstance {
+                organization_id: org,
+                user_id: user,
+                name: format!("instance {n}"),
+                element_key: "connectwisecrmrest".into(),
+                token_hash: [200 + n; 32],
+                configuration: serde_json::Map::new(),
+                secrets: serde_json::Map::new(),
+                tags: Vec::new(),
+                events_enabled: false,
+                resources: Vec::new(),
+                refresh_interval_ms: 60_000,
+                now,
+            })
+            .await?;
+        // Stored as replays: the simplest way to make notifications due at `now`.
+        let replays = (0..count)
+            .map(|i| {
+                let new = NewNotification {
+                    id: NotificationId(format!("replay-{n}-{i}")),
+                    event_ids: Vec::new(),
+                    body: body.clone(),
+                };
+                (NotificationId(format!("original-{n}-{i}")), new)
+            })
+            .collect();
+        store.insert_replays(row.id, replays, now).await?;
+        instances.push(row.id);
+    }
+    let held = instances[0];
+    let shares = OrganizationShares::unlimited();
+    let median_claim = async |skip: &[InstanceId]| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for round in 0..50 {
+            let owner = format!("bench-{round}");
+            let at = jiff::Timestamp::now();
+            let started = Instant::now();
+            store
+                .claim_notifications_fairly(
+                    &owner,
+                    at,
+                    Duration::from_secs(60),
+                    4,
+                    skip,
+                    16,
+                    &shares,
+                )
+                .await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            store.release_leases(&owner).await?;
+        }
+        Ok(median(times))
+    };
+    let servable = median_claim(&[]).await?;
+    let started = Instant::now();
+    store
+        .set_instance_disabled(big.0, held, true, jiff::Timestamp::now())
+        .await?;
+    let disabling = started.elapsed().as_secs_f64() * 1000.0;
+    let disabled = median_claim(&[]).await?;
+    let started = Instant::now();
+    store
+        .set_instance_disabled(big.0, held, false, jiff::Timestamp::now())
+        .await?;
+    let enabling = started.elapsed().as_secs_f64() * 1000.0;
+    let skipped = median_claim(&[held]).await?;
+    println!(
+        "claims beside a backlog of {backlog}, median of 50 claims of 4: servable {servable:.2} ms, \
+         its instance disabled {disabled:.2} ms (ratio {:.2}), its receiver full {skipped:.2} ms \
+         (ratio {:.2}); disabling took {disabling:.0} ms, enabling {enabling:.0} ms",
+        disabled / servable,
+        skipped / servable,
+    );
+    store.close().await;
+    Ok(())
+}
+
 fn dictionary(out: &std::path::Path) -> anyhow::Result<()> {
     const SEED: u64 = 7;
     let sim = Simulator::new(SimConfig {

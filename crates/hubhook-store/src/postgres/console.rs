@@ -20,7 +20,8 @@ impl PostgresStore {
     ) -> Result<Vec<DeliveryHealth>> {
         let rows = sqlx::query(
             "SELECT n.instance_id,
-                    COUNT(*) FILTER (WHERE n.status = 'pending' AND n.next_attempt_at <= $2)
+                    COUNT(*) FILTER (WHERE n.status = 'pending'
+                        AND COALESCE(n.next_attempt_at, n.paused_due_at) <= $2)
                         AS due,
                     COUNT(*) FILTER (WHERE n.status = 'pending' AND n.failed_attempts > 0)
                         AS failing,

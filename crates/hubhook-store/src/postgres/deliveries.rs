@@ -19,7 +19,8 @@ use crate::{
 macro_rules! notification_select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, instance_id, body, status, failed_attempts, next_attempt_at, created_at,
+            "SELECT id, instance_id, body, status, failed_attempts,
+                 COALESCE(next_attempt_at, paused_due_at) AS next_attempt_at, created_at,
                  delivered_at, replay_of
              FROM notifications ",
             $tail
@@ -51,6 +52,38 @@ impl PostgresStore {
         let (walk, rows, begun) = self
             .write(move |conn| {
                 Box::pin(async move {
+                    // First, alone, so that it takes its locks before any other: parks what
+                    // is pending for a disabled instance (`crate::deliveries`, "Paused
+                    // notifications"), what reached one since it was disabled (a failed
+                    // attempt's retry, a redelivery, a poll that was running). Driven from
+                    // the few disabled instances with something to park, one seek each. The
+                    // instance is locked FOR SHARE: an enable that commits meanwhile (it
+                    // updates the instance, then brings its notifications back) either waits
+                    // for this claim, and then brings back what it parked, or makes this
+                    // claim wait and re-read the instance, enabled. Without the lock, a claim
+                    // that read the instance before the enable committed would park rows
+                    // the enable had just brought back, and nothing would ever bring them back
+                    // again. SKIP LOCKED: two nodes parking at once take different rows.
+                    sqlx::query(
+                        "UPDATE notifications SET paused_due_at = next_attempt_at,
+                             next_attempt_at = NULL
+                         WHERE id IN (
+                             SELECT n.id FROM notifications n
+                             WHERE n.instance_id IN (
+                                     SELECT i.id FROM instances i
+                                     WHERE i.disabled AND EXISTS (
+                                         SELECT 1 FROM notifications m
+                                         WHERE m.instance_id = i.id AND m.status = 'pending'
+                                           AND m.next_attempt_at IS NOT NULL
+                                           AND (m.lease_until IS NULL OR m.lease_until <= $1))
+                                     FOR SHARE OF i)
+                               AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+                               AND (n.lease_until IS NULL OR n.lease_until <= $1)
+                             FOR UPDATE OF n SKIP LOCKED)",
+                    )
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
                     // One statement, one round trip: `queued` queues the notifications of a
                     // deactivated subscription instead of trying them (driven from the few
                     // deactivated instances), and the rest is the walk of the organizations

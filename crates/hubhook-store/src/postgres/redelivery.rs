@@ -21,7 +21,8 @@ impl PostgresStore {
             ($instance:literal) => {
                 concat!(
                     "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body,
-                         n.status, n.failed_attempts, n.next_attempt_at, n.created_at,
+                         n.status, n.failed_attempts,
+                         COALESCE(n.next_attempt_at, n.paused_due_at) AS next_attempt_at, n.created_at,
                          n.delivered_at, n.replay_of
                      FROM notifications n JOIN instances i ON i.id = n.instance_id
                      WHERE n.organization_id = $1 AND i.organization_id = $1 ",
@@ -82,7 +83,8 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<Vec<NotificationRow>> {
         let rows = sqlx::query(
-            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts, n.next_attempt_at,
+            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts,
+                 COALESCE(n.next_attempt_at, n.paused_due_at) AS next_attempt_at,
                  n.created_at, n.delivered_at, n.replay_of
              FROM notifications n
              WHERE n.id IN (SELECT notification_id FROM events
@@ -157,7 +159,7 @@ impl PostgresStore {
         // position is the storage order: a poll stores its notifications in the order of its
         // events, under the instance's lock.
         let row = sqlx::query(
-            "SELECT id, next_attempt_at FROM notifications
+            "SELECT id, COALESCE(next_attempt_at, paused_due_at) AS next_attempt_at FROM notifications
              WHERE instance_id = $1 AND status IN ('pending', 'queued')
              ORDER BY position LIMIT 1",
         )
@@ -206,6 +208,7 @@ impl PostgresStore {
                 for id in &ids {
                     due += sqlx::query(
                         "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
+                                 paused_due_at = NULL,
                                  failed_attempts = 0
                              WHERE id = $1 AND instance_id = $2 AND status != 'cancelled'
                                AND (lease_until IS NULL OR lease_until <= $3)",

@@ -20,7 +20,8 @@ impl SqliteStore {
     ) -> Result<Vec<DeliveryHealth>> {
         let rows = sqlx::query(
             "SELECT n.instance_id,
-                    SUM(n.status = 'pending' AND n.next_attempt_at <= $2) AS due,
+                    SUM(n.status = 'pending'
+                        AND COALESCE(n.next_attempt_at, n.paused_due_at) <= $2) AS due,
                     SUM(n.status = 'pending' AND n.failed_attempts > 0) AS failing,
                     SUM(n.status = 'queued') AS queued
              FROM notifications n

@@ -20,11 +20,29 @@ use crate::{
 macro_rules! notification_select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, instance_id, body, status, failed_attempts, next_attempt_at, created_at,
+            "SELECT id, instance_id, body, status, failed_attempts,
+                 COALESCE(next_attempt_at, paused_due_at) AS next_attempt_at, created_at,
                  delivered_at, replay_of
              FROM notifications ",
             $tail
         )
+    };
+}
+
+/// Parks the pending notifications of disabled instances that are not leased
+/// (`crate::deliveries`, "Paused notifications"): what reached one since it was disabled (a
+/// failed attempt's retry, a redelivery, a poll that was running). Driven from the few disabled
+/// instances (`instances_disabled`), one seek each for rows not parked yet, so it costs nothing
+/// when there is nothing to park. `$1` is now.
+macro_rules! park_disabled {
+    () => {
+        "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
+         WHERE rowid IN (
+             SELECT n.rowid FROM instances i INDEXED BY instances_disabled
+             CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
+                 ON n.instance_id = i.id
+             WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+               AND (n.lease_until IS NULL OR n.lease_until <= $1));"
     };
 }
 
@@ -58,8 +76,9 @@ impl SqliteStore {
             .writer
             .write_unguarded(move |conn| {
                 Box::pin(async move {
-                    // Two statements sent as one (sqlx runs each in turn with the same
-                    // parameters), one round trip. The first queues the notifications of a
+                    // Three statements sent as one (sqlx runs each in turn with the same
+                    // parameters), one round trip. The first parks what is pending for a
+                    // disabled instance (`park_disabled`). The second queues the notifications of a
                     // deactivated subscription instead of trying them; driven from the (few)
                     // deactivated instances, CROSS JOIN fixing that order, it costs nothing
                     // when none is deactivated. The second is the walk of the organizations
@@ -75,7 +94,8 @@ impl SqliteStore {
                     // is one subquery; it stops after $6 organizations visited or $5 counted.
                     // Each organization counted, and the last visited (where the next claim's
                     // walk starts), comes back as a row, in the walk's order.
-                    let walk = sqlx::query(
+                    let walk = sqlx::query(concat!(
+                        park_disabled!(),
                         "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
                          WHERE rowid IN (
                              SELECT n.rowid FROM delivery_subscriptions d
@@ -132,8 +152,8 @@ impl SqliteStore {
                          SELECT prev AS organization_id, counts = 1 AS counts FROM walk
                          WHERE visited > 0
                            AND (counts = 1 OR visited = (SELECT MAX(visited) FROM walk))
-                         ORDER BY visited",
-                    )
+                         ORDER BY visited"
+                    ))
                     .bind(now)
                     .bind(start)
                     .bind(&allowances)

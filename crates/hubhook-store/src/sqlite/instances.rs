@@ -145,7 +145,8 @@ impl SqliteStore {
                     // The lease is left alone: a delivery in flight still records its attempt
                     // (every attempt is a row); `claim_notifications` never picks these again.
                     sqlx::query(
-                        "UPDATE notifications SET status = 'cancelled', next_attempt_at = NULL
+                        "UPDATE notifications SET status = 'cancelled', next_attempt_at = NULL,
+                             paused_due_at = NULL
                          WHERE instance_id = $1 AND status IN ('pending', 'queued')",
                     )
                     .bind(id.0)
@@ -265,7 +266,34 @@ impl SqliteStore {
                     .bind(org.0)
                     .execute(&mut *conn)
                     .await?;
-                    Ok(done.rows_affected() == 1)
+                    if done.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    // Parks its pending notifications, or brings them back with their due
+                    // times, in the same write (`crate::deliveries`, "Paused notifications").
+                    // Leased ones are left to their attempt: a retry is parked by the next
+                    // claim.
+                    let moved = if disabled {
+                        sqlx::query(
+                            "UPDATE notifications SET paused_due_at = next_attempt_at,
+                                 next_attempt_at = NULL
+                             WHERE instance_id = $1 AND status = 'pending'
+                               AND next_attempt_at IS NOT NULL
+                               AND (lease_until IS NULL OR lease_until <= $2)",
+                        )
+                        .bind(id.0)
+                        .bind(now.as_millisecond())
+                    } else {
+                        sqlx::query(
+                            "UPDATE notifications SET next_attempt_at = paused_due_at,
+                                 paused_due_at = NULL
+                             WHERE instance_id = $1 AND status = 'pending'
+                               AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL",
+                        )
+                        .bind(id.0)
+                    };
+                    moved.execute(&mut *conn).await?;
+                    Ok(true)
                 })
             })
             .await?;

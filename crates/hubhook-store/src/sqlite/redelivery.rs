@@ -24,7 +24,8 @@ impl SqliteStore {
             ($instance:literal) => {
                 concat!(
                     "SELECT n.id, n.instance_id, CASE WHEN $9 THEN n.body ELSE '' END AS body,
-                         n.status, n.failed_attempts, n.next_attempt_at, n.created_at,
+                         n.status, n.failed_attempts,
+                         COALESCE(n.next_attempt_at, n.paused_due_at) AS next_attempt_at, n.created_at,
                          n.delivered_at, n.replay_of
                      FROM notifications n JOIN instances i ON i.id = n.instance_id
                      WHERE ",
@@ -92,7 +93,8 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<NotificationRow>> {
         let rows = sqlx::query(
-            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts, n.next_attempt_at,
+            "SELECT n.id, n.instance_id, n.body, n.status, n.failed_attempts,
+                 COALESCE(n.next_attempt_at, n.paused_due_at) AS next_attempt_at,
                  n.created_at, n.delivered_at, n.replay_of
              FROM notifications n
              WHERE n.id IN (SELECT notification_id FROM events
@@ -153,7 +155,7 @@ impl SqliteStore {
     ) -> Result<Option<(NotificationId, Option<Timestamp>)>> {
         // rowid is the storage order: a poll stores its notifications in the order of its events.
         let row = sqlx::query(
-            "SELECT id, next_attempt_at FROM notifications
+            "SELECT id, COALESCE(next_attempt_at, paused_due_at) AS next_attempt_at FROM notifications
              WHERE instance_id = $1 AND status IN ('pending', 'queued')
              ORDER BY rowid LIMIT 1",
         )
@@ -203,6 +205,7 @@ impl SqliteStore {
                     for id in &ids {
                         due += sqlx::query(
                             "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
+                                 paused_due_at = NULL,
                                  failed_attempts = 0
                              WHERE id = $1 AND instance_id = $2 AND status != 'cancelled'
                                AND (lease_until IS NULL OR lease_until <= $3)",

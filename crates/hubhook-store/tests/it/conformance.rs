@@ -2722,7 +2722,7 @@ async fn organizations_with_an_instance(
 }
 
 /// Stores `count` notifications of `instance` (`notification-{first}..`), due at `at`.
-async fn notifications_due_at(
+pub async fn notifications_due_at(
     store: &Store,
     instance: InstanceId,
     first: usize,
@@ -2736,7 +2736,10 @@ async fn notifications_due_at(
 
 /// An instance of `contacts` for each (organization, user, token), their poll jobs claimed by
 /// `p` (so that `p` may commit notifications for them).
-async fn instances_for(store: &Store, owners: &[(OrganizationId, UserId, u8)]) -> Vec<InstanceId> {
+pub async fn instances_for(
+    store: &Store,
+    owners: &[(OrganizationId, UserId, u8)],
+) -> Vec<InstanceId> {
     let mut instances = Vec::new();
     for (org, user, token) in owners {
         let row = store
@@ -3021,4 +3024,139 @@ pub async fn check_an_organization_is_not_hidden_by_its_disabled_instance(store:
         of_small > 0 && of_small_b > 0,
         "small (nothing in flight) got no turn: big's backlog took the claim"
     );
+}
+
+/// A disabled instance's notifications are parked (`hubhook_store::deliveries`, "Paused
+/// notifications"): none is claimed while it is disabled, each still shows the due time it
+/// had, one that reaches it meanwhile (a redelivery) waits too, and enabling makes each due
+/// when it was, a retry scheduled for later included.
+pub async fn check_a_disabled_instance_s_notifications_wait_with_their_due_times(store: &Store) {
+    disabled_instance_with_parked_notifications(store).await;
+}
+
+/// The check above. Returns the instance, disabled again at the end and holding one pending
+/// notification (`notification-0`): the retry of an attempt that was in flight when it was
+/// disabled, due at `t0 + 1 h + 1 s`, which the last claim parked.
+pub async fn disabled_instance_with_parked_notifications(store: &Store) -> InstanceId {
+    let (org, user) = organization(store, 1).await;
+    let instances = instances_for(store, &[(org, user, 1), (org, user, 2)]).await;
+    let [disabled, other] = instances[..] else {
+        unreachable!()
+    };
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    notifications_due_at(store, disabled, 0, 3, t0() + 1.seconds()).await;
+    notifications_due_at(store, other, 10, 1, t0() + 2.seconds()).await;
+    // Notification 1 failed once: its retry is due in an hour.
+    let now = t0() + 5.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, id(0));
+    let retry_at = t0() + 1.hours();
+    let mut failed = AttemptRecord {
+        attempt_id: None,
+        notification_id: id(0),
+        owner: "d".into(),
+        lease_token: token_of("d", &id(0).0),
+        attempted_at: now,
+        status_code: Some(500),
+        latency_ms: 3,
+        error: Some("server error".into()),
+        response_excerpt: None,
+        outcome: AttemptOutcome::RetryAt(retry_at),
+    };
+    store.finish_attempt(failed.clone()).await.unwrap();
+    let due_of = |n: usize| async move {
+        store
+            .notification(&id(n))
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_at
+    };
+    assert_eq!(due_of(0).await, Some(retry_at));
+
+    store
+        .set_instance_disabled(org, disabled, true, t0() + 10.seconds())
+        .await
+        .unwrap();
+    // Shown as they were: pending, each with its due time.
+    for (n, due) in [
+        (0, retry_at),
+        (1, t0() + 1.seconds()),
+        (2, t0() + 1.seconds()),
+    ] {
+        let row = store.notification(&id(n)).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.next_attempt_at),
+            ("pending", Some(due)),
+            "{n}"
+        );
+    }
+    // A redelivery while disabled waits too (the claim parks it).
+    let at = t0() + 20.seconds();
+    assert_eq!(store.redeliver(disabled, vec![id(1)], at).await.unwrap(), 1);
+    for round in 0..2 {
+        let claimed = claim_notifications(store, &format!("e{round}"), at, LEASE, 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = claimed.iter().map(|n| n.id.clone()).collect();
+        assert_eq!(
+            ids,
+            if round == 0 { vec![id(10)] } else { vec![] },
+            "claim {round}"
+        );
+    }
+    assert_eq!(due_of(1).await, Some(at));
+    assert_eq!(
+        store.next_notification_due_except(&[], &[]).await.unwrap(),
+        Some(at + LEASE)
+    );
+    let backlog = store.delivery_backlog(at).await.unwrap();
+    assert_eq!(backlog.due, 0, "{backlog:?}");
+
+    // Enabled: 2 (due since t0 + 1 s) and 1 (redelivered at t0 + 20 s) are due, in that
+    // order, and the retry only in its hour.
+    let at = t0() + 30.seconds();
+    store
+        .set_instance_disabled(org, disabled, false, at)
+        .await
+        .unwrap();
+    let claimed = claim_notifications(store, "f", at, LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids, vec![id(2), id(1)]);
+    for (n, owner) in [(2, "f"), (1, "f"), (10, "e0")] {
+        let mut delivered = failed.clone();
+        delivered.notification_id = id(n);
+        delivered.owner = owner.into();
+        delivered.lease_token = token_of(owner, &id(n).0);
+        delivered.outcome = AttemptOutcome::Delivered;
+        store.finish_attempt(delivered).await.unwrap();
+    }
+    let claimed = claim_notifications(store, "g", retry_at, LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids, vec![id(0)]);
+    // Leased while disabled again: left to its attempt, then its retry waits.
+    store
+        .set_instance_disabled(org, disabled, true, retry_at)
+        .await
+        .unwrap();
+    failed.notification_id = id(0);
+    failed.owner = "g".into();
+    failed.lease_token = token_of("g", &id(0).0);
+    failed.outcome = AttemptOutcome::RetryAt(retry_at + 1.seconds());
+    store.finish_attempt(failed).await.unwrap();
+    let later = retry_at + 1.minutes();
+    assert!(
+        claim_notifications(store, "h", later, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a disabled instance's retry was claimed"
+    );
+    disabled
 }

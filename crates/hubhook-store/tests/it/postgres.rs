@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hubhook_store::{MasterKey, Store, Wake};
+use jiff::ToSpan as _;
 use sqlx::Connection as _;
 
 use crate::conformance::{self, LEASE, t0};
@@ -282,4 +283,71 @@ async fn every_table_carries_the_organization() {
     .unwrap();
     assert!(tables > 5, "the probe sees the schema's tables: {tables}");
     conn.close().await.unwrap();
+}
+
+/// What the parking of a disabled instance's notifications stores (`hubhook_store::deliveries`,
+/// "Paused notifications"), as on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() {
+    let schema = Schema::create().await;
+    let store = schema.open().await;
+    let instance = crate::conformance::disabled_instance_with_parked_notifications(&store).await;
+    let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
+    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+    let (unparked, parked): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE next_attempt_at IS NOT NULL),
+                COUNT(*) FILTER (WHERE paused_due_at = $2)
+         FROM notifications WHERE instance_id = $1 AND status = 'pending'",
+    )
+    .bind(instance.0)
+    .bind(due)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((unparked, parked), (0, 1));
+    store.close().await;
+}
+
+/// An enable racing another node's claim must not leave a notification parked for an enabled
+/// instance, where nothing would ever bring it back: the claim's parking locks the disabled
+/// instance FOR SHARE (`hubhook_store::deliveries`, "Paused notifications"). Each round
+/// redelivers the instance's notifications while it is disabled (so that there is something
+/// to park), then enables it while the other node claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enable_racing_a_claim_leaves_nothing_parked() {
+    use hubhook_core::NotificationId;
+    let schema = Schema::create().await;
+    let (a, b) = (schema.open().await, schema.open().await);
+    let (org, user) = conformance::organization(&a, 1).await;
+    let instance = conformance::instances_for(&a, &[(org, user, 1)]).await[0];
+    conformance::notifications_due_at(&a, instance, 0, 20, t0()).await;
+    let ids: Vec<_> = (0..20)
+        .map(|n| NotificationId(format!("notification-{n}")))
+        .collect();
+    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+    let shares = hubhook_store::OrganizationShares::unlimited();
+    for round in 0..60 {
+        let at = t0() + (round + 1).seconds();
+        a.set_instance_disabled(org, instance, true, at)
+            .await
+            .unwrap();
+        a.redeliver(instance, ids.clone(), at).await.unwrap();
+        let claim = b.claim_notifications_fairly("b", at, LEASE, 1, &[], 1, &shares);
+        let (enabled, claimed) =
+            tokio::join!(a.set_instance_disabled(org, instance, false, at), claim);
+        enabled.unwrap();
+        claimed.unwrap();
+        let stuck: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications
+             WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL",
+        )
+        .bind(instance.0)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(stuck, 0, "round {round}: parked for an enabled instance");
+        b.release_leases("b").await.unwrap();
+    }
+    a.close().await;
+    b.close().await;
 }

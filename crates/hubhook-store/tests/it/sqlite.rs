@@ -265,3 +265,28 @@ async fn json_columns_are_stored_compressed_and_old_text_rows_still_read() {
     assert_eq!(events[0].record_json, r#"{"id":7,"old":true}"#);
     store.close().await;
 }
+
+/// What the parking of a disabled instance's notifications stores (`hubhook_store::deliveries`,
+/// "Paused notifications"): its pending notification has no due time the claim's scans can
+/// meet, and keeps the one it had aside. Fails if the claim does not park what reached a
+/// disabled instance after it was disabled.
+#[tokio::test]
+async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() {
+    use sqlx::Connection as _;
+    let (_dir, path, store) = fresh().await;
+    let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
+    let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+    let (unparked, parked): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE next_attempt_at IS NOT NULL),
+                COUNT(*) FILTER (WHERE paused_due_at = $2)
+         FROM notifications WHERE instance_id = $1 AND status = 'pending'",
+    )
+    .bind(instance.0)
+    .bind(due)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((unparked, parked), (0, 1));
+    store.close().await;
+}
