@@ -79,6 +79,28 @@ pub(crate) fn fair_window(limit: u32) -> i64 {
     (i64::from(limit) * 4).clamp(1, 256)
 }
 
+/// How many of the pending notifications first in due order the dispatcher's next due time
+/// ([`Store::next_notification_due_except`]) reads before it asks each instance instead.
+///
+/// The next due time is the earliest moment a notification the dispatcher could claim
+/// becomes claimable: the greatest of its due time and its lease's end, over the pending
+/// notifications of instances neither skipped nor disabled, of organizations not held back.
+/// It was one scan of every pending notification (the greatest of two columns has no index),
+/// 10 ms beside 20,000 and 45 ms beside 100,000 on SQLite (docs/benchmarks.md, "Seventeenth
+/// round"), and the dispatcher asks after every claim that comes back short: with the default
+/// `receiver_concurrency` (4 of 16 slots) that is after nearly every delivery of a backlog.
+///
+/// Now it reads the head: this many, first in due order. The answer read there is exact when
+/// the head holds every pending notification, or holds a servable one that is not leased
+/// (`lease_until` NULL or not past its due time, so its moment is its due time): every
+/// notification after it in due order is due no earlier, and its moment is no earlier than
+/// its due time. Otherwise (the head is all leased, skipped, disabled or held back: a backlog
+/// behind a full receiver) it asks each servable instance for its first notification that is
+/// not leased (one seek in `notifications_by_instance_status`) and for the leases that end
+/// before it (read past: they are in flight, so few): exact too, and bounded by the number of
+/// instances instead of the backlog.
+pub(crate) const DUE_HEAD: i64 = 256;
+
 /// How many organizations a claim looks up beside its window, each by a read of its oldest
 /// due notifications: only organizations the claim can serve count, those under their
 /// allowance with a due notification that is not leased, of an instance neither disabled nor

@@ -7,6 +7,7 @@
 //! cargo run --release -p hubhook --example bench -- latency  [--changes 60]
 //! cargo run --release -p hubhook --example bench -- idle     [--instances 2000] [--resources 3] [--seconds 90]
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
+//!                                                            [--receiver-concurrency 16]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
 //! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000]
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
@@ -45,6 +46,9 @@ const SIDE_THREADS: &str = "bench-side";
 /// receiver.
 const CEILING_IN_FLIGHT: usize = 16;
 const CONTACTS: &str = "company/contacts";
+/// The server's `receiver_concurrency` (`--receiver-concurrency`, default
+/// [`CEILING_IN_FLIGHT`]).
+static RECEIVER_CONCURRENCY: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -81,6 +85,10 @@ fn main() -> anyhow::Result<()> {
         other => bail!("--receiver `{other}`: expected node or axum"),
     };
     let out = flags.get("out").cloned();
+    let receiver_concurrency = flag("receiver-concurrency", CEILING_IN_FLIGHT)?;
+    RECEIVER_CONCURRENCY
+        .set(u32::try_from(receiver_concurrency).context("--receiver-concurrency")?)
+        .ok();
     print_machine();
     main.block_on(async move {
         match command.as_str() {
@@ -241,8 +249,9 @@ async fn start_with(side: &Handle, sim_config: SimConfig) -> anyhow::Result<Benc
         site_requests_per_minute: 0,
         site_poll_concurrency: 16,
         // As many deliveries in flight to the one receiver as the ceiling client has (the
-        // default, 4, is a per-receiver protection, not the engine's capacity).
-        receiver_concurrency: CEILING_IN_FLIGHT as u32,
+        // default, 4, is a per-receiver protection, not the engine's capacity), unless the
+        // run asks for another.
+        receiver_concurrency: *RECEIVER_CONCURRENCY.get_or_init(|| CEILING_IN_FLIGHT as u32),
         // `bench delivery` holds POSTs at the receiver while a backlog is stored; they must
         // not time out (and be retried later) meanwhile.
         delivery_timeout: 300,
@@ -1986,6 +1995,21 @@ async fn claims(backlog: usize) -> anyhow::Result<()> {
         .await?;
     let enabling = started.elapsed().as_secs_f64() * 1000.0;
     let skipped = median_claim(&[held]).await?;
+    let median_next_due = async |skip: &[InstanceId]| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let started = Instant::now();
+            store.next_notification_due_except(skip, &[]).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(median(times))
+    };
+    let (due_servable, due_skipped) =
+        (median_next_due(&[]).await?, median_next_due(&[held]).await?);
+    println!(
+        "the dispatcher's next due time, median of 50: {due_servable:.2} ms, its receiver full \
+         {due_skipped:.2} ms"
+    );
     println!(
         "claims beside a backlog of {backlog}, median of 50 claims of 4: servable {servable:.2} ms, \
          its instance disabled {disabled:.2} ms (ratio {:.2}), its receiver full {skipped:.2} ms \

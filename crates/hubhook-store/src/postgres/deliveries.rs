@@ -10,7 +10,9 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
-use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window};
+use crate::deliveries::{
+    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window,
+};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
     NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
@@ -386,17 +388,59 @@ impl PostgresStore {
     ) -> Result<Option<Timestamp>> {
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
         let held_back: Vec<i64> = held_back.iter().map(|o| o.0).collect();
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
-             FROM notifications WHERE status = 'pending'
-               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
-                   AND i.organization_id = notifications.organization_id AND i.disabled)
-               AND instance_id <> ALL($1) AND organization_id <> ALL($2)",
+        // The head first, then, only when it cannot tell, each instance
+        // (`crate::deliveries::DUE_HEAD`).
+        let (mut due, told): (Option<i64>, bool) = sqlx::query_as(
+            "WITH
+             head AS (
+                 SELECT instance_id, organization_id, next_attempt_at, lease_until
+                 FROM notifications
+                 WHERE status = 'pending' AND next_attempt_at IS NOT NULL
+                 ORDER BY next_attempt_at, created_at
+                 LIMIT $3),
+             servable AS (
+                 SELECT next_attempt_at, lease_until FROM head
+                 WHERE instance_id <> ALL($1) AND organization_id <> ALL($2)
+                   AND instance_id NOT IN (SELECT id FROM instances WHERE disabled))
+             SELECT
+                 (SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
+                  FROM servable),
+                 (SELECT COUNT(*) FROM head) < $3 OR EXISTS (
+                     SELECT 1 FROM servable
+                     WHERE lease_until IS NULL OR lease_until <= next_attempt_at)",
         )
-        .bind(skip)
-        .bind(held_back)
+        .bind(&skip)
+        .bind(&held_back)
+        .bind(DUE_HEAD)
         .fetch_one(&self.pool)
         .await?;
+        if !told {
+            due = sqlx::query_scalar(
+                "WITH firsts(id, due) AS (
+                     SELECT i.id, (
+                         SELECT next_attempt_at FROM notifications
+                         WHERE instance_id = i.id AND status = 'pending'
+                           AND next_attempt_at IS NOT NULL
+                           AND (lease_until IS NULL OR lease_until <= next_attempt_at)
+                         ORDER BY next_attempt_at LIMIT 1)
+                     FROM instances i
+                     WHERE NOT i.disabled AND i.id <> ALL($1) AND i.organization_id <> ALL($2))
+                 SELECT MIN(due) FROM (
+                     SELECT due FROM firsts
+                     UNION ALL
+                     SELECT (
+                         SELECT MIN(lease_until) FROM notifications
+                         WHERE instance_id = f.id AND status = 'pending'
+                           AND next_attempt_at IS NOT NULL
+                           AND next_attempt_at <= COALESCE(f.due, 9223372036854775807)
+                           AND lease_until > next_attempt_at)
+                     FROM firsts f) d",
+            )
+            .bind(&skip)
+            .bind(&held_back)
+            .fetch_one(&self.pool)
+            .await?;
+        }
         due.map(timestamp).transpose()
     }
 

@@ -11,7 +11,9 @@ use super::{
     SqliteStore, backlog, count, duration_ms, finish_batch, new_lease_token, optional_timestamp,
     packed, timestamp,
 };
-use crate::deliveries::{ClaimAsk, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window};
+use crate::deliveries::{
+    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window,
+};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
     NotificationRow, OrganizationId, PendingNotification, Result, StoreError,
@@ -390,18 +392,65 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let held_back = serde_json::to_string(&held_back.iter().map(|o| o.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(max(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
-             FROM notifications WHERE status = 'pending'
-               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = notifications.instance_id
-                   AND i.organization_id = notifications.organization_id AND i.disabled = 1)
-               AND instance_id NOT IN (SELECT value FROM json_each($1))
-               AND organization_id NOT IN (SELECT value FROM json_each($2))",
+        // The head first, then, only when it cannot tell, each instance
+        // (`crate::deliveries::DUE_HEAD`).
+        let row = sqlx::query(
+            "WITH
+             head AS (
+                 SELECT instance_id, organization_id, next_attempt_at, lease_until
+                 FROM notifications INDEXED BY notifications_by_due_in_order
+                 WHERE status = 'pending' AND next_attempt_at IS NOT NULL
+                 ORDER BY next_attempt_at, created_at
+                 LIMIT CAST($3 AS INTEGER)),
+             servable AS (
+                 SELECT next_attempt_at, lease_until FROM head
+                 WHERE instance_id NOT IN (SELECT value FROM json_each($1))
+                   AND organization_id NOT IN (SELECT value FROM json_each($2))
+                   AND instance_id NOT IN (SELECT id FROM instances WHERE disabled = 1))
+             SELECT
+                 (SELECT MIN(max(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
+                  FROM servable) AS due,
+                 (SELECT COUNT(*) FROM head) < $3 OR EXISTS (
+                     SELECT 1 FROM servable
+                     WHERE lease_until IS NULL OR lease_until <= next_attempt_at) AS told",
         )
-        .bind(skip)
-        .bind(held_back)
+        .bind(&skip)
+        .bind(&held_back)
+        .bind(DUE_HEAD)
         .fetch_one(&self.readers)
         .await?;
+        let (mut due, told): (Option<i64>, bool) = (row.try_get("due")?, row.try_get("told")?);
+        if !told {
+            due = sqlx::query_scalar(
+                "WITH firsts(id, due) AS (
+                     SELECT i.id, (
+                         SELECT next_attempt_at FROM notifications INDEXED BY
+                             notifications_by_instance_status
+                         WHERE instance_id = i.id AND status = 'pending'
+                           AND next_attempt_at IS NOT NULL
+                           AND (lease_until IS NULL OR lease_until <= next_attempt_at)
+                         ORDER BY next_attempt_at LIMIT 1)
+                     FROM instances i
+                     WHERE i.disabled = 0
+                       AND i.id NOT IN (SELECT value FROM json_each($1))
+                       AND i.organization_id NOT IN (SELECT value FROM json_each($2)))
+                 SELECT MIN(due) FROM (
+                     SELECT due FROM firsts
+                     UNION ALL
+                     SELECT (
+                         SELECT MIN(lease_until) FROM notifications INDEXED BY
+                             notifications_by_instance_status
+                         WHERE instance_id = f.id AND status = 'pending'
+                           AND next_attempt_at IS NOT NULL
+                           AND next_attempt_at <= COALESCE(f.due, 9223372036854775807)
+                           AND lease_until > next_attempt_at)
+                     FROM firsts f)",
+            )
+            .bind(&skip)
+            .bind(&held_back)
+            .fetch_one(&self.readers)
+            .await?;
+        }
         due.map(timestamp).transpose()
     }
 

@@ -3026,6 +3026,69 @@ pub async fn check_an_organization_is_not_hidden_by_its_disabled_instance(store:
     );
 }
 
+/// The dispatcher's next due time when more notifications than the head it reads
+/// (`DUE_HEAD`, 256) come first and cannot be claimed (an instance whose receiver is full):
+/// the answer is still the earliest moment one that can be claimed becomes claimable, a lease
+/// that ends first included.
+pub async fn check_the_next_due_time_looks_past_a_crowded_head(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let (other_org, other_user) = organization(store, 2).await;
+    let instances = instances_for(
+        store,
+        &[(org, user, 1), (org, user, 2), (other_org, other_user, 3)],
+    )
+    .await;
+    let [full, free, held] = instances[..] else {
+        unreachable!()
+    };
+    notifications_due_at(store, full, 0, 300, t0() + 1.seconds()).await;
+    notifications_due_at(store, free, 1000, 2, t0() + 2.seconds()).await;
+    notifications_due_at(store, held, 2000, 1, t0() + 3.seconds()).await;
+    let due = |skip: Vec<InstanceId>, held_back: Vec<OrganizationId>| async move {
+        store
+            .next_notification_due_except(&skip, &held_back)
+            .await
+            .unwrap()
+    };
+    assert_eq!(due(vec![], vec![]).await, Some(t0() + 1.seconds()));
+    assert_eq!(due(vec![full], vec![]).await, Some(t0() + 2.seconds()));
+    assert_eq!(
+        due(vec![full, free], vec![]).await,
+        Some(t0() + 3.seconds())
+    );
+    assert_eq!(due(vec![full], vec![org]).await, Some(t0() + 3.seconds()));
+    assert_eq!(due(vec![full], vec![org, other_org]).await, None);
+    // `free`'s first is leased: its second is due first; both leased, the earlier lease's end.
+    let shares = OrganizationShares::unlimited();
+    for (n, at) in [(1000, t0() + 4.seconds()), (1001, t0() + 5.seconds())] {
+        let claimed = store
+            .claim_notifications_fairly("d", at, LEASE, 1, &[full, held], 10, &shares)
+            .await
+            .unwrap()
+            .notifications;
+        assert_eq!(claimed[0].id, NotificationId(format!("notification-{n}")));
+        let expected = if n == 1000 {
+            t0() + 2.seconds()
+        } else {
+            t0() + 4.seconds() + LEASE
+        };
+        assert_eq!(
+            due(vec![full, held], vec![]).await,
+            Some(expected),
+            "after {n}"
+        );
+    }
+    // A disabled instance's are not waited for either.
+    store
+        .set_instance_disabled(other_org, held, true, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        due(vec![full], vec![]).await,
+        Some(t0() + 4.seconds() + LEASE)
+    );
+}
+
 /// A disabled instance's notifications are parked (`hubhook_store::deliveries`, "Paused
 /// notifications"): none is claimed while it is disabled, each still shows the due time it
 /// had, one that reaches it meanwhile (a redelivery) waits too, and enabling makes each due
