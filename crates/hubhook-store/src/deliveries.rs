@@ -79,6 +79,32 @@ pub(crate) fn fair_window(limit: u32) -> i64 {
     (i64::from(limit) * 4).clamp(1, 256)
 }
 
+/// How many due notifications, first in due order, a claim reads for its window
+/// ([`fair_window`]): the window's size and 256 more, for those it cannot take (leased,
+/// skipped, disabled, of an organization held back by slow POSTs).
+///
+/// The window used to read as far as it had to for its size, so behind an instance whose
+/// receiver was full (skipped) it read that instance's whole backlog: 10 ms a claim beside
+/// 20,000, 48–68 ms beside 100,000 on SQLite (docs/benchmarks.md, "Seventeenth round"), on
+/// the writer, for every claim while the receiver stayed full. Now a claim reads this head at
+/// most, and:
+/// - When the head holds every due notification, or enough it can take for the window, the
+///   window is what it was: the oldest due it can take.
+/// - Otherwise the head is *crowded* and the window comes back short. What the window alone
+///   found (an organization at its allowance, whose notifications the walk does not look up)
+///   is then found by the walk: in a crowded claim it looks up organizations at their
+///   allowance too. Their turns still come after every other organization's first ones, so
+///   the claim stays work-conserving and fair as before; it looks up more organizations, at
+///   most [`LOOKED_UP_ORGANIZATIONS`].
+/// - The walk and each organization's lookup read past a skipped instance's notifications in
+///   the organization's due order just as the window did. So for an organization with a
+///   skipped instance, they ask each of its other instances instead (one seek each in
+///   `notifications_by_instance_status`, reading past only what is in flight): bounded by the
+///   organization's instances, not by the backlog. Other organizations are read as before.
+pub(crate) fn claim_head(limit: u32) -> i64 {
+    fair_window(limit) + 256
+}
+
 /// How many of the pending notifications first in due order the dispatcher's next due time
 /// ([`Store::next_notification_due_except`]) reads before it asks each instance instead.
 ///

@@ -11,7 +11,7 @@ use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
 use crate::deliveries::{
-    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window,
+    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, claim_head, fair_window,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
@@ -112,9 +112,27 @@ impl PostgresStore {
                                AND n.organization_id = d.organization_id
                                AND n.status = 'pending' AND n.next_attempt_at <= $1
                                AND (n.lease_until IS NULL OR n.lease_until <= $1)),
+                         skipped_orgs(org) AS (
+                             SELECT organization_id FROM instances WHERE id = ANY($5)),
+                         head AS (
+                             SELECT instance_id, organization_id, lease_until FROM notifications
+                             WHERE status = 'pending' AND next_attempt_at <= $1
+                             ORDER BY next_attempt_at, created_at
+                             LIMIT $8),
+                         crowded(yes) AS (
+                             SELECT COUNT(*) = $8 AND COUNT(*) FILTER (WHERE
+                                     (lease_until IS NULL OR lease_until <= $1)
+                                     AND instance_id <> ALL($5)
+                                     AND instance_id NOT IN (
+                                         SELECT id FROM instances WHERE disabled)
+                                     AND organization_id NOT IN (
+                                         SELECT org FROM unnest($10::bigint[], $11::bigint[])
+                                             c(org, cap)
+                                         WHERE cap <= 0)) < $9
+                             FROM head),
                          at_share(org) AS (
                              SELECT org FROM unnest($3::bigint[], $4::bigint[]) a(org, allowance)
-                             WHERE allowance <= 0),
+                             WHERE allowance <= 0 AND NOT (SELECT yes FROM crowded)),
                          walk(org, prev, counts, counted, visited) AS (
                              SELECT COALESCE(
                                      (SELECT organization_id FROM notifications
@@ -138,6 +156,19 @@ impl PostgresStore {
                                  w.org,
                                  CASE
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
+                                     WHEN w.org IN (SELECT org FROM skipped_orgs) THEN
+                                         CASE WHEN EXISTS (
+                                             SELECT 1 FROM instances i
+                                             WHERE i.organization_id = w.org AND NOT i.disabled
+                                               AND i.id <> ALL($5)
+                                               AND EXISTS (
+                                                   SELECT 1 FROM notifications n
+                                                   WHERE n.instance_id = i.id
+                                                     AND n.status = 'pending'
+                                                     AND n.next_attempt_at <= $1
+                                                     AND (n.lease_until IS NULL
+                                                         OR n.lease_until <= $1)))
+                                         THEN 1 ELSE 0 END
                                      WHEN EXISTS (
                                          SELECT 1 FROM notifications n
                                          WHERE n.status = 'pending'
@@ -166,6 +197,10 @@ impl PostgresStore {
                     .bind(&skip)
                     .bind(LOOKED_UP_ORGANIZATIONS)
                     .bind(VISITED_ORGANIZATIONS)
+                    .bind(claim_head(limit))
+                    .bind(fair_window(limit))
+                    .bind(&slow_orgs)
+                    .bind(&slow_caps)
                     .fetch_all(&mut *conn)
                     .await?;
                     let looked_up: Vec<i64> = walk
@@ -187,22 +222,44 @@ impl PostgresStore {
                          organizations_(org) AS (SELECT unnest($11::bigint[])),
                          slow_caps(org, cap) AS (
                              SELECT * FROM unnest($12::bigint[], $13::bigint[])),
-                         oldest AS (
-                             SELECT id, instance_id, organization_id, next_attempt_at,
-                                 created_at
-                             FROM notifications
+                         skipped_orgs(org) AS (
+                             SELECT organization_id FROM instances WHERE id = ANY($5)),
+                         head AS MATERIALIZED (
+                             SELECT id FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $3
-                               AND (lease_until IS NULL OR lease_until <= $3)
-                               AND instance_id <> ALL($5)
-                               AND NOT EXISTS (SELECT 1 FROM instances i
-                                   WHERE i.id = notifications.instance_id
-                                     AND i.organization_id = notifications.organization_id
-                                     AND i.disabled)
-                               AND organization_id NOT IN (
-                                   SELECT org FROM slow_caps WHERE cap <= 0)
                              ORDER BY next_attempt_at, created_at
+                             LIMIT $14),
+                         oldest AS (
+                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
+                                 n.created_at
+                             FROM head h JOIN notifications n ON n.id = h.id
+                             WHERE n.status = 'pending' AND n.next_attempt_at <= $3
+                               AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                               AND n.instance_id <> ALL($5)
+                               AND NOT EXISTS (SELECT 1 FROM instances i
+                                   WHERE i.id = n.instance_id
+                                     AND i.organization_id = n.organization_id
+                                     AND i.disabled)
+                               AND n.organization_id NOT IN (
+                                   SELECT org FROM slow_caps WHERE cap <= 0)
+                             ORDER BY n.next_attempt_at, n.created_at
                              LIMIT $6
-                             FOR UPDATE SKIP LOCKED),
+                             FOR UPDATE OF n SKIP LOCKED),
+                         looked_up_by_instance AS (
+                             SELECT l.* FROM organizations_ o
+                             JOIN instances i ON i.organization_id = o.org
+                             CROSS JOIN LATERAL (
+                                 SELECT id, instance_id, organization_id, next_attempt_at,
+                                     created_at
+                                 FROM notifications
+                                 WHERE instance_id = i.id AND status = 'pending'
+                                   AND next_attempt_at <= $3
+                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                 ORDER BY next_attempt_at
+                                 LIMIT $4
+                                 FOR UPDATE SKIP LOCKED) l
+                             WHERE o.org IN (SELECT org FROM skipped_orgs) AND NOT i.disabled
+                               AND i.id <> ALL($5)),
                          looked_up AS (
                              SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
                                  SELECT id, instance_id, organization_id, next_attempt_at,
@@ -218,9 +275,11 @@ impl PostgresStore {
                                          AND i.disabled)
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT $4
-                                 FOR UPDATE SKIP LOCKED) l),
+                                 FOR UPDATE SKIP LOCKED) l
+                             WHERE o.org NOT IN (SELECT org FROM skipped_orgs)),
                          candidates AS (
-                             SELECT * FROM oldest UNION SELECT * FROM looked_up),
+                             SELECT * FROM oldest UNION SELECT * FROM looked_up
+                             UNION SELECT * FROM looked_up_by_instance),
                          turns AS (
                              SELECT id, instance_id, organization_id, next_attempt_at,
                                  created_at,
@@ -260,6 +319,7 @@ impl PostgresStore {
                     .bind(&looked_up)
                     .bind(&slow_orgs)
                     .bind(&slow_caps)
+                    .bind(claim_head(limit))
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same transaction (see

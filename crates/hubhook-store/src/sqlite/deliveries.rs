@@ -12,7 +12,7 @@ use super::{
     packed, timestamp,
 };
 use crate::deliveries::{
-    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, fair_window,
+    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, claim_head, fair_window,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
@@ -105,9 +105,29 @@ impl SqliteStore {
                              WHERE n.status = 'pending' AND n.next_attempt_at <= $1
                                AND (n.lease_until IS NULL OR n.lease_until <= $1));
                          WITH RECURSIVE
+                         skipped_orgs(org) AS (
+                             SELECT organization_id FROM instances
+                             WHERE id IN (SELECT value FROM json_each($4))),
+                         head(instance_id, organization_id, lease_until) AS (
+                             SELECT instance_id, organization_id, lease_until
+                             FROM notifications INDEXED BY notifications_by_due_in_order
+                             WHERE status = 'pending' AND next_attempt_at <= $1
+                             ORDER BY next_attempt_at, created_at
+                             LIMIT CAST($7 AS INTEGER)),
+                         crowded(yes) AS (
+                             SELECT COUNT(*) = $7 AND COALESCE(SUM(
+                                     (lease_until IS NULL OR lease_until <= $1)
+                                     AND instance_id NOT IN (SELECT value FROM json_each($4))
+                                     AND instance_id NOT IN (
+                                         SELECT id FROM instances WHERE disabled = 1)
+                                     AND organization_id NOT IN (
+                                         SELECT json_extract(value, '$[0]') FROM json_each($9)
+                                         WHERE json_extract(value, '$[1]') <= 0)), 0) < $8
+                             FROM head),
                          at_share(org) AS (
                              SELECT json_extract(value, '$[0]') FROM json_each($3)
-                             WHERE json_extract(value, '$[1]') <= 0),
+                             WHERE json_extract(value, '$[1]') <= 0
+                               AND NOT (SELECT yes FROM crowded)),
                          walk(org, prev, counts, counted, visited) AS (
                              SELECT COALESCE(
                                      (SELECT organization_id FROM notifications INDEXED BY
@@ -135,6 +155,19 @@ impl SqliteStore {
                                  w.org,
                                  CASE
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
+                                     WHEN w.org IN (SELECT org FROM skipped_orgs) THEN EXISTS (
+                                         SELECT 1 FROM instances i INDEXED BY
+                                             instances_by_organization
+                                         WHERE i.organization_id = w.org AND i.disabled = 0
+                                           AND i.id NOT IN (SELECT value FROM json_each($4))
+                                           AND EXISTS (
+                                               SELECT 1 FROM notifications INDEXED BY
+                                                   notifications_by_instance_status
+                                               WHERE instance_id = i.id
+                                                 AND status = 'pending'
+                                                 AND next_attempt_at <= $1
+                                                 AND (lease_until IS NULL
+                                                     OR lease_until <= $1)))
                                      WHEN EXISTS (
                                          SELECT 1 FROM notifications INDEXED BY
                                              notifications_pending_by_organization
@@ -162,6 +195,9 @@ impl SqliteStore {
                     .bind(&skip)
                     .bind(LOOKED_UP_ORGANIZATIONS)
                     .bind(VISITED_ORGANIZATIONS)
+                    .bind(claim_head(limit))
+                    .bind(fair_window(limit))
+                    .bind(&slow_caps)
                     .fetch_all(&mut *conn)
                     .await?;
                     let walk = walk
@@ -194,14 +230,22 @@ impl SqliteStore {
                          slow_caps(org, cap) AS (
                              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
                              FROM json_each($11)),
+                         skipped_orgs(org) AS (
+                             SELECT organization_id FROM instances
+                             WHERE id IN (SELECT value FROM json_each($5))),
                          candidates(id, instance_id, organization_id, next_attempt_at,
                              created_at) AS (
                              SELECT * FROM (
                                  SELECT id, instance_id, organization_id, next_attempt_at,
                                      created_at
-                                 FROM notifications
-                                 WHERE status = 'pending' AND next_attempt_at <= $3
-                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                 FROM (
+                                     SELECT id, instance_id, organization_id, next_attempt_at,
+                                         created_at, lease_until
+                                     FROM notifications INDEXED BY notifications_by_due_in_order
+                                     WHERE status = 'pending' AND next_attempt_at <= $3
+                                     ORDER BY next_attempt_at, created_at
+                                     LIMIT CAST($12 AS INTEGER))
+                                 WHERE (lease_until IS NULL OR lease_until <= $3)
                                    AND instance_id NOT IN (SELECT value FROM json_each($5))
                                    AND instance_id NOT IN (
                                        SELECT id FROM instances WHERE disabled = 1)
@@ -209,6 +253,22 @@ impl SqliteStore {
                                        SELECT org FROM slow_caps WHERE cap <= 0)
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT CAST($6 AS INTEGER))
+                             UNION
+                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
+                                 n.created_at
+                             FROM organizations_ o
+                             JOIN instances i INDEXED BY instances_by_organization
+                                 ON i.organization_id = o.org
+                             JOIN notifications n ON n.rowid IN (
+                                 SELECT rowid FROM notifications INDEXED BY
+                                     notifications_by_instance_status
+                                 WHERE instance_id = i.id AND status = 'pending'
+                                   AND next_attempt_at <= $3
+                                   AND (lease_until IS NULL OR lease_until <= $3)
+                                 ORDER BY next_attempt_at
+                                 LIMIT CAST($4 AS INTEGER))
+                             WHERE o.org IN (SELECT org FROM skipped_orgs) AND i.disabled = 0
+                               AND i.id NOT IN (SELECT value FROM json_each($5))
                              UNION
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
@@ -222,7 +282,8 @@ impl SqliteStore {
                                    AND instance_id NOT IN (
                                        SELECT id FROM instances WHERE disabled = 1)
                                  ORDER BY next_attempt_at, created_at
-                                 LIMIT CAST($4 AS INTEGER))),
+                                 LIMIT CAST($4 AS INTEGER))
+                             WHERE o.org NOT IN (SELECT org FROM skipped_orgs)),
                          turns AS (
                              SELECT id, organization_id, next_attempt_at, created_at,
                                  ROW_NUMBER() OVER (PARTITION BY instance_id
@@ -258,6 +319,7 @@ impl SqliteStore {
                     .bind(share)
                     .bind(&looked_up)
                     .bind(&slow_caps)
+                    .bind(claim_head(limit))
                     .fetch_all(&mut *conn)
                     .await?;
                     // The claimed batch's attempt rows, in the same write (see

@@ -2966,6 +2966,63 @@ pub async fn check_a_held_back_backlog_hides_no_organization_at_its_share(store:
     );
 }
 
+/// A claim whose head is crowded by a backlog it cannot take (an instance whose receiver is
+/// full, more notifications than the claim reads first: `claim_head`) still finds everything
+/// else it could take: the full instance's organization's other instance (asked instance by
+/// instance), an organization under its share, and, in the slots left, one at its allowance
+/// (found by the walk when the window comes back short), as a claim that read the whole
+/// backlog did.
+pub async fn check_a_claim_behind_a_full_receiver_s_backlog_finds_the_rest(store: &Store) {
+    let (a, a_user) = organization(store, 1).await;
+    let (b, b_user) = organization(store, 2).await;
+    let (c, c_user) = organization(store, 3).await;
+    let instances = instances_for(
+        store,
+        &[
+            (a, a_user, 1),
+            (a, a_user, 2),
+            (b, b_user, 3),
+            (c, c_user, 4),
+        ],
+    )
+    .await;
+    let [full, sibling, at_allowance, newcomer] = instances[..] else {
+        unreachable!()
+    };
+    for (instance, first, count, at) in [
+        (full, 0, 600, 1),
+        (sibling, 1000, 3, 2),
+        (at_allowance, 2000, 3, 3),
+        (newcomer, 3000, 2, 4),
+    ] {
+        notifications_due_at(store, instance, first, count, t0() + at.seconds()).await;
+    }
+    let shares = OrganizationShares {
+        share: 4,
+        in_flight: vec![(b, 4)],
+        ..OrganizationShares::unlimited()
+    };
+    let now = t0() + 10.seconds();
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 8, &[full], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    let of = |instance: InstanceId| claimed.iter().filter(|n| n.instance_id == instance).count();
+    assert_eq!(
+        [of(full), of(sibling), of(at_allowance), of(newcomer)],
+        [0, 3, 3, 2],
+        "{claimed:?}"
+    );
+    // Nothing else of `a` can be taken: its sibling's are in flight.
+    let claimed = store
+        .claim_notifications_fairly("e", now, LEASE, 8, &[full], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    assert!(claimed.is_empty(), "{claimed:?}");
+}
+
 /// An organization whose oldest due notifications (more than a claim's worth) belong to a
 /// disabled instance, or to one whose receiver is full, is still looked up for its healthy
 /// instance's: otherwise that due work waits behind another organization's backlog, as it did
