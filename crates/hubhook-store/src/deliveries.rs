@@ -35,6 +35,10 @@
 //!   enabled instance: the claim's parking locks the disabled instance's row FOR SHARE, and
 //!   the enable updates that row before it moves the notifications back, so one waits for the
 //!   other (see the claim).
+//! - Whatever is parked for an enabled instance all the same (an enable by a node of an older
+//!   version during a rolling upgrade, which only sets `disabled`) is brought back by the next
+//!   claim, driven from the few instances with parked notifications
+//!   (`notifications_parked`): parking can delay a notification, never strand it.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -66,8 +66,36 @@ impl PostgresStore {
                     // that read the instance before the enable committed would park rows
                     // the enable had just brought back, and nothing would ever bring them back
                     // again. SKIP LOCKED: two nodes parking at once take different rows.
+                    // With it, in the same statement (other rows: those of enabled
+                    // instances), what is parked for an instance that is enabled comes back:
+                    // an enable by a node of an older version (during a rolling upgrade) does
+                    // not know parking, and nothing else would ever make those due again.
+                    // Driven from the few instances with parked notifications (a walk of
+                    // `notifications_parked`, one seek per instance).
                     sqlx::query(
-                        "UPDATE notifications SET paused_due_at = next_attempt_at,
+                        "WITH RECURSIVE
+                         parked(instance_id) AS (
+                             SELECT (SELECT instance_id FROM notifications
+                                     WHERE status = 'pending' AND next_attempt_at IS NULL
+                                       AND paused_due_at IS NOT NULL
+                                     ORDER BY instance_id LIMIT 1)
+                             UNION ALL
+                             SELECT (SELECT n.instance_id FROM notifications n
+                                     WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
+                                       AND n.paused_due_at IS NOT NULL
+                                       AND n.instance_id > p.instance_id
+                                     ORDER BY n.instance_id LIMIT 1)
+                             FROM parked p WHERE p.instance_id IS NOT NULL),
+                         unparked AS (
+                             UPDATE notifications SET next_attempt_at = paused_due_at,
+                                 paused_due_at = NULL
+                             WHERE status = 'pending' AND next_attempt_at IS NULL
+                               AND paused_due_at IS NOT NULL
+                               AND instance_id IN (
+                                   SELECT p.instance_id FROM parked p
+                                   JOIN instances i ON i.id = p.instance_id
+                                   WHERE NOT i.disabled))
+                         UPDATE notifications SET paused_due_at = next_attempt_at,
                              next_attempt_at = NULL
                          WHERE id IN (
                              SELECT n.id FROM notifications n

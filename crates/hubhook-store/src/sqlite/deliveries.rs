@@ -36,6 +36,10 @@ macro_rules! notification_select {
 /// failed attempt's retry, a redelivery, a poll that was running). Driven from the few disabled
 /// instances (`instances_disabled`), one seek each for rows not parked yet, so it costs nothing
 /// when there is nothing to park. `$1` is now.
+/// Then brings back what is parked for an instance that is enabled: an enable by a node of an
+/// older version (during a rolling upgrade) does not know parking, and nothing else would ever
+/// make those due again. Driven from the few instances with parked notifications (a walk of
+/// `notifications_parked`, one seek per instance), so it too costs nothing when all is well.
 macro_rules! park_disabled {
     () => {
         "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
@@ -44,7 +48,23 @@ macro_rules! park_disabled {
              CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
                  ON n.instance_id = i.id
              WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
-               AND (n.lease_until IS NULL OR n.lease_until <= $1));"
+               AND (n.lease_until IS NULL OR n.lease_until <= $1));
+         WITH RECURSIVE parked(instance_id) AS (
+             SELECT (SELECT instance_id FROM notifications INDEXED BY notifications_parked
+                     WHERE status = 'pending' AND next_attempt_at IS NULL
+                       AND paused_due_at IS NOT NULL
+                     ORDER BY instance_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT n.instance_id FROM notifications n INDEXED BY notifications_parked
+                     WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
+                       AND n.paused_due_at IS NOT NULL AND n.instance_id > p.instance_id
+                     ORDER BY n.instance_id LIMIT 1)
+             FROM parked p WHERE p.instance_id IS NOT NULL)
+         UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
+         WHERE status = 'pending' AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL
+           AND instance_id IN (
+               SELECT p.instance_id FROM parked p JOIN instances i ON i.id = p.instance_id
+               WHERE i.disabled = 0);"
     };
 }
 

@@ -351,3 +351,26 @@ async fn an_enable_racing_a_claim_leaves_nothing_parked() {
     a.close().await;
     b.close().await;
 }
+
+/// An instance enabled by a node that does not know parking (an older version, during a
+/// rolling upgrade: it sets `disabled` and moves nothing back) gets its parked notifications
+/// back at the next claim, instead of never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
+    let schema = Schema::create().await;
+    let store = schema.open().await;
+    let instance = crate::conformance::disabled_instance_with_parked_notifications(&store).await;
+    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+    sqlx::query("UPDATE instances SET disabled = false WHERE id = $1")
+        .bind(instance.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let at = t0() + 2.hours();
+    let claimed = crate::conformance::claim_notifications(&store, "new", at, LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+    assert_eq!(ids, ["notification-0"]);
+    store.close().await;
+}

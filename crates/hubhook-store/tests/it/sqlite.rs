@@ -290,3 +290,26 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
     assert_eq!((unparked, parked), (0, 1));
     store.close().await;
 }
+
+/// An instance enabled by a node that does not know parking (an older version, during a
+/// rolling upgrade: it sets `disabled` and moves nothing back) gets its parked notifications
+/// back at the next claim, instead of never again.
+#[tokio::test]
+async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
+    use sqlx::Connection as _;
+    let (_dir, path, store) = fresh().await;
+    let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+    sqlx::query("UPDATE instances SET disabled = 0 WHERE id = $1")
+        .bind(instance.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let at = t0() + 2.hours();
+    let claimed = conformance::claim_notifications(&store, "new", at, LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+    assert_eq!(ids, ["notification-0"]);
+    store.close().await;
+}
