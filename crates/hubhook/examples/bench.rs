@@ -9,7 +9,7 @@
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //!                                                            [--receiver-concurrency 16]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
-//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000]
+//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000] [--siblings 1]
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
-            "claims" => claims(flag("backlog", 20_000)?).await,
+            "claims" => claims(flag("backlog", 20_000)?, flag("siblings", 1)?).await,
             "dictionary" => {
                 let out = out.context("dictionary: --out <path> is required")?;
                 dictionary(std::path::Path::new(&out))
@@ -1904,14 +1904,14 @@ const DICTIONARY_BYTES: usize = 64 * 1024;
 /// so that a benchmark gains nothing from sharing the dictionary's exact values. Deterministic:
 /// the same simulator and zstd make the same file.
 /// What one delivery claim costs beside a backlog it cannot serve (`hubhook_store::deliveries`,
-/// "Paused notifications"), on a SQLite file of its own: an organization's instance holds
-/// `backlog` due notifications, and another instance of it and one of a second organization
-/// hold 5 each. The median of 50 claims of 4 (each lease given back, so every claim sees the
+/// "Paused notifications" and `claim_head`), on a SQLite file of its own: an organization's
+/// instance holds `backlog` due notifications, and `siblings` other instances of it and one of
+/// a second organization hold 5 each. The median of 50 claims of 4 (each lease given back, so every claim sees the
 /// same rows) is measured with the backlog servable (the ceiling: the claim takes the oldest),
 /// with its instance disabled (its notifications parked), and with its receiver full (left out
 /// by the claim's `skip`, read past). Also how long disabling and enabling take (parking and
 /// bringing back the backlog).
-async fn claims(backlog: usize) -> anyhow::Result<()> {
+async fn claims(backlog: usize, siblings: usize) -> anyhow::Result<()> {
     use hubhook_core::NotificationId;
     use hubhook_store::{MasterKey, NewInstance, NewNotification, OrganizationShares, Store};
     let dir = tempfile::tempdir()?;
@@ -1927,14 +1927,19 @@ async fn claims(backlog: usize) -> anyhow::Result<()> {
     // A notification body of the size the delivery benchmark sends (3.4 KB records).
     let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3_400));
     let mut instances = Vec::new();
-    for (n, (org, user), count) in [(0u8, big, backlog), (1, big, 5), (2, other, 5)] {
+    let owners = std::iter::once((big, backlog))
+        .chain(std::iter::repeat_n((big, 5), siblings))
+        .chain(std::iter::once((other, 5)));
+    for (n, ((org, user), count)) in owners.enumerate() {
+        let mut token_hash = [0xee; 32];
+        token_hash[..8].copy_from_slice(&(n as u64).to_le_bytes());
         let row = store
             .create_instance(NewInstance {
                 organization_id: org,
                 user_id: user,
                 name: format!("instance {n}"),
                 element_key: "connectwisecrmrest".into(),
-                token_hash: [200 + n; 32],
+                token_hash,
                 configuration: serde_json::Map::new(),
                 secrets: serde_json::Map::new(),
                 tags: Vec::new(),
@@ -1995,6 +2000,8 @@ async fn claims(backlog: usize) -> anyhow::Result<()> {
         .await?;
     let enabling = started.elapsed().as_secs_f64() * 1000.0;
     let skipped = median_claim(&[held]).await?;
+    // One receiver for the whole organization, full: every instance of it skipped.
+    let all_skipped = median_claim(&instances[..=siblings]).await?;
     let median_next_due = async |skip: &[InstanceId]| -> anyhow::Result<f64> {
         let mut times = Vec::new();
         for _ in 0..50 {
@@ -2011,11 +2018,14 @@ async fn claims(backlog: usize) -> anyhow::Result<()> {
          {due_skipped:.2} ms"
     );
     println!(
-        "claims beside a backlog of {backlog}, median of 50 claims of 4: servable {servable:.2} ms, \
-         its instance disabled {disabled:.2} ms (ratio {:.2}), its receiver full {skipped:.2} ms \
-         (ratio {:.2}); disabling took {disabling:.0} ms, enabling {enabling:.0} ms",
+        "claims beside a backlog of {backlog} ({siblings} sibling instances), median of 50 claims \
+         of 4: servable {servable:.2} ms, its instance disabled {disabled:.2} ms (ratio {:.2}), \
+         its receiver full {skipped:.2} ms (ratio {:.2}), the organization's one receiver full \
+         {all_skipped:.2} ms (ratio {:.2}); disabling took {disabling:.0} ms, enabling \
+         {enabling:.0} ms",
         disabled / servable,
         skipped / servable,
+        all_skipped / servable,
     );
     store.close().await;
     Ok(())

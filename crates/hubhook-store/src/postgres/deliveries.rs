@@ -49,71 +49,73 @@ impl PostgresStore {
         let (slow_orgs, slow_caps): (Vec<i64>, Vec<i64>) = shares.slow_caps().into_iter().unzip();
         let share = i64::from(shares.share);
         let start = shares.walk_start();
+        let park = self.parking.due(now);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         let (walk, rows, begun) = self
             .write(move |conn| {
                 Box::pin(async move {
-                    // First, alone, so that it takes its locks before any other: parks what
-                    // is pending for a disabled instance (`crate::deliveries`, "Paused
-                    // notifications"), what reached one since it was disabled (a failed
-                    // attempt's retry, a redelivery, a poll that was running). Driven from
-                    // the few disabled instances with something to park, one seek each. The
-                    // instance is locked FOR SHARE: an enable that commits meanwhile (it
-                    // updates the instance, then brings its notifications back) either waits
-                    // for this claim, and then brings back what it parked, or makes this
-                    // claim wait and re-read the instance, enabled. Without the lock, a claim
-                    // that read the instance before the enable committed would park rows
-                    // the enable had just brought back, and nothing would ever bring them back
-                    // again. SKIP LOCKED: two nodes parking at once take different rows.
-                    // With it, in the same statement (other rows: those of enabled
-                    // instances), what is parked for an instance that is enabled comes back:
-                    // an enable by a node of an older version (during a rolling upgrade) does
-                    // not know parking, and nothing else would ever make those due again.
-                    // Driven from the few instances with parked notifications (a walk of
-                    // `notifications_parked`, one seek per instance).
-                    sqlx::query(
-                        "WITH RECURSIVE
-                         parked(instance_id) AS (
-                             SELECT (SELECT instance_id FROM notifications
-                                     WHERE status = 'pending' AND next_attempt_at IS NULL
-                                       AND paused_due_at IS NOT NULL
-                                     ORDER BY instance_id LIMIT 1)
-                             UNION ALL
-                             SELECT (SELECT n.instance_id FROM notifications n
-                                     WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
-                                       AND n.paused_due_at IS NOT NULL
-                                       AND n.instance_id > p.instance_id
-                                     ORDER BY n.instance_id LIMIT 1)
-                             FROM parked p WHERE p.instance_id IS NOT NULL),
-                         unparked AS (
-                             UPDATE notifications SET next_attempt_at = paused_due_at,
-                                 paused_due_at = NULL
-                             WHERE status = 'pending' AND next_attempt_at IS NULL
-                               AND paused_due_at IS NOT NULL
-                               AND instance_id IN (
-                                   SELECT p.instance_id FROM parked p
-                                   JOIN instances i ON i.id = p.instance_id
-                                   WHERE NOT i.disabled))
-                         UPDATE notifications SET paused_due_at = next_attempt_at,
-                             next_attempt_at = NULL
-                         WHERE id IN (
-                             SELECT n.id FROM notifications n
-                             WHERE n.instance_id IN (
-                                     SELECT i.id FROM instances i
-                                     WHERE i.disabled AND EXISTS (
-                                         SELECT 1 FROM notifications m
-                                         WHERE m.instance_id = i.id AND m.status = 'pending'
-                                           AND m.next_attempt_at IS NOT NULL
-                                           AND (m.lease_until IS NULL OR m.lease_until <= $1))
-                                     FOR SHARE OF i)
-                               AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
-                               AND (n.lease_until IS NULL OR n.lease_until <= $1)
-                             FOR UPDATE OF n SKIP LOCKED)",
-                    )
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                    // First (at most once a second: `Parking`), alone, so that it takes its
+                    // locks before any other: parks what is pending for a disabled instance
+                    // (`crate::deliveries`, "Paused notifications"): what reached one since
+                    // it was disabled (a failed attempt's retry, a redelivery, a poll that
+                    // was running). Driven from the few disabled instances with something to
+                    // park, one seek each. The instance is locked FOR SHARE: an enable that
+                    // commits meanwhile (it updates the instance, then brings its
+                    // notifications back) either waits for this claim, and then brings back
+                    // what it parked, or makes this claim wait and re-read the instance,
+                    // enabled. Without the lock, a claim that read the instance before the
+                    // enable committed would park what the enable had just brought back.
+                    // SKIP LOCKED: two nodes parking at once take different rows. In the same
+                    // statement (other rows: those of enabled instances), what is parked for
+                    // an instance that is enabled comes back: an enable by a node of an older
+                    // version (during a rolling upgrade) does not know parking, and nothing
+                    // else would make those due again. Driven from the few instances with
+                    // parked notifications (a walk of `notifications_parked`).
+                    if park {
+                        sqlx::query(
+                            "WITH RECURSIVE
+                             parked(instance_id) AS (
+                                 SELECT (SELECT instance_id FROM notifications
+                                         WHERE status = 'pending' AND next_attempt_at IS NULL
+                                           AND paused_due_at IS NOT NULL
+                                         ORDER BY instance_id LIMIT 1)
+                                 UNION ALL
+                                 SELECT (SELECT n.instance_id FROM notifications n
+                                         WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
+                                           AND n.paused_due_at IS NOT NULL
+                                           AND n.instance_id > p.instance_id
+                                         ORDER BY n.instance_id LIMIT 1)
+                                 FROM parked p WHERE p.instance_id IS NOT NULL),
+                             unparked AS (
+                                 UPDATE notifications SET next_attempt_at = paused_due_at,
+                                     paused_due_at = NULL
+                                 WHERE status = 'pending' AND next_attempt_at IS NULL
+                                   AND paused_due_at IS NOT NULL
+                                   AND instance_id IN (
+                                       SELECT p.instance_id FROM parked p
+                                       JOIN instances i ON i.id = p.instance_id
+                                       WHERE NOT i.disabled))
+                             UPDATE notifications SET paused_due_at = next_attempt_at,
+                                 next_attempt_at = NULL
+                             WHERE id IN (
+                                 SELECT n.id FROM notifications n
+                                 WHERE n.instance_id IN (
+                                         SELECT i.id FROM instances i
+                                         WHERE i.disabled AND EXISTS (
+                                             SELECT 1 FROM notifications m
+                                             WHERE m.instance_id = i.id AND m.status = 'pending'
+                                               AND m.next_attempt_at IS NOT NULL
+                                               AND (m.lease_until IS NULL OR m.lease_until <= $1))
+                                         FOR SHARE OF i)
+                                   AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $1)
+                                 FOR UPDATE OF n SKIP LOCKED)",
+                        )
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                     // One statement, one round trip: `queued` queues the notifications of a
                     // deactivated subscription instead of trying them (driven from the few
                     // deactivated instances), and the rest is the walk of the organizations
@@ -236,6 +238,10 @@ impl PostgresStore {
                         .filter(|(_, counts)| *counts)
                         .map(|(org, _)| *org)
                         .collect();
+                    // `oldest` reads the head (`claim_head`) in due order, joined row by row,
+                    // and stops at the window's size: no second ORDER BY, which would fetch
+                    // and sort the whole head first; the order among candidates is set by
+                    // the ranking below.
                     // The claim: the candidates are the window of the oldest due (`oldest`)
                     // and the oldest due of each organization the walk counted (`looked_up`,
                     // one seek each in `notifications_pending_by_organization`), both locked
@@ -252,15 +258,15 @@ impl PostgresStore {
                              SELECT * FROM unnest($12::bigint[], $13::bigint[])),
                          skipped_orgs(org) AS (
                              SELECT organization_id FROM instances WHERE id = ANY($5)),
-                         head AS MATERIALIZED (
-                             SELECT id FROM notifications
-                             WHERE status = 'pending' AND next_attempt_at <= $3
-                             ORDER BY next_attempt_at, created_at
-                             LIMIT $14),
                          oldest AS (
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
-                             FROM head h JOIN notifications n ON n.id = h.id
+                             FROM (
+                                 SELECT id FROM notifications
+                                 WHERE status = 'pending' AND next_attempt_at <= $3
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT $14) h
+                             JOIN notifications n ON n.id = h.id
                              WHERE n.status = 'pending' AND n.next_attempt_at <= $3
                                AND (n.lease_until IS NULL OR n.lease_until <= $3)
                                AND n.instance_id <> ALL($5)
@@ -270,7 +276,6 @@ impl PostgresStore {
                                      AND i.disabled)
                                AND n.organization_id NOT IN (
                                    SELECT org FROM slow_caps WHERE cap <= 0)
-                             ORDER BY n.next_attempt_at, n.created_at
                              LIMIT $6
                              FOR UPDATE OF n SKIP LOCKED),
                          looked_up_by_instance AS (

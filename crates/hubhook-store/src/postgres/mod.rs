@@ -71,6 +71,8 @@ pub struct PostgresStore {
     /// Kept for the wake-up listener, which has a connection of its own (see `wakeups`).
     options: Arc<PgConnectOptions>,
     key: Arc<MasterKey>,
+    /// When this store's claims last parked (`crate::deliveries::Parking`).
+    parking: Arc<crate::deliveries::Parking>,
 }
 
 impl PostgresStore {
@@ -91,6 +93,7 @@ impl PostgresStore {
             pool,
             options: Arc::new(options),
             key: Arc::new(key),
+            parking: Arc::default(),
         })
     }
 

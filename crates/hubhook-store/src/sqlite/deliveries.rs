@@ -89,6 +89,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let share = i64::from(shares.share);
         let start = shares.walk_start();
+        let park = self.parking.due(now);
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         // Without a savepoint of its own (`Writer::write_unguarded`): a claim fails only when
@@ -98,9 +99,8 @@ impl SqliteStore {
             .writer
             .write_unguarded(move |conn| {
                 Box::pin(async move {
-                    // Three statements sent as one (sqlx runs each in turn with the same
-                    // parameters), one round trip. The first parks what is pending for a
-                    // disabled instance (`park_disabled`). The second queues the notifications of a
+                    // Two statements sent as one (sqlx runs each in turn with the same
+                    // parameters), one round trip. The first queues the notifications of a
                     // deactivated subscription instead of trying them; driven from the (few)
                     // deactivated instances, CROSS JOIN fixing that order, it costs nothing
                     // when none is deactivated. The second is the walk of the organizations
@@ -116,8 +116,14 @@ impl SqliteStore {
                     // is one subquery; it stops after $6 organizations visited or $5 counted.
                     // Each organization counted, and the last visited (where the next claim's
                     // walk starts), comes back as a row, in the walk's order.
-                    let walk = sqlx::query(concat!(
-                        park_disabled!(),
+                    // Parking first, on its own (at most once a second: `Parking`).
+                    if park {
+                        sqlx::query(park_disabled!())
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    let walk = sqlx::query(
                         "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
                          WHERE rowid IN (
                              SELECT n.rowid FROM delivery_subscriptions d
@@ -207,8 +213,8 @@ impl SqliteStore {
                          SELECT prev AS organization_id, counts = 1 AS counts FROM walk
                          WHERE visited > 0
                            AND (counts = 1 OR visited = (SELECT MAX(visited) FROM walk))
-                         ORDER BY visited"
-                    ))
+                         ORDER BY visited",
+                    )
                     .bind(now)
                     .bind(start)
                     .bind(&allowances)
@@ -232,6 +238,11 @@ impl SqliteStore {
                             .collect::<Vec<_>>(),
                     )
                     .map_err(|e| StoreError::Other(e.to_string()))?;
+                    // The window reads the head (`claim_head`) as a co-routine, which yields
+                    // its rows in due order, and stops at the window's size. No second ORDER
+                    // BY: it would sort the whole head (every row read, a temporary b-tree)
+                    // before the limit, and make a claim beside a backlog it can take about a
+                    // fifth dearer; the order among candidates is set by the ranking below.
                     // The claim: the candidates are the window of the oldest due and the
                     // oldest due of each organization the walk counted, one seek each in
                     // `notifications_pending_by_organization`; they are ranked in turns per
@@ -271,7 +282,6 @@ impl SqliteStore {
                                        SELECT id FROM instances WHERE disabled = 1)
                                    AND organization_id NOT IN (
                                        SELECT org FROM slow_caps WHERE cap <= 0)
-                                 ORDER BY next_attempt_at, created_at
                                  LIMIT CAST($6 AS INTEGER))
                              UNION
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,

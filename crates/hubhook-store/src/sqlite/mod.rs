@@ -63,6 +63,8 @@ pub struct SqliteStore {
     key: Arc<MasterKey>,
     /// Attempt results waiting to be written together (see [`finish_batch`]).
     finishes: Arc<finish_batch::FinishQueue>,
+    /// When this store's claims last parked (`crate::deliveries::Parking`).
+    parking: Arc<crate::deliveries::Parking>,
 }
 
 /// The file path of `sqlite://PATH` or `sqlite:PATH`. A `?query` (such as `?mode=rwc`) is not
@@ -109,6 +111,7 @@ impl SqliteStore {
             readers,
             key: Arc::new(key),
             finishes: Arc::default(),
+            parking: Arc::default(),
         })
     }
 
