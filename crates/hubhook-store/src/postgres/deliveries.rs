@@ -188,6 +188,26 @@ impl PostgresStore {
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
                                      WHEN w.org IN (SELECT org FROM skipped_orgs) THEN
                                          CASE WHEN EXISTS (
+                                             SELECT 1 FROM (
+                                                 SELECT instance_id, lease_until
+                                                 FROM notifications
+                                                 WHERE status = 'pending'
+                                                   AND organization_id = w.org
+                                                   AND next_attempt_at <= $1
+                                                 ORDER BY next_attempt_at, created_at
+                                                 LIMIT $8) h
+                                             WHERE (h.lease_until IS NULL
+                                                     OR h.lease_until <= $1)
+                                               AND h.instance_id <> ALL($5)
+                                               AND h.instance_id NOT IN (
+                                                   SELECT id FROM instances WHERE disabled))
+                                         OR (SELECT COUNT(*) FROM (
+                                                 SELECT 1 FROM notifications
+                                                 WHERE status = 'pending'
+                                                   AND organization_id = w.org
+                                                   AND next_attempt_at <= $1
+                                                 LIMIT $8) c) = $8
+                                         AND EXISTS (
                                              SELECT 1 FROM instances i
                                              WHERE i.organization_id = w.org AND NOT i.disabled
                                                AND i.id <> ALL($5)
@@ -258,6 +278,24 @@ impl PostgresStore {
                              SELECT * FROM unnest($12::bigint[], $13::bigint[])),
                          skipped_orgs(org) AS (
                              SELECT organization_id FROM instances WHERE id = ANY($5)),
+                         crowded_orgs(org) AS (
+                             SELECT o.org FROM organizations_ o
+                             WHERE o.org IN (SELECT org FROM skipped_orgs)
+                               AND (SELECT COUNT(*) FROM (
+                                       SELECT 1 FROM notifications
+                                       WHERE status = 'pending' AND organization_id = o.org
+                                         AND next_attempt_at <= $3
+                                       LIMIT $14) c) = $14
+                               AND (SELECT COUNT(*) FROM (
+                                       SELECT instance_id, lease_until FROM notifications
+                                       WHERE status = 'pending' AND organization_id = o.org
+                                         AND next_attempt_at <= $3
+                                       ORDER BY next_attempt_at, created_at
+                                       LIMIT $14) h
+                                   WHERE (h.lease_until IS NULL OR h.lease_until <= $3)
+                                     AND h.instance_id <> ALL($5)
+                                     AND h.instance_id NOT IN (
+                                         SELECT id FROM instances WHERE disabled)) < $4),
                          oldest AS (
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
@@ -279,20 +317,41 @@ impl PostgresStore {
                              LIMIT $6
                              FOR UPDATE OF n SKIP LOCKED),
                          looked_up_by_instance AS (
-                             SELECT l.* FROM organizations_ o
-                             JOIN instances i ON i.organization_id = o.org
-                             CROSS JOIN LATERAL (
-                                 SELECT id, instance_id, organization_id, next_attempt_at,
-                                     created_at
-                                 FROM notifications
-                                 WHERE instance_id = i.id AND status = 'pending'
-                                   AND next_attempt_at <= $3
-                                   AND (lease_until IS NULL OR lease_until <= $3)
-                                 ORDER BY next_attempt_at
+                             SELECT l.* FROM crowded_orgs c CROSS JOIN LATERAL (
+                                 SELECT n.id, n.instance_id, n.organization_id,
+                                     n.next_attempt_at, n.created_at
+                                 FROM instances i CROSS JOIN LATERAL (
+                                     SELECT id FROM notifications
+                                     WHERE instance_id = i.id AND status = 'pending'
+                                       AND next_attempt_at <= $3
+                                       AND (lease_until IS NULL OR lease_until <= $3)
+                                     ORDER BY next_attempt_at
+                                     LIMIT $4) f
+                                 JOIN notifications n ON n.id = f.id
+                                 WHERE i.organization_id = c.org AND NOT i.disabled
+                                   AND i.id <> ALL($5)
+                                 ORDER BY n.next_attempt_at, n.created_at
                                  LIMIT $4
-                                 FOR UPDATE SKIP LOCKED) l
-                             WHERE o.org IN (SELECT org FROM skipped_orgs) AND NOT i.disabled
-                               AND i.id <> ALL($5)),
+                                 FOR UPDATE OF n SKIP LOCKED) l),
+                         looked_up_in_head AS (
+                             SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
+                                 SELECT n.id, n.instance_id, n.organization_id,
+                                     n.next_attempt_at, n.created_at
+                                 FROM (
+                                     SELECT id FROM notifications
+                                     WHERE status = 'pending' AND organization_id = o.org
+                                       AND next_attempt_at <= $3
+                                     ORDER BY next_attempt_at, created_at
+                                     LIMIT $14) h
+                                 JOIN notifications n ON n.id = h.id
+                                 WHERE n.status = 'pending' AND n.next_attempt_at <= $3
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                                   AND n.instance_id <> ALL($5)
+                                   AND n.instance_id NOT IN (
+                                       SELECT id FROM instances WHERE disabled)
+                                 LIMIT $4
+                                 FOR UPDATE OF n SKIP LOCKED) l
+                             WHERE o.org IN (SELECT org FROM skipped_orgs)),
                          looked_up AS (
                              SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
                                  SELECT id, instance_id, organization_id, next_attempt_at,
@@ -312,6 +371,7 @@ impl PostgresStore {
                              WHERE o.org NOT IN (SELECT org FROM skipped_orgs)),
                          candidates AS (
                              SELECT * FROM oldest UNION SELECT * FROM looked_up
+                             UNION SELECT * FROM looked_up_in_head
                              UNION SELECT * FROM looked_up_by_instance),
                          turns AS (
                              SELECT id, instance_id, organization_id, next_attempt_at,

@@ -182,6 +182,28 @@ impl SqliteStore {
                                  CASE
                                      WHEN w.org IN (SELECT org FROM at_share) THEN 0
                                      WHEN w.org IN (SELECT org FROM skipped_orgs) THEN EXISTS (
+                                         SELECT 1 FROM (
+                                             SELECT instance_id, lease_until
+                                             FROM notifications INDEXED BY
+                                                 notifications_pending_by_organization
+                                             WHERE status = 'pending'
+                                               AND organization_id = w.org
+                                               AND next_attempt_at <= $1
+                                             ORDER BY next_attempt_at, created_at
+                                             LIMIT CAST($7 AS INTEGER))
+                                         WHERE (lease_until IS NULL OR lease_until <= $1)
+                                           AND instance_id NOT IN (
+                                               SELECT value FROM json_each($4))
+                                           AND instance_id NOT IN (
+                                               SELECT id FROM instances WHERE disabled = 1))
+                                     OR (SELECT COUNT(*) FROM (
+                                             SELECT 1 FROM notifications INDEXED BY
+                                                 notifications_pending_by_organization
+                                             WHERE status = 'pending'
+                                               AND organization_id = w.org
+                                               AND next_attempt_at <= $1
+                                             LIMIT CAST($7 AS INTEGER))) = $7
+                                     AND EXISTS (
                                          SELECT 1 FROM instances i INDEXED BY
                                              instances_by_organization
                                          WHERE i.organization_id = w.org AND i.disabled = 0
@@ -264,6 +286,27 @@ impl SqliteStore {
                          skipped_orgs(org) AS (
                              SELECT organization_id FROM instances
                              WHERE id IN (SELECT value FROM json_each($5))),
+                         crowded_orgs(org) AS (
+                             SELECT o.org FROM organizations_ o
+                             WHERE o.org IN (SELECT org FROM skipped_orgs)
+                               AND (SELECT COUNT(*) FROM (
+                                       SELECT 1 FROM notifications INDEXED BY
+                                           notifications_pending_by_organization
+                                       WHERE status = 'pending' AND organization_id = o.org
+                                         AND next_attempt_at <= $3
+                                       LIMIT CAST($12 AS INTEGER))) = $12
+                               AND (SELECT COUNT(*) FROM (
+                                       SELECT instance_id, lease_until
+                                       FROM notifications INDEXED BY
+                                           notifications_pending_by_organization
+                                       WHERE status = 'pending' AND organization_id = o.org
+                                         AND next_attempt_at <= $3
+                                       ORDER BY next_attempt_at, created_at
+                                       LIMIT CAST($12 AS INTEGER))
+                                   WHERE (lease_until IS NULL OR lease_until <= $3)
+                                     AND instance_id NOT IN (SELECT value FROM json_each($5))
+                                     AND instance_id NOT IN (
+                                         SELECT id FROM instances WHERE disabled = 1)) < $4),
                          candidates(id, instance_id, organization_id, next_attempt_at,
                              created_at) AS (
                              SELECT * FROM (
@@ -286,19 +329,39 @@ impl SqliteStore {
                              UNION
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
-                             FROM organizations_ o
-                             JOIN instances i INDEXED BY instances_by_organization
-                                 ON i.organization_id = o.org
-                             JOIN notifications n ON n.rowid IN (
-                                 SELECT rowid FROM notifications INDEXED BY
-                                     notifications_by_instance_status
-                                 WHERE instance_id = i.id AND status = 'pending'
-                                   AND next_attempt_at <= $3
-                                   AND (lease_until IS NULL OR lease_until <= $3)
-                                 ORDER BY next_attempt_at
+                             FROM crowded_orgs c JOIN notifications n ON n.rowid IN (
+                                 SELECT m.rowid
+                                 FROM instances i INDEXED BY instances_by_organization
+                                 JOIN notifications m ON m.rowid IN (
+                                     SELECT rowid FROM notifications INDEXED BY
+                                         notifications_by_instance_status
+                                     WHERE instance_id = i.id AND status = 'pending'
+                                       AND next_attempt_at <= $3
+                                       AND (lease_until IS NULL OR lease_until <= $3)
+                                     ORDER BY next_attempt_at
+                                     LIMIT CAST($4 AS INTEGER))
+                                 WHERE i.organization_id = c.org AND i.disabled = 0
+                                   AND i.id NOT IN (SELECT value FROM json_each($5))
+                                 ORDER BY m.next_attempt_at, m.created_at
                                  LIMIT CAST($4 AS INTEGER))
-                             WHERE o.org IN (SELECT org FROM skipped_orgs) AND i.disabled = 0
-                               AND i.id NOT IN (SELECT value FROM json_each($5))
+                             UNION
+                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
+                                 n.created_at
+                             FROM organizations_ o JOIN notifications n ON n.rowid IN (
+                                 SELECT rowid FROM (
+                                     SELECT rowid, instance_id, lease_until
+                                     FROM notifications INDEXED BY
+                                         notifications_pending_by_organization
+                                     WHERE status = 'pending' AND organization_id = o.org
+                                       AND next_attempt_at <= $3
+                                     ORDER BY next_attempt_at, created_at
+                                     LIMIT CAST($12 AS INTEGER))
+                                 WHERE (lease_until IS NULL OR lease_until <= $3)
+                                   AND instance_id NOT IN (SELECT value FROM json_each($5))
+                                   AND instance_id NOT IN (
+                                       SELECT id FROM instances WHERE disabled = 1)
+                                 LIMIT CAST($4 AS INTEGER))
+                             WHERE o.org IN (SELECT org FROM skipped_orgs)
                              UNION
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
