@@ -52,6 +52,20 @@ use crate::{
     PendingNotification, Result, Store, StoreError, on_backend,
 };
 
+/// Parks one instance's pending notifications that are not leased ("Paused notifications"),
+/// as disabling it does; `$1` the instance, `$2` now. The same text on both engines.
+pub(crate) const PARK_INSTANCE: &str = "UPDATE notifications SET paused_due_at = next_attempt_at,
+         next_attempt_at = NULL
+     WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL
+       AND (lease_until IS NULL OR lease_until <= $2)";
+
+/// Brings one instance's parked notifications back with their due times, as enabling it does;
+/// `$1` the instance. The same text on both engines.
+pub(crate) const UNPARK_INSTANCE: &str = "UPDATE notifications SET next_attempt_at = paused_due_at,
+         paused_due_at = NULL
+     WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+       AND paused_due_at IS NOT NULL";
+
 /// How often a node's claims park and un-park (see "Paused notifications"): at most once
 /// this often, by the claim's clock.
 ///

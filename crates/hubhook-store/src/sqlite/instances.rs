@@ -6,6 +6,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, from_json, timestamp, to_json};
+use crate::deliveries::{PARK_INSTANCE, UNPARK_INSTANCE};
 use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
 
 // The SELECT list is a macro so that the SQL stays a `&'static str` literal (sqlx 0.9 only
@@ -274,23 +275,11 @@ impl SqliteStore {
                     // Leased ones are left to their attempt: a retry is parked by the next
                     // claim.
                     let moved = if disabled {
-                        sqlx::query(
-                            "UPDATE notifications SET paused_due_at = next_attempt_at,
-                                 next_attempt_at = NULL
-                             WHERE instance_id = $1 AND status = 'pending'
-                               AND next_attempt_at IS NOT NULL
-                               AND (lease_until IS NULL OR lease_until <= $2)",
-                        )
-                        .bind(id.0)
-                        .bind(now.as_millisecond())
+                        sqlx::query(PARK_INSTANCE)
+                            .bind(id.0)
+                            .bind(now.as_millisecond())
                     } else {
-                        sqlx::query(
-                            "UPDATE notifications SET next_attempt_at = paused_due_at,
-                                 paused_due_at = NULL
-                             WHERE instance_id = $1 AND status = 'pending'
-                               AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL",
-                        )
-                        .bind(id.0)
+                        sqlx::query(UNPARK_INSTANCE).bind(id.0)
                     };
                     moved.execute(&mut *conn).await?;
                     Ok(true)

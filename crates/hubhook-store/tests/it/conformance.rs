@@ -3154,6 +3154,13 @@ pub async fn check_a_disabled_instance_s_notifications_wait_with_their_due_times
     disabled_instance_with_parked_notifications(store).await;
 }
 
+/// How many of an instance (`$1`) pending notifications a claim's scans could meet (a due
+/// time), and how many are parked with the due time `$2`: the engines' own checks of what
+/// parking stores (the same SQL on both).
+pub const PARKED_COUNTS: &str = "SELECT COUNT(*) FILTER (WHERE next_attempt_at IS NOT NULL),
+        COUNT(*) FILTER (WHERE paused_due_at = $2)
+    FROM notifications WHERE instance_id = $1 AND status = 'pending'";
+
 /// The check above. Returns the instance, disabled again at the end and holding one pending
 /// notification (`notification-0`): the retry of an attempt that was in flight when it was
 /// disabled, due at `t0 + 1 h + 1 s`, which the last claim parked.

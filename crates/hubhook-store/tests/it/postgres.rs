@@ -294,16 +294,12 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
     let instance = crate::conformance::disabled_instance_with_parked_notifications(&store).await;
     let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
     let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
-    let (unparked, parked): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*) FILTER (WHERE next_attempt_at IS NOT NULL),
-                COUNT(*) FILTER (WHERE paused_due_at = $2)
-         FROM notifications WHERE instance_id = $1 AND status = 'pending'",
-    )
-    .bind(instance.0)
-    .bind(due)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let (unparked, parked): (i64, i64) = sqlx::query_as(crate::conformance::PARKED_COUNTS)
+        .bind(instance.0)
+        .bind(due)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!((unparked, parked), (0, 1));
     store.close().await;
 }
