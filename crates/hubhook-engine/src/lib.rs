@@ -551,7 +551,7 @@ impl Engine {
         let due = self
             .inner
             .store
-            .next_notification_due_except(&receivers.skip(now), &held_back)
+            .next_notification_due_except(&receivers.skip(now), &held_back, now)
             .await?;
         Ok(match (due, receivers.next_unblock(now)) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -11,7 +11,8 @@ use super::{
     PostgresStore, backlog, count, duration_ms, new_lease_token, optional_timestamp, timestamp,
 };
 use crate::deliveries::{
-    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, claim_head, fair_window,
+    CROWDED_RECHECK_MS, ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
+    claim_head, fair_window,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
@@ -538,11 +539,12 @@ impl PostgresStore {
         &self,
         skip: &[InstanceId],
         held_back: &[OrganizationId],
+        now: Timestamp,
     ) -> Result<Option<Timestamp>> {
         let skip: Vec<i64> = skip.iter().map(|i| i.0).collect();
         let held_back: Vec<i64> = held_back.iter().map(|o| o.0).collect();
-        // The head first, then, only when it cannot tell, each instance
-        // (`crate::deliveries::DUE_HEAD`).
+        // The head alone (`crate::deliveries::DUE_HEAD`): when it cannot tell, a second
+        // from now.
         let (mut due, told): (Option<i64>, bool) = sqlx::query_as(
             "WITH
              head AS (
@@ -568,31 +570,8 @@ impl PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         if !told {
-            due = sqlx::query_scalar(
-                "WITH firsts(id, due) AS (
-                     SELECT i.id, (
-                         SELECT next_attempt_at FROM notifications
-                         WHERE instance_id = i.id AND status = 'pending'
-                           AND next_attempt_at IS NOT NULL
-                           AND (lease_until IS NULL OR lease_until <= next_attempt_at)
-                         ORDER BY next_attempt_at LIMIT 1)
-                     FROM instances i
-                     WHERE NOT i.disabled AND i.id <> ALL($1) AND i.organization_id <> ALL($2))
-                 SELECT MIN(due) FROM (
-                     SELECT due FROM firsts
-                     UNION ALL
-                     SELECT (
-                         SELECT MIN(lease_until) FROM notifications
-                         WHERE instance_id = f.id AND status = 'pending'
-                           AND next_attempt_at IS NOT NULL
-                           AND next_attempt_at <= COALESCE(f.due, 9223372036854775807)
-                           AND lease_until > next_attempt_at)
-                     FROM firsts f) d",
-            )
-            .bind(&skip)
-            .bind(&held_back)
-            .fetch_one(&self.pool)
-            .await?;
+            let recheck = now.as_millisecond().saturating_add(CROWDED_RECHECK_MS);
+            due = Some(due.map_or(recheck, |due| due.min(recheck)));
         }
         due.map(timestamp).transpose()
     }

@@ -12,7 +12,8 @@ use super::{
     packed, timestamp,
 };
 use crate::deliveries::{
-    ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS, claim_head, fair_window,
+    CROWDED_RECHECK_MS, ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
+    claim_head, fair_window,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
@@ -542,13 +543,14 @@ impl SqliteStore {
         &self,
         skip: &[InstanceId],
         held_back: &[OrganizationId],
+        now: Timestamp,
     ) -> Result<Option<Timestamp>> {
         let skip = serde_json::to_string(&skip.iter().map(|i| i.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let held_back = serde_json::to_string(&held_back.iter().map(|o| o.0).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        // The head first, then, only when it cannot tell, each instance
-        // (`crate::deliveries::DUE_HEAD`).
+        // The head alone (`crate::deliveries::DUE_HEAD`): when it cannot tell, a second
+        // from now.
         let row = sqlx::query(
             "WITH
              head AS (
@@ -576,35 +578,8 @@ impl SqliteStore {
         .await?;
         let (mut due, told): (Option<i64>, bool) = (row.try_get("due")?, row.try_get("told")?);
         if !told {
-            due = sqlx::query_scalar(
-                "WITH firsts(id, due) AS (
-                     SELECT i.id, (
-                         SELECT next_attempt_at FROM notifications INDEXED BY
-                             notifications_by_instance_status
-                         WHERE instance_id = i.id AND status = 'pending'
-                           AND next_attempt_at IS NOT NULL
-                           AND (lease_until IS NULL OR lease_until <= next_attempt_at)
-                         ORDER BY next_attempt_at LIMIT 1)
-                     FROM instances i
-                     WHERE i.disabled = 0
-                       AND i.id NOT IN (SELECT value FROM json_each($1))
-                       AND i.organization_id NOT IN (SELECT value FROM json_each($2)))
-                 SELECT MIN(due) FROM (
-                     SELECT due FROM firsts
-                     UNION ALL
-                     SELECT (
-                         SELECT MIN(lease_until) FROM notifications INDEXED BY
-                             notifications_by_instance_status
-                         WHERE instance_id = f.id AND status = 'pending'
-                           AND next_attempt_at IS NOT NULL
-                           AND next_attempt_at <= COALESCE(f.due, 9223372036854775807)
-                           AND lease_until > next_attempt_at)
-                     FROM firsts f)",
-            )
-            .bind(&skip)
-            .bind(&held_back)
-            .fetch_one(&self.readers)
-            .await?;
+            let recheck = now.as_millisecond().saturating_add(CROWDED_RECHECK_MS);
+            due = Some(due.map_or(recheck, |due| due.min(recheck)));
         }
         due.map(timestamp).transpose()
     }

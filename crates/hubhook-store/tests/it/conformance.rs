@@ -599,7 +599,7 @@ pub async fn check_commit_poll_writes_everything_together(store: &Store) {
     assert_eq!(n.next_attempt_at, Some(t0() + 1.second()));
     assert_eq!(n.delivered_at, None);
     assert_eq!(
-        store.next_notification_due().await.unwrap(),
+        store.next_notification_due(t0()).await.unwrap(),
         Some(t0() + 1.second())
     );
 
@@ -776,7 +776,10 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
 
     // Only the retry comes back, and only when it is due.
-    assert_eq!(store.next_notification_due().await.unwrap(), Some(retry_at));
+    assert_eq!(
+        store.next_notification_due(t0()).await.unwrap(),
+        Some(retry_at)
+    );
     assert!(
         claim_notifications(store, "d", retry_at - 1.millisecond(), LEASE, 10)
             .await
@@ -800,7 +803,7 @@ pub async fn check_finish_attempt_outcomes(store: &Store) {
         2,
         "every attempt is a row"
     );
-    assert_eq!(store.next_notification_due().await.unwrap(), None);
+    assert_eq!(store.next_notification_due(t0()).await.unwrap(), None);
 
     // Events show their notification's status.
     let events = store.list_events(instance.id, 10).await.unwrap();
@@ -882,7 +885,7 @@ pub async fn check_delete_instance_keeps_history(store: &Store) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.next_notification_due().await.unwrap(), None);
+    assert_eq!(store.next_notification_due(t0()).await.unwrap(), None);
     // A poll in flight when the instance went away cannot write.
     let err = store
         .commit_poll(commit_with_events(instance.id, "contacts", "p", 5, 1))
@@ -2233,14 +2236,14 @@ pub async fn check_an_organization_with_slow_posts_takes_no_more_than_its_share(
     // would claim nothing).
     assert_eq!(
         store
-            .next_notification_due_except(&[], &slow(3).held_back())
+            .next_notification_due_except(&[], &slow(3).held_back(), t0())
             .await
             .unwrap(),
         None
     );
     assert!(
         store
-            .next_notification_due_except(&[], &[])
+            .next_notification_due_except(&[], &[], t0())
             .await
             .unwrap()
             .is_some()
@@ -2947,7 +2950,7 @@ pub async fn check_a_held_back_backlog_hides_no_organization_at_its_share(store:
     };
     assert_eq!(shares.held_back(), [hung]);
     let due = store
-        .next_notification_due_except(&[], &shares.held_back())
+        .next_notification_due_except(&[], &shares.held_back(), now)
         .await
         .unwrap();
     assert!(
@@ -3085,8 +3088,8 @@ pub async fn check_an_organization_is_not_hidden_by_its_disabled_instance(store:
 
 /// The dispatcher's next due time when more notifications than the head it reads
 /// (`DUE_HEAD`, 256) come first and cannot be claimed (an instance whose receiver is full):
-/// the answer is still the earliest moment one that can be claimed becomes claimable, a lease
-/// that ends first included.
+/// exact while the head tells, and otherwise a second from now at the latest, when the
+/// dispatcher claims again; that claim finds what lies behind the head.
 pub async fn check_the_next_due_time_looks_past_a_crowded_head(store: &Store) {
     let (org, user) = organization(store, 1).await;
     let (other_org, other_user) = organization(store, 2).await;
@@ -3095,55 +3098,50 @@ pub async fn check_the_next_due_time_looks_past_a_crowded_head(store: &Store) {
         &[(org, user, 1), (org, user, 2), (other_org, other_user, 3)],
     )
     .await;
-    let [full, free, held] = instances[..] else {
+    let [full, free, other] = instances[..] else {
         unreachable!()
     };
     notifications_due_at(store, full, 0, 300, t0() + 1.seconds()).await;
     notifications_due_at(store, free, 1000, 2, t0() + 2.seconds()).await;
-    notifications_due_at(store, held, 2000, 1, t0() + 3.seconds()).await;
+    notifications_due_at(store, other, 2000, 1, t0() + 3.seconds()).await;
+    let now = t0() + 10.seconds();
     let due = |skip: Vec<InstanceId>, held_back: Vec<OrganizationId>| async move {
         store
-            .next_notification_due_except(&skip, &held_back)
+            .next_notification_due_except(&skip, &held_back, now)
             .await
             .unwrap()
     };
+    // The head tells: its first is servable.
     assert_eq!(due(vec![], vec![]).await, Some(t0() + 1.seconds()));
-    assert_eq!(due(vec![full], vec![]).await, Some(t0() + 2.seconds()));
+    // Crowded: the head is `full`'s alone; a second from now.
+    assert_eq!(due(vec![full], vec![]).await, Some(now + 1.seconds()));
     assert_eq!(
-        due(vec![full, free], vec![]).await,
-        Some(t0() + 3.seconds())
+        due(vec![full], vec![org, other_org]).await,
+        Some(now + 1.seconds())
     );
-    assert_eq!(due(vec![full], vec![org]).await, Some(t0() + 3.seconds()));
-    assert_eq!(due(vec![full], vec![org, other_org]).await, None);
-    // `free`'s first is leased: its second is due first; both leased, the earlier lease's end.
+    // What the dispatcher's claim then takes: what lies behind the head.
     let shares = OrganizationShares::unlimited();
-    for (n, at) in [(1000, t0() + 4.seconds()), (1001, t0() + 5.seconds())] {
-        let claimed = store
-            .claim_notifications_fairly("d", at, LEASE, 1, &[full, held], 10, &shares)
-            .await
-            .unwrap()
-            .notifications;
-        assert_eq!(claimed[0].id, NotificationId(format!("notification-{n}")));
-        let expected = if n == 1000 {
-            t0() + 2.seconds()
-        } else {
-            t0() + 4.seconds() + LEASE
-        };
-        assert_eq!(
-            due(vec![full, held], vec![]).await,
-            Some(expected),
-            "after {n}"
-        );
-    }
-    // A disabled instance's are not waited for either.
+    let claimed = store
+        .claim_notifications_fairly("d", now, LEASE, 10, &[full], 10, &shares)
+        .await
+        .unwrap()
+        .notifications;
+    let mut ids: Vec<_> = claimed.iter().map(|n| n.id.0.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "notification-1000",
+            "notification-1001",
+            "notification-2000"
+        ]
+    );
+    // Fewer than the head once `full`'s are parked: exact again (the leases' end).
     store
-        .set_instance_disabled(other_org, held, true, t0())
+        .set_instance_disabled(org, full, true, now)
         .await
         .unwrap();
-    assert_eq!(
-        due(vec![full], vec![]).await,
-        Some(t0() + 4.seconds() + LEASE)
-    );
+    assert_eq!(due(vec![full], vec![]).await, Some(now + LEASE));
 }
 
 /// A disabled instance's notifications are parked (`hubhook_store::deliveries`, "Paused
@@ -3236,7 +3234,10 @@ pub async fn disabled_instance_with_parked_notifications(store: &Store) -> Insta
     }
     assert_eq!(due_of(1).await, Some(at));
     assert_eq!(
-        store.next_notification_due_except(&[], &[]).await.unwrap(),
+        store
+            .next_notification_due_except(&[], &[], at)
+            .await
+            .unwrap(),
         Some(at + LEASE)
     );
     let backlog = store.delivery_backlog(at).await.unwrap();

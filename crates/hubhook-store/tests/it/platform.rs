@@ -216,7 +216,7 @@ pub async fn check_a_disabled_instance_neither_polls_nor_delivers(store: &Store)
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.next_notification_due().await.unwrap(), None);
+    assert_eq!(store.next_notification_due(t0()).await.unwrap(), None);
     assert_eq!(store.next_poll_due().await.unwrap(), None);
     assert_eq!(store.delivery_backlog(later).await.unwrap().due, 0);
 
