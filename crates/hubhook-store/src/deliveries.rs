@@ -28,7 +28,7 @@
 //!   partial index), so that costs nothing when there is nothing to park. Until then the
 //!   claim's filters still leave them out, as before, so parking is only ever about cost.
 //! - Leased notifications are never parked: their attempt ends as it would have, and a retry
-//!   is parked by the next claim.
+//!   is parked by a later claim.
 //! - Cancelling (an instance deleted) and redelivering clear `paused_due_at`, so it never
 //!   outlives the parking.
 //! - On PostgreSQL, an enable and a claim parking at once cannot leave a row parked for an
@@ -37,8 +37,9 @@
 //!   other (see the claim).
 //! - Whatever is parked for an enabled instance all the same (an enable by a node of an older
 //!   version during a rolling upgrade, which only sets `disabled`) is brought back by the same
-//!   step of a later claim, within a second, driven from the few instances with parked notifications
-//!   (`notifications_parked`): parking can delay a notification, never strand it.
+//!   step of a later claim, within a second, driven from the few instances with parked
+//!   notifications (`notifications_parked`): parking can delay a notification, never strand
+//!   it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -272,7 +272,7 @@ impl PostgresStore {
                     // times, in the same transaction and after the instance's row is locked
                     // by the update above (`crate::deliveries`, "Paused notifications"; a
                     // claim's parking locks the instance FOR SHARE). Leased ones are left to
-                    // their attempt: a retry is parked by the next claim.
+                    // their attempt: a retry is parked by a later claim.
                     let moved = if disabled {
                         sqlx::query(PARK_INSTANCE)
                             .bind(id.0)

@@ -272,7 +272,7 @@ impl SqliteStore {
                     }
                     // Parks its pending notifications, or brings them back with their due
                     // times, in the same write (`crate::deliveries`, "Paused notifications").
-                    // Leased ones are left to their attempt: a retry is parked by the next
+                    // Leased ones are left to their attempt: a retry is parked by a later
                     // claim.
                     let moved = if disabled {
                         sqlx::query(PARK_INSTANCE)
