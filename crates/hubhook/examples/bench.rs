@@ -9,7 +9,7 @@
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //!                                                            [--receiver-concurrency 16]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
-//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000] [--siblings 1]
+//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000] [--siblings 1] [--engine sqlite|postgres]
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
@@ -85,6 +85,11 @@ fn main() -> anyhow::Result<()> {
         other => bail!("--receiver `{other}`: expected node or axum"),
     };
     let out = flags.get("out").cloned();
+    let postgres = match flags.get("engine").map_or("sqlite", String::as_str) {
+        "sqlite" => false,
+        "postgres" => true,
+        other => bail!("--engine `{other}`: expected sqlite or postgres"),
+    };
     let receiver_concurrency = flag("receiver-concurrency", CEILING_IN_FLIGHT)?;
     RECEIVER_CONCURRENCY
         .set(u32::try_from(receiver_concurrency).context("--receiver-concurrency")?)
@@ -118,7 +123,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
-            "claims" => claims(flag("backlog", 20_000)?, flag("siblings", 1)?).await,
+            "claims" => claims(flag("backlog", 20_000)?, flag("siblings", 1)?, postgres).await,
             "dictionary" => {
                 let out = out.context("dictionary: --out <path> is required")?;
                 dictionary(std::path::Path::new(&out))
@@ -1911,11 +1916,18 @@ const DICTIONARY_BYTES: usize = 64 * 1024;
 /// with its instance disabled (its notifications parked), and with its receiver full (left out
 /// by the claim's `skip`, read past). Also how long disabling and enabling take (parking and
 /// bringing back the backlog).
-async fn claims(backlog: usize, siblings: usize) -> anyhow::Result<()> {
+async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Result<()> {
     use hubhook_core::NotificationId;
     use hubhook_store::{MasterKey, NewInstance, NewNotification, OrganizationShares, Store};
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("claims.db").display());
+    // On PostgreSQL, a database of its own for the run (HUBHOOK_BENCH_POSTGRES, as `nodes`).
+    let database = format!("hubhook_bench_claims_{}", std::process::id());
+    let url = if postgres {
+        postgres_admin(format!("CREATE DATABASE {database}")).await?;
+        postgres_url(&database)
+    } else {
+        format!("sqlite://{}", dir.path().join("claims.db").display())
+    };
     let store = Store::open(&url, MasterKey::parse(&"42".repeat(32))?).await?;
     let now = jiff::Timestamp::now();
     let big = store
@@ -1963,7 +1975,16 @@ async fn claims(backlog: usize, siblings: usize) -> anyhow::Result<()> {
         store.insert_replays(row.id, replays, now).await?;
         instances.push(row.id);
     }
+    if postgres {
+        // As autovacuum would soon after such a load: without statistics the planner's
+        // choices say nothing about a running server.
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&url).await?;
+        sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+        conn.close().await?;
+    }
     let held = instances[0];
+    let engine = if postgres { "PostgreSQL" } else { "SQLite" };
     let shares = OrganizationShares::unlimited();
     let median_claim = async |skip: &[InstanceId]| -> anyhow::Result<f64> {
         let mut times = Vec::new();
@@ -2020,7 +2041,7 @@ async fn claims(backlog: usize, siblings: usize) -> anyhow::Result<()> {
          {due_skipped:.2} ms"
     );
     println!(
-        "claims beside a backlog of {backlog} ({siblings} sibling instances), median of 50 claims \
+        "claims on {engine} beside a backlog of {backlog} ({siblings} sibling instances), median of 50 claims \
          of 4: servable {servable:.2} ms, its instance disabled {disabled:.2} ms (ratio {:.2}), \
          its receiver full {skipped:.2} ms (ratio {:.2}), the organization's one receiver full \
          {all_skipped:.2} ms (ratio {:.2}); disabling took {disabling:.0} ms, enabling \
@@ -2030,6 +2051,9 @@ async fn claims(backlog: usize, siblings: usize) -> anyhow::Result<()> {
         all_skipped / servable,
     );
     store.close().await;
+    if postgres {
+        postgres_admin(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await?;
+    }
     Ok(())
 }
 

@@ -144,7 +144,7 @@ impl PostgresStore {
                                AND n.status = 'pending' AND n.next_attempt_at <= $1
                                AND (n.lease_until IS NULL OR n.lease_until <= $1)),
                          skipped_orgs(org) AS (
-                             SELECT organization_id FROM instances WHERE id = ANY($5)),
+                             SELECT DISTINCT organization_id FROM instances WHERE id = ANY($5)),
                          head AS (
                              SELECT instance_id, organization_id, lease_until FROM notifications
                              WHERE status = 'pending' AND next_attempt_at <= $1
@@ -207,6 +207,7 @@ impl PostgresStore {
                                                  WHERE status = 'pending'
                                                    AND organization_id = w.org
                                                    AND next_attempt_at <= $1
+                                                 ORDER BY next_attempt_at, created_at
                                                  LIMIT $8) c) = $8
                                          AND EXISTS (
                                              SELECT 1 FROM instances i
@@ -278,14 +279,15 @@ impl PostgresStore {
                          slow_caps(org, cap) AS (
                              SELECT * FROM unnest($12::bigint[], $13::bigint[])),
                          skipped_orgs(org) AS (
-                             SELECT organization_id FROM instances WHERE id = ANY($5)),
+                             SELECT DISTINCT organization_id FROM instances WHERE id = ANY($5)),
                          crowded_orgs(org) AS (
-                             SELECT o.org FROM organizations_ o
-                             WHERE o.org IN (SELECT org FROM skipped_orgs)
+                             SELECT o.org FROM skipped_orgs o
+                             WHERE o.org IN (SELECT org FROM organizations_)
                                AND (SELECT COUNT(*) FROM (
                                        SELECT 1 FROM notifications
                                        WHERE status = 'pending' AND organization_id = o.org
                                          AND next_attempt_at <= $3
+                                       ORDER BY next_attempt_at, created_at
                                        LIMIT $14) c) = $14
                                AND (SELECT COUNT(*) FROM (
                                        SELECT instance_id, lease_until FROM notifications
