@@ -280,25 +280,24 @@ impl PostgresStore {
                              SELECT * FROM unnest($12::bigint[], $13::bigint[])),
                          skipped_orgs(org) AS (
                              SELECT DISTINCT organization_id FROM instances WHERE id = ANY($5)),
+                         org_heads AS (
+                             SELECT o.org, h.id, h.next_attempt_at, h.created_at,
+                                 (h.lease_until IS NULL OR h.lease_until <= $3)
+                                 AND h.instance_id <> ALL($5)
+                                 AND h.instance_id NOT IN (
+                                     SELECT id FROM instances WHERE disabled) AS servable
+                             FROM skipped_orgs o CROSS JOIN LATERAL (
+                                 SELECT id, instance_id, lease_until, next_attempt_at,
+                                     created_at
+                                 FROM notifications
+                                 WHERE status = 'pending' AND organization_id = o.org
+                                   AND next_attempt_at <= $3
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT $14) h
+                             WHERE o.org IN (SELECT org FROM organizations_)),
                          crowded_orgs(org) AS (
-                             SELECT o.org FROM skipped_orgs o
-                             WHERE o.org IN (SELECT org FROM organizations_)
-                               AND (SELECT COUNT(*) FROM (
-                                       SELECT 1 FROM notifications
-                                       WHERE status = 'pending' AND organization_id = o.org
-                                         AND next_attempt_at <= $3
-                                       ORDER BY next_attempt_at, created_at
-                                       LIMIT $14) c) = $14
-                               AND (SELECT COUNT(*) FROM (
-                                       SELECT instance_id, lease_until FROM notifications
-                                       WHERE status = 'pending' AND organization_id = o.org
-                                         AND next_attempt_at <= $3
-                                       ORDER BY next_attempt_at, created_at
-                                       LIMIT $14) h
-                                   WHERE (h.lease_until IS NULL OR h.lease_until <= $3)
-                                     AND h.instance_id <> ALL($5)
-                                     AND h.instance_id NOT IN (
-                                         SELECT id FROM instances WHERE disabled)) < $4),
+                             SELECT org FROM org_heads GROUP BY org
+                             HAVING COUNT(*) = $14 AND COUNT(*) FILTER (WHERE servable) < $4),
                          oldest AS (
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
@@ -337,24 +336,17 @@ impl PostgresStore {
                                  LIMIT $4
                                  FOR UPDATE OF n SKIP LOCKED) l),
                          looked_up_in_head AS (
-                             SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
-                                 SELECT n.id, n.instance_id, n.organization_id,
-                                     n.next_attempt_at, n.created_at
-                                 FROM (
-                                     SELECT id FROM notifications
-                                     WHERE status = 'pending' AND organization_id = o.org
-                                       AND next_attempt_at <= $3
-                                     ORDER BY next_attempt_at, created_at
-                                     LIMIT $14) h
-                                 JOIN notifications n ON n.id = h.id
-                                 WHERE n.status = 'pending' AND n.next_attempt_at <= $3
-                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                                   AND n.instance_id <> ALL($5)
-                                   AND n.instance_id NOT IN (
-                                       SELECT id FROM instances WHERE disabled)
-                                 LIMIT $4
-                                 FOR UPDATE OF n SKIP LOCKED) l
-                             WHERE o.org IN (SELECT org FROM skipped_orgs)),
+                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
+                                 n.created_at
+                             FROM (
+                                 SELECT id, ROW_NUMBER() OVER (PARTITION BY org
+                                     ORDER BY next_attempt_at, created_at) AS k
+                                 FROM org_heads WHERE servable) r
+                             JOIN notifications n ON n.id = r.id
+                             WHERE r.k <= $4 AND n.status = 'pending'
+                               AND n.next_attempt_at <= $3
+                               AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                             FOR UPDATE OF n SKIP LOCKED),
                          looked_up AS (
                              SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
                                  SELECT id, instance_id, organization_id, next_attempt_at,

@@ -287,27 +287,23 @@ impl SqliteStore {
                          skipped_orgs(org) AS (
                              SELECT organization_id FROM instances
                              WHERE id IN (SELECT value FROM json_each($5))),
+                         org_heads(org, rowid, next_attempt_at, created_at, servable) AS (
+                             SELECT o.org, n.rowid, n.next_attempt_at, n.created_at,
+                                 (n.lease_until IS NULL OR n.lease_until <= $3)
+                                 AND n.instance_id NOT IN (SELECT value FROM json_each($5))
+                                 AND n.instance_id NOT IN (
+                                     SELECT id FROM instances WHERE disabled = 1)
+                             FROM organizations_ o JOIN notifications n ON n.rowid IN (
+                                 SELECT rowid FROM notifications INDEXED BY
+                                     notifications_pending_by_organization
+                                 WHERE status = 'pending' AND organization_id = o.org
+                                   AND next_attempt_at <= $3
+                                 ORDER BY next_attempt_at, created_at
+                                 LIMIT CAST($12 AS INTEGER))
+                             WHERE o.org IN (SELECT org FROM skipped_orgs)),
                          crowded_orgs(org) AS (
-                             SELECT o.org FROM organizations_ o
-                             WHERE o.org IN (SELECT org FROM skipped_orgs)
-                               AND (SELECT COUNT(*) FROM (
-                                       SELECT 1 FROM notifications INDEXED BY
-                                           notifications_pending_by_organization
-                                       WHERE status = 'pending' AND organization_id = o.org
-                                         AND next_attempt_at <= $3
-                                       LIMIT CAST($12 AS INTEGER))) = $12
-                               AND (SELECT COUNT(*) FROM (
-                                       SELECT instance_id, lease_until
-                                       FROM notifications INDEXED BY
-                                           notifications_pending_by_organization
-                                       WHERE status = 'pending' AND organization_id = o.org
-                                         AND next_attempt_at <= $3
-                                       ORDER BY next_attempt_at, created_at
-                                       LIMIT CAST($12 AS INTEGER))
-                                   WHERE (lease_until IS NULL OR lease_until <= $3)
-                                     AND instance_id NOT IN (SELECT value FROM json_each($5))
-                                     AND instance_id NOT IN (
-                                         SELECT id FROM instances WHERE disabled = 1)) < $4),
+                             SELECT org FROM org_heads GROUP BY org
+                             HAVING COUNT(*) = $12 AND SUM(servable) < $4),
                          candidates(id, instance_id, organization_id, next_attempt_at,
                              created_at) AS (
                              SELECT * FROM (
@@ -346,23 +342,14 @@ impl SqliteStore {
                                  ORDER BY m.next_attempt_at, m.created_at
                                  LIMIT CAST($4 AS INTEGER))
                              UNION
-                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
-                                 n.created_at
-                             FROM organizations_ o JOIN notifications n ON n.rowid IN (
+                             SELECT id, instance_id, organization_id, next_attempt_at,
+                                 created_at
+                             FROM notifications WHERE rowid IN (
                                  SELECT rowid FROM (
-                                     SELECT rowid, instance_id, lease_until
-                                     FROM notifications INDEXED BY
-                                         notifications_pending_by_organization
-                                     WHERE status = 'pending' AND organization_id = o.org
-                                       AND next_attempt_at <= $3
-                                     ORDER BY next_attempt_at, created_at
-                                     LIMIT CAST($12 AS INTEGER))
-                                 WHERE (lease_until IS NULL OR lease_until <= $3)
-                                   AND instance_id NOT IN (SELECT value FROM json_each($5))
-                                   AND instance_id NOT IN (
-                                       SELECT id FROM instances WHERE disabled = 1)
-                                 LIMIT CAST($4 AS INTEGER))
-                             WHERE o.org IN (SELECT org FROM skipped_orgs)
+                                     SELECT rowid, ROW_NUMBER() OVER (PARTITION BY org
+                                         ORDER BY next_attempt_at, created_at) AS k
+                                     FROM org_heads WHERE servable)
+                                 WHERE k <= $4)
                              UNION
                              SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
                                  n.created_at
