@@ -41,33 +41,30 @@ macro_rules! notification_select {
 /// older version (during a rolling upgrade) does not know parking, and nothing else would ever
 /// make those due again. Driven from the few instances with parked notifications (a walk of
 /// `notifications_parked`, one seek per instance), so it too costs nothing when all is well.
-macro_rules! park_disabled {
-    () => {
-        "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
-         WHERE rowid IN (
-             SELECT n.rowid FROM instances i INDEXED BY instances_disabled
-             CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
-                 ON n.instance_id = i.id
-             WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
-               AND (n.lease_until IS NULL OR n.lease_until <= $1));
-         WITH RECURSIVE parked(instance_id) AS (
-             SELECT (SELECT instance_id FROM notifications INDEXED BY notifications_parked
-                     WHERE status = 'pending' AND next_attempt_at IS NULL
-                       AND paused_due_at IS NOT NULL
-                     ORDER BY instance_id LIMIT 1)
-             UNION ALL
-             SELECT (SELECT n.instance_id FROM notifications n INDEXED BY notifications_parked
-                     WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
-                       AND n.paused_due_at IS NOT NULL AND n.instance_id > p.instance_id
-                     ORDER BY n.instance_id LIMIT 1)
-             FROM parked p WHERE p.instance_id IS NOT NULL)
-         UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
-         WHERE status = 'pending' AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL
-           AND instance_id IN (
-               SELECT p.instance_id FROM parked p JOIN instances i ON i.id = p.instance_id
-               WHERE i.disabled = 0);"
-    };
-}
+const PARK_DISABLED: &str =
+    "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
+     WHERE rowid IN (
+         SELECT n.rowid FROM instances i INDEXED BY instances_disabled
+         CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
+             ON n.instance_id = i.id
+         WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+           AND (n.lease_until IS NULL OR n.lease_until <= $1));
+     WITH RECURSIVE parked(instance_id) AS (
+         SELECT (SELECT instance_id FROM notifications INDEXED BY notifications_parked
+                 WHERE status = 'pending' AND next_attempt_at IS NULL
+                   AND paused_due_at IS NOT NULL
+                 ORDER BY instance_id LIMIT 1)
+         UNION ALL
+         SELECT (SELECT n.instance_id FROM notifications n INDEXED BY notifications_parked
+                 WHERE n.status = 'pending' AND n.next_attempt_at IS NULL
+                   AND n.paused_due_at IS NOT NULL AND n.instance_id > p.instance_id
+                 ORDER BY n.instance_id LIMIT 1)
+         FROM parked p WHERE p.instance_id IS NOT NULL)
+     UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
+     WHERE status = 'pending' AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL
+       AND instance_id IN (
+           SELECT p.instance_id FROM parked p JOIN instances i ON i.id = p.instance_id
+           WHERE i.disabled = 0);";
 
 impl SqliteStore {
     pub(crate) async fn claim_notifications(&self, ask: ClaimAsk<'_>) -> Result<NotificationClaim> {
@@ -119,7 +116,7 @@ impl SqliteStore {
                     // walk starts), comes back as a row, in the walk's order.
                     // Parking first, on its own (at most once a second: `Parking`).
                     if park {
-                        sqlx::query(park_disabled!())
+                        sqlx::query(PARK_DISABLED)
                             .bind(now)
                             .execute(&mut *conn)
                             .await?;
