@@ -132,7 +132,24 @@ impl PostgresStore {
                     // nor disabled), so that each is one subquery;
                     // it stops after $7 organizations visited or $6 counted. Each organization
                     // counted, and the last visited (where the next claim's walk starts), comes
-                    // back as a row, in the walk's order.
+                    // back as a row, in the walk's order. Whether an organization can be
+                    // served is the first such notification in its due order (a scalar
+                    // subquery with ORDER BY, which the planner must answer from
+                    // `notifications_pending_by_organization`), not an EXISTS: PostgreSQL
+                    // drops an EXISTS's ORDER BY and LIMIT, and a custom plan then took a
+                    // sequential scan, expecting thousands of matches spread over the table,
+                    // where one organization's rows are stored together: 1.9 ms an
+                    // organization beside 20,000 (docs/benchmarks.md, "Eighteenth round").
+                    // The walk and the claim run on generic plans, planned once per
+                    // connection: planning them anew for every claim (PostgreSQL's custom
+                    // plans, which it kept choosing for these statements) cost 1–1.6 ms each,
+                    // most of a claim. Both are written so that any plan is a walk of indexes
+                    // in due order and of primary keys (ORDER BY .. LIMIT subqueries, LATERAL
+                    // lookups), so knowing `now` or the limits would not change the plan.
+                    // LOCAL: the rest of the node's statements keep the default.
+                    sqlx::raw_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+                        .execute(&mut *conn)
+                        .await?;
                     let walk: Vec<(i64, bool)> = sqlx::query_as(
                         "WITH RECURSIVE
                          queued AS (
@@ -221,8 +238,8 @@ impl PostgresStore {
                                                      AND (n.lease_until IS NULL
                                                          OR n.lease_until <= $1)))
                                          THEN 1 ELSE 0 END
-                                     WHEN EXISTS (
-                                         SELECT 1 FROM notifications n
+                                     WHEN (
+                                         SELECT n.next_attempt_at FROM notifications n
                                          WHERE n.status = 'pending'
                                            AND n.organization_id = w.org
                                            AND n.next_attempt_at <= $1
@@ -231,7 +248,9 @@ impl PostgresStore {
                                            AND NOT EXISTS (SELECT 1 FROM instances i
                                                WHERE i.id = n.instance_id
                                                  AND i.organization_id = n.organization_id
-                                                 AND i.disabled))
+                                                 AND i.disabled)
+                                         ORDER BY n.next_attempt_at
+                                         LIMIT 1) IS NOT NULL
                                      THEN 1 ELSE 0 END,
                                  w.counted + w.counts, w.visited + 1
                              FROM walk w
@@ -264,6 +283,17 @@ impl PostgresStore {
                     // and stops at the window's size: no second ORDER BY, which would fetch
                     // and sort the whole head first; the order among candidates is set by
                     // the ranking below.
+                    // Every candidate is read and locked through a LATERAL subquery on its
+                    // id (`FOR UPDATE` inside keeps it from being merged into a join). So the
+                    // plan can only be a nested loop of primary-key lookups, whatever the
+                    // planner expects: a generic plan (which PostgreSQL picks for a prepared
+                    // statement after five runs when it looks no dearer) joined the head to
+                    // every pending notification by hash, 5 ms a claim beside 20,000
+                    // (docs/benchmarks.md, "Eighteenth round"). Where a subquery picks ids
+                    // first (`looked_up_by_instance`, `looked_up_in_head`), a row another node
+                    // has locked is skipped rather than replaced: the claim takes fewer, never
+                    // a wrong one. `oldest` leaves out the head's rows of a skipped instance
+                    // or under lease before it looks them up (and again, as locked, after).
                     // The claim: the candidates are the window of the oldest due (`oldest`)
                     // and the oldest due of each organization the walk counted (`looked_up`,
                     // one seek each in `notifications_pending_by_organization`), both locked
@@ -299,54 +329,66 @@ impl PostgresStore {
                              SELECT org FROM org_heads GROUP BY org
                              HAVING COUNT(*) = $14 AND COUNT(*) FILTER (WHERE servable) < $4),
                          oldest AS (
-                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
-                                 n.created_at
-                             FROM (
-                                 SELECT id FROM notifications
+                             SELECT l.* FROM (
+                                 SELECT id, instance_id, lease_until FROM notifications
                                  WHERE status = 'pending' AND next_attempt_at <= $3
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT $14) h
-                             JOIN notifications n ON n.id = h.id
-                             WHERE n.status = 'pending' AND n.next_attempt_at <= $3
-                               AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                               AND n.instance_id <> ALL($5)
-                               AND NOT EXISTS (SELECT 1 FROM instances i
-                                   WHERE i.id = n.instance_id
-                                     AND i.organization_id = n.organization_id
-                                     AND i.disabled)
-                               AND n.organization_id NOT IN (
-                                   SELECT org FROM slow_caps WHERE cap <= 0)
-                             LIMIT $6
-                             FOR UPDATE OF n SKIP LOCKED),
-                         looked_up_by_instance AS (
-                             SELECT l.* FROM crowded_orgs c CROSS JOIN LATERAL (
+                             CROSS JOIN LATERAL (
                                  SELECT n.id, n.instance_id, n.organization_id,
                                      n.next_attempt_at, n.created_at
-                                 FROM instances i CROSS JOIN LATERAL (
-                                     SELECT id FROM notifications
+                                 FROM notifications n
+                                 WHERE n.id = h.id AND n.status = 'pending'
+                                   AND n.next_attempt_at <= $3
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                                   AND n.instance_id <> ALL($5)
+                                   AND NOT EXISTS (SELECT 1 FROM instances i
+                                       WHERE i.id = n.instance_id
+                                         AND i.organization_id = n.organization_id
+                                         AND i.disabled)
+                                   AND n.organization_id NOT IN (
+                                       SELECT org FROM slow_caps WHERE cap <= 0)
+                                 FOR UPDATE SKIP LOCKED) l
+                             WHERE h.instance_id <> ALL($5)
+                               AND (h.lease_until IS NULL OR h.lease_until <= $3)
+                             LIMIT $6),
+                         looked_up_by_instance AS (
+                             SELECT l.* FROM crowded_orgs c CROSS JOIN LATERAL (
+                                 SELECT f.id FROM instances i CROSS JOIN LATERAL (
+                                     SELECT id, next_attempt_at, created_at
+                                     FROM notifications
                                      WHERE instance_id = i.id AND status = 'pending'
                                        AND next_attempt_at <= $3
                                        AND (lease_until IS NULL OR lease_until <= $3)
                                      ORDER BY next_attempt_at
                                      LIMIT $4) f
-                                 JOIN notifications n ON n.id = f.id
                                  WHERE i.organization_id = c.org AND NOT i.disabled
                                    AND i.id <> ALL($5)
-                                 ORDER BY n.next_attempt_at, n.created_at
-                                 LIMIT $4
-                                 FOR UPDATE OF n SKIP LOCKED) l),
+                                 ORDER BY f.next_attempt_at, f.created_at
+                                 LIMIT $4) p
+                             CROSS JOIN LATERAL (
+                                 SELECT n.id, n.instance_id, n.organization_id,
+                                     n.next_attempt_at, n.created_at
+                                 FROM notifications n
+                                 WHERE n.id = p.id AND n.status = 'pending'
+                                   AND n.next_attempt_at <= $3
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                                 FOR UPDATE SKIP LOCKED) l),
                          looked_up_in_head AS (
-                             SELECT n.id, n.instance_id, n.organization_id, n.next_attempt_at,
-                                 n.created_at
-                             FROM (
-                                 SELECT id, ROW_NUMBER() OVER (PARTITION BY org
-                                     ORDER BY next_attempt_at, created_at) AS k
-                                 FROM org_heads WHERE servable) r
-                             JOIN notifications n ON n.id = r.id
-                             WHERE r.k <= $4 AND n.status = 'pending'
-                               AND n.next_attempt_at <= $3
-                               AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                             FOR UPDATE OF n SKIP LOCKED),
+                             SELECT l.* FROM (
+                                 SELECT id FROM (
+                                     SELECT id, ROW_NUMBER() OVER (PARTITION BY org
+                                         ORDER BY next_attempt_at, created_at) AS k
+                                     FROM org_heads WHERE servable) ranked
+                                 WHERE k <= $4) r
+                             CROSS JOIN LATERAL (
+                                 SELECT n.id, n.instance_id, n.organization_id,
+                                     n.next_attempt_at, n.created_at
+                                 FROM notifications n
+                                 WHERE n.id = r.id AND n.status = 'pending'
+                                   AND n.next_attempt_at <= $3
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                                 FOR UPDATE SKIP LOCKED) l),
                          looked_up AS (
                              SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
                                  SELECT id, instance_id, organization_id, next_attempt_at,
