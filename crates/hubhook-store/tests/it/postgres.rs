@@ -162,6 +162,71 @@ async fn claims_from_many_nodes_never_overlap() {
     }
 }
 
+/// Several nodes claiming notifications at once, some of their dispatchers with one instance's
+/// receiver full (skipped): every notification is claimed exactly once. The claim reads and
+/// locks its candidates one by one by id (LATERAL lookups, SKIP LOCKED) on generic plans, and
+/// its window, organization lookups and organization heads can offer the same notification
+/// twice; this holds all of them to taking each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_claims_from_many_nodes_never_overlap() {
+    let schema = Schema::create().await;
+    let first = schema.open().await;
+    let (a, a_user) = conformance::organization(&first, 1).await;
+    let (b, b_user) = conformance::organization(&first, 2).await;
+    let instances =
+        conformance::instances_for(&first, &[(a, a_user, 1), (a, a_user, 2), (b, b_user, 3)]).await;
+    let counts = [400, 60, 60];
+    for (n, (instance, count)) in instances.iter().zip(counts).enumerate() {
+        conformance::notifications_due_at(&first, *instance, n * 1000, count, t0()).await;
+    }
+    let mut nodes = vec![first];
+    for _ in 1..3 {
+        nodes.push(schema.open().await);
+    }
+    let shares = hubhook_store::OrganizationShares {
+        share: 4,
+        ..hubhook_store::OrganizationShares::unlimited()
+    };
+    let now = t0() + 1.seconds();
+    let mut claims = Vec::new();
+    for (n, store) in nodes.iter().enumerate() {
+        for worker in 0..3 {
+            let store = store.clone();
+            let shares = shares.clone();
+            let skip = if worker == 0 {
+                vec![instances[0]]
+            } else {
+                Vec::new()
+            };
+            claims.push(tokio::spawn(async move {
+                let owner = format!("node-{n}-{worker}");
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_notifications_fairly(&owner, now, LEASE, 4, &skip, 10, &shares)
+                        .await
+                        .unwrap()
+                        .notifications;
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|n| n.id));
+                }
+            }));
+        }
+    }
+    let mut seen = HashSet::new();
+    for claim in claims {
+        for id in claim.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id:?} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), counts.iter().sum::<usize>());
+    for store in nodes {
+        store.close().await;
+    }
+}
+
 /// The next wake-up. The bound only keeps a broken listener from hanging the test; it asserts
 /// no timing.
 async fn next(wakeups: &mut hubhook_store::Wakeups) -> Wake {
