@@ -13,6 +13,7 @@
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
+//!                                       [--receiver-delay-ms 100]
 //! ```
 //!
 //! The server runs in this process on the main tokio runtime; the simulator, the receiver and
@@ -120,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                     flag("records", 20_000)?,
                     flag("seconds", 30)?,
                     flag("instances", 200)?,
+                    Duration::from_millis(flag("receiver-delay-ms", 100)? as u64),
                 )
                 .await
             }
@@ -1352,10 +1354,9 @@ async fn plain_posts(
 
 // ---------------------------------------------------------------------------------------------
 // (f) Issue #12: 1, 2 and 3 `hubhook serve` processes on one PostgreSQL database, and 1 on
-// SQLite, against the same simulator and the same receiver, which takes 100 ms to answer.
+// SQLite, against the same simulator and the same receiver, which takes 100 ms to answer (I/O
+// bound, as real receivers are; `--receiver-delay-ms 0` measures the nodes' own cost).
 
-/// How long the receiver takes to answer: I/O bound, as real receivers are.
-const RECEIVER_DELAY: Duration = Duration::from_millis(100);
 /// Deliveries one node keeps in flight at most: the engine's `delivery_concurrency` (16, not a
 /// setting). `--receiver-concurrency` (default 4 per callback origin) is raised to it below,
 /// else one receiver could never see more than 4 per node.
@@ -1579,6 +1580,7 @@ async fn nodes(
     records: usize,
     seconds: usize,
     instances: usize,
+    receiver_delay: Duration,
 ) -> anyhow::Result<()> {
     let binary = hubhook_binary()?;
     let sim = spawn_simulator(
@@ -1589,12 +1591,12 @@ async fn nodes(
         },
     )
     .await?;
-    let receiver = side.spawn(Receiver::start_with(RECEIVER_DELAY)).await??;
+    let receiver = side.spawn(Receiver::start_with(receiver_delay)).await??;
     println!(
         "nodes: {records} contacts in the simulator; receiver answers 200 after {} ms; every \
          node: {}; each node keeps at most {NODE_IN_FLIGHT} deliveries in flight \
          (delivery_concurrency, fixed), all of them to this one receiver",
-        RECEIVER_DELAY.as_millis(),
+        receiver_delay.as_millis(),
         NODE_SETTINGS
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -1824,7 +1826,7 @@ impl NodesBench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The last answer may still be on its way (the receiver notes arrivals first).
-        tokio::time::sleep(RECEIVER_DELAY * 2).await;
+        tokio::time::sleep((self.receiver.delay * 2).max(Duration::from_millis(50))).await;
         let (posts, last) = {
             let state = self.receiver.state.lock().expect("lock");
             (
