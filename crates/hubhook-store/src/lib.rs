@@ -28,6 +28,7 @@ mod deliveries;
 mod error;
 mod events;
 mod feed;
+mod finish_queue;
 mod instances;
 mod model;
 mod organizations;

@@ -279,28 +279,27 @@ impl PostgresStore {
                         .filter(|(_, counts)| *counts)
                         .map(|(org, _)| *org)
                         .collect();
-                    // `oldest` reads the head (`claim_head`) in due order, joined row by row,
-                    // and stops at the window's size: no second ORDER BY, which would fetch
-                    // and sort the whole head first; the order among candidates is set by
-                    // the ranking below.
-                    // Every candidate is read and locked through a LATERAL subquery on its
-                    // id (`FOR UPDATE` inside keeps it from being merged into a join). So the
-                    // plan can only be a nested loop of primary-key lookups, whatever the
-                    // planner expects: a generic plan (which PostgreSQL picks for a prepared
-                    // statement after five runs when it looks no dearer) joined the head to
-                    // every pending notification by hash, 5 ms a claim beside 20,000
-                    // (docs/benchmarks.md, "Eighteenth round"). Where a subquery picks ids
-                    // first (`looked_up_by_instance`, `looked_up_in_head`), a row another node
-                    // has locked is skipped rather than replaced: the claim takes fewer, never
-                    // a wrong one. `oldest` leaves out the head's rows of a skipped instance
-                    // or under lease before it looks them up (and again, as locked, after).
-                    // The claim: the candidates are the window of the oldest due (`oldest`)
-                    // and the oldest due of each organization the walk counted (`looked_up`,
-                    // one seek each in `notifications_pending_by_organization`), both locked
-                    // SKIP LOCKED so that nodes claiming at once take different rows; they are
-                    // ranked in turns per instance, then per organization, and an
+                    // The claim: the candidates are the window of the oldest due (`oldest`,
+                    // the head read in due order up to `claim_head`, stopping at the window's
+                    // size: no second ORDER BY, which would sort the whole head first), the
+                    // oldest due of each organization the walk counted (`looked_up`, one seek
+                    // each in `notifications_pending_by_organization`), and for organizations
+                    // with a skipped instance their own head (`looked_up_in_head`) or, when
+                    // that is crowded too, their instances one by one (`looked_up_by_instance`).
+                    // They are ranked in turns per instance, then per organization, and an
                     // organization's turns past its allowance come last; an organization with
                     // slow POSTs takes none past its cap (`OrganizationShares::slow`).
+                    // Candidates are read from the indexes as they are, and only the chosen
+                    // are locked (`locked`): FOR UPDATE SKIP LOCKED, one primary-key lookup
+                    // each, re-checking that each is still pending, due and unleased (in READ
+                    // COMMITTED a row changed since the statement's snapshot is re-read at its
+                    // latest version), so nodes claiming at once take different rows. A chosen
+                    // row another node holds is skipped, not replaced: the claim takes fewer,
+                    // never a wrong one. Locking every candidate instead (4 times the claim,
+                    // `fair_window`) cost 0.04 ms a row; and the lookup by id inside a LATERAL
+                    // with FOR UPDATE cannot be merged into a join, so no plan can hash the
+                    // chosen against every pending notification, which a generic plan did
+                    // (docs/benchmarks.md, "Eighteenth round").
                     let rows = sqlx::query(concat!(
                         "WITH
                          allowances(org, allowance) AS (
@@ -311,7 +310,7 @@ impl PostgresStore {
                          skipped_orgs(org) AS (
                              SELECT DISTINCT organization_id FROM instances WHERE id = ANY($5)),
                          org_heads AS (
-                             SELECT o.org, h.id, h.next_attempt_at, h.created_at,
+                             SELECT o.org, h.id, h.instance_id, h.next_attempt_at, h.created_at,
                                  (h.lease_until IS NULL OR h.lease_until <= $3)
                                  AND h.instance_id <> ALL($5)
                                  AND h.instance_id NOT IN (
@@ -329,33 +328,29 @@ impl PostgresStore {
                              SELECT org FROM org_heads GROUP BY org
                              HAVING COUNT(*) = $14 AND COUNT(*) FILTER (WHERE servable) < $4),
                          oldest AS (
-                             SELECT l.* FROM (
-                                 SELECT id, instance_id, lease_until FROM notifications
+                             SELECT h.id, h.instance_id, h.organization_id, h.next_attempt_at,
+                                 h.created_at
+                             FROM (
+                                 SELECT id, instance_id, organization_id, lease_until,
+                                     next_attempt_at, created_at
+                                 FROM notifications
                                  WHERE status = 'pending' AND next_attempt_at <= $3
                                  ORDER BY next_attempt_at, created_at
                                  LIMIT $14) h
-                             CROSS JOIN LATERAL (
-                                 SELECT n.id, n.instance_id, n.organization_id,
-                                     n.next_attempt_at, n.created_at
-                                 FROM notifications n
-                                 WHERE n.id = h.id AND n.status = 'pending'
-                                   AND n.next_attempt_at <= $3
-                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                                   AND n.instance_id <> ALL($5)
-                                   AND NOT EXISTS (SELECT 1 FROM instances i
-                                       WHERE i.id = n.instance_id
-                                         AND i.organization_id = n.organization_id
-                                         AND i.disabled)
-                                   AND n.organization_id NOT IN (
-                                       SELECT org FROM slow_caps WHERE cap <= 0)
-                                 FOR UPDATE SKIP LOCKED) l
-                             WHERE h.instance_id <> ALL($5)
-                               AND (h.lease_until IS NULL OR h.lease_until <= $3)
+                             WHERE (h.lease_until IS NULL OR h.lease_until <= $3)
+                               AND h.instance_id <> ALL($5)
+                               AND h.instance_id NOT IN (
+                                   SELECT id FROM instances WHERE disabled)
+                               AND h.organization_id NOT IN (
+                                   SELECT org FROM slow_caps WHERE cap <= 0)
                              LIMIT $6),
                          looked_up_by_instance AS (
-                             SELECT l.* FROM crowded_orgs c CROSS JOIN LATERAL (
-                                 SELECT f.id FROM instances i CROSS JOIN LATERAL (
-                                     SELECT id, next_attempt_at, created_at
+                             SELECT p.* FROM crowded_orgs c CROSS JOIN LATERAL (
+                                 SELECT f.id, f.instance_id, f.organization_id,
+                                     f.next_attempt_at, f.created_at
+                                 FROM instances i CROSS JOIN LATERAL (
+                                     SELECT id, instance_id, organization_id, next_attempt_at,
+                                         created_at
                                      FROM notifications
                                      WHERE instance_id = i.id AND status = 'pending'
                                        AND next_attempt_at <= $3
@@ -365,30 +360,17 @@ impl PostgresStore {
                                  WHERE i.organization_id = c.org AND NOT i.disabled
                                    AND i.id <> ALL($5)
                                  ORDER BY f.next_attempt_at, f.created_at
-                                 LIMIT $4) p
-                             CROSS JOIN LATERAL (
-                                 SELECT n.id, n.instance_id, n.organization_id,
-                                     n.next_attempt_at, n.created_at
-                                 FROM notifications n
-                                 WHERE n.id = p.id AND n.status = 'pending'
-                                   AND n.next_attempt_at <= $3
-                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                                 FOR UPDATE SKIP LOCKED) l),
+                                 LIMIT $4) p),
                          looked_up_in_head AS (
-                             SELECT l.* FROM (
-                                 SELECT id FROM (
-                                     SELECT id, ROW_NUMBER() OVER (PARTITION BY org
+                             SELECT id, instance_id, organization_id, next_attempt_at,
+                                 created_at
+                             FROM (
+                                 SELECT id, instance_id, org AS organization_id,
+                                     next_attempt_at, created_at,
+                                     ROW_NUMBER() OVER (PARTITION BY org
                                          ORDER BY next_attempt_at, created_at) AS k
-                                     FROM org_heads WHERE servable) ranked
-                                 WHERE k <= $4) r
-                             CROSS JOIN LATERAL (
-                                 SELECT n.id, n.instance_id, n.organization_id,
-                                     n.next_attempt_at, n.created_at
-                                 FROM notifications n
-                                 WHERE n.id = r.id AND n.status = 'pending'
-                                   AND n.next_attempt_at <= $3
-                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
-                                 FOR UPDATE SKIP LOCKED) l),
+                                 FROM org_heads WHERE servable) ranked
+                             WHERE k <= $4),
                          looked_up AS (
                              SELECT l.* FROM organizations_ o CROSS JOIN LATERAL (
                                  SELECT id, instance_id, organization_id, next_attempt_at,
@@ -403,8 +385,7 @@ impl PostgresStore {
                                          AND i.organization_id = notifications.organization_id
                                          AND i.disabled)
                                  ORDER BY next_attempt_at, created_at
-                                 LIMIT $4
-                                 FOR UPDATE SKIP LOCKED) l
+                                 LIMIT $4) l
                              WHERE o.org NOT IN (SELECT org FROM skipped_orgs)),
                          candidates AS (
                              SELECT * FROM oldest UNION SELECT * FROM looked_up
@@ -428,11 +409,18 @@ impl PostgresStore {
                              WHERE c.cap IS NULL OR s.org_turn <= c.cap
                              ORDER BY s.org_turn > COALESCE(a.allowance, $10), s.org_turn,
                                  s.next_attempt_at, s.created_at
-                             LIMIT $4)
+                             LIMIT $4),
+                         locked AS (
+                             SELECT l.id FROM chosen c CROSS JOIN LATERAL (
+                                 SELECT n.id FROM notifications n
+                                 WHERE n.id = c.id AND n.status = 'pending'
+                                   AND n.next_attempt_at <= $3
+                                   AND (n.lease_until IS NULL OR n.lease_until <= $3)
+                                 FOR UPDATE SKIP LOCKED) l)
                          UPDATE notifications n SET lease_owner = $1, lease_until = $2,
                              lease_token = ",
                         new_lease_token!(),
-                        " FROM chosen WHERE n.id = chosen.id
+                        " FROM locked WHERE n.id = locked.id
                          RETURNING n.id, n.instance_id, n.organization_id, n.body,
                              n.failed_attempts, n.next_attempt_at, n.created_at, n.lease_token"
                     ))
@@ -502,8 +490,11 @@ impl PostgresStore {
     }
 
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {
-        self.write(move |conn| Box::pin(finish_attempt(conn, attempt)))
-            .await
+        // Written with the results that arrive beside it (see `crate::finish_queue`).
+        if !self.finish_queued(attempt).await? {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
     }
 
     pub async fn begin_attempts(
@@ -718,7 +709,7 @@ async fn begin_rows(
     .await?)
 }
 
-async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Result<()> {
+pub(super) async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Result<()> {
     // FOR UPDATE holds the row until commit: no claim can take it between check and write.
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT organization_id FROM notifications WHERE id = $1 AND lease_token = $2

@@ -32,6 +32,7 @@ mod console;
 mod deliveries;
 mod events;
 mod feed;
+mod finish_batch;
 mod instances;
 mod organizations;
 mod polls;
@@ -73,6 +74,8 @@ pub struct PostgresStore {
     key: Arc<MasterKey>,
     /// When this store's claims last parked (`crate::deliveries::Parking`).
     parking: Arc<crate::deliveries::Parking>,
+    /// Attempt results waiting to be written together (see [`crate::finish_queue`]).
+    finishes: Arc<crate::finish_queue::FinishQueue>,
 }
 
 impl PostgresStore {
@@ -94,6 +97,7 @@ impl PostgresStore {
             options: Arc::new(options),
             key: Arc::new(key),
             parking: Arc::default(),
+            finishes: Arc::default(),
         })
     }
 

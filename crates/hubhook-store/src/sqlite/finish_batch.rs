@@ -1,71 +1,15 @@
-//! Attempt results written together: every result that arrives while one is waiting for the
-//! writer rides in the same write command, and the common one (delivered, its row begun at
-//! the claim) as two statements for the whole group, sent as one.
-//!
-//! Why: draining a backlog, the writer spent its time on results, two statements each, and
-//! every statement is a round trip to the connection's thread (docs/benchmarks.md, "Fourth
-//! round"). A group of results costs the same two statements as one result.
-//!
-//! How: [`FinishQueue`] holds the results not yet taken. The caller that finds it empty
-//! spawns a flush, which sends one write command; the command takes everything queued *when
-//! the writer runs it*, so results that arrive while it waits in the writer's queue join it,
-//! and results that arrive after it took the queue find the queue empty and start the next
-//! flush. So a result is never left queued with no flush on its way.
-//!
-//! Why it is correct:
-//! - Each result is fenced on its own claim's lease token, exactly as alone: the group's two
-//!   `UPDATE .. FROM json_each` statements (the attempt rows, then the notifications) match a
-//!   result only while its notification holds its token. A result whose claim moved on is
-//!   answered `LeaseLost` and writes nothing.
-//! - Two results for one notification cannot both match: only one holds its current token,
-//!   and the group's statements take a notification once (a second result for it goes one by
-//!   one after them), so matching by id names the one result that matched.
-//! - Every caller hears only after the group's transaction committed (the writer answers the
-//!   flush after COMMIT, and the flush answers the callers), and if the write fails, every
-//!   caller of the group hears the failure; nothing in the group was written then.
-//! - The flush is a task of its own, so a caller that stops waiting (its future dropped)
-//!   cannot strand the others' answers. A flush whose command never ran (the store was
-//!   closed) answers what is queued with that error, so no result waits for ever.
-//!
-//! Other outcomes (retries, queued, deactivated) and results without a begun row go one by
-//! one through [`super::deliveries::finish_attempt`], inside the same command.
+//! SQLite's side of [`crate::finish_queue`]: a group of attempt results is one command of the
+//! writer, and its delivered results two statements sent as one.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::oneshot;
 
 use super::deliveries::finish_attempt;
 use super::writer::Writer;
-use crate::{AttemptOutcome, AttemptRecord, Result, StoreError};
-
-/// The results waiting for a flush.
-#[derive(Default)]
-pub(crate) struct FinishQueue {
-    pending: Mutex<Vec<Waiting>>,
-}
-
-impl std::fmt::Debug for FinishQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FinishQueue")
-            .field("pending", &lock(&self.pending).len())
-            .finish()
-    }
-}
-
-/// One caller's result and where its answer goes: `Ok(false)` when its lease no longer held.
-struct Waiting {
-    attempt: AttemptRecord,
-    reply: oneshot::Sender<Result<bool>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The guarded sections only move values in and out; a panic elsewhere cannot leave them
-    // half done.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::finish_queue::{FinishQueue, Replies, split};
+use crate::{AttemptRecord, Result, StoreError};
 
 /// Writes `attempt` with whatever results are queued beside it; `Ok(false)` when its lease no
 /// longer held.
@@ -74,56 +18,24 @@ pub(crate) async fn finish(
     queue: &Arc<FinishQueue>,
     attempt: AttemptRecord,
 ) -> Result<bool> {
-    let (reply, answer) = oneshot::channel();
-    let first = {
-        let mut pending = lock(&queue.pending);
-        pending.push(Waiting { attempt, reply });
-        pending.len() == 1
-    };
-    if first {
-        tokio::spawn(flush(writer.clone(), queue.clone()));
-    }
-    answer
+    queue
+        .finish(attempt, || {
+            tokio::spawn(flush(writer.clone(), queue.clone()));
+        })
         .await
-        .map_err(|_| StoreError::Other("the store is closed".to_owned()))?
 }
 
 /// One write command for everything queued when the writer gets to it.
 async fn flush(writer: Writer, queue: Arc<FinishQueue>) {
-    let taken: Arc<Mutex<Vec<oneshot::Sender<Result<bool>>>>> = Arc::default();
-    let replies = taken.clone();
-    let left = queue.clone();
+    let replies = Replies::default();
+    let taken = replies.clone();
+    let group = queue.clone();
     let written = writer
         .write_unguarded(move |conn| {
-            Box::pin(async move {
-                let group = std::mem::take(&mut *lock(&queue.pending));
-                let (attempts, senders): (Vec<_>, Vec<_>) =
-                    group.into_iter().map(|w| (w.attempt, w.reply)).unzip();
-                *lock(&replies) = senders;
-                write_group(conn, attempts).await
-            })
+            Box::pin(async move { write_group(conn, group.take(&taken)).await })
         })
         .await;
-    let mut senders = std::mem::take(&mut *lock(&taken));
-    if written.is_err() && senders.is_empty() {
-        // The command never ran (the writer is closed): nothing will take the queue now, and
-        // leaving it would keep every later result waiting behind it, so the flush answers it.
-        let group = std::mem::take(&mut *lock(&left.pending));
-        senders = group.into_iter().map(|w| w.reply).collect();
-    }
-    match written {
-        Ok(held) => {
-            for (reply, held) in senders.into_iter().zip(held) {
-                let _ = reply.send(Ok(held));
-            }
-        }
-        Err(err) => {
-            let message = err.to_string();
-            for reply in senders {
-                let _ = reply.send(Err(StoreError::Other(message.clone())));
-            }
-        }
-    }
+    queue.answer(&replies, written);
 }
 
 /// The group's results in its order: whether each one's lease held.
@@ -132,15 +44,7 @@ async fn write_group(
     attempts: Vec<AttemptRecord>,
 ) -> Result<Vec<bool>> {
     let mut held = vec![false; attempts.len()];
-    // The grouped statements tell which notifications matched by id, so a notification may be
-    // in them once: a second result for it (a claim that outlived its lease beside the claim
-    // that took over) goes one by one after them, fenced on its own token.
-    let mut grouped = HashSet::new();
-    let (simple, other): (Vec<_>, Vec<_>) = attempts.into_iter().enumerate().partition(|(_, a)| {
-        a.outcome == AttemptOutcome::Delivered
-            && a.attempt_id.is_some()
-            && grouped.insert(a.notification_id.clone())
-    });
+    let (simple, other) = split(attempts);
     if !simple.is_empty() {
         for index in delivered(conn, &simple).await? {
             held[index] = true;

@@ -61,8 +61,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: SqlitePool,
     key: Arc<MasterKey>,
-    /// Attempt results waiting to be written together (see [`finish_batch`]).
-    finishes: Arc<finish_batch::FinishQueue>,
+    /// Attempt results waiting to be written together (see [`crate::finish_queue`]).
+    finishes: Arc<crate::finish_queue::FinishQueue>,
     /// When this store's claims last parked (`crate::deliveries::Parking`).
     parking: Arc<crate::deliveries::Parking>,
 }
