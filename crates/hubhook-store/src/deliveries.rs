@@ -439,7 +439,9 @@ impl Store {
     /// transaction fenced on the lease token: `Delivered` marks the notification delivered,
     /// `RetryAt(t)` counts a failure and makes it due at `t`, `Queued` counts a failure and parks
     /// it as queued. Releases the lease. `Err(LeaseLost)`, with nothing written, when
-    /// `attempt.lease_token` no longer holds the lease.
+    /// `attempt.lease_token` no longer holds the lease. Results that arrive together share
+    /// their transaction (`finish_queue`), each still fenced on its own token; the caller hears
+    /// after it committed.
     pub async fn finish_attempt(&self, attempt: AttemptRecord) -> Result<()> {
         on_backend!(self, s => s.finish_attempt(attempt).await)
     }
