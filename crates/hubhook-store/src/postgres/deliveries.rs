@@ -709,7 +709,12 @@ async fn begin_rows(
     .await?)
 }
 
-pub(super) async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptRecord) -> Result<()> {
+/// One result in the caller's transaction; `Ok(false)`, with nothing written, when its lease
+/// no longer held (found by the first statement, so the transaction can go on).
+pub(super) async fn finish_attempt(
+    conn: &mut PgConnection,
+    attempt: AttemptRecord,
+) -> Result<bool> {
     // FOR UPDATE holds the row until commit: no claim can take it between check and write.
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT organization_id FROM notifications WHERE id = $1 AND lease_token = $2
@@ -720,7 +725,7 @@ pub(super) async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptReco
     .fetch_optional(&mut *conn)
     .await?;
     let Some(organization) = held else {
-        return Err(StoreError::LeaseLost);
+        return Ok(false);
     };
     let at = attempt.attempted_at.as_millisecond();
     let outcome = attempt.outcome.as_str();
@@ -788,7 +793,7 @@ pub(super) async fn finish_attempt(conn: &mut PgConnection, attempt: AttemptReco
         .bind(&attempt.notification_id.0),
     };
     update.execute(&mut *conn).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Deactivates the subscription of the attempt's instance and queues its other undelivered

@@ -6,7 +6,7 @@ use sqlx::postgres::PgConnection;
 use super::PostgresStore;
 use super::deliveries::finish_attempt;
 use crate::finish_queue::{Replies, split};
-use crate::{AttemptRecord, Result, StoreError};
+use crate::{AttemptRecord, Result};
 
 impl PostgresStore {
     /// Writes `attempt` with whatever results are queued beside it; `Ok(false)` when its lease
@@ -41,13 +41,7 @@ async fn write_group(conn: &mut PgConnection, attempts: Vec<AttemptRecord>) -> R
         }
     }
     for (index, attempt) in other {
-        held[index] = match finish_attempt(conn, attempt).await {
-            Ok(()) => true,
-            // Found by the fence's SELECT, before anything was written: the transaction and
-            // the rest of the group go on.
-            Err(StoreError::LeaseLost) => false,
-            Err(other) => return Err(other),
-        };
+        held[index] = finish_attempt(conn, attempt).await?;
     }
     Ok(held)
 }
@@ -64,9 +58,14 @@ async fn delivered(
     conn: &mut PgConnection,
     group: &[(usize, AttemptRecord)],
 ) -> Result<Vec<usize>> {
-    let column = |f: fn(&AttemptRecord) -> String| group.iter().map(|(_, a)| f(a)).collect();
-    let notifications: Vec<String> = column(|a| a.notification_id.0.clone());
-    let tokens: Vec<String> = column(|a| a.lease_token.0.clone());
+    let notifications: Vec<&str> = group
+        .iter()
+        .map(|(_, a)| a.notification_id.0.as_str())
+        .collect();
+    let tokens: Vec<&str> = group
+        .iter()
+        .map(|(_, a)| a.lease_token.0.as_str())
+        .collect();
     let ats: Vec<i64> = group
         .iter()
         .map(|(_, a)| a.attempted_at.as_millisecond())
