@@ -24,11 +24,11 @@
 //! the bound, a record of 20,000 changing fields under a 50 KB key made a 1 GB notification
 //! and took the server down.
 
-use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::record_text::{Node, member_of, parse};
+use crate::record_text::{Node, members, parse};
 
 /// Paths that change on every save and say nothing about the record itself.
 pub const BOOKKEEPING: &[&str] = &["_info.lastUpdated", "_info.updatedBy"];
@@ -59,9 +59,8 @@ pub const MAX_PATH_BYTES: usize = 16 * 1024;
 /// (as stored: read straight from the text, [`crate::record_text`]), in the order of their
 /// paths; `None` when there are more than the bounds allow, or when either is not JSON.
 pub fn changed_fields(previous: &str, current: &str) -> Option<Vec<FieldChange>> {
-    let (previous, current) = (parse(previous).ok()?, parse(current).ok()?);
     let mut changes = Changed::default();
-    compare(&mut String::new(), &previous, &current, &mut changes).ok()?;
+    compare_texts(&mut String::new(), previous, current, 0, &mut changes).ok()?;
     let mut changes = changes.list;
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     Some(changes)
@@ -74,17 +73,24 @@ struct Changed {
     path_bytes: usize,
 }
 
-/// The walk went past the bounds.
-struct TooMany;
+/// Why the walk stopped: past the bounds, or a text that is not JSON (nested deeper than
+/// serde_json's limit along the walk counts as not JSON, as it does for [`parse`]).
+enum Stop {
+    TooMany,
+    NotJson,
+}
+
+/// serde_json's nesting limit, which [`parse`] keeps.
+const MAX_DEPTH: usize = 128;
 
 impl Changed {
-    fn push(&mut self, path: &str, previous: &Node<'_>) -> Result<(), TooMany> {
+    fn push(&mut self, path: &str, previous: &Node<'_>) -> Result<(), Stop> {
         if is_bookkeeping(path) {
             return Ok(());
         }
         self.path_bytes += path.len();
         if self.list.len() == MAX_CHANGED_FIELDS || self.path_bytes > MAX_PATH_BYTES {
-            return Err(TooMany);
+            return Err(Stop::TooMany);
         }
         self.list.push(FieldChange {
             path: path.to_owned(),
@@ -94,45 +100,77 @@ impl Changed {
     }
 }
 
-fn compare(
+/// Compares two versions as text first: the stored version and the new one are both the
+/// poller's canonical text (keys sorted and unique, no whitespace, one way to write each
+/// value), so an unchanged field is the same bytes on both sides, and most of a record is
+/// unchanged. Only objects are opened (their members read as texts, [`members`]); where two
+/// texts differ and are not both objects, they are parsed and compared as values, so that the
+/// answer is the one whole parsed trees give even for text written another way (whitespace,
+/// escapes, key order inside a list). Two texts of the same bytes are the same value, whatever
+/// their form, which is all the shortcut assumes. (Inside a value the walk does not open,
+/// serde_json checks the syntax but not what only building the value finds: a number past
+/// `f64`'s range, a lone surrogate escape. A record holding either is refused when it is read
+/// ([`crate::record_text::read_record`]), so neither the stored version nor the new one can.)
+///
+/// Parsing whole trees of both versions took twice as long as reading the new record itself
+/// (docs/benchmarks.md, "Nineteenth round").
+fn compare_texts(
     path: &mut String,
-    previous: &Node<'_>,
-    current: &Node<'_>,
+    previous: &str,
+    current: &str,
+    depth: usize,
     out: &mut Changed,
-) -> Result<(), TooMany> {
-    match (previous, current) {
-        (Node::Object(before), Node::Object(after)) => compare_objects(path, before, after, out),
-        (before, after) if before == after => Ok(()),
-        (before, _) => out.push(path, before),
+) -> Result<(), Stop> {
+    // At the top, the texts are read even when equal: a text that is not JSON has no changes
+    // to list.
+    if depth > 0 && previous == current {
+        return Ok(());
     }
-}
-
-fn compare_objects(
-    path: &mut String,
-    before: &[(Cow<'_, str>, Node<'_>)],
-    after: &[(Cow<'_, str>, Node<'_>)],
-    out: &mut Changed,
-) -> Result<(), TooMany> {
-    // The earlier version's keys, then those only the later one has (each side is sorted).
-    let keys = before.iter().map(|(key, _)| key.as_ref()).chain(
-        after
-            .iter()
-            .map(|(key, _)| key.as_ref())
-            .filter(|key| member_of(before, key).is_none()),
+    if depth >= MAX_DEPTH {
+        return Err(Stop::NotJson);
+    }
+    let objects = (
+        members(previous).map_err(|_| Stop::NotJson)?,
+        members(current).map_err(|_| Stop::NotJson)?,
     );
-    let absent = Node::Null;
-    for key in keys {
+    let (Some(before), Some(after)) = objects else {
+        let previous = parse(previous).map_err(|_| Stop::NotJson)?;
+        let current = parse(current).map_err(|_| Stop::NotJson)?;
+        return if previous == current {
+            Ok(())
+        } else {
+            out.push(path, &previous)
+        };
+    };
+    // Both lists are sorted by key and hold each key once: one merge pairs them, and a member
+    // absent on one side is null there.
+    let (mut i, mut j) = (0, 0);
+    while i < before.len() || j < after.len() {
+        let order = match (before.get(i), after.get(j)) {
+            (Some((b, _)), Some((a, _))) => b.cmp(a),
+            (Some(_), None) => Ordering::Less,
+            (None, _) => Ordering::Greater,
+        };
+        let (key, previous, current) = match order {
+            Ordering::Equal => {
+                (i, j) = (i + 1, j + 1);
+                (&before[i - 1].0, before[i - 1].1, after[j - 1].1)
+            }
+            Ordering::Less => {
+                i += 1;
+                (&before[i - 1].0, before[i - 1].1, "null")
+            }
+            Ordering::Greater => {
+                j += 1;
+                (&after[j - 1].0, "null", after[j - 1].1)
+            }
+        };
         let len = path.len();
         if !path.is_empty() {
             path.push('.');
         }
         path.push_str(key);
-        let done = compare(
-            path,
-            member_of(before, key).unwrap_or(&absent),
-            member_of(after, key).unwrap_or(&absent),
-            out,
-        );
+        let done = compare_texts(path, previous, current, depth + 1, out);
         path.truncate(len);
         done?;
     }
@@ -141,9 +179,135 @@ fn compare_objects(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+    use crate::record_text::read_record;
+    use crate::record_text::tests::json_text;
+
+    /// The walk as the module docs define it, over whole `Value`s (keys given twice keep the
+    /// last, as in every parse here): the answer the text walk must give.
+    fn through_values(previous: &str, current: &str) -> Option<Vec<FieldChange>> {
+        fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
+            match (before, after) {
+                (Value::Object(b), Value::Object(a)) => {
+                    for key in b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))) {
+                        let path = if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        let absent = Value::Null;
+                        walk(
+                            &path,
+                            b.get(key).unwrap_or(&absent),
+                            a.get(key).unwrap_or(&absent),
+                            out,
+                        );
+                    }
+                }
+                (b, a) if b == a => {}
+                (b, _) => out.push(FieldChange {
+                    path: path.to_owned(),
+                    previous: b.clone(),
+                }),
+            }
+        }
+        let before: Value = serde_json::from_str(previous).ok()?;
+        let after: Value = serde_json::from_str(current).ok()?;
+        let mut out = Vec::new();
+        walk("", &before, &after, &mut out);
+        out.retain(|change| !is_bookkeeping(&change.path));
+        let path_bytes: usize = out.iter().map(|change| change.path.len()).sum();
+        if out.len() > MAX_CHANGED_FIELDS || path_bytes > MAX_PATH_BYTES {
+            return None;
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Some(out)
+    }
+
+    /// Two versions of a value: the same text, the same value written canonically (as the
+    /// poller stores it), or another value; objects whose members are on both sides, one, or
+    /// the other, with keys that repeat.
+    fn versions() -> impl Strategy<Value = (String, String)> {
+        let leaf = (json_text(), json_text(), 0..3_u8).prop_map(|(a, b, how)| match how {
+            0 => (a.clone(), a),
+            1 => {
+                let canonical = read_record(&a, false, &[]).map_or_else(|_| a.clone(), |r| r.0);
+                (a, canonical)
+            }
+            _ => (a, b),
+        });
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            let key = prop::sample::select(vec![
+                "\"a\"",
+                "\"b\"",
+                "\"_info\"",
+                "\"lastUpdated\"",
+                "\"x_href\"",
+                "\"\\u0061\"",
+            ]);
+            prop::collection::vec((key, inner, 0..4_u8), 0..6).prop_map(|members| {
+                let (mut before, mut after) = (Vec::new(), Vec::new());
+                for (key, (b, a), side) in members {
+                    if side != 1 {
+                        before.push(format!("{key}:{b}"));
+                    }
+                    if side != 2 {
+                        after.push(format!("{key}:{a}"));
+                    }
+                }
+                (
+                    format!("{{{}}}", before.join(",")),
+                    format!("{{ {} }}", after.join(" , ")),
+                )
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn the_text_walk_finds_what_whole_values_differ_in((before, after) in versions()) {
+            // Records as read and stored: a text holding what serde_json refuses only when it
+            // builds a value (see `compare_texts`) is never one.
+            prop_assume!(serde_json::from_str::<Value>(&before).is_ok());
+            prop_assume!(serde_json::from_str::<Value>(&after).is_ok());
+            prop_assert_eq!(changed_fields(&before, &after), through_values(&before, &after));
+            prop_assert_eq!(changed_fields(&after, &before), through_values(&after, &before));
+        }
+    }
+
+    #[test]
+    fn text_written_another_way_is_the_same_value() {
+        let stored = r#"{"a":{"b":"A","c":[{"x":1,"y":2}]},"d":1}"#;
+        let other = r#" { "d" : 1, "a": {"c": [ {"y":2, "x":1} ], "b": "\u0041"} } "#;
+        assert_eq!(changed_fields(stored, other), Some(vec![]));
+        assert_eq!(
+            changed_fields(stored, r#"{"a":{"b":"B","c":[{"x":1,"y":2}]},"d":1,"d":2}"#),
+            Some(vec![
+                FieldChange {
+                    path: "a.b".into(),
+                    previous: json!("A")
+                },
+                FieldChange {
+                    path: "d".into(),
+                    previous: json!(1)
+                },
+            ])
+        );
+        // Not JSON, on either side, anywhere: nothing is claimed.
+        assert_eq!(
+            changed_fields(stored, r#"{"a":{"b":"A","c":[1,]},"d":1}"#),
+            None
+        );
+        assert_eq!(changed_fields(r#"{"a":1} x"#, r#"{"a":1}"#), None);
+        assert_eq!(changed_fields("{", "{"), None);
+        // Nesting past serde_json's limit along the walk, as a whole parse refuses it.
+        let deep = |leaf: u8| format!("{}{leaf}{}", "{\"a\":".repeat(200), "}".repeat(200));
+        assert_eq!(changed_fields(&deep(1), &deep(2)), None);
+    }
 
     #[track_caller]
     fn check(previous: Value, current: Value, expected: &[(&str, Value)]) {

@@ -40,6 +40,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 
 use crate::field_path::FieldPath;
@@ -279,19 +280,63 @@ impl<'de> Visitor<'de> for Seed {
             let value = map.next_value_seed(self)?;
             members.push((key, value));
         }
-        // Stable: of a key given twice, the later member comes later, and is the one kept.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(Cow<'de, str>, Node<'de>)> = Vec::with_capacity(members.len());
-        for member in members {
-            match kept.last_mut() {
-                Some(last) if last.0 == member.0 => *last = member,
-                _ => kept.push(member),
-            }
-        }
+        let mut kept = sorted_unique(members);
         if self.strip_nulls {
             kept.retain(|(_, value)| !matches!(value, Node::Null));
         }
         Ok(Node::Object(kept))
+    }
+}
+
+/// An object's members sorted by key, each key once: of a key given twice, the last member
+/// (a map's `insert`).
+fn sorted_unique<'a, V>(mut members: Vec<(Cow<'a, str>, V)>) -> Vec<(Cow<'a, str>, V)> {
+    // Stable: of a key given twice, the later member comes later, and is the one kept.
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: Vec<(Cow<'a, str>, V)> = Vec::with_capacity(members.len());
+    for member in members {
+        match kept.last_mut() {
+            Some(last) if last.0 == member.0 => *last = member,
+            _ => kept.push(member),
+        }
+    }
+    kept
+}
+
+/// The members of the object whose text is `text`, each value left as its text, sorted by key
+/// and each key once as [`parse`] keeps them; `None` when `text` holds something other than an
+/// object. The values' syntax is checked but they are not built, so a walk that compares them
+/// as text ([`crate::field_changes`]) reads each byte once and allocates nothing per value.
+pub(crate) fn members(text: &str) -> Result<Option<Vec<(Cow<'_, str>, &str)>>, serde_json::Error> {
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Ok(None);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let members = deserializer.deserialize_map(RawMembers)?;
+    deserializer.end()?;
+    Ok(Some(sorted_unique(members)))
+}
+
+/// Reads an object's members as keys and value texts.
+struct RawMembers;
+
+impl<'de> Visitor<'de> for RawMembers {
+    type Value = Vec<(Cow<'de, str>, &'de str)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key_seed(Key)? {
+            let value: &'de RawValue = map.next_value()?;
+            members.push((key, value.get()));
+        }
+        Ok(members)
     }
 }
 
@@ -327,7 +372,7 @@ impl<'de> Visitor<'de> for Key {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::classify::canonical_json;
     use proptest::prelude::*;
@@ -429,7 +474,7 @@ mod tests {
 
     /// JSON text with what can differ between the two paths: escapes and non-ASCII in keys
     /// and strings, keys given twice, nulls at every depth, numbers of every form, whitespace.
-    fn json_text() -> impl Strategy<Value = String> {
+    pub(crate) fn json_text() -> impl Strategy<Value = String> {
         let string = prop::string::string_regex(r#"([a-zA-Z_é😀 ]|\\["\\/bfnrt]|\\u00[0-1][0-9a-fA-F]|\\u20[0-2][0-9a-fA-F]|\\ud83d\\ude00){0,6}"#)
             .expect("regex")
             .prop_map(|s| format!("\"{s}\""))

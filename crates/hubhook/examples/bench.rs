@@ -748,6 +748,32 @@ fn record_floor(page: &[u8], ceiling: f64) {
         }
         per_record(started, records.len())
     }));
+    // What an update adds (nineteenth round): each record's `changedFields` against the version
+    // a mass update makes of it (`_info.lastUpdated` and `updatedBy` changed, nothing else).
+    let updated: Vec<String> = records
+        .iter()
+        .map(|record| {
+            let mut record = record.clone();
+            hubhook_connectwise::strip_nulls(&mut record);
+            if let Some(info) = record.get_mut("_info").and_then(Value::as_object_mut) {
+                info.insert("lastUpdated".into(), json!("2030-01-01T00:00:00Z"));
+                info.insert("updatedBy".into(), json!("integration"));
+            }
+            hubhook_core::classify::canonical_json(&record)
+        })
+        .collect();
+    let changes = best(Box::new(|| {
+        let started = Instant::now();
+        for (before, after) in texts.iter().zip(&updated) {
+            std::hint::black_box(hubhook_core::changed_fields(before, after));
+        }
+        per_record(started, updated.len())
+    }));
+    println!(
+        "update: changedFields of each record against its mass-updated version {changes:.1} µs \
+         a record, {:.2} times its read",
+        changes / read
+    );
     let total = split + read + hash + pack;
     println!(
         "floor: per record on one core, split {split:.1} µs + read {read:.1} (parse, nulls, \
@@ -966,8 +992,26 @@ async fn delivery(
     let mut wal_max = 0;
     let mut first = None;
     let mut first_page = None;
+    // When the poll's last page was committed (its cursor moved), and how many events had
+    // arrived by then: how much of the delivery overlapped the storing.
+    let cursor = || async {
+        anyhow::Ok(
+            bench
+                .server
+                .store()
+                .poll_jobs(id)
+                .await?
+                .first()
+                .and_then(|job| job.cursor),
+        )
+    };
+    let cursor_before = cursor().await?;
+    let mut stored_at = None;
     let stats = loop {
         let stats = sink.stats(&bench.http).await?;
+        if stored_at.is_none() && cursor().await? != cursor_before {
+            stored_at = Some((updated.elapsed().as_secs_f64(), stats.events));
+        }
         wal_max = wal_max.max(file_size(&wal_path(&bench.db_path)));
         if first_page.is_none() && answered() > answered_before {
             first_page = Some(updated.elapsed().as_secs_f64());
@@ -1004,6 +1048,12 @@ async fn delivery(
         first.unwrap_or(f64::NAN),
         first.unwrap_or(f64::NAN) - first_page.unwrap_or(f64::NAN)
     );
+    if let Some((at, events)) = stored_at {
+        println!(
+            "mass update: the poll was stored after {at:.2} s, when {events} of the {changed} \
+             events had been delivered"
+        );
+    }
     if storage {
         let record_bytes: usize = bench
             .sim
