@@ -307,7 +307,7 @@ fn sorted_unique<'a, V>(mut members: Vec<(Cow<'a, str>, V)>) -> Vec<(Cow<'a, str
 /// and each key once as [`parse`] keeps them; `None` when `text` holds something other than an
 /// object. The values' syntax is checked but they are not built, so a walk that compares them
 /// as text ([`crate::field_changes`]) reads each byte once and allocates nothing per value.
-pub(crate) fn members(text: &str) -> Result<Option<Vec<(Cow<'_, str>, &str)>>, serde_json::Error> {
+pub(crate) fn members(text: &str) -> Result<Option<RawObject<'_>>, serde_json::Error> {
     if !text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{')
@@ -320,11 +320,14 @@ pub(crate) fn members(text: &str) -> Result<Option<Vec<(Cow<'_, str>, &str)>>, s
     Ok(Some(sorted_unique(members)))
 }
 
+/// An object's members as keys and value texts.
+pub(crate) type RawObject<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
 /// Reads an object's members as keys and value texts.
 struct RawMembers;
 
 impl<'de> Visitor<'de> for RawMembers {
-    type Value = Vec<(Cow<'de, str>, &'de str)>;
+    type Value = RawObject<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
