@@ -468,15 +468,17 @@ async fn receive(State(receiver): State<Receiver>, body: Bytes) -> &'static str 
 // Measuring helpers.
 
 /// CPU time (s) of the process and of the side runtime's threads.
-fn cpu_seconds() -> (f64, f64) {
+/// The CPU seconds (user and system) of a `/proc/.../stat` line.
+fn ticks(stat: &str) -> f64 {
     // Clock ticks are 1/100 s on Linux (sysconf(_SC_CLK_TCK) = 100).
-    fn ticks(stat: &str) -> f64 {
-        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        (utime + stime) / 100.0
-    }
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / 100.0
+}
+
+fn cpu_seconds() -> (f64, f64) {
     let process = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
     let mut side = 0.0;
     for task in std::fs::read_dir("/proc/self/task")
@@ -1083,19 +1085,37 @@ async fn delivery(
             ours / ceiling
         );
         if let Sink::Node(receiver) = &sink {
-            let drained = backlog_drain(&bench, receiver, id, records).await?;
+            let drain = backlog_drain(&bench, receiver, id, records).await?;
+            let drained = drain.rate;
             // The ceiling again, right after: the machine's load moves between the two.
             let url = sink.url();
+            let receiver_cpu = receiver.cpu();
             let again =
                 side.spawn(async move {
                     plain_posts(&url, &samples_again, posts, CEILING_IN_FLIGHT).await
                 })
                 .await??;
+            let receiver_cpu = (receiver.cpu() - receiver_cpu) / posts as f64;
             println!(
                 "backlog: hubhook {drained:.0} notifications/s, plain client {again:.0} POSTs/s \
                  just after, ratio {:.2} ({:.2} to the first ceiling)",
                 drained / again,
                 drained / ceiling
+            );
+            // The end-to-end figure's bound on this machine: every notification costs the
+            // server the storing of its events and its delivery, and the receiver its answer,
+            // on the same cores; the plain client pays only the last.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let per = drain.store_cpu + drain.deliver_cpu + receiver_cpu;
+            println!(
+                "budget: CPU per notification: storing its events {:.0} µs (server), delivering \
+                 it {:.0} µs (server), answering it {:.0} µs (receiver); {cores} cores doing \
+                 only these: {:.0} notifications/s, ratio {:.2} to the plain client",
+                drain.store_cpu * 1e6,
+                drain.deliver_cpu * 1e6,
+                receiver_cpu * 1e6,
+                cores / per,
+                cores / per / again
             );
         }
     }
@@ -1111,7 +1131,7 @@ async fn backlog_drain(
     receiver: &NodeReceiver,
     id: InstanceId,
     records: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Drain> {
     let call = |path: &str| {
         let url = format!("{}{path}", receiver.base);
         let http = bench.http.clone();
@@ -1137,6 +1157,7 @@ async fn backlog_drain(
         .as_u64()
         .unwrap_or(0) as usize;
     let stored_from = Instant::now();
+    let store_cpu = server_cpu();
     bench.poll_now(id).await?;
     // The poll is done when the cursor has moved past the first mass update.
     while cursor().await? == before {
@@ -1146,6 +1167,7 @@ async fn backlog_drain(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let polled = stored_from.elapsed().as_secs_f64();
+    let store_cpu = server_cpu() - store_cpu;
     println!(
         "backlog: the poll of {changed} changed contacts stored them in {polled:.2} s \
          ({:.0} changed records/s)",
@@ -1190,7 +1212,8 @@ async fn backlog_drain(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let cpu = (server_cpu() - cpu_before) / opened.elapsed().as_secs_f64();
+    let deliver_cpu = server_cpu() - cpu_before;
+    let cpu = deliver_cpu / opened.elapsed().as_secs_f64();
     println!(
         "backlog: {} notifications ({} events) answered within {:.2} s of the opening \
          (server CPU {:.0} % of a core)",
@@ -1216,7 +1239,22 @@ async fn backlog_drain(
             println!("METRIC {line}");
         }
     }
-    Ok(stats.posts as f64 / stats.since_open.max(1e-3))
+    let posts = stats.posts.max(1) as f64;
+    Ok(Drain {
+        rate: stats.posts as f64 / stats.since_open.max(1e-3),
+        store_cpu: store_cpu / posts,
+        deliver_cpu: deliver_cpu / posts,
+    })
+}
+
+/// What [`backlog_drain`] measured.
+struct Drain {
+    /// Notifications per second from the opening to the last answer.
+    rate: f64,
+    /// The server's CPU seconds per notification while the poll stored the backlog, and
+    /// while it was delivered.
+    store_cpu: f64,
+    deliver_cpu: f64,
 }
 
 /// What a receiver has seen: POSTs, events, and seconds from the first POST to the last.
@@ -1338,6 +1376,13 @@ impl NodeReceiver {
 }
 
 impl NodeReceiver {
+    /// The receiver process's CPU seconds so far.
+    fn cpu(&self) -> f64 {
+        ticks(
+            &std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default(),
+        )
+    }
+
     async fn stats(&self, http: &reqwest::Client) -> anyhow::Result<ReceiverFigures> {
         let stats: NodeStats = http
             .get(format!("{}/stats", self.base))
