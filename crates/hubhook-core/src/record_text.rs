@@ -30,7 +30,7 @@
 //! - Nesting deeper than serde_json's limit (128) is refused, as it is for a `Value`.
 //!
 //! Changes use the same parser: `changedFields` reads the stored version's and the new one's
-//! objects member by member as texts ([`members`]) and parses with [`parse`] only the values
+//! objects member by member as texts (`members`) and parses with `parse` only the values
 //! whose texts differ ([`crate::field_changes`]), and an event's notification carries the
 //! canonical text as it is (`crate::event::RecordJson`).
 //!
