@@ -308,6 +308,12 @@ impl Bench {
             .map(InstanceId)
     }
 
+    /// The cursor of the instance's first poll job: it moves when a poll's last page commits.
+    async fn cursor(&self, id: InstanceId) -> anyhow::Result<Option<jiff::Timestamp>> {
+        let jobs = self.server.store().poll_jobs(id).await?;
+        Ok(jobs.first().and_then(|job| job.cursor))
+    }
+
     /// `POST /instances/{id}/poll`: polls the instance now, whatever its interval.
     async fn poll_now(&self, id: InstanceId) -> anyhow::Result<()> {
         let polled = self
@@ -988,30 +994,19 @@ async fn delivery(
     // Requests the simulator has answered: the first one after this is the poll's first page.
     let answered = || bench.sim.sim.stats()["total"].as_u64().unwrap_or(0);
     let answered_before = answered();
+    // When the poll's last page was committed (its cursor moved), and how many events had
+    // arrived by then: how much of the delivery overlapped the storing.
+    let cursor_before = bench.cursor(id).await?;
     // Poll now, whatever the interval (a long one keeps re-reads out of the measurement).
     bench.poll_now(id).await?;
     let cpu_before = server_cpu();
     let mut wal_max = 0;
     let mut first = None;
     let mut first_page = None;
-    // When the poll's last page was committed (its cursor moved), and how many events had
-    // arrived by then: how much of the delivery overlapped the storing.
-    let cursor = || async {
-        anyhow::Ok(
-            bench
-                .server
-                .store()
-                .poll_jobs(id)
-                .await?
-                .first()
-                .and_then(|job| job.cursor),
-        )
-    };
-    let cursor_before = cursor().await?;
     let mut stored_at = None;
     let stats = loop {
         let stats = sink.stats(&bench.http).await?;
-        if stored_at.is_none() && cursor().await? != cursor_before {
+        if stored_at.is_none() && bench.cursor(id).await? != cursor_before {
             stored_at = Some((updated.elapsed().as_secs_f64(), stats.events));
         }
         wal_max = wal_max.max(file_size(&wal_path(&bench.db_path)));
@@ -1139,18 +1134,7 @@ async fn backlog_drain(
     };
     call("/reset").await?;
     call("/hold").await?;
-    let cursor = || async {
-        anyhow::Ok(
-            bench
-                .server
-                .store()
-                .poll_jobs(id)
-                .await?
-                .first()
-                .and_then(|job| job.cursor),
-        )
-    };
-    let before = cursor().await?;
+    let before = bench.cursor(id).await?;
     // The changes must carry a later ConnectWise second than the first mass update's.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let changed = bench.sim.sim.mass_update(CONTACTS, records)?["updated"]
@@ -1160,7 +1144,7 @@ async fn backlog_drain(
     let store_cpu = server_cpu();
     bench.poll_now(id).await?;
     // The poll is done when the cursor has moved past the first mass update.
-    while cursor().await? == before {
+    while bench.cursor(id).await? == before {
         if stored_from.elapsed() > Duration::from_secs(1800) {
             bail!("the poll of the second mass update did not finish");
         }
