@@ -24,6 +24,7 @@
 //! the bound, a record of 20,000 changing fields under a 50 KB key made a 1 GB notification
 //! and took the server down.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
@@ -73,15 +74,18 @@ struct Changed {
     path_bytes: usize,
 }
 
-/// Why the walk stopped: past the bounds, or a text that is not JSON (nested deeper than
-/// serde_json's limit along the walk counts as not JSON, as it does for [`parse`]).
+/// Why the walk stopped: past the bounds, or a text that is not JSON.
 enum Stop {
     TooMany,
     NotJson,
 }
 
-/// serde_json's nesting limit, which [`parse`] keeps.
-const MAX_DEPTH: usize = 128;
+/// Levels of objects the text walk opens; below, both sides are parsed whole and walked as
+/// trees. Each level reads the texts of the objects it opens again, so a change under `d`
+/// levels costs up to `d` reads of the text above it: bounded here, a record nested as deep as
+/// serde_json allows (128) costs at most this many reads and one parse, not 128 reads.
+/// ConnectWise's records nest three or four levels.
+const TEXT_DEPTH: usize = 16;
 
 impl Changed {
     fn push(&mut self, path: &str, previous: &Node<'_>) -> Result<(), Stop> {
@@ -109,8 +113,9 @@ impl Changed {
 /// escapes, key order inside a list). Two texts of the same bytes are the same value, whatever
 /// their form, which is all the shortcut assumes. (Inside a value the walk does not open,
 /// serde_json checks the syntax but not what only building the value finds: a number past
-/// `f64`'s range, a lone surrogate escape. A record holding either is refused when it is read
-/// ([`crate::record_text::read_record`]), so neither the stored version nor the new one can.)
+/// `f64`'s range, a lone surrogate escape, nesting past serde_json's limit of 128. A record
+/// holding any of them is refused when it is read ([`crate::record_text::read_record`]), so
+/// neither the stored version nor the new one can.)
 ///
 /// Parsing whole trees of both versions took twice as long as reading the new record itself
 /// (docs/benchmarks.md, "Nineteenth round").
@@ -126,24 +131,54 @@ fn compare_texts(
     if depth > 0 && previous == current {
         return Ok(());
     }
-    if depth >= MAX_DEPTH {
-        return Err(Stop::NotJson);
-    }
-    let objects = (
-        members(previous).map_err(|_| Stop::NotJson)?,
-        members(current).map_err(|_| Stop::NotJson)?,
-    );
+    let objects = if depth < TEXT_DEPTH {
+        (
+            members(previous).map_err(|_| Stop::NotJson)?,
+            members(current).map_err(|_| Stop::NotJson)?,
+        )
+    } else {
+        (None, None)
+    };
     let (Some(before), Some(after)) = objects else {
         let previous = parse(previous).map_err(|_| Stop::NotJson)?;
         let current = parse(current).map_err(|_| Stop::NotJson)?;
-        return if previous == current {
-            Ok(())
-        } else {
-            out.push(path, &previous)
-        };
+        return compare_trees(path, &previous, &current, out);
     };
-    // Both lists are sorted by key and hold each key once: one merge pairs them, and a member
-    // absent on one side is null there.
+    each_member(path, &before, &after, &"null", |path, previous, current| {
+        compare_texts(path, previous, current, depth + 1, out)
+    })
+}
+
+/// The same walk over parsed values: objects member by member, anything else whole.
+fn compare_trees(
+    path: &mut String,
+    previous: &Node<'_>,
+    current: &Node<'_>,
+    out: &mut Changed,
+) -> Result<(), Stop> {
+    match (previous, current) {
+        (Node::Object(before), Node::Object(after)) => each_member(
+            path,
+            before,
+            after,
+            &Node::Null,
+            |path, previous, current| compare_trees(path, previous, current, out),
+        ),
+        (before, after) if before == after => Ok(()),
+        (before, _) => out.push(path, before),
+    }
+}
+
+/// Calls `each` with the path of every key of two objects and its value on each side
+/// (`absent` on a side without it: an absent member is null). Both lists are sorted by key
+/// and hold each key once, so one merge pairs them.
+fn each_member<'m, T>(
+    path: &mut String,
+    before: &'m [(Cow<'_, str>, T)],
+    after: &'m [(Cow<'_, str>, T)],
+    absent: &'m T,
+    mut each: impl FnMut(&mut String, &'m T, &'m T) -> Result<(), Stop>,
+) -> Result<(), Stop> {
     let (mut i, mut j) = (0, 0);
     while i < before.len() || j < after.len() {
         let order = match (before.get(i), after.get(j)) {
@@ -154,15 +189,15 @@ fn compare_texts(
         let (key, previous, current) = match order {
             Ordering::Equal => {
                 (i, j) = (i + 1, j + 1);
-                (&before[i - 1].0, before[i - 1].1, after[j - 1].1)
+                (&before[i - 1].0, &before[i - 1].1, &after[j - 1].1)
             }
             Ordering::Less => {
                 i += 1;
-                (&before[i - 1].0, before[i - 1].1, "null")
+                (&before[i - 1].0, &before[i - 1].1, absent)
             }
             Ordering::Greater => {
                 j += 1;
-                (&after[j - 1].0, "null", after[j - 1].1)
+                (&after[j - 1].0, absent, &after[j - 1].1)
             }
         };
         let len = path.len();
@@ -170,7 +205,7 @@ fn compare_texts(
             path.push('.');
         }
         path.push_str(key);
-        let done = compare_texts(path, previous, current, depth + 1, out);
+        let done = each(path, previous, current);
         path.truncate(len);
         done?;
     }
@@ -304,9 +339,22 @@ mod tests {
         );
         assert_eq!(changed_fields(r#"{"a":1} x"#, r#"{"a":1}"#), None);
         assert_eq!(changed_fields("{", "{"), None);
-        // Nesting past serde_json's limit along the walk, as a whole parse refuses it.
-        let deep = |leaf: u8| format!("{}{leaf}{}", "{\"a\":".repeat(200), "}".repeat(200));
-        assert_eq!(changed_fields(&deep(1), &deep(2)), None);
+    }
+
+    #[test]
+    fn deep_records_get_the_same_answer_past_the_text_walk() {
+        // Deeper than the text walk goes, the trees take over, with the same answer; past
+        // serde_json's limit, where the difference is, nothing is claimed.
+        let nested = |levels: usize, leaf: u8| {
+            format!("{}{leaf}{}", "{\"a\":".repeat(levels), "}".repeat(levels))
+        };
+        for levels in [TEXT_DEPTH - 1, TEXT_DEPTH, TEXT_DEPTH + 1, 100] {
+            let (before, after) = (nested(levels, 1), nested(levels, 2));
+            let changes = changed_fields(&before, &after);
+            assert_eq!(changes, through_values(&before, &after), "{levels} levels");
+            assert_eq!(changes.map(|c| c[0].path.len()), Some(levels * 2 - 1));
+        }
+        assert_eq!(changed_fields(&nested(200, 1), &nested(200, 2)), None);
     }
 
     #[track_caller]
