@@ -58,7 +58,9 @@ pub const MAX_PATH_BYTES: usize = 16 * 1024;
 
 /// The fields that differ between the records whose JSON texts are `previous` and `current`
 /// (as stored: read straight from the text, [`crate::record_text`]), in the order of their
-/// paths; `None` when there are more than the bounds allow, or when either is not JSON.
+/// paths; `None` when there are more than the bounds allow, or when either is not JSON (its
+/// syntax is checked everywhere; what only building a value finds, such as a number past
+/// `f64`'s range, only where the two versions differ: see `compare_texts`).
 pub fn changed_fields(previous: &str, current: &str) -> Option<Vec<FieldChange>> {
     let mut changes = Changed::default();
     compare_texts(&mut String::new(), previous, current, 0, &mut changes).ok()?;

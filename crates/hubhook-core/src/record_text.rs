@@ -307,7 +307,7 @@ fn sorted_unique<'a, V>(mut members: Vec<(Cow<'a, str>, V)>) -> Vec<(Cow<'a, str
 /// The members of the object whose text is `text`, each value left as its text, sorted by key
 /// and each key once as [`parse`] keeps them; `None` when `text` holds something other than an
 /// object. The values' syntax is checked but they are not built, so a walk that compares them
-/// as text ([`crate::field_changes`]) reads each byte once and allocates nothing per value.
+/// as text ([`crate::field_changes`]) builds nothing for the values it finds equal.
 pub(crate) fn members(text: &str) -> Result<Option<RawObject<'_>>, serde_json::Error> {
     if !text
         .trim_start_matches([' ', '\t', '\n', '\r'])
