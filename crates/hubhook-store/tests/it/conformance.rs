@@ -1,7 +1,7 @@
 //! Engine-independent behaviour of the store. Every check starts from an empty database.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hubhook_core::{EventId, InstanceId, NotificationId};
@@ -100,15 +100,31 @@ fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
 /// Tests speak of owners ("a's late commit") and this keeps them readable: each owner's
 /// claims are remembered here by the `claim_*` wrappers below.
 fn token_of(owner: &str, work: &str) -> LeaseToken {
-    TOKENS
-        .lock()
-        .unwrap()
-        .get(&(owner.to_string(), work.to_string()))
-        .cloned()
+    tokens(|tokens| tokens.get(&(owner.to_string(), work.to_string())).cloned())
         .unwrap_or_else(|| LeaseToken(format!("never-claimed-by-{owner}")))
 }
 
-static TOKENS: Mutex<BTreeMap<(String, String), LeaseToken>> = Mutex::new(BTreeMap::new());
+type Tokens = BTreeMap<(String, String), LeaseToken>;
+
+tokio::task_local! {
+    /// The tokens of one test's claims. One map per test, not one per process: under `cargo
+    /// test` the tests run at once in one process, each on a fresh database whose instance and
+    /// notification ids repeat, so a shared map let one test's claim overwrite another's token
+    /// ("a" claiming `1/contacts` in both), and the first test's commit was refused.
+    static TOKENS: RefCell<Tokens>;
+}
+
+/// Runs a test with a token map of its own (see [`TOKENS`]). Every test that claims through
+/// the wrappers below runs inside one; the conformance macros wrap every check.
+pub async fn with_tokens<F: Future>(test: F) -> F::Output {
+    TOKENS.scope(RefCell::new(Tokens::new()), test).await
+}
+
+fn tokens<T>(f: impl FnOnce(&mut Tokens) -> T) -> T {
+    TOKENS
+        .try_with(|tokens| f(&mut tokens.borrow_mut()))
+        .expect("a test that claims through the conformance wrappers runs in `with_tokens`, and not in a spawned task")
+}
 
 fn job_key(instance: InstanceId, resource: &str) -> String {
     format!("{instance}/{resource}")
@@ -123,14 +139,15 @@ pub async fn claim_jobs(
     limit: u32,
 ) -> hubhook_store::Result<Vec<PollJob>> {
     let jobs = store.claim_poll_jobs(owner, now, lease, limit).await?;
-    let mut tokens = TOKENS.lock().unwrap();
-    for job in &jobs {
-        let token = job.lease_token.clone().expect("a claimed job has a token");
-        tokens.insert(
-            (owner.into(), job_key(job.instance_id, &job.resource)),
-            token,
-        );
-    }
+    tokens(|tokens| {
+        for job in &jobs {
+            let token = job.lease_token.clone().expect("a claimed job has a token");
+            tokens.insert(
+                (owner.into(), job_key(job.instance_id, &job.resource)),
+                token,
+            );
+        }
+    });
     Ok(jobs)
 }
 
@@ -143,10 +160,11 @@ pub async fn claim_notifications(
     limit: u32,
 ) -> hubhook_store::Result<Vec<PendingNotification>> {
     let claimed = store.claim_notifications(owner, now, lease, limit).await?;
-    let mut tokens = TOKENS.lock().unwrap();
-    for n in &claimed {
-        tokens.insert((owner.into(), n.id.0.clone()), n.lease_token.clone());
-    }
+    tokens(|tokens| {
+        for n in &claimed {
+            tokens.insert((owner.into(), n.id.0.clone()), n.lease_token.clone());
+        }
+    });
     Ok(claimed)
 }
 
@@ -1064,11 +1082,9 @@ pub async fn check_concurrent_commits_all_land(store: &Store) {
     let mut tasks = Vec::new();
     for (n, resource) in resources.into_iter().enumerate() {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .commit_poll(commit_with_events(instance.id, &resource, "p", n, 1))
-                .await
-        }));
+        // Built here: the claims' tokens are this task's (see `TOKENS`).
+        let commit = commit_with_events(instance.id, &resource, "p", n, 1);
+        tasks.push(tokio::spawn(async move { store.commit_poll(commit).await }));
     }
     for task in tasks {
         let outcome = task.await.unwrap().unwrap();

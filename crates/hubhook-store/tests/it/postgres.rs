@@ -92,7 +92,7 @@ macro_rules! conformance {
         async fn $check() {
             let schema = Schema::create().await;
             let store = schema.open().await;
-            crate::$module::$check(&store).await;
+            crate::conformance::with_tokens(crate::$module::$check(&store)).await;
             store.close().await;
         }
     )*};
@@ -169,62 +169,66 @@ async fn claims_from_many_nodes_never_overlap() {
 /// twice; this holds all of them to taking each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_claims_from_many_nodes_never_overlap() {
-    let schema = Schema::create().await;
-    let first = schema.open().await;
-    let (a, a_user) = conformance::organization(&first, 1).await;
-    let (b, b_user) = conformance::organization(&first, 2).await;
-    let instances =
-        conformance::instances_for(&first, &[(a, a_user, 1), (a, a_user, 2), (b, b_user, 3)]).await;
-    let counts = [400, 60, 60];
-    for (n, (instance, count)) in instances.iter().zip(counts).enumerate() {
-        conformance::notifications_due_at(&first, *instance, n * 1000, count, t0()).await;
-    }
-    let mut nodes = vec![first];
-    for _ in 1..3 {
-        nodes.push(schema.open().await);
-    }
-    let shares = hubhook_store::OrganizationShares {
-        share: 4,
-        ..hubhook_store::OrganizationShares::unlimited()
-    };
-    let now = t0() + 1.seconds();
-    let mut claims = Vec::new();
-    for (n, store) in nodes.iter().enumerate() {
-        for worker in 0..3 {
-            let store = store.clone();
-            let shares = shares.clone();
-            let skip = if worker == 0 {
-                vec![instances[0]]
-            } else {
-                Vec::new()
-            };
-            claims.push(tokio::spawn(async move {
-                let owner = format!("node-{n}-{worker}");
-                let mut mine = Vec::new();
-                loop {
-                    let claimed = store
-                        .claim_notifications_fairly(&owner, now, LEASE, 4, &skip, 10, &shares)
-                        .await
-                        .unwrap()
-                        .notifications;
-                    if claimed.is_empty() {
-                        return mine;
+    crate::conformance::with_tokens(async move {
+        let schema = Schema::create().await;
+        let first = schema.open().await;
+        let (a, a_user) = conformance::organization(&first, 1).await;
+        let (b, b_user) = conformance::organization(&first, 2).await;
+        let instances =
+            conformance::instances_for(&first, &[(a, a_user, 1), (a, a_user, 2), (b, b_user, 3)])
+                .await;
+        let counts = [400, 60, 60];
+        for (n, (instance, count)) in instances.iter().zip(counts).enumerate() {
+            conformance::notifications_due_at(&first, *instance, n * 1000, count, t0()).await;
+        }
+        let mut nodes = vec![first];
+        for _ in 1..3 {
+            nodes.push(schema.open().await);
+        }
+        let shares = hubhook_store::OrganizationShares {
+            share: 4,
+            ..hubhook_store::OrganizationShares::unlimited()
+        };
+        let now = t0() + 1.seconds();
+        let mut claims = Vec::new();
+        for (n, store) in nodes.iter().enumerate() {
+            for worker in 0..3 {
+                let store = store.clone();
+                let shares = shares.clone();
+                let skip = if worker == 0 {
+                    vec![instances[0]]
+                } else {
+                    Vec::new()
+                };
+                claims.push(tokio::spawn(async move {
+                    let owner = format!("node-{n}-{worker}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let claimed = store
+                            .claim_notifications_fairly(&owner, now, LEASE, 4, &skip, 10, &shares)
+                            .await
+                            .unwrap()
+                            .notifications;
+                        if claimed.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(claimed.into_iter().map(|n| n.id));
                     }
-                    mine.extend(claimed.into_iter().map(|n| n.id));
-                }
-            }));
+                }));
+            }
         }
-    }
-    let mut seen = HashSet::new();
-    for claim in claims {
-        for id in claim.await.unwrap() {
-            assert!(seen.insert(id.clone()), "{id:?} claimed twice");
+        let mut seen = HashSet::new();
+        for claim in claims {
+            for id in claim.await.unwrap() {
+                assert!(seen.insert(id.clone()), "{id:?} claimed twice");
+            }
         }
-    }
-    assert_eq!(seen.len(), counts.iter().sum::<usize>());
-    for store in nodes {
-        store.close().await;
-    }
+        assert_eq!(seen.len(), counts.iter().sum::<usize>());
+        for store in nodes {
+            store.close().await;
+        }
+    })
+    .await
 }
 
 /// The next wake-up. The bound only keeps a broken listener from hanging the test; it asserts
@@ -240,58 +244,20 @@ async fn next(wakeups: &mut hubhook_store::Wakeups) -> Wake {
 /// transaction and heard by every listener on the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_made_on_one_node_wakes_another() {
-    let schema = Schema::create().await;
-    let a = schema.open().await;
-    let b = schema.open().await;
-    let mut wakeups = b.wakeups().await.unwrap().expect("PostgreSQL has wake-ups");
-    let instance = conformance::instance_with(&a, &["contacts"]).await;
-    assert_eq!(next(&mut wakeups).await, Wake::Polls);
-    assert!(a.poll_now(instance.id, t0()).await.unwrap());
-    assert_eq!(next(&mut wakeups).await, Wake::Polls);
-    let jobs = conformance::claim_jobs(&a, "a", t0(), LEASE, 10)
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    a.commit_poll(conformance::commit_with_events(
-        instance.id,
-        "contacts",
-        "a",
-        0,
-        2,
-    ))
-    .await
-    .unwrap();
-    let committed = std::time::Instant::now();
-    assert_eq!(next(&mut wakeups).await, Wake::Deliveries);
-    // A figure, not an assertion (timing goals belong to benchmarks).
-    println!(
-        "wake-up across nodes: heard {:?} after the commit returned",
-        committed.elapsed()
-    );
-    a.close().await;
-    b.close().await;
-}
-
-/// NOTIFY channels belong to the whole database: a hubhook on another schema of it (here,
-/// another test's) must not wake this one's loops, and its own wake-ups still do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wake_ups_of_another_schema_are_not_heard() {
-    let (ours, theirs) = (Schema::create().await, Schema::create().await);
-    let (node, other) = (ours.open().await, theirs.open().await);
-    let instance = conformance::instance_with(&other, &["contacts"]).await;
-    assert!(other.poll_now(instance.id, t0()).await.unwrap());
-    let jobs = conformance::claim_jobs(&other, "a", t0(), LEASE, 10)
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    let mut wakeups = node
-        .wakeups()
-        .await
-        .unwrap()
-        .expect("PostgreSQL has wake-ups");
-    // Sent first, on the other schema: new notifications to deliver.
-    other
-        .commit_poll(conformance::commit_with_events(
+    crate::conformance::with_tokens(async move {
+        let schema = Schema::create().await;
+        let a = schema.open().await;
+        let b = schema.open().await;
+        let mut wakeups = b.wakeups().await.unwrap().expect("PostgreSQL has wake-ups");
+        let instance = conformance::instance_with(&a, &["contacts"]).await;
+        assert_eq!(next(&mut wakeups).await, Wake::Polls);
+        assert!(a.poll_now(instance.id, t0()).await.unwrap());
+        assert_eq!(next(&mut wakeups).await, Wake::Polls);
+        let jobs = conformance::claim_jobs(&a, "a", t0(), LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        a.commit_poll(conformance::commit_with_events(
             instance.id,
             "contacts",
             "a",
@@ -300,11 +266,55 @@ async fn wake_ups_of_another_schema_are_not_heard() {
         ))
         .await
         .unwrap();
-    // Then this schema's own: a new instance to poll. The first wake-up heard is this one.
-    conformance::instance_with(&node, &["contacts"]).await;
-    assert_eq!(next(&mut wakeups).await, Wake::Polls);
-    node.close().await;
-    other.close().await;
+        let committed = std::time::Instant::now();
+        assert_eq!(next(&mut wakeups).await, Wake::Deliveries);
+        // A figure, not an assertion (timing goals belong to benchmarks).
+        println!(
+            "wake-up across nodes: heard {:?} after the commit returned",
+            committed.elapsed()
+        );
+        a.close().await;
+        b.close().await;
+    })
+    .await
+}
+
+/// NOTIFY channels belong to the whole database: a hubhook on another schema of it (here,
+/// another test's) must not wake this one's loops, and its own wake-ups still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_of_another_schema_are_not_heard() {
+    crate::conformance::with_tokens(async move {
+        let (ours, theirs) = (Schema::create().await, Schema::create().await);
+        let (node, other) = (ours.open().await, theirs.open().await);
+        let instance = conformance::instance_with(&other, &["contacts"]).await;
+        assert!(other.poll_now(instance.id, t0()).await.unwrap());
+        let jobs = conformance::claim_jobs(&other, "a", t0(), LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        let mut wakeups = node
+            .wakeups()
+            .await
+            .unwrap()
+            .expect("PostgreSQL has wake-ups");
+        // Sent first, on the other schema: new notifications to deliver.
+        other
+            .commit_poll(conformance::commit_with_events(
+                instance.id,
+                "contacts",
+                "a",
+                0,
+                2,
+            ))
+            .await
+            .unwrap();
+        // Then this schema's own: a new instance to poll. The first wake-up heard is this one.
+        conformance::instance_with(&node, &["contacts"]).await;
+        assert_eq!(next(&mut wakeups).await, Wake::Polls);
+        node.close().await;
+        other.close().await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -354,19 +364,23 @@ async fn every_table_carries_the_organization() {
 /// "Paused notifications"), as on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() {
-    let schema = Schema::create().await;
-    let store = schema.open().await;
-    let instance = crate::conformance::disabled_instance_with_parked_notifications(&store).await;
-    let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
-    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
-    let (unparked, parked): (i64, i64) = sqlx::query_as(crate::conformance::PARKED_COUNTS)
-        .bind(instance.0)
-        .bind(due)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!((unparked, parked), (0, 1));
-    store.close().await;
+    crate::conformance::with_tokens(async move {
+        let schema = Schema::create().await;
+        let store = schema.open().await;
+        let instance =
+            crate::conformance::disabled_instance_with_parked_notifications(&store).await;
+        let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
+        let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+        let (unparked, parked): (i64, i64) = sqlx::query_as(crate::conformance::PARKED_COUNTS)
+            .bind(instance.0)
+            .bind(due)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((unparked, parked), (0, 1));
+        store.close().await;
+    })
+    .await
 }
 
 /// An enable racing another node's claim must not leave a notification parked for an enabled
@@ -376,41 +390,44 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
 /// to park), then enables it while the other node claims.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enable_racing_a_claim_leaves_nothing_parked() {
-    use hubhook_core::NotificationId;
-    let schema = Schema::create().await;
-    let (a, b) = (schema.open().await, schema.open().await);
-    let (org, user) = conformance::organization(&a, 1).await;
-    let instance = conformance::instances_for(&a, &[(org, user, 1)]).await[0];
-    conformance::notifications_due_at(&a, instance, 0, 20, t0()).await;
-    let ids: Vec<_> = (0..20)
-        .map(|n| NotificationId(format!("notification-{n}")))
-        .collect();
-    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
-    let shares = hubhook_store::OrganizationShares::unlimited();
-    for round in 0..60 {
-        let at = t0() + (round + 1).seconds();
-        a.set_instance_disabled(org, instance, true, at)
+    crate::conformance::with_tokens(async move {
+        use hubhook_core::NotificationId;
+        let schema = Schema::create().await;
+        let (a, b) = (schema.open().await, schema.open().await);
+        let (org, user) = conformance::organization(&a, 1).await;
+        let instance = conformance::instances_for(&a, &[(org, user, 1)]).await[0];
+        conformance::notifications_due_at(&a, instance, 0, 20, t0()).await;
+        let ids: Vec<_> = (0..20)
+            .map(|n| NotificationId(format!("notification-{n}")))
+            .collect();
+        let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+        let shares = hubhook_store::OrganizationShares::unlimited();
+        for round in 0..60 {
+            let at = t0() + (round + 1).seconds();
+            a.set_instance_disabled(org, instance, true, at)
+                .await
+                .unwrap();
+            a.redeliver(instance, ids.clone(), at).await.unwrap();
+            let claim = b.claim_notifications_fairly("b", at, LEASE, 1, &[], 1, &shares);
+            let (enabled, claimed) =
+                tokio::join!(a.set_instance_disabled(org, instance, false, at), claim);
+            enabled.unwrap();
+            claimed.unwrap();
+            let stuck: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM notifications
+             WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL",
+            )
+            .bind(instance.0)
+            .fetch_one(&mut conn)
             .await
             .unwrap();
-        a.redeliver(instance, ids.clone(), at).await.unwrap();
-        let claim = b.claim_notifications_fairly("b", at, LEASE, 1, &[], 1, &shares);
-        let (enabled, claimed) =
-            tokio::join!(a.set_instance_disabled(org, instance, false, at), claim);
-        enabled.unwrap();
-        claimed.unwrap();
-        let stuck: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notifications
-             WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL",
-        )
-        .bind(instance.0)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(stuck, 0, "round {round}: parked for an enabled instance");
-        b.release_leases("b").await.unwrap();
-    }
-    a.close().await;
-    b.close().await;
+            assert_eq!(stuck, 0, "round {round}: parked for an enabled instance");
+            b.release_leases("b").await.unwrap();
+        }
+        a.close().await;
+        b.close().await;
+    })
+    .await
 }
 
 /// An instance enabled by a node that does not know parking (an older version, during a
@@ -418,20 +435,24 @@ async fn an_enable_racing_a_claim_leaves_nothing_parked() {
 /// back at the next claim, instead of never again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
-    let schema = Schema::create().await;
-    let store = schema.open().await;
-    let instance = crate::conformance::disabled_instance_with_parked_notifications(&store).await;
-    let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
-    sqlx::query("UPDATE instances SET disabled = false WHERE id = $1")
-        .bind(instance.0)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let at = t0() + 2.hours();
-    let claimed = crate::conformance::claim_notifications(&store, "new", at, LEASE, 10)
-        .await
-        .unwrap();
-    let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
-    assert_eq!(ids, ["notification-0"]);
-    store.close().await;
+    crate::conformance::with_tokens(async move {
+        let schema = Schema::create().await;
+        let store = schema.open().await;
+        let instance =
+            crate::conformance::disabled_instance_with_parked_notifications(&store).await;
+        let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+        sqlx::query("UPDATE instances SET disabled = false WHERE id = $1")
+            .bind(instance.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let at = t0() + 2.hours();
+        let claimed = crate::conformance::claim_notifications(&store, "new", at, LEASE, 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+        assert_eq!(ids, ["notification-0"]);
+        store.close().await;
+    })
+    .await
 }

@@ -31,7 +31,7 @@ macro_rules! conformance {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $check() {
             let (_dir, _path, store) = fresh().await;
-            crate::$module::$check(&store).await;
+            crate::conformance::with_tokens(crate::$module::$check(&store)).await;
             store.close().await;
         }
     )*};
@@ -91,25 +91,28 @@ async fn a_wrong_master_key_cannot_decrypt() {
 
 #[tokio::test]
 async fn pending_notifications_survive_a_restart() {
-    let (_dir, path, store) = fresh().await;
-    conformance::check_commit_poll_is_idempotent(&store).await;
-    let instance = store
-        .list_instances(hubhook_store::OrganizationId(1))
-        .await
-        .unwrap()[0]
-        .id;
-    // Dropped, not closed: a crash after the commit was acknowledged loses nothing.
-    drop(store);
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        conformance::check_commit_poll_is_idempotent(&store).await;
+        let instance = store
+            .list_instances(hubhook_store::OrganizationId(1))
+            .await
+            .unwrap()[0]
+            .id;
+        // Dropped, not closed: a crash after the commit was acknowledged loses nothing.
+        drop(store);
 
-    let store = Store::open(&url(&path), key()).await.unwrap();
-    assert_eq!(store.list_events(instance, 10).await.unwrap().len(), 2);
-    let pending = store
-        .claim_notifications("d", t0() + jiff::SignedDuration::from_secs(5), LEASE, 10)
-        .await
-        .unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].id, NotificationId("notification-0".into()));
-    store.close().await;
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        assert_eq!(store.list_events(instance, 10).await.unwrap().len(), 2);
+        let pending = store
+            .claim_notifications("d", t0() + jiff::SignedDuration::from_secs(5), LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].id, NotificationId("notification-0".into()));
+        store.close().await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -219,51 +222,54 @@ async fn every_table_carries_the_organization() {
 /// text they were; a row written as text before compression still reads.
 #[tokio::test]
 async fn json_columns_are_stored_compressed_and_old_text_rows_still_read() {
-    let (_dir, path, store) = fresh().await;
-    let instance = conformance::instance_with(&store, &["contacts"]).await;
-    conformance::claim_jobs(&store, "a", t0(), LEASE, 10)
-        .await
-        .unwrap();
-    let record = format!(r#"{{"id":7,"notes":"{}"}}"#, "déjà vu ".repeat(200));
-    let mut commit = conformance::commit_with_events(instance.id, "contacts", "a", 7, 1);
-    commit.observed[0].record = record.clone();
-    commit.events[0].record_json = record.clone();
-    commit.notifications[0].body = format!(r#"{{"events":[{record}]}}"#);
-    let body = commit.notifications[0].body.clone();
-    store.commit_poll(commit).await.unwrap();
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let instance = conformance::instance_with(&store, &["contacts"]).await;
+        conformance::claim_jobs(&store, "a", t0(), LEASE, 10)
+            .await
+            .unwrap();
+        let record = format!(r#"{{"id":7,"notes":"{}"}}"#, "déjà vu ".repeat(200));
+        let mut commit = conformance::commit_with_events(instance.id, "contacts", "a", 7, 1);
+        commit.observed[0].record = record.clone();
+        commit.events[0].record_json = record.clone();
+        commit.notifications[0].body = format!(r#"{{"events":[{record}]}}"#);
+        let body = commit.notifications[0].body.clone();
+        store.commit_poll(commit).await.unwrap();
 
-    let known = store
-        .known_objects(instance.id, "contacts", &["7".to_owned()])
-        .await
-        .unwrap();
-    assert_eq!(known["7"].record.as_deref(), Some(record.as_str()));
-    let events = store.list_events(instance.id, 10).await.unwrap();
-    assert_eq!(events[0].record_json, record);
-    let claimed = conformance::claim_notifications(&store, "a", t0() + 60.seconds(), LEASE, 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed[0].body, body);
+        let known = store
+            .known_objects(instance.id, "contacts", &["7".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(known["7"].record.as_deref(), Some(record.as_str()));
+        let events = store.list_events(instance.id, 10).await.unwrap();
+        assert_eq!(events[0].record_json, record);
+        let claimed = conformance::claim_notifications(&store, "a", t0() + 60.seconds(), LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed[0].body, body);
 
-    let raw = sqlx::SqlitePool::connect(&url(&path)).await.unwrap();
-    for sql in [
-        "SELECT typeof(record), length(record) FROM known_objects",
-        "SELECT typeof(record), length(record) FROM events",
-        "SELECT typeof(body), length(body) FROM notifications",
-    ] {
-        let (kind, length): (String, i64) = sqlx::query_as(sql).fetch_one(&raw).await.unwrap();
-        assert_eq!(kind, "blob", "{sql}");
-        assert!(length < 200, "{sql}: {length} bytes");
-    }
-    // A row from before compression: text.
-    sqlx::query("UPDATE events SET record = $1")
-        .bind(r#"{"id":7,"old":true}"#)
-        .execute(&raw)
-        .await
-        .unwrap();
-    raw.close().await;
-    let events = store.list_events(instance.id, 10).await.unwrap();
-    assert_eq!(events[0].record_json, r#"{"id":7,"old":true}"#);
-    store.close().await;
+        let raw = sqlx::SqlitePool::connect(&url(&path)).await.unwrap();
+        for sql in [
+            "SELECT typeof(record), length(record) FROM known_objects",
+            "SELECT typeof(record), length(record) FROM events",
+            "SELECT typeof(body), length(body) FROM notifications",
+        ] {
+            let (kind, length): (String, i64) = sqlx::query_as(sql).fetch_one(&raw).await.unwrap();
+            assert_eq!(kind, "blob", "{sql}");
+            assert!(length < 200, "{sql}: {length} bytes");
+        }
+        // A row from before compression: text.
+        sqlx::query("UPDATE events SET record = $1")
+            .bind(r#"{"id":7,"old":true}"#)
+            .execute(&raw)
+            .await
+            .unwrap();
+        raw.close().await;
+        let events = store.list_events(instance.id, 10).await.unwrap();
+        assert_eq!(events[0].record_json, r#"{"id":7,"old":true}"#);
+        store.close().await;
+    })
+    .await
 }
 
 /// What the parking of a disabled instance's notifications stores (`hubhook_store::deliveries`,
@@ -272,19 +278,22 @@ async fn json_columns_are_stored_compressed_and_old_text_rows_still_read() {
 /// disabled instance after it was disabled.
 #[tokio::test]
 async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() {
-    use sqlx::Connection as _;
-    let (_dir, path, store) = fresh().await;
-    let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
-    let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
-    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
-    let (unparked, parked): (i64, i64) = sqlx::query_as(conformance::PARKED_COUNTS)
-        .bind(instance.0)
-        .bind(due)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!((unparked, parked), (0, 1));
-    store.close().await;
+    crate::conformance::with_tokens(async move {
+        use sqlx::Connection as _;
+        let (_dir, path, store) = fresh().await;
+        let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
+        let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
+        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+        let (unparked, parked): (i64, i64) = sqlx::query_as(conformance::PARKED_COUNTS)
+            .bind(instance.0)
+            .bind(due)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((unparked, parked), (0, 1));
+        store.close().await;
+    })
+    .await
 }
 
 /// An instance enabled by a node that does not know parking (an older version, during a
@@ -292,20 +301,23 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
 /// back at the next claim, instead of never again.
 #[tokio::test]
 async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
-    use sqlx::Connection as _;
-    let (_dir, path, store) = fresh().await;
-    let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
-    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
-    sqlx::query("UPDATE instances SET disabled = 0 WHERE id = $1")
-        .bind(instance.0)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let at = t0() + 2.hours();
-    let claimed = conformance::claim_notifications(&store, "new", at, LEASE, 10)
-        .await
-        .unwrap();
-    let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
-    assert_eq!(ids, ["notification-0"]);
-    store.close().await;
+    crate::conformance::with_tokens(async move {
+        use sqlx::Connection as _;
+        let (_dir, path, store) = fresh().await;
+        let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
+        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+        sqlx::query("UPDATE instances SET disabled = 0 WHERE id = $1")
+            .bind(instance.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let at = t0() + 2.hours();
+        let claimed = conformance::claim_notifications(&store, "new", at, LEASE, 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+        assert_eq!(ids, ["notification-0"]);
+        store.close().await;
+    })
+    .await
 }
