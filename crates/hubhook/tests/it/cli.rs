@@ -243,6 +243,31 @@ async fn users_sign_in_and_secrets_rotate_from_the_command_line() {
             Some("short"),
             "--password",
         ),
+        // Names are one line of visible text, as an instance's name is.
+        (
+            vec!["org", "create", "--name", "evil\nname"],
+            None,
+            "`--name`: character 5 is `\\n`",
+        ),
+        (
+            vec!["org", "create", "--name", "\u{200B}\u{2060}"],
+            None,
+            "--name must show something",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--organization",
+                &org_id,
+                "--email",
+                "e@example.com",
+                "--first-name",
+                "invoice\u{202E}gpj.exe",
+            ],
+            Some("long enough"),
+            "`--first-name`: character 8 is",
+        ),
     ] {
         let (ok, _, err) = run(&args, password);
         assert!(!ok && err.contains(expected), "{args:?}: {err}");
