@@ -64,7 +64,7 @@ pub async fn create_with_login(
         !name.is_empty() && name.chars().count() <= 255,
         "--name must be 1 to 255 characters"
     );
-    one_line("--name", name)?;
+    check_one_line("--name", name)?;
     anyhow::ensure!(
         one_line::has_visible_char(name),
         "--name must show something: it holds only invisible characters"
@@ -179,16 +179,17 @@ fn new_user(login: Option<Login>) -> anyhow::Result<(NewUser, String)> {
         user.email = Some(email);
         user.first_name = login.first_name.trim().to_string();
         user.last_name = login.last_name.trim().to_string();
-        one_line("--first-name", &user.first_name)?;
-        one_line("--last-name", &user.last_name)?;
+        check_one_line("--first-name", &user.first_name)?;
+        check_one_line("--last-name", &user.last_name)?;
     }
     Ok((user, plain))
 }
 
-/// Organization and user names are shown in the console and in lists, one line each, so they
-/// hold what an instance's name may (`hubhook_core::one_line`): no line breaks, other control
-/// characters or bidirectional controls.
-fn one_line(flag: &str, text: &str) -> anyhow::Result<()> {
+/// Organization and user names are labels, as an instance's name is (a user's names are in the
+/// `user` of every instance the API returns), so they hold what one may
+/// (`hubhook_core::one_line`): no line breaks, other control characters or bidirectional
+/// controls.
+fn check_one_line(flag: &str, text: &str) -> anyhow::Result<()> {
     match one_line::forbidden_char(text) {
         Some((at, c)) => anyhow::bail!(one_line::forbidden_char_message(flag, at, c)),
         None => Ok(()),
