@@ -18,9 +18,22 @@
 //! notification shows the due time it had.
 //!
 //! Why nothing is lost or tried early:
-//! - Disabling parks the instance's pending notifications in the same write; enabling moves
-//!   every parked one back (`next_attempt_at = paused_due_at`), so each is due when it was, and
-//!   the order among them (due time, then creation) is kept.
+//! - Disabling parks the instance's pending notifications; enabling moves every parked one
+//!   back (`next_attempt_at = paused_due_at`), so each is due when it was, and the order among
+//!   them (due time, then creation) is kept.
+//! - On SQLite they are moved in parts of [`PARK_PART`], each a write of its own that checks
+//!   the instance is still in the state it moves them for: the one writer is every tenant's,
+//!   and disabling an instance holding 200,000 in one write held it, and with it every other
+//!   organization's claims, polls and attempt results, for 1.2 to 1.9 s (docs/benchmarks.md,
+//!   "Twenty-first round"). Between two parts some are parked and some not, which is only
+//!   about cost: the claims leave a disabled instance's notifications out whether or not they
+//!   are parked, and an enabled instance's parked ones come back in the order they were stored,
+//!   oldest first. On PostgreSQL a disable or an enable stays one transaction: other writers
+//!   do not wait for its locks (they are on this instance's notifications, which no other
+//!   tenant's claim takes), and the claims' parking step relies on it (below). Its length
+//!   still shows: another instance's longest claim during an enable of 200,000 was 368–660
+//!   ms, against 17–185 ms during a disable or a delete (docs/benchmarks.md, "Twenty-first
+//!   round").
 //! - What reaches a disabled instance later (the retry of an attempt that was in flight, a
 //!   redelivery, the commit of a poll that was running) is parked by a later claim: a claim
 //!   (at most one a second on each node, `PARK_EVERY_MS`) first parks the unleased, unparked
@@ -54,18 +67,23 @@ use crate::{
 };
 
 /// Parks one instance's pending notifications that are not leased ("Paused notifications"),
-/// as disabling it does; `$1` the instance, `$2` now. The same text on both engines.
+/// as disabling it does on PostgreSQL (SQLite parks in parts); `$1` the instance, `$2` now.
 pub(crate) const PARK_INSTANCE: &str = "UPDATE notifications SET paused_due_at = next_attempt_at,
          next_attempt_at = NULL
      WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL
        AND (lease_until IS NULL OR lease_until <= $2)";
 
-/// Brings one instance's parked notifications back with their due times, as enabling it does;
-/// `$1` the instance. The same text on both engines.
+/// Brings one instance's parked notifications back with their due times, as enabling it does
+/// on PostgreSQL (SQLite brings them back in parts); `$1` the instance.
 pub(crate) const UNPARK_INSTANCE: &str = "UPDATE notifications SET next_attempt_at = paused_due_at,
          paused_due_at = NULL
      WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
        AND paused_due_at IS NOT NULL";
+
+/// How many notifications one write parks or brings back on SQLite ("Paused notifications"):
+/// a disable's or an enable's parts, and the claims' parking step. About 7 ms of the writer
+/// per part (docs/benchmarks.md, "Twenty-first round"), the order of a poll's commit.
+pub(crate) const PARK_PART: i64 = 1_000;
 
 /// How often a node's claims park and un-park (see "Paused notifications"): at most once
 /// this often, by the claim's clock.
@@ -98,6 +116,12 @@ impl Parking {
             self.0.store(now, Ordering::Relaxed);
         }
         due
+    }
+
+    /// Makes the next claim park again at once: the last one moved a whole part
+    /// ([`PARK_PART`]), so there may be more to move.
+    pub(crate) fn again(&self) {
+        self.0.store(i64::MIN, Ordering::Relaxed);
     }
 }
 

@@ -2092,17 +2092,52 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
         Ok(median(times))
     };
     let servable = median_claim(&[]).await?;
-    let started = Instant::now();
-    store
-        .set_instance_disabled(big.0, held, true, jiff::Timestamp::now())
-        .await?;
-    let disabling = started.elapsed().as_secs_f64() * 1000.0;
+    // While the held instance is disabled, enabled or deleted, the other instances' claims go
+    // on (another tenant's deliveries): the longest of them is how long that write held them
+    // up.
+    let others = async |write: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>| {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let probe = async {
+            let mut longest = 0.0f64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                store
+                    .claim_notifications_fairly(
+                        "probe",
+                        jiff::Timestamp::now(),
+                        Duration::from_secs(60),
+                        1,
+                        &[held],
+                        16,
+                        &shares,
+                    )
+                    .await?;
+                longest = longest.max(started.elapsed().as_secs_f64() * 1000.0);
+                store.release_leases("probe").await?;
+            }
+            anyhow::Ok(longest)
+        };
+        let timed = async {
+            let started = Instant::now();
+            let result = write.await;
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            result?;
+            anyhow::Ok(started.elapsed().as_secs_f64() * 1000.0)
+        };
+        tokio::try_join!(timed, probe)
+    };
+    let switch = |disabled: bool| {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .set_instance_disabled(big.0, held, disabled, jiff::Timestamp::now())
+                .await?;
+            anyhow::Ok(())
+        }) as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>
+    };
+    let (disabling, disabling_stall) = others(switch(true)).await?;
     let disabled = median_claim(&[]).await?;
-    let started = Instant::now();
-    store
-        .set_instance_disabled(big.0, held, false, jiff::Timestamp::now())
-        .await?;
-    let enabling = started.elapsed().as_secs_f64() * 1000.0;
+    let (enabling, enabling_stall) = others(switch(false)).await?;
     let skipped = median_claim(&[held]).await?;
     // One receiver for the whole organization, full: every instance of it skipped.
     let all_skipped = median_claim(&instances[..=siblings]).await?;
@@ -2123,12 +2158,25 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
         "the dispatcher's next due time, median of 50: {due_servable:.2} ms, its receiver full \
          {due_skipped:.2} ms"
     );
+    let deleted = {
+        let store = store.clone();
+        Box::pin(async move {
+            store.delete_instance(big.0, held).await?;
+            anyhow::Ok(())
+        })
+    };
+    let (deleting, deleting_stall) = others(deleted).await?;
+    println!(
+        "deleting the instance (its {backlog} notifications cancelled) took {deleting:.0} ms; \
+         the longest claim of the other instances meanwhile {deleting_stall:.0} ms"
+    );
     println!(
         "claims on {engine} beside a backlog of {backlog} ({siblings} sibling instances), median of 50 claims \
          of 4: servable {servable:.2} ms, its instance disabled {disabled:.2} ms (ratio {:.2}), \
          its receiver full {skipped:.2} ms (ratio {:.2}), the organization's one receiver full \
          {all_skipped:.2} ms (ratio {:.2}); disabling took {disabling:.0} ms, enabling \
-         {enabling:.0} ms",
+         {enabling:.0} ms; the longest claim of the other instances meanwhile \
+         {disabling_stall:.0} ms and {enabling_stall:.0} ms",
         disabled / servable,
         skipped / servable,
         all_skipped / servable,

@@ -12,8 +12,8 @@ use super::{
     packed, timestamp,
 };
 use crate::deliveries::{
-    CROWDED_RECHECK_MS, ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, VISITED_ORGANIZATIONS,
-    claim_head, fair_window,
+    CROWDED_RECHECK_MS, ClaimAsk, DUE_HEAD, LOOKED_UP_ORGANIZATIONS, PARK_PART,
+    VISITED_ORGANIZATIONS, claim_head, fair_window,
 };
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptRow, Backlog, LeaseToken, NotificationClaim,
@@ -34,13 +34,18 @@ macro_rules! notification_select {
 
 /// Parks the pending notifications of disabled instances that are not leased
 /// (`crate::deliveries`, "Paused notifications"): what reached one since it was disabled (a
-/// failed attempt's retry, a redelivery, a poll that was running). Driven from the few disabled
-/// instances (`instances_disabled`), one seek each for rows not parked yet, so it costs nothing
-/// when there is nothing to park. `$1` is now.
-/// Then brings back what is parked for an instance that is enabled: an enable by a node of an
-/// older version (during a rolling upgrade) does not know parking, and nothing else would ever
-/// make those due again. Driven from the few instances with parked notifications (a walk of
-/// `notifications_parked`, one seek per instance), so it too costs nothing when all is well.
+/// failed attempt's retry, a redelivery, a poll that was running), and what a disable did not
+/// get to (the node stopped between its parts). Driven from the few disabled instances
+/// (`instances_disabled`), one seek each for rows not parked yet, so it costs nothing when
+/// there is nothing to park. `$1` is now.
+/// Then brings back what is parked for an instance that is enabled: what an enable did not get
+/// to, and an enable by a node of an older version (during a rolling upgrade), which does not
+/// know parking; nothing else would ever make those due again. Driven from the few instances
+/// with parked notifications (a walk of `notifications_parked`, one seek per instance), so it
+/// too costs nothing when all is well.
+/// Each statement moves at most `$2` ([`PARK_PART`]) rows, as a disable's parts do, so that a
+/// claim never holds the writer for a whole backlog; the rest waits for the next claims that
+/// park, a second apart.
 const PARK_DISABLED: &str =
     "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
      WHERE rowid IN (
@@ -48,7 +53,8 @@ const PARK_DISABLED: &str =
          CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
              ON n.instance_id = i.id
          WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
-           AND (n.lease_until IS NULL OR n.lease_until <= $1));
+           AND (n.lease_until IS NULL OR n.lease_until <= $1)
+         LIMIT CAST($2 AS INTEGER));
      WITH RECURSIVE parked(instance_id) AS (
          SELECT (SELECT instance_id FROM notifications INDEXED BY notifications_parked
                  WHERE status = 'pending' AND next_attempt_at IS NULL
@@ -61,12 +67,43 @@ const PARK_DISABLED: &str =
                  ORDER BY n.instance_id LIMIT 1)
          FROM parked p WHERE p.instance_id IS NOT NULL)
      UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
-     WHERE status = 'pending' AND next_attempt_at IS NULL AND paused_due_at IS NOT NULL
-       AND instance_id IN (
-           SELECT p.instance_id FROM parked p JOIN instances i ON i.id = p.instance_id
-           WHERE i.disabled = 0);";
+     WHERE rowid IN (
+         SELECT n.rowid FROM parked p
+         CROSS JOIN instances i ON i.id = p.instance_id
+         CROSS JOIN notifications n INDEXED BY notifications_parked
+             ON n.instance_id = p.instance_id
+         WHERE i.disabled = 0 AND n.status = 'pending' AND n.next_attempt_at IS NULL
+           AND n.paused_due_at IS NOT NULL
+         LIMIT CAST($2 AS INTEGER));";
 
 impl SqliteStore {
+    /// Finishes the parking and bringing back that a stopped node left halfway (its disable
+    /// or enable moves them in parts, `crate::deliveries`, "Paused notifications"), in parts,
+    /// before the store is used: otherwise an enabled instance's parked notifications would
+    /// come back one part per claim that parks. Finds nothing to do in two index seeks when
+    /// nothing was left halfway.
+    pub(crate) async fn finish_parking(&self, now: Timestamp) -> Result<()> {
+        let now = now.as_millisecond();
+        loop {
+            let moved = self
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let done = sqlx::query(PARK_DISABLED)
+                            .bind(now)
+                            .bind(PARK_PART)
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(done.rows_affected())
+                    })
+                })
+                .await?;
+            if moved < PARK_PART as u64 {
+                return Ok(());
+            }
+        }
+    }
+
     pub(crate) async fn claim_notifications(&self, ask: ClaimAsk<'_>) -> Result<NotificationClaim> {
         let ClaimAsk {
             owner,
@@ -88,6 +125,7 @@ impl SqliteStore {
         let share = i64::from(shares.share);
         let start = shares.walk_start();
         let park = self.parking.due(now);
+        let parking = self.parking.clone();
         let now = now.as_millisecond();
         let lease_until = now.saturating_add(duration_ms(lease));
         // Without a savepoint of its own (`Writer::write_unguarded`): a claim fails only when
@@ -116,10 +154,14 @@ impl SqliteStore {
                     // walk starts), comes back as a row, in the walk's order.
                     // Parking first, on its own (at most once a second: `Parking`).
                     if park {
-                        sqlx::query(PARK_DISABLED)
+                        let moved = sqlx::query(PARK_DISABLED)
                             .bind(now)
+                            .bind(PARK_PART)
                             .execute(&mut *conn)
                             .await?;
+                        if moved.rows_affected() >= PARK_PART as u64 {
+                            parking.again();
+                        }
                     }
                     let walk = sqlx::query(
                         "UPDATE notifications SET status = 'queued', next_attempt_at = NULL

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, from_json, timestamp, to_json};
-use crate::deliveries::{PARK_INSTANCE, UNPARK_INSTANCE};
+use crate::deliveries::PARK_PART;
 use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
 
 // The SELECT list is a macro so that the SQL stays a `&'static str` literal (sqlx 0.9 only
@@ -268,27 +268,37 @@ impl SqliteStore {
                     .execute(&mut *conn)
                     .await?;
                     if done.rows_affected() != 1 {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     // Parks its pending notifications, or brings them back with their due
-                    // times, in the same write (`crate::deliveries`, "Paused notifications").
-                    // Leased ones are left to their attempt: a retry is parked by a later
-                    // claim.
-                    let moved = if disabled {
-                        sqlx::query(PARK_INSTANCE)
-                            .bind(id.0)
-                            .bind(now.as_millisecond())
-                    } else {
-                        sqlx::query(UNPARK_INSTANCE).bind(id.0)
-                    };
-                    moved.execute(&mut *conn).await?;
-                    Ok(true)
+                    // times, the first part in the same write (`crate::deliveries`, "Paused
+                    // notifications"). Leased ones are left to their attempt: a retry is
+                    // parked by a later claim.
+                    move_part(conn, id, disabled, now).await.map(Some)
                 })
             })
             .await?;
-        if !changed {
+        let Some(mut moved) = changed else {
             return Ok(None);
-        }
+        };
+        // The rest in parts, each a write of its own, so that other writes (every other
+        // tenant's claims, polls and attempt results) wait for one part at most, not for the
+        // whole backlog. In a task of its own, so that a request given up halfway (its
+        // client gone) still finishes; a crash halfway is finished by the claims' parking
+        // step. Each part checks the instance's state again: after a disable and an enable
+        // in quick succession, the first's parts find it enabled and stop.
+        let store = self.clone();
+        let rest = tokio::spawn(async move {
+            while moved == PARK_PART {
+                moved = store
+                    .writer
+                    .write(move |conn| Box::pin(move_part(conn, id, disabled, now)))
+                    .await?;
+            }
+            Ok::<_, crate::StoreError>(())
+        });
+        rest.await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
         self.get_instance(org, id).await
     }
 
@@ -313,4 +323,50 @@ impl SqliteStore {
             updated_at: timestamp(row.try_get("updated_at")?)?,
         })
     }
+}
+
+/// Parks (`disabled`) or brings back up to [`PARK_PART`] of an instance's notifications
+/// (`crate::deliveries`, "Paused notifications"), if the instance is still in that state;
+/// returns how many it moved. Parks in due order (the claims' scans meet the earliest first,
+/// so they stop reading past them first) and brings back in the order they were stored, which
+/// is the order ordered delivery sends them in (`notifications_parked` holds them by rowid
+/// within an instance), so that a claim between two parts takes the oldest.
+async fn move_part(
+    conn: &mut sqlx::SqliteConnection,
+    id: InstanceId,
+    disabled: bool,
+    now: jiff::Timestamp,
+) -> Result<i64> {
+    let moved = if disabled {
+        sqlx::query(
+            "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
+             WHERE rowid IN (
+                 SELECT n.rowid FROM instances i
+                 CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
+                     ON n.instance_id = i.id
+                 WHERE i.id = $1 AND i.disabled = 1
+                   AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+                   AND (n.lease_until IS NULL OR n.lease_until <= $2)
+                 LIMIT CAST($3 AS INTEGER))",
+        )
+        .bind(id.0)
+        .bind(now.as_millisecond())
+        .bind(PARK_PART)
+    } else {
+        sqlx::query(
+            "UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
+             WHERE rowid IN (
+                 SELECT n.rowid FROM instances i
+                 CROSS JOIN notifications n INDEXED BY notifications_parked
+                     ON n.instance_id = i.id
+                 WHERE i.id = $1 AND i.disabled = 0
+                   AND n.status = 'pending' AND n.next_attempt_at IS NULL
+                   AND n.paused_due_at IS NOT NULL
+                 LIMIT CAST($2 AS INTEGER))",
+        )
+        .bind(id.0)
+        .bind(PARK_PART)
+    };
+    let done = moved.execute(&mut *conn).await?;
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
 }

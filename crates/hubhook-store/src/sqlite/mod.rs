@@ -106,13 +106,15 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer: Writer::spawn(writer),
             readers,
             key: Arc::new(key),
             finishes: Arc::default(),
             parking: Arc::default(),
-        })
+        };
+        store.finish_parking(jiff::Timestamp::now()).await?;
+        Ok(store)
     }
 
     pub async fn close(&self) {

@@ -3168,6 +3168,54 @@ pub async fn check_a_disabled_instance_s_notifications_wait_with_their_due_times
     disabled_instance_with_parked_notifications(store).await;
 }
 
+/// More notifications than SQLite parks in one write (`hubhook_store::deliveries`,
+/// `PARK_PART`, 1,000): a disable and an enable of an instance holding them move them in
+/// several parts.
+pub const SEVERAL_PARTS: usize = 2_500;
+
+/// Returns an instance holding [`SEVERAL_PARTS`] pending notifications due at `t0 + 1 s`,
+/// disabled at `t0 + 2 s`, and its organization.
+pub async fn disabled_instance_with_several_parts(store: &Store) -> (OrganizationId, InstanceId) {
+    let (org, user) = organization(store, 1).await;
+    let [instance] = instances_for(store, &[(org, user, 1)]).await[..] else {
+        unreachable!()
+    };
+    notifications_due_at(store, instance, 0, SEVERAL_PARTS, t0() + 1.seconds()).await;
+    store
+        .set_instance_disabled(org, instance, true, t0() + 2.seconds())
+        .await
+        .unwrap();
+    (org, instance)
+}
+
+/// Disabling and enabling an instance whose backlog takes several parts to park (SQLite
+/// parks in parts, so that other writes wait for one part at most): none is claimed while it
+/// is disabled, and enabling brings every one back with its due time. Fails if an enable
+/// stops after its first part.
+pub async fn check_a_backlog_of_several_parts_is_parked_and_comes_back_whole(store: &Store) {
+    let (org, instance) = disabled_instance_with_several_parts(store).await;
+    let at = t0() + 10.seconds();
+    let claimed = claim_notifications(store, "d", at, LEASE, 10)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    assert_eq!(store.delivery_backlog(at).await.unwrap().due, 0);
+    let row = store
+        .set_instance_disabled(org, instance, false, t0() + 3.seconds())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.disabled);
+    let backlog = store.delivery_backlog(at).await.unwrap();
+    assert_eq!(backlog.due, SEVERAL_PARTS as u64, "{backlog:?}");
+    assert_eq!(backlog.oldest_due, Some(t0() + 1.seconds()));
+    let last = NotificationId(format!("notification-{}", SEVERAL_PARTS - 1));
+    let row = store.notification(&last).await.unwrap().unwrap();
+    assert_eq!(row.next_attempt_at, Some(t0() + 1.seconds()));
+    let claimed = claim_notifications(store, "e", at, LEASE, 3).await.unwrap();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+}
+
 /// How many of an instance (`$1`) pending notifications a claim's scans could meet (a due
 /// time), and how many are parked with the due time `$2`: the engines' own checks of what
 /// parking stores (the same SQL on both).

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hubhook_core::NotificationId;
+use hubhook_core::{InstanceId, NotificationId};
 use hubhook_store::{AttemptOutcome, AttemptRecord, LeaseToken, MasterKey, Store, StoreError};
 use jiff::ToSpan as _;
 use tempfile::TempDir;
@@ -291,6 +291,96 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
             .await
             .unwrap();
         assert_eq!((unparked, parked), (0, 1));
+        store.close().await;
+    })
+    .await
+}
+
+/// How many of an instance's pending notifications are unparked and how many are parked
+/// with the due time of [`conformance::disabled_instance_with_several_parts`].
+async fn parts(path: &Path, instance: InstanceId) -> (i64, i64) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
+    sqlx::query_as(conformance::PARKED_COUNTS)
+        .bind(instance.0)
+        .bind((t0() + 1.seconds()).as_millisecond())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Sets an instance's `disabled` and nothing else, as a node stopped between the parts of a
+/// disable or an enable leaves it (or a node of an older version, which does not park).
+async fn set_disabled_only(path: &Path, instance: InstanceId, disabled: bool) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
+    sqlx::query("UPDATE instances SET disabled = $1 WHERE id = $2")
+        .bind(disabled)
+        .bind(instance.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A disable and an enable move a backlog of several parts whole: every notification parked,
+/// then every one back. Fails if the disable's parts stop after the first.
+#[tokio::test]
+async fn a_backlog_of_several_parts_is_parked_whole_and_brought_back_whole() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, instance) = conformance::disabled_instance_with_several_parts(&store).await;
+        let all = conformance::SEVERAL_PARTS as i64;
+        assert_eq!(parts(&path, instance).await, (0, all));
+        store
+            .set_instance_disabled(org, instance, false, t0() + 3.seconds())
+            .await
+            .unwrap();
+        assert_eq!(parts(&path, instance).await, (all, 0));
+        store.close().await;
+    })
+    .await
+}
+
+/// The claims' parking step moves one part at a time (a claim never holds the one writer
+/// for a whole backlog), and the next claim goes on at once while a part was full, rather
+/// than a second later. Here an enable left everything parked (a node stopped after setting
+/// `disabled`).
+#[tokio::test]
+async fn the_claims_bring_back_a_backlog_one_part_at_a_time() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
+        set_disabled_only(&path, instance, false).await;
+        let at = t0() + 10.seconds();
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            conformance::claim_notifications(&store, &format!("c{round}"), at, LEASE, 1)
+                .await
+                .unwrap();
+            seen.push(parts(&path, instance).await);
+        }
+        assert_eq!(seen, [(1_000, 1_500), (2_000, 500), (2_500, 0)]);
+        store.close().await;
+    })
+    .await
+}
+
+/// A node stopped between the parts of an enable (or a disable) finishes them when the store
+/// is opened again, instead of leaving them to one part per claim that parks.
+#[tokio::test]
+async fn opening_the_store_finishes_what_a_stopped_node_left_halfway() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
+        let all = conformance::SEVERAL_PARTS as i64;
+        store.close().await;
+        set_disabled_only(&path, instance, false).await;
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        assert_eq!(parts(&path, instance).await, (all, 0));
+        store.close().await;
+        set_disabled_only(&path, instance, true).await;
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        assert_eq!(parts(&path, instance).await, (0, all));
         store.close().await;
     })
     .await
