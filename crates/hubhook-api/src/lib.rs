@@ -36,6 +36,17 @@ pub use serve::{ServeLimits, serve};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    /// `/metrics`' reads of the store's backlogs, one at a time ([`metrics::GaugeReads`]).
+    gauges: std::sync::Arc<metrics::GaugeReads>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine) -> AppState {
+        AppState {
+            engine,
+            gauges: std::sync::Arc::default(),
+        }
+    }
 }
 
 /// Time a client has to send a request's body.

@@ -5,8 +5,15 @@
 //! facade, into one process-wide Prometheus recorder. Backlogs (work due, the age of the oldest
 //! due item, queued notifications) are gauges read from the store when `/metrics` is scraped,
 //! so they are true for the whole database, whichever node did the work.
+//!
+//! `/metrics` answers without credentials (scrapers have none), and its backlog gauges count
+//! due rows: a scrape beside a backlog of 200,000 is a count over 200,000 index entries. So
+//! that a flood of scrapes cannot take every reader connection of the store (and with them
+//! the API's reads), the gauges are read by one scrape at a time, and the scrapes that arrive
+//! while a read runs share the next one ([`GaugeReads`]).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -83,6 +90,48 @@ pub async fn record_http(request: Request, next: Next) -> Response {
     )
 )]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.gauges.refresh(read_gauges(&state)).await?;
+    let handle = handle();
+    handle.run_upkeep();
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+/// One scrape's reads of the store at a time, shared by the scrapes that wait for it.
+///
+/// A scrape's answer must be at least as new as the scrape: a read that began before a scrape
+/// arrived may have missed what the scraper just did (a test that disables an instance and
+/// then scrapes). So a scrape waits for the one read in flight, and reuses the next read if
+/// another waiting scrape ran it, since that one began after both arrived; otherwise it reads
+/// itself. However many scrapes arrive at once, there is one read at a time, and at most two
+/// for one wave of scrapes.
+#[derive(Debug, Default)]
+pub(crate) struct GaugeReads {
+    /// Reads begun, and the number of the last one finished.
+    begun: AtomicU64,
+    finished: AtomicU64,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl GaugeReads {
+    async fn refresh<E>(&self, read: impl Future<Output = Result<(), E>>) -> Result<(), E> {
+        let arrived = self.begun.load(Ordering::SeqCst);
+        let _turn = self.one_at_a_time.lock().await;
+        if self.finished.load(Ordering::SeqCst) > arrived {
+            return Ok(());
+        }
+        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        read.await?;
+        self.finished.store(number, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Sets the backlog gauges from the store.
+async fn read_gauges(state: &AppState) -> Result<(), ApiError> {
     let store = state.engine.store();
     let now = state.engine.clock().now();
     let polls = store.poll_backlog(now).await?;
@@ -101,13 +150,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     ] {
         metrics::gauge!("hubhook_poll_jobs_in_trouble", "state" => state).set(jobs as f64);
     }
-    let handle = handle();
-    handle.run_upkeep();
-    Ok((
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response())
+    Ok(())
 }
 
 fn set_backlog(work: &'static str, backlog: Backlog, now: jiff::Timestamp) {
@@ -116,4 +159,56 @@ fn set_backlog(work: &'static str, backlog: Backlog, now: jiff::Timestamp) {
         now.duration_since(oldest).as_secs_f64().max(0.0)
     });
     metrics::gauge!("hubhook_oldest_due_age_seconds", "work" => work).set(age);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use super::GaugeReads;
+
+    /// A read that takes `ms` and counts itself.
+    async fn read(count: &AtomicU64, ms: u64) -> Result<(), ()> {
+        count.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(())
+    }
+
+    /// Scrapes one after another each read (each must see what came before it); a wave of
+    /// scrapes that arrive while a read runs shares one more read, so twenty at once cost
+    /// two reads, not twenty.
+    #[tokio::test]
+    async fn scrapes_at_once_share_a_read_and_scrapes_in_turn_each_read() {
+        let reads = Arc::new(GaugeReads::default());
+        let count = Arc::new(AtomicU64::new(0));
+        for _ in 0..3 {
+            reads.refresh(read(&count, 10)).await.unwrap();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        let wave: Vec<_> = (0..20)
+            .map(|_| {
+                let (reads, count) = (reads.clone(), count.clone());
+                tokio::spawn(async move { reads.refresh(read(&count, 10)).await })
+            })
+            .collect();
+        for scrape in wave {
+            scrape.await.unwrap().unwrap();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 3 + 2);
+    }
+
+    /// A failed read is nobody's answer: the next scrape reads again.
+    #[tokio::test]
+    async fn a_failed_read_is_not_shared() {
+        let reads = GaugeReads::default();
+        assert_eq!(
+            reads.refresh(async { Err::<(), _>("down") }).await,
+            Err("down")
+        );
+        let count = AtomicU64::new(0);
+        reads.refresh(read(&count, 0)).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
 }

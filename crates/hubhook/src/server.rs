@@ -89,9 +89,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         max_connections: config.max_connections,
         ..hubhook_api::ServeLimits::default()
     };
-    let app = hubhook_api::router(AppState {
-        engine: engine.clone(),
-    });
+    let app = hubhook_api::router(AppState::new(engine.clone()));
 
     let api_shutdown = shutdown.clone();
     let loops_engine = engine.clone();
