@@ -17,6 +17,11 @@
 //!   it); each fetch also waits for the site's request budget, as every call to the site does.
 //! - Refusals say little: not the instance's site, not why a key answer did not read (the log
 //!   has that), since the caller is anyone.
+//! - Nor whether the instance exists: an instance id that is no instance's is answered as a
+//!   callback whose `key_url` is not the instance's site would be (after the same checks of
+//!   the body and of the signature's presence), since that is what a stranger, who does not
+//!   know the site, gets from an instance that exists. Instance ids are sequential, so a
+//!   `404` would let anyone count them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -124,12 +129,12 @@ impl CallbackKeys {
 }
 
 impl Engine {
-    /// Checks a ConnectWise callback for `instance` and makes the polls it concerns due;
-    /// returns the resources made due (empty when the instance polls nothing of that type).
+    /// Checks a ConnectWise callback for `instance` (`None`: the address named no instance)
+    /// and makes the polls it concerns due; returns the resources made due (empty when the
+    /// instance polls nothing of that type).
     pub async fn accept_connectwise_callback(
         &self,
-        instance: InstanceId,
-        config: &InstanceConfig,
+        instance: Option<(InstanceId, &InstanceConfig)>,
         body: &[u8],
         signature: Option<&str>,
     ) -> Result<Vec<String>, ConnectWiseCallbackRefused> {
@@ -140,6 +145,10 @@ impl Engine {
                 "the x-content-signature header is missing".into(),
             )
         })?;
+        // No instance: refused as a key URL on no instance's site is (the module docs).
+        let Some((instance, config)) = instance else {
+            return Err(not_the_key_page());
+        };
         callback_key_url(&message.key_url, &config.connectwise.base_url)?;
         self.check_signature(instance, config, &message.key_url, body, signature)
             .await?;
@@ -260,14 +269,18 @@ impl Engine {
     }
 }
 
+/// The refusal of a `key_url` that is not ConnectWise's callback-key page on the instance's
+/// site. It does not say which site that is.
+fn not_the_key_page() -> ConnectWiseCallbackRefused {
+    ConnectWiseCallbackRefused::Unauthorized(
+        "`Metadata.key_url` is not ConnectWise's callback key page (…/system/callbackkey/index.rails?companyName=…&id=…) on the instance's site".into(),
+    )
+}
+
 /// `key_url` must be ConnectWise's callback-key page on the instance's site (see the module
 /// docs). The refusal does not say which site that is.
 fn callback_key_url(key_url: &str, base_url: &str) -> Result<(), ConnectWiseCallbackRefused> {
-    let refused = || {
-        ConnectWiseCallbackRefused::Unauthorized(
-            "`Metadata.key_url` is not ConnectWise's callback key page (…/system/callbackkey/index.rails?companyName=…&id=…) on the instance's site".into(),
-        )
-    };
+    let refused = not_the_key_page;
     let key = url::Url::parse(key_url).map_err(|_| refused())?;
     let base = url::Url::parse(base_url).map_err(|_| refused())?;
     // ConnectWise writes the path with a doubled slash (`v2025_1//system/…`).

@@ -88,22 +88,35 @@ async fn accept(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<CallbackAccepted>, ApiError> {
-    let unknown = || ApiError::not_found(format!("no instance {}", instance.escape_debug()));
+    // An id that is no instance's is answered like a callback for an instance whose site
+    // its `key_url` is not on (`hubhook_engine::connectwise_callbacks`): a `404` would tell
+    // strangers which ids exist.
     let id = instance
         .parse::<i64>()
         .ok()
         .filter(|_| instance.bytes().all(|b| b.is_ascii_digit()))
-        .map(InstanceId)
-        .ok_or_else(unknown)?;
+        .map(InstanceId);
     let engine = &state.engine;
-    let row = engine.store().instance(id).await?.ok_or_else(unknown)?;
-    let config = InstanceConfig::parse(&merge_secrets(&row.configuration, &row.secrets))
-        .map_err(|e| ApiError::internal(format!("stored configuration is invalid: {e}")))?;
+    let row = match id {
+        Some(id) => engine.store().instance(id).await?,
+        None => None,
+    };
+    let config = row
+        .map(|row| {
+            InstanceConfig::parse(&merge_secrets(&row.configuration, &row.secrets))
+                .map(|config| (row.id, config))
+                .map_err(|e| ApiError::internal(format!("stored configuration is invalid: {e}")))
+        })
+        .transpose()?;
     let signature = headers
         .get("x-content-signature")
         .and_then(|value| value.to_str().ok());
     let resources = engine
-        .accept_connectwise_callback(id, &config, body, signature)
+        .accept_connectwise_callback(
+            config.as_ref().map(|(id, config)| (*id, config)),
+            body,
+            signature,
+        )
         .await
         .map_err(|refused| match refused {
             ConnectWiseCallbackRefused::BadMessage(message) => ApiError::bad_request(message),
@@ -113,9 +126,13 @@ async fn accept(
             }
             ConnectWiseCallbackRefused::Store(err) => ApiError::from(err),
         })?;
-    tracing::info!(instance = %id, ?resources, "ConnectWise callback accepted");
+    // Only a callback for an instance is ever accepted.
+    let id = config
+        .map(|(id, _)| id.0)
+        .ok_or_else(|| ApiError::internal("a callback was accepted without an instance"))?;
+    tracing::info!(instance = id, ?resources, "ConnectWise callback accepted");
     Ok(Json(CallbackAccepted {
-        instance_id: id.0,
+        instance_id: id,
         resources,
     }))
 }

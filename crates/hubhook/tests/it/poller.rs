@@ -890,14 +890,35 @@ async fn forged_connectwise_callbacks_are_refused_and_change_nothing() {
             "{said}"
         );
     }
-    let unknown = post(
-        app.api("/events/connectwisecrmrest/999999/1"),
-        message(&key_url),
-        None,
-    )
-    .await
-    .expect("sent");
-    assert_eq!(unknown.status(), 404);
+    // An id that is no instance's is answered as a key URL on another site is, after the
+    // same checks of the body and the signature header: strangers cannot tell which ids
+    // exist.
+    let answer = async |address: String, body: String, signature: Option<String>| {
+        let response = post(address, body, signature).await.expect("sent");
+        let status = response.status().as_u16();
+        let message = response.json::<Value>().await.expect("error body")["message"].clone();
+        (status, message)
+    };
+    let elsewhere = message("http://127.0.0.1:9/system/callbackkey");
+    let signed_elsewhere = Some(signed(&real_key, &elsewhere));
+    let existing = answer(address.clone(), elsewhere.clone(), signed_elsewhere.clone()).await;
+    assert_eq!(existing.0, 401);
+    for missing in ["999999/1", "999999", "abc", "-1"] {
+        let address = app.api(&format!("/events/connectwisecrmrest/{missing}"));
+        assert_eq!(
+            answer(address.clone(), elsewhere.clone(), signed_elsewhere.clone()).await,
+            existing,
+            "{missing}"
+        );
+        let without_signature = answer(address.clone(), message(&key_url), None).await;
+        assert_eq!(
+            without_signature,
+            answer(address.clone(), message(&key_url), None).await,
+            "{missing}"
+        );
+        let not_a_callback = answer(address, "{\"hello\": 1}".into(), Some("x".into())).await;
+        assert_eq!(not_a_callback.0, 400, "{missing}");
+    }
     assert_eq!(
         next_run(&app, instance).await,
         before,
