@@ -30,10 +30,12 @@
 //!   are parked, and an enabled instance's parked ones come back in the order they were stored,
 //!   oldest first. On PostgreSQL a disable or an enable stays one transaction: other writers
 //!   do not wait for its locks (they are on this instance's notifications, which no other
-//!   tenant's claim takes), and the claims' parking step relies on it (below). Its length
-//!   still shows: another instance's longest claim during an enable of 200,000 was 368–660
-//!   ms, against 17–185 ms during a disable or a delete (docs/benchmarks.md, "Twenty-first
-//!   round").
+//!   tenant's claim takes), and the claims' parking step relies on it (below). Another
+//!   instance's claims there are slowed by the churn of the rows, not by the transaction:
+//!   moving them in parts was tried, and it shortened the longest claim during an enable of
+//!   200,000 (65–101 ms against 284–660) but not during a disable (226–325 against 32–328),
+//!   with more claims over 50 ms (docs/benchmarks.md, "Twenty-first round"), so it was not
+//!   kept.
 //! - What reaches a disabled instance later (the retry of an attempt that was in flight, a
 //!   redelivery, the commit of a poll that was running) is parked by a later claim: a claim
 //!   (at most one a second on each node, `PARK_EVERY_MS`) first parks the unleased, unparked

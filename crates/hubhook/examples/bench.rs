@@ -2098,7 +2098,7 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
     let others = async |write: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>| {
         let done = std::sync::atomic::AtomicBool::new(false);
         let probe = async {
-            let mut longest = 0.0f64;
+            let (mut longest, mut slow) = (0.0f64, 0usize);
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let started = Instant::now();
                 store
@@ -2112,10 +2112,12 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
                         &shares,
                     )
                     .await?;
-                longest = longest.max(started.elapsed().as_secs_f64() * 1000.0);
+                let took = started.elapsed().as_secs_f64() * 1000.0;
+                longest = longest.max(took);
+                slow += usize::from(took > 50.0);
                 store.release_leases("probe").await?;
             }
-            anyhow::Ok(longest)
+            anyhow::Ok((longest, slow))
         };
         let timed = async {
             let started = Instant::now();
@@ -2124,7 +2126,8 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
             result?;
             anyhow::Ok(started.elapsed().as_secs_f64() * 1000.0)
         };
-        tokio::try_join!(timed, probe)
+        let (took, (longest, slow)) = tokio::try_join!(timed, probe)?;
+        anyhow::Ok((took, longest, slow))
     };
     let switch = |disabled: bool| {
         let store = store.clone();
@@ -2135,9 +2138,9 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
             anyhow::Ok(())
         }) as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>
     };
-    let (disabling, disabling_stall) = others(switch(true)).await?;
+    let (disabling, disabling_stall, disabling_slow) = others(switch(true)).await?;
     let disabled = median_claim(&[]).await?;
-    let (enabling, enabling_stall) = others(switch(false)).await?;
+    let (enabling, enabling_stall, enabling_slow) = others(switch(false)).await?;
     let skipped = median_claim(&[held]).await?;
     // One receiver for the whole organization, full: every instance of it skipped.
     let all_skipped = median_claim(&instances[..=siblings]).await?;
@@ -2165,10 +2168,11 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
             anyhow::Ok(())
         })
     };
-    let (deleting, deleting_stall) = others(deleted).await?;
+    let (deleting, deleting_stall, deleting_slow) = others(deleted).await?;
     println!(
         "deleting the instance (its {backlog} notifications cancelled) took {deleting:.0} ms; \
-         the longest claim of the other instances meanwhile {deleting_stall:.0} ms"
+         the longest claim of the other instances meanwhile {deleting_stall:.0} ms \
+         ({deleting_slow} over 50 ms)"
     );
     println!(
         "claims on {engine} beside a backlog of {backlog} ({siblings} sibling instances), median of 50 claims \
@@ -2176,7 +2180,8 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
          its receiver full {skipped:.2} ms (ratio {:.2}), the organization's one receiver full \
          {all_skipped:.2} ms (ratio {:.2}); disabling took {disabling:.0} ms, enabling \
          {enabling:.0} ms; the longest claim of the other instances meanwhile \
-         {disabling_stall:.0} ms and {enabling_stall:.0} ms",
+         {disabling_stall:.0} ms and {enabling_stall:.0} ms ({disabling_slow} and {enabling_slow} \
+         over 50 ms)",
         disabled / servable,
         skipped / servable,
         all_skipped / servable,
