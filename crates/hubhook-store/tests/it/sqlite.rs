@@ -341,6 +341,41 @@ async fn a_backlog_of_several_parts_is_parked_whole_and_brought_back_whole() {
     .await
 }
 
+/// Disables and enables of one instance racing each other, each moving its backlog in parts:
+/// every part checks the instance's state again, so the parts of a switch that was overtaken
+/// stop, and the last switch's parts finish. Whatever the interleaving, the backlog ends
+/// where the instance's final state says: all parked if disabled, all due if enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_disables_and_enables_leave_the_backlog_where_the_last_one_says() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, instance) = conformance::disabled_instance_with_several_parts(&store).await;
+        let all = conformance::SEVERAL_PARTS as i64;
+        for round in 0..4 {
+            let switch = |disabled: bool| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..3 {
+                        let at = t0() + (10 * round + n + 3).seconds();
+                        store
+                            .set_instance_disabled(org, instance, disabled, at)
+                            .await
+                            .unwrap();
+                    }
+                })
+            };
+            let (enables, disables) = (switch(false), switch(true));
+            enables.await.unwrap();
+            disables.await.unwrap();
+            let row = store.instance(instance).await.unwrap().unwrap();
+            let expected = if row.disabled { (0, all) } else { (all, 0) };
+            assert_eq!(parts(&path, instance).await, expected, "round {round}");
+        }
+        store.close().await;
+    })
+    .await
+}
+
 /// The claims' parking step moves one part at a time (a claim never holds the one writer
 /// for a whole backlog), and the next claim goes on at once while a part was full, rather
 /// than a second later. Here an enable left everything parked (a node stopped after setting
