@@ -24,7 +24,7 @@
 //! - On SQLite they are moved in parts of [`PARK_PART`], each a write of its own that checks
 //!   the instance is still in the state it moves them for: the one writer is every tenant's,
 //!   and disabling an instance holding 200,000 in one write held it, and with it every other
-//!   organization's claims, polls and attempt results, for 1.2 to 1.9 s (docs/benchmarks.md,
+//!   organization's claims, polls and attempt results, for 1.0 to 1.9 s (docs/benchmarks.md,
 //!   "Twenty-first round"). Between two parts some are parked and some not, which is only
 //!   about cost: the claims leave a disabled instance's notifications out whether or not they
 //!   are parked, and an enabled instance's parked ones come back in the order they were stored,
@@ -83,8 +83,9 @@ pub(crate) const UNPARK_INSTANCE: &str = "UPDATE notifications SET next_attempt_
        AND paused_due_at IS NOT NULL";
 
 /// How many notifications one write parks or brings back on SQLite ("Paused notifications"):
-/// a disable's or an enable's parts, and the claims' parking step. About 7 ms of the writer
-/// per part (docs/benchmarks.md, "Twenty-first round"), the order of a poll's commit.
+/// a disable's or an enable's parts, and the claims' parking step. About 9 ms plus 8 µs a
+/// notification of the writer per part, with other writes in between (docs/benchmarks.md,
+/// "Twenty-first round"): the order of a poll's commit.
 pub(crate) const PARK_PART: i64 = 1_000;
 
 /// How often a node's claims park and un-park (see "Paused notifications"): at most once

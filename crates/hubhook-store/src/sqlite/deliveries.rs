@@ -44,8 +44,8 @@ macro_rules! notification_select {
 /// with parked notifications (a walk of `notifications_parked`, one seek per instance), so it
 /// too costs nothing when all is well.
 /// Each statement moves at most `$2` ([`PARK_PART`]) rows, as a disable's parts do, so that a
-/// claim never holds the writer for a whole backlog; the rest waits for the next claims that
-/// park, a second apart.
+/// claim never holds the writer for a whole backlog; while a part was full, the next claim
+/// parks again at once (`Parking::again`) rather than a second later.
 const PARK_DISABLED: &str =
     "UPDATE notifications SET paused_due_at = next_attempt_at, next_attempt_at = NULL
      WHERE rowid IN (
@@ -80,8 +80,9 @@ impl SqliteStore {
     /// Finishes the parking and bringing back that a stopped node left halfway (its disable
     /// or enable moves them in parts, `crate::deliveries`, "Paused notifications"), in parts,
     /// before the store is used: otherwise an enabled instance's parked notifications would
-    /// come back one part per claim that parks. Finds nothing to do in two index seeks when
-    /// nothing was left halfway.
+    /// come back one part per claim that parks. When nothing was left halfway it finds
+    /// nothing, in one index seek per disabled instance and one per instance with parked
+    /// notifications.
     pub(crate) async fn finish_parking(&self, now: Timestamp) -> Result<()> {
         let now = now.as_millisecond();
         loop {

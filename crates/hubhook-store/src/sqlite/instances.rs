@@ -284,8 +284,8 @@ impl SqliteStore {
         // The rest in parts, each a write of its own, so that other writes (every other
         // tenant's claims, polls and attempt results) wait for one part at most, not for the
         // whole backlog. In a task of its own, so that a request given up halfway (its
-        // client gone) still finishes; a crash halfway is finished by the claims' parking
-        // step. Each part checks the instance's state again: after a disable and an enable
+        // client gone) still finishes; a crash halfway is finished when the store is opened
+        // again (`finish_parking`), and meanwhile by the claims' parking step. Each part checks the instance's state again: after a disable and an enable
         // in quick succession, the first's parts find it enabled and stop.
         let store = self.clone();
         let rest = tokio::spawn(async move {
