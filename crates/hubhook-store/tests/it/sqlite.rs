@@ -279,34 +279,31 @@ async fn json_columns_are_stored_compressed_and_old_text_rows_still_read() {
 #[tokio::test]
 async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() {
     crate::conformance::with_tokens(async move {
-        use sqlx::Connection as _;
         let (_dir, path, store) = fresh().await;
         let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
-        let due = (t0() + 1.hours() + 1.seconds()).as_millisecond();
-        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
-        let (unparked, parked): (i64, i64) = sqlx::query_as(conformance::PARKED_COUNTS)
-            .bind(instance.0)
-            .bind(due)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!((unparked, parked), (0, 1));
+        let due = t0() + 1.hours() + 1.seconds();
+        assert_eq!(parked_counts(&path, instance, due).await, (0, 1));
         store.close().await;
     })
     .await
 }
 
-/// How many of an instance's pending notifications are unparked and how many are parked
-/// with the due time of [`conformance::disabled_instance_with_several_parts`].
-async fn parts(path: &Path, instance: InstanceId) -> (i64, i64) {
+/// How many of an instance's pending notifications are unparked, and how many are parked
+/// with the due time `due` ([`conformance::PARKED_COUNTS`]).
+async fn parked_counts(path: &Path, instance: InstanceId, due: jiff::Timestamp) -> (i64, i64) {
     use sqlx::Connection as _;
     let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
     sqlx::query_as(conformance::PARKED_COUNTS)
         .bind(instance.0)
-        .bind((t0() + 1.seconds()).as_millisecond())
+        .bind(due.as_millisecond())
         .fetch_one(&mut conn)
         .await
         .unwrap()
+}
+
+/// [`parked_counts`] with the due time of [`conformance::disabled_instance_with_several_parts`].
+async fn parts(path: &Path, instance: InstanceId) -> (i64, i64) {
+    parked_counts(path, instance, t0() + 1.seconds()).await
 }
 
 /// Sets an instance's `disabled` and nothing else, as a node stopped between the parts of a
@@ -427,15 +424,9 @@ async fn opening_the_store_finishes_what_a_stopped_node_left_halfway() {
 #[tokio::test]
 async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
     crate::conformance::with_tokens(async move {
-        use sqlx::Connection as _;
         let (_dir, path, store) = fresh().await;
         let instance = conformance::disabled_instance_with_parked_notifications(&store).await;
-        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
-        sqlx::query("UPDATE instances SET disabled = 0 WHERE id = $1")
-            .bind(instance.0)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        set_disabled_only(&path, instance, false).await;
         let at = t0() + 2.hours();
         let claimed = conformance::claim_notifications(&store, "new", at, LEASE, 10)
             .await
