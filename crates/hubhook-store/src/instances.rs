@@ -39,7 +39,9 @@ impl Store {
 
     /// Deletes the instance, its poll jobs and known objects; its notifications not yet delivered
     /// become "cancelled" (events, notifications and attempts are history and are kept).
-    /// `false` if there was no such instance in `org`.
+    /// `false` if there was no such instance in `org`. On SQLite it is done in parts, each a
+    /// write of its own, the instance gone from every read from the first
+    /// (`sqlite/instances.rs`, "Deleting in parts"); it has all happened when this returns.
     pub async fn delete_instance(&self, org: OrganizationId, id: InstanceId) -> Result<bool> {
         on_backend!(self, s => s.delete_instance(org, id).await)
     }

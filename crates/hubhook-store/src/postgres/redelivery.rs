@@ -116,12 +116,7 @@ impl PostgresStore {
                 // The route found the instance, but a delete may have come between: its
                 // replays would belong to no organization, pending for ever. The row lock
                 // keeps a delete out until this commits.
-                let found: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM instances WHERE id = $1 FOR SHARE")
-                        .bind(instance.0)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                if found.is_none() {
+                if !is_locked_for_share(conn, instance).await? {
                     return Err(crate::StoreError::NotFound);
                 }
                 let mut inserted = 0;
@@ -200,6 +195,12 @@ impl PostgresStore {
     ) -> Result<u64> {
         self.write(move |conn| {
             Box::pin(async move {
+                // A delete may have come since the route found the instance: none of its
+                // notifications is made due again (the route's answer for a deleted one). The
+                // row lock keeps a delete out until this commits.
+                if !is_locked_for_share(conn, instance).await? {
+                    return Ok(0);
+                }
                 sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
                     .bind(instance.0)
                     .execute(&mut *conn)
@@ -228,4 +229,14 @@ impl PostgresStore {
         })
         .await
     }
+}
+
+/// Whether the instance exists, its row then locked against a delete until the transaction
+/// ends.
+async fn is_locked_for_share(conn: &mut sqlx::PgConnection, instance: InstanceId) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1 FOR SHARE")
+        .bind(instance.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }

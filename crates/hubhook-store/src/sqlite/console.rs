@@ -26,7 +26,7 @@ impl SqliteStore {
                     SUM(n.status = 'queued') AS queued
              FROM notifications n
                  JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
-             WHERE i.organization_id = $1 AND n.status IN ('pending', 'queued')
+             WHERE i.organization_id = $1 AND i.deleting = 0 AND n.status IN ('pending', 'queued')
              GROUP BY n.instance_id ORDER BY n.instance_id",
         )
         .bind(org.0)
@@ -62,7 +62,8 @@ impl SqliteStore {
                 FROM events e
                     JOIN instances i
                         ON i.id = e.instance_id AND i.organization_id = e.organization_id
-                WHERE i.organization_id = $1 AND e.created_at >= $2 AND e.created_at < $3
+                WHERE i.organization_id = $1 AND i.deleting = 0
+                  AND e.created_at >= $2 AND e.created_at < $3
                 UNION ALL
                 SELECT n.instance_id, (a.attempted_at - $2) / $4 AS bucket, 0 AS events,
                        a.outcome = 'delivered' AS delivered, a.outcome <> 'delivered' AS failed
@@ -70,7 +71,8 @@ impl SqliteStore {
                 JOIN notifications n
                     ON n.id = a.notification_id AND n.organization_id = a.organization_id
                 JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
-                WHERE i.organization_id = $1 AND a.attempted_at >= $2 AND a.attempted_at < $3
+                WHERE i.organization_id = $1 AND i.deleting = 0
+                  AND a.attempted_at >= $2 AND a.attempted_at < $3
              )
              GROUP BY instance_id, bucket ORDER BY instance_id, bucket",
         )

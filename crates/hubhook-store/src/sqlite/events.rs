@@ -77,7 +77,8 @@ macro_rules! event_select {
     () => {
         "SELECT e.id, e.instance_id, e.object_type, e.object_id, e.event_type, e.event_date,
              e.record, e.notification_id, COALESCE(n.status, 'none') AS status, e.created_at
-         FROM events e JOIN instances i ON i.id = e.instance_id AND i.organization_id = e.organization_id
+         FROM events e JOIN instances i ON i.id = e.instance_id
+                 AND i.organization_id = e.organization_id AND i.deleting = 0
              LEFT JOIN notifications n
                  ON n.id = e.notification_id AND n.organization_id = e.organization_id"
     };

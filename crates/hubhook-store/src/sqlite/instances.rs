@@ -1,4 +1,30 @@
 //! SQL of element instances.
+//!
+//! # Deleting in parts
+//!
+//! SQLite has one writer for every tenant, so a write's length is every other organization's
+//! wait: deleting an instance with 200,000 pending notifications in one write held up all
+//! claims, polls and attempt results for 1.1–1.4 s (docs/benchmarks.md, "Twenty-second
+//! round"). A delete is therefore a short first write, parts of [`PARK_PART`] rows each a
+//! write of its own, and a last write that deletes the row (`delete_part`). Why the instance
+//! is never seen half-deleted:
+//!
+//! - The first write sets `deleting`, and every read of an instance (this file's
+//!   `instance_select!`, the updates, enable and disable, poll now, redelivery, webhook
+//!   secrets, the dispatcher's configuration versions, the event and notification feeds)
+//!   skips a row that has it. From then on the instance answers 404 everywhere, as if gone;
+//!   it cannot be enabled, updated or deleted twice, and `deleting` is never cleared.
+//! - The first write also sets `disabled`, which every claim already honours, so no part
+//!   of its backlog is sent between the parts; and it deletes its poll jobs, so no poll
+//!   commits for it again (a commit needs its job's lease token). Nothing else creates known
+//!   objects or notifications, so the parts only ever shrink what is left.
+//! - The row goes in the part that found no notification to cancel and no known object left
+//!   (in that one write), so the known objects' foreign key to it holds throughout.
+//! - A node stopped between two parts leaves a row marked `deleting`: invisible, and
+//!   finished when the store is next opened (`finish_deleting`).
+//!
+//! PostgreSQL keeps its one transaction: there, other tenants' claims do not wait for it
+//! (7–229 ms beside a 3.9–5.9 s delete, docs/benchmarks.md, "Twenty-first round").
 
 use hubhook_core::InstanceId;
 use serde_json::{Map, Value};
@@ -16,7 +42,7 @@ macro_rules! instance_select {
         concat!(
             "SELECT id, organization_id, user_id, name, element_key, configuration, secrets, tags,
                  events_enabled, disabled, refresh_interval_ms, created_at, updated_at
-             FROM instances ",
+             FROM instances WHERE deleting = 0 AND ",
             $tail
         )
     };
@@ -85,7 +111,7 @@ impl SqliteStore {
     }
 
     pub async fn list_instances(&self, org: OrganizationId) -> Result<Vec<InstanceRow>> {
-        let rows = sqlx::query(instance_select!("WHERE organization_id = $1 ORDER BY id"))
+        let rows = sqlx::query(instance_select!("organization_id = $1 ORDER BY id"))
             .bind(org.0)
             .fetch_all(&self.readers)
             .await?;
@@ -97,7 +123,7 @@ impl SqliteStore {
         org: OrganizationId,
         id: InstanceId,
     ) -> Result<Option<InstanceRow>> {
-        let row = sqlx::query(instance_select!("WHERE id = $1 AND organization_id = $2"))
+        let row = sqlx::query(instance_select!("id = $1 AND organization_id = $2"))
             .bind(id.0)
             .bind(org.0)
             .fetch_optional(&self.readers)
@@ -106,7 +132,7 @@ impl SqliteStore {
     }
 
     pub async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
-        let row = sqlx::query(instance_select!("WHERE id = $1"))
+        let row = sqlx::query(instance_select!("id = $1"))
             .bind(id.0)
             .fetch_optional(&self.readers)
             .await?;
@@ -114,53 +140,79 @@ impl SqliteStore {
     }
 
     pub async fn instance_by_token(&self, token_hash: [u8; 32]) -> Result<Option<InstanceRow>> {
-        let row = sqlx::query(instance_select!("WHERE token_hash = $1"))
+        let row = sqlx::query(instance_select!("token_hash = $1"))
             .bind(&token_hash[..])
             .fetch_optional(&self.readers)
             .await?;
         row.map(|row| self.instance_row(&row)).transpose()
     }
 
+    /// Deletes in parts (see "Deleting in parts" below): one short write makes the instance
+    /// invisible and stops its polls, then its notifications are cancelled and its known
+    /// objects forgotten a part per write, and a last write deletes the row. The caller waits
+    /// for all of it, as for a single write; only the other tenants' writes no longer wait.
     pub async fn delete_instance(&self, org: OrganizationId, id: InstanceId) -> Result<bool> {
-        self.writer
+        let marked = self
+            .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let found: Option<i64> = sqlx::query_scalar(
-                        "SELECT id FROM instances WHERE id = $1 AND organization_id = $2",
+                    // `disabled` too: every claim already skips a disabled instance's
+                    // notifications, so none is taken while its cancellation is in parts.
+                    let done = sqlx::query(
+                        "UPDATE instances SET deleting = 1, disabled = 1
+                         WHERE id = $1 AND organization_id = $2 AND deleting = 0",
                     )
                     .bind(id.0)
                     .bind(org.0)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if found.is_none() {
-                        return Ok(false);
-                    }
-                    sqlx::query("DELETE FROM poll_jobs WHERE instance_id = $1")
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("DELETE FROM known_objects WHERE instance_id = $1")
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    // The lease is left alone: a delivery in flight still records its attempt
-                    // (every attempt is a row); `claim_notifications` never picks these again.
-                    sqlx::query(
-                        "UPDATE notifications SET status = 'cancelled', next_attempt_at = NULL,
-                             paused_due_at = NULL
-                         WHERE instance_id = $1 AND status IN ('pending', 'queued')",
-                    )
-                    .bind(id.0)
                     .execute(&mut *conn)
                     .await?;
-                    sqlx::query("DELETE FROM instances WHERE id = $1")
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    // No job, no lease token: a poll in flight cannot commit any more, so
+                    // nothing adds known objects or notifications behind the parts.
+                    sqlx::query("DELETE FROM poll_jobs WHERE instance_id = $1")
                         .bind(id.0)
                         .execute(&mut *conn)
                         .await?;
                     Ok(true)
                 })
             })
+            .await?;
+        if !marked {
+            return Ok(false);
+        }
+        // In a task of its own, like a disable's parts, so that a request given up halfway
+        // still finishes; a crash halfway is finished when the store is opened again.
+        let store = self.clone();
+        tokio::spawn(async move { store.delete_rest(id).await })
             .await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
+        Ok(true)
+    }
+
+    /// The parts of a delete after the first write, until the row is gone.
+    async fn delete_rest(&self, id: InstanceId) -> Result<()> {
+        while !self
+            .writer
+            .write(move |conn| Box::pin(delete_part(conn, id)))
+            .await?
+        {}
+        Ok(())
+    }
+
+    /// Finishes the deletes that a stopped node left halfway (`delete_instance`), before the
+    /// store is used. When none was, one seek of `instances_deleting` finds nothing.
+    pub(crate) async fn finish_deleting(&self) -> Result<()> {
+        let halfway: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM instances INDEXED BY instances_deleting WHERE deleting = 1",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        for id in halfway {
+            self.delete_rest(InstanceId(id)).await?;
+        }
+        Ok(())
     }
 
     pub async fn update_instance(
@@ -185,7 +237,7 @@ impl SqliteStore {
                         "UPDATE instances SET name = $1, configuration = $2, secrets = $3,
                              tags = $4, events_enabled = $5, refresh_interval_ms = $6,
                              updated_at = max($7, updated_at + 1)
-                         WHERE id = $8 AND organization_id = $9",
+                         WHERE id = $8 AND organization_id = $9 AND deleting = 0",
                     )
                     .bind(&update.name)
                     .bind(&configuration)
@@ -259,7 +311,7 @@ impl SqliteStore {
                     // Moves forward like an update's (see `update_instance`).
                     let done = sqlx::query(
                         "UPDATE instances SET disabled = $1, updated_at = max($2, updated_at + 1)
-                         WHERE id = $3 AND organization_id = $4",
+                         WHERE id = $3 AND organization_id = $4 AND deleting = 0",
                     )
                     .bind(disabled)
                     .bind(now.as_millisecond())
@@ -369,4 +421,50 @@ async fn move_part(
     };
     let done = moved.execute(&mut *conn).await?;
     Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+}
+
+/// One part of a delete that has marked the instance `deleting` (`SqliteStore::delete_instance`):
+/// cancels up to [`PARK_PART`] of its notifications that could still be sent, or, when none is
+/// left, forgets up to [`PARK_PART`] of its known objects, or, when none is left either,
+/// deletes the row (its webhook secret goes with it, `ON DELETE CASCADE`). Returns whether the
+/// row is gone. The row goes in the write that found nothing left, so its foreign keys hold;
+/// nothing adds to either table meanwhile (no poll job, no redelivery of an instance being
+/// deleted).
+///
+/// Cancelled, a notification keeps its lease: a delivery in flight still records its attempt
+/// (every attempt is a row), and no claim takes a cancelled notification.
+async fn delete_part(conn: &mut sqlx::SqliteConnection, id: InstanceId) -> Result<bool> {
+    let cancelled = sqlx::query(
+        "UPDATE notifications SET status = 'cancelled', next_attempt_at = NULL,
+             paused_due_at = NULL
+         WHERE rowid IN (
+             SELECT rowid FROM notifications INDEXED BY notifications_by_instance_status
+             WHERE instance_id = $1 AND status IN ('pending', 'queued')
+             LIMIT CAST($2 AS INTEGER))",
+    )
+    .bind(id.0)
+    .bind(PARK_PART)
+    .execute(&mut *conn)
+    .await?;
+    if cancelled.rows_affected() > 0 {
+        return Ok(false);
+    }
+    let forgotten = sqlx::query(
+        "DELETE FROM known_objects
+         WHERE instance_id = $1 AND (resource, object_id) IN (
+             SELECT resource, object_id FROM known_objects WHERE instance_id = $1
+             LIMIT CAST($2 AS INTEGER))",
+    )
+    .bind(id.0)
+    .bind(PARK_PART)
+    .execute(&mut *conn)
+    .await?;
+    if forgotten.rows_affected() > 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM instances WHERE id = $1 AND deleting = 1")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }

@@ -113,6 +113,9 @@ impl SqliteStore {
             finishes: Arc::default(),
             parking: Arc::default(),
         };
+        // Deletes first: a half-deleted instance is disabled, and its notifications are
+        // cancelled, not parked.
+        store.finish_deleting().await?;
         store.finish_parking(jiff::Timestamp::now()).await?;
         Ok(store)
     }

@@ -35,11 +35,12 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let found: Option<i64> =
-                        sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
-                            .bind(id.0)
-                            .fetch_optional(&mut *conn)
-                            .await?;
+                    let found: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM instances WHERE id = $1 AND deleting = 0",
+                    )
+                    .bind(id.0)
+                    .fetch_optional(&mut *conn)
+                    .await?;
                     if found.is_none() {
                         return Ok(false);
                     }

@@ -27,7 +27,8 @@ impl SqliteStore {
                          n.status, n.failed_attempts,
                          COALESCE(n.next_attempt_at, n.paused_due_at) AS next_attempt_at, n.created_at,
                          n.delivered_at, n.replay_of
-                     FROM notifications n JOIN instances i ON i.id = n.instance_id
+                     FROM notifications n JOIN instances i
+                         ON i.id = n.instance_id AND i.deleting = 0
                      WHERE ",
                     $instance,
                     " AND ($3 = '[]' OR (CASE WHEN n.status = 'pending' AND n.failed_attempts > 0
@@ -197,6 +198,11 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // A delete may have come since the route found the instance: none of its
+                    // notifications is made due again (the route's answer for a deleted one).
+                    if !is_live(conn, instance).await? {
+                        return Ok(0);
+                    }
                     sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
                         .bind(instance.0)
                         .execute(&mut *conn)
@@ -227,9 +233,20 @@ impl SqliteStore {
 /// `NotFound` unless the instance exists (inside the writer's transaction, so it holds for the
 /// rest of the command).
 async fn instance_exists(conn: &mut sqlx::SqliteConnection, instance: InstanceId) -> Result<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
-        .bind(instance.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    found.map(drop).ok_or(crate::StoreError::NotFound)
+    if is_live(conn, instance).await? {
+        Ok(())
+    } else {
+        Err(crate::StoreError::NotFound)
+    }
+}
+
+/// Whether the instance exists and is not being deleted (`sqlite/instances.rs`, "Deleting in
+/// parts").
+async fn is_live(conn: &mut sqlx::SqliteConnection, instance: InstanceId) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM instances WHERE id = $1 AND deleting = 0")
+            .bind(instance.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
 }

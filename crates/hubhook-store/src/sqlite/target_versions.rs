@@ -21,7 +21,7 @@ impl SqliteStore {
                            WHERE s.organization_id = i.organization_id), 0) AS settings_at
              FROM instances i LEFT JOIN webhook_secrets w
                  ON w.instance_id = i.id AND w.organization_id = i.organization_id
-             WHERE i.id IN (SELECT value FROM json_each($1))",
+             WHERE i.id IN (SELECT value FROM json_each($1)) AND i.deleting = 0",
         )
         .bind(ids)
         .fetch_all(&self.readers)

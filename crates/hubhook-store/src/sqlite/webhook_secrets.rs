@@ -24,7 +24,8 @@ impl SqliteStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let found: Option<i64> = sqlx::query_scalar(
-                        "SELECT id FROM instances WHERE id = $1 AND organization_id = $2",
+                        "SELECT id FROM instances
+                         WHERE id = $1 AND organization_id = $2 AND deleting = 0",
                     )
                     .bind(instance.0)
                     .bind(org.0)

@@ -86,7 +86,7 @@ fn event(n: usize, object_id: &str) -> NewEvent {
     }
 }
 
-fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
+pub fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
     NewNotification {
         id: NotificationId(format!("notification-{n}")),
         event_ids: events.iter().map(|e| e.id.clone()).collect(),
@@ -3214,6 +3214,46 @@ pub async fn check_a_backlog_of_several_parts_is_parked_and_comes_back_whole(sto
     assert_eq!(row.next_attempt_at, Some(t0() + 1.seconds()));
     let claimed = claim_notifications(store, "e", at, LEASE, 3).await.unwrap();
     assert_eq!(claimed.len(), 3, "{claimed:?}");
+}
+
+/// Deleting an instance that holds more notifications and known objects than SQLite deletes
+/// in one write (it deletes in parts, so that other writes wait for one part at most): every
+/// one of its notifications is cancelled and every known object forgotten by the time the
+/// delete returns, and its sibling's backlog is untouched. Fails if a delete stops after its
+/// first part.
+pub async fn check_deleting_an_instance_of_several_parts_cancels_and_forgets_it_all(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let [doomed, sibling] = instances_for(store, &[(org, user, 1), (org, user, 2)]).await[..]
+    else {
+        unreachable!()
+    };
+    notifications_due_at(store, doomed, 0, SEVERAL_PARTS, t0() + 1.seconds()).await;
+    notifications_due_at(store, sibling, SEVERAL_PARTS, 3, t0() + 1.seconds()).await;
+    assert!(store.delete_instance(org, doomed).await.unwrap());
+    assert!(store.instance(doomed).await.unwrap().is_none());
+    assert!(!store.delete_instance(org, doomed).await.unwrap());
+
+    let rows = store
+        .list_notifications(doomed, SEVERAL_PARTS as u32 + 1)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), SEVERAL_PARTS);
+    let sendable: Vec<_> = rows.iter().filter(|n| n.status != "cancelled").collect();
+    assert!(sendable.is_empty(), "{} not cancelled", sendable.len());
+    let ids: Vec<String> = (0..SEVERAL_PARTS).map(|n| n.to_string()).collect();
+    let known = store.known_objects(doomed, "contacts", &ids).await.unwrap();
+    assert!(known.is_empty(), "{} known objects left", known.len());
+
+    let at = t0() + 10.seconds();
+    assert_eq!(store.delivery_backlog(at).await.unwrap().due, 3);
+    let claimed = claim_notifications(store, "d", at, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    assert!(
+        claimed.iter().all(|n| n.instance_id == sibling),
+        "{claimed:?}"
+    );
 }
 
 /// How many of an instance (`$1`) pending notifications a claim's scans could meet (a due

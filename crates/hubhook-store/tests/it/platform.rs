@@ -12,7 +12,7 @@ use crate::conformance::{
     organization, t0,
 };
 
-fn update(resources: &[&str]) -> InstanceUpdate {
+pub fn update(resources: &[&str]) -> InstanceUpdate {
     InstanceUpdate {
         name: "renamed".into(),
         configuration: object(json!({ "company": "other", "private.key": "********" })),

@@ -418,6 +418,176 @@ async fn opening_the_store_finishes_what_a_stopped_node_left_halfway() {
     .await
 }
 
+/// Leaves an instance as the first write of its delete does (`deleting` and `disabled` set,
+/// its poll jobs gone) and nothing more: what a node stopped before the delete's parts
+/// leaves, or what every other read sees while they run.
+async fn mark_deleting(path: &Path, instance: InstanceId) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
+    for sql in [
+        "UPDATE instances SET deleting = 1, disabled = 1 WHERE id = $1",
+        "DELETE FROM poll_jobs WHERE instance_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(instance.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// `SELECT COUNT(*)` of `sql` with the instance bound to `$1`, read from the file.
+async fn count_of(path: &Path, sql: &'static str, instance: InstanceId) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
+    sqlx::query_scalar(sql)
+        .bind(instance.0)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// A delete that a stopped node left after its first write (the instance marked, nothing
+/// cancelled, nothing forgotten) is finished when the store is opened again: the row gone,
+/// every notification cancelled, parked ones too, every known object forgotten. Fails
+/// without `finish_deleting` at open, or if it stops after one part.
+#[tokio::test]
+async fn opening_the_store_finishes_a_delete_a_stopped_node_left_halfway() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
+        store.close().await;
+        mark_deleting(&path, instance).await;
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        let all = conformance::SEVERAL_PARTS as i64;
+        let counts = (
+            count_of(&path, "SELECT COUNT(*) FROM instances WHERE id = $1", instance).await,
+            count_of(
+                &path,
+                "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'cancelled'",
+                instance,
+            )
+            .await,
+            count_of(&path, "SELECT COUNT(*) FROM known_objects WHERE instance_id = $1", instance)
+                .await,
+        );
+        assert_eq!(counts, (0, all, 0));
+        store.close().await;
+    })
+    .await
+}
+
+/// While its delete's parts run, an instance is gone from every read and write of the
+/// store, as it is once the row is gone: not found, not listed, not authenticated by its
+/// token, not updated, enabled, disabled or deleted again, not polled, nothing of it
+/// redelivered, replayed or sent, its secret not rotated, its events and notifications not
+/// in the organization's feeds or the console's counts. Its sibling is untouched. Fails if any
+/// of these reads forgets `deleting`.
+#[tokio::test]
+async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, user) = conformance::organization(&store, 1).await;
+        let [doomed, sibling] =
+            conformance::instances_for(&store, &[(org, user, 1), (org, user, 2)]).await[..]
+        else {
+            unreachable!()
+        };
+        conformance::notifications_due_at(&store, doomed, 0, 2, t0() + 1.seconds()).await;
+        conformance::notifications_due_at(&store, sibling, 10, 1, t0() + 1.seconds()).await;
+        mark_deleting(&path, doomed).await;
+        let now = t0() + 10.seconds();
+
+        assert!(store.instance(doomed).await.unwrap().is_none());
+        assert!(store.get_instance(org, doomed).await.unwrap().is_none());
+        let listed: Vec<_> = store.list_instances(org).await.unwrap();
+        assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), [sibling]);
+        let token = conformance::new_instance(org, user, 1, &["contacts"]).token_hash;
+        assert!(store.instance_by_token(token).await.unwrap().is_none());
+        let update = crate::platform::update(&["contacts"]);
+        assert!(
+            store
+                .update_instance(org, doomed, update)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        for disabled in [false, true] {
+            let switched = store
+                .set_instance_disabled(org, doomed, disabled, now)
+                .await;
+            assert!(switched.unwrap().is_none(), "disabled: {disabled}");
+        }
+        assert!(!store.delete_instance(org, doomed).await.unwrap());
+        assert!(!store.poll_now(doomed, now).await.unwrap());
+        let pending = vec![NotificationId("notification-0".into())];
+        assert_eq!(store.redeliver(doomed, pending, now).await.unwrap(), 0);
+        let replay = vec![(
+            NotificationId("notification-0".into()),
+            conformance::notification(20, &[]),
+        )];
+        assert!(matches!(
+            store.insert_replays(doomed, replay, now).await,
+            Err(StoreError::NotFound)
+        ));
+        let rotated = store
+            .rotate_webhook_secret(org, doomed, "whsec_x".into(), now, Duration::ZERO)
+            .await;
+        assert!(!rotated.unwrap());
+        let versions = store
+            .delivery_config_versions(&[doomed, sibling])
+            .await
+            .unwrap();
+        assert_eq!(versions.keys().collect::<Vec<_>>(), [&sibling]);
+        let events = store
+            .organization_events(org, None, None, 0, 10)
+            .await
+            .unwrap();
+        assert!(
+            events.iter().all(|e| e.instance_id == sibling),
+            "{events:?}"
+        );
+        assert_eq!(events.len(), 1);
+        let feed = store
+            .find_notifications(hubhook_store::NotificationFilter {
+                organization: org,
+                instance: None,
+                statuses: Vec::new(),
+                since: None,
+                until: None,
+                after: None,
+                limit: 10,
+                bodies: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            feed.iter().map(|n| n.instance_id).collect::<Vec<_>>(),
+            [sibling]
+        );
+        let health = store.delivery_health(org, now).await.unwrap();
+        assert_eq!(
+            health.iter().map(|h| h.instance_id).collect::<Vec<_>>(),
+            [sibling]
+        );
+        let analytics = store
+            .event_analytics(org, t0(), now + 1.hours(), 3_600_000)
+            .await
+            .unwrap();
+        assert!(
+            analytics.iter().all(|a| a.instance_id == sibling),
+            "{analytics:?}"
+        );
+        let claimed = conformance::claim_notifications(&store, "d", now, LEASE, 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
+        assert_eq!(ids, ["notification-10"]);
+        store.close().await;
+    })
+    .await
+}
+
 /// An instance enabled by a node that does not know parking (an older version, during a
 /// rolling upgrade: it sets `disabled` and moves nothing back) gets its parked notifications
 /// back at the next claim, instead of never again.
