@@ -9,7 +9,7 @@
 //! cargo run --release -p hubhook --example bench -- delivery [--records 20000] [--interval 0.05] [--receiver node|axum]
 //!                                                            [--receiver-concurrency 16]
 //! cargo run --release -p hubhook --example bench -- storage  [--records 20000]
-//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000] [--siblings 1] [--engine sqlite|postgres]
+//! cargo run --release -p hubhook --example bench -- claims   [--backlog 20000] [--known 0] [--siblings 1] [--engine sqlite|postgres]
 //! cargo run --release -p hubhook --example bench -- dictionary --out crates/hubhook-store/dictionaries/records-<id>.zdict
 //! cargo build --release -p hubhook --bins --examples &&
 //!   target/release/examples/bench nodes [--records 20000] [--seconds 30] [--instances 200]
@@ -125,7 +125,10 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
-            "claims" => claims(flag("backlog", 20_000)?, flag("siblings", 1)?, postgres).await,
+            "claims" => {
+                let known = flag("known", 0)?;
+                claims(flag("backlog", 20_000)?, known, flag("siblings", 1)?, postgres).await
+            }
             "dictionary" => {
                 let out = out.context("dictionary: --out <path> is required")?;
                 dictionary(std::path::Path::new(&out))
@@ -1998,8 +2001,14 @@ const DICTIONARY_BYTES: usize = 64 * 1024;
 /// same rows) is measured with the backlog servable (the ceiling: the claim takes the oldest),
 /// with its instance disabled (its notifications parked), and with its receiver full (left out
 /// by the claim's `skip`, read past). Also how long disabling and enabling take (parking and
-/// bringing back the backlog).
-async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Result<()> {
+/// bringing back the backlog). The held instance also knows `known` records (1.1 KB each, the
+/// size of a packed record), which its delete at the end forgets.
+async fn claims(
+    backlog: usize,
+    known: usize,
+    siblings: usize,
+    postgres: bool,
+) -> anyhow::Result<()> {
     use hubhook_core::NotificationId;
     use hubhook_store::{MasterKey, NewInstance, NewNotification, OrganizationShares, Store};
     let dir = tempfile::tempdir()?;
@@ -2057,6 +2066,35 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
             .collect();
         store.insert_replays(row.id, replays, now).await?;
         instances.push(row.id);
+    }
+    if known > 0 {
+        use sqlx::Connection as _;
+        const KNOWN: &str = "WITH RECURSIVE n(i) AS (
+                SELECT CAST(0 AS BIGINT) UNION ALL
+                SELECT i + 1 FROM n WHERE i + 1 < CAST($2 AS BIGINT))
+            INSERT INTO known_objects (instance_id, resource, object_id, content_hash,
+                updated_at, record, numeric_id, organization_id)
+            SELECT $1, 'contacts', CAST(i AS TEXT), 'hash', 0, $3, i, $4 FROM n";
+        let (record, count) = ("r".repeat(1_100), i64::try_from(known)?);
+        // A statement per engine: a query is typed by its database.
+        macro_rules! insert_known {
+            ($connection:ty) => {{
+                let mut conn = <$connection>::connect(&url).await?;
+                sqlx::query(KNOWN)
+                    .bind(instances[0].0)
+                    .bind(count)
+                    .bind(&record)
+                    .bind(big.0.0)
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+            }};
+        }
+        if postgres {
+            insert_known!(sqlx::PgConnection);
+        } else {
+            insert_known!(sqlx::SqliteConnection);
+        }
     }
     if postgres {
         // As autovacuum would soon after such a load: without statistics the planner's
@@ -2170,7 +2208,8 @@ async fn claims(backlog: usize, siblings: usize, postgres: bool) -> anyhow::Resu
     };
     let (deleting, deleting_stall, deleting_slow) = others(deleted).await?;
     println!(
-        "deleting the instance (its {backlog} notifications cancelled) took {deleting:.0} ms; \
+        "deleting the instance (its {backlog} notifications cancelled, {known} known objects \
+         forgotten) took {deleting:.0} ms; \
          the longest claim of the other instances meanwhile {deleting_stall:.0} ms \
          ({deleting_slow} over 50 ms)"
     );
