@@ -37,7 +37,9 @@ macro_rules! notification_select {
 /// failed attempt's retry, a redelivery, a poll that was running), and what a disable did not
 /// get to (the node stopped between its parts). Driven from the few disabled instances
 /// (`instances_disabled`), one seek each for rows not parked yet, so it costs nothing when
-/// there is nothing to park. `$1` is now.
+/// there is nothing to park. `$1` is now. An instance being deleted is disabled too, but its
+/// notifications are being cancelled (`sqlite/instances.rs`, "Deleting in parts"): parking
+/// them first would only double the writes.
 /// Then brings back what is parked for an instance that is enabled: what an enable did not get
 /// to, and an enable by a node of an older version (during a rolling upgrade), which does not
 /// know parking; nothing else would ever make those due again. Driven from the few instances
@@ -52,7 +54,8 @@ const PARK_DISABLED: &str =
          SELECT n.rowid FROM instances i INDEXED BY instances_disabled
          CROSS JOIN notifications n INDEXED BY notifications_by_instance_status
              ON n.instance_id = i.id
-         WHERE i.disabled = 1 AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
+         WHERE i.disabled = 1 AND i.deleting = 0
+           AND n.status = 'pending' AND n.next_attempt_at IS NOT NULL
            AND (n.lease_until IS NULL OR n.lease_until <= $1)
          LIMIT CAST($2 AS INTEGER));
      WITH RECURSIVE parked(instance_id) AS (

@@ -481,8 +481,9 @@ async fn opening_the_store_finishes_a_delete_a_stopped_node_left_halfway() {
 /// store, as it is once the row is gone: not found, not listed, not authenticated by its
 /// token, not updated, enabled, disabled or deleted again, not polled, nothing of it
 /// redelivered, replayed or sent, its secret not rotated, its events and notifications not
-/// in the organization's feeds or the console's counts. Its sibling is untouched. Fails if any
-/// of these reads forgets `deleting`.
+/// in the organization's feeds or the console's counts, and its notifications are not parked
+/// (they are being cancelled). Its sibling is untouched. Fails if any of these reads forgets
+/// `deleting`.
 #[tokio::test]
 async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
     crate::conformance::with_tokens(async move {
@@ -583,6 +584,11 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
             .unwrap();
         let ids: Vec<_> = claimed.iter().map(|n| n.id.0.as_str()).collect();
         assert_eq!(ids, ["notification-10"]);
+        // Nor did that claim's parking step park them: they are being cancelled.
+        assert_eq!(
+            parked_counts(&path, doomed, t0() + 1.seconds()).await,
+            (2, 0)
+        );
         store.close().await;
     })
     .await
