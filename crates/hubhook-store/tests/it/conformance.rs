@@ -99,7 +99,7 @@ pub fn notification(n: usize, events: &[&NewEvent]) -> NewNotification {
 ///
 /// Tests speak of owners ("a's late commit") and this keeps them readable: each owner's
 /// claims are remembered here by the `claim_*` wrappers below.
-fn token_of(owner: &str, work: &str) -> LeaseToken {
+pub fn token_of(owner: &str, work: &str) -> LeaseToken {
     tokens(|tokens| tokens.get(&(owner.to_string(), work.to_string())).cloned())
         .unwrap_or_else(|| LeaseToken(format!("never-claimed-by-{owner}")))
 }

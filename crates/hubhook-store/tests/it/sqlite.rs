@@ -496,6 +496,28 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
         };
         conformance::notifications_due_at(&store, doomed, 0, 2, t0() + 1.seconds()).await;
         conformance::notifications_due_at(&store, sibling, 10, 1, t0() + 1.seconds()).await;
+        // notification-0 of the doomed instance is delivered: an attempt in its history.
+        let delivered = NotificationId("notification-0".into());
+        let at = t0() + 2.seconds();
+        conformance::claim_notifications(&store, "d", at, LEASE, 10)
+            .await
+            .unwrap();
+        store
+            .finish_attempt(AttemptRecord {
+                attempt_id: None,
+                notification_id: delivered.clone(),
+                owner: "d".into(),
+                lease_token: conformance::token_of("d", &delivered.0),
+                attempted_at: at,
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+                response_excerpt: None,
+                outcome: AttemptOutcome::Delivered,
+            })
+            .await
+            .unwrap();
+        store.release_leases("d").await.unwrap();
         mark_deleting(&path, doomed).await;
         let now = t0() + 10.seconds();
 
@@ -521,8 +543,8 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
         }
         assert!(!store.delete_instance(org, doomed).await.unwrap());
         assert!(!store.poll_now(doomed, now).await.unwrap());
-        let pending = vec![NotificationId("notification-0".into())];
-        assert_eq!(store.redeliver(doomed, pending, now).await.unwrap(), 0);
+        let both = vec![delivered, NotificationId("notification-1".into())];
+        assert_eq!(store.redeliver(doomed, both, now).await.unwrap(), 0);
         let replay = vec![(
             NotificationId("notification-0".into()),
             conformance::notification(20, &[]),
@@ -587,7 +609,7 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
         // Nor did that claim's parking step park them: they are being cancelled.
         assert_eq!(
             parked_counts(&path, doomed, t0() + 1.seconds()).await,
-            (2, 0)
+            (1, 0)
         );
         store.close().await;
     })
