@@ -535,7 +535,8 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
                 .unwrap()
                 .is_none()
         );
-        for disabled in [false, true] {
+        // Disabled last, then enabled: an enable that got through would leave it claimable.
+        for disabled in [true, false] {
             let switched = store
                 .set_instance_disabled(org, doomed, disabled, now)
                 .await;
@@ -611,6 +612,19 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
             parked_counts(&path, doomed, t0() + 1.seconds()).await,
             (1, 0)
         );
+        // None of these calls left anything behind (an update that got through would have
+        // given it poll jobs again, which the row's delete would trip over): opening the store
+        // again finishes the delete.
+        assert!(store.poll_jobs(doomed).await.unwrap().is_empty());
+        store.close().await;
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        let row = count_of(
+            &path,
+            "SELECT COUNT(*) FROM instances WHERE id = $1",
+            doomed,
+        )
+        .await;
+        assert_eq!(row, 0);
         store.close().await;
     })
     .await
