@@ -477,6 +477,53 @@ async fn opening_the_store_finishes_a_delete_a_stopped_node_left_halfway() {
     .await
 }
 
+/// Claims running beside a delete of several parts take none of the instance's notifications
+/// once it is gone from reads (the delete's first write disables it too), though its parts
+/// are still cancelling them; before that, they may. Fails if the first write leaves the
+/// instance enabled: a claim between two parts would then send a deleted instance's
+/// notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_beside_a_delete_take_nothing_of_the_instance_once_it_is_gone() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, _path, store) = fresh().await;
+        let (org, user) = conformance::organization(&store, 1).await;
+        let [doomed, sibling] =
+            conformance::instances_for(&store, &[(org, user, 1), (org, user, 2)]).await[..]
+        else {
+            unreachable!()
+        };
+        let all = conformance::SEVERAL_PARTS;
+        conformance::notifications_due_at(&store, doomed, 0, all, t0() + 1.seconds()).await;
+        conformance::notifications_due_at(&store, sibling, all, 1, t0() + 1.seconds()).await;
+        let deleting = tokio::spawn({
+            let store = store.clone();
+            async move { store.delete_instance(org, doomed).await }
+        });
+        let mut after_gone = 0;
+        while !deleting.is_finished() {
+            let gone = store.instance(doomed).await.unwrap().is_none();
+            let claimed =
+                conformance::claim_notifications(&store, "c", t0() + 10.seconds(), LEASE, 10)
+                    .await
+                    .unwrap();
+            store.release_leases("c").await.unwrap();
+            if gone {
+                after_gone += 1;
+                let of_doomed: Vec<_> =
+                    claimed.iter().filter(|n| n.instance_id == doomed).collect();
+                assert!(
+                    of_doomed.is_empty(),
+                    "claimed while deleting: {of_doomed:?}"
+                );
+            }
+        }
+        assert!(deleting.await.unwrap().unwrap());
+        assert!(after_gone > 0, "no claim ran between the delete's parts");
+        store.close().await;
+    })
+    .await
+}
+
 /// While its delete's parts run, an instance is gone from every read and write of the
 /// store, as it is once the row is gone: not found, not listed, not authenticated by its
 /// token, not updated, enabled, disabled or deleted again, not polled, nothing of it
