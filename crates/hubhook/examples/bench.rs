@@ -1989,11 +1989,9 @@ const DICTIONARY_SAMPLES: usize = 300;
 /// (docs/benchmarks.md, "Fourteenth round").
 const DICTIONARY_BYTES: usize = 64 * 1024;
 
-/// Trains a zstd dictionary on the stored form of simulated records (null members dropped,
-/// canonical JSON) and writes it to `out`. The data is the simulator's, seeded with a seed no
-/// benchmark uses, and its hrefs point at a ConnectWise cloud host rather than the simulator,
-/// so that a benchmark gains nothing from sharing the dictionary's exact values. Deterministic:
-/// the same simulator and zstd make the same file.
+/// The held instance's resources in `claims`.
+const KNOWN_RESOURCES: [&str; 2] = ["contacts", "companies"];
+
 /// What one delivery claim costs beside a backlog it cannot serve (`hubhook_store::deliveries`,
 /// "Paused notifications" and `claim_head`), on a SQLite file of its own: an organization's
 /// instance holds `backlog` due notifications, and `siblings` other instances of it and one of
@@ -2002,7 +2000,8 @@ const DICTIONARY_BYTES: usize = 64 * 1024;
 /// with its instance disabled (its notifications parked), and with its receiver full (left out
 /// by the claim's `skip`, read past). Also how long disabling and enabling take (parking and
 /// bringing back the backlog). The held instance also knows `known` records (1.1 KB each, the
-/// size of a packed record), which its delete at the end forgets.
+/// size of a packed record) of each of its two resources: an update that removes the second
+/// forgets those (timed like the switches), and its delete at the end the first's.
 async fn claims(
     backlog: usize,
     known: usize,
@@ -2048,7 +2047,12 @@ async fn claims(
                 secrets: serde_json::Map::new(),
                 tags: Vec::new(),
                 events_enabled: false,
-                resources: Vec::new(),
+                // The held instance's two resources know `known` records each (below).
+                resources: if n == 0 {
+                    KNOWN_RESOURCES.map(String::from).to_vec()
+                } else {
+                    Vec::new()
+                },
                 refresh_interval_ms: 60_000,
                 now,
             })
@@ -2074,19 +2078,22 @@ async fn claims(
                 SELECT i + 1 FROM n WHERE i + 1 < CAST($2 AS BIGINT))
             INSERT INTO known_objects (instance_id, resource, object_id, content_hash,
                 updated_at, record, numeric_id, organization_id)
-            SELECT $1, 'contacts', CAST(i AS TEXT), 'hash', 0, $3, i, $4 FROM n";
+            SELECT $1, $5, CAST(i AS TEXT), 'hash', 0, $3, i, $4 FROM n";
         let (record, count) = ("r".repeat(1_100), i64::try_from(known)?);
         // A statement per engine: a query is typed by its database.
         macro_rules! insert_known {
             ($connection:ty) => {{
                 let mut conn = <$connection>::connect(&url).await?;
-                sqlx::query(KNOWN)
-                    .bind(instances[0].0)
-                    .bind(count)
-                    .bind(&record)
-                    .bind(big.0.0)
-                    .execute(&mut conn)
-                    .await?;
+                for resource in KNOWN_RESOURCES {
+                    sqlx::query(KNOWN)
+                        .bind(instances[0].0)
+                        .bind(count)
+                        .bind(&record)
+                        .bind(big.0.0)
+                        .bind(resource)
+                        .execute(&mut conn)
+                        .await?;
+                }
                 conn.close().await?;
             }};
         }
@@ -2199,6 +2206,29 @@ async fn claims(
         "the dispatcher's next due time, median of 50: {due_servable:.2} ms, its receiver full \
          {due_skipped:.2} ms"
     );
+    let removed = {
+        let store = store.clone();
+        Box::pin(async move {
+            let update = hubhook_store::InstanceUpdate {
+                name: "instance 0".into(),
+                configuration: serde_json::Map::new(),
+                secrets: serde_json::Map::new(),
+                tags: Vec::new(),
+                events_enabled: false,
+                resources: vec![KNOWN_RESOURCES[0].into()],
+                refresh_interval_ms: 60_000,
+                now: jiff::Timestamp::now(),
+            };
+            store.update_instance(big.0, held, update).await?;
+            anyhow::Ok(())
+        })
+    };
+    let (removing, removing_stall, removing_slow) = others(removed).await?;
+    println!(
+        "removing a resource from the instance ({known} known objects forgotten) took \
+         {removing:.0} ms; the longest claim of the other instances meanwhile \
+         {removing_stall:.0} ms ({removing_slow} over 50 ms)"
+    );
     let deleted = {
         let store = store.clone();
         Box::pin(async move {
@@ -2232,6 +2262,11 @@ async fn claims(
     Ok(())
 }
 
+/// Trains a zstd dictionary on the stored form of simulated records (null members dropped,
+/// canonical JSON) and writes it to `out`. The data is the simulator's, seeded with a seed no
+/// benchmark uses, and its hrefs point at a ConnectWise cloud host rather than the simulator,
+/// so that a benchmark gains nothing from sharing the dictionary's exact values. Deterministic:
+/// the same simulator and zstd make the same file.
 fn dictionary(out: &std::path::Path) -> anyhow::Result<()> {
     const SEED: u64 = 7;
     let sim = Simulator::new(SimConfig {
