@@ -225,7 +225,7 @@ impl SqliteStore {
         let configuration = to_json(&update.configuration)?;
         let tags = to_json(&update.tags)?;
         let resources = to_json(&update.resources)?;
-        let changed = self
+        let changed: Option<Vec<String>> = self
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -251,22 +251,33 @@ impl SqliteStore {
                     .execute(&mut *conn)
                     .await?;
                     if done.rows_affected() == 0 {
-                        return Ok(false);
+                        return Ok(None);
                     }
-                    // A resource no longer configured loses its job and what was known of its
-                    // records: configured again later, it starts with a new baseline.
-                    for table in [
+                    // A resource no longer configured loses its job here, and what was known
+                    // of its records after this write, in parts (`forget_part`): configured
+                    // again later, it starts with a new baseline.
+                    let removed: Vec<String> = sqlx::query_scalar(
                         "DELETE FROM poll_jobs WHERE instance_id = $1
-                             AND resource NOT IN (SELECT value FROM json_each($2))",
+                             AND resource NOT IN (SELECT value FROM json_each($2))
+                         RETURNING resource",
+                    )
+                    .bind(id.0)
+                    .bind(&resources)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    // A resource configured anew starts from an empty baseline: what a forget
+                    // left of it (its node stopped halfway, or the update that removed it is
+                    // still running) goes now. Normally nothing: one seek per new resource.
+                    sqlx::query(
                         "DELETE FROM known_objects WHERE instance_id = $1
-                             AND resource NOT IN (SELECT value FROM json_each($2))",
-                    ] {
-                        sqlx::query(table)
-                            .bind(id.0)
-                            .bind(&resources)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                             AND resource IN (
+                                 SELECT value FROM json_each($2) WHERE value NOT IN (
+                                     SELECT resource FROM poll_jobs WHERE instance_id = $1))",
+                    )
+                    .bind(id.0)
+                    .bind(&resources)
+                    .execute(&mut *conn)
+                    .await?;
                     sqlx::query(
                         "UPDATE poll_jobs SET next_run_at = min(next_run_at, $2 + $3)
                          WHERE instance_id = $1",
@@ -287,12 +298,37 @@ impl SqliteStore {
                     .bind(org.0)
                     .execute(&mut *conn)
                     .await?;
-                    Ok(true)
+                    Ok(Some(removed))
                 })
             })
             .await?;
-        if !changed {
+        let Some(removed) = changed else {
             return Ok(None);
+        };
+        if !removed.is_empty() {
+            // As a delete's parts (see "Deleting in parts"), in a task of its own so that a
+            // request given up halfway still finishes. A node stopped halfway leaves known
+            // objects of a resource without a job, which nothing reads: they go when the
+            // resource is configured again (above) or the instance is deleted.
+            let store = self.clone();
+            tokio::spawn(async move {
+                for resource in removed {
+                    while store
+                        .writer
+                        .write({
+                            let resource = resource.clone();
+                            move |conn| {
+                                Box::pin(async move { forget_part(conn, id, &resource).await })
+                            }
+                        })
+                        .await?
+                        == PARK_PART
+                    {}
+                }
+                Ok::<_, crate::StoreError>(())
+            })
+            .await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
         }
         self.get_instance(org, id).await
     }
@@ -450,9 +486,8 @@ async fn delete_part(conn: &mut sqlx::SqliteConnection, id: InstanceId) -> Resul
         return Ok(false);
     }
     let forgotten = sqlx::query(
-        "DELETE FROM known_objects
-         WHERE instance_id = $1 AND (resource, object_id) IN (
-             SELECT resource, object_id FROM known_objects WHERE instance_id = $1
+        "DELETE FROM known_objects WHERE rowid IN (
+             SELECT rowid FROM known_objects WHERE instance_id = $1
              LIMIT CAST($2 AS INTEGER))",
     )
     .bind(id.0)
@@ -467,4 +502,29 @@ async fn delete_part(conn: &mut sqlx::SqliteConnection, id: InstanceId) -> Resul
         .execute(&mut *conn)
         .await?;
     Ok(true)
+}
+
+/// Forgets up to [`PARK_PART`] known objects of a resource the instance no longer polls
+/// (`SqliteStore::update_instance`); returns how many. Stops as soon as the resource has a job
+/// again: an update that configured it anew has cleared what was left, and the job's first
+/// poll may already have stored its new baseline.
+async fn forget_part(
+    conn: &mut sqlx::SqliteConnection,
+    id: InstanceId,
+    resource: &str,
+) -> Result<i64> {
+    let done = sqlx::query(
+        "DELETE FROM known_objects
+         WHERE rowid IN (
+               SELECT rowid FROM known_objects WHERE instance_id = $1 AND resource = $2
+               LIMIT CAST($3 AS INTEGER))
+           AND NOT EXISTS (
+               SELECT 1 FROM poll_jobs WHERE instance_id = $1 AND resource = $2)",
+    )
+    .bind(id.0)
+    .bind(resource)
+    .bind(PARK_PART)
+    .execute(&mut *conn)
+    .await?;
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
 }

@@ -69,6 +69,7 @@ macro_rules! every_check {
             conformance::check_a_claim_can_begin_its_attempts_in_the_same_write,
             conformance::check_a_stale_result_beside_the_current_one_is_refused,
             platform::check_updating_an_instance_keeps_kept_cursors,
+            platform::check_removing_a_resource_of_several_parts_forgets_it_whole,
             platform::check_every_change_of_an_instance_moves_its_version,
             platform::check_a_disabled_instance_neither_polls_nor_delivers,
             platform::check_events_by_organization,

@@ -477,6 +477,46 @@ async fn opening_the_store_finishes_a_delete_a_stopped_node_left_halfway() {
     .await
 }
 
+/// A node stopped while it forgot a removed resource's known objects leaves some behind, with
+/// no job (nothing reads them); configuring the resource again clears them in the same write,
+/// so that it starts from an empty baseline, not from what was known before. Fails if the
+/// update that adds a resource keeps what was left.
+#[tokio::test]
+async fn a_resource_configured_again_forgets_what_a_stopped_node_left_of_it() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let instance = conformance::instance_with(&store, &["contacts", "companies"]).await;
+        conformance::claim_jobs(&store, "p", t0(), LEASE, 10)
+            .await
+            .unwrap();
+        let commit = conformance::commit_with_events(instance.id, "companies", "p", 0, 5);
+        store.commit_poll(commit).await.unwrap();
+        // The update's own write, without the parts after it.
+        {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+            sqlx::query("DELETE FROM poll_jobs WHERE instance_id = $1 AND resource = 'companies'")
+                .bind(instance.id.0)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = (0..5).map(|n| n.to_string()).collect();
+        let known = store.known_objects(instance.id, "companies", &ids).await;
+        assert_eq!(known.unwrap().len(), 5);
+        let again = crate::platform::update(&["contacts", "companies"]);
+        store
+            .update_instance(instance.organization_id, instance.id, again)
+            .await
+            .unwrap()
+            .unwrap();
+        let known = store.known_objects(instance.id, "companies", &ids).await;
+        assert!(known.unwrap().is_empty());
+        store.close().await;
+    })
+    .await
+}
+
 /// Claims running beside a delete of several parts take none of the instance's notifications
 /// once it is gone from reads (the delete's first write disables it too), though its parts
 /// are still cancelling them; before that, they may. Fails if the first write leaves the
