@@ -25,6 +25,19 @@
 //!
 //! PostgreSQL keeps its one transaction: there, other tenants' claims do not wait for it
 //! (7–229 ms beside a 3.9–5.9 s delete, docs/benchmarks.md, "Twenty-first round").
+//!
+//! # Forgetting a removed resource
+//!
+//! An update that stops polling a resource forgets what was known of its records (configured
+//! again, it starts from a new baseline), which can be as many rows as a delete's. Its write
+//! deletes the resource's job; the known objects then go a part per write (`forget_part`).
+//! Nothing reads known objects of a resource without a job, and nothing adds to them (a poll
+//! commits only with its job's lease token), so the parts are invisible. Each part stops if
+//! the resource has a job again, and the update that gives it one clears, in its own write,
+//! whatever a forget left (a node stopped halfway, or an earlier update's parts still running),
+//! so a resource configured again never starts from old rows. A node stopped halfway thus
+//! leaves unread rows until the resource is configured again or the instance is deleted.
+//! An update that removes nothing reads no known object at all.
 
 use hubhook_core::InstanceId;
 use serde_json::{Map, Value};
