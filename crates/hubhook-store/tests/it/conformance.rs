@@ -2017,6 +2017,27 @@ pub async fn check_the_pull_feed_pages_in_storage_order(store: &Store) {
     assert_eq!(rest[0].1.id.0, "event-20");
 }
 
+/// The result of a delivery that `owner` made with its lease `token` at `at`: a 200.
+pub fn delivered(
+    id: &NotificationId,
+    owner: &str,
+    token: LeaseToken,
+    at: Timestamp,
+) -> AttemptRecord {
+    AttemptRecord {
+        attempt_id: None,
+        notification_id: id.clone(),
+        owner: owner.into(),
+        lease_token: token,
+        attempted_at: at,
+        status_code: Some(200),
+        latency_ms: 1,
+        error: None,
+        response_excerpt: None,
+        outcome: AttemptOutcome::Delivered,
+    }
+}
+
 pub async fn check_pruning_removes_at_most_a_batch(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
@@ -2028,18 +2049,7 @@ pub async fn check_pruning_removes_at_most_a_batch(store: &Store) {
         .unwrap()
     {
         store
-            .finish_attempt(AttemptRecord {
-                attempt_id: None,
-                notification_id: n.id.clone(),
-                owner: "d".into(),
-                lease_token: n.lease_token,
-                attempted_at: now,
-                status_code: Some(200),
-                latency_ms: 1,
-                error: None,
-                response_excerpt: None,
-                outcome: AttemptOutcome::Delivered,
-            })
+            .finish_attempt(delivered(&n.id, "d", n.lease_token, now))
             .await
             .unwrap();
     }

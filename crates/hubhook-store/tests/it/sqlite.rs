@@ -590,18 +590,12 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
             .await
             .unwrap();
         store
-            .finish_attempt(AttemptRecord {
-                attempt_id: None,
-                notification_id: delivered.clone(),
-                owner: "d".into(),
-                lease_token: conformance::token_of("d", &delivered.0),
-                attempted_at: at,
-                status_code: Some(200),
-                latency_ms: 1,
-                error: None,
-                response_excerpt: None,
-                outcome: AttemptOutcome::Delivered,
-            })
+            .finish_attempt(conformance::delivered(
+                &delivered,
+                "d",
+                conformance::token_of("d", &delivered.0),
+                at,
+            ))
             .await
             .unwrap();
         store.release_leases("d").await.unwrap();
