@@ -200,19 +200,22 @@ impl PostgresStore {
                         return Ok(false);
                     }
                     // A resource no longer configured loses its job and what was known of its
-                    // records: configured again later, it starts with a new baseline.
-                    for table in [
-                        "DELETE FROM poll_jobs WHERE instance_id = $1
-                             AND resource NOT IN (SELECT unnest($2::text[]))",
-                        "DELETE FROM known_objects WHERE instance_id = $1
-                             AND resource NOT IN (SELECT unnest($2::text[]))",
-                    ] {
-                        sqlx::query(table)
-                            .bind(id.0)
-                            .bind(&resources)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                    // records: configured again later, it starts with a new baseline. The
+                    // known objects are found from the removed jobs, so that an update that
+                    // removes nothing reads none of them (a `resource NOT IN` filter walked
+                    // every known object of the instance on every update).
+                    sqlx::query(
+                        "WITH removed AS (
+                             DELETE FROM poll_jobs WHERE instance_id = $1
+                                 AND resource NOT IN (SELECT unnest($2::text[]))
+                             RETURNING resource)
+                         DELETE FROM known_objects WHERE instance_id = $1
+                             AND resource IN (SELECT resource FROM removed)",
+                    )
+                    .bind(id.0)
+                    .bind(&resources)
+                    .execute(&mut *conn)
+                    .await?;
                     sqlx::query(
                         "UPDATE poll_jobs SET next_run_at = LEAST(next_run_at, $2 + $3)
                          WHERE instance_id = $1",
