@@ -4,8 +4,8 @@
 //!
 //! SQLite has one writer for every tenant, so a write's length is every other organization's
 //! wait: deleting an instance with 200,000 pending notifications in one write held up all
-//! claims, polls and attempt results for 1.1–1.4 s (docs/benchmarks.md, "Twenty-second
-//! round"). A delete is therefore a short first write, parts of [`PARK_PART`] rows each a
+//! claims, polls and attempt results for 1.1–1.4 s, and for 1.9 s with as many known objects
+//! (docs/benchmarks.md, "Twenty-first round" and "Twenty-second round"). A delete is therefore a short first write, parts of [`PARK_PART`] rows each a
 //! write of its own, and a last write that deletes the row (`delete_part`). Why the instance
 //! is never seen half-deleted:
 //!
@@ -477,7 +477,7 @@ async fn move_part(
 /// left, forgets up to [`PARK_PART`] of its known objects, or, when none is left either,
 /// deletes the row (its webhook secret goes with it, `ON DELETE CASCADE`). Returns whether the
 /// row is gone. The row goes in the write that found nothing left, so its foreign keys hold;
-/// nothing adds to either table meanwhile (no poll job, no redelivery of an instance being
+/// nothing adds to either table meanwhile (no poll job, no replay into an instance being
 /// deleted).
 ///
 /// Cancelled, a notification keeps its lease: a delivery in flight still records its attempt
