@@ -23,6 +23,7 @@ use hubhook_core::InstanceId;
 use hubhook_core::ceql::{Expr, Literal, parse_where};
 use hubhook_core::ceql_eval::{FieldValue, check_like_patterns, matches};
 use hubhook_store::{NotificationFilter, NotificationRow};
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -319,10 +320,12 @@ async fn redeliver_selection(
         usize::MAX,
     )
     .await?;
-    let mut by_instance: HashMap<InstanceId, Vec<hubhook_core::NotificationId>> = HashMap::new();
+    let mut by_instance: HashMap<InstanceId, Vec<(Timestamp, hubhook_core::NotificationId)>> =
+        HashMap::new();
     for row in selection.rows {
         if !matches!(row.status.as_str(), "delivered" | "cancelled") {
-            by_instance.entry(row.instance_id).or_default().push(row.id);
+            let entry = by_instance.entry(row.instance_id).or_default();
+            entry.push((row.created_at, row.id));
         }
     }
     let mut redelivered = 0;

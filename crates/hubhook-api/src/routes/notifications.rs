@@ -325,20 +325,44 @@ pub struct RedeliveryOut {
     pub redelivered: u64,
 }
 
-/// Makes these notifications of one instance due now and wakes the dispatcher.
+/// How many notifications one write makes due again. A recovery after a long outage can cover
+/// hundreds of thousands, and on SQLite one writer serves every organization: in one write,
+/// 100,000 took about 3 s, during which no other organization's claim, poll or attempt result
+/// was written. The store's disables and deletes move parts of the same size.
+const REDELIVERY_PART: usize = 1_000;
+
+/// Makes these notifications of one instance (with their creation times) due now and wakes
+/// the dispatcher: oldest first, a part of [`REDELIVERY_PART`] per write, so that the oldest
+/// are sent first and other organizations' writes wait for one part at most. Each part also
+/// reactivates the instance's subscription.
 pub(crate) async fn redeliver(
     state: &AppState,
     instance: InstanceId,
-    ids: Vec<NotificationId>,
+    notifications: Vec<(Timestamp, NotificationId)>,
 ) -> Result<u64, ApiError> {
     let engine = &state.engine;
-    let due = engine
-        .store()
-        .redeliver(instance, ids, engine.clock().now())
-        .await?;
-    engine.wake_dispatcher();
+    let mut due = 0;
+    for part in oldest_first_parts(notifications, REDELIVERY_PART) {
+        due += engine
+            .store()
+            .redeliver(instance, part, engine.clock().now())
+            .await?;
+        engine.wake_dispatcher();
+    }
     tracing::info!(instance = %instance, due, "redelivery requested");
     Ok(due)
+}
+
+/// The ids, oldest first (creation time, then id), in parts of at most `part`.
+fn oldest_first_parts(
+    mut notifications: Vec<(Timestamp, NotificationId)>,
+    part: usize,
+) -> Vec<Vec<NotificationId>> {
+    notifications.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
+    notifications
+        .chunks(part)
+        .map(|chunk| chunk.iter().map(|(_, id)| id.clone()).collect())
+        .collect()
 }
 
 /// Send a notification again now (delivered or not), with a fresh retry schedule; reactivates
@@ -366,7 +390,7 @@ pub(crate) async fn resend_one(
     id: &str,
 ) -> Result<u64, ApiError> {
     let row = find_notification(state, org, id).await?;
-    redeliver(state, row.instance_id, vec![row.id]).await
+    redeliver(state, row.instance_id, vec![(row.created_at, row.id)]).await
 }
 
 /// `POST /instances/{id}/recover` body.
@@ -422,7 +446,7 @@ pub(crate) async fn recover_since(
             .await?;
         let full = rows.len() == filter.limit as usize;
         filter.after = rows.last().map(|r| (r.created_at, r.id.clone()));
-        ids.extend(rows.into_iter().map(|r| r.id));
+        ids.extend(rows.into_iter().map(|r| (r.created_at, r.id)));
         if !full {
             break;
         }
@@ -441,4 +465,30 @@ pub(crate) fn parse_instant(field: &str, text: Option<&str>) -> Result<Timestamp
             text.escape_debug()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recovery's selection comes newest first; it is made due oldest first, in parts, none
+    /// left out or repeated.
+    #[test]
+    fn a_redelivery_goes_oldest_first_in_parts() {
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let newest_first: Vec<_> = (0..2_500i64)
+            .rev()
+            .map(|n| {
+                let at = t0 + jiff::SignedDuration::from_millis(n / 2);
+                (at, NotificationId(format!("n-{n:04}")))
+            })
+            .collect();
+        let parts = oldest_first_parts(newest_first, 1_000);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1_000, 1_000, 500]);
+        let ids: Vec<String> = parts.into_iter().flatten().map(|id| id.0).collect();
+        let expected: Vec<String> = (0..2_500).map(|n| format!("n-{n:04}")).collect();
+        assert_eq!(ids, expected);
+        assert!(oldest_first_parts(Vec::new(), 1_000).is_empty());
+    }
 }
