@@ -328,8 +328,9 @@ pub struct RedeliveryOut {
 /// How many notifications one write makes due again. A recovery after a long outage can cover
 /// hundreds of thousands, and on SQLite one writer serves every organization: in one write,
 /// 100,000 took about 3 s, during which no other organization's claim, poll or attempt result
-/// was written. The store's disables and deletes move parts of the same size.
-const REDELIVERY_PART: usize = 1_000;
+/// was written. The store's disables and deletes move parts of the same size, and so does a
+/// replay (`routes::replay`).
+pub(crate) const REDELIVERY_PART: usize = 1_000;
 
 /// Makes these notifications of one instance (with their creation times) due now and wakes
 /// the dispatcher: oldest first, a part of [`REDELIVERY_PART`] per write, so that the oldest
