@@ -205,22 +205,21 @@ impl PostgresStore {
                     .bind(instance.0)
                     .execute(&mut *conn)
                     .await?;
-                let mut due = 0;
-                for id in &ids {
-                    due += sqlx::query(
-                        "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
-                                 paused_due_at = NULL,
-                                 failed_attempts = 0
-                             WHERE id = $1 AND instance_id = $2 AND status != 'cancelled'
-                               AND (lease_until IS NULL OR lease_until <= $3)",
-                    )
-                    .bind(&id.0)
-                    .bind(instance.0)
-                    .bind(now.as_millisecond())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                }
+                // One statement for the whole list, not a round trip per id.
+                let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
+                let due = sqlx::query(
+                    "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
+                         paused_due_at = NULL,
+                         failed_attempts = 0
+                     WHERE id = ANY($1) AND instance_id = $2 AND status != 'cancelled'
+                       AND (lease_until IS NULL OR lease_until <= $3)",
+                )
+                .bind(&ids)
+                .bind(instance.0)
+                .bind(now.as_millisecond())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
                 if due > 0 {
                     super::notify(conn, super::Wake::Deliveries).await?;
                 }
