@@ -68,8 +68,9 @@ impl Store {
     }
 
     /// Stores replays (each with the id of the notification it replays), due at `now`, in one
-    /// transaction. Returns how many were new.
-    /// `NotFound` (nothing stored) when the instance no longer exists.
+    /// transaction on PostgreSQL and on SQLite 1,000 per write in the order given. Returns how
+    /// many were new. `NotFound` when the instance no longer exists (on SQLite, parts stored
+    /// before a delete came are cancelled by it).
     pub async fn insert_replays(
         &self,
         instance: InstanceId,
@@ -95,8 +96,10 @@ impl Store {
 
     /// Makes these notifications of the instance due at `now` with a fresh retry schedule
     /// (their attempt history stays) and reactivates the instance's subscription, in one
-    /// transaction. Notifications being delivered right now and cancelled ones are left alone.
-    /// Returns how many were made due.
+    /// transaction on PostgreSQL and on SQLite 1,000 per write in the order given (one writer
+    /// serves every organization). Notifications being delivered right now and cancelled ones
+    /// are left alone, and none is made due once the instance is deleted. Returns how many
+    /// were made due.
     pub async fn redeliver(
         &self,
         instance: InstanceId,

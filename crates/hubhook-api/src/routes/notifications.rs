@@ -325,45 +325,28 @@ pub struct RedeliveryOut {
     pub redelivered: u64,
 }
 
-/// How many notifications one write makes due again. A recovery after a long outage can cover
-/// hundreds of thousands, and on SQLite one writer serves every organization: in one write,
-/// 100,000 took about 3 s, during which no other organization's claim, poll or attempt result
-/// was written. The store's disables and deletes move parts of the same size, and so does a
-/// replay (`routes::replay`).
-pub(crate) const REDELIVERY_PART: usize = 1_000;
-
-/// Makes these notifications of one instance (with their creation times) due now and wakes
-/// the dispatcher: oldest first, a part of [`REDELIVERY_PART`] per write, so that the oldest
-/// are sent first and other organizations' writes wait for one part at most. Each part also
-/// reactivates the instance's subscription.
+/// Makes these notifications of one instance (with their creation times) due now, oldest
+/// first, and wakes the dispatcher. On SQLite the store makes a large list due a part per
+/// write (`Store::redeliver`), so in this order the oldest are sent first.
 pub(crate) async fn redeliver(
     state: &AppState,
     instance: InstanceId,
     notifications: Vec<(Timestamp, NotificationId)>,
 ) -> Result<u64, ApiError> {
     let engine = &state.engine;
-    let mut due = 0;
-    for part in oldest_first_parts(notifications, REDELIVERY_PART) {
-        due += engine
-            .store()
-            .redeliver(instance, part, engine.clock().now())
-            .await?;
-        engine.wake_dispatcher();
-    }
+    let due = engine
+        .store()
+        .redeliver(instance, oldest_first(notifications), engine.clock().now())
+        .await?;
+    engine.wake_dispatcher();
     tracing::info!(instance = %instance, due, "redelivery requested");
     Ok(due)
 }
 
-/// The ids, oldest first (creation time, then id), in parts of at most `part`.
-fn oldest_first_parts(
-    mut notifications: Vec<(Timestamp, NotificationId)>,
-    part: usize,
-) -> Vec<Vec<NotificationId>> {
+/// The ids, oldest first: by creation time, then id.
+fn oldest_first(mut notifications: Vec<(Timestamp, NotificationId)>) -> Vec<NotificationId> {
     notifications.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
-    notifications
-        .chunks(part)
-        .map(|chunk| chunk.iter().map(|(_, id)| id.clone()).collect())
-        .collect()
+    notifications.into_iter().map(|(_, id)| id).collect()
 }
 
 /// Send a notification again now (delivered or not), with a fresh retry schedule; reactivates
@@ -472,10 +455,10 @@ pub(crate) fn parse_instant(field: &str, text: Option<&str>) -> Result<Timestamp
 mod tests {
     use super::*;
 
-    /// A recovery's selection comes newest first; it is made due oldest first, in parts, none
-    /// left out or repeated.
+    /// A recovery's selection comes newest first; it is made due oldest first (creation
+    /// time, then id), none left out or repeated.
     #[test]
-    fn a_redelivery_goes_oldest_first_in_parts() {
+    fn a_redelivery_goes_oldest_first() {
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
         let newest_first: Vec<_> = (0..2_500i64)
             .rev()
@@ -484,12 +467,11 @@ mod tests {
                 (at, NotificationId(format!("n-{n:04}")))
             })
             .collect();
-        let parts = oldest_first_parts(newest_first, 1_000);
-        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [1_000, 1_000, 500]);
-        let ids: Vec<String> = parts.into_iter().flatten().map(|id| id.0).collect();
+        let ids: Vec<String> = oldest_first(newest_first)
+            .into_iter()
+            .map(|id| id.0)
+            .collect();
         let expected: Vec<String> = (0..2_500).map(|n| format!("n-{n:04}")).collect();
         assert_eq!(ids, expected);
-        assert!(oldest_first_parts(Vec::new(), 1_000).is_empty());
     }
 }

@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::body::JsonBody;
 use crate::openapi::CommonErrors;
 use crate::routes::instances::find;
-use crate::routes::notifications::{REDELIVERY_PART, parse_instant};
+use crate::routes::notifications::parse_instant;
 use crate::{ApiError, AppState, auth::Caller};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,7 +88,7 @@ async fn replay(
     }
     let now = engine.clock().now();
     let salt = now.as_millisecond().to_string();
-    let mut replays: Vec<_> = originals
+    let replays = originals
         .iter()
         .filter_map(|original| {
             let replay = replay_notification(&original.id, &original.body, &salt)?;
@@ -102,24 +102,20 @@ async fn replay(
             ))
         })
         .collect();
-    // A part per write, in the originals' order, as a redelivery's: on SQLite one writer
-    // serves every organization, and 10,000 bodies in one write would hold up all of them.
-    let mut stored = 0;
-    while !replays.is_empty() {
-        let rest = replays.split_off(replays.len().min(REDELIVERY_PART));
-        let part = std::mem::replace(&mut replays, rest);
-        stored += match engine.store().insert_replays(instance.id, part, now).await {
-            Err(hubhook_store::StoreError::NotFound) => {
-                return Err(ApiError::not_found(format!(
-                    "no instance with id {}: it was deleted",
-                    instance.id
-                )));
-            }
-            other => other?,
-        };
-        engine.wake_dispatcher();
-    }
-    let replays = stored;
+    let replays = match engine
+        .store()
+        .insert_replays(instance.id, replays, now)
+        .await
+    {
+        Err(hubhook_store::StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "no instance with id {}: it was deleted",
+                instance.id
+            )));
+        }
+        other => other?,
+    };
+    engine.wake_dispatcher();
     tracing::info!(instance = %instance.id, replays, "replay requested");
     // Stored either way (nothing is lost), but a caller must not think they are on their way.
     let held = if instance.disabled {

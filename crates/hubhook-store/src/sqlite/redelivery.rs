@@ -118,36 +118,33 @@ impl SqliteStore {
         replays: Vec<(NotificationId, NewNotification)>,
         now: Timestamp,
     ) -> Result<u64> {
-        let bodies: Vec<Vec<u8>> = replays.iter().map(|(_, r)| packed::pack(&r.body)).collect();
-        self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    // The route found the instance, but a delete may have come between: its
-                    // replays would belong to no organization, pending for ever.
-                    instance_exists(conn, instance).await?;
-                    let mut inserted = 0;
-                    for ((original, replay), body) in replays.iter().zip(&bodies) {
-                        inserted += sqlx::query(
-                            "INSERT INTO notifications (id, instance_id, body, status,
-                                 failed_attempts, next_attempt_at, created_at, replay_of,
-                                 organization_id)
-                             SELECT $1, $2, $3, 'pending', 0, $4, $4, $5, organization_id
-                             FROM instances WHERE id = $2
-                             ON CONFLICT (id) DO NOTHING",
-                        )
-                        .bind(&replay.id.0)
-                        .bind(instance.0)
-                        .bind(body)
-                        .bind(now.as_millisecond())
-                        .bind(&original.0)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    }
-                    Ok(inserted)
-                })
+        let mut packed: Vec<(NotificationId, NotificationId, Vec<u8>)> = replays
+            .into_iter()
+            .map(|(original, replay)| {
+                let body = packed::pack(&replay.body);
+                (original, replay.id, body)
             })
-            .await
+            .collect();
+        // In parts, each a write of its own, in their order (see `redeliver`).
+        let store = self.clone();
+        let rest = tokio::spawn(async move {
+            let mut inserted = 0;
+            while !packed.is_empty() {
+                let tail = packed.split_off(packed.len().min(PART));
+                let part = std::mem::replace(&mut packed, tail);
+                inserted += store
+                    .writer
+                    .write(move |conn| {
+                        Box::pin(
+                            async move { insert_replay_part(conn, instance, &part, now).await },
+                        )
+                    })
+                    .await?;
+            }
+            Ok::<_, crate::StoreError>(inserted)
+        });
+        rest.await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))?
     }
 
     pub async fn oldest_undelivered(
@@ -189,47 +186,36 @@ impl SqliteStore {
         .transpose()
     }
 
+    /// In parts of [`PART`] ids, each a write of its own, in the order given (the API gives
+    /// them oldest first): one writer serves every organization, and a recovery after a long
+    /// outage can cover hundreds of thousands (docs/benchmarks.md, "Twenty-second round"). In
+    /// a task of its own, so that a request given up halfway still finishes. A delete that
+    /// comes between two parts stops the rest; what was made due before it, it cancels.
     pub async fn redeliver(
         &self,
         instance: InstanceId,
         ids: Vec<NotificationId>,
         now: Timestamp,
     ) -> Result<u64> {
-        let ids = serde_json::to_string(&ids.iter().map(|id| &id.0).collect::<Vec<_>>())
-            .map_err(|e| crate::StoreError::Other(e.to_string()))?;
-        self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    // A delete may have come since the route found the instance: none of its
-                    // notifications is made due again (the route's answer for a deleted one).
-                    if !is_live(conn, instance).await? {
-                        return Ok(0);
-                    }
-                    sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
-                        .bind(instance.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    // One statement for the whole list: a statement per id cost a round trip
-                    // to the connection's thread each (docs/benchmarks.md, "Twenty-second
-                    // round").
-                    let due = sqlx::query(
-                        "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
-                             paused_due_at = NULL,
-                             failed_attempts = 0
-                         WHERE id IN (SELECT value FROM json_each($1)) AND instance_id = $2
-                           AND status != 'cancelled'
-                           AND (lease_until IS NULL OR lease_until <= $3)",
-                    )
-                    .bind(&ids)
-                    .bind(instance.0)
-                    .bind(now.as_millisecond())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    Ok(due)
-                })
-            })
-            .await
+        let store = self.clone();
+        let rest = tokio::spawn(async move {
+            let mut due = 0;
+            for part in ids.chunks(PART) {
+                let ids = serde_json::to_string(&part.iter().map(|id| &id.0).collect::<Vec<_>>())
+                    .map_err(|e| crate::StoreError::Other(e.to_string()))?;
+                let made_due = store
+                    .writer
+                    .write(move |conn| {
+                        Box::pin(async move { redeliver_part(conn, instance, &ids, now).await })
+                    })
+                    .await?;
+                let Some(made_due) = made_due else { break };
+                due += made_due;
+            }
+            Ok::<_, crate::StoreError>(due)
+        });
+        rest.await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))?
     }
 }
 
@@ -252,4 +238,78 @@ async fn is_live(conn: &mut sqlx::SqliteConnection, instance: InstanceId) -> Res
             .fetch_optional(&mut *conn)
             .await?;
     Ok(found.is_some())
+}
+
+/// How many notifications one write of a redelivery or a replay touches: the size of the
+/// parts a disable or a delete moves (`crate::deliveries::PARK_PART`).
+const PART: usize = crate::deliveries::PARK_PART as usize;
+
+/// One part of `SqliteStore::redeliver`: makes these notifications (`ids`, a JSON array) due
+/// at `now` and reactivates the subscription; `None`, with nothing written, once the
+/// instance is gone or being deleted (none of its notifications is made due again, the
+/// route's answer for a deleted one).
+async fn redeliver_part(
+    conn: &mut sqlx::SqliteConnection,
+    instance: InstanceId,
+    ids: &str,
+    now: Timestamp,
+) -> Result<Option<u64>> {
+    if !is_live(conn, instance).await? {
+        return Ok(None);
+    }
+    sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
+        .bind(instance.0)
+        .execute(&mut *conn)
+        .await?;
+    // One statement for the part: a statement per id cost a round trip to the connection's
+    // thread each (docs/benchmarks.md, "Twenty-second round"). `+instance_id` keeps the planner
+    // on the ids' primary key: by the instance's index it read every notification of the
+    // instance, for each part.
+    let due = sqlx::query(
+        "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
+             paused_due_at = NULL,
+             failed_attempts = 0
+         WHERE id IN (SELECT value FROM json_each($1)) AND +instance_id = $2
+           AND status != 'cancelled'
+           AND (lease_until IS NULL OR lease_until <= $3)",
+    )
+    .bind(ids)
+    .bind(instance.0)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(Some(due))
+}
+
+/// One part of `SqliteStore::insert_replays`: (original, replay id, packed body) each.
+async fn insert_replay_part(
+    conn: &mut sqlx::SqliteConnection,
+    instance: InstanceId,
+    part: &[(NotificationId, NotificationId, Vec<u8>)],
+    now: Timestamp,
+) -> Result<u64> {
+    // The route found the instance, but a delete may have come between: its replays would
+    // belong to no organization, pending for ever.
+    instance_exists(conn, instance).await?;
+    let mut inserted = 0;
+    for (original, replay, body) in part {
+        inserted += sqlx::query(
+            "INSERT INTO notifications (id, instance_id, body, status,
+                 failed_attempts, next_attempt_at, created_at, replay_of,
+                 organization_id)
+             SELECT $1, $2, $3, 'pending', 0, $4, $4, $5, organization_id
+             FROM instances WHERE id = $2
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&replay.0)
+        .bind(instance.0)
+        .bind(body)
+        .bind(now.as_millisecond())
+        .bind(&original.0)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(inserted)
 }

@@ -3266,6 +3266,37 @@ pub async fn check_deleting_an_instance_of_several_parts_cancels_and_forgets_it_
     );
 }
 
+/// A redelivery and a replay larger than SQLite writes at once (it makes them due and stores
+/// them 1,000 per write, so that other writes wait for one part at most): every notification
+/// is made due, every replay stored, in the order given. Fails if either stops after its
+/// first part.
+pub async fn check_a_redelivery_and_a_replay_of_several_parts_take_every_one(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let [instance] = instances_for(store, &[(org, user, 1)]).await[..] else {
+        unreachable!()
+    };
+    notifications_due_at(store, instance, 0, SEVERAL_PARTS, t0() + 1.seconds()).await;
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let ids: Vec<_> = (0..SEVERAL_PARTS).map(id).collect();
+    let due = store.redeliver(instance, ids, t0() + 5.seconds()).await;
+    assert_eq!(due.unwrap(), SEVERAL_PARTS as u64);
+    let last = store.notification(&id(SEVERAL_PARTS - 1)).await.unwrap();
+    assert_eq!(last.unwrap().next_attempt_at, Some(t0() + 5.seconds()));
+
+    let replays: Vec<_> = (0..SEVERAL_PARTS)
+        .map(|n| (id(n), notification(SEVERAL_PARTS + n, &[])))
+        .collect();
+    let stored = store
+        .insert_replays(instance, replays, t0() + 6.seconds())
+        .await;
+    assert_eq!(stored.unwrap(), SEVERAL_PARTS as u64);
+    let last = store
+        .notification(&id(2 * SEVERAL_PARTS - 1))
+        .await
+        .unwrap();
+    assert_eq!(last.unwrap().replay_of, Some(id(SEVERAL_PARTS - 1)));
+}
+
 /// How many of an instance (`$1`) pending notifications a claim's scans could meet (a due
 /// time), and how many are parked with the due time `$2`: the engines' own checks of what
 /// parking stores (the same SQL on both).
