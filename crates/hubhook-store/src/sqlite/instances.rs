@@ -44,7 +44,7 @@ use serde_json::{Map, Value};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, from_json, timestamp, to_json};
+use super::{SqliteStore, from_json, timestamp, to_json, to_the_end};
 use crate::deliveries::PARK_PART;
 use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
 
@@ -195,12 +195,9 @@ impl SqliteStore {
         if !marked {
             return Ok(false);
         }
-        // In a task of its own, like a disable's parts, so that a request given up halfway
-        // still finishes; a crash halfway is finished when the store is opened again.
+        // A crash halfway is finished when the store is opened again.
         let store = self.clone();
-        tokio::spawn(async move { store.delete_rest(id).await })
-            .await
-            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
+        to_the_end(async move { store.delete_rest(id).await }).await?;
         Ok(true)
     }
 
@@ -319,12 +316,11 @@ impl SqliteStore {
             return Ok(None);
         };
         if !removed.is_empty() {
-            // As a delete's parts (see "Deleting in parts"), in a task of its own so that a
-            // request given up halfway still finishes. A node stopped halfway leaves known
-            // objects of a resource without a job, which nothing reads: they go when the
+            // As a delete's parts (see "Deleting in parts"). A node stopped halfway leaves
+            // known objects of a resource without a job, which nothing reads: they go when the
             // resource is configured again (above) or the instance is deleted.
             let store = self.clone();
-            tokio::spawn(async move {
+            to_the_end(async move {
                 for resource in removed {
                     while store
                         .writer
@@ -338,10 +334,9 @@ impl SqliteStore {
                         == PARK_PART
                     {}
                 }
-                Ok::<_, crate::StoreError>(())
+                Ok(())
             })
-            .await
-            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
+            .await?;
         }
         self.get_instance(org, id).await
     }
@@ -384,22 +379,21 @@ impl SqliteStore {
         };
         // The rest in parts, each a write of its own, so that other writes (every other
         // tenant's claims, polls and attempt results) wait for one part at most, not for the
-        // whole backlog. In a task of its own, so that a request given up halfway (its
-        // client gone) still finishes; a crash halfway is finished when the store is opened
-        // again (`finish_parking`), and meanwhile by the claims' parking step. Each part checks the instance's state again: after a disable and an enable
-        // in quick succession, the first's parts find it enabled and stop.
+        // whole backlog. A crash halfway is finished when the store is opened again
+        // (`finish_parking`), and meanwhile by the claims' parking step. Each part checks the
+        // instance's state again: after a disable and an enable in quick succession, the
+        // first's parts find it enabled and stop.
         let store = self.clone();
-        let rest = tokio::spawn(async move {
+        to_the_end(async move {
             while moved == PARK_PART {
                 moved = store
                     .writer
                     .write(move |conn| Box::pin(move_part(conn, id, disabled, now)))
                     .await?;
             }
-            Ok::<_, crate::StoreError>(())
-        });
-        rest.await
-            .map_err(|e| crate::StoreError::Other(e.to_string()))??;
+            Ok(())
+        })
+        .await?;
         self.get_instance(org, id).await
     }
 

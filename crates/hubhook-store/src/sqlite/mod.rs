@@ -201,6 +201,18 @@ fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} is out of range: {value}"))
 }
 
+/// Runs the parts of a write that is split so that other tenants' writes wait for one part
+/// at most (a disable, a delete, a removed resource, a redelivery, a replay) in a task of
+/// their own, and waits for them: a request given up halfway (its client gone) drops this
+/// future, not the task, so every part still happens.
+async fn to_the_end<T: Send + 'static>(
+    parts: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(parts)
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+}
+
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Other(format!("JSON encoding: {e}")))
 }

@@ -4,7 +4,7 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 use sqlx::Row as _;
 
-use super::{SqliteStore, deliveries::notification_row, packed, timestamp};
+use super::{SqliteStore, deliveries::notification_row, packed, timestamp, to_json, to_the_end};
 use crate::{
     Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
 };
@@ -127,7 +127,7 @@ impl SqliteStore {
             .collect();
         // In parts, each a write of its own, in their order (see `redeliver`).
         let store = self.clone();
-        let rest = tokio::spawn(async move {
+        to_the_end(async move {
             let mut inserted = 0;
             while !packed.is_empty() {
                 let tail = packed.split_off(packed.len().min(PART));
@@ -141,10 +141,9 @@ impl SqliteStore {
                     })
                     .await?;
             }
-            Ok::<_, crate::StoreError>(inserted)
-        });
-        rest.await
-            .map_err(|e| crate::StoreError::Other(e.to_string()))?
+            Ok(inserted)
+        })
+        .await
     }
 
     pub async fn oldest_undelivered(
@@ -188,9 +187,9 @@ impl SqliteStore {
 
     /// In parts of [`PART`] ids, each a write of its own, in the order given (the API gives
     /// them oldest first): one writer serves every organization, and a recovery after a long
-    /// outage can cover hundreds of thousands (docs/benchmarks.md, "Twenty-second round"). In
-    /// a task of its own, so that a request given up halfway still finishes. A delete that
-    /// comes between two parts stops the rest; what was made due before it, it cancels.
+    /// outage can cover hundreds of thousands (docs/benchmarks.md, "Twenty-second round"). A
+    /// delete that comes between two parts stops the rest; what was made due before it, it
+    /// cancels.
     pub async fn redeliver(
         &self,
         instance: InstanceId,
@@ -198,11 +197,10 @@ impl SqliteStore {
         now: Timestamp,
     ) -> Result<u64> {
         let store = self.clone();
-        let rest = tokio::spawn(async move {
+        to_the_end(async move {
             let mut due = 0;
             for part in ids.chunks(PART) {
-                let ids = serde_json::to_string(&part.iter().map(|id| &id.0).collect::<Vec<_>>())
-                    .map_err(|e| crate::StoreError::Other(e.to_string()))?;
+                let ids = to_json(&part.iter().map(|id| &id.0).collect::<Vec<_>>())?;
                 let made_due = store
                     .writer
                     .write(move |conn| {
@@ -212,10 +210,9 @@ impl SqliteStore {
                 let Some(made_due) = made_due else { break };
                 due += made_due;
             }
-            Ok::<_, crate::StoreError>(due)
-        });
-        rest.await
-            .map_err(|e| crate::StoreError::Other(e.to_string()))?
+            Ok(due)
+        })
+        .await
     }
 }
 
