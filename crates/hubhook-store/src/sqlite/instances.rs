@@ -30,13 +30,21 @@
 //!
 //! An update that stops polling a resource forgets what was known of its records (configured
 //! again, it starts from a new baseline), which can be as many rows as a delete's. Its write
-//! deletes the resource's job; the known objects then go a part per write (`forget_part`).
-//! Nothing reads known objects of a resource without a job, and nothing adds to them (a poll
-//! commits only with its job's lease token), so the parts are invisible. Each part stops if
-//! the resource has a job again, and the update that gives it one clears, in its own write,
-//! whatever a forget left (a node stopped halfway, or an earlier update's parts still running),
-//! so a resource configured again never starts from old rows. A node stopped halfway thus
-//! leaves unread rows until the resource is configured again or the instance is deleted.
+//! deletes the resource's job and lists the resource in `forgetting`; the known objects then
+//! go a part per write (`forget_part`), and the part that finds none left takes the resource
+//! off the list. Why that is correct:
+//!
+//! - Nothing reads known objects of a resource without a job, and nothing adds to them (a
+//!   poll commits only with its job's lease token), so the parts are invisible.
+//! - Each part stops if the resource has a job again, and the update that gives it one
+//!   clears, in its own write, whatever a forget left (a node stopped halfway, or an earlier
+//!   update's parts still running) and takes it off the list, so a resource configured again
+//!   never starts from old rows.
+//! - A resource leaves the list only in a write that finds none of its known objects, so a
+//!   forget still running for a later removal of the same resource is never left unlisted.
+//! - A node stopped halfway leaves the resource listed; opening the store finishes its forget
+//!   (`finish_forgetting`). The list goes with the instance's row (`ON DELETE CASCADE`).
+//!
 //! An update that removes nothing reads no known object at all.
 
 use hubhook_core::InstanceId;
@@ -275,6 +283,16 @@ impl SqliteStore {
                     .bind(&resources)
                     .fetch_all(&mut *conn)
                     .await?;
+                    // Listed until the last part: a stopped node's forget is finished at open.
+                    sqlx::query(
+                        "INSERT INTO forgetting (instance_id, resource)
+                         SELECT $1, value FROM json_each($2) WHERE true
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id.0)
+                    .bind(to_json(&removed)?)
+                    .execute(&mut *conn)
+                    .await?;
                     // A resource configured anew starts from an empty baseline: what a forget
                     // left of it (its node stopped halfway, or the update that removed it is
                     // still running) goes now. Normally nothing: one seek per new resource.
@@ -283,6 +301,14 @@ impl SqliteStore {
                              AND resource IN (
                                  SELECT value FROM json_each($2) WHERE value NOT IN (
                                      SELECT resource FROM poll_jobs WHERE instance_id = $1))",
+                    )
+                    .bind(id.0)
+                    .bind(&resources)
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM forgetting WHERE instance_id = $1
+                             AND resource IN (SELECT value FROM json_each($2))",
                     )
                     .bind(id.0)
                     .bind(&resources)
@@ -316,29 +342,46 @@ impl SqliteStore {
             return Ok(None);
         };
         if !removed.is_empty() {
-            // As a delete's parts (see "Deleting in parts"). A node stopped halfway leaves
-            // known objects of a resource without a job, which nothing reads: they go when the
-            // resource is configured again (above) or the instance is deleted.
+            // As a delete's parts (see "Deleting in parts"); a node stopped halfway leaves
+            // the resource listed in `forgetting`, finished at open.
             let store = self.clone();
             to_the_end(async move {
                 for resource in removed {
-                    while store
-                        .writer
-                        .write({
-                            let resource = resource.clone();
-                            move |conn| {
-                                Box::pin(async move { forget_part(conn, id, &resource).await })
-                            }
-                        })
-                        .await?
-                        == PARK_PART
-                    {}
+                    store.forget_rest(id, resource).await?;
                 }
                 Ok(())
             })
             .await?;
         }
         self.get_instance(org, id).await
+    }
+
+    /// The parts of forgetting a removed resource, until none of its known objects is left.
+    async fn forget_rest(&self, id: InstanceId, resource: String) -> Result<()> {
+        while self
+            .writer
+            .write({
+                let resource = resource.clone();
+                move |conn| Box::pin(async move { forget_part(conn, id, &resource).await })
+            })
+            .await?
+            == PARK_PART
+        {}
+        Ok(())
+    }
+
+    /// Finishes the forgets of removed resources that a stopped node left halfway
+    /// (`update_instance`), before the store is used. When none was, the `forgetting` table
+    /// is empty and this reads nothing else.
+    pub(crate) async fn finish_forgetting(&self) -> Result<()> {
+        let halfway: Vec<(i64, String)> =
+            sqlx::query_as("SELECT instance_id, resource FROM forgetting")
+                .fetch_all(&self.readers)
+                .await?;
+        for (id, resource) in halfway {
+            self.forget_rest(InstanceId(id), resource).await?;
+        }
+        Ok(())
     }
 
     pub async fn set_instance_disabled(
@@ -514,7 +557,9 @@ async fn delete_part(conn: &mut sqlx::SqliteConnection, id: InstanceId) -> Resul
 /// Forgets up to [`PARK_PART`] known objects of a resource the instance no longer polls
 /// (`SqliteStore::update_instance`); returns how many. Stops as soon as the resource has a job
 /// again: an update that configured it anew has cleared what was left, and the job's first
-/// poll may already have stored its new baseline.
+/// poll may already have stored its new baseline. The part that forgets fewer than a whole
+/// part takes the resource off the `forgetting` list if, in that write, none of its known
+/// objects is left (another forget of a later removal may still be running).
 async fn forget_part(
     conn: &mut sqlx::SqliteConnection,
     id: InstanceId,
@@ -533,5 +578,17 @@ async fn forget_part(
     .bind(PARK_PART)
     .execute(&mut *conn)
     .await?;
-    Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+    let forgotten = i64::try_from(done.rows_affected()).unwrap_or(i64::MAX);
+    if forgotten < PARK_PART {
+        sqlx::query(
+            "DELETE FROM forgetting WHERE instance_id = $1 AND resource = $2
+               AND NOT EXISTS (
+                   SELECT 1 FROM known_objects WHERE instance_id = $1 AND resource = $2)",
+        )
+        .bind(id.0)
+        .bind(resource)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(forgotten)
 }

@@ -116,6 +116,7 @@ impl SqliteStore {
         // Deletes first: a half-deleted instance is disabled, and its notifications are
         // cancelled, not parked.
         store.finish_deleting().await?;
+        store.finish_forgetting().await?;
         store.finish_parking(jiff::Timestamp::now()).await?;
         Ok(store)
     }
