@@ -38,6 +38,9 @@ pub struct AppState {
     pub engine: Engine,
     /// `/metrics`' reads of the store's backlogs, one at a time ([`metrics::GaugeReads`]).
     gauges: std::sync::Arc<metrics::GaugeReads>,
+    /// Changes of one instance on this node, one at a time
+    /// ([`routes::instance_updates::ChangeLocks`]).
+    changes: std::sync::Arc<routes::instance_updates::ChangeLocks>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
         AppState {
             engine,
             gauges: std::sync::Arc::default(),
+            changes: std::sync::Arc::default(),
         }
     }
 }

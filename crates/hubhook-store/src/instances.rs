@@ -49,7 +49,8 @@ impl Store {
     /// Replaces the instance's name, tags and configuration (secrets encrypted) and brings its
     /// poll jobs in line (see [`InstanceUpdate`]); jobs it keeps become due no later than one
     /// new refresh interval from now, so a shorter interval applies at once. `None` if there
-    /// is no such instance in `org`.
+    /// is no such instance in `org`; [`crate::StoreError::Conflict`] ([`crate::CHANGED_MEANWHILE`])
+    /// if it no longer has the update's `read_version`.
     pub async fn update_instance(
         &self,
         org: OrganizationId,

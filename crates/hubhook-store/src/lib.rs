@@ -44,12 +44,12 @@ mod webhook_secrets;
 pub use deliveries::{NotificationClaim, OrganizationShares};
 pub use error::{Result, StoreError};
 pub use model::{
-    AnalyticsBucket, AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CommitOutcome,
-    ConfigVersion, Deactivation, DeliveryHealth, EventRow, InstanceRow, InstanceUpdate, JobHealth,
-    KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification,
-    NewSecret, NewUser, NotificationRow, ObservedObject, OrganizationId, PendingNotification,
-    PollCommit, PollDone, PollJob, PollProgress, PollTrouble, Principal, Reconciled, Secrets,
-    SignIn, UserId, UserRow, WebhookSecrets,
+    AnalyticsBucket, AttemptOutcome, AttemptRecord, AttemptRow, Backlog, CHANGED_MEANWHILE,
+    CommitOutcome, ConfigVersion, Deactivation, DeliveryHealth, EventRow, InstanceRow,
+    InstanceUpdate, JobHealth, KnownId, KnownObject, LeaseToken, MassDeleteAction, NewEvent,
+    NewInstance, NewNotification, NewSecret, NewUser, NotificationRow, ObservedObject,
+    OrganizationId, PendingNotification, PollCommit, PollDone, PollJob, PollProgress, PollTrouble,
+    Principal, Reconciled, Secrets, SignIn, UserId, UserRow, WebhookSecrets,
 };
 pub use postgres::{PostgresStore, Wake, Wakeups};
 pub use redelivery::NotificationFilter;

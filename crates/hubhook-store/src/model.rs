@@ -86,7 +86,17 @@ pub struct InstanceUpdate {
     pub resources: Vec<String>,
     pub refresh_interval_ms: i64,
     pub now: Timestamp,
+    /// The `updated_at` of the instance this state was made from (a PATCH merges into what it
+    /// read): written only if the instance still has it, else [`crate::StoreError::Conflict`]
+    /// and nothing changes, so two changes made at once cannot silently undo each other.
+    /// `None` writes over whatever is stored.
+    pub read_version: Option<Timestamp>,
 }
+
+/// What [`crate::StoreError::Conflict`] says when an update's `read_version` is no longer the
+/// instance's.
+pub const CHANGED_MEANWHILE: &str =
+    "the instance was changed by another request since this one read it";
 
 pub struct NewInstance {
     pub organization_id: OrganizationId,

@@ -2237,6 +2237,7 @@ async fn claims(
                 resources: vec![KNOWN_RESOURCES[0].into()],
                 refresh_interval_ms: 60_000,
                 now: jiff::Timestamp::now(),
+                read_version: None,
             };
             store.update_instance(big.0, held, update).await?;
             anyhow::Ok(())

@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `POST /instances` body, as Cloud Elements documents it. Everything is optional here so that
 /// a missing field gets our own error naming it rather than a deserializer message.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceIn {
     /// `{"key": "connectwisecrmrest"}`.
@@ -95,7 +95,7 @@ fn check_other_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ElementRef {
     pub(crate) key: Option<String>,
 }

@@ -1107,6 +1107,7 @@ async fn reconfigure(
                 resources: vec!["contacts".into()],
                 refresh_interval_ms: row.refresh_interval_ms,
                 now,
+                read_version: Some(row.updated_at),
             },
         )
         .await

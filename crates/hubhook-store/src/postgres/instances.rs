@@ -7,7 +7,10 @@ use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, Wake, from_json, notify, timestamp, to_json};
 use crate::deliveries::{PARK_INSTANCE, UNPARK_INSTANCE};
-use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
+use crate::{
+    CHANGED_MEANWHILE, InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result,
+    StoreError, UserId,
+};
 
 // The SELECT list is a macro so that the SQL stays a `&'static str` literal (sqlx 0.9 only
 // takes dynamic SQL through an explicit `AssertSqlSafe`).
@@ -176,6 +179,7 @@ impl PostgresStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let now = update.now.as_millisecond();
+                    let read_version = update.read_version.map(|at| at.as_millisecond());
                     // `updated_at` is the instance's configuration version (the poller's and
                     // the dispatcher's caches key on it), so it must change with every update,
                     // even two in one millisecond or one from a node whose clock is behind.
@@ -183,7 +187,8 @@ impl PostgresStore {
                         "UPDATE instances SET name = $1, configuration = $2, secrets = $3,
                              tags = $4, events_enabled = $5, refresh_interval_ms = $6,
                              updated_at = GREATEST($7, updated_at + 1)
-                         WHERE id = $8 AND organization_id = $9",
+                         WHERE id = $8 AND organization_id = $9
+                           AND ($10::bigint IS NULL OR updated_at = $10)",
                     )
                     .bind(&update.name)
                     .bind(&configuration)
@@ -194,10 +199,15 @@ impl PostgresStore {
                     .bind(now)
                     .bind(id.0)
                     .bind(org.0)
+                    .bind(read_version)
                     .execute(&mut *conn)
                     .await?;
                     if done.rows_affected() == 0 {
-                        return Ok(false);
+                        return if read_version.is_some() && exists(conn, org, id).await? {
+                            Err(StoreError::Conflict(CHANGED_MEANWHILE.into()))
+                        } else {
+                            Ok(false)
+                        };
                     }
                     // A resource no longer configured loses its job and what was known of its
                     // records: configured again later, it starts with a new baseline. The
@@ -317,4 +327,19 @@ impl PostgresStore {
             updated_at: timestamp(row.try_get("updated_at")?)?,
         })
     }
+}
+
+/// Whether `org` has the instance `id` (one not being deleted).
+async fn exists(
+    conn: &mut sqlx::PgConnection,
+    org: OrganizationId,
+    id: InstanceId,
+) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM instances WHERE id = $1 AND organization_id = $2")
+            .bind(id.0)
+            .bind(org.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
 }

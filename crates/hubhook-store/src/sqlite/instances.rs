@@ -54,7 +54,10 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, from_json, timestamp, to_json, to_the_end};
 use crate::deliveries::PARK_PART;
-use crate::{InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result, UserId};
+use crate::{
+    CHANGED_MEANWHILE, InstanceRow, InstanceUpdate, NewInstance, OrganizationId, Result,
+    StoreError, UserId,
+};
 
 // The SELECT list is a macro so that the SQL stays a `&'static str` literal (sqlx 0.9 only
 // takes dynamic SQL through an explicit `AssertSqlSafe`).
@@ -248,6 +251,7 @@ impl SqliteStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let now = update.now.as_millisecond();
+                    let read_version = update.read_version.map(|at| at.as_millisecond());
                     // `updated_at` is the instance's configuration version (the poller's and
                     // the dispatcher's caches key on it), so it must change with every update,
                     // even two in one millisecond or one from a node whose clock is behind.
@@ -255,7 +259,8 @@ impl SqliteStore {
                         "UPDATE instances SET name = $1, configuration = $2, secrets = $3,
                              tags = $4, events_enabled = $5, refresh_interval_ms = $6,
                              updated_at = max($7, updated_at + 1)
-                         WHERE id = $8 AND organization_id = $9 AND deleting = 0",
+                         WHERE id = $8 AND organization_id = $9 AND deleting = 0
+                           AND ($10 IS NULL OR updated_at = $10)",
                     )
                     .bind(&update.name)
                     .bind(&configuration)
@@ -266,10 +271,15 @@ impl SqliteStore {
                     .bind(now)
                     .bind(id.0)
                     .bind(org.0)
+                    .bind(read_version)
                     .execute(&mut *conn)
                     .await?;
                     if done.rows_affected() == 0 {
-                        return Ok(None);
+                        return if read_version.is_some() && exists(conn, org, id).await? {
+                            Err(StoreError::Conflict(CHANGED_MEANWHILE.into()))
+                        } else {
+                            Ok(None)
+                        };
                     }
                     // A resource no longer configured loses its job here, and what was known
                     // of its records after this write, in parts (`forget_part`): configured
@@ -591,4 +601,20 @@ async fn forget_part(
         .await?;
     }
     Ok(forgotten)
+}
+
+/// Whether `org` has the instance `id` (one not being deleted).
+async fn exists(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrganizationId,
+    id: InstanceId,
+) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM instances WHERE id = $1 AND organization_id = $2 AND deleting = 0",
+    )
+    .bind(id.0)
+    .bind(org.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
 }

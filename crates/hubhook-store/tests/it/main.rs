@@ -72,6 +72,7 @@ macro_rules! every_check {
             platform::check_updating_an_instance_keeps_kept_cursors,
             platform::check_removing_a_resource_of_several_parts_forgets_it_whole,
             platform::check_every_change_of_an_instance_moves_its_version,
+            platform::check_an_update_from_a_stale_read_stores_nothing,
             platform::check_a_disabled_instance_neither_polls_nor_delivers,
             platform::check_events_by_organization,
             platform::check_users_sign_in_and_sealed_secrets,

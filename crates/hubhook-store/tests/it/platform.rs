@@ -22,6 +22,7 @@ pub fn update(resources: &[&str]) -> InstanceUpdate {
         resources: resources.iter().map(|r| r.to_string()).collect(),
         refresh_interval_ms: 5_000,
         now: t0() + 10.seconds(),
+        read_version: None,
     }
 }
 
@@ -179,6 +180,78 @@ pub async fn check_every_change_of_an_instance_moves_its_version(store: &Store) 
         .unwrap();
     assert_eq!(jobs.len(), 2);
     assert!(jobs.iter().all(|job| job.instance_updated_at == later));
+}
+
+/// An update made from a read (`read_version`) is written only if the instance still has
+/// that version: made from an older one, it is refused as a conflict and changes nothing, so
+/// that two changes made at once cannot silently undo each other. A deleted instance or
+/// another organization's is not found, whatever the version. Fails if the write ignores
+/// `read_version`.
+pub async fn check_an_update_from_a_stale_read_stores_nothing(store: &Store) {
+    let instance = instance_with(store, &["contacts", "companies"]).await;
+    let org = instance.organization_id;
+    let read = instance.updated_at;
+    let first = InstanceUpdate {
+        read_version: Some(read),
+        ..update(&["contacts"])
+    };
+    let stored = store
+        .update_instance(org, instance.id, first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "renamed");
+
+    let stale = InstanceUpdate {
+        name: "from the stale read".into(),
+        read_version: Some(read),
+        ..update(&["contacts", "companies"])
+    };
+    let refused = store.update_instance(org, instance.id, stale).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m == hubhook_store::CHANGED_MEANWHILE),
+        "{:?}",
+        refused.map(|row| row.map(|row| row.name))
+    );
+    let kept = store.instance(instance.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.updated_at),
+        ("renamed", stored.updated_at)
+    );
+    let jobs = store.poll_jobs(instance.id).await.unwrap();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the stale update gave companies its job again"
+    );
+
+    let current = InstanceUpdate {
+        name: "from the current read".into(),
+        read_version: Some(stored.updated_at),
+        ..update(&["contacts"])
+    };
+    let renamed = store.update_instance(org, instance.id, current).await;
+    assert_eq!(renamed.unwrap().unwrap().name, "from the current read");
+
+    let (other_org, _) = organization(store, 2).await;
+    let foreign = InstanceUpdate {
+        read_version: Some(read),
+        ..update(&["contacts"])
+    };
+    let foreign = store.update_instance(other_org, instance.id, foreign).await;
+    assert!(foreign.unwrap().is_none());
+    assert!(store.delete_instance(org, instance.id).await.unwrap());
+    let gone = InstanceUpdate {
+        read_version: Some(read),
+        ..update(&["contacts"])
+    };
+    assert!(
+        store
+            .update_instance(org, instance.id, gone)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn check_a_disabled_instance_neither_polls_nor_delivers(store: &Store) {

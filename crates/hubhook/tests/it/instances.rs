@@ -720,3 +720,80 @@ async fn secrets_stay_with_their_site_and_updates_need_connectwise_only_for_what
         Some("60")
     );
 }
+
+/// PATCHes of one instance sent at once: each is made from the instance as it is once its
+/// turn comes, so none undoes another (before, 20 sent at once each answered 200 and 4 were
+/// kept). On one node they all apply. Beside a second API on the same database, as another
+/// node's would be, whose changes do not take turns with the first's, a change that raced the
+/// other node's too often is refused (409), but none answered 200 is lost. Fails if an update
+/// writes back a stale read (keys missing), or if one node's changes do not take turns (409s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_sent_at_once_all_apply_and_none_undoes_another() {
+    let app = spawn_app().await;
+    let created = app.create_quiet_instance("at once").await;
+    let id = created["id"].as_i64().expect("id");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let other_node = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let router = hubhook_api::router(hubhook_api::AppState::new(app.server().engine.clone()));
+    tokio::spawn(hubhook_api::serve(
+        listener,
+        router,
+        hubhook_api::ServeLimits::default(),
+        shutdown.clone(),
+    ));
+
+    let patch_at_once = async |keys: std::ops::Range<usize>, on_other_node: fn(usize) -> bool| {
+        let mut sent = tokio::task::JoinSet::new();
+        for n in keys {
+            let base = if on_other_node(n) {
+                other_node.clone()
+            } else {
+                app.server().url()
+            };
+            let request = app
+                .http
+                .patch(format!("{base}/elements/api-v2/instances/{id}"))
+                .header("Authorization", app.auth())
+                .json(&json!({ "configuration": { format!("custom.k{n}"): n } }));
+            sent.spawn(async move { (n, request.send().await.expect("sent").status().as_u16()) });
+        }
+        sent.join_all().await
+    };
+    let stored_keys = async || {
+        let (_, instance) = app.get(&format!("/instances/{id}")).await;
+        let configuration = instance["configuration"]
+            .as_object()
+            .expect("configuration");
+        configuration
+            .keys()
+            .filter_map(|key| key.strip_prefix("custom.k")?.parse::<usize>().ok())
+            .collect::<std::collections::BTreeSet<usize>>()
+    };
+
+    let one_node = patch_at_once(0..16, |_| false).await;
+    assert!(
+        one_node.iter().all(|(_, status)| *status == 200),
+        "{one_node:?}"
+    );
+    assert_eq!(stored_keys().await, (0..16).collect());
+
+    let two_nodes = patch_at_once(16..32, |n| n % 2 == 1).await;
+    assert!(
+        two_nodes
+            .iter()
+            .all(|(_, status)| [200, 409].contains(status)),
+        "{two_nodes:?}"
+    );
+    let answered_200 = two_nodes
+        .iter()
+        .filter(|(_, status)| *status == 200)
+        .map(|(n, _)| *n);
+    let stored = stored_keys().await;
+    let lost: Vec<usize> = answered_200.filter(|n| !stored.contains(n)).collect();
+    assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
+    assert!((0..16).all(|n| stored.contains(&n)));
+    shutdown.cancel();
+}
