@@ -80,21 +80,70 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// The whole body of a request, up to [`BODY_LIMIT`]: a larger one is a `413` that says the
-/// limit. What every body extractor of the API reads with (JSON bodies, console forms).
-pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                e.status(),
-                format!(
-                    "the request body is larger than {BODY_LIMIT} bytes, the most this API reads"
-                ),
-            )
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {e}"))
+/// Time a client has to send a request's whole body (bodies are small, so this is generous).
+pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The whole body of a request, up to [`BODY_LIMIT`], within [`BODY_TIME`]: what every body
+/// extractor of the API reads with (JSON bodies, console forms, signed callbacks). Refused:
+/// - a declared length past the limit, with a `413` that says the limit, before a byte is
+///   read (and so before hyper answers `Expect: 100-continue`); a longer body than declared
+///   or a chunked one past the limit when it gets there;
+/// - a body that has not all arrived within [`BODY_TIME`] from the first look at it, `408`.
+///   A total, not a time between chunks: a byte every few seconds would otherwise hold the
+///   request for as long as the client likes (tower-http's body timeout restarts at each
+///   chunk).
+///
+/// Each chunk is copied into one buffer as it arrives and then dropped: a chunk is a slice of
+/// the connection's read buffer, and keeping the chunks (as collecting them does) kept one
+/// such buffer alive per chunk, about 4 KB of memory per byte for a body sent a byte per
+/// packet.
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, _state: &S) -> Result<Bytes, ApiError> {
+    read_within(req, BODY_TIME).await
+}
+
+async fn read_within(req: Request, time: std::time::Duration) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {BODY_LIMIT} bytes, the most this API reads"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    let read = async {
+        use hyper::body::Body as _;
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|e| {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > BODY_LIMIT {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&data);
+            }
         }
-    })
+        Ok(())
+    };
+    tokio::time::timeout(time, read).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s; send it whole, at once",
+                time.as_secs()
+            ),
+        )
+    })??;
+    Ok(Bytes::from(bytes))
 }
 
 /// Whether JSON text holds an escaped NUL (`\u0000`; a raw NUL is not valid JSON). In valid
@@ -278,6 +327,97 @@ fn duplicate_key(json: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body of `chunks` copies of `chunk`, one every `every`.
+    struct Trickle {
+        chunk: Bytes,
+        chunks: usize,
+        every: std::time::Duration,
+        next: std::pin::Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl hyper::body::Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.chunks == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::ready!(self.next.as_mut().poll(cx));
+            let every = self.every;
+            self.next = Box::pin(tokio::time::sleep(every));
+            self.chunks -= 1;
+            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(self.chunk.clone()))))
+        }
+    }
+
+    fn request(length: Option<u64>, chunks: usize, every: std::time::Duration) -> Request {
+        trickled(length, Bytes::from_static(b"x"), chunks, every)
+    }
+
+    fn trickled(
+        length: Option<u64>,
+        chunk: Bytes,
+        chunks: usize,
+        every: std::time::Duration,
+    ) -> Request {
+        let body = Trickle {
+            chunk,
+            chunks,
+            every,
+            next: Box::pin(tokio::time::sleep(every)),
+        };
+        let mut request = Request::new(axum::body::Body::new(body));
+        if let Some(length) = length {
+            request
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_LENGTH, length.into());
+        }
+        request
+    }
+
+    /// The body's time is a total: a byte every 20 ms, each well within any per-chunk timeout,
+    /// is refused (408) once the whole has taken longer than the time given. Fails if the
+    /// time restarts at each chunk.
+    #[tokio::test]
+    async fn a_body_trickled_past_its_time_is_refused() {
+        let ms = std::time::Duration::from_millis;
+        let whole = read_within(request(None, 5, ms(20)), ms(500)).await;
+        assert_eq!(whole.unwrap(), Bytes::from_static(b"xxxxx"));
+        let trickled = read_within(request(None, 50, ms(20)), ms(300)).await;
+        let refused = trickled.unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::REQUEST_TIMEOUT);
+    }
+
+    /// A declared length past the limit is refused before a byte is read: the body here would
+    /// take an hour. Past the limit without a declared length, when it gets there.
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_refused_at_once_when_declared() {
+        let hour = std::time::Duration::from_secs(3600);
+        let declared = request(Some(BODY_LIMIT as u64 + 1), 1, hour);
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            read_within(declared, hour),
+        )
+        .await
+        .expect("refused at once")
+        .unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            refused.message.contains(&BODY_LIMIT.to_string()),
+            "{}",
+            refused.message
+        );
+        let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+        let chunks = BODY_LIMIT / chunk.len() + 1;
+        let undeclared = trickled(None, chunk, chunks, std::time::Duration::ZERO);
+        let refused = read_within(undeclared, hour).await.unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
 
     #[test]
     fn escaped_nuls_are_found_and_escaped_backslashes_are_not_nuls() {

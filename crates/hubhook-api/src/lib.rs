@@ -53,9 +53,6 @@ impl AppState {
     }
 }
 
-/// Time a client has to send a request's body.
-const REQUEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -97,11 +94,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(utf8_path))
         .layer(axum::extract::DefaultBodyLimit::max(body::BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        // A client that starts a body and stops sending holds a connection and a handler;
-        // bodies are small, so this is generous.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            REQUEST_BODY_TIMEOUT,
-        ))
 }
 
 /// Refuses a path that is not UTF-8 once percent-decoded (`/instances/%FF`) in the error body

@@ -18,7 +18,11 @@
 //!   connection is running a handler is the newcomer shed: it gets `503` with `Retry-After`
 //!   and is closed at once, so it costs a descriptor for microseconds.
 //!
-//! Request bodies have their own timeout, set as a layer on the router (see `crate::router`).
+//! - **A body is not a handler yet.** A connection counts as busy from when its request's body
+//!   has arrived (or was dropped unread) until its handler has answered ([`Arriving`]); while
+//!   a body trickles in, the connection can be evicted like an idle one. Each body also has
+//!   a total time to arrive (`crate::body::read_body`).
+//! - **A bounded buffer.** A request head must fit in [`MAX_HEAD`] bytes.
 //!
 //! Shutdown: the loop stops accepting, asks every connection to finish its request in flight
 //! and close, and gives them [`ServeLimits::shutdown_grace`] before dropping what is left.
@@ -117,24 +121,27 @@ async fn serve_connection(
     let evicted = slot.evicted.clone();
     let slot = Arc::new(slot);
     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        // While a handler runs, the connection is busy and cannot be evicted.
-        let busy = slot.busy();
+        // Busy, so not evicted, from when the request's body has arrived (or was dropped
+        // unread, before the handler's own work) until the handler has answered.
+        let busy = Arc::new(Mutex::new(None));
+        let (parts, body) = request.into_parts();
+        let arriving = Arriving {
+            body,
+            turn: Some((slot.clone(), busy.clone())),
+        };
+        let request = Request::from_parts(parts, axum::body::Body::new(arriving));
         let mut app = app.clone();
         async move {
-            let response = app
-                .as_service()
-                .ready()
-                .await?
-                .call(request.map(axum::body::Body::new))
-                .await;
-            drop(busy);
+            let response = app.as_service().ready().await?.call(request).await;
+            drop(lock(&busy).take());
             response
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -152,6 +159,71 @@ async fn serve_connection(
             let _ = connection.await;
         }
     }
+}
+
+/// The most a connection buffers: a request head must fit in it (a larger one is refused,
+/// `431`), and body chunks are read through it. hyper's default, about 400 KB, let 4,000
+/// connections each holding an unfinished 380 KB head take 1.6 GB; at this size they take at
+/// most 256 MB, and heads of tens of KB (long cookies, proxies' headers) still fit.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A request body that marks its connection busy ([`Slot::busy`]) once it has arrived whole,
+/// or is dropped (a handler that takes no body drops it before its own work begins). Until
+/// then the connection can be evicted like an idle one: a stranger who starts bodies and
+/// sends them a byte at a time no longer holds slots that newcomers cannot take (before, 4,300
+/// such connections had every other client answered `503` for as long as they trickled).
+/// Evicting one cancels only the reading of its body, before anything was done with it.
+struct Arriving {
+    body: hyper::body::Incoming,
+    /// Taken at arrival: the slot to mark, and where the mark is kept until the handler ends.
+    turn: Option<(Arc<Slot>, Arc<Mutex<Option<Busy>>>)>,
+}
+
+impl Arriving {
+    fn arrived(&mut self) {
+        if let Some((slot, busy)) = self.turn.take() {
+            *lock(&busy) = Some(slot.busy());
+        }
+    }
+}
+
+impl hyper::body::Body for Arriving {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(frame) = &polled
+            && (frame.is_none() || self.body.is_end_stream())
+        {
+            self.arrived();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.arrived();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain bookkeeping; a panic while holding it leaves nothing half-done to fear.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The answer to a connection there is no room for: 503 and close, written with a short
@@ -216,10 +288,7 @@ impl Connections {
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding this lock leaves plain bookkeeping behind; keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner)
     }
 
     /// A slot for a new connection: a free one, or one made by evicting the longest-idle
@@ -302,16 +371,23 @@ mod tests {
     async fn slow_server(max_connections: usize) -> (SocketAddr, Arc<Notify>, CancellationToken) {
         let release = Arc::new(Notify::new());
         let waiting = release.clone();
-        let app = Router::new().route(
-            "/slow",
-            axum::routing::get(move || {
-                let waiting = waiting.clone();
-                async move {
-                    waiting.notified().await;
-                    "done"
-                }
-            }),
-        );
+        let app = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let waiting = waiting.clone();
+                    async move {
+                        waiting.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route(
+                "/upload",
+                axum::routing::post(
+                    |body: axum::body::Bytes| async move { body.len().to_string() },
+                ),
+            );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -378,6 +454,63 @@ mod tests {
         // The oldest idle connection was closed to make room.
         assert_eq!(read_all(&mut idle[0]).await, "");
         shutdown.cancel();
+    }
+
+    /// Connections whose request bodies are still arriving can be evicted like idle ones: a
+    /// stranger trickling bodies cannot fill every slot. Fails if a connection counts as busy
+    /// from its request head on (the newcomer is then shed with 503).
+    #[tokio::test]
+    async fn bodies_still_arriving_make_room_for_a_request() {
+        let (addr, release, shutdown) = slow_server(2).await;
+        let started = "POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nabc";
+        let mut trickling = vec![send(addr, started).await, send(addr, started).await];
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.notify_one();
+        let mut served = send(
+            addr,
+            "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        let answer = read_all(&mut served).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert_eq!(
+            read_all(&mut trickling[0]).await,
+            "",
+            "the oldest was evicted"
+        );
+        // The other one's body can still arrive whole and be answered.
+        trickling[1].write_all(&[b'x'; 997]).await.unwrap();
+        let answer = read_all_of_one(&mut trickling[1]).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("1000"),
+            "{answer}"
+        );
+        shutdown.cancel();
+    }
+
+    /// One answer on a kept-alive connection: its head and its `content-length` body.
+    async fn read_all_of_one(stream: &mut TcpStream) -> String {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                text.extend_from_slice(&buf[..n]);
+                let so_far = String::from_utf8_lossy(&text).to_string();
+                if let Some((head, body)) = so_far.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length: "))
+                        .and_then(|n| n.trim().parse::<usize>().ok());
+                    if n == 0 || length.is_some_and(|length| body.len() >= length) {
+                        return so_far;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("an answer")
     }
 
     #[test]

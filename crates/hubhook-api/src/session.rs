@@ -4,7 +4,7 @@
 //! refuse and expire alike.
 //!
 //! Passwords are checked against their argon2 hash on a blocking thread (a check takes tens of
-//! milliseconds of CPU). An unknown email is checked against a fixed hash all the same, so the
+//! milliseconds of CPU), at most one per core at once (`checks`). An unknown email is checked against a fixed hash all the same, so the
 //! answer takes as long and reads the same as for a wrong password. A session is a random
 //! secret, stored as its SHA-256, valid for [`SESSION_HOURS`].
 //!
@@ -99,6 +99,17 @@ fn dummy_hash() -> String {
         .clone()
 }
 
+/// Password checks running at once: one per core. Each takes tens of milliseconds of CPU and
+/// about 19 MiB (argon2's memory cost), and sign-ins need no credentials: unbounded, a flood
+/// of wrong passwords ran one per blocking thread (up to 512), and took the server to 13.8 GB
+/// and 14 s per API call. Beyond these, sign-ins wait their turn, holding only a connection.
+fn checks() -> &'static tokio::sync::Semaphore {
+    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    CHECKS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 /// Checks the email and password and starts a session: the principal and the session secret
 /// (for the cookie). A wrong email and a wrong password are the same 401.
 pub(crate) async fn sign_in(
@@ -109,11 +120,14 @@ pub(crate) async fn sign_in(
 ) -> Result<(Principal, String), ApiError> {
     let user = state.engine.store().sign_in_user(email.trim()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || {
-        password_matches(&hash.unwrap_or_else(dummy_hash), &password)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let matches = {
+        let _turn = checks().acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            password_matches(&hash.unwrap_or_else(dummy_hash), &password)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
     let principal = match user {
         Some(user) if matches => user.principal,
         _ => return Err(ApiError::unauthorized("the email or the password is wrong")),

@@ -7,5 +7,7 @@
 CREATE TABLE forgetting (
     instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
     resource    TEXT    NOT NULL,
+    -- As on every table (ARCHITECTURE.md, "Organizations").
+    organization_id INTEGER NOT NULL,
     PRIMARY KEY (instance_id, resource)
 ) WITHOUT ROWID;

@@ -295,12 +295,13 @@ impl SqliteStore {
                     .await?;
                     // Listed until the last part: a stopped node's forget is finished at open.
                     sqlx::query(
-                        "INSERT INTO forgetting (instance_id, resource)
-                         SELECT $1, value FROM json_each($2) WHERE true
+                        "INSERT INTO forgetting (instance_id, resource, organization_id)
+                         SELECT $1, value, $3 FROM json_each($2) WHERE true
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)
                     .bind(to_json(&removed)?)
+                    .bind(org.0)
                     .execute(&mut *conn)
                     .await?;
                     // A resource configured anew starts from an empty baseline: what a forget

@@ -500,7 +500,8 @@ async fn stopped_while_forgetting_companies(
     let mut conn = sqlx::SqliteConnection::connect(&url(path)).await.unwrap();
     for sql in [
         "DELETE FROM poll_jobs WHERE instance_id = $1 AND resource = 'companies'",
-        "INSERT INTO forgetting (instance_id, resource) VALUES ($1, 'companies')",
+        "INSERT INTO forgetting (instance_id, resource, organization_id)
+         SELECT id, 'companies', organization_id FROM instances WHERE id = $1",
     ] {
         sqlx::query(sql)
             .bind(instance.id.0)
