@@ -123,7 +123,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
         // Busy, so not evicted, from when the request's body has arrived (or was dropped
         // unread, before the handler's own work) until the handler has answered.
-        let busy = Arc::new(Mutex::new(None));
+        let busy: BusyCell = Arc::default();
         let (parts, body) = request.into_parts();
         let arriving = Arriving {
             body,
@@ -176,8 +176,11 @@ const MAX_HEAD: usize = 64 * 1024;
 struct Arriving {
     body: hyper::body::Incoming,
     /// Taken at arrival: the slot to mark, and where the mark is kept until the handler ends.
-    turn: Option<(Arc<Slot>, Arc<Mutex<Option<Busy>>>)>,
+    turn: Option<(Arc<Slot>, BusyCell)>,
 }
+
+/// Where a request's [`Busy`] mark is kept from its body's arrival until its handler's end.
+type BusyCell = Arc<Mutex<Option<Busy>>>;
 
 impl Arriving {
     fn arrived(&mut self) {
@@ -463,7 +466,7 @@ mod tests {
     async fn bodies_still_arriving_make_room_for_a_request() {
         let (addr, release, shutdown) = slow_server(2).await;
         let started = "POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nabc";
-        let mut trickling = vec![send(addr, started).await, send(addr, started).await];
+        let mut trickling = [send(addr, started).await, send(addr, started).await];
         tokio::time::sleep(Duration::from_millis(200)).await;
         release.notify_one();
         let mut served = send(
