@@ -3,8 +3,8 @@
 //! `SameSite=Strict`, for browsers). One password check and one session store, so both sign-ins
 //! refuse and expire alike.
 //!
-//! Passwords are checked against their argon2 hash on a blocking thread (a check takes tens of
-//! milliseconds of CPU), at most one per core at once (`checks`). An unknown email is checked against a fixed hash all the same, so the
+//! Passwords are checked against their argon2 hash on threads of their own, one per core
+//! (`checkers`; a check takes tens of milliseconds of CPU and 19 MiB). An unknown email is checked against a fixed hash all the same, so the
 //! answer takes as long and reads the same as for a wrong password. A session is a random
 //! secret, stored as its SHA-256, valid for [`SESSION_HOURS`].
 //!
@@ -99,15 +99,55 @@ fn dummy_hash() -> String {
         .clone()
 }
 
-/// Password checks running at once: one per core. Each takes tens of milliseconds of CPU and
-/// about 19 MiB (argon2's memory cost), and sign-ins need no credentials: unbounded, a flood
-/// of wrong passwords ran one per blocking thread (up to 512), and took the server to 13.8 GB
-/// and 14 s per API call. Beyond these, sign-ins wait their turn, holding only a connection.
-fn checks() -> &'static tokio::sync::Semaphore {
-    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    CHECKS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+/// A password to check against its hash, and where the answer goes.
+type Check = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// The password checkers: one thread per core, each checking one password at a time, fed in
+/// turn. Each check takes tens of milliseconds of CPU and about 19 MiB (argon2's memory
+/// cost), and sign-ins need no credentials. On tokio's blocking pool a flood of wrong
+/// passwords ran one check per thread (up to 512 at once), and the allocator kept each
+/// thread's 19 MiB blocks: 13.8 GB, and 14 s per API call. Threads of their own bound both
+/// the CPU and the memory (each reuses its own blocks); beyond them, sign-ins wait their
+/// turn, holding only a connection.
+fn checkers() -> &'static std::sync::mpsc::Sender<Check> {
+    static CHECKERS: std::sync::OnceLock<std::sync::mpsc::Sender<Check>> =
+        std::sync::OnceLock::new();
+    CHECKERS.get_or_init(|| {
+        let (send, receive) = std::sync::mpsc::channel::<Check>();
+        let receive = std::sync::Arc::new(std::sync::Mutex::new(receive));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for n in 0..threads {
+            let receive = receive.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-check-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is only held to take the next check, never while checking.
+                        let next = receive
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        let Ok((hash, password, answer)) = next else {
+                            return;
+                        };
+                        let _ = answer.send(password_matches(&hash, &password));
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "a password-check thread could not be started");
+            }
+        }
+        send
     })
+}
+
+/// Whether `password` matches `hash`, checked on the password checkers ([`checkers`]).
+async fn checked(hash: String, password: String) -> Result<bool, ApiError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    checkers()
+        .send((hash, password, answer))
+        .map_err(ApiError::internal)?;
+    answered.await.map_err(ApiError::internal)
 }
 
 /// Checks the email and password and starts a session: the principal and the session secret
@@ -120,14 +160,7 @@ pub(crate) async fn sign_in(
 ) -> Result<(Principal, String), ApiError> {
     let user = state.engine.store().sign_in_user(email.trim()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = {
-        let _turn = checks().acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || {
-            password_matches(&hash.unwrap_or_else(dummy_hash), &password)
-        })
-        .await
-        .map_err(ApiError::internal)?
-    };
+    let matches = checked(hash.unwrap_or_else(dummy_hash), password).await?;
     let principal = match user {
         Some(user) if matches => user.principal,
         _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
