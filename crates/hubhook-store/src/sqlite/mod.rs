@@ -117,6 +117,8 @@ impl SqliteStore {
         // cancelled, not parked.
         store.finish_deleting().await?;
         store.finish_forgetting().await?;
+        // Before parking: a disabled instance's redelivered notifications are then parked.
+        store.finish_redelivering(jiff::Timestamp::now()).await?;
         store.finish_parking(jiff::Timestamp::now()).await?;
         Ok(store)
     }

@@ -4,7 +4,9 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 use sqlx::Row as _;
 
-use super::{SqliteStore, deliveries::notification_row, packed, timestamp, to_json, to_the_end};
+use super::{
+    SqliteStore, deliveries::notification_row, from_json, packed, timestamp, to_json, to_the_end,
+};
 use crate::{
     Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
 };
@@ -189,30 +191,106 @@ impl SqliteStore {
     /// them oldest first): one writer serves every organization, and a recovery after a long
     /// outage can cover hundreds of thousands (docs/benchmarks.md, "Twenty-second round"). A
     /// delete that comes between two parts stops the rest; what was made due before it, it
-    /// cancels.
+    /// cancels. A redelivery of more than one part is listed in `redeliveries` from a first
+    /// write on, with its ids, and each part's write moves its count on, so that opening the
+    /// store finishes one a stopped node left halfway (`finish_redelivering`): the first part
+    /// has reactivated the subscription, and the rest would otherwise stay queued for good.
     pub async fn redeliver(
         &self,
         instance: InstanceId,
         ids: Vec<NotificationId>,
         now: Timestamp,
     ) -> Result<u64> {
-        let store = self.clone();
-        to_the_end(async move {
-            let mut due = 0;
-            for part in ids.chunks(PART) {
-                let ids = to_json(&part.iter().map(|id| &id.0).collect::<Vec<_>>())?;
-                let made_due = store
-                    .writer
-                    .write(move |conn| {
-                        Box::pin(async move { redeliver_part(conn, instance, &ids, now).await })
+        let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
+        let run = if ids.len() > PART {
+            let all = to_json(&ids)?;
+            let listed: Option<i64> = self
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        Ok(sqlx::query_scalar(
+                            "INSERT INTO redeliveries (instance_id, organization_id, ids)
+                             SELECT id, organization_id, $2 FROM instances
+                             WHERE id = $1 AND deleting = 0
+                             RETURNING id",
+                        )
+                        .bind(instance.0)
+                        .bind(&all)
+                        .fetch_optional(&mut *conn)
+                        .await?)
                     })
-                    .await?;
-                let Some(made_due) = made_due else { break };
-                due += made_due;
-            }
-            Ok(due)
-        })
-        .await
+                })
+                .await?;
+            // Gone since the route found it: nothing is made due (as in `redeliver_part`).
+            let Some(run) = listed else { return Ok(0) };
+            Some(run)
+        } else {
+            None
+        };
+        let store = self.clone();
+        to_the_end(async move { store.redeliver_from(instance, ids, 0, run, now).await }).await
+    }
+
+    /// The parts of a redelivery from its `done`th id on. `run` is its row in `redeliveries`
+    /// (none for a single part): each part's write moves it on, and the last deletes it, as
+    /// does the part that finds the instance gone.
+    async fn redeliver_from(
+        &self,
+        instance: InstanceId,
+        ids: Vec<String>,
+        mut done: usize,
+        run: Option<i64>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut due = 0;
+        while done < ids.len() {
+            let next = (done + PART).min(ids.len());
+            let part = to_json(&ids[done..next])?;
+            let last = next == ids.len();
+            let made_due = self
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let made_due = redeliver_part(conn, instance, &part, now).await?;
+                        if let Some(run) = run {
+                            if made_due.is_none() || last {
+                                sqlx::query("DELETE FROM redeliveries WHERE id = $1")
+                                    .bind(run)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            } else {
+                                sqlx::query("UPDATE redeliveries SET done = $2 WHERE id = $1")
+                                    .bind(run)
+                                    .bind(i64::try_from(next).unwrap_or(i64::MAX))
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                        }
+                        Ok(made_due)
+                    })
+                })
+                .await?;
+            let Some(made_due) = made_due else { break };
+            due += made_due;
+            done = next;
+        }
+        Ok(due)
+    }
+
+    /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), before the
+    /// store is used. When none was, the `redeliveries` table is empty.
+    pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<()> {
+        let halfway: Vec<(i64, i64, String, i64)> =
+            sqlx::query_as("SELECT id, instance_id, ids, done FROM redeliveries ORDER BY id")
+                .fetch_all(&self.readers)
+                .await?;
+        for (run, instance, ids, done) in halfway {
+            let ids: Vec<String> = from_json(&ids, "redeliveries.ids")?;
+            let done = usize::try_from(done).unwrap_or(0);
+            self.redeliver_from(InstanceId(instance), ids, done, Some(run), now)
+                .await?;
+        }
+        Ok(())
     }
 }
 

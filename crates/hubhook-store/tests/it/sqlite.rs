@@ -587,6 +587,84 @@ async fn opening_the_store_finishes_a_forget_a_stopped_node_left_halfway() {
     .await
 }
 
+/// A redelivery of several parts that a stopped node left after its first part (the
+/// subscription reactivated, the first 1,000 due, the rest still queued, the redelivery
+/// listed with its ids) is finished when the store is opened again: every one of them due,
+/// nothing listed. A redelivery that ran to its end leaves nothing listed. Fails without
+/// `finish_redelivering` at open (the rest stay queued for good, behind new notifications
+/// that are delivered), or if it starts again from the first id rather than where it was.
+#[tokio::test]
+async fn opening_the_store_finishes_a_redelivery_a_stopped_node_left_halfway() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, user) = conformance::organization(&store, 1).await;
+        let [halfway, finished] =
+            conformance::instances_for(&store, &[(org, user, 1), (org, user, 2)]).await[..]
+        else {
+            unreachable!()
+        };
+        let all = conformance::SEVERAL_PARTS;
+        let at = t0() + 1.seconds();
+        conformance::notifications_due_at(&store, halfway, 0, all, at).await;
+        conformance::notifications_due_at(&store, finished, all, all, at).await;
+        let id = |n: usize| NotificationId(format!("notification-{n}"));
+        let due = store
+            .redeliver(
+                finished,
+                (all..2 * all).map(id).collect(),
+                t0() + 2.seconds(),
+            )
+            .await;
+        assert_eq!(due.unwrap(), all as u64);
+        let listed = "SELECT COUNT(*) FROM redeliveries WHERE instance_id = $1";
+        assert_eq!(count_of(&path, listed, finished).await, 0);
+        store.close().await;
+        {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+            let ids: Vec<String> = (0..all).map(|n| id(n).0).collect();
+            for sql in [
+                // Queued by a deactivation, then the first part's write, then a claim that
+                // delivered one of the first part (so it must not be made due again).
+                "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
+                 WHERE instance_id = $1",
+                "UPDATE notifications SET status = 'pending', next_attempt_at = 0
+                 WHERE instance_id = $1 AND id IN (SELECT value FROM json_each($2) LIMIT 1000)",
+                "UPDATE notifications SET status = 'delivered', next_attempt_at = NULL
+                 WHERE id = 'notification-0' AND $1 = $1 AND $2 = $2",
+                "INSERT INTO redeliveries (instance_id, organization_id, ids, done)
+                 SELECT id, organization_id, $2, 1000 FROM instances WHERE id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(halfway.0)
+                    .bind(serde_json::to_string(&ids).unwrap())
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = Store::open(&url(&path), key()).await.unwrap();
+        let counts = (
+            count_of(
+                &path,
+                "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'queued'",
+                halfway,
+            )
+            .await,
+            count_of(
+                &path,
+                "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'pending'",
+                halfway,
+            )
+            .await,
+            count_of(&path, listed, halfway).await,
+        );
+        assert_eq!(counts, (0, all as i64 - 1, 0));
+        store.close().await;
+    })
+    .await
+}
+
 /// Claims running beside a delete of several parts take none of the instance's notifications
 /// once it is gone from reads (the delete's first write disables it too), though its parts
 /// are still cancelling them; before that, they may. Fails if the first write leaves the
