@@ -285,6 +285,90 @@ pub struct DateField {
 
 const POLLER_CONFIGURATION: &str = "event.poller.configuration";
 
+/// The keys a resource of the poller configuration may hold: Cloud Elements' (with the
+/// archived documentation's `filterByUpdateDate` spelling) and hubhook's own.
+const RESOURCE_KEYS: &[&str] = &[
+    "url",
+    "idField",
+    "datesConfiguration",
+    "filterByUpdatedDate",
+    "filterByUpdateDate",
+    "filterByCurrentDate",
+    "createdCheckTolerance",
+    "pollDelay",
+    "pageSize",
+    "updatedDateTimezone",
+    "createdDateTimezone",
+    "trackChanges",
+    "includePrevious",
+    "ignoreBookkeepingOnlyUpdates",
+    "massDeleteThreshold",
+    "deletedFlagField",
+    "reconcileInterval",
+];
+
+/// The keys a resource's `datesConfiguration` may hold.
+const DATES_KEYS: &[&str] = &[
+    "updatedDateField",
+    "updatedDateFormat",
+    "updatedDateTimezone",
+    "createdDateField",
+    "createdDateFormat",
+    "createdDateTimezone",
+];
+
+/// The keys of the poller configuration's resources (and their `datesConfiguration`) that
+/// hubhook does not know, each named with the keys it could have meant. Stored, a misspelt key
+/// (`updatedDateTimeZone`, `reconcileIntervall`) would be silently ignored and its default
+/// used. Checked when an instance is created or changed, not by [`InstanceConfig::parse`],
+/// so that instances stored before this check keep polling.
+pub fn unknown_poller_keys(configuration: &Map<String, Value>) -> Vec<ConfigError> {
+    let decoded;
+    let resources = match configuration.get(POLLER_CONFIGURATION) {
+        Some(Value::Object(resources)) => resources,
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(resources)) => {
+                decoded = resources;
+                &decoded
+            }
+            // Not an object: `InstanceConfig::parse` says so.
+            _ => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let unknown = |map: &Map<String, Value>, known: &[&str], prefix: &str| -> Vec<ConfigError> {
+        map.keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| {
+                ConfigError::invalid(
+                    format!("{prefix}.{}", truncate(&key.escape_debug().to_string())),
+                    "an unknown key",
+                    format!("one of {}", known.join(", ")),
+                )
+            })
+            .collect()
+    };
+    let mut errors = Vec::new();
+    for (name, resource) in resources {
+        let Value::Object(resource) = resource else {
+            continue;
+        };
+        let prefix = format!(
+            "{POLLER_CONFIGURATION}.{}",
+            truncate(&name.escape_debug().to_string())
+        );
+        errors.extend(unknown(resource, RESOURCE_KEYS, &prefix));
+        if let Some(Value::Object(dates)) = resource.get("datesConfiguration") {
+            errors.extend(unknown(
+                dates,
+                DATES_KEYS,
+                &format!("{prefix}.datesConfiguration"),
+            ));
+        }
+    }
+    errors
+}
+
 /// The most resources one instance may poll. Each is polled on its own every refresh interval;
 /// the hub knows 11 kinds of ConnectWise records, so 32 leaves room for several filtered views
 /// of each without letting one instance flood its ConnectWise site.

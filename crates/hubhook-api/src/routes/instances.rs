@@ -10,8 +10,8 @@ use axum::{
 };
 use hubhook_connectwise::{CwError, HubQuery};
 use hubhook_core::{
-    ELEMENT_KEY, InstanceConfig, InstanceId, MASK, SECRET_KEYS, is_mask, mask_secrets, one_line,
-    render_url, split_secrets,
+    ConfigErrors, ELEMENT_KEY, InstanceConfig, InstanceId, MASK, SECRET_KEYS, is_mask,
+    mask_secrets, one_line, render_url, split_secrets,
 };
 use hubhook_store::{InstanceRow, NewInstance, Principal, UserRow};
 use serde::{Deserialize, Serialize};
@@ -365,8 +365,17 @@ pub(crate) async fn validate(
             )));
         }
     }
-    let config = InstanceConfig::parse(&configuration)
-        .map_err(|e| ApiError::bad_request(format!("invalid configuration: {e}")))?;
+    let unknown = hubhook_core::config::unknown_poller_keys(&configuration);
+    let config = match InstanceConfig::parse(&configuration) {
+        Ok(config) if unknown.is_empty() => config,
+        parsed => {
+            let mut errors = parsed.err().unwrap_or(ConfigErrors(Vec::new()));
+            errors.0.extend(unknown);
+            return Err(ApiError::bad_request(format!(
+                "invalid configuration: {errors}"
+            )));
+        }
+    };
 
     let engine = &state.engine;
     if let (true, Some(callback)) = (config.events.enabled, &config.events.callback_url) {

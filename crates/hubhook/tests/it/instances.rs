@@ -797,3 +797,56 @@ async fn changes_sent_at_once_all_apply_and_none_undoes_another() {
     assert!((0..16).all(|n| stored.contains(&n)));
     shutdown.cancel();
 }
+
+/// A misspelt key in a resource of the poller configuration, or in its `datesConfiguration`,
+/// is refused naming it (all of them at once), on a create as on a PATCH, and nothing is
+/// stored: kept, it would be silently ignored and its default used (a zone of GMT instead of
+/// the one meant). Fails if unknown keys are accepted.
+#[tokio::test]
+async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
+    let app = spawn_app().await;
+    let poller = "configuration.event.poller.configuration";
+    let mut body = app.documented_body();
+    let contacts = &mut body["configuration"]["event.poller.configuration"]["contacts"];
+    contacts["datesConfiguration"]["updatedDateTimeZone"] = json!("America/New_York");
+    contacts["reconcileIntervall"] = json!(0);
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `an unknown key`, expected one of updatedDateField",
+            "`event.poller.configuration.contacts.reconcileIntervall`",
+            "reconcileInterval",
+        ],
+    )
+    .await;
+    let (_, listed) = app.get("/instances").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    let created = app.create_instance(&app.documented_body()).await;
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.expect("json");
+    let id = created["id"].as_i64().expect("id");
+    let mut resources = created["configuration"]["event.poller.configuration"].clone();
+    resources["contacts"]["trackChange"] = json!(false);
+    let (status, refused) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/instances/{id}"),
+            Some(&json!({ "configuration": { "event.poller.configuration": resources } })),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["message"].as_str().expect("message");
+    assert!(
+        message.contains("contacts.trackChange`") && message.contains("trackChanges"),
+        "{message}"
+    );
+    let (_, kept) = app.get(&format!("/instances/{id}")).await;
+    assert_eq!(
+        kept["configuration"]["event.poller.configuration"],
+        created["configuration"]["event.poller.configuration"],
+        "{poller} changed anyway"
+    );
+}
