@@ -22,6 +22,25 @@ pub fn strip_tags(text: &str) -> String {
     text.replace('<', "")
 }
 
+/// Where (the character's index) `text` has a `<` that starts a tag with no `>` after it: a
+/// tag that never closes runs to the end of the text, so stripping would remove the rest
+/// (`Sales<Q3 report` would be stored as `Sales`). Callers refuse such text rather than cut it
+/// without a word.
+pub fn unfinished_tag(text: &str) -> Option<usize> {
+    let last_close = text.rfind('>');
+    let mut chars = text.char_indices().enumerate().peekable();
+    while let Some((at, (byte, c))) = chars.next() {
+        let starts_tag = c == '<'
+            && chars.peek().is_some_and(|(_, (_, next))| {
+                next.is_ascii_alphabetic() || matches!(next, '/' | '!' | '?')
+            });
+        if starts_tag && last_close.is_none_or(|close| close < byte) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// Passes of [`strip_tags`] before it gives up on nesting.
 const MAX_PASSES: usize = 8;
 
@@ -48,7 +67,24 @@ fn strip_once(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_tags;
+    use super::{strip_tags, unfinished_tag};
+
+    #[test]
+    fn finds_a_tag_that_never_closes() {
+        for (input, expected) in [
+            ("Sales<Q3 report", Some(5)),
+            ("a<b", Some(1)),
+            ("é<b", Some(1)),
+            ("<b>bold</b> then <i", Some(17)),
+            ("<b>bold</b>", None),
+            ("a < b", None),
+            ("a <3 b", None),
+            ("John <john@example.com>", None),
+            ("", None),
+        ] {
+            assert_eq!(unfinished_tag(input), expected, "{input}");
+        }
+    }
 
     #[test]
     fn removes_tags_and_keeps_text() {

@@ -76,6 +76,12 @@ fn field_of(part: &str) -> Option<String> {
 /// key the form has an input for (`event.poller.configuration.x.pageSize` goes to the raw
 /// JSON), else the site section.
 fn place(field: &str, inputs: &[String]) -> String {
+    // One input holds every tag: `tags[2]` goes to it.
+    let field = if field.starts_with("tags[") {
+        "tags"
+    } else {
+        field
+    };
     let mut key = field;
     loop {
         if inputs.iter().any(|input| input == key) {
@@ -102,6 +108,7 @@ mod tests {
     fn inputs() -> Vec<String> {
         [
             "name",
+            "tags",
             "baseUrl",
             "event.notification.callback.url",
             "event.poller.configuration",
@@ -125,6 +132,14 @@ mod tests {
                 .contains("got `x; y`")
         );
         assert!(errors.get(POLLER).unwrap()[0].contains("pageSize"));
+    }
+
+    #[test]
+    fn a_tag_s_error_goes_to_the_tags() {
+        let err = ApiError::bad_request("`tags[1]` is empty once HTML tags are removed");
+        let errors = FieldErrors::from_api(&err, &inputs());
+        assert!(errors.get("tags").is_some_and(|e| e[0].contains("tags[1]")));
+        assert!(errors.get(SITE).is_none());
     }
 
     #[test]

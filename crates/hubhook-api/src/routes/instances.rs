@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::element::{ELEMENT_ID, ElementOut};
-use crate::html::strip_tags;
+use crate::html::{self, strip_tags};
 use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
 use crate::paging::{Paging, next_page_header};
 use crate::{ApiError, AppState, auth::Caller, body::JsonBody, new_secret, secret_hash};
@@ -331,16 +331,12 @@ pub(crate) async fn validate(
             )));
         }
     }
-    let name = body
-        .name
-        .map(|n| strip_tags(&n).trim().to_string())
-        .unwrap_or_default();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    let Some(name) = body.name else {
         return Err(ApiError::bad_request(format!(
             "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters (HTML tags are removed)"
         )));
-    }
-    check_one_line("name", &name)?;
+    };
+    let name = stripped("name", &name, MAX_NAME_CHARS)?;
     let tags = parse_tags(body.tags)?;
     let configuration = body
         .configuration
@@ -432,21 +428,45 @@ fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
                 Value::Object(o) => o.get("name").and_then(Value::as_str),
                 _ => None,
             };
-            let Some(text) = text.map(|t| strip_tags(t).trim().to_string()) else {
+            let Some(text) = text else {
                 return Err(ApiError::bad_request(format!(
                     "`tags[{i}]`: expected a string, got {}",
                     short(&tag)
                 )));
             };
-            if text.is_empty() || text.chars().count() > MAX_TAG_CHARS {
-                return Err(ApiError::bad_request(format!(
-                    "`tags[{i}]`: expected a non-empty string of at most {MAX_TAG_CHARS} characters (HTML tags are removed)"
-                )));
-            }
-            check_one_line(&format!("tags[{i}]"), &text)?;
-            Ok(text)
+            stripped(&format!("tags[{i}]"), text, MAX_TAG_CHARS)
         })
         .collect()
+}
+
+/// A name or a tag as stored: HTML tags removed, trimmed, at most `max` characters, one line.
+/// Each refusal says which of these it is.
+fn stripped(field: &str, text: &str, max: usize) -> Result<String, ApiError> {
+    if let Some(at) = html::unfinished_tag(text) {
+        return Err(ApiError::bad_request(format!(
+            "`{field}`: the `<` at character {} starts an HTML tag that never ends with `>`, and HTML tags are removed, so the rest of the text would be lost; write `< ` with a space after it",
+            at + 1
+        )));
+    }
+    let kept = strip_tags(text).trim().to_string();
+    if kept.is_empty() {
+        let why = if text.trim().is_empty() {
+            "is empty"
+        } else {
+            "is empty once HTML tags are removed"
+        };
+        return Err(ApiError::bad_request(format!(
+            "`{field}` {why}: expected a non-empty string of at most {max} characters"
+        )));
+    }
+    let length = kept.chars().count();
+    if length > max {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` is too long: {length} characters, at most {max}"
+        )));
+    }
+    check_one_line(field, &kept)?;
+    Ok(kept)
 }
 
 /// Names and tags are one line of text that shows something (`hubhook_core::one_line`): shown

@@ -547,6 +547,24 @@ async fn names_tags_credentials_and_extra_keys_are_bounded() {
             json!({"tags": ["\u{200B}\u{FEFF}"]}),
             vec!["`tags[0]`", "visible"],
         ),
+        // A tag that never closes would take the rest of the text with it when tags are
+        // removed: refused, not cut to `Sales`.
+        (
+            json!({"name": "Sales<Q3 report"}),
+            vec!["`name`", "character 6", "never ends"],
+        ),
+        (
+            json!({"tags": ["fine", "a<b"]}),
+            vec!["`tags[1]`", "never ends"],
+        ),
+        (
+            json!({"name": "<b></b>"}),
+            vec!["`name` is empty once HTML tags are removed"],
+        ),
+        (
+            json!({"name": "n".repeat(256)}),
+            vec!["`name` is too long: 256 characters, at most 255"],
+        ),
         (
             json!({"configuration": {"company": "c".repeat(1 << 20)}}),
             vec!["`company`", "at most 256 characters"],
