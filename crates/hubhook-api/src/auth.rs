@@ -29,6 +29,19 @@ impl FromRequestParts<AppState> for Caller {
 /// The parsed `Authorization` header; `expected` (the form the route wants) ends every
 /// refusal. The messages never repeat the secrets.
 pub(crate) fn authorization(parts: &Parts, expected: &str) -> Result<AuthHeader, ApiError> {
+    // Two headers could carry two organizations' secrets: which one a request acts for must
+    // not depend on their order.
+    if parts
+        .headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the request has more than one Authorization header; send one, {expected}"
+        )));
+    }
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

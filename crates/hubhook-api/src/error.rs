@@ -111,7 +111,7 @@ impl IntoResponse for ApiError {
             if self.status.is_server_error() {
                 tracing::warn!(request_id = %request_id, status = self.status.as_u16(), error = ?self.message, "the provider failed the request");
             }
-            self.message
+            capped(self.message)
         };
         let body = ErrorBody {
             message,
@@ -130,6 +130,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The most of a refusal's message that is sent, in bytes. Messages quote what was wrong, and
+/// a few quote it whole (an unknown query parameter's name, a feed cursor): without a cap, a
+/// 60 KB name came back as a 60 KB answer. Every problem of a long validation still fits.
+const MESSAGE_LIMIT: usize = 8 * 1024;
+
+/// `message` cut to [`MESSAGE_LIMIT`] bytes (at a character's boundary), saying how much was cut.
+fn capped(message: String) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message;
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes not shown)",
+        &message[..end],
+        message.len() - end
+    )
+}
+
 /// 24 hex digits, like Cloud Elements' request ids.
 fn request_id() -> String {
     let mut bytes = [0u8; 12];
@@ -139,4 +160,24 @@ fn request_id() -> String {
         bytes.copy_from_slice(&nanos[4..]);
     }
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character() {
+        assert_eq!(capped("short".into()), "short");
+        let long = format!("`{}` is unknown", "é".repeat(MESSAGE_LIMIT));
+        let cut = capped(long.clone());
+        assert!(cut.len() < MESSAGE_LIMIT + 64, "{}", cut.len());
+        // `é` is two bytes after a one-byte backquote: the limit falls inside one.
+        let kept = MESSAGE_LIMIT - 1;
+        assert!(cut.starts_with(&long[..kept]));
+        assert!(
+            cut.ends_with(&format!("… ({} more bytes not shown)", long.len() - kept)),
+            "{cut}"
+        );
+    }
 }

@@ -31,6 +31,17 @@ pub enum AuthHeaderError {
     InvalidValue(String),
 }
 
+/// An unknown scheme as a refusal shows it: a word such as `Bearer` as it is, anything else
+/// (a secret sent without its scheme, 100 KB of text) only by its length, so that a refusal
+/// never repeats a secret or an attacker's bulk.
+fn shown_scheme(scheme: &str) -> String {
+    if scheme.len() <= 20 && scheme.chars().all(|c| c.is_ascii_alphabetic()) {
+        scheme.to_owned()
+    } else {
+        format!("<{} characters, not shown>", scheme.chars().count())
+    }
+}
+
 /// Parses the header. Parts may come in any order, scheme names are case-insensitive, spaces
 /// around parts are tolerated, and values may contain `/`, `+`, `=` and `.`.
 pub fn parse_authorization(header: &str) -> Result<AuthHeader, AuthHeaderError> {
@@ -51,7 +62,7 @@ pub fn parse_authorization(header: &str) -> Result<AuthHeader, AuthHeaderError> 
             "user" => &mut parsed.user,
             "organization" => &mut parsed.organization,
             "element" => &mut parsed.element,
-            _ => return Err(AuthHeaderError::UnknownScheme(scheme.to_owned())),
+            _ => return Err(AuthHeaderError::UnknownScheme(shown_scheme(scheme))),
         };
         if slot.is_some() {
             return Err(AuthHeaderError::DuplicateScheme(scheme.to_owned()));
@@ -121,6 +132,15 @@ mod tests {
     fn errors_do_not_leak_secrets() {
         let error = parse_authorization("User sekrit value, Organization o").expect_err("invalid");
         assert!(!error.to_string().contains("sekrit"));
+        // A secret sent without its scheme reads as a scheme: shown by its length only, as
+        // is a megabyte of text.
+        let error = parse_authorization("dGhpcyBpcyBhIHNlY3JldA==").expect_err("invalid");
+        assert_eq!(
+            error,
+            AuthHeaderError::UnknownScheme("<24 characters, not shown>".into())
+        );
+        let error = parse_authorization(&"a".repeat(100_000)).expect_err("invalid");
+        assert!(error.to_string().len() < 200, "{error}");
     }
 }
 

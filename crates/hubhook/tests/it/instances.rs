@@ -312,6 +312,26 @@ async fn requests_without_valid_secrets_are_refused() {
         .await
         .expect("sent");
     assert_eq!(response.status(), 200);
+    // Two headers, two organizations: which one the request acts for must not depend on
+    // their order. Refused, whichever comes first.
+    let other = app.other_organization().await;
+    for (first, second) in [(app.auth(), other.clone()), (other, app.auth())] {
+        let response = app
+            .http
+            .get(app.api("/instances"))
+            .header("Authorization", first)
+            .header("Authorization", second)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.expect("json");
+        let message = body["message"].as_str().expect("message");
+        assert!(
+            message.contains("more than one Authorization header"),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test]
