@@ -32,6 +32,18 @@ struct Filter {
     from: String,
     to: String,
     page: usize,
+    /// What in the query could not be read: shown, and no event is listed rather than a list
+    /// the filter silently did not narrow.
+    problems: Vec<String>,
+}
+
+/// A query value as a problem quotes it: at most 40 characters.
+fn shown(value: &str) -> String {
+    let mut shown: String = value.chars().take(40).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// A `datetime-local` value (`2026-01-01T10:00`), read as UTC, or an RFC 3339 time.
@@ -63,8 +75,23 @@ impl Filter {
                 // Past the last page the scan can fill is empty anyway; bounded so that the
                 // page arithmetic cannot overflow (`page=18446744073709551615` wrapped to
                 // "Page 0").
-                "page" => filter.page = value.parse().unwrap_or(0).min(LAST_PAGE),
+                "page" => match value.parse::<usize>() {
+                    Ok(page) => filter.page = page.min(LAST_PAGE),
+                    Err(_) if value.is_empty() => {}
+                    Err(_) => filter.problems.push(format!(
+                        "Page `{}` is not a page number (0, 1, 2, …).",
+                        shown(&value)
+                    )),
+                },
                 _ => {}
+            }
+        }
+        for (label, value) in [("From", &filter.from), ("To", &filter.to)] {
+            if !value.is_empty() && time(value).is_none() {
+                filter.problems.push(format!(
+                    "{label} `{}` is not a date and time such as 2026-01-31T09:00 (UTC).",
+                    shown(value)
+                ));
             }
         }
         filter
@@ -128,7 +155,10 @@ pub async fn list(
         .map_err(ApiError::from)?;
     // Said on the page, so that "No events match" is never mistaken for "none ever did".
     let horizon_reached = scanned.len() == SCAN as usize;
-    let rows: Vec<_> = scanned.into_iter().filter(|e| filter.matches(e)).collect();
+    let rows: Vec<_> = scanned
+        .into_iter()
+        .filter(|e| filter.problems.is_empty() && filter.matches(e))
+        .collect();
     // The status depends on the delivery attempts, so it is filtered after they are read.
     let (shown, more) = if filter.status.is_empty() {
         let start = filter.page * PAGE;
@@ -181,6 +211,11 @@ pub async fn list(
             div.field { label for="filter-to" { "To (UTC)" }
                 input #filter-to type="datetime-local" name="to" value=(filter.to); }
             button type="submit" { "Filter" }
+        }
+        @if !filter.problems.is_empty() {
+            div.error-summary role="alert" #filter-problems {
+                @for problem in &filter.problems { p { (problem) } }
+            }
         }
         @if horizon_reached {
             p.note #scan-horizon {

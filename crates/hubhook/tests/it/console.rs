@@ -757,6 +757,26 @@ async fn resend_sends_an_event_again_and_only_for_its_own_organization() {
         }
     }
     let event_path = event_path.expect("an event delivered within 20 s");
+    // A filter that cannot be read is said, and lists nothing rather than every event.
+    let unread = first
+        .get(&format!("{page}/events?from=garbage&page=-1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(unread.contains("id=\"filter-problems\""), "{unread}");
+    assert!(
+        unread.contains("From `garbage` is not a date and time"),
+        "{unread}"
+    );
+    assert!(
+        unread.contains("Page `-1` is not a page number"),
+        "{unread}"
+    );
+    assert!(
+        !unread.contains(&format!("href=\"{page}/events/")),
+        "{unread}"
+    );
     let event_page = first.get(&event_path).await.text().await.unwrap();
     let notification = field(&event_page, "notification");
     let sent_times = || {
