@@ -669,7 +669,7 @@ fn iso_datetime(text: &str) -> Option<String> {
             if !valid {
                 return None;
             }
-            text.parse::<jiff::Timestamp>()
+            crate::rfc3339::parse_instant(text)
                 .ok()
                 .map(|ts| ts.to_string())
         }

@@ -775,11 +775,13 @@ impl<'m> Fields<'m, '_> {
             "all" => Ok(FirstRun::All),
             // jiff says why a time was not read: out of its range (after 9999-12-30), or not
             // RFC 3339 at all.
-            lower if lower.starts_with("since:") => text["since:".len()..]
-                .trim()
-                .parse::<jiff::Timestamp>()
-                .map(FirstRun::Since)
-                .map_err(|e| format!("{EXPECTED}; the time after `since:` could not be read: {e}")),
+            lower if lower.starts_with("since:") => {
+                crate::rfc3339::parse_instant(text["since:".len()..].trim())
+                    .map(FirstRun::Since)
+                    .map_err(|e| {
+                        format!("{EXPECTED}; the time after `since:` could not be read: {e}")
+                    })
+            }
             _ => Err(EXPECTED.to_owned()),
         };
         parsed.unwrap_or_else(|expected| {

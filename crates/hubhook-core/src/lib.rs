@@ -26,6 +26,7 @@ pub mod one_line;
 pub mod placeholders;
 pub mod record_text;
 pub mod retry;
+pub mod rfc3339;
 pub mod signing;
 pub mod standard_webhooks;
 
@@ -57,5 +58,6 @@ pub use ids::{EventId, InstanceId, NotificationId};
 pub use java_time::{JavaPattern, PatternError, parse_zone};
 pub use placeholders::{PlaceholderError, max_rendered_length, render_url, validate_template};
 pub use retry::RetrySchedule;
+pub use rfc3339::parse_instant;
 pub use signing::{elements_signature, verify_elements_signature};
 pub use standard_webhooks::{WebhookSecret, signature_header};

@@ -51,7 +51,7 @@ pub fn time(text: &str) -> Option<Timestamp> {
     if text.is_empty() {
         return None;
     }
-    text.parse::<Timestamp>().ok().or_else(|| {
+    hubhook_core::parse_instant(text).ok().or_else(|| {
         text.parse::<jiff::civil::DateTime>()
             .ok()?
             .to_zoned(jiff::tz::TimeZone::UTC)

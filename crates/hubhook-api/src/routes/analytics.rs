@@ -207,7 +207,7 @@ impl Window {
 }
 
 fn time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
-    value.parse::<Timestamp>().map_err(|_| {
+    hubhook_core::parse_instant(value).map_err(|_| {
         ApiError::bad_request(format!(
             "`{field}`: got `{}`, expected an RFC 3339 time such as 2026-01-01T00:00:00Z",
             value.chars().take(60).collect::<String>().escape_debug()

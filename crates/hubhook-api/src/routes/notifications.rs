@@ -443,10 +443,10 @@ pub(crate) fn parse_instant(field: &str, text: Option<&str>) -> Result<Timestamp
     let expected = "expected an RFC 3339 date-time such as `2026-01-31T09:00:00Z`";
     let text =
         text.ok_or_else(|| ApiError::bad_request(format!("`{field}` is required: {expected}")))?;
-    text.parse().map_err(|_| {
+    hubhook_core::parse_instant(text).map_err(|_| {
         ApiError::bad_request(format!(
             "`{field}`: got `{}`, {expected}",
-            text.escape_debug()
+            text.chars().take(60).collect::<String>().escape_debug()
         ))
     })
 }

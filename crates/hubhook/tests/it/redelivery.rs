@@ -228,6 +228,15 @@ async fn the_queue_policy_stops_at_the_first_failure_until_recovered() {
         "`since`",
     )
     .await;
+    // An offset RFC 3339 has no such thing as (hours 00-23), though jiff reads it.
+    refused(
+        &app,
+        Method::POST,
+        &format!("/instances/{instance}/recover"),
+        Some(&json!({ "since": "2020-01-01T00:00:00+25:00" })),
+        "`since`",
+    )
+    .await;
 
     app.receiver.set_behaviour(Behaviour::Accept);
     let (status, answer) = app
