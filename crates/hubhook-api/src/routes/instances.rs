@@ -316,61 +316,91 @@ pub(crate) async fn validate(
     previous: Option<&InstanceConfig>,
 ) -> Result<ValidInstance, ApiError> {
     check_other_fields(&body.other)?;
+    // Every problem of the body at once, each a part naming its field (the console puts each
+    // beside its input): a user fixes them in one round trip, not one per request.
+    let mut problems: Vec<String> = Vec::new();
     let key = body.element.and_then(|e| e.key);
     match key.as_deref() {
         Some(ELEMENT_KEY) => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
-                other.escape_debug()
-            )));
-        }
+        Some(other) => problems.push(format!(
+            "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
+            other.chars().take(100).collect::<String>().escape_debug()
+        )),
+        None => problems.push(format!(
+            "`element.key` is required, expected `{ELEMENT_KEY}`"
+        )),
+    }
+    let name = match body.name {
         None => {
-            return Err(ApiError::bad_request(format!(
-                "`element.key` is required, expected `{ELEMENT_KEY}`"
-            )));
+            problems.push(format!(
+                "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters (HTML tags are removed)"
+            ));
+            None
         }
-    }
-    let Some(name) = body.name else {
-        return Err(ApiError::bad_request(format!(
-            "`name` is required: a non-empty string of at most {MAX_NAME_CHARS} characters (HTML tags are removed)"
-        )));
+        Some(name) => stripped("name", &name, MAX_NAME_CHARS)
+            .map_err(|e| problems.push(e.message))
+            .ok(),
     };
-    let name = stripped("name", &name, MAX_NAME_CHARS)?;
-    let tags = parse_tags(body.tags)?;
-    let configuration = body
-        .configuration
-        .ok_or_else(|| ApiError::bad_request("`configuration` is required: an object with the ConnectWise keys and the events settings"))?;
-    for key in SECRET_KEYS {
-        let Some(value) = configuration.get(*key) else {
-            continue;
+    let tags = parse_tags(body.tags).map_err(|e| problems.extend(e)).ok();
+    let mut configuration_problems = Vec::new();
+    let configuration = body.configuration;
+    let config = match &configuration {
+        None => {
+            problems.push("`configuration` is required: an object with the ConnectWise keys and the events settings".to_string());
+            None
+        }
+        Some(configuration) => {
+            for key in SECRET_KEYS {
+                let Some(value) = configuration.get(*key) else {
+                    continue;
+                };
+                // Updates put stored secrets back in place of `********` before this; one
+                // still here has no stored value behind it (a create, or a key never set):
+                // it must not become the secret.
+                if is_mask(value) {
+                    configuration_problems.push(format!(
+                        "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
+                    ));
+                }
+                // A blank secret would be stored (and shown as `********`) while meaning
+                // none: deliveries would go unsigned under a configuration that reads as
+                // signed.
+                if value.as_str().is_some_and(|text| text.trim().is_empty()) {
+                    configuration_problems.push(format!(
+                        "`{key}` is blank; send the secret, or null to have none"
+                    ));
+                }
+            }
+            let unknown = hubhook_core::config::unknown_poller_keys(configuration);
+            configuration_problems.extend(unknown.iter().map(ToString::to_string));
+            match InstanceConfig::parse(configuration) {
+                Ok(config) => Some(config),
+                Err(ConfigErrors(errors)) => {
+                    configuration_problems.extend(errors.iter().map(ToString::to_string));
+                    None
+                }
+            }
+        }
+    };
+    let (Some(name), Some(tags), Some(configuration), Some(config), true, true) = (
+        name,
+        tags,
+        configuration,
+        config,
+        problems.is_empty(),
+        configuration_problems.is_empty(),
+    ) else {
+        // Only the configuration's: said as before, for clients that read the prefix.
+        let message = if problems.is_empty() {
+            format!(
+                "invalid configuration: {}",
+                configuration_problems.join("; ")
+            )
+        } else {
+            problems.extend(configuration_problems);
+            problems.join("; ")
         };
-        // Updates put stored secrets back in place of `********` before this; one still here
-        // has no stored value behind it (a create, or a key never set): it must not become the
-        // secret.
-        if is_mask(value) {
-            return Err(ApiError::bad_request(format!(
-                "`{key}`: `{MASK}` stands for a stored secret in what reads show, and none is stored under `{key}`; send the value itself"
-            )));
-        }
-        // A blank secret would be stored (and shown as `********`) while meaning none:
-        // deliveries would go unsigned under a configuration that reads as signed.
-        if value.as_str().is_some_and(|text| text.trim().is_empty()) {
-            return Err(ApiError::bad_request(format!(
-                "`{key}` is blank; send the secret, or null to have none"
-            )));
-        }
-    }
-    let unknown = hubhook_core::config::unknown_poller_keys(&configuration);
-    let config = match InstanceConfig::parse(&configuration) {
-        Ok(config) if unknown.is_empty() => config,
-        parsed => {
-            let mut errors = parsed.err().unwrap_or(ConfigErrors(Vec::new()));
-            errors.0.extend(unknown);
-            return Err(ApiError::bad_request(format!(
-                "invalid configuration: {errors}"
-            )));
-        }
+        return Err(ApiError::bad_request(message));
     };
 
     let engine = &state.engine;
@@ -412,31 +442,39 @@ const MAX_TAG_CHARS: usize = 100;
 
 /// Tags are strings; older Cloud Elements examples send `{"name": ..}` objects, accepted too.
 /// Bounded in number and length, and blank tags are refused.
-fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, ApiError> {
+fn parse_tags(tags: Option<Vec<Value>>) -> Result<Vec<String>, Vec<String>> {
     let tags = tags.unwrap_or_default();
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad_request(format!(
+        return Err(vec![format!(
             "`tags`: {} tags given, at most {MAX_TAGS} are allowed",
             tags.len()
-        )));
+        )]);
     }
-    tags.into_iter()
-        .enumerate()
-        .map(|(i, tag)| {
-            let text = match &tag {
-                Value::String(s) => Some(s.as_str()),
-                Value::Object(o) => o.get("name").and_then(Value::as_str),
-                _ => None,
-            };
-            let Some(text) = text else {
-                return Err(ApiError::bad_request(format!(
-                    "`tags[{i}]`: expected a string, got {}",
-                    short(&tag)
-                )));
-            };
-            stripped(&format!("tags[{i}]"), text, MAX_TAG_CHARS)
-        })
-        .collect()
+    let mut kept = Vec::new();
+    let mut problems = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let text = match tag {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            _ => None,
+        };
+        let Some(text) = text else {
+            problems.push(format!(
+                "`tags[{i}]`: expected a string, got {}",
+                short(tag)
+            ));
+            continue;
+        };
+        match stripped(&format!("tags[{i}]"), text, MAX_TAG_CHARS) {
+            Ok(tag) => kept.push(tag),
+            Err(e) => problems.push(e.message),
+        }
+    }
+    if problems.is_empty() {
+        Ok(kept)
+    } else {
+        Err(problems)
+    }
 }
 
 /// A name or a tag as stored: HTML tags removed, trimmed, at most `max` characters, one line.

@@ -888,3 +888,34 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
         "{poller} changed anyway"
     );
 }
+
+/// A body with several problems gets them all in one answer, each naming its field: the
+/// name, every tag, and the configuration's, so that a user fixes them in one round trip.
+/// Fails if validation stops at the first problem.
+#[tokio::test]
+async fn every_problem_of_a_body_is_named_at_once() {
+    let app = spawn_app().await;
+    let mut body = app.documented_body();
+    body["name"] = json!("");
+    body["tags"] = json!(["", "<b></b>", "fine"]);
+    body["configuration"]
+        .as_object_mut()
+        .expect("configuration")
+        .remove("company");
+    body["configuration"]["event.notification.signature.key"] = json!(" ");
+    check_rejected(
+        &app,
+        body,
+        400,
+        &[
+            "`name` is empty",
+            "`tags[0]` is empty",
+            "`tags[1]` is empty once HTML tags are removed",
+            "`company`",
+            "`event.notification.signature.key` is blank",
+        ],
+    )
+    .await;
+    let (_, listed) = app.get("/instances").await;
+    assert_eq!(listed, json!([]));
+}
