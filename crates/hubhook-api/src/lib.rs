@@ -41,6 +41,8 @@ pub struct AppState {
     /// Changes of one instance on this node, one at a time
     /// ([`routes::instance_updates::ChangeLocks`]).
     changes: std::sync::Arc<routes::instance_updates::ChangeLocks>,
+    /// Recent failed sign-ins, by email ([`session::SignInFailures`]).
+    sign_in_failures: std::sync::Arc<session::SignInFailures>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             engine,
             gauges: std::sync::Arc::default(),
             changes: std::sync::Arc::default(),
+            sign_in_failures: std::sync::Arc::default(),
         }
     }
 }

@@ -16,6 +16,8 @@
 //! in across an upgrade; console sessions started before it are no longer found, and their
 //! users sign in again once.
 
+use std::collections::HashMap;
+
 use axum::http::{HeaderMap, header};
 use hubhook_store::Principal;
 use sha2::{Digest, Sha256};
@@ -150,6 +152,69 @@ async fn checked(hash: String, password: String) -> Result<bool, ApiError> {
     answered.await.map_err(ApiError::internal)
 }
 
+/// Failed sign-ins that lock an email out: this many within [`LOCKOUT`] of each other.
+const FAILURES_ALLOWED: u32 = 10;
+/// How long an email stays locked out after its last failed sign-in.
+const LOCKOUT: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+/// Emails whose failures are remembered at most (each a few dozen bytes); past it, those
+/// whose last failure is older than [`LOCKOUT`] are forgotten, and if none is, new ones are
+/// not counted until some are.
+const REMEMBERED: usize = 100_000;
+
+/// Recent failed sign-ins by email (lower case), on this node: after [`FAILURES_ALLOWED`] of
+/// them, each within [`LOCKOUT`] of the one before, the email is refused (`429`, with
+/// `Retry-After`) until [`LOCKOUT`] after the last, right password or not, so that guessing
+/// a password costs ten guesses per ten minutes per node. A successful sign-in forgets the
+/// email's failures. Unknown emails are counted alike, so the answers do not tell which
+/// exist. The price: someone who knows an email can keep its owner out of the sign-in (the
+/// API's secrets still work), which the lockout's length bounds.
+#[derive(Default)]
+pub(crate) struct SignInFailures(std::sync::Mutex<HashMap<String, Failures>>);
+
+struct Failures {
+    count: u32,
+    last: jiff::Timestamp,
+}
+
+impl SignInFailures {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `email` must still wait at `now`, if it is locked out.
+    fn wait(&self, email: &str, now: jiff::Timestamp) -> Option<jiff::SignedDuration> {
+        let map = self.map();
+        let failures = map.get(email)?;
+        let wait = LOCKOUT - now.duration_since(failures.last);
+        (failures.count >= FAILURES_ALLOWED && wait.is_positive()).then_some(wait)
+    }
+
+    fn failed(&self, email: &str, now: jiff::Timestamp) {
+        let mut map = self.map();
+        if map.len() >= REMEMBERED && !map.contains_key(email) {
+            map.retain(|_, failures| now.duration_since(failures.last) < LOCKOUT);
+            if map.len() >= REMEMBERED {
+                return;
+            }
+        }
+        let failures = map.entry(email.to_string()).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
+        if now.duration_since(failures.last) >= LOCKOUT {
+            failures.count = 0;
+        }
+        failures.count += 1;
+        failures.last = now;
+    }
+
+    fn succeeded(&self, email: &str) {
+        self.map().remove(email);
+    }
+}
+
 /// Checks the email and password and starts a session: the principal and the session secret
 /// (for the cookie). A wrong email and a wrong password are the same 401.
 pub(crate) async fn sign_in(
@@ -158,13 +223,33 @@ pub(crate) async fn sign_in(
     email: &str,
     password: String,
 ) -> Result<(Principal, String), ApiError> {
+    let failures = &state.sign_in_failures;
+    let email_key = email.trim().to_lowercase();
+    if let Some(wait) = failures.wait(&email_key, state.engine.clock().now()) {
+        let minutes = (wait.as_secs() + 59) / 60;
+        let mut refused = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed sign-ins for this email lately; try again in {minutes} minute{}",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        );
+        refused.retry_after = Some(std::time::Duration::from_secs(
+            wait.as_secs().unsigned_abs(),
+        ));
+        return Err(refused);
+    }
     let user = state.engine.store().sign_in_user(email.trim()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = checked(hash.unwrap_or_else(dummy_hash), password).await?;
     let principal = match user {
         Some(user) if matches => user.principal,
-        _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
+        _ => {
+            failures.failed(&email_key, state.engine.clock().now());
+            return Err(ApiError::unauthorized("the email or the password is wrong"));
+        }
     };
+    failures.succeeded(&email_key);
     let session = new_secret().map_err(ApiError::internal)?;
     let now = state.engine.clock().now();
     let expires = now

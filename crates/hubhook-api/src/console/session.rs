@@ -219,6 +219,16 @@ pub async fn sign_in(
             &email,
             Some("The email or the password is wrong."),
         ),
+        Err(err) if err.status == StatusCode::TOO_MANY_REQUESTS => {
+            let said = format!("{}.", capitalized(&err.message));
+            let mut form =
+                sign_in_form(&request, StatusCode::TOO_MANY_REQUESTS, &email, Some(&said))?;
+            if let Some(wait) = err.retry_after {
+                form.headers_mut()
+                    .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+            }
+            Ok(form)
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -243,4 +253,13 @@ pub async fn sign_out(
         set_cookie(&request, SESSION_COOKIE, "", 0)?,
     );
     Ok(response)
+}
+
+/// `text` with its first letter in capitals, for a sentence on a page.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

@@ -207,7 +207,7 @@ async fn get_record(
     ),
     request_body = ConfigurationRecordIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = ConfigurationRecordOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_record(
     State(state): State<AppState>,
@@ -249,7 +249,7 @@ async fn get_token_record(
     params(("configId" = String, Path, description = "Configuration record id")),
     request_body = ConfigurationRecordIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = ConfigurationRecordOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_token_record(
     State(state): State<AppState>,

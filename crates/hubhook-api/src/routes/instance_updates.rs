@@ -53,7 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn replace_instance(
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ async fn replace_instance(
     params(("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_instance(
     State(state): State<AppState>,
@@ -89,7 +89,7 @@ async fn patch_instance(
     put, path = "/instances", tag = "instances",
     request_body = InstanceIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, description = "The instance as replaced", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, description = "The instance as replaced", body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn replace_token_instance(
     State(state): State<AppState>,
@@ -104,7 +104,7 @@ async fn replace_token_instance(
     patch, path = "/instances", tag = "instances",
     request_body = InstanceIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, description = "The instance as changed", body = InstanceOut), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, description = "The instance as changed", body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_token_instance(
     State(state): State<AppState>,

@@ -62,7 +62,9 @@ pub struct SecretsOut {
     post, path = "/elements/j_spring_security_check", tag = "users",
     request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = SignInOut,
-        headers(("Set-Cookie" = String, description = "`JSESSIONID=<session>`"))), CommonErrors)
+        headers(("Set-Cookie" = String, description = "`JSESSIONID=<session>`"))),
+        (status = 429, description = "Ten failed sign-ins for this email in the last ten minutes; try again after `Retry-After` seconds", body = crate::error::ErrorBody,
+        headers(("Retry-After" = u64, description = "Seconds to wait"))), CommonErrors)
 )]
 async fn sign_in(
     State(state): State<AppState>,

@@ -201,3 +201,61 @@ async fn secrets_made_before_copies_were_kept_must_be_rotated_first() {
         .expect("rotated");
     assert_eq!(secrets().await.status(), 200);
 }
+
+/// Ten failed sign-ins for an email lock it out for ten minutes, the right password
+/// included (`429` with `Retry-After`), so that a password cannot be guessed at the speed of
+/// the server; another email, or an unknown one, is not held up by it. Fails without the
+/// lockout (the eleventh try, with the right password, signs in).
+#[tokio::test]
+async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
+    let app = spawn_app().await;
+    for (email, name) in [(EMAIL, "locked"), ("other@example.com", "other")] {
+        let login = hubhook::org::Login {
+            email: email.into(),
+            password: PASSWORD.into(),
+            first_name: "Ada".into(),
+            last_name: "Ops".into(),
+        };
+        hubhook::org::create_with_login(app.server().store(), name, Some(login))
+            .await
+            .expect("org with a sign-in");
+    }
+    let sign_in = async |email: &str, password: &str| {
+        app.http
+            .post(format!(
+                "{}/elements/j_spring_security_check",
+                app.server().url()
+            ))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("j_username", email)
+                    .append_pair("j_password", password)
+                    .finish(),
+            )
+            .send()
+            .await
+            .expect("sent")
+    };
+    for n in 0..10 {
+        let refused = sign_in("OPS@example.com", &format!("guess {n}")).await;
+        assert_eq!(refused.status(), 401, "guess {n}");
+    }
+    let locked = sign_in("ops@example.com", PASSWORD).await;
+    assert_eq!(locked.status(), 429);
+    let wait: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((500..=600).contains(&wait), "{wait}");
+    let said: Value = locked.json().await.expect("json");
+    assert!(
+        said["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many failed sign-ins")),
+        "{said}"
+    );
+    assert_eq!(sign_in("other@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(sign_in("nobody@example.com", "guess").await.status(), 401);
+}
