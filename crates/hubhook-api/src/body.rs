@@ -33,7 +33,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
+        // Said plainly: read as JSON, either is "expected value at line 1 column 1".
+        if let Some(encoding) = req
+            .headers()
+            .get(axum::http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Encoding `{}` is not supported; send the body uncompressed",
+                    encoding.chars().take(40).collect::<String>().escape_debug()
+                ),
+            ));
+        }
         let bytes = read_body(req, state).await?;
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            return Err(ApiError::bad_request(
+                "the request body starts with a UTF-8 byte-order mark; send the JSON without it",
+            ));
+        }
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "the request body is empty, expected a JSON object",
@@ -65,6 +85,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             )));
         }
         Ok(JsonBody(value))
+    }
+}
+
+/// A route that takes no query string, refusing one: `DELETE /instances/1?force=true` would
+/// otherwise do just what it does without it, and the caller believe the parameter counted.
+pub struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.uri.query() {
+            None | Some("") => Ok(NoQuery),
+            Some(query) => {
+                let mut shown: String = query.chars().take(60).collect();
+                if shown.len() < query.len() {
+                    shown.push('…');
+                }
+                Err(ApiError::bad_request(format!(
+                    "this route takes no query parameters; got `?{}`",
+                    shown.escape_debug()
+                )))
+            }
+        }
     }
 }
 

@@ -52,12 +52,25 @@ pub struct ConfigurationRecordOut {
 /// the key). `id`, `key` and the other fields of a record read back may be sent; a `key` that
 /// is not the record's is refused.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigurationRecordIn {
     #[schema(value_type = Option<String>)]
     #[serde(default, deserialize_with = "present")]
     property_value: Option<Value>,
     key: Option<String>,
+    /// A read's own fields, accepted and ignored; any other field is refused, not ignored.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    id: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    name: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    hidden: Option<Value>,
 }
 
 /// `Some(Value::Null)` for an explicit `null`, `None` only when the field is absent.

@@ -377,8 +377,9 @@ pub(crate) async fn resend_one(
     redeliver(state, row.instance_id, vec![(row.created_at, row.id)]).await
 }
 
-/// `POST /instances/{id}/recover` body.
+/// `POST /instances/{id}/recover` body; another field is refused, not ignored.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     /// RFC 3339: notifications created at or after this instant.
     since: Option<String>,

@@ -160,8 +160,9 @@ pub(crate) async fn health(
     })
 }
 
-/// What to do with a held-back mass delete.
+/// What to do with a held-back mass delete; another field is refused, not ignored.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MassDeleteIn {
     /// `confirm`: announce the records as DELETED; `dismiss`: forget them without events.
     action: Option<String>,

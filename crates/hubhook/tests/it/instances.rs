@@ -919,3 +919,114 @@ async fn every_problem_of_a_body_is_named_at_once() {
     let (_, listed) = app.get("/instances").await;
     assert_eq!(listed, json!([]));
 }
+
+/// What a route would otherwise ignore without a word is refused, naming it: a query on a
+/// route that takes none (`DELETE ?force=true` deleted all the same), a body field a route
+/// does not have (`{"form": ..}` for a replay's `from` replayed every event), a compressed
+/// body or one starting with a byte-order mark (read as JSON: "expected value at line 1").
+/// Nothing is done.
+#[tokio::test]
+async fn what_a_route_would_ignore_is_refused_by_name() {
+    let app = spawn_app().await;
+    let created = app.create_quiet_instance("kept").await;
+    let id = created["id"].as_i64().expect("id");
+    let (status, answer) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/instances/{id}?force=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("?force=true")),
+        "{answer}"
+    );
+    let (status, _) = app.get(&format!("/instances/{id}?foo=bar")).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.get(&format!("/instances/{id}")).await;
+    assert_eq!(status, 200, "deleted anyway");
+
+    for (path, body, field) in [
+        (
+            format!("/instances/{id}/replay"),
+            json!({"form": "2020-01-01T00:00:00Z"}),
+            "form",
+        ),
+        (
+            format!("/instances/{id}/recover"),
+            json!({"since": "2020-01-01T00:00:00Z", "extra": 1}),
+            "extra",
+        ),
+    ] {
+        let (status, answer) = app.send(reqwest::Method::POST, &path, Some(&body)).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("unknown field `{field}`"))),
+            "{path}: {answer}"
+        );
+    }
+    let (_, records) = app.get(&format!("/instances/{id}/configuration")).await;
+    let record = records
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["key"] == "company"))
+        .expect("the company record")
+        .clone();
+    let path = format!("/instances/{id}/configuration/{}", record["id"]);
+    let (status, answer) = app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&json!({"propertyValue": "x", "bogus": 1})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    // A record read back whole, with its new value, is fine.
+    let mut sent_back = record.clone();
+    sent_back["propertyValue"] = json!("demo");
+    let (status, answer) = app
+        .send(reqwest::Method::PATCH, &path, Some(&sent_back))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let raw = |body: Vec<u8>, encoding: Option<&str>| {
+        let mut request = app
+            .http
+            .patch(app.api(&format!("/instances/{id}")))
+            .header("Authorization", app.auth())
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(encoding) = encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        request.send()
+    };
+    let gzip = raw(vec![0x1f, 0x8b, 8, 0], Some("gzip"))
+        .await
+        .expect("sent");
+    assert_eq!(gzip.status(), 415);
+    let said: Value = gzip.json().await.expect("json");
+    assert!(
+        said["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`gzip`")),
+        "{said}"
+    );
+    let bom = raw(b"\xEF\xBB\xBF{\"name\":\"x\"}".to_vec(), None)
+        .await
+        .expect("sent");
+    assert_eq!(bom.status(), 400);
+    let said: Value = bom.json().await.expect("json");
+    assert!(
+        said["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("byte-order mark")),
+        "{said}"
+    );
+    let (_, kept) = app.get(&format!("/instances/{id}")).await;
+    assert_eq!(kept["name"], "kept");
+}
