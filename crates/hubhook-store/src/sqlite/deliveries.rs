@@ -536,10 +536,21 @@ impl SqliteStore {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // Given back into a subscription deactivated meanwhile (its attempt
+                    // waited beside the one that deactivated it), it is queued as the others
+                    // were, not left due when the receiver's breaker closes again.
                     let released = sqlx::query(
-                        "UPDATE notifications SET next_attempt_at = $3, lease_owner = NULL,
-                             lease_until = NULL, lease_token = NULL
-                         WHERE id = $1 AND lease_token = $2",
+                        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
+                             lease_token = NULL,
+                             status = CASE WHEN d.instance_id IS NULL THEN status
+                                 ELSE 'queued' END,
+                             next_attempt_at = CASE WHEN d.instance_id IS NULL THEN $3
+                                 ELSE NULL END
+                         FROM (SELECT n.id, s.instance_id FROM notifications n
+                               LEFT JOIN delivery_subscriptions s
+                                 ON s.instance_id = n.instance_id
+                               WHERE n.id = $1) AS d
+                         WHERE notifications.id = $1 AND d.id = $1 AND lease_token = $2",
                     )
                     .bind(&id)
                     .bind(&token)

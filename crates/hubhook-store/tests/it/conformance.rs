@@ -1790,6 +1790,50 @@ fn answered_gone(claimed: &PendingNotification, at: Timestamp) -> AttemptRecord 
     }
 }
 
+/// A notification claimed beside the one whose answer deactivates the subscription, and
+/// given back unattempted (its receiver's breaker open, or busy), is queued like the others,
+/// not left due for when the breaker closes (it showed as `failed` until then). Before the
+/// deactivation, a give-back keeps it due at the time given. Fails if a release ignores the
+/// deactivation.
+pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(store: &Store) {
+    let instance = instance_with(store, &["contacts"]).await;
+    claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 3);
+    store.commit_poll(commit).await.unwrap();
+    let now = t0() + 2.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let later = now + 30.seconds();
+    store
+        .release_notification(&claimed[2].id, &claimed[2].lease_token, later, None)
+        .await
+        .unwrap();
+    let before = store.notification(&claimed[2].id).await.unwrap().unwrap();
+    assert_eq!(
+        (before.status.as_str(), before.next_attempt_at),
+        ("pending", Some(later))
+    );
+
+    store
+        .finish_attempt(answered_gone(&claimed[0], now))
+        .await
+        .unwrap();
+    store
+        .release_notification(&claimed[1].id, &claimed[1].lease_token, later, None)
+        .await
+        .unwrap();
+    let after = store.notification(&claimed[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status.as_str(), after.next_attempt_at),
+        ("queued", None)
+    );
+    // The one given back before the deactivation was queued by it.
+    let earlier = store.notification(&claimed[2].id).await.unwrap().unwrap();
+    assert_eq!(earlier.status, "queued");
+}
+
 pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     let org = instance.organization_id;

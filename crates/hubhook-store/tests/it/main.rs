@@ -47,6 +47,7 @@ macro_rules! every_check {
             conformance::check_webhook_secrets_rotate_with_an_overlap,
             conformance::check_replays_belong_to_a_live_instance,
             conformance::check_a_deactivated_subscription_queues_until_redelivery,
+            conformance::check_a_notification_given_back_after_a_deactivation_is_queued,
             conformance::check_a_notification_stored_after_a_deactivation_is_queued_not_tried,
             conformance::check_the_pull_feed_pages_in_storage_order,
             conformance::check_pruning_removes_at_most_a_batch,
