@@ -32,8 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Most notifications one replay request creates.
 pub const MAX_REPLAY: u32 = 10_000;
 
-/// `POST /instances/{id}/replay` body. Another field is refused: `{"form": ..}` for `from`
-/// would otherwise replay every event.
+/// `POST /instances/{id}/replay` body; another field is refused, not ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayIn {

@@ -922,9 +922,8 @@ async fn every_problem_of_a_body_is_named_at_once() {
 
 /// What a route would otherwise ignore without a word is refused, naming it: a query on a
 /// route that takes none (`DELETE ?force=true` deleted all the same), a body field a route
-/// does not have (`{"form": ..}` for a replay's `from` replayed every event), a compressed
-/// body or one starting with a byte-order mark (read as JSON: "expected value at line 1").
-/// Nothing is done.
+/// does not have (a recover's `extra` was dropped), a compressed body or one starting with a
+/// byte-order mark (read as JSON: "expected value at line 1"). Nothing is done.
 #[tokio::test]
 async fn what_a_route_would_ignore_is_refused_by_name() {
     let app = spawn_app().await;
