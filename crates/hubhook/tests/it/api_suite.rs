@@ -14,8 +14,9 @@ use crate::app::{TestApp, spawn_app};
 
 /// The base of the platform and hub APIs in the description's paths.
 const API: &str = "/elements/api-v2";
-/// A body every route with a body can read (unknown fields are ignored), so that a refusal
-/// comes from the ids or the authorization, not from the body.
+/// Every field some route's body reads, with a value it takes; each route is sent the fields
+/// of its own body ([`Operation::body_fields`]: some refuse fields they do not have), so that
+/// a refusal comes from the ids or the authorization, not from the body.
 fn any_body() -> Value {
     json!({
         "action": "confirm",
@@ -35,6 +36,8 @@ struct Operation {
     /// Its security scheme: `None` for public routes.
     scheme: Option<String>,
     has_body: bool,
+    /// The properties of its request body's schema, when the description lists them.
+    body_fields: Option<Vec<String>>,
 }
 
 impl Operation {
@@ -69,10 +72,22 @@ fn operations(description: &Value) -> Vec<Operation> {
                 path: path.clone(),
                 scheme,
                 has_body: !operation["requestBody"].is_null(),
+                body_fields: body_fields(description, operation),
             });
         }
     }
     operations
+}
+
+/// The properties of `operation`'s request body schema (its `$ref` followed).
+fn body_fields(description: &Value, operation: &Value) -> Option<Vec<String>> {
+    let content = operation["requestBody"]["content"].as_object()?;
+    let schema = &content.values().next()?["schema"];
+    let schema = match schema["$ref"].as_str() {
+        Some(reference) => description.pointer(reference.strip_prefix('#')?)?,
+        None => schema,
+    };
+    Some(schema["properties"].as_object()?.keys().cloned().collect())
 }
 
 /// The test organization's objects, which the other organization tries to reach.
@@ -178,7 +193,11 @@ impl Fixture {
             request = request.header("Authorization", auth);
         }
         if op.has_body {
-            request = request.json(&any_body());
+            let mut body = any_body();
+            if let (Some(fields), Some(all)) = (&op.body_fields, body.as_object_mut()) {
+                all.retain(|field, _| fields.contains(field));
+            }
+            request = request.json(&body);
         }
         let response = request.send().await.expect("sent");
         let status = response.status().as_u16();
