@@ -22,7 +22,7 @@
 //!   has arrived (or was dropped unread) until its handler has answered ([`Arriving`]); while
 //!   a body trickles in, the connection can be evicted like an idle one. Each body also has
 //!   a total time to arrive (`crate::body::read_body`).
-//! - **A bounded buffer.** A request head must fit in [`MAX_HEAD`] bytes.
+//! - **A bounded buffer.** A request head must fit in hyper's buffer ([`MAX_HEAD`]).
 //!
 //! Shutdown: the loop stops accepting, asks every connection to finish its request in flight
 //! and close, and gives them [`ServeLimits::shutdown_grace`] before dropping what is left.
@@ -161,11 +161,13 @@ async fn serve_connection(
     }
 }
 
-/// The most a connection buffers: a request head must fit in it (a larger one is refused,
-/// `431`), and body chunks are read through it. hyper's default, about 400 KB, let 4,000
-/// connections each holding an unfinished 380 KB head take 1.6 GB; at this size they take at
-/// most 256 MB, and heads of tens of KB (long cookies, proxies' headers) still fit.
-const MAX_HEAD: usize = 64 * 1024;
+/// hyper's read buffer limit: a request head it cannot hold is refused (`431`), and body
+/// chunks are read through it. The limit is checked after each read, so a head that arrives
+/// in one piece may reach about twice this (measured: 114 KB at a 64 KiB limit): a connection's
+/// buffer stays under 64 KiB. hyper's default, about 400 KB, let 4,000 connections each
+/// holding an unfinished 380 KB head take 1.6 GB; at this size 4,096 take at most 256 MB, and
+/// heads of tens of KB (long cookies, proxies' headers) still fit.
+const MAX_HEAD: usize = 32 * 1024;
 
 /// A request body that marks its connection busy ([`Slot::busy`]) once it has arrived whole,
 /// or is dropped (a handler that takes no body drops it before its own work begins). Until

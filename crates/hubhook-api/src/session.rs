@@ -132,7 +132,10 @@ fn checkers() -> &'static std::sync::mpsc::Sender<Check> {
                         let Ok((hash, password, answer)) = next else {
                             return;
                         };
-                        let _ = answer.send(password_matches(&hash, &password));
+                        // Its sign-in was dropped (the client went away): no one to answer.
+                        if !answer.is_closed() {
+                            let _ = answer.send(password_matches(&hash, &password));
+                        }
                     }
                 });
             if let Err(err) = spawned {
@@ -156,9 +159,9 @@ async fn checked(hash: String, password: String) -> Result<bool, ApiError> {
 const FAILURES_ALLOWED: u32 = 10;
 /// How long an email stays locked out after its last failed sign-in.
 const LOCKOUT: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
-/// Emails whose failures are remembered at most (each a few dozen bytes); past it, those
-/// whose last failure is older than [`LOCKOUT`] are forgotten, and if none is, new ones are
-/// not counted until some are.
+/// Emails whose failures are remembered at most (each at most [`MAX_EMAIL`] characters);
+/// past it, those whose last failure is older than [`LOCKOUT`] are forgotten, and if none is,
+/// sign-ins of other emails are refused (`503`) until some are.
 const REMEMBERED: usize = 100_000;
 
 /// Recent failed sign-ins by email (lower case), on this node: after [`FAILURES_ALLOWED`] of
@@ -183,20 +186,21 @@ impl SignInFailures {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How long `email` must still wait at `now`, if it is locked out.
-    fn wait(&self, email: &str, now: jiff::Timestamp) -> Option<jiff::SignedDuration> {
-        let map = self.map();
-        let failures = map.get(email)?;
-        let wait = LOCKOUT - now.duration_since(failures.last);
-        (failures.count >= FAILURES_ALLOWED && wait.is_positive()).then_some(wait)
-    }
-
-    fn failed(&self, email: &str, now: jiff::Timestamp) {
+    /// Counts a sign-in of `email` at `now` as failed before its password is checked (a
+    /// success forgets it: [`SignInFailures::succeeded`]), or refuses it if the email is
+    /// locked out. Counted before, not after: sent at once, every guess waiting for a check
+    /// would otherwise pass the lockout (60 sent together were all checked).
+    fn begin(&self, email: &str, now: jiff::Timestamp) -> Result<(), ApiError> {
         let mut map = self.map();
         if map.len() >= REMEMBERED && !map.contains_key(email) {
             map.retain(|_, failures| now.duration_since(failures.last) < LOCKOUT);
             if map.len() >= REMEMBERED {
-                return;
+                // Forgetting a locked email to make room would unlock it for whoever filled
+                // the map; refusing newcomers for a while is the lesser harm.
+                return Err(busy(
+                    "too many sign-ins have failed on this server lately; try again in a minute",
+                    std::time::Duration::from_secs(60),
+                ));
             }
         }
         let failures = map.entry(email.to_string()).or_insert(Failures {
@@ -206,14 +210,48 @@ impl SignInFailures {
         if now.duration_since(failures.last) >= LOCKOUT {
             failures.count = 0;
         }
+        if failures.count >= FAILURES_ALLOWED {
+            let wait = LOCKOUT - now.duration_since(failures.last);
+            let minutes = (wait.as_secs() + 59) / 60;
+            let mut refused = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed sign-ins for this email lately; try again in {minutes} minute{}",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+            );
+            refused.retry_after = Some(std::time::Duration::from_secs(
+                wait.as_secs().unsigned_abs(),
+            ));
+            return Err(refused);
+        }
         failures.count += 1;
         failures.last = now;
+        Ok(())
     }
 
     fn succeeded(&self, email: &str) {
         self.map().remove(email);
     }
 }
+
+/// A `503` with `Retry-After`: the server cannot take this now, through no fault of the caller.
+fn busy(message: &str, wait: std::time::Duration) -> ApiError {
+    let mut refused = ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message);
+    refused.retry_after = Some(wait);
+    refused
+}
+
+/// Sign-ins waiting for a password check or in one, at most; more at once are refused (`503`,
+/// retry in a second) rather than queued. Each waiting one holds a connection that cannot be
+/// evicted (its handler is running): unbounded, strangers' sign-ins took every connection,
+/// and 2,000 abandoned ones kept a real sign-in waiting 51 s.
+const WAITING: usize = 64;
+
+/// The longest email a sign-in reads (an address has at most 254 characters) and the longest
+/// password: each failed email is remembered, and a 2 MB one would be kept as it is.
+const MAX_EMAIL: usize = 254;
+const MAX_PASSWORD: usize = 1024;
 
 /// Checks the email and password and starts a session: the principal and the session secret
 /// (for the cookie). A wrong email and a wrong password are the same 401.
@@ -223,31 +261,28 @@ pub(crate) async fn sign_in(
     email: &str,
     password: String,
 ) -> Result<(Principal, String), ApiError> {
-    let failures = &state.sign_in_failures;
-    let email_key = email.trim().to_lowercase();
-    if let Some(wait) = failures.wait(&email_key, state.engine.clock().now()) {
-        let minutes = (wait.as_secs() + 59) / 60;
-        let mut refused = ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many failed sign-ins for this email lately; try again in {minutes} minute{}",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        );
-        refused.retry_after = Some(std::time::Duration::from_secs(
-            wait.as_secs().unsigned_abs(),
-        ));
-        return Err(refused);
+    let email = email.trim();
+    if email.chars().count() > MAX_EMAIL || password.len() > MAX_PASSWORD {
+        return Err(ApiError::bad_request(format!(
+            "an email has at most {MAX_EMAIL} characters, and a password here at most {MAX_PASSWORD} bytes"
+        )));
     }
-    let user = state.engine.store().sign_in_user(email.trim()).await?;
+    static WAITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WAITING);
+    let Ok(_waiting) = WAITERS.try_acquire() else {
+        return Err(busy(
+            "too many sign-ins are being checked at once; try again in a second",
+            std::time::Duration::from_secs(1),
+        ));
+    };
+    let failures = &state.sign_in_failures;
+    let email_key = email.to_lowercase();
+    failures.begin(&email_key, state.engine.clock().now())?;
+    let user = state.engine.store().sign_in_user(email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = checked(hash.unwrap_or_else(dummy_hash), password).await?;
     let principal = match user {
         Some(user) if matches => user.principal,
-        _ => {
-            failures.failed(&email_key, state.engine.clock().now());
-            return Err(ApiError::unauthorized("the email or the password is wrong"));
-        }
+        _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
     };
     failures.succeeded(&email_key);
     let session = new_secret().map_err(ApiError::internal)?;

@@ -220,8 +220,9 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
             .await
             .expect("org with a sign-in");
     }
-    let sign_in = async |email: &str, password: &str| {
-        app.http
+    let sign_in = |email: &str, password: String| {
+        let request = app
+            .http
             .post(format!(
                 "{}/elements/j_spring_security_check",
                 app.server().url()
@@ -230,18 +231,39 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
             .body(
                 url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("j_username", email)
-                    .append_pair("j_password", password)
+                    .append_pair("j_password", &password)
                     .finish(),
-            )
-            .send()
-            .await
-            .expect("sent")
+            );
+        async move { request.send().await.expect("sent") }
     };
-    for n in 0..10 {
-        let refused = sign_in("OPS@example.com", &format!("guess {n}")).await;
-        assert_eq!(refused.status(), 401, "guess {n}");
+    // Thirty guesses sent at once: each counts before its check, so ten are checked.
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..30 {
+        let email = if n % 2 == 0 {
+            "OPS@example.com"
+        } else {
+            " ops@example.com "
+        };
+        guesses.spawn(sign_in(email, format!("guess {n}")));
     }
-    let locked = sign_in("ops@example.com", PASSWORD).await;
+    let mut statuses: Vec<u16> = guesses
+        .join_all()
+        .await
+        .iter()
+        .map(|answer| answer.status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        20,
+        "{statuses:?}"
+    );
+    let locked = sign_in("ops@example.com", PASSWORD.to_string()).await;
     assert_eq!(locked.status(), 429);
     let wait: u64 = locked.headers()["retry-after"]
         .to_str()
@@ -256,6 +278,17 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
             .is_some_and(|m| m.contains("too many failed sign-ins")),
         "{said}"
     );
-    assert_eq!(sign_in("other@example.com", PASSWORD).await.status(), 200);
-    assert_eq!(sign_in("nobody@example.com", "guess").await.status(), 401);
+    assert_eq!(
+        sign_in("other@example.com", PASSWORD.to_string())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        sign_in("nobody@example.com", "guess".into()).await.status(),
+        401
+    );
+    // Each failed email is remembered: one longer than an address can be is refused first.
+    let long = format!("{}@example.com", "a".repeat(300));
+    assert_eq!(sign_in(&long, "guess".into()).await.status(), 400);
 }
