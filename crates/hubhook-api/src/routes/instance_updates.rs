@@ -270,11 +270,15 @@ impl ChangeLocks {
     /// request is dropped halfway).
     async fn turn(&self, id: InstanceId) -> Turn<'_> {
         let lock = self.map().entry(id).or_default().clone();
-        Turn {
+        // Made before the wait, so that a request dropped while it waits still removes an
+        // entry that nobody else holds.
+        let mut turn = Turn {
             locks: self,
             id,
-            held: Some(lock.lock_owned().await),
-        }
+            held: None,
+        };
+        turn.held = Some(lock.lock_owned().await);
+        turn
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>> {
@@ -354,4 +358,30 @@ async fn store(
     engine.wake_poller();
     engine.instance_changed(row.id);
     instance_out(state, &updated, None).await.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A turn's entry goes when nobody holds or waits for it, also when a waiter is dropped
+    /// while it waits (its client went away): the map holds only the changes in flight.
+    #[tokio::test]
+    async fn turns_leave_no_entry_behind_even_when_a_waiter_is_dropped() {
+        let locks = ChangeLocks::default();
+        let first = locks.turn(InstanceId(1)).await;
+        let waited = tokio::time::timeout(Duration::from_millis(50), locks.turn(InstanceId(1)));
+        assert!(waited.await.is_err(), "the second waits for the first");
+        drop(first);
+        assert!(locks.map().is_empty());
+        let (a, b) = (
+            locks.turn(InstanceId(2)).await,
+            locks.turn(InstanceId(3)).await,
+        );
+        assert_eq!(locks.map().len(), 2);
+        drop((a, b));
+        assert!(locks.map().is_empty());
+    }
 }
