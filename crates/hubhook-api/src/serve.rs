@@ -439,6 +439,19 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// A newcomer's request, let through `/slow` at once: served (200), whatever holds the
+    /// other slots.
+    async fn served_after(addr: SocketAddr, release: &Notify) {
+        release.notify_one();
+        let mut served = send(
+            addr,
+            "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        let answer = read_all(&mut served).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
     #[tokio::test]
     async fn idle_connections_make_room_for_a_request() {
         let (addr, release, shutdown) = slow_server(3).await;
@@ -448,14 +461,7 @@ mod tests {
             idle.push(send(addr, partial).await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        release.notify_one();
-        let mut served = send(
-            addr,
-            "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-        )
-        .await;
-        let answer = read_all(&mut served).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        served_after(addr, &release).await;
         // The oldest idle connection was closed to make room.
         assert_eq!(read_all(&mut idle[0]).await, "");
         shutdown.cancel();
@@ -470,14 +476,7 @@ mod tests {
         let started = "POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nabc";
         let mut trickling = [send(addr, started).await, send(addr, started).await];
         tokio::time::sleep(Duration::from_millis(200)).await;
-        release.notify_one();
-        let mut served = send(
-            addr,
-            "GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-        )
-        .await;
-        let answer = read_all(&mut served).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        served_after(addr, &release).await;
         assert_eq!(
             read_all(&mut trickling[0]).await,
             "",

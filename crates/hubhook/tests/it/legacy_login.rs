@@ -10,6 +10,23 @@ use crate::app::spawn_app;
 const EMAIL: &str = "Ops@Example.com";
 const PASSWORD: &str = "correct horse battery";
 
+/// The legacy sign-in form's request, to send as it is or with more headers.
+fn sign_in_request(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/elements/j_spring_security_check"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("j_username", email)
+                .append_pair("j_password", password)
+                .finish(),
+        )
+}
+
 #[tokio::test]
 async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
     let app = spawn_app().await;
@@ -29,16 +46,8 @@ async fn a_tool_signs_in_reads_its_secrets_and_manages_an_instance() {
         .build()
         .expect("client");
     // The sign-in request, to send as it is or with more headers.
-    let sign_in = |password: &'static str| {
-        tool.post(format!("{base}/elements/j_spring_security_check"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("j_username", "ops@example.com")
-                    .append_pair("j_password", password)
-                    .finish(),
-            )
-    };
+    let sign_in =
+        |password: &'static str| sign_in_request(&tool, &base, "ops@example.com", password);
 
     let refused = sign_in("wrong password").send().await.expect("sent");
     assert_eq!(refused.status(), 401);
@@ -220,20 +229,9 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
             .await
             .expect("org with a sign-in");
     }
+    let base = app.server().url();
     let sign_in = |email: &str, password: String| {
-        let request = app
-            .http
-            .post(format!(
-                "{}/elements/j_spring_security_check",
-                app.server().url()
-            ))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("j_username", email)
-                    .append_pair("j_password", &password)
-                    .finish(),
-            );
+        let request = sign_in_request(&app.http, &base, email, &password);
         async move { request.send().await.expect("sent") }
     };
     // Thirty guesses sent at once: each counts before its check, so ten are checked.
