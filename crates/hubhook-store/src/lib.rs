@@ -52,7 +52,7 @@ pub use model::{
     Principal, Reconciled, Secrets, SignIn, UserId, UserRow, WebhookSecrets,
 };
 pub use postgres::{PostgresStore, Wake, Wakeups};
-pub use redelivery::NotificationFilter;
+pub use redelivery::{NotificationFilter, Redeliver};
 pub use retention::Pruned;
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;

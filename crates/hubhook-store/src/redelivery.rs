@@ -31,6 +31,17 @@ pub struct NotificationFilter {
     pub bodies: bool,
 }
 
+/// Which notifications of a redelivery's list are made due again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeliver {
+    /// Those not delivered: a notification delivered after the list was made (its earlier
+    /// attempt was still going, or another redelivery sent it first) is not sent twice. What
+    /// a recovery and the queue API's `PUT` select.
+    Undelivered,
+    /// Delivered ones too: `resend` sends one again on purpose.
+    Any,
+}
+
 impl Store {
     /// The version of each instance's delivery configuration (its row, its webhook secret and
     /// its organization's settings): the dispatcher's cache stays valid while it is unchanged.
@@ -98,14 +109,16 @@ impl Store {
     /// (their attempt history stays) and reactivates the instance's subscription, in one
     /// transaction on PostgreSQL and on SQLite 1,000 per write in the order given (one writer
     /// serves every organization). Notifications being delivered right now and cancelled ones
-    /// are left alone, and none is made due once the instance is deleted. Returns how many
+    /// are left alone, and so are those delivered by now unless `which` is
+    /// [`Redeliver::Any`]; none is made due once the instance is deleted. Returns how many
     /// were made due.
     pub async fn redeliver(
         &self,
         instance: InstanceId,
         ids: Vec<NotificationId>,
+        which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
-        on_backend!(self, s => s.redeliver(instance, ids, now).await)
+        on_backend!(self, s => s.redeliver(instance, ids, which, now).await)
     }
 }

@@ -2195,7 +2195,14 @@ async fn claims(
             let ids: Vec<NotificationId> = (0..backlog)
                 .map(|i| NotificationId(format!("replay-0-{i}")))
                 .collect();
-            store.redeliver(held, ids, jiff::Timestamp::now()).await?;
+            store
+                .redeliver(
+                    held,
+                    ids,
+                    hubhook_store::Redeliver::Undelivered,
+                    jiff::Timestamp::now(),
+                )
+                .await?;
             anyhow::Ok(())
         }) as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>
     };

@@ -22,7 +22,7 @@ use axum::{
 use hubhook_core::InstanceId;
 use hubhook_core::ceql::{Expr, Literal, parse_where};
 use hubhook_core::ceql_eval::{FieldValue, check_like_patterns, matches};
-use hubhook_store::{NotificationFilter, NotificationRow};
+use hubhook_store::{NotificationFilter, NotificationRow, Redeliver};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -330,7 +330,7 @@ async fn redeliver_selection(
     }
     let mut redelivered = 0;
     for (instance, ids) in by_instance {
-        redelivered += redeliver(&state, instance, ids).await?;
+        redelivered += redeliver(&state, instance, ids, Redeliver::Undelivered).await?;
     }
     Ok(Json(RedeliveryOut { redelivered }))
 }

@@ -21,7 +21,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use hubhook_core::{InstanceId, NotificationId};
-use hubhook_store::{NotificationFilter, NotificationRow, OrganizationId};
+use hubhook_store::{NotificationFilter, NotificationRow, OrganizationId, Redeliver};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -326,17 +326,24 @@ pub struct RedeliveryOut {
 }
 
 /// Makes these notifications of one instance (with their creation times) due now, oldest
-/// first, and wakes the dispatcher. On SQLite the store makes a large list due a part per
-/// write (`Store::redeliver`), so in this order the oldest are sent first.
+/// first, and wakes the dispatcher; `which` says whether one delivered by now is sent again.
+/// On SQLite the store makes a large list due a part per write (`Store::redeliver`), so in
+/// this order the oldest are sent first.
 pub(crate) async fn redeliver(
     state: &AppState,
     instance: InstanceId,
     notifications: Vec<(Timestamp, NotificationId)>,
+    which: Redeliver,
 ) -> Result<u64, ApiError> {
     let engine = &state.engine;
     let due = engine
         .store()
-        .redeliver(instance, oldest_first(notifications), engine.clock().now())
+        .redeliver(
+            instance,
+            oldest_first(notifications),
+            which,
+            engine.clock().now(),
+        )
         .await?;
     engine.wake_dispatcher();
     tracing::info!(instance = %instance, due, "redelivery requested");
@@ -374,7 +381,13 @@ pub(crate) async fn resend_one(
     id: &str,
 ) -> Result<u64, ApiError> {
     let row = find_notification(state, org, id).await?;
-    redeliver(state, row.instance_id, vec![(row.created_at, row.id)]).await
+    redeliver(
+        state,
+        row.instance_id,
+        vec![(row.created_at, row.id)],
+        Redeliver::Any,
+    )
+    .await
 }
 
 /// `POST /instances/{id}/recover` body; another field is refused, not ignored.
@@ -436,7 +449,7 @@ pub(crate) async fn recover_since(
             break;
         }
     }
-    redeliver(state, instance.id, ids).await
+    redeliver(state, instance.id, ids, Redeliver::Undelivered).await
 }
 
 /// A required RFC 3339 instant of a request body.

@@ -1003,7 +1003,12 @@ async fn with_the_queue_policy_nothing_is_tried_until_the_redelivery() {
         .collect();
     engine
         .store()
-        .redeliver(setup.instance, ids, clock.now())
+        .redeliver(
+            setup.instance,
+            ids,
+            hubhook_store::Redeliver::Undelivered,
+            clock.now(),
+        )
         .await
         .expect("redeliver");
     run_for(&engine, &clock, Duration::from_secs(1), 3).await;

@@ -10,5 +10,7 @@ CREATE TABLE redeliveries (
     organization_id INTEGER NOT NULL,
     -- A JSON array of notification ids.
     ids             TEXT    NOT NULL,
-    done            INTEGER NOT NULL DEFAULT 0
+    done            INTEGER NOT NULL DEFAULT 0,
+    -- Whether delivered ones are sent again too (`Redeliver::Any`, a resend).
+    delivered_too   INTEGER NOT NULL DEFAULT 0
 );

@@ -6,7 +6,8 @@ use sqlx::Row as _;
 
 use super::{PostgresStore, deliveries::notification_row, timestamp};
 use crate::{
-    Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
+    Deactivation, NewNotification, NotificationRow, Result,
+    redelivery::{NotificationFilter, Redeliver},
 };
 
 impl PostgresStore {
@@ -191,6 +192,7 @@ impl PostgresStore {
         &self,
         instance: InstanceId,
         ids: Vec<NotificationId>,
+        which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
         self.write(move |conn| {
@@ -212,11 +214,13 @@ impl PostgresStore {
                          paused_due_at = NULL,
                          failed_attempts = 0
                      WHERE id = ANY($1) AND instance_id = $2 AND status != 'cancelled'
+                       AND (status != 'delivered' OR $4)
                        AND (lease_until IS NULL OR lease_until <= $3)",
                 )
                 .bind(&ids)
                 .bind(instance.0)
                 .bind(now.as_millisecond())
+                .bind(which == Redeliver::Any)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();

@@ -8,7 +8,8 @@ use super::{
     SqliteStore, deliveries::notification_row, from_json, packed, timestamp, to_json, to_the_end,
 };
 use crate::{
-    Deactivation, NewNotification, NotificationRow, Result, redelivery::NotificationFilter,
+    Deactivation, NewNotification, NotificationRow, Result,
+    redelivery::{NotificationFilter, Redeliver},
 };
 
 impl SqliteStore {
@@ -199,8 +200,10 @@ impl SqliteStore {
         &self,
         instance: InstanceId,
         ids: Vec<NotificationId>,
+        which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
+        let any = which == Redeliver::Any;
         let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
         let run = if ids.len() > PART {
             let all = to_json(&ids)?;
@@ -209,13 +212,14 @@ impl SqliteStore {
                 .write(move |conn| {
                     Box::pin(async move {
                         Ok(sqlx::query_scalar(
-                            "INSERT INTO redeliveries (instance_id, organization_id, ids)
-                             SELECT id, organization_id, $2 FROM instances
+                            "INSERT INTO redeliveries (instance_id, organization_id, ids, delivered_too)
+                             SELECT id, organization_id, $2, $3 FROM instances
                              WHERE id = $1 AND deleting = 0
                              RETURNING id",
                         )
                         .bind(instance.0)
                         .bind(&all)
+                        .bind(any)
                         .fetch_optional(&mut *conn)
                         .await?)
                     })
@@ -228,7 +232,7 @@ impl SqliteStore {
             None
         };
         let store = self.clone();
-        to_the_end(async move { store.redeliver_from(instance, ids, 0, run, now).await }).await
+        to_the_end(async move { store.redeliver_from(instance, ids, 0, run, any, now).await }).await
     }
 
     /// The parts of a redelivery from its `done`th id on. `run` is its row in `redeliveries`
@@ -240,6 +244,7 @@ impl SqliteStore {
         ids: Vec<String>,
         mut done: usize,
         run: Option<i64>,
+        any: bool,
         now: Timestamp,
     ) -> Result<u64> {
         let mut due = 0;
@@ -251,7 +256,7 @@ impl SqliteStore {
                 .writer
                 .write(move |conn| {
                     Box::pin(async move {
-                        let made_due = redeliver_part(conn, instance, &part, now).await?;
+                        let made_due = redeliver_part(conn, instance, &part, any, now).await?;
                         if let Some(run) = run {
                             if made_due.is_none() || last {
                                 sqlx::query("DELETE FROM redeliveries WHERE id = $1")
@@ -280,14 +285,15 @@ impl SqliteStore {
     /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), before the
     /// store is used. When none was, the `redeliveries` table is empty.
     pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<()> {
-        let halfway: Vec<(i64, i64, String, i64)> =
-            sqlx::query_as("SELECT id, instance_id, ids, done FROM redeliveries ORDER BY id")
-                .fetch_all(&self.readers)
-                .await?;
-        for (run, instance, ids, done) in halfway {
+        let halfway: Vec<(i64, i64, String, i64, bool)> = sqlx::query_as(
+            "SELECT id, instance_id, ids, done, delivered_too FROM redeliveries ORDER BY id",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        for (run, instance, ids, done, any) in halfway {
             let ids: Vec<String> = from_json(&ids, "redeliveries.ids")?;
             let done = usize::try_from(done).unwrap_or(0);
-            self.redeliver_from(InstanceId(instance), ids, done, Some(run), now)
+            self.redeliver_from(InstanceId(instance), ids, done, Some(run), any, now)
                 .await?;
         }
         Ok(())
@@ -320,13 +326,14 @@ async fn is_live(conn: &mut sqlx::SqliteConnection, instance: InstanceId) -> Res
 const PART: usize = crate::deliveries::PARK_PART as usize;
 
 /// One part of `SqliteStore::redeliver`: makes these notifications (`ids`, a JSON array) due
-/// at `now` and reactivates the subscription; `None`, with nothing written, once the
-/// instance is gone or being deleted (none of its notifications is made due again, the
-/// route's answer for a deleted one).
+/// at `now`, delivered ones only if `any` ([`Redeliver::Any`]), and reactivates the
+/// subscription; `None`, with nothing written, once the instance is gone or being deleted
+/// (none of its notifications is made due again, the route's answer for a deleted one).
 async fn redeliver_part(
     conn: &mut sqlx::SqliteConnection,
     instance: InstanceId,
     ids: &str,
+    any: bool,
     now: Timestamp,
 ) -> Result<Option<u64>> {
     if !is_live(conn, instance).await? {
@@ -345,12 +352,13 @@ async fn redeliver_part(
              paused_due_at = NULL,
              failed_attempts = 0
          WHERE id IN (SELECT value FROM json_each($1)) AND +instance_id = $2
-           AND status != 'cancelled'
+           AND status != 'cancelled' AND (status != 'delivered' OR $4)
            AND (lease_until IS NULL OR lease_until <= $3)",
     )
     .bind(ids)
     .bind(instance.0)
     .bind(now.as_millisecond())
+    .bind(any)
     .execute(&mut *conn)
     .await?
     .rows_affected();

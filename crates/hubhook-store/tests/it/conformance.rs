@@ -9,7 +9,8 @@ use hubhook_store::{
     AttemptOutcome, AttemptRecord, Backlog, CommitOutcome, InstanceRow, KnownId, KnownObject,
     LeaseToken, MassDeleteAction, NewEvent, NewInstance, NewNotification, NotificationClaim,
     NotificationFilter, ObservedObject, OrganizationId, OrganizationShares, PendingNotification,
-    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, Store, StoreError, UserId,
+    PollCommit, PollDone, PollJob, PollProgress, Principal, Reconciled, Redeliver, Store,
+    StoreError, UserId,
 };
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use serde_json::{Map, Value, json};
@@ -1918,6 +1919,7 @@ pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &St
         .redeliver(
             instance.id,
             queued.iter().map(|n| n.id.clone()).collect(),
+            Redeliver::Undelivered,
             now,
         )
         .await
@@ -3322,7 +3324,9 @@ pub async fn check_a_redelivery_and_a_replay_of_several_parts_take_every_one(sto
     notifications_due_at(store, instance, 0, SEVERAL_PARTS, t0() + 1.seconds()).await;
     let id = |n: usize| NotificationId(format!("notification-{n}"));
     let ids: Vec<_> = (0..SEVERAL_PARTS).map(id).collect();
-    let due = store.redeliver(instance, ids, t0() + 5.seconds()).await;
+    let due = store
+        .redeliver(instance, ids, Redeliver::Undelivered, t0() + 5.seconds())
+        .await;
     assert_eq!(due.unwrap(), SEVERAL_PARTS as u64);
     let last = store.notification(&id(SEVERAL_PARTS - 1)).await.unwrap();
     assert_eq!(last.unwrap().next_attempt_at, Some(t0() + 5.seconds()));
@@ -3339,6 +3343,46 @@ pub async fn check_a_redelivery_and_a_replay_of_several_parts_take_every_one(sto
         .await
         .unwrap();
     assert_eq!(last.unwrap().replay_of, Some(id(SEVERAL_PARTS - 1)));
+}
+
+/// A redelivery's list was made before some of its notifications were delivered (their
+/// attempts were still going, or another redelivery sent them first): those are not sent
+/// twice, unless the redelivery is a resend ([`Redeliver::Any`]). Fails if a redelivery
+/// makes a delivered notification due again (seen: 1,632 delivered notifications sent again
+/// when a stopped node's redelivery was finished at start).
+pub async fn check_a_redelivery_leaves_what_was_delivered_meanwhile(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let [instance] = instances_for(store, &[(org, user, 1)]).await[..] else {
+        unreachable!()
+    };
+    notifications_due_at(store, instance, 0, 3, t0() + 1.seconds()).await;
+    let now = t0() + 2.seconds();
+    let claimed = claim_notifications(store, "d", now, LEASE, 1)
+        .await
+        .unwrap();
+    let sent = claimed[0].id.clone();
+    store
+        .finish_attempt(delivered(&sent, "d", claimed[0].lease_token.clone(), now))
+        .await
+        .unwrap();
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let all: Vec<_> = (0..3).map(id).collect();
+    let later = now + 5.seconds();
+    let due = store
+        .redeliver(instance, all.clone(), Redeliver::Undelivered, later)
+        .await;
+    assert_eq!(due.unwrap(), 2);
+    let row = store.notification(&sent).await.unwrap().unwrap();
+    assert_eq!(row.status, "delivered");
+    let due = store
+        .redeliver(instance, vec![sent.clone()], Redeliver::Any, later)
+        .await;
+    assert_eq!(due.unwrap(), 1);
+    let row = store.notification(&sent).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.next_attempt_at),
+        ("pending", Some(later))
+    );
 }
 
 /// How many of an instance (`$1`) pending notifications a claim's scans could meet (a due
@@ -3409,7 +3453,13 @@ pub async fn disabled_instance_with_parked_notifications(store: &Store) -> Insta
     }
     // A redelivery while disabled waits too (the claim parks it).
     let at = t0() + 20.seconds();
-    assert_eq!(store.redeliver(disabled, vec![id(1)], at).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .redeliver(disabled, vec![id(1)], Redeliver::Undelivered, at)
+            .await
+            .unwrap(),
+        1
+    );
     for round in 0..2 {
         let claimed = claim_notifications(store, &format!("e{round}"), at, LEASE, 10)
             .await

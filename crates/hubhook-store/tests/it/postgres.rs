@@ -407,7 +407,14 @@ async fn an_enable_racing_a_claim_leaves_nothing_parked() {
             a.set_instance_disabled(org, instance, true, at)
                 .await
                 .unwrap();
-            a.redeliver(instance, ids.clone(), at).await.unwrap();
+            a.redeliver(
+                instance,
+                ids.clone(),
+                hubhook_store::Redeliver::Undelivered,
+                at,
+            )
+            .await
+            .unwrap();
             let claim = b.claim_notifications_fairly("b", at, LEASE, 1, &[], 1, &shares);
             let (enabled, claimed) =
                 tokio::join!(a.set_instance_disabled(org, instance, false, at), claim);
