@@ -317,6 +317,35 @@ const DATES_KEYS: &[&str] = &[
     "createdDateTimezone",
 ];
 
+/// The known key `key` was most likely meant as: the same but for case, else one at most two
+/// edits away (`reconcileIntervall`, `trackChange`).
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(same);
+    }
+    // Levenshtein distance by one row; keys are short.
+    let distance = |a: &str, b: &str| -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substituted = diagonal + usize::from(ca != *cb);
+                diagonal = row[j + 1];
+                row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+            }
+        }
+        row[b.len()]
+    };
+    known
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// The keys of the poller configuration's resources (and their `datesConfiguration`) that
 /// hubhook does not know, each named with the keys it could have meant. Stored, a misspelt key
 /// (`updatedDateTimeZone`, `reconcileIntervall`) would be silently ignored and its default
@@ -340,10 +369,17 @@ pub fn unknown_poller_keys(configuration: &Map<String, Value>) -> Vec<ConfigErro
         map.keys()
             .filter(|key| !known.contains(&key.as_str()))
             .map(|key| {
+                let expected = match closest(key, known) {
+                    Some(meant) => format!(
+                        "`{meant}`, the key this looks like; the keys here are {}",
+                        known.join(", ")
+                    ),
+                    None => format!("one of {}", known.join(", ")),
+                };
                 ConfigError::invalid(
                     format!("{prefix}.{}", truncate(&key.escape_debug().to_string())),
-                    "an unknown key",
-                    format!("one of {}", known.join(", ")),
+                    "a key hubhook does not know",
+                    expected,
                 )
             })
             .collect()

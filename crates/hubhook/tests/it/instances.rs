@@ -853,9 +853,8 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
         body,
         400,
         &[
-            "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `an unknown key`, expected one of updatedDateField",
-            "`event.poller.configuration.contacts.reconcileIntervall`",
-            "reconcileInterval",
+            "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `a key hubhook does not know`, expected `updatedDateTimezone`, the key this looks like",
+            "`event.poller.configuration.contacts.reconcileIntervall`: invalid value, got `a key hubhook does not know`, expected `reconcileInterval`, the key this looks like",
         ],
     )
     .await;
@@ -878,7 +877,7 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
     assert_eq!(status, 400, "{refused}");
     let message = refused["message"].as_str().expect("message");
     assert!(
-        message.contains("contacts.trackChange`") && message.contains("trackChanges"),
+        message.contains("contacts.trackChange`") && message.contains("`trackChanges`, the key"),
         "{message}"
     );
     let (_, kept) = app.get(&format!("/instances/{id}")).await;
