@@ -33,22 +33,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
-        // Said plainly: read as JSON, either is "expected value at line 1 column 1".
-        if let Some(encoding) = req
-            .headers()
-            .get(axum::http::header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"))
-        {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "Content-Encoding `{}` is not supported; send the body uncompressed",
-                    encoding.chars().take(40).collect::<String>().escape_debug()
-                ),
-            ));
-        }
         let bytes = read_body(req, state).await?;
+        // Said plainly: read as JSON, it is "expected value at line 1 column 1".
         if bytes.starts_with(b"\xEF\xBB\xBF") {
             return Err(ApiError::bad_request(
                 "the request body starts with a UTF-8 byte-order mark; send the JSON without it",
@@ -155,6 +141,22 @@ async fn read_within(req: Request, time: std::time::Duration) -> Result<Bytes, A
             format!("the request body is larger than {BODY_LIMIT} bytes, the most this API reads"),
         )
     };
+    // Every body is read as sent: a compressed one would be read as its compressed bytes
+    // ("expected value at line 1 column 1" for JSON, an empty form).
+    if let Some(encoding) = req
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Encoding `{}` is not supported; send the body uncompressed",
+                encoding.chars().take(40).collect::<String>().escape_debug()
+            ),
+        ));
+    }
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -163,7 +165,9 @@ async fn read_within(req: Request, time: std::time::Duration) -> Result<Bytes, A
         return Err(too_large());
     }
     let mut body = req.into_body();
-    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    // Grown as bytes arrive, at most 64 KiB ahead of them: a declared length alone reserves
+    // no more than that.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length as usize).min(64 * 1024));
     let read = async {
         use hyper::body::Body as _;
         while let Some(frame) =

@@ -80,6 +80,17 @@ pub enum CommonErrors {
     Internal(ErrorBody),
 }
 
+/// The answer of a change of an instance that another node's change overtook five times in a
+/// row (`instance_updates::apply`): nothing was stored; send it again.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum ChangedMeanwhile {
+    /// Another node changed the instance between this change's read and its write, five times
+    /// in a row; nothing was stored.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+}
+
 /// The answers of a route that checks a configuration with ConnectWise when ConnectWise cannot
 /// answer now (nothing was changed): not the caller's mistake, so not a `400`.
 #[derive(IntoResponses)]

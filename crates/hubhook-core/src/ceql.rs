@@ -669,7 +669,9 @@ fn iso_datetime(text: &str) -> Option<String> {
             if !valid {
                 return None;
             }
-            crate::rfc3339::parse_instant(text)
+            // The hub passes ConnectWise's looser forms on (`-0500`), so jiff reads these,
+            // not `rfc3339::parse_instant`.
+            text.parse::<jiff::Timestamp>()
                 .ok()
                 .map(|ts| ts.to_string())
         }

@@ -106,7 +106,7 @@ fn compare(
             a.cmp(&b)
         }
         (FieldValue::Time(a), Literal::String(b)) => {
-            let b: Timestamp = b.parse().map_err(|_| {
+            let b: Timestamp = crate::rfc3339::parse_instant(b).map_err(|_| {
                 format!("`{name}`: expected an RFC 3339 date-time such as '2026-01-01T00:00:00Z', got '{b}'")
             })?;
             a.cmp(&b)

@@ -366,19 +366,22 @@ pub fn unknown_poller_keys(configuration: &Map<String, Value>) -> Vec<ConfigErro
         _ => return Vec::new(),
     };
     let unknown = |map: &Map<String, Value>, known: &[&str], prefix: &str| -> Vec<ConfigError> {
-        map.keys()
-            .filter(|key| !known.contains(&key.as_str()))
-            .map(|key| {
+        map.iter()
+            .filter(|(key, _)| !known.contains(&key.as_str()))
+            .map(|(key, value)| {
                 let expected = match closest(key, known) {
                     Some(meant) => format!(
-                        "`{meant}`, the key this looks like; the keys here are {}",
+                        "it under `{meant}`, the key this looks like (a key hubhook does not know is refused; the keys here are {})",
                         known.join(", ")
                     ),
-                    None => format!("one of {}", known.join(", ")),
+                    None => format!(
+                        "no such key: hubhook does not know it (the keys here are {})",
+                        known.join(", ")
+                    ),
                 };
                 ConfigError::invalid(
                     format!("{prefix}.{}", truncate(&key.escape_debug().to_string())),
-                    "a key hubhook does not know",
+                    display_value(value),
                     expected,
                 )
             })

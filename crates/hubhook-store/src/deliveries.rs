@@ -474,7 +474,9 @@ impl Store {
     }
 
     /// Gives a claimed notification back without an attempt (its receiver cannot take it
-    /// now), due again at `due_at`. Fenced on the claim's token like [`Store::finish_attempt`].
+    /// now), due again at `due_at`; queued instead if its subscription was deactivated
+    /// meanwhile, and left cancelled if its instance was deleted. Fenced on the claim's token
+    /// like [`Store::finish_attempt`].
     /// `begun`: the `started` row [`Store::begin_attempts`] wrote for this claim, removed with
     /// it (no POST was made).
     pub async fn release_notification(

@@ -23,7 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::{Caller, TokenInstance};
 use crate::body::JsonBody;
 use crate::element::configuration_field;
-use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
+use crate::openapi::{ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable};
 use crate::routes::instance_updates::patch;
 use crate::routes::instances::{InstanceIn, find};
 use crate::{ApiError, AppState};
@@ -220,7 +220,7 @@ async fn get_record(
     ),
     request_body = ConfigurationRecordIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = ConfigurationRecordOut), ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_record(
     State(state): State<AppState>,
@@ -262,7 +262,7 @@ async fn get_token_record(
     params(("configId" = String, Path, description = "Configuration record id")),
     request_body = ConfigurationRecordIn,
     security(("UserOrganizationElement" = [])),
-    responses((status = 200, body = ConfigurationRecordOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = ConfigurationRecordOut), ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_token_record(
     State(state): State<AppState>,

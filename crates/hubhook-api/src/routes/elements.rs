@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::element::{ConfigurationField, ELEMENT_ID, ElementOut, configuration_fields};
-use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
+use crate::openapi::{ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable};
 use crate::routes::instance_updates::{patch, replace};
 use crate::routes::instances::{
     DeletedOut, ElementRef, InstanceIn, InstanceOut, create, delete, find, instance_out, list,
@@ -198,7 +198,7 @@ async fn get_element_instance(
         ("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = InstanceOut), ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable)
 )]
 async fn replace_element_instance(
     State(state): State<AppState>,
@@ -218,7 +218,7 @@ async fn replace_element_instance(
         ("id" = String, Path, description = "Instance id")),
     request_body = InstanceIn,
     security(("UserOrganization" = [])),
-    responses((status = 200, body = InstanceOut), (status = 409, description = "Another node changed the instance between this change's read and its write, five times in a row; nothing was stored", body = crate::error::ErrorBody), CommonErrors, ConnectWiseUnavailable)
+    responses((status = 200, body = InstanceOut), ChangedMeanwhile, CommonErrors, ConnectWiseUnavailable)
 )]
 async fn patch_element_instance(
     State(state): State<AppState>,

@@ -329,7 +329,7 @@ impl PostgresStore {
     }
 }
 
-/// Whether `org` has the instance `id` (one not being deleted).
+/// Whether `org` has the instance `id`.
 async fn exists(
     conn: &mut sqlx::PgConnection,
     org: OrganizationId,

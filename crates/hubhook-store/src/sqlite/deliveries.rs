@@ -538,13 +538,17 @@ impl SqliteStore {
                 Box::pin(async move {
                     // Given back into a subscription deactivated meanwhile (its attempt
                     // waited beside the one that deactivated it), it is queued as the others
-                    // were, not left due when the receiver's breaker closes again.
+                    // were, not left due when the receiver's breaker closes again. One
+                    // cancelled by a delete meanwhile (it keeps its lease) stays cancelled:
+                    // the deactivation's row outlives the instance.
                     let released = sqlx::query(
                         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
                              lease_token = NULL,
-                             status = CASE WHEN d.instance_id IS NULL THEN status
+                             status = CASE WHEN d.instance_id IS NULL
+                                     OR status = 'cancelled' THEN status
                                  ELSE 'queued' END,
-                             next_attempt_at = CASE WHEN d.instance_id IS NULL THEN $3
+                             next_attempt_at = CASE WHEN status = 'cancelled' THEN next_attempt_at
+                                 WHEN d.instance_id IS NULL THEN $3
                                  ELSE NULL END
                          FROM (SELECT n.id, s.instance_id FROM notifications n
                                LEFT JOIN delivery_subscriptions s

@@ -205,34 +205,40 @@ impl SqliteStore {
     ) -> Result<u64> {
         let any = which == Redeliver::Any;
         let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
-        let run = if ids.len() > PART {
-            let all = to_json(&ids)?;
-            let listed: Option<i64> = self
-                .writer
-                .write(move |conn| {
-                    Box::pin(async move {
-                        Ok(sqlx::query_scalar(
-                            "INSERT INTO redeliveries (instance_id, organization_id, ids, delivered_too)
-                             SELECT id, organization_id, $2, $3 FROM instances
-                             WHERE id = $1 AND deleting = 0
-                             RETURNING id",
-                        )
-                        .bind(instance.0)
-                        .bind(&all)
-                        .bind(any)
-                        .fetch_optional(&mut *conn)
-                        .await?)
-                    })
-                })
-                .await?;
-            // Gone since the route found it: nothing is made due (as in `redeliver_part`).
-            let Some(run) = listed else { return Ok(0) };
-            Some(run)
-        } else {
-            None
-        };
         let store = self.clone();
-        to_the_end(async move { store.redeliver_from(instance, ids, 0, run, any, now).await }).await
+        // All of it in the spawned task, the listing too: listed by a request dropped before
+        // its parts began, it would run only at the next start, days later perhaps.
+        to_the_end(async move {
+            let run = if ids.len() > PART {
+                let all = to_json(&ids)?;
+                let listed: Option<i64> = store
+                    .writer
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            Ok(sqlx::query_scalar(
+                                "INSERT INTO redeliveries
+                                     (instance_id, organization_id, ids, delivered_too)
+                                 SELECT id, organization_id, $2, $3 FROM instances
+                                 WHERE id = $1 AND deleting = 0
+                                 RETURNING id",
+                            )
+                            .bind(instance.0)
+                            .bind(&all)
+                            .bind(any)
+                            .fetch_optional(&mut *conn)
+                            .await?)
+                        })
+                    })
+                    .await?;
+                // Gone since the route found it: nothing is made due (as in `redeliver_part`).
+                let Some(run) = listed else { return Ok(0) };
+                Some(run)
+            } else {
+                None
+            };
+            store.redeliver_from(instance, ids, 0, run, any, now).await
+        })
+        .await
     }
 
     /// The parts of a redelivery from its `done`th id on. `run` is its row in `redeliveries`

@@ -626,14 +626,15 @@ async fn opening_the_store_finishes_a_redelivery_a_stopped_node_left_halfway() {
             let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
             let ids: Vec<String> = (0..all).map(|n| id(n).0).collect();
             for sql in [
-                // Queued by a deactivation, then the first part's write, then a claim that
-                // delivered one of the first part (so it must not be made due again).
+                // Queued by a deactivation, then the first part's write, then a delivery of
+                // one the parts had not reached yet (an attempt that was still going when the
+                // list was made): it must not be made due again.
                 "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
                  WHERE instance_id = $1",
                 "UPDATE notifications SET status = 'pending', next_attempt_at = 0
                  WHERE instance_id = $1 AND id IN (SELECT value FROM json_each($2) LIMIT 1000)",
                 "UPDATE notifications SET status = 'delivered', next_attempt_at = NULL
-                 WHERE id = 'notification-0' AND $1 = $1 AND $2 = $2",
+                 WHERE id = 'notification-1500' AND $1 = $1 AND $2 = $2",
                 "INSERT INTO redeliveries (instance_id, organization_id, ids, done)
                  SELECT id, organization_id, $2, 1000 FROM instances WHERE id = $1",
             ] {

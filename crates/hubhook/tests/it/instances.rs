@@ -853,8 +853,8 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
         body,
         400,
         &[
-            "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `a key hubhook does not know`, expected `updatedDateTimezone`, the key this looks like",
-            "`event.poller.configuration.contacts.reconcileIntervall`: invalid value, got `a key hubhook does not know`, expected `reconcileInterval`, the key this looks like",
+            "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `America/New_York`, expected it under `updatedDateTimezone`, the key this looks like",
+            "`event.poller.configuration.contacts.reconcileIntervall`: invalid value, got `0`, expected it under `reconcileInterval`, the key this looks like",
         ],
     )
     .await;
@@ -877,7 +877,7 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
     assert_eq!(status, 400, "{refused}");
     let message = refused["message"].as_str().expect("message");
     assert!(
-        message.contains("contacts.trackChange`") && message.contains("`trackChanges`, the key"),
+        message.contains("contacts.trackChange`") && message.contains("under `trackChanges`"),
         "{message}"
     );
     let (_, kept) = app.get(&format!("/instances/{id}")).await;
