@@ -1794,18 +1794,18 @@ fn answered_gone(claimed: &PendingNotification, at: Timestamp) -> AttemptRecord 
 /// A notification claimed beside the one whose answer deactivates the subscription, and
 /// given back unattempted (its receiver's breaker open, or busy), is queued like the others,
 /// not left due for when the breaker closes (it showed as `failed` until then). Before the
-/// deactivation, a give-back keeps it due at the time given. Fails if a release ignores the
-/// deactivation.
+/// deactivation, a give-back keeps it due at the time given; after a delete, one cancelled
+/// stays cancelled. Fails if a release ignores the deactivation, or revives a cancelled one.
 pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
-    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 3);
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 4);
     store.commit_poll(commit).await.unwrap();
     let now = t0() + 2.seconds();
-    let claimed = claim_notifications(store, "d", now, LEASE, 3)
+    let claimed = claim_notifications(store, "d", now, LEASE, 4)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 3);
+    assert_eq!(claimed.len(), 4);
     let later = now + 30.seconds();
     store
         .release_notification(&claimed[2].id, &claimed[2].lease_token, later, None)
@@ -1833,6 +1833,16 @@ pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(stor
     // The one given back before the deactivation was queued by it.
     let earlier = store.notification(&claimed[2].id).await.unwrap().unwrap();
     assert_eq!(earlier.status, "queued");
+    // Cancelled by a delete while its claim still held it (a delete keeps the lease), then
+    // given back: it stays cancelled, though the deactivation's row outlives the instance.
+    let org = instance.organization_id;
+    assert!(store.delete_instance(org, instance.id).await.unwrap());
+    store
+        .release_notification(&claimed[3].id, &claimed[3].lease_token, later, None)
+        .await
+        .unwrap();
+    let cancelled = store.notification(&claimed[3].id).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, "cancelled");
 }
 
 pub async fn check_a_deactivated_subscription_queues_until_redelivery(store: &Store) {
