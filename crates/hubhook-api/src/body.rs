@@ -74,6 +74,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// `text` as a refusal quotes what a caller sent: its first `max` characters, `…` if cut.
+pub(crate) fn shown(text: &str, max: usize) -> String {
+    let mut shown: String = text.chars().take(max).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// A route that takes no query string, refusing one: `DELETE /instances/1?force=true` would
 /// otherwise do just what it does without it, and the caller believe the parameter counted.
 pub struct NoQuery;
@@ -87,16 +96,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
     ) -> Result<Self, Self::Rejection> {
         match parts.uri.query() {
             None | Some("") => Ok(NoQuery),
-            Some(query) => {
-                let mut shown: String = query.chars().take(60).collect();
-                if shown.len() < query.len() {
-                    shown.push('…');
-                }
-                Err(ApiError::bad_request(format!(
-                    "this route takes no query parameters; got `?{}`",
-                    shown.escape_debug()
-                )))
-            }
+            Some(query) => Err(ApiError::bad_request(format!(
+                "this route takes no query parameters; got `?{}`",
+                shown(query, 60).escape_debug()
+            ))),
         }
     }
 }

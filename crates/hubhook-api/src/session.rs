@@ -213,17 +213,16 @@ impl SignInFailures {
         if failures.count >= FAILURES_ALLOWED {
             let wait = LOCKOUT - now.duration_since(failures.last);
             let minutes = (wait.as_secs() + 59) / 60;
-            let mut refused = ApiError::new(
+            return Err(ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "too many failed sign-ins for this email lately; try again in {minutes} minute{}",
                     if minutes == 1 { "" } else { "s" }
                 ),
-            );
-            refused.retry_after = Some(std::time::Duration::from_secs(
+            )
+            .with_retry_after(Some(std::time::Duration::from_secs(
                 wait.as_secs().unsigned_abs(),
-            ));
-            return Err(refused);
+            ))));
         }
         failures.count += 1;
         failures.last = now;
@@ -237,9 +236,7 @@ impl SignInFailures {
 
 /// A `503` with `Retry-After`: the server cannot take this now, through no fault of the caller.
 fn busy(message: &str, wait: std::time::Duration) -> ApiError {
-    let mut refused = ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message);
-    refused.retry_after = Some(wait);
-    refused
+    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message).with_retry_after(Some(wait))
 }
 
 /// Sign-ins waiting for a password check or in one, at most; more at once are refused (`503`,

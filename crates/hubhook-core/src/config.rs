@@ -323,24 +323,9 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
         return Some(same);
     }
-    // Levenshtein distance by one row; keys are short.
-    let distance = |a: &str, b: &str| -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut diagonal = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let substituted = diagonal + usize::from(ca != *cb);
-                diagonal = row[j + 1];
-                row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
-            }
-        }
-        row[b.len()]
-    };
     known
         .iter()
-        .map(|k| (distance(key, k), *k))
+        .map(|k| (strsim::levenshtein(key, k), *k))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)

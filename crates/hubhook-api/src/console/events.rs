@@ -37,15 +37,6 @@ struct Filter {
     problems: Vec<String>,
 }
 
-/// A query value as a problem quotes it: at most 40 characters.
-fn shown(value: &str) -> String {
-    let mut shown: String = value.chars().take(40).collect();
-    if shown.len() < value.len() {
-        shown.push('…');
-    }
-    shown
-}
-
 /// A `datetime-local` value (`2026-01-01T10:00`), read as UTC, or an RFC 3339 time.
 pub fn time(text: &str) -> Option<Timestamp> {
     if text.is_empty() {
@@ -80,7 +71,7 @@ impl Filter {
                     Err(_) if value.is_empty() => {}
                     Err(_) => filter.problems.push(format!(
                         "Page `{}` is not a page number (0, 1, 2, …).",
-                        shown(&value)
+                        crate::body::shown(&value, 40)
                     )),
                 },
                 _ => {}
@@ -90,7 +81,7 @@ impl Filter {
             if !value.is_empty() && time(value).is_none() {
                 filter.problems.push(format!(
                     "{label} `{}` is not a date and time such as 2026-01-31T09:00 (UTC).",
-                    shown(value)
+                    crate::body::shown(value, 40)
                 ));
             }
         }
