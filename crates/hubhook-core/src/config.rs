@@ -393,6 +393,38 @@ pub fn unknown_poller_keys(configuration: &Map<String, Value>) -> Vec<ConfigErro
     errors
 }
 
+/// The resources whose poller URL has a `where` that can never match a record an event could
+/// come from (`id<0`, `lastUpdated<'${gmtDate}'`; see [`crate::unmatchable`]): such a resource
+/// would poll every interval and never say why nothing comes. Checked when an instance is
+/// created or changed, not by [`InstanceConfig::parse`], so that instances stored before this
+/// check keep polling.
+pub fn unmatchable_polls(config: &InstanceConfig) -> Vec<ConfigError> {
+    let filter = |template: &str, instant| {
+        let rendered = render_url(template, instant).ok()?;
+        HubUrl::parse(&rendered).ok()?.params.filter
+    };
+    config
+        .events
+        .resources
+        .iter()
+        .filter_map(|(name, resource)| {
+            let first = filter(&resource.url, jiff::Timestamp::UNIX_EPOCH)?;
+            let later = filter(&resource.url, SAMPLE_POLL_TIME)?;
+            let reason = crate::unmatchable::why_never(
+                &first,
+                &later,
+                resource.dates.updated.path.as_str(),
+                resource.filter_by_updated_date,
+            )?;
+            Some(ConfigError::invalid(
+                format!("{POLLER_CONFIGURATION}.{name}.url"),
+                display_value(&Value::String(resource.url.clone())),
+                format!("a where that some record can match: {reason}"),
+            ))
+        })
+        .collect()
+}
+
 /// The most resources one instance may poll. Each is polled on its own every refresh interval;
 /// the hub knows 11 kinds of ConnectWise records, so 32 leaves room for several filtered views
 /// of each without letting one instance flood its ConnectWise site.

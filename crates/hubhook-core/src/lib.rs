@@ -29,6 +29,7 @@ pub mod retry;
 pub mod rfc3339;
 pub mod signing;
 pub mod standard_webhooks;
+pub mod unmatchable;
 
 pub use auth_header::{AuthHeader, AuthHeaderError, parse_authorization};
 pub use ceql::{

@@ -379,7 +379,11 @@ pub(crate) async fn validate(
             let unknown = hubhook_core::config::unknown_poller_keys(configuration);
             configuration_problems.extend(unknown.iter().map(ToString::to_string));
             match InstanceConfig::parse(configuration) {
-                Ok(config) => Some(config),
+                Ok(config) => {
+                    let unmatchable = hubhook_core::config::unmatchable_polls(&config);
+                    configuration_problems.extend(unmatchable.iter().map(ToString::to_string));
+                    Some(config)
+                }
                 Err(ConfigErrors(errors)) => {
                     configuration_problems.extend(errors.iter().map(ToString::to_string));
                     None

@@ -496,10 +496,11 @@ async fn configurations_connectwise_cannot_serve_are_refused_at_creation() {
     )
     .await;
 
-    // A query that lists nothing yet proves nothing wrong: it is a valid configuration.
+    // A query that lists nothing yet proves nothing wrong: it is a valid configuration (one
+    // that never can, `id < 0`, is refused before the read).
     let body = contacts(&|c| {
         c["url"] = json!(format!(
-            "/hubs/crm/contacts?where=lastUpdated>'{date}' and id < 0"
+            "/hubs/crm/contacts?where=lastUpdated>'{date}' and id > 999999999"
         ))
     });
     let response = app.create_instance(&body).await;
@@ -848,25 +849,47 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
     let contacts = &mut body["configuration"]["event.poller.configuration"]["contacts"];
     contacts["datesConfiguration"]["updatedDateTimeZone"] = json!("America/New_York");
     contacts["reconcileIntervall"] = json!(0);
-    check_rejected(
+    let created = refused_then_documented(
         &app,
         body,
-        400,
         &[
             "`event.poller.configuration.contacts.datesConfiguration.updatedDateTimeZone`: invalid value, got `America/New_York`, expected it under `updatedDateTimezone`, the key this looks like",
             "`event.poller.configuration.contacts.reconcileIntervall`: invalid value, got `0`, expected it under `reconcileInterval`, the key this looks like",
         ],
     )
     .await;
-    let (_, listed) = app.get("/instances").await;
-    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
-
-    let created = app.create_instance(&app.documented_body()).await;
-    assert_eq!(created.status(), 200);
-    let created: Value = created.json().await.expect("json");
-    let id = created["id"].as_i64().expect("id");
     let mut resources = created["configuration"]["event.poller.configuration"].clone();
     resources["contacts"]["trackChange"] = json!(false);
+    let message = poller_change_refused(&app, &created, &resources).await;
+    assert!(
+        message.contains("contacts.trackChange`") && message.contains("under `trackChanges`"),
+        "{poller}: {message}"
+    );
+}
+
+/// Checks that `body` is refused naming each of `needles` and that nothing was stored, then
+/// creates the documented instance and returns it as created.
+async fn refused_then_documented(
+    app: &crate::app::TestApp,
+    body: Value,
+    needles: &[&str],
+) -> Value {
+    check_rejected(app, body, 400, needles).await;
+    let (_, listed) = app.get("/instances").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    let created = app.create_instance(&app.documented_body()).await;
+    assert_eq!(created.status(), 200);
+    created.json().await.expect("json")
+}
+
+/// PATCHes the poller configuration of the instance `created` to `resources`, checks that it
+/// is a 400 and that the stored one is unchanged, and returns the refusal's message.
+async fn poller_change_refused(
+    app: &crate::app::TestApp,
+    created: &Value,
+    resources: &Value,
+) -> String {
+    let id = created["id"].as_i64().expect("id");
     let (status, refused) = app
         .send(
             reqwest::Method::PATCH,
@@ -875,17 +898,64 @@ async fn misspelt_keys_of_a_polled_resource_are_refused_by_name() {
         )
         .await;
     assert_eq!(status, 400, "{refused}");
-    let message = refused["message"].as_str().expect("message");
-    assert!(
-        message.contains("contacts.trackChange`") && message.contains("under `trackChanges`"),
-        "{message}"
-    );
     let (_, kept) = app.get(&format!("/instances/{id}")).await;
     assert_eq!(
         kept["configuration"]["event.poller.configuration"],
         created["configuration"]["event.poller.configuration"],
-        "{poller} changed anyway"
+        "the poller configuration changed anyway"
     );
+    refused["message"].as_str().expect("message").to_string()
+}
+
+/// A `where` that parses but can never match (an impossible id, bounds that leave nothing, the
+/// updated date kept before the last poll) is refused on create and on change, naming the
+/// terms; before, such a resource polled every interval and nothing said why no event came.
+/// Fails if the check is not made, or made only on create.
+#[tokio::test]
+async fn a_where_that_can_never_match_is_refused_naming_its_terms() {
+    let app = spawn_app().await;
+    let window = "lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+    let mut body = app.documented_body();
+    let resources = &mut body["configuration"]["event.poller.configuration"];
+    resources["contacts"]["url"] = json!(format!("/hubs/crm/contacts?where={window} and id<0"));
+    let mut before = resources["contacts"].clone();
+    before["url"] =
+        json!("/hubs/crm/contacts?where=lastUpdated<'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'");
+    resources["old"] = before;
+    let created = refused_then_documented(
+        &app,
+        body,
+        &[
+            "`event.poller.configuration.contacts.url`: invalid value, got `/hubs/crm/contacts?where=lastUpdated>",
+            "expected a where that some record can match: `id<0` matches no record: ConnectWise ids are whole numbers from 1",
+            "`event.poller.configuration.old.url`",
+            "`lastUpdated < (the last poll's time)` keeps only records updated at or before the last poll",
+        ],
+    )
+    .await;
+    let id = created["id"].as_i64().expect("id");
+    let mut resources = created["configuration"]["event.poller.configuration"].clone();
+    resources["contacts"]["url"] = json!(format!(
+        "/hubs/crm/contacts?where={window} and (id>5 and id<3)"
+    ));
+    let message = poller_change_refused(&app, &created, &resources).await;
+    assert!(
+        message.contains("contacts.url`") && message.contains("`id>5` and `id<3` cannot both hold"),
+        "{message}"
+    );
+
+    // Bounds that leave something, and alternatives of which one can match, are kept.
+    resources["contacts"]["url"] = json!(format!(
+        "/hubs/crm/contacts?where={window} and (id<0 or id>=5) and id<=5"
+    ));
+    let (status, changed) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/instances/{id}"),
+            Some(&json!({ "configuration": { "event.poller.configuration": resources } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
 }
 
 /// A body with several problems gets them all in one answer, each naming its field: the
