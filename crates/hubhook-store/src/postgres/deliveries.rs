@@ -532,8 +532,8 @@ impl PostgresStore {
                     // Given back into a subscription deactivated meanwhile (its attempt
                     // waited beside the one that deactivated it), it is queued as the others
                     // were, not left due when the receiver's breaker closes again. One
-                    // cancelled by a delete meanwhile (it keeps its lease) stays cancelled:
-                    // the deactivation's row outlives the instance.
+                    // cancelled by a delete meanwhile (it keeps its lease) stays cancelled,
+                    // whatever the order of the delete (which takes the deactivation with it).
                     let released = sqlx::query(
                         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
                              lease_token = NULL,

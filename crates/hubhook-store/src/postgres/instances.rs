@@ -159,6 +159,11 @@ impl PostgresStore {
                     .bind(id.0)
                     .execute(&mut *conn)
                     .await?;
+                // A deactivation names no instance any more: every claim walks this table.
+                sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(true)
             })
         })

@@ -540,7 +540,7 @@ impl SqliteStore {
                     // waited beside the one that deactivated it), it is queued as the others
                     // were, not left due when the receiver's breaker closes again. One
                     // cancelled by a delete meanwhile (it keeps its lease) stays cancelled:
-                    // the deactivation's row outlives the instance.
+                    // on SQLite the deactivation stays until the delete's last part.
                     let released = sqlx::query(
                         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
                              lease_token = NULL,

@@ -523,7 +523,8 @@ async fn move_part(
 /// One part of a delete that has marked the instance `deleting` (`SqliteStore::delete_instance`):
 /// cancels up to [`PARK_PART`] of its notifications that could still be sent, or, when none is
 /// left, forgets up to [`PARK_PART`] of its known objects, or, when none is left either,
-/// deletes the row (its webhook secret goes with it, `ON DELETE CASCADE`). Returns whether the
+/// deletes the row (its webhook secret goes with it, `ON DELETE CASCADE`, and its
+/// subscription's deactivation with it). Returns whether the
 /// row is gone. The row goes in the write that found nothing left, so its foreign keys hold;
 /// nothing adds to either table meanwhile (no poll job, no replay into an instance being
 /// deleted).
@@ -558,10 +559,17 @@ async fn delete_part(conn: &mut sqlx::SqliteConnection, id: InstanceId) -> Resul
     if forgotten.rows_affected() > 0 {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM instances WHERE id = $1 AND deleting = 1")
+    let deleted = sqlx::query("DELETE FROM instances WHERE id = $1 AND deleting = 1")
         .bind(id.0)
         .execute(&mut *conn)
         .await?;
+    if deleted.rows_affected() > 0 {
+        // A deactivation names no instance any more: every claim walks this table.
+        sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(true)
 }
 

@@ -1834,9 +1834,11 @@ pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(stor
     let earlier = store.notification(&claimed[2].id).await.unwrap().unwrap();
     assert_eq!(earlier.status, "queued");
     // Cancelled by a delete while its claim still held it (a delete keeps the lease), then
-    // given back: it stays cancelled, though the deactivation's row outlives the instance.
+    // given back: it stays cancelled. The deactivation goes with the instance (every claim
+    // walks the deactivations).
     let org = instance.organization_id;
     assert!(store.delete_instance(org, instance.id).await.unwrap());
+    assert_eq!(store.deactivation(instance.id).await.unwrap(), None);
     store
         .release_notification(&claimed[3].id, &claimed[3].lease_token, later, None)
         .await
