@@ -100,9 +100,12 @@ fn check_other_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
+/// The element an instance is of, by its key or by Cloud Elements' numeric id (3012), which
+/// its API takes too.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ElementRef {
     pub(crate) key: Option<String>,
+    pub(crate) id: Option<i64>,
 }
 
 impl ElementRef {
@@ -110,6 +113,27 @@ impl ElementRef {
     pub(crate) fn connectwise() -> ElementRef {
         ElementRef {
             key: Some(ELEMENT_KEY.to_string()),
+            id: None,
+        }
+    }
+
+    /// Why this is not the ConnectWise element, naming the field.
+    fn problem(&self) -> Option<String> {
+        match (self.key.as_deref(), self.id) {
+            (Some(ELEMENT_KEY), None | Some(ELEMENT_ID)) | (None, Some(ELEMENT_ID)) => None,
+            (Some(ELEMENT_KEY), Some(id)) => Some(format!(
+                "`element.id`: {id} is not the id of `{ELEMENT_KEY}`, expected {ELEMENT_ID} (or no id)"
+            )),
+            (Some(other), _) => Some(format!(
+                "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
+                other.chars().take(100).collect::<String>().escape_debug()
+            )),
+            (None, Some(id)) => Some(format!(
+                "`element.id`: unknown element {id}, expected {ELEMENT_ID} (`{ELEMENT_KEY}`)"
+            )),
+            (None, None) => Some(format!(
+                "`element.key` is required, expected `{ELEMENT_KEY}` (or `element.id` {ELEMENT_ID})"
+            )),
         }
     }
 }
@@ -324,17 +348,11 @@ pub(crate) async fn validate(
     // Every problem of the body at once, each a part naming its field (the console puts each
     // beside its input): a user fixes them in one round trip, not one per request.
     let mut problems: Vec<String> = Vec::new();
-    let key = body.element.and_then(|e| e.key);
-    match key.as_deref() {
-        Some(ELEMENT_KEY) => {}
-        Some(other) => problems.push(format!(
-            "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
-            other.chars().take(100).collect::<String>().escape_debug()
-        )),
-        None => problems.push(format!(
-            "`element.key` is required, expected `{ELEMENT_KEY}`"
-        )),
-    }
+    let element = body.element.unwrap_or(ElementRef {
+        key: None,
+        id: None,
+    });
+    problems.extend(element.problem());
     let name = match body.name {
         None => {
             problems.push(format!(

@@ -83,6 +83,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Cloud Elements' API takes the element by its numeric id too (`{"id": 3012}`, as reads show
+/// it in `elementId`); before, only the key was, and such a body was refused for lacking it.
+#[tokio::test]
+async fn the_element_may_be_given_by_its_id() {
+    let app = spawn_app().await;
+    let mut body = app.documented_body();
+    body["element"] = json!({"id": 3012});
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let instance: Value = response.json().await.expect("json");
+    assert_eq!(instance["element"]["key"], "connectwisecrmrest");
+    assert_eq!(instance["elementId"], 3012);
+}
+
 #[tokio::test]
 async fn the_second_documented_form_with_string_configuration_is_accepted() {
     let app = spawn_app().await;
@@ -197,6 +211,15 @@ async fn invalid_bodies_get_errors_naming_the_field() {
     let mut body = app.documented_body();
     body["element"]["key"] = json!("salesforce");
     check_rejected(&app, body, 400, &["element.key", "salesforce"]).await;
+    let mut body = app.documented_body();
+    body["element"] = json!({"id": 3013});
+    check_rejected(&app, body, 400, &["`element.id`: unknown element 3013"]).await;
+    let mut body = app.documented_body();
+    body["element"]["id"] = json!(12);
+    check_rejected(&app, body, 400, &["`element.id`: 12 is not the id of"]).await;
+    let mut body = app.documented_body();
+    body["element"] = json!({});
+    check_rejected(&app, body, 400, &["`element.key` is required"]).await;
 
     let mut body = app.documented_body();
     body.as_object_mut().expect("obj").remove("name");
