@@ -36,16 +36,19 @@
 //!   200,000 (65–101 ms against 284–660) but not during a disable (226–325 against 32–328),
 //!   with more claims over 50 ms (docs/benchmarks.md, "Twenty-first round"), so it was not
 //!   kept.
-//! - What reaches a disabled instance later (the retry of an attempt that was in flight, a
-//!   redelivery, the commit of a poll that was running) is parked by a later claim: a claim
+//! - A redelivery into a disabled instance parks what it brings back itself, due at the
+//!   redelivery's time, reading the instance's flag in its own write (so an enable either
+//!   comes first, and they are due, or brings them back).
+//! - What else reaches a disabled instance later (the retry of an attempt that was in flight,
+//!   the commit of a poll that was running) is parked by a later claim: a claim
 //!   (at most one a second on each node, `PARK_EVERY_MS`) first parks the unleased, unparked
 //!   pending notifications of disabled instances, driven from the few disabled instances (a
 //!   partial index), so that costs nothing when there is nothing to park. Until then the
 //!   claim's filters still leave them out, as before, so parking is only ever about cost.
 //! - Leased notifications are never parked: their attempt ends as it would have, and a retry
 //!   is parked by a later claim.
-//! - Cancelling (an instance deleted) and redelivering clear `paused_due_at`, so it never
-//!   outlives the parking.
+//! - Cancelling (an instance deleted) clears `paused_due_at`, and redelivering sets it only
+//!   while the instance is disabled, so it never outlives the parking.
 //! - On PostgreSQL, an enable and a claim parking at once cannot leave a row parked for an
 //!   enabled instance: the claim's parking locks the disabled instance's row FOR SHARE, and
 //!   the enable updates that row before it moves the notifications back, so one waits for the

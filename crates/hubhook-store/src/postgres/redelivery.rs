@@ -207,11 +207,17 @@ impl PostgresStore {
                     .bind(instance.0)
                     .execute(&mut *conn)
                     .await?;
-                // One statement for the whole list, not a round trip per id.
+                // One statement for the whole list, not a round trip per id. A disabled
+                // instance's are parked at once, as its disable parked the others
+                // (`crate::deliveries`, "Paused notifications"); the instance's row, locked
+                // above, keeps an enable waiting until this commits.
                 let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
                 let due = sqlx::query(
-                    "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
-                         paused_due_at = NULL,
+                    "UPDATE notifications SET status = 'pending',
+                         next_attempt_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                             THEN NULL ELSE $3 END,
+                         paused_due_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                             THEN $3 ELSE NULL END,
                          failed_attempts = 0
                      WHERE id = ANY($1) AND instance_id = $2 AND status != 'cancelled'
                        AND (status != 'delivered' OR $4)

@@ -352,10 +352,16 @@ async fn redeliver_part(
     // One statement for the part: a statement per id cost a round trip to the connection's
     // thread each (docs/benchmarks.md, "Twenty-second round"). `+instance_id` keeps the planner
     // on the ids' primary key: by the instance's index it read every notification of the
-    // instance, for each part.
+    // instance, for each part. A disabled instance's are parked at once, as its disable
+    // parked the others (`crate::deliveries`, "Paused notifications"), rather than made due
+    // for the claims to park again a part a second; the flag is read in the same write as an
+    // enable's, so an enable either comes before (they are due) or brings them back.
     let due = sqlx::query(
-        "UPDATE notifications SET status = 'pending', next_attempt_at = $3,
-             paused_due_at = NULL,
+        "UPDATE notifications SET status = 'pending',
+             next_attempt_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                 THEN NULL ELSE $3 END,
+             paused_due_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                 THEN $3 ELSE NULL END,
              failed_attempts = 0
          WHERE id IN (SELECT value FROM json_each($1)) AND +instance_id = $2
            AND status != 'cancelled' AND (status != 'delivered' OR $4)
