@@ -3463,7 +3463,7 @@ pub async fn disabled_instance_with_parked_notifications(store: &Store) -> Insta
             "{n}"
         );
     }
-    // A redelivery while disabled waits too (the claim parks it).
+    // A redelivery while disabled waits too (parked by the redelivery itself).
     let at = t0() + 20.seconds();
     assert_eq!(
         store

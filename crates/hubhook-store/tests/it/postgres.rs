@@ -386,8 +386,9 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
 /// An enable racing another node's claim must not leave a notification parked for an enabled
 /// instance, where nothing would ever bring it back: the claim's parking locks the disabled
 /// instance FOR SHARE (`hubhook_store::deliveries`, "Paused notifications"). Each round
-/// redelivers the instance's notifications while it is disabled (so that there is something
-/// to park), then enables it while the other node claims.
+/// redelivers the instance's notifications while it is disabled and makes them due as a node
+/// of an older version would (a redelivery now parks them itself), so that there is something
+/// to park, then enables it while the other node claims.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enable_racing_a_claim_leaves_nothing_parked() {
     crate::conformance::with_tokens(async move {
@@ -413,6 +414,14 @@ async fn an_enable_racing_a_claim_leaves_nothing_parked() {
                 hubhook_store::Redeliver::Undelivered,
                 at,
             )
+            .await
+            .unwrap();
+            sqlx::query(
+                "UPDATE notifications SET next_attempt_at = paused_due_at, paused_due_at = NULL
+                 WHERE instance_id = $1 AND next_attempt_at IS NULL",
+            )
+            .bind(instance.0)
+            .execute(&mut conn)
             .await
             .unwrap();
             let claim = b.claim_notifications_fairly("b", at, LEASE, 1, &[], 1, &shares);
