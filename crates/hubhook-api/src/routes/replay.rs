@@ -7,11 +7,21 @@
 //! own attempts, so the original's history is never rewritten. Replaying twice makes two
 //! replays. At most [`MAX_REPLAY`] notifications per request, so one call cannot flood a
 //! receiver or the writer; a larger range is refused (nothing stored) with the count to split.
+//!
+//! A replay is stored in parts (on SQLite a thousand per write), so a request cut short (a
+//! crash, a dropped connection, a timeout on the caller's side) may have stored some of its
+//! replays, which are then delivered; retried, it would store and deliver those again. With
+//! an `Idempotency-Key` header, a replay's id is made from the key and the range instead of
+//! the time, so a retry with the same key and range makes the same ids, and the store's
+//! `ON CONFLICT (id) DO NOTHING` keeps each once: the retry stores only what the first attempt
+//! did not, and says how many were there already (`alreadyStored`). Without the key, each
+//! request is a replay of its own, as before. The key needs no table of its own: it lives in
+//! the ids it made, for as long as they are kept.
 
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
 };
 use hubhook_core::replay_notification;
 use hubhook_store::NewNotification;
@@ -19,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::body::JsonBody;
+use crate::body::{JsonBody, shown};
 use crate::openapi::CommonErrors;
 use crate::routes::instances::find;
 use crate::routes::notifications::parse_instant;
@@ -42,12 +52,45 @@ pub struct ReplayIn {
     to: Option<String>,
 }
 
+/// The header that makes a retried replay store nothing twice (see the module docs).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Longest `Idempotency-Key` taken, in characters (a UUID is 36).
+const MAX_KEY: usize = 255;
+
+/// The request's `Idempotency-Key`, if it sent one: 1 to [`MAX_KEY`] printable ASCII
+/// characters, once.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "`{IDEMPOTENCY_KEY}` is sent twice; send it once"
+        )));
+    }
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let key = text.trim();
+    if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::bad_request(format!(
+            "`{IDEMPOTENCY_KEY}`: invalid value, got `{}`, expected 1 to {MAX_KEY} printable ASCII characters (a UUID, for instance)",
+            shown(&text.escape_debug().to_string(), 100)
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 /// What a replay created.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayOut {
     /// New notifications, due now.
     pub replays: u64,
+    /// With an `Idempotency-Key`: replays of this request that an earlier attempt with the
+    /// same key and range had stored already (not stored again). Absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub already_stored: Option<u64>,
     /// Present when they cannot go out now, and says why and what sends them: the instance's
     /// subscription is deactivated (they are queued until a redelivery reactivates it), or
     /// the instance is disabled (they wait until it is enabled).
@@ -58,7 +101,11 @@ pub struct ReplayOut {
 /// Deliver the events stored in `[from, to)` again, as new notifications.
 #[utoipa::path(
     post, path = "/instances/{id}/replay", tag = "delivery",
-    params(("id" = String, Path, description = "Instance id")),
+    params(
+        ("id" = String, Path, description = "Instance id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 printable ASCII characters: a retry with the same key and range stores nothing twice"),
+    ),
     request_body = ReplayIn,
     security(("UserOrganization" = [])),
     responses((status = 202, body = ReplayOut), CommonErrors)
@@ -67,8 +114,10 @@ async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<ReplayIn>,
 ) -> Result<(StatusCode, Json<ReplayOut>), ApiError> {
+    let key = idempotency_key(&headers)?;
     let from = parse_instant("from", body.from.as_deref())?;
     let to = parse_instant("to", body.to.as_deref())?;
     if to <= from {
@@ -88,8 +137,12 @@ async fn replay(
         )));
     }
     let now = engine.clock().now();
-    let salt = now.as_millisecond().to_string();
-    let replays = originals
+    let salt = match &key {
+        // The range as read, so that `…Z` and `…+00:00` are one request.
+        Some(key) => format!("key:{from}:{to}:{key}"),
+        None => now.as_millisecond().to_string(),
+    };
+    let replays: Vec<_> = originals
         .iter()
         .filter_map(|original| {
             let replay = replay_notification(&original.id, &original.body, &salt)?;
@@ -103,6 +156,7 @@ async fn replay(
             ))
         })
         .collect();
+    let made = replays.len() as u64;
     let replays = match engine
         .store()
         .insert_replays(instance.id, replays, now)
@@ -131,5 +185,16 @@ async fn replay(
             )
         })
     };
-    Ok((StatusCode::ACCEPTED, Json(ReplayOut { replays, held })))
+    let already_stored = key
+        .is_some()
+        .then(|| made.saturating_sub(replays))
+        .filter(|n| *n > 0);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReplayOut {
+            replays,
+            already_stored,
+            held,
+        }),
+    ))
 }

@@ -379,6 +379,80 @@ async fn a_replay_sends_the_same_events_under_new_notification_ids() {
     );
 }
 
+/// A replay retried with the same `Idempotency-Key` and range stores nothing twice (a replay
+/// cut short by a crash or a dropped connection may have stored part of itself, which is
+/// delivered); another key, or none, is a replay of its own. A bad key is refused by name.
+/// Fails if the key is not in the replays' ids.
+#[tokio::test]
+async fn a_replay_retried_with_its_idempotency_key_stores_nothing_twice() {
+    let app = spawn_app().await;
+    let instance = app.create_polling_instance().await;
+    let from = jiff::Timestamp::now();
+    for name in ["Once", "Twice"] {
+        let object = app.add_contact(name);
+        app.poll_now(instance).await;
+        app.receiver
+            .wait_for_event(WAIT, |e| e["objectId"] == object.as_str())
+            .await;
+    }
+    let to = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
+    let path = format!("/instances/{instance}/replay");
+    let range = json!({ "from": from.to_string(), "to": to.to_string() });
+    let replay = |key: Option<&str>| {
+        let mut request = app
+            .http
+            .post(app.api(&path))
+            .header("Authorization", app.auth())
+            .json(&range);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let replays_stored = || async {
+        let (_, list) = app
+            .get(&format!("/instances/{instance}/notifications"))
+            .await;
+        list.as_array()
+            .expect("array")
+            .iter()
+            .filter(|n| n["replayOf"].is_string())
+            .count()
+    };
+
+    let (status, first) = replay(Some("7f1c2a44-0d3e-4c55-9a0e-5b7d3c1e2f10")).await;
+    assert_eq!((status, &first["replays"]), (202, &json!(2)), "{first}");
+    assert!(first.get("alreadyStored").is_none(), "{first}");
+    let (status, retried) = replay(Some("7f1c2a44-0d3e-4c55-9a0e-5b7d3c1e2f10")).await;
+    assert_eq!(
+        (status, &retried["replays"], &retried["alreadyStored"]),
+        (202, &json!(0), &json!(2)),
+        "{retried}"
+    );
+    assert_eq!(replays_stored().await, 2);
+    let (_, other_key) = replay(Some("another")).await;
+    assert_eq!(other_key["replays"], 2, "{other_key}");
+    let (_, no_key) = replay(None).await;
+    assert_eq!(no_key["replays"], 2, "{no_key}");
+    assert_eq!(replays_stored().await, 6);
+
+    for bad in ["", "tab\tinside", &"k".repeat(256)] {
+        let (status, refused) = replay(Some(bad)).await;
+        assert_eq!(status, 400, "{bad}: {refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("`Idempotency-Key`: invalid value")),
+            "{refused}"
+        );
+    }
+    assert_eq!(replays_stored().await, 6);
+}
+
 #[tokio::test]
 async fn stored_errors_never_carry_the_callback_query_string() {
     let app = spawn_app().await;
