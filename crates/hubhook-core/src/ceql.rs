@@ -614,6 +614,20 @@ fn write_literal(out: &mut String, literal: &Literal) {
     }
 }
 
+/// The instant a text literal stands for when the hub sends it to ConnectWise as a date
+/// ([`iso_datetime`]: one without a zone is read as UTC, as ConnectWise reads brackets), or
+/// `None` when it is sent as text.
+pub(crate) fn literal_instant(text: &str) -> Option<jiff::Timestamp> {
+    let sent = iso_datetime(text)?;
+    sent.parse::<jiff::Timestamp>().ok().or_else(|| {
+        let civil: jiff::civil::DateTime = sent.parse().ok()?;
+        civil
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp())
+    })
+}
+
 /// When `text` is an ISO-8601 datetime (`2019-03-01T10:15:00Z`, optional seconds, fraction
 /// and `Z` or offset), the text to put in ConnectWise's square brackets. ConnectWise reads
 /// bracketed dates as UTC, so a value with an explicit offset is converted to UTC; one without

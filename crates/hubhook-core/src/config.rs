@@ -397,24 +397,41 @@ pub fn unknown_poller_keys(configuration: &Map<String, Value>) -> Vec<ConfigErro
 /// come from (`id<0`, `lastUpdated<'${gmtDate}'`; see [`crate::unmatchable`]): such a resource
 /// would poll every interval and never say why nothing comes. Checked when an instance is
 /// created or changed, not by [`InstanceConfig::parse`], so that instances stored before this
-/// check keep polling.
-pub fn unmatchable_polls(config: &InstanceConfig) -> Vec<ConfigError> {
-    let filter = |template: &str, instant| {
-        let rendered = render_url(template, instant).ok()?;
-        HubUrl::parse(&rendered).ok()?.params.filter
-    };
+/// check keep polling; and on a change only for the resources it adds or changes
+/// (`previous`), so that renaming an older instance is not refused over a resource nobody
+/// touched.
+pub fn unmatchable_polls(
+    config: &InstanceConfig,
+    previous: Option<&InstanceConfig>,
+) -> Vec<ConfigError> {
+    let filter = |template: &str, at| rendered_hub_url(template, at).ok()?.params.filter;
+    // The first run renders at the epoch; a `firstRun` from before it reports what a
+    // placeholder at the epoch leaves out.
+    let first_run_before_epoch = matches!(
+        config.events.first_run,
+        FirstRun::Since(since) if since < jiff::Timestamp::UNIX_EPOCH
+    );
     config
         .events
         .resources
         .iter()
+        .filter(|(name, resource)| {
+            previous.is_none_or(|previous| previous.events.resources.get(*name) != Some(resource))
+        })
         .filter_map(|(name, resource)| {
             let first = filter(&resource.url, jiff::Timestamp::UNIX_EPOCH)?;
-            let later = filter(&resource.url, SAMPLE_POLL_TIME)?;
+            let later = filter(&resource.url, SECOND_RENDERING)?;
+            let rendering = |clause, at| crate::unmatchable::Rendering { clause, at };
+            // Records updated at or before the rendered instant are dropped only when their
+            // dates read as ConnectWise stores them (UTC) and the poll filters by them.
+            let window = resource.filter_by_updated_date
+                && resource.dates.updated.zone == jiff::tz::TimeZone::UTC
+                && !first_run_before_epoch;
             let reason = crate::unmatchable::why_never(
-                &first,
-                &later,
+                rendering(&first, jiff::Timestamp::UNIX_EPOCH),
+                rendering(&later, SECOND_RENDERING),
                 resource.dates.updated.path.as_str(),
-                resource.filter_by_updated_date,
+                window,
             )?;
             Some(ConfigError::invalid(
                 format!("{POLLER_CONFIGURATION}.{name}.url"),
@@ -453,6 +470,12 @@ fn is_resource_name(name: &str) -> bool {
 /// A poll time at which poller URLs are rendered to be checked at creation, besides the Unix
 /// epoch (the first poll's): 2019-01-17T01:05:09Z.
 const SAMPLE_POLL_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_547_687_109, 0);
+
+/// The poll time [`unmatchable_polls`] renders a URL at besides the epoch: 2021-11-27 (a
+/// Saturday) 14:37:52.386 UTC differs from 1970-01-01 (a Thursday) 00:00:00.000 in every
+/// calendar field a date pattern can show, in every zone, so a literal a placeholder made
+/// always differs between the two renderings.
+const SECOND_RENDERING: jiff::Timestamp = jiff::Timestamp::constant(1_638_023_872, 386_000_000);
 
 const NO_OAUTH: &str =
     "ConnectWise Manage has no OAuth; use an API member's public and private keys";
@@ -1194,13 +1217,17 @@ fn poller_url(template: &str) -> Result<Option<Vec<String>>, String> {
     }
     let mut fields = None;
     for instant in [jiff::Timestamp::UNIX_EPOCH, SAMPLE_POLL_TIME] {
-        let hub_url = render_url(template, instant)
-            .map_err(|error| error.to_string())
-            .and_then(|rendered| HubUrl::parse(&rendered).map_err(|error| error.to_string()))
+        let hub_url = rendered_hub_url(template, instant)
             .map_err(|error| format!("{POLLER_URL} ({error})"))?;
         fields = hub_url.params.fields;
     }
     Ok(fields)
+}
+
+/// The poller URL `template` rendered at `at` and read as a hub URL.
+fn rendered_hub_url(template: &str, at: jiff::Timestamp) -> Result<HubUrl, String> {
+    let rendered = render_url(template, at).map_err(|error| error.to_string())?;
+    HubUrl::parse(&rendered).map_err(|error| error.to_string())
 }
 
 /// Whether a `fields` list (ConnectWise paths such as `_info/lastUpdated`) keeps `path`: one of
@@ -1421,6 +1448,75 @@ mod tests {
             keys_example(),
             json!({"event.poller.configuration": resources}),
         )
+    }
+
+    /// `unmatchable_polls` over the documented body with the contacts' `where` given, on
+    /// create (`previous` none) or on a change from `previous`.
+    fn unmatchable(clause: &str, previous: Option<&InstanceConfig>) -> Vec<String> {
+        let url = format!("/hubs/crm/contacts?where={clause}");
+        let config = parse(with_resource(json!({ "url": url })));
+        unmatchable_polls(&config, previous)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_where_that_can_never_match_is_found_and_a_placeholder_is_never_taken_for_a_value() {
+        let window = "lastUpdated>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+        let refused = unmatchable(&format!("{window} and id<0"), None);
+        assert!(
+            refused.len() == 1
+                && refused[0].starts_with("`event.poller.configuration.contacts.url`")
+                && refused[0].contains("`id<0` matches no record"),
+            "{refused:?}"
+        );
+        // A placeholder is never taken for a fixed value: its literal differs between the
+        // two renderings, so it is left out of the bounds (`${epoch}` is 0 at the first poll,
+        // and `n=0 and n=3` would clash).
+        for clause in [
+            format!("{window} and n=${{epoch}} and n=3"),
+            format!("{window} and n=${{epoch:ms}} and n!=0"),
+            format!("{window} and y='${{gmtDate:yyyy}}' and y='1970'"),
+        ] {
+            assert_eq!(unmatchable(&clause, None), Vec::<String>::new(), "{clause}");
+        }
+        // The window rule: the updated date kept at or before the rendered instant, unless
+        // the records' dates are read in another zone or the poll does not filter by them.
+        let before = "lastUpdated<='${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
+        assert_eq!(unmatchable(before, None).len(), 1);
+        let url = format!("/hubs/crm/contacts?where={before}");
+        for changes in [
+            json!({ "url": url, "filterByUpdatedDate": false }),
+            json!({ "url": url, "dates.updatedDateTimezone": "Asia/Tokyo" }),
+        ] {
+            let config = parse(with_resource(changes));
+            assert!(unmatchable_polls(&config, None).is_empty());
+        }
+        let mut since = with_resource(json!({ "url": url }));
+        since.insert(
+            "event.poller.firstRun".into(),
+            json!("since:1969-12-01T00:00:00Z"),
+        );
+        assert!(unmatchable_polls(&parse(since), None).is_empty());
+    }
+
+    #[test]
+    fn a_change_is_checked_only_for_the_resources_it_adds_or_changes() {
+        let stored = parse(with_resource(
+            json!({ "url": "/hubs/crm/contacts?where=id<0" }),
+        ));
+        // Stored before the check: a change that leaves the resource as it is passes.
+        let same = parse(with_resource(
+            json!({ "url": "/hubs/crm/contacts?where=id<0" }),
+        ));
+        assert!(unmatchable_polls(&same, Some(&stored)).is_empty());
+        // Changing the resource checks it.
+        let changed = unmatchable("id<0 and id>5", Some(&stored));
+        assert!(
+            changed[0].contains("`id<0` matches no record"),
+            "{changed:?}"
+        );
     }
 
     /// Checks that parsing fails with exactly these fields named (in order).

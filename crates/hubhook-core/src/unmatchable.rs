@@ -10,55 +10,79 @@
 //! joined by AND (a clause of alternatives is refused only when every alternative is):
 //!
 //! - **The poll's own window.** With `filterByUpdatedDate` (the default), a record is reported
-//!   only if it was updated after the last poll, the instant the URL's date placeholders are
-//!   rendered with. A term that compares the updated date with a placeholder by `<`, `<=` or
-//!   `=` keeps only records updated at or before it: every one is dropped. The first poll
-//!   renders at the Unix epoch, so it finds nothing either. Placeholders are told from fixed
-//!   values by rendering the URL at two instants: the literals that differ are placeholders.
+//!   only if it was updated after the instant the URL's date placeholders are rendered with
+//!   (the last poll's, or the Unix epoch while the resource has no cursor). A term that
+//!   compares the updated date by `<`, `<=` or `=` with a placeholder's date that is no later
+//!   than that instant keeps only records updated at or before it: every one is dropped. The
+//!   date is read as the hub reads it for ConnectWise (a date without a zone is UTC), and must
+//!   be no later in both renderings: `'${gmtDate:yyyy-MM-dd}T23:59:59Z'` is later, and can
+//!   match once the resource has a cursor. The caller turns the rule off where the poll does
+//!   not drop such records (no `filterByUpdatedDate`, dates read in another zone, a `firstRun`
+//!   before the epoch). Placeholders are told from fixed values by rendering the URL at two
+//!   instants that differ in every calendar field: the literals that differ are placeholders.
 //! - **ConnectWise ids** are whole numbers from 1, so `id < 1`, `id <= 0`, `id = 0` and an
 //!   `id in (...)` of such numbers match nothing.
 //! - **Ranges on one field.** Number bounds that leave no number between them (`id > 5 and
-//!   id < 3`, `id > 5 and id <= 5`), an `=` outside the bounds or excluded by a `!=` or a
-//!   `not in`, an `in (...)` with no value inside the bounds, two different `=` values
-//!   (numbers, booleans, or strings that differ in more than case: ConnectWise compares text
-//!   without regard to case), and `is null` beside `is not null` or beside a comparison with a
-//!   value (which is never true of a missing value).
+//!   id < 3`, `id > 5 and id <= 5`), a number `=` outside the bounds or excluded by a `!=` or
+//!   a `not in`, an `in (...)` with no number inside the bounds, two different number or
+//!   boolean `=` values, the same text both `=` and `!=`, and `is null` beside `is not null`
+//!   or beside a comparison with a value (which is never true of a missing value). Two
+//!   different texts are never taken for different values (see [`different`]).
 //!
 //! Field names are compared without regard to case, as ConnectWise does. Numbers are compared
-//! only when they have at most 15 significant digits, which `f64` holds exactly; a term with
-//! a longer number, a placeholder, a `like`, or text compared by `<` is left out of the proof,
-//! which can only make the module refuse less. Checked when an instance is created or changed,
-//! not when a stored one is read, so that instances stored before this check keep polling.
+//! only when `f64` holds them exactly enough (see [`number`]); a term with another number, a
+//! placeholder, a `like`, or text compared by `<` is left out of the proof, which can only
+//! make the module refuse less. Checked when an instance is created or changed (for the
+//! resources a change adds or alters), not when a stored one is read, so that instances
+//! stored before this check keep polling.
 
 use std::collections::BTreeMap;
 
-use crate::ceql::{CompareOp, Expr, Literal};
+use jiff::Timestamp;
+
+use crate::ceql::{CompareOp, Expr, Literal, literal_instant};
+
+/// A poller URL's `where` as rendered at one poll time.
+#[derive(Clone, Copy)]
+pub struct Rendering<'a> {
+    pub clause: &'a Expr,
+    /// The instant its date placeholders were rendered with.
+    pub at: Timestamp,
+}
 
 /// Why the `where` clause can never match, or `None` when it may. `first` and `later` are the
-/// same clause rendered at two different poll times (the first poll and a later one); they
-/// differ only in the literals that placeholders made. `updated_field` is the resource's
-/// `updatedDateField` (`_info.lastUpdated`), `filters_updated` its `filterByUpdatedDate`.
+/// same clause rendered at two poll times that differ in every calendar field (year to
+/// millisecond, weekday, AM/PM), so that they differ exactly in the literals that
+/// placeholders made. `updated_field` is the resource's `updatedDateField`
+/// (`_info.lastUpdated`); `window` says whether a poll drops every record updated at or
+/// before the instant it renders with (`filterByUpdatedDate`, dates read in UTC).
 pub fn why_never(
-    first: &Expr,
-    later: &Expr,
+    first: Rendering<'_>,
+    later: Rendering<'_>,
     updated_field: &str,
-    filters_updated: bool,
+    window: bool,
 ) -> Option<String> {
     let context = Context {
         updated_field,
-        filters_updated,
+        window,
+        first_at: first.at,
+        later_at: later.at,
     };
-    context.never(first, later)
+    context.never(first.clause, later.clause)
 }
 
 struct Context<'a> {
     updated_field: &'a str,
-    filters_updated: bool,
+    window: bool,
+    first_at: Timestamp,
+    later_at: Timestamp,
 }
 
-/// A term of a conjunction, with whether a placeholder made its value.
+/// A term of a conjunction as each rendering has it, with whether a placeholder made its
+/// value (the two differ).
 struct Term<'a> {
     expr: &'a Expr,
+    later: &'a Expr,
     varies: bool,
 }
 
@@ -110,16 +134,34 @@ impl Context<'_> {
         fields.values().find_map(|terms| one_field(terms))
     }
 
-    /// A comparison of the updated date with the last poll's time that keeps only records
-    /// updated at or before it.
+    /// A comparison of the updated date with a placeholder's date that keeps only records
+    /// updated at or before the instant the poll renders with: in both renderings, the date
+    /// (read as the hub reads it for ConnectWise) is no later than that instant. A date the
+    /// placeholder puts later (`'${gmtDate:yyyy-MM-dd}T23:59:59Z'`, a zone ahead of UTC
+    /// written without its offset) can match once the resource has a cursor, and is left
+    /// alone.
     fn outside_window(&self, term: &Term<'_>) -> Option<String> {
-        let Expr::Compare { field, op, .. } = term.expr else {
+        let (
+            Expr::Compare {
+                field,
+                op,
+                value: Literal::String(first),
+            },
+            Expr::Compare {
+                value: Literal::String(later),
+                ..
+            },
+        ) = (term.expr, term.later)
+        else {
             return None;
         };
+        let no_later = |text: &str, at: Timestamp| literal_instant(text).is_some_and(|i| i <= at);
         if !term.varies
-            || !self.filters_updated
+            || !self.window
             || !matches!(op, CompareOp::Lt | CompareOp::Le | CompareOp::Eq)
             || !is_updated_field(field, self.updated_field)
+            || !no_later(first, self.first_at)
+            || !no_later(later, self.later_at)
         {
             return None;
         }
@@ -150,6 +192,7 @@ fn conjunction<'a>(first: &'a Expr, later: &'a Expr, terms: &mut Vec<Term<'a>>) 
         (a, b) if std::mem::discriminant(a) == std::mem::discriminant(b) => {
             terms.push(Term {
                 expr: a,
+                later: b,
                 varies: a != b,
             });
             true
@@ -345,15 +388,12 @@ fn one_field(terms: &[&Term<'_>]) -> Option<String> {
                 && equal.is_none_or(|(equal, _)| different(equal, value) != Some(true))
         });
         if !possible {
-            let other = [lower.map(|l| l.2), upper.map(|u| u.2), equal.map(|e| e.1)]
-                .into_iter()
-                .flatten()
-                .chain(excluded.iter().map(|(_, expr)| *expr))
-                .next();
-            return match other {
-                Some(other) => clash(other, expr),
-                None => None,
-            };
+            // Bounds, an `=` and `!=`s may each remove some of its values: no one term is to
+            // blame.
+            return Some(format!(
+                "no value of `{}` is left by the other terms on its field",
+                ceql(expr)
+            ));
         }
     }
     None
@@ -361,17 +401,24 @@ fn one_field(terms: &[&Term<'_>]) -> Option<String> {
 
 /// Whether two literals are certainly different values (`Some(true)`), certainly the same one
 /// (`Some(false)`), or cannot be told apart here (`None`: a number too long, or two kinds).
+///
+/// Two texts are the same value when they are the same bytes, but different ones need not be
+/// different values: ConnectWise's database compares text by a collation (case, accents and
+/// trailing spaces aside: `'École' = 'école '`), the hub turns dates into instants
+/// (`'…12:00:00Z'` and `'…13:00+01:00'` are one), and a text compared with a number field is
+/// read as a number (`'07'` is 7). So texts are only ever certainly the same.
 fn different(a: &Literal, b: &Literal) -> Option<bool> {
     match (a, b) {
         (Literal::Number(a), Literal::Number(b)) => Some(number(a)? != number(b)?),
-        (Literal::String(a), Literal::String(b)) => Some(!a.eq_ignore_ascii_case(b)),
+        (Literal::String(a), Literal::String(b)) => (a == b).then_some(false),
         (Literal::Bool(a), Literal::Bool(b)) => Some(a != b),
         _ => None,
     }
 }
 
 /// A number literal's value when `f64` holds it exactly enough to compare: at most 15
-/// significant digits (and a modest exponent).
+/// significant digits, and a magnitude from 1e-300 to 1e15 (or zero, written as zero: a
+/// `0.000…1` of 400 zeros reads as 0.0).
 fn number(text: &str) -> Option<f64> {
     let digits = text
         .trim_start_matches(['-', '+'])
@@ -382,13 +429,25 @@ fn number(text: &str) -> Option<f64> {
         .skip_while(|c| *c == '0')
         .count();
     let value: f64 = text.parse().ok()?;
-    (digits <= 15 && value.is_finite() && value.abs() < 1e15).then_some(value)
+    let magnitude = if value == 0.0 {
+        digits == 0
+    } else {
+        (1e-300..1e15).contains(&value.abs())
+    };
+    (digits <= 15 && magnitude).then_some(value)
 }
 
 /// A term as CEQL writes it, for messages.
 fn ceql(expr: &Expr) -> String {
     let literal = |value: &Literal| match value {
-        Literal::String(text) => format!("'{}'", text.replace('\'', "''")),
+        // Escaped, so that a line break or a bidirectional control in the text shows as such.
+        Literal::String(text) => format!(
+            "'{}'",
+            text.replace('\'', "''")
+                .escape_debug()
+                .take(100)
+                .collect::<String>()
+        ),
         Literal::Number(text) => text.clone(),
         Literal::Bool(value) => value.to_string(),
         Literal::Null => "null".to_string(),
@@ -426,13 +485,34 @@ mod tests {
     use crate::ceql::parse_where;
 
     const UPDATED: &str = "_info.lastUpdated";
+    const LATER: Timestamp = Timestamp::constant(1_638_023_872, 386_000_000);
 
-    /// The reason `where` (with `$` standing for a placeholder: `'2019…'` later, `'1970…'` at
-    /// the first poll) can never match, with filterByUpdatedDate.
+    /// The reason `where` can never match, with filterByUpdatedDate. Placeholders: `$` is
+    /// `${gmtDate}` (`'1970-01-01T00:00:00Z'` at the first poll, `'2021-11-27T14:37:52Z'`
+    /// later), `{END}` is `'${gmtDate:yyyy-MM-dd}T23:59:59Z'`, `{TOKYO}` the poll's time in
+    /// Tokyo written without its offset.
     fn never(clause: &str) -> Option<String> {
-        let first = parse_where(&clause.replace('$', "'1970-01-01T00:00:00Z'")).unwrap();
-        let later = parse_where(&clause.replace('$', "'2019-01-17T01:05:09Z'")).unwrap();
-        why_never(&first, &later, UPDATED, true)
+        let render = |at: &str, day: &str, tokyo: &str| {
+            let text = clause
+                .replace('$', &format!("'{at}'"))
+                .replace("{END}", &format!("'{day}T23:59:59Z'"))
+                .replace("{TOKYO}", &format!("'{tokyo}'"));
+            parse_where(&text).unwrap()
+        };
+        let first = render("1970-01-01T00:00:00Z", "1970-01-01", "1970-01-01T09:00:00");
+        let later = render("2021-11-27T14:37:52Z", "2021-11-27", "2021-11-27T23:37:52");
+        why_never(
+            Rendering {
+                clause: &first,
+                at: Timestamp::UNIX_EPOCH,
+            },
+            Rendering {
+                clause: &later,
+                at: LATER,
+            },
+            UPDATED,
+            true,
+        )
     }
 
     #[test]
@@ -449,6 +529,15 @@ mod tests {
             "lastUpdated>$ and (id<0 or id>10)",
             "lastUpdated>$ and name='Smith' and name='SMITH'",
             "lastUpdated>$ and name='a' and name!='b'",
+            "lastUpdated>$ and name='a' and name='b'",
+            "lastUpdated>$ and name='École' and name='école'",
+            "lastUpdated>$ and name='a' and name='a '",
+            "lastUpdated>$ and d='2025-12-08T12:09:59Z' and d='2025-12-08T13:09:59+01:00'",
+            "lastUpdated>$ and d='2025-12-08T00:00Z' and d in ('2025-12-08T00:00:00.000Z')",
+            "lastUpdated>$ and id='07' and id=7",
+            "lastUpdated>=$ and lastUpdated<={END}",
+            "lastUpdated>$ and lastUpdated<{TOKYO}",
+            "lastUpdated>$ and level=0 and level!=0.0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001",
             "lastUpdated>$ and id in (-1, 5) and id>0",
             "lastUpdated>$ and id=5 and id not in (4, 6)",
             "lastUpdated>$ and name is null and name!='x'",
@@ -462,8 +551,10 @@ mod tests {
         }
         // Without filterByUpdatedDate the poll's window is the user's to set.
         let first = parse_where("lastUpdated<'1970-01-01T00:00:00Z'").unwrap();
-        let later = parse_where("lastUpdated<'2019-01-17T01:05:09Z'").unwrap();
-        assert_eq!(why_never(&first, &later, UPDATED, false), None);
+        let later = parse_where("lastUpdated<'2021-11-27T14:37:52Z'").unwrap();
+        let at = |clause, at| Rendering { clause, at };
+        let (first, later) = (at(&first, Timestamp::UNIX_EPOCH), at(&later, LATER));
+        assert_eq!(why_never(first, later, UPDATED, false), None);
     }
 
     #[test]
@@ -522,11 +613,15 @@ mod tests {
             ),
             (
                 "lastUpdated>$ and id in (1, 2) and id>2",
-                "`id>2` and `id in (1, 2)`",
+                "no value of `id in (1, 2)` is left by the other terms",
             ),
             (
-                "lastUpdated>$ and name='a' and name='b'",
-                "`name='a'` and `name='b'`",
+                "lastUpdated>$ and name='a' and name!='a'",
+                "`name='a'` and `name!='a'`",
+            ),
+            (
+                "lastUpdated>$ and n='a\nb\u{202e}' and n!='a\nb\u{202e}'",
+                "`n='a\\nb\\u{202e}'` and",
             ),
             (
                 "lastUpdated>$ and f=true and f=false",

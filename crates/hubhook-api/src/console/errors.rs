@@ -94,7 +94,7 @@ fn place(field: &str, inputs: &[String]) -> String {
     }
     if field.starts_with(POLLER) {
         POLLER.to_string()
-    } else if field == "element.key" || field == "name" || field == "tags" {
+    } else if field.starts_with("element.") || field == "name" || field == "tags" {
         "name".to_string()
     } else {
         SITE.to_string()

@@ -105,7 +105,9 @@ fn check_other_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ElementRef {
     pub(crate) key: Option<String>,
-    pub(crate) id: Option<i64>,
+    /// A number or a numeric string (`3012`, `"3012"`, `3012.0`), as JSON clients write ids.
+    #[schema(value_type = Option<i64>)]
+    pub(crate) id: Option<Value>,
 }
 
 impl ElementRef {
@@ -119,17 +121,34 @@ impl ElementRef {
 
     /// Why this is not the ConnectWise element, naming the field.
     fn problem(&self) -> Option<String> {
-        match (self.key.as_deref(), self.id) {
+        // `Some(None)`: an id that is not the element's number, shown as sent.
+        let id = self.id.as_ref().filter(|id| !id.is_null()).map(|id| {
+            let number = match id {
+                Value::Number(n) => n.as_f64(),
+                Value::String(text) => text.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            number
+                .filter(|n| *n == ELEMENT_ID as f64)
+                .map(|_| ELEMENT_ID)
+        });
+        let shown = || {
+            let text = self.id.as_ref().map(Value::to_string).unwrap_or_default();
+            crate::body::shown(&text, 100)
+        };
+        match (self.key.as_deref(), id.map(|id| id.unwrap_or(0))) {
             (Some(ELEMENT_KEY), None | Some(ELEMENT_ID)) | (None, Some(ELEMENT_ID)) => None,
-            (Some(ELEMENT_KEY), Some(id)) => Some(format!(
-                "`element.id`: {id} is not the id of `{ELEMENT_KEY}`, expected {ELEMENT_ID} (or no id)"
+            (Some(ELEMENT_KEY), Some(_)) => Some(format!(
+                "`element.id`: {} is not the id of `{ELEMENT_KEY}`, expected {ELEMENT_ID} (or no id)",
+                shown()
             )),
             (Some(other), _) => Some(format!(
                 "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
                 other.chars().take(100).collect::<String>().escape_debug()
             )),
-            (None, Some(id)) => Some(format!(
-                "`element.id`: unknown element {id}, expected {ELEMENT_ID} (`{ELEMENT_KEY}`)"
+            (None, Some(_)) => Some(format!(
+                "`element.id`: unknown element {}, expected {ELEMENT_ID} (`{ELEMENT_KEY}`)",
+                shown()
             )),
             (None, None) => Some(format!(
                 "`element.key` is required, expected `{ELEMENT_KEY}` (or `element.id` {ELEMENT_ID})"
@@ -398,7 +417,7 @@ pub(crate) async fn validate(
             configuration_problems.extend(unknown.iter().map(ToString::to_string));
             match InstanceConfig::parse(configuration) {
                 Ok(config) => {
-                    let unmatchable = hubhook_core::config::unmatchable_polls(&config);
+                    let unmatchable = hubhook_core::config::unmatchable_polls(&config, previous);
                     configuration_problems.extend(unmatchable.iter().map(ToString::to_string));
                     Some(config)
                 }

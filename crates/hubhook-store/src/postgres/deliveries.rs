@@ -533,7 +533,7 @@ impl PostgresStore {
                     // waited beside the one that deactivated it), it is queued as the others
                     // were, not left due when the receiver's breaker closes again. One
                     // cancelled by a delete meanwhile (it keeps its lease) stays cancelled,
-                    // whatever the order of the delete (which takes the deactivation with it).
+                    // whether or not a deactivation is there (a delete takes it away).
                     let released = sqlx::query(
                         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
                              lease_token = NULL,
@@ -820,8 +820,13 @@ async fn deactivate(conn: &mut PgConnection, attempt: &AttemptRecord) -> Result<
         .clone()
         .unwrap_or_else(|| "delivery failed".to_owned());
     sqlx::query(
+        // Only for an instance that is still there: a delete keeps the lease of a notification
+        // in flight, whose attempt may end here after the delete took the instance's row (and
+        // its deactivation) away.
         "INSERT INTO delivery_subscriptions (instance_id, deactivated_at, reason, organization_id)
-         SELECT instance_id, $2, $3, organization_id FROM notifications WHERE id = $1
+         SELECT n.instance_id, $2, $3, n.organization_id
+         FROM notifications n JOIN instances i ON i.id = n.instance_id
+         WHERE n.id = $1
          ON CONFLICT (instance_id) DO NOTHING",
     )
     .bind(&attempt.notification_id.0)

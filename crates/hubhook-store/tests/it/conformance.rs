@@ -1799,13 +1799,13 @@ fn answered_gone(claimed: &PendingNotification, at: Timestamp) -> AttemptRecord 
 pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(store: &Store) {
     let instance = instance_with(store, &["contacts"]).await;
     claim_jobs(store, "poller", t0(), LEASE, 10).await.unwrap();
-    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 4);
+    let commit = commit_one_per_event(instance.id, "contacts", "poller", 0, 5);
     store.commit_poll(commit).await.unwrap();
     let now = t0() + 2.seconds();
-    let claimed = claim_notifications(store, "d", now, LEASE, 4)
+    let claimed = claim_notifications(store, "d", now, LEASE, 5)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 4);
+    assert_eq!(claimed.len(), 5);
     let later = now + 30.seconds();
     store
         .release_notification(&claimed[2].id, &claimed[2].lease_token, later, None)
@@ -1838,6 +1838,13 @@ pub async fn check_a_notification_given_back_after_a_deactivation_is_queued(stor
     // walks the deactivations).
     let org = instance.organization_id;
     assert!(store.delete_instance(org, instance.id).await.unwrap());
+    assert_eq!(store.deactivation(instance.id).await.unwrap(), None);
+    // An attempt still in flight at the delete (it keeps its lease) that ends in a
+    // deactivation leaves none behind either.
+    store
+        .finish_attempt(answered_gone(&claimed[4], now))
+        .await
+        .unwrap();
     assert_eq!(store.deactivation(instance.id).await.unwrap(), None);
     store
         .release_notification(&claimed[3].id, &claimed[3].lease_token, later, None)

@@ -88,13 +88,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn the_element_may_be_given_by_its_id() {
     let app = spawn_app().await;
-    let mut body = app.documented_body();
-    body["element"] = json!({"id": 3012});
-    let response = app.create_instance(&body).await;
-    assert_eq!(response.status(), 200);
-    let instance: Value = response.json().await.expect("json");
-    assert_eq!(instance["element"]["key"], "connectwisecrmrest");
-    assert_eq!(instance["elementId"], 3012);
+    for id in [json!(3012), json!("3012"), json!(3012.0)] {
+        let mut body = app.documented_body();
+        body["element"] = json!({ "id": id });
+        let response = app.create_instance(&body).await;
+        assert_eq!(response.status(), 200, "{id}");
+        let instance: Value = response.json().await.expect("json");
+        assert_eq!(instance["element"]["key"], "connectwisecrmrest");
+        assert_eq!(instance["elementId"], 3012);
+    }
 }
 
 #[tokio::test]
