@@ -18,6 +18,7 @@ use crate::field_path::FieldPath;
 use crate::hub_url::{HubUrl, MAX_URL_LENGTH};
 use crate::java_time::{JavaPattern, parse_zone};
 use crate::placeholders::{max_rendered_length, render_url, validate_template};
+use crate::unmatchable::Rendering;
 
 /// The element key of the ConnectWise REST element.
 pub const ELEMENT_KEY: &str = "connectwisecrmrest";
@@ -420,19 +421,27 @@ pub fn unmatchable_polls(
         })
         .filter_map(|(name, resource)| {
             let first = filter(&resource.url, jiff::Timestamp::UNIX_EPOCH)?;
-            let later = filter(&resource.url, SECOND_RENDERING)?;
-            let rendering = |clause, at| crate::unmatchable::Rendering { clause, at };
             // Records updated at or before the rendered instant are dropped only when their
             // dates read as ConnectWise stores them (UTC) and the poll filters by them.
             let window = resource.filter_by_updated_date
                 && resource.dates.updated.zone == jiff::tz::TimeZone::UTC
                 && !first_run_before_epoch;
-            let reason = crate::unmatchable::why_never(
-                rendering(&first, jiff::Timestamp::UNIX_EPOCH),
-                rendering(&later, SECOND_RENDERING),
-                resource.dates.updated.path.as_str(),
-                window,
-            )?;
+            // Refused only if the proof holds beside each later rendering: what depends on the
+            // instant (a placeholder's date against the poll's) must hold at every one.
+            let mut reasons = LATER_RENDERINGS.iter().map(|&at| {
+                let later = filter(&resource.url, at)?;
+                crate::unmatchable::why_never(
+                    Rendering {
+                        clause: &first,
+                        at: jiff::Timestamp::UNIX_EPOCH,
+                    },
+                    Rendering { clause: &later, at },
+                    resource.dates.updated.path.as_str(),
+                    window,
+                )
+            });
+            let reason = reasons.next()??;
+            reasons.all(|other| other.is_some()).then_some(())?;
             Some(ConfigError::invalid(
                 format!("{POLLER_CONFIGURATION}.{name}.url"),
                 display_value(&Value::String(resource.url.clone())),
@@ -471,11 +480,17 @@ fn is_resource_name(name: &str) -> bool {
 /// epoch (the first poll's): 2019-01-17T01:05:09Z.
 const SAMPLE_POLL_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_547_687_109, 0);
 
-/// The poll time [`unmatchable_polls`] renders a URL at besides the epoch: 2021-11-27 (a
-/// Saturday) 14:37:52.386 UTC differs from 1970-01-01 (a Thursday) 00:00:00.000 in every
-/// calendar field a date pattern can show, in every zone, so a literal a placeholder made
-/// always differs between the two renderings.
-const SECOND_RENDERING: jiff::Timestamp = jiff::Timestamp::constant(1_638_023_872, 386_000_000);
+/// The poll times [`unmatchable_polls`] renders a URL at besides the epoch: 2021-11-27 (a
+/// Saturday) 14:37:52.386 UTC and 2024-07-15 (a Monday) 21:48:13.517 UTC each differ from
+/// 1970-01-01 (a Thursday) 00:00:00.000 in every calendar field a date pattern can show, in
+/// every zone, so a literal a placeholder made always differs between the epoch's rendering
+/// and either. One is in the southern summer and one in the northern, so a zone that is UTC+0
+/// in one season and ahead of it in the other (`WET`, `Atlantic/Canary`, `Antarctica/Troll`)
+/// is ahead in one of them.
+const LATER_RENDERINGS: [jiff::Timestamp; 2] = [
+    jiff::Timestamp::constant(1_638_023_872, 386_000_000),
+    jiff::Timestamp::constant(1_721_080_093, 517_000_000),
+];
 
 const NO_OAUTH: &str =
     "ConnectWise Manage has no OAuth; use an API member's public and private keys";
@@ -1485,6 +1500,19 @@ mod tests {
         // the records' dates are read in another zone or the poll does not filter by them.
         let before = "lastUpdated<='${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
         assert_eq!(unmatchable(before, None).len(), 1);
+        // A zone behind UTC, its time written as if it were UTC: always earlier, refused. One
+        // at UTC+0 in winter and ahead in summer: later half the year, left alone.
+        let behind = "lastUpdated<'${dateTimeZone:America/New_York:yyyy-MM-dd'T'HH:mm:ss}'";
+        assert_eq!(unmatchable(behind, None).len(), 1);
+        for zone in [
+            "WET",
+            "Atlantic/Canary",
+            "Antarctica/Troll",
+            "Australia/Sydney",
+        ] {
+            let clause = format!("lastUpdated<'${{dateTimeZone:{zone}:yyyy-MM-dd'T'HH:mm:ss}}'");
+            assert_eq!(unmatchable(&clause, None), Vec::<String>::new(), "{clause}");
+        }
         let url = format!("/hubs/crm/contacts?where={before}");
         for changes in [
             json!({ "url": url, "filterByUpdatedDate": false }),

@@ -20,6 +20,8 @@
 //!   not drop such records (no `filterByUpdatedDate`, dates read in another zone, a `firstRun`
 //!   before the epoch). Placeholders are told from fixed values by rendering the URL at two
 //!   instants that differ in every calendar field: the literals that differ are placeholders.
+//!   The caller asks again with a later rendering in the other hemisphere's summer and refuses
+//!   only if both answers do, so that a zone ahead of UTC in one season only is seen ahead.
 //! - **ConnectWise ids** are whole numbers from 1, so `id < 1`, `id <= 0`, `id = 0` and an
 //!   `id in (...)` of such numbers match nothing.
 //! - **Ranges on one field.** Number bounds that leave no number between them (`id > 5 and
