@@ -36,9 +36,9 @@
 //!   200,000 (65–101 ms against 284–660) but not during a disable (226–325 against 32–328),
 //!   with more claims over 50 ms (docs/benchmarks.md, "Twenty-first round"), so it was not
 //!   kept.
-//! - A redelivery into a disabled instance parks what it brings back itself, due at the
-//!   redelivery's time, reading the instance's flag in its own write (so an enable either
-//!   comes first, and they are due, or brings them back).
+//! - A redelivery or a replay into a disabled instance parks what it brings back itself, due
+//!   at its own time, reading the instance's flag in its own write (so an enable either comes
+//!   first, and they are due, or brings them back).
 //! - What else reaches a disabled instance later (the retry of an attempt that was in flight,
 //!   the commit of a poll that was running) is parked by a later claim: a claim
 //!   (at most one a second on each node, `PARK_EVERY_MS`) first parks the unleased, unparked

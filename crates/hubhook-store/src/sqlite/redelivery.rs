@@ -392,8 +392,10 @@ async fn insert_replay_part(
         inserted += sqlx::query(
             "INSERT INTO notifications (id, instance_id, body, status,
                  failed_attempts, next_attempt_at, created_at, replay_of,
-                 organization_id)
-             SELECT $1, $2, $3, 'pending', 0, $4, $4, $5, organization_id
+                 organization_id, paused_due_at)
+             SELECT $1, $2, $3, 'pending', 0,
+                 CASE WHEN disabled THEN NULL ELSE $4 END, $4, $5, organization_id,
+                 CASE WHEN disabled THEN $4 ELSE NULL END
              FROM instances WHERE id = $2
              ON CONFLICT (id) DO NOTHING",
         )

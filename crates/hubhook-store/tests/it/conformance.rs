@@ -3546,3 +3546,49 @@ pub async fn disabled_instance_with_parked_notifications(store: &Store) -> Insta
     );
     disabled
 }
+
+/// What a redelivery and a replay bring back into a disabled instance is parked at once, as
+/// its disable parked the rest, rather than made due for the claims to park again a part a
+/// second; enabling makes all of it due. Not in `every_check!`: parked and due look alike
+/// through the store's API (it shows a parked notification's due time), so each engine's
+/// module passes `counts`, the instance's (due, parked) read from its tables.
+pub async fn check_what_comes_back_to_a_disabled_instance_is_parked<F, Fut>(
+    store: &Store,
+    counts: F,
+) where
+    F: Fn(InstanceId) -> Fut,
+    Fut: std::future::Future<Output = (i64, i64)>,
+{
+    let (org, user) = organization(store, 1).await;
+    let [instance] = instances_for(store, &[(org, user, 1)]).await[..] else {
+        unreachable!()
+    };
+    let all = SEVERAL_PARTS;
+    notifications_due_at(store, instance, 0, all, t0() + 1.seconds()).await;
+    let disabled = store
+        .set_instance_disabled(org, instance, true, t0() + 2.seconds())
+        .await;
+    assert!(disabled.unwrap().is_some());
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let redelivered = store
+        .redeliver(
+            instance,
+            (0..all).map(id).collect(),
+            Redeliver::Undelivered,
+            t0() + 3.seconds(),
+        )
+        .await;
+    assert_eq!(redelivered.unwrap(), all as u64);
+    assert_eq!(counts(instance).await, (0, all as i64), "redelivered");
+    let replays = vec![(id(0), notification(all, &[]))];
+    let stored = store
+        .insert_replays(instance, replays, t0() + 4.seconds())
+        .await;
+    assert_eq!(stored.unwrap(), 1);
+    assert_eq!(counts(instance).await, (0, all as i64 + 1), "replayed");
+    let enabled = store
+        .set_instance_disabled(org, instance, false, t0() + 5.seconds())
+        .await;
+    assert!(enabled.unwrap().is_some());
+    assert_eq!(counts(instance).await, (all as i64 + 1, 0), "enabled");
+}

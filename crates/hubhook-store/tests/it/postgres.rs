@@ -383,6 +383,36 @@ async fn a_disabled_instance_s_notifications_are_parked_out_of_the_claims_way() 
     .await
 }
 
+/// A redelivery or a replay into a disabled instance parks what it brings back (see the
+/// check). Fails if either makes it due.
+#[tokio::test]
+async fn what_comes_back_to_a_disabled_instance_is_parked() {
+    crate::conformance::with_tokens(async move {
+        let schema = Schema::create().await;
+        let store = schema.open().await;
+        let url = schema.url();
+        let counts = |instance: hubhook_core::InstanceId| {
+            let url = url.clone();
+            async move {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_as::<_, (i64, i64)>(
+                    "SELECT COUNT(*) FILTER (WHERE next_attempt_at IS NOT NULL),
+                            COUNT(*) FILTER (WHERE status = 'pending' AND next_attempt_at IS NULL
+                                               AND paused_due_at IS NOT NULL)
+                     FROM notifications WHERE instance_id = $1",
+                )
+                .bind(instance.0)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+            }
+        };
+        conformance::check_what_comes_back_to_a_disabled_instance_is_parked(&store, counts).await;
+        store.close().await;
+    })
+    .await
+}
+
 /// An enable racing another node's claim must not leave a notification parked for an enabled
 /// instance, where nothing would ever bring it back: the claim's parking locks the disabled
 /// instance FOR SHARE (`hubhook_store::deliveries`, "Paused notifications"). Each round
