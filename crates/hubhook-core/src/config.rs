@@ -1500,19 +1500,24 @@ mod tests {
         // the records' dates are read in another zone or the poll does not filter by them.
         let before = "lastUpdated<='${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}'";
         assert_eq!(unmatchable(before, None).len(), 1);
-        // A zone behind UTC, its time written as if it were UTC: always earlier, refused. One
-        // at UTC+0 in winter and ahead in summer: later half the year, left alone.
-        let behind = "lastUpdated<'${dateTimeZone:America/New_York:yyyy-MM-dd'T'HH:mm:ss}'";
-        assert_eq!(unmatchable(behind, None).len(), 1);
+        // The poll's time in another zone with its offset written: the instant itself,
+        // refused. Written without its offset, left alone: a zone at UTC+0 in winter and ahead
+        // in summer is later half the year, and a zone behind UTC is not the instant itself.
+        let offset = "lastUpdated<'${dateTimeZone:America/New_York:yyyy-MM-dd'T'HH:mm:ssXXX}'";
+        assert_eq!(unmatchable(offset, None).len(), 1);
         for zone in [
             "WET",
             "Atlantic/Canary",
             "Antarctica/Troll",
             "Australia/Sydney",
+            "America/New_York",
         ] {
             let clause = format!("lastUpdated<'${{dateTimeZone:{zone}:yyyy-MM-dd'T'HH:mm:ss}}'");
             assert_eq!(unmatchable(&clause, None), Vec::<String>::new(), "{clause}");
         }
+        // A day's precision in a zone ahead of UTC: the next day at some instants.
+        let day = "lastUpdated<'${dateTimeZone:Europe/Paris:yyyy-MM-dd}T00:00:00Z'";
+        assert_eq!(unmatchable(day, None), Vec::<String>::new());
         let url = format!("/hubs/crm/contacts?where={before}");
         for changes in [
             json!({ "url": url, "filterByUpdatedDate": false }),

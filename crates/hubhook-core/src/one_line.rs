@@ -7,16 +7,33 @@
 //! joiner inside emoji, the non-joiner Persian needs), but a label made only of them is as good
 //! as blank.
 
+/// Whether a one-line label may not hold `c`.
+fn breaks_line(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The first character a one-line label may not hold: its position (counted from 1) and the
 /// character.
 pub fn forbidden_char(text: &str) -> Option<(usize, char)> {
     text.chars()
         .enumerate()
-        .find(|(_, c)| {
-            c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        })
+        .find(|(_, c)| breaks_line(*c))
         .map(|(at, c)| (at + 1, c))
+}
+
+/// `text` with each character a label may not hold written as its escape (`\n`,
+/// `\u{202e}`), so that text a caller sent can be shown on one line as it reads.
+pub fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if breaks_line(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether a label shows anything: a character that is neither white space nor invisible.

@@ -12,11 +12,12 @@
 //! - **The poll's own window.** With `filterByUpdatedDate` (the default), a record is reported
 //!   only if it was updated after the instant the URL's date placeholders are rendered with
 //!   (the last poll's, or the Unix epoch while the resource has no cursor). A term that
-//!   compares the updated date by `<`, `<=` or `=` with a placeholder's date that is no later
-//!   than that instant keeps only records updated at or before it: every one is dropped. The
-//!   date is read as the hub reads it for ConnectWise (a date without a zone is UTC), and must
-//!   be no later in both renderings: `'${gmtDate:yyyy-MM-dd}T23:59:59Z'` is later, and can
-//!   match once the resource has a cursor. The caller turns the rule off where the poll does
+//!   compares the updated date by `<`, `<=` or `=` with a placeholder's date that is that
+//!   instant itself (to the minute, no later) keeps only records updated at or before it:
+//!   every one is dropped. The date is read as the hub reads it for ConnectWise (a date
+//!   without a zone is UTC), and must be the instant in both renderings:
+//!   `'${gmtDate:yyyy-MM-dd}T23:59:59Z'` is later, and can match once the resource has a
+//!   cursor; see [`Context::outside_window`] for the rest. The caller turns the rule off where the poll does
 //!   not drop such records (no `filterByUpdatedDate`, dates read in another zone, a `firstRun`
 //!   before the epoch). Placeholders are told from fixed values by rendering the URL at two
 //!   instants that differ in every calendar field: the literals that differ are placeholders.
@@ -98,7 +99,8 @@ impl Context<'_> {
                     .zip(b)
                     .map(|(a, b)| self.never(a, b))
                     .collect::<Option<Vec<_>>>()?;
-                Some(format!("no alternative can: {}", reasons.join("; ")))
+                // Not `"; "`: the console splits a message into parts there.
+                Some(format!("no alternative can: {}", reasons.join(", nor ")))
             }
             (Expr::Or(_), _) => None,
             _ => {
@@ -138,9 +140,13 @@ impl Context<'_> {
 
     /// A comparison of the updated date with a placeholder's date that keeps only records
     /// updated at or before the instant the poll renders with: in both renderings, the date
-    /// (read as the hub reads it for ConnectWise) is no later than that instant. A date the
+    /// (read as the hub reads it for ConnectWise) is that instant itself, to the minute and
+    /// no later. Only then is it so at every instant: a placeholder of the poll's time in UTC
+    /// (or with its offset written), at a precision of a minute or finer. A date the
     /// placeholder puts later (`'${gmtDate:yyyy-MM-dd}T23:59:59Z'`, a zone ahead of UTC
-    /// written without its offset) can match once the resource has a cursor, and is left
+    /// written without its offset) can match once the resource has a cursor; one at a coarser
+    /// precision (`'${dateTimeZone:Europe/Paris:yyyy-MM-dd}'`) or in a zone that is behind
+    /// only sometimes may be later at some instant the renderings did not show; all are left
     /// alone.
     fn outside_window(&self, term: &Term<'_>) -> Option<String> {
         let (
@@ -157,7 +163,11 @@ impl Context<'_> {
         else {
             return None;
         };
-        let no_later = |text: &str, at: Timestamp| literal_instant(text).is_some_and(|i| i <= at);
+        let no_later = |text: &str, at: Timestamp| {
+            literal_instant(text).is_some_and(|i| {
+                i <= at && at.duration_since(i) < jiff::SignedDuration::from_mins(1)
+            })
+        };
         if !term.varies
             || !self.window
             || !matches!(op, CompareOp::Lt | CompareOp::Le | CompareOp::Eq)
@@ -442,14 +452,15 @@ fn number(text: &str) -> Option<f64> {
 /// A term as CEQL writes it, for messages.
 fn ceql(expr: &Expr) -> String {
     let literal = |value: &Literal| match value {
-        // Escaped, so that a line break or a bidirectional control in the text shows as such.
-        Literal::String(text) => format!(
-            "'{}'",
-            text.replace('\'', "''")
-                .escape_debug()
-                .take(100)
-                .collect::<String>()
-        ),
+        // Cut, and escaped, so that a line break or a bidirectional control in the text shows
+        // as such.
+        Literal::String(text) => {
+            let mut shown: String = text.chars().take(100).collect();
+            if shown.len() < text.len() {
+                shown.push('…');
+            }
+            format!("'{}'", crate::one_line::escaped(&shown.replace('\'', "''")))
+        }
         Literal::Number(text) => text.clone(),
         Literal::Bool(value) => value.to_string(),
         Literal::Null => "null".to_string(),

@@ -105,7 +105,8 @@ fn check_other_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ElementRef {
     pub(crate) key: Option<String>,
-    /// A number or a numeric string (`3012`, `"3012"`, `3012.0`), as JSON clients write ids.
+    /// A whole number or its digits as a string (`3012`, `"3012"`, `3012.0`), as JSON clients
+    /// write ids.
     #[schema(value_type = Option<i64>)]
     pub(crate) id: Option<Value>,
 }
@@ -121,24 +122,25 @@ impl ElementRef {
 
     /// Why this is not the ConnectWise element, naming the field.
     fn problem(&self) -> Option<String> {
-        // `Some(None)`: an id that is not the element's number, shown as sent.
-        let id = self.id.as_ref().filter(|id| !id.is_null()).map(|id| {
-            let number = match id {
-                Value::Number(n) => n.as_f64(),
-                Value::String(text) => text.trim().parse::<f64>().ok(),
-                _ => None,
-            };
-            number
-                .filter(|n| *n == ELEMENT_ID as f64)
-                .map(|_| ELEMENT_ID)
-        });
+        // Whether the id given, if any, is the element's.
+        let ours = self
+            .id
+            .as_ref()
+            .filter(|id| !id.is_null())
+            .map(|id| match id {
+                Value::Number(n) => {
+                    n.as_i64() == Some(ELEMENT_ID) || n.as_f64() == Some(ELEMENT_ID as f64)
+                }
+                Value::String(text) => text.trim() == ELEMENT_ID.to_string(),
+                _ => false,
+            });
         let shown = || {
             let text = self.id.as_ref().map(Value::to_string).unwrap_or_default();
             crate::body::shown(&text, 100)
         };
-        match (self.key.as_deref(), id.map(|id| id.unwrap_or(0))) {
-            (Some(ELEMENT_KEY), None | Some(ELEMENT_ID)) | (None, Some(ELEMENT_ID)) => None,
-            (Some(ELEMENT_KEY), Some(_)) => Some(format!(
+        match (self.key.as_deref(), ours) {
+            (Some(ELEMENT_KEY), None | Some(true)) | (None, Some(true)) => None,
+            (Some(ELEMENT_KEY), Some(false)) => Some(format!(
                 "`element.id`: {} is not the id of `{ELEMENT_KEY}`, expected {ELEMENT_ID} (or no id)",
                 shown()
             )),
@@ -146,7 +148,7 @@ impl ElementRef {
                 "`element.key`: unknown element `{}`, expected `{ELEMENT_KEY}`",
                 other.chars().take(100).collect::<String>().escape_debug()
             )),
-            (None, Some(_)) => Some(format!(
+            (None, Some(false)) => Some(format!(
                 "`element.id`: unknown element {}, expected {ELEMENT_ID} (`{ELEMENT_KEY}`)",
                 shown()
             )),

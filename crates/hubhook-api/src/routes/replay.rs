@@ -15,8 +15,8 @@
 //! the time, so a retry with the same key and range makes the same ids, and the store's
 //! `ON CONFLICT (id) DO NOTHING` keeps each once: the retry stores only what the first attempt
 //! did not, and says how many were there already (`alreadyStored`). Without the key, each
-//! request is a replay of its own, as before. The key needs no table of its own: it lives in
-//! the ids it made, for as long as they are kept.
+//! request is a replay of its own (its ids are made from its time and a random part). The key
+//! needs no table of its own: it lives in the ids it made, for as long as they are kept.
 
 use axum::{
     Json,
@@ -140,7 +140,12 @@ async fn replay(
     let salt = match &key {
         // The range as read, so that `…Z` and `…+00:00` are one request.
         Some(key) => format!("key:{from}:{to}:{key}"),
-        None => now.as_millisecond().to_string(),
+        // The time and a random part: two requests in one millisecond are two replays.
+        None => format!(
+            "{}:{}",
+            now.as_millisecond(),
+            crate::auth::new_secret().map_err(ApiError::internal)?
+        ),
     };
     let replays: Vec<_> = originals
         .iter()
