@@ -17,12 +17,12 @@
 //!   every one is dropped. The date is read as the hub reads it for ConnectWise (a date
 //!   without a zone is UTC), and must be the instant in both renderings:
 //!   `'${gmtDate:yyyy-MM-dd}T23:59:59Z'` is later, and can match once the resource has a
-//!   cursor; see [`Context::outside_window`] for the rest. The caller turns the rule off where the poll does
-//!   not drop such records (no `filterByUpdatedDate`, dates read in another zone, a `firstRun`
-//!   before the epoch). Placeholders are told from fixed values by rendering the URL at two
-//!   instants that differ in every calendar field: the literals that differ are placeholders.
-//!   The caller asks again with a later rendering in the other hemisphere's summer and refuses
-//!   only if both answers do, so that a zone ahead of UTC in one season only is seen ahead.
+//!   cursor; see `Context::outside_window` for the rest. The caller turns the rule off where
+//!   the poll does not drop such records (no `filterByUpdatedDate`, dates read in another
+//!   zone, a `firstRun` before the epoch). Placeholders are told from fixed values by
+//!   rendering the URL at two instants that differ in every calendar field: the literals that
+//!   differ are placeholders. The caller asks again with a later rendering in the other
+//!   hemisphere's summer and refuses only if both answers do.
 //! - **ConnectWise ids** are whole numbers from 1, so `id < 1`, `id <= 0`, `id = 0` and an
 //!   `id in (...)` of such numbers match nothing.
 //! - **Ranges on one field.** Number bounds that leave no number between them (`id > 5 and
@@ -30,10 +30,10 @@
 //!   a `not in`, an `in (...)` with no number inside the bounds, two different number or
 //!   boolean `=` values, the same text both `=` and `!=`, and `is null` beside `is not null`
 //!   or beside a comparison with a value (which is never true of a missing value). Two
-//!   different texts are never taken for different values (see [`different`]).
+//!   different texts are never taken for different values (see `different`).
 //!
 //! Field names are compared without regard to case, as ConnectWise does. Numbers are compared
-//! only when `f64` holds them exactly enough (see [`number`]); a term with another number, a
+//! only when `f64` holds them exactly enough (see `number`); a term with another number, a
 //! placeholder, a `like`, or text compared by `<` is left out of the proof, which can only
 //! make the module refuse less. Checked when an instance is created or changed (for the
 //! resources a change adds or alters), not when a stored one is read, so that instances
