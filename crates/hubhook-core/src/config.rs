@@ -1296,25 +1296,15 @@ fn number(value: &Value) -> Option<f64> {
 }
 
 /// A value as shown in an error: strings without quotes, anything else as JSON, shortened.
-/// Control characters are shown escaped (`\n`), so that a message stays one line in a log.
+/// Characters a one-line label may not hold (control characters, line separators,
+/// bidirectional controls) are shown escaped (`\n`), so that a message stays one line in a
+/// log and reads as it was sent.
 fn display_value(value: &Value) -> String {
     let text = match value {
         Value::String(s) => truncate(s),
         other => truncate(&other.to_string()),
     };
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        text
-    }
+    crate::one_line::escaped(&text)
 }
 
 fn truncate(text: &str) -> String {

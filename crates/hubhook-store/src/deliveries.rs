@@ -85,6 +85,39 @@ pub(crate) const UNPARK_INSTANCE: &str = "UPDATE notifications SET next_attempt_
      WHERE instance_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
        AND paused_due_at IS NOT NULL";
 
+/// Gives a claimed notification back (`$1` its id, `$2` the claim's lease token), due again at
+/// `$3`. Given back into a subscription deactivated meanwhile (its attempt waited beside the
+/// one that deactivated it), it is queued as the others were, not left due when the
+/// receiver's breaker closes again. One cancelled by a delete meanwhile (it keeps its lease)
+/// stays cancelled, whether or not a deactivation is there (a delete takes it away).
+pub(crate) const RELEASE_NOTIFICATION: &str =
+    "UPDATE notifications SET lease_owner = NULL, lease_until = NULL, lease_token = NULL,
+         status = CASE WHEN d.instance_id IS NULL OR status = 'cancelled' THEN status
+             ELSE 'queued' END,
+         next_attempt_at = CASE WHEN status = 'cancelled' THEN next_attempt_at
+             WHEN d.instance_id IS NULL THEN $3
+             ELSE NULL END
+     FROM (SELECT n.id, s.instance_id FROM notifications n
+           LEFT JOIN delivery_subscriptions s ON s.instance_id = n.instance_id
+           WHERE n.id = $1) AS d
+     WHERE notifications.id = $1 AND d.id = $1 AND lease_token = $2";
+
+/// Removes the `started` attempt row (`$1`) of a notification (`$2`) given back before its
+/// POST left: no receiver saw it.
+pub(crate) const FORGET_STARTED_ATTEMPT: &str = "DELETE FROM delivery_attempts
+     WHERE id = $1 AND notification_id = $2 AND outcome = 'started'";
+
+/// Deactivates the subscription of the instance of notification `$1` at `$2` for reason
+/// `$3`, if it is not already. Only for an instance that is still there: a delete keeps the
+/// lease of a notification in flight, whose attempt may end after the delete took the
+/// instance's row (and its deactivation) away.
+pub(crate) const DEACTIVATE_SUBSCRIPTION: &str =
+    "INSERT INTO delivery_subscriptions (instance_id, deactivated_at, reason, organization_id)
+     SELECT n.instance_id, $2, $3, n.organization_id
+     FROM notifications n JOIN instances i ON i.id = n.instance_id
+     WHERE n.id = $1
+     ON CONFLICT (instance_id) DO NOTHING";
+
 /// How many notifications one write parks or brings back on SQLite ("Paused notifications"):
 /// a disable's or an enable's parts, and the claims' parking step. About 9 ms plus 8 µs a
 /// notification of the writer per part, with other writes in between (docs/benchmarks.md,

@@ -9,6 +9,16 @@ use crate::{
     on_backend,
 };
 
+/// Stores a replay (`$1` its id, `$3` its body, `$5` the notification it replays) of instance
+/// `$2` at `$4`, once: a replay retried with the same ids stores nothing again. Into a
+/// disabled instance it is parked at once (`crate::deliveries`, "Paused notifications").
+pub(crate) const INSERT_REPLAY: &str = "INSERT INTO notifications (id, instance_id, body, status,
+         failed_attempts, next_attempt_at, created_at, replay_of, organization_id, paused_due_at)
+     SELECT $1, $2, $3, 'pending', 0, CASE WHEN disabled THEN NULL ELSE $4 END, $4, $5,
+         organization_id, CASE WHEN disabled THEN $4 ELSE NULL END
+     FROM instances WHERE id = $2
+     ON CONFLICT (id) DO NOTHING";
+
 /// Which notifications to list. Statuses as the API shows them: `pending` (not tried yet, or
 /// due again after a redelivery), `failed` (failed, retry scheduled), `delivered`, `queued`,
 /// `cancelled`.

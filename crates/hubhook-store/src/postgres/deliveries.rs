@@ -529,43 +529,21 @@ impl PostgresStore {
         let released = self
             .write(move |conn| {
                 Box::pin(async move {
-                    // Given back into a subscription deactivated meanwhile (its attempt
-                    // waited beside the one that deactivated it), it is queued as the others
-                    // were, not left due when the receiver's breaker closes again. One
-                    // cancelled by a delete meanwhile (it keeps its lease) stays cancelled,
-                    // whether or not a deactivation is there (a delete takes it away).
-                    let released = sqlx::query(
-                        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL,
-                             lease_token = NULL,
-                             status = CASE WHEN d.instance_id IS NULL
-                                     OR status = 'cancelled' THEN status
-                                 ELSE 'queued' END,
-                             next_attempt_at = CASE WHEN status = 'cancelled' THEN next_attempt_at
-                                 WHEN d.instance_id IS NULL THEN $3
-                                 ELSE NULL END
-                         FROM (SELECT n.id, s.instance_id FROM notifications n
-                               LEFT JOIN delivery_subscriptions s
-                                 ON s.instance_id = n.instance_id
-                               WHERE n.id = $1) AS d
-                         WHERE notifications.id = $1 AND d.id = $1 AND lease_token = $2",
-                    )
-                    .bind(&id)
-                    .bind(&token)
-                    .bind(due_at.as_millisecond())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                    let released = sqlx::query(crate::deliveries::RELEASE_NOTIFICATION)
+                        .bind(&id)
+                        .bind(&token)
+                        .bind(due_at.as_millisecond())
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
                     if released > 0
                         && let Some(begun) = begun
                     {
-                        sqlx::query(
-                            "DELETE FROM delivery_attempts
-                             WHERE id = $1 AND notification_id = $2 AND outcome = 'started'",
-                        )
-                        .bind(begun)
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await?;
+                        sqlx::query(crate::deliveries::FORGET_STARTED_ATTEMPT)
+                            .bind(begun)
+                            .bind(&id)
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(released)
                 })
@@ -819,21 +797,12 @@ async fn deactivate(conn: &mut PgConnection, attempt: &AttemptRecord) -> Result<
         .error
         .clone()
         .unwrap_or_else(|| "delivery failed".to_owned());
-    sqlx::query(
-        // Only for an instance that is still there: a delete keeps the lease of a notification
-        // in flight, whose attempt may end here after the delete took the instance's row (and
-        // its deactivation) away.
-        "INSERT INTO delivery_subscriptions (instance_id, deactivated_at, reason, organization_id)
-         SELECT n.instance_id, $2, $3, n.organization_id
-         FROM notifications n JOIN instances i ON i.id = n.instance_id
-         WHERE n.id = $1
-         ON CONFLICT (instance_id) DO NOTHING",
-    )
-    .bind(&attempt.notification_id.0)
-    .bind(attempt.attempted_at.as_millisecond())
-    .bind(&reason)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(crate::deliveries::DEACTIVATE_SUBSCRIPTION)
+        .bind(&attempt.notification_id.0)
+        .bind(attempt.attempted_at.as_millisecond())
+        .bind(&reason)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "UPDATE notifications SET status = 'queued', next_attempt_at = NULL
          WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= $2)

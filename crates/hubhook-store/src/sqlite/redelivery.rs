@@ -389,24 +389,15 @@ async fn insert_replay_part(
     instance_exists(conn, instance).await?;
     let mut inserted = 0;
     for (original, replay, body) in part {
-        inserted += sqlx::query(
-            "INSERT INTO notifications (id, instance_id, body, status,
-                 failed_attempts, next_attempt_at, created_at, replay_of,
-                 organization_id, paused_due_at)
-             SELECT $1, $2, $3, 'pending', 0,
-                 CASE WHEN disabled THEN NULL ELSE $4 END, $4, $5, organization_id,
-                 CASE WHEN disabled THEN $4 ELSE NULL END
-             FROM instances WHERE id = $2
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&replay.0)
-        .bind(instance.0)
-        .bind(body)
-        .bind(now.as_millisecond())
-        .bind(&original.0)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        inserted += sqlx::query(crate::redelivery::INSERT_REPLAY)
+            .bind(&replay.0)
+            .bind(instance.0)
+            .bind(body)
+            .bind(now.as_millisecond())
+            .bind(&original.0)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     }
     Ok(inserted)
 }
