@@ -91,6 +91,18 @@ impl Store {
         Err(StoreError::InvalidUrl(url.to_owned()))
     }
 
+    /// Finishes the work in parts that a node stopped halfway left in the database (SQLite:
+    /// a delete, a removed resource's forget, a redelivery, a disable's parking; PostgreSQL
+    /// does each in one transaction and leaves nothing). Safe to run beside every other use
+    /// of the store, and what it finishes is invisible meanwhile, so a server runs it after it
+    /// starts listening (`SqliteStore::finish_leftovers`).
+    pub async fn finish_leftovers(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.finish_leftovers().await,
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Store::Sqlite(_))
     }

@@ -82,7 +82,7 @@ const PARK_DISABLED: &str =
 impl SqliteStore {
     /// Finishes the parking and bringing back that a stopped node left halfway (its disable
     /// or enable moves them in parts, `crate::deliveries`, "Paused notifications"), in parts,
-    /// before the store is used: otherwise an enabled instance's parked notifications would
+    /// when the server starts (`finish_leftovers`): otherwise an enabled instance's parked notifications would
     /// come back one part per claim that parks. When nothing was left halfway it finds
     /// nothing, in one index seek per disabled instance and one per instance with parked
     /// notifications.

@@ -21,7 +21,7 @@
 //! - The row goes in the part that found no notification to cancel and no known object left
 //!   (in that one write), so the known objects' foreign key to it holds throughout.
 //! - A node stopped between two parts leaves a row marked `deleting`: invisible, and
-//!   finished when the store is next opened (`finish_deleting`).
+//!   finished when the server next starts, beside its API (`finish_leftovers`).
 //!
 //! PostgreSQL keeps its one transaction: there, other tenants' claims do not wait for it
 //! (7–229 ms beside a 3.9–5.9 s delete, docs/benchmarks.md, "Twenty-first round").
@@ -42,7 +42,7 @@
 //!   never starts from old rows.
 //! - A resource leaves the list only in a write that finds none of its known objects, so a
 //!   forget still running for a later removal of the same resource is never left unlisted.
-//! - A node stopped halfway leaves the resource listed; opening the store finishes its forget
+//! - A node stopped halfway leaves the resource listed; the next start finishes its forget
 //!   (`finish_forgetting`). The list goes with the instance's row (`ON DELETE CASCADE`).
 //!
 //! An update that removes nothing reads no known object at all.
@@ -206,7 +206,7 @@ impl SqliteStore {
         if !marked {
             return Ok(false);
         }
-        // A crash halfway is finished when the store is opened again.
+        // A crash halfway is finished when the server next starts (`finish_leftovers`).
         let store = self.clone();
         to_the_end(async move { store.delete_rest(id).await }).await?;
         Ok(true)
@@ -222,8 +222,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Finishes the deletes that a stopped node left halfway (`delete_instance`), before the
-    /// store is used. When none was, one seek of `instances_deleting` finds nothing.
+    /// Finishes the deletes that a stopped node left halfway (`delete_instance`), when the
+    /// server starts (`finish_leftovers`). When none was, one seek of `instances_deleting` finds nothing.
     pub(crate) async fn finish_deleting(&self) -> Result<()> {
         let halfway: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM instances INDEXED BY instances_deleting WHERE deleting = 1",
@@ -293,7 +293,7 @@ impl SqliteStore {
                     .bind(&resources)
                     .fetch_all(&mut *conn)
                     .await?;
-                    // Listed until the last part: a stopped node's forget is finished at open.
+                    // Listed until the last part: a stopped node's forget is finished at the next start.
                     sqlx::query(
                         "INSERT INTO forgetting (instance_id, resource, organization_id)
                          SELECT $1, value, $3 FROM json_each($2) WHERE true
@@ -354,7 +354,7 @@ impl SqliteStore {
         };
         if !removed.is_empty() {
             // As a delete's parts (see "Deleting in parts"); a node stopped halfway leaves
-            // the resource listed in `forgetting`, finished at open.
+            // the resource listed in `forgetting`, finished at the next start.
             let store = self.clone();
             to_the_end(async move {
                 for resource in removed {
@@ -382,7 +382,7 @@ impl SqliteStore {
     }
 
     /// Finishes the forgets of removed resources that a stopped node left halfway
-    /// (`update_instance`), before the store is used. When none was, the `forgetting` table
+    /// (`update_instance`), when the server starts (`finish_leftovers`). When none was, the `forgetting` table
     /// is empty and this reads nothing else.
     pub(crate) async fn finish_forgetting(&self) -> Result<()> {
         let halfway: Vec<(i64, String)> =
@@ -433,7 +433,7 @@ impl SqliteStore {
         };
         // The rest in parts, each a write of its own, so that other writes (every other
         // tenant's claims, polls and attempt results) wait for one part at most, not for the
-        // whole backlog. A crash halfway is finished when the store is opened again
+        // whole backlog. A crash halfway is finished when the server next starts
         // (`finish_parking`), and meanwhile by the claims' parking step. Each part checks the
         // instance's state again: after a disable and an enable in quick succession, the
         // first's parts find it enabled and stop.

@@ -106,21 +106,32 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             writer: Writer::spawn(writer),
             readers,
             key: Arc::new(key),
             finishes: Arc::default(),
             parking: Arc::default(),
-        };
+        })
+    }
+
+    /// Finishes the work in parts that a stopped node left halfway: deletes, forgets of removed
+    /// resources, redeliveries, and a disable's or enable's parking. The server runs this
+    /// beside its API, not before it listens: each part is a write of its own that is correct
+    /// between any other two writes (the delete, forget, redelivery and parking sections of
+    /// `sqlite/instances.rs`, `sqlite/redelivery.rs` and `crate::deliveries` argue it), which
+    /// is how the same parts run while a live request waits for them; so what was left is
+    /// already invisible, or harmless, to every read and write the API and the loops make,
+    /// and need not hold them up. It can take seconds (6.1 s for a redelivery of 200,000
+    /// notifications, docs/behaviour.md, "Start-up after a stop").
+    pub async fn finish_leftovers(&self) -> Result<()> {
         // Deletes first: a half-deleted instance is disabled, and its notifications are
         // cancelled, not parked.
-        store.finish_deleting().await?;
-        store.finish_forgetting().await?;
+        self.finish_deleting().await?;
+        self.finish_forgetting().await?;
         // Before parking: a disabled instance's redelivered notifications are then parked.
-        store.finish_redelivering(jiff::Timestamp::now()).await?;
-        store.finish_parking(jiff::Timestamp::now()).await?;
-        Ok(store)
+        self.finish_redelivering(jiff::Timestamp::now()).await?;
+        self.finish_parking(jiff::Timestamp::now()).await
     }
 
     pub async fn close(&self) {

@@ -193,8 +193,8 @@ impl SqliteStore {
     /// outage can cover hundreds of thousands (docs/benchmarks.md, "Twenty-second round"). A
     /// delete that comes between two parts stops the rest; what was made due before it, it
     /// cancels. A redelivery of more than one part is listed in `redeliveries` from a first
-    /// write on, with its ids, and each part's write moves its count on, so that opening the
-    /// store finishes one a stopped node left halfway (`finish_redelivering`): the first part
+    /// write on, with its ids, and each part's write moves its count on, so that the next start
+    /// finishes one a stopped node left halfway (`finish_redelivering`): the first part
     /// has reactivated the subscription, and the rest would otherwise stay queued for good.
     pub async fn redeliver(
         &self,
@@ -288,8 +288,8 @@ impl SqliteStore {
         Ok(due)
     }
 
-    /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), before the
-    /// store is used. When none was, the `redeliveries` table is empty.
+    /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), when the
+    /// server starts (`finish_leftovers`). When none was, the `redeliveries` table is empty.
     pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<()> {
         let halfway: Vec<(i64, i64, String, i64, bool)> = sqlx::query_as(
             "SELECT id, instance_id, ids, done, delivered_too FROM redeliveries ORDER BY id",

@@ -400,24 +400,32 @@ async fn the_claims_bring_back_a_backlog_one_part_at_a_time() {
 }
 
 /// A node stopped between the parts of an enable (or a disable) finishes them when the store
-/// is opened again, instead of leaving them to one part per claim that parks.
+/// restarts, instead of leaving them to one part per claim that parks.
 #[tokio::test]
-async fn opening_the_store_finishes_what_a_stopped_node_left_halfway() {
+async fn a_restart_finishes_what_a_stopped_node_left_halfway() {
     crate::conformance::with_tokens(async move {
         let (_dir, path, store) = fresh().await;
         let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
         let all = conformance::SEVERAL_PARTS as i64;
         store.close().await;
         set_disabled_only(&path, instance, false).await;
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         assert_eq!(parts(&path, instance).await, (all, 0));
         store.close().await;
         set_disabled_only(&path, instance, true).await;
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         assert_eq!(parts(&path, instance).await, (0, all));
         store.close().await;
     })
     .await
+}
+
+/// The store opened again and the work a stopped node left halfway finished, as a server
+/// does when it starts (`Store::finish_leftovers`, beside its API).
+async fn restarted(path: &Path) -> Store {
+    let store = Store::open(&url(path), key()).await.unwrap();
+    store.finish_leftovers().await.unwrap();
+    store
 }
 
 /// Leaves an instance as the first write of its delete does (`deleting` and `disabled` set,
@@ -450,17 +458,17 @@ async fn count_of(path: &Path, sql: &'static str, instance: InstanceId) -> i64 {
 }
 
 /// A delete that a stopped node left after its first write (the instance marked, nothing
-/// cancelled, nothing forgotten) is finished when the store is opened again: the row gone,
+/// cancelled, nothing forgotten) is finished when the store restarts: the row gone,
 /// every notification cancelled, parked ones too, every known object forgotten. Fails
-/// without `finish_deleting` at open, or if it stops after one part.
+/// without `finish_deleting` in `finish_leftovers`, or if it stops after one part.
 #[tokio::test]
-async fn opening_the_store_finishes_a_delete_a_stopped_node_left_halfway() {
+async fn a_restart_finishes_a_delete_a_stopped_node_left_halfway() {
     crate::conformance::with_tokens(async move {
         let (_dir, path, store) = fresh().await;
         let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
         store.close().await;
         mark_deleting(&path, instance).await;
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         let all = conformance::SEVERAL_PARTS as i64;
         let counts = (
             count_of(&path, "SELECT COUNT(*) FROM instances WHERE id = $1", instance).await,
@@ -551,12 +559,12 @@ async fn a_resource_configured_again_forgets_what_a_stopped_node_left_of_it() {
 }
 
 /// A forget of a removed resource that a stopped node left before its first part is finished
-/// when the store is opened again: every known object of the resource gone (several parts of
+/// when the store restarts: every known object of the resource gone (several parts of
 /// them), the other resource's kept, the resource off the list. Fails without
-/// `finish_forgetting` at open, or if it stops after one part. A forget that ran to its end
-/// leaves nothing listed, or every open would walk it again.
+/// `finish_forgetting` in `finish_leftovers`, or if it stops after one part. A forget that ran to its end
+/// leaves nothing listed, or every start would walk it again.
 #[tokio::test]
-async fn opening_the_store_finishes_a_forget_a_stopped_node_left_halfway() {
+async fn a_restart_finishes_a_forget_a_stopped_node_left_halfway() {
     crate::conformance::with_tokens(async move {
         let (_dir, path, store) = fresh().await;
         let many = conformance::SEVERAL_PARTS;
@@ -578,7 +586,7 @@ async fn opening_the_store_finishes_a_forget_a_stopped_node_left_halfway() {
         assert_eq!(count_of(&path, listed, finished.id).await, 0);
         assert_eq!(count_of(&path, listed, instance.id).await, 1);
         store.close().await;
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         assert_eq!(known_count(&path, instance.id, "companies").await, 0);
         assert_eq!(known_count(&path, instance.id, "contacts").await, 3);
         assert_eq!(count_of(&path, listed, instance.id).await, 0);
@@ -614,7 +622,7 @@ async fn what_comes_back_to_a_disabled_instance_is_parked() {
 }
 
 #[tokio::test]
-async fn opening_the_store_finishes_a_redelivery_a_stopped_node_left_halfway() {
+async fn a_restart_finishes_a_redelivery_a_stopped_node_left_halfway() {
     crate::conformance::with_tokens(async move {
         let (_dir, path, store) = fresh().await;
         let (org, user) = conformance::organization(&store, 1).await;
@@ -665,7 +673,7 @@ async fn opening_the_store_finishes_a_redelivery_a_stopped_node_left_halfway() {
                     .unwrap();
             }
         }
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         let counts = (
             count_of(
                 &path,
@@ -870,11 +878,11 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
             (1, 0)
         );
         // None of these calls left anything behind (an update that got through would have
-        // given it poll jobs again, which the row's delete would trip over): opening the store
-        // again finishes the delete.
+        // given it poll jobs again, which the row's delete would trip over): a restart
+        // finishes the delete.
         assert!(store.poll_jobs(doomed).await.unwrap().is_empty());
         store.close().await;
-        let store = Store::open(&url(&path), key()).await.unwrap();
+        let store = restarted(&path).await;
         let row = count_of(
             &path,
             "SELECT COUNT(*) FROM instances WHERE id = $1",

@@ -523,3 +523,92 @@ async fn cloud_elements_conventions_hold() {
     let deleted: Value = response.json().await.expect("JSON body");
     assert_eq!(deleted, json!({"id": id, "deleted": true}));
 }
+
+/// A server that starts with work in parts left halfway by a stopped node (here a delete whose
+/// instance still has 30,000 notifications to cancel) listens and answers before that work is
+/// done, and finishes it beside its API; the half-deleted instance answers 404 meanwhile.
+/// Fails if the server finishes the work before it listens: every notification would be
+/// cancelled by the time `start` returns. SQLite only (PostgreSQL deletes in one transaction
+/// and leaves nothing halfway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_answers_while_it_finishes_what_a_stopped_node_left() {
+    if crate::postgres::wanted() {
+        return;
+    }
+    let mut app = spawn_app().await;
+    let doomed = app.create_polling_instance().await;
+    let kept = app.create_quiet_instance("kept").await;
+    let contact = first_contact(&app);
+    app.retitle_contact(contact, "Before the stop").await;
+    app.poll_now(doomed).await;
+    app.receiver
+        .wait_for_event(WAIT, |e| is_about(e, contact))
+        .await;
+    let server = app.server.take().expect("running");
+    server.stop().await.expect("server stops cleanly");
+
+    // What a node stopped right after a delete's first write leaves (sqlite/instances.rs,
+    // "Deleting in parts"): the instance marked and disabled, its jobs gone, its notifications
+    // not yet cancelled. The one it delivered, copied into many pending ones.
+    use sqlx::Connection as _;
+    // One connection: the temporary table lives as long as it.
+    let mut conn = sqlx::SqliteConnection::connect(&app.config.database_url)
+        .await
+        .expect("database");
+    for sql in [
+        "CREATE TEMP TABLE copies AS
+         WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < 30000)
+         SELECT n.* FROM notifications n, k WHERE n.instance_id = $1",
+        "UPDATE temp.copies SET id = id || '-' || rowid, status = 'pending',
+             next_attempt_at = 0, delivered_at = NULL
+         WHERE $1 = $1",
+        "INSERT INTO notifications SELECT * FROM temp.copies WHERE $1 = $1",
+        "UPDATE instances SET deleting = 1, disabled = 1 WHERE id = $1",
+        "DELETE FROM poll_jobs WHERE instance_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(doomed)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    conn.close().await.expect("closed");
+
+    app.restart().await;
+    let pending =
+        "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'pending'";
+    let left = count(&app, pending, doomed).await;
+    assert!(
+        left > 0,
+        "the server finished the stopped node's delete before it listened"
+    );
+    let (status, _) = app.get(&format!("/instances/{}", kept["id"])).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get(&format!("/instances/{doomed}")).await;
+    assert_eq!(status, 404, "a half-deleted instance is gone from reads");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let row = "SELECT COUNT(*) FROM instances WHERE id = $1";
+    while count(&app, row, doomed).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delete was not finished after the start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&app, pending, doomed).await, 0);
+}
+
+/// `SELECT COUNT(*)` of `sql` with `$1` bound, read from the SQLite file.
+async fn count(app: &TestApp, sql: &'static str, bound: i64) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
+        .await
+        .expect("database");
+    let n = sqlx::query_scalar(sql)
+        .bind(bound)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n
+}
