@@ -197,7 +197,7 @@ pub async fn attempt(
                             }
                         }
                     }
-                    let sent = send_in_slot(engine, target, &notification, slot).await;
+                    let sent = send_in_slot(engine, target, &origin, &notification, slot).await;
                     receivers.finish(&origin, sent.unwell(), admitted_at, engine.clock().now());
                     sent
                 }
@@ -315,10 +315,13 @@ pub(crate) const SLOW_PER_SLOT: usize = 4;
 /// Once past [`SLOW_AFTER`], the POST also counts as slow for its organization's share of the
 /// slots until it ends (see [`crate::fair_share`]): an organization with slow POSTs holds at
 /// most its share of the slots even when nobody else has work, so that past the slow
-/// allowance its hanging POSTs still leave slots to whoever comes next.
+/// allowance its hanging POSTs still leave slots to whoever comes next; and for its receiver,
+/// which lets a receiver that has not answered yet take one more POST (see
+/// [`crate::receivers`], "One at a time until it answers").
 async fn send_in_slot(
     engine: &Engine,
     target: &DeliveryTarget,
+    origin: &str,
     notification: &PendingNotification,
     slot: OwnedSemaphorePermit,
 ) -> Sent {
@@ -328,8 +331,11 @@ async fn send_in_slot(
         sent = &mut sending => return sent,
         () = tokio::time::sleep(SLOW_AFTER) => {}
     }
-    // A local of this future, so it stops counting however the attempt ends.
+    // Locals of this future, so they stop counting however the attempt ends.
     let mut counted_slow = engine.inner.fair_share.slow(notification.organization_id);
+    // A receiver that has not answered yet may take one more POST (`crate::receivers`): the
+    // dispatcher is woken below either way.
+    let slow_to_receiver = engine.inner.receivers.slow(origin);
     let slow = engine
         .inner
         .slow_deliveries
@@ -347,10 +353,13 @@ async fn send_in_slot(
             engine.wake_dispatcher();
             None
         }
-        None => Some(slot),
+        None => {
+            engine.wake_dispatcher();
+            Some(slot)
+        }
     };
     let sent = sending.await;
-    drop((slot, slow, counted_slow));
+    drop((slot, slow, counted_slow, slow_to_receiver));
     sent
 }
 

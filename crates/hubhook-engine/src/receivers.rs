@@ -13,6 +13,16 @@
 //!
 //! - **Concurrency**: at most `receiver_concurrency` deliveries in flight to one origin, so a
 //!   receiver that hangs holds at most that many of the node's slots until the timeout.
+//! - **One at a time until it answers**: a receiver that has not answered well yet (new to
+//!   this node, or whose last delivery failed) takes one delivery at a time, and one more
+//!   only for each of its POSTs that goes slow (unanswered past `dispatcher::SLOW_AFTER`).
+//!   A receiver that never answers would otherwise take its whole limit at once, before
+//!   anything showed it hangs: one organization's eight such receivers took 32 POSTs, which
+//!   held its share of the slots round after round, and its healthy receivers' deliveries
+//!   waited 2.8–5.9 s for them. A healthy receiver answers its first POST within
+//!   milliseconds and then takes its whole limit; a receiver that answered before and then
+//!   hangs keeps it until a failure ends one of its POSTs (the slot hand-off of slow POSTs
+//!   and the breaker bound it then).
 //! - **Rate** (off unless configured): a token bucket of `receiver_rate` deliveries per second
 //!   (burst of one second's worth), so a backlog drains at a pace the receiver can take.
 //! - **Circuit breaker**: after `breaker_threshold` consecutive failures that say the receiver
@@ -85,6 +95,8 @@ pub enum Blocked {
     Open,
     Probing,
     Full,
+    /// Not answered well yet, and a POST to it is in flight that is not slow.
+    Unproven,
     Rate,
 }
 
@@ -94,6 +106,7 @@ impl Blocked {
             Blocked::Open => "circuit open",
             Blocked::Probing => "circuit half-open, probe in flight",
             Blocked::Full => "receiver at its concurrency limit",
+            Blocked::Unproven => "receiver has not answered yet: one delivery at a time",
             Blocked::Rate => "receiver rate limit",
         }
     }
@@ -115,6 +128,11 @@ struct Origin {
     /// doubles the pause: with 16 POSTs in flight when it opened, each one's failure doubled
     /// the cooldown again, and a 30 s pause became 4 minutes.
     opened_at_ms: Option<i64>,
+    /// A delivery to it ended well, and none has failed since (see the module docs, "One at a
+    /// time until it answers").
+    answered: bool,
+    /// Of `in_flight`, POSTs unanswered past `dispatcher::SLOW_AFTER`.
+    slow: u32,
 }
 
 /// Per-origin state of this node.
@@ -188,6 +206,9 @@ impl Receivers {
         if origin.in_flight >= self.limits.concurrency.max(1) {
             return Some((now_ms + 1000, Blocked::Full));
         }
+        if !origin.answered && origin.in_flight > origin.slow {
+            return Some((now_ms + 1000, Blocked::Unproven));
+        }
         self.refill(origin, now_ms);
         if self.limits.rate_per_second > 0.0 && origin.tokens < 1.0 {
             let wait_ms = ((1.0 - origin.tokens) / self.limits.rate_per_second * 1000.0).ceil();
@@ -215,7 +236,14 @@ impl Receivers {
         }
         let state = origins.entry(origin.to_owned()).or_default();
         if let Some((until, why)) = self.blocked_until(state, now_ms) {
-            let at = Timestamp::from_millisecond(until).unwrap_or(now);
+            // Due again at once: its instance stays out of claims while the receiver has not
+            // answered (`skip`), and its answer, or its POST going slow, wakes the dispatcher.
+            // A later time would hold it back after the answer as well.
+            let at = if why == Blocked::Unproven {
+                now
+            } else {
+                Timestamp::from_millisecond(until).unwrap_or(now)
+            };
             return Admission::Later(at, why);
         }
         if state.open_until_ms.is_some() {
@@ -230,7 +258,9 @@ impl Receivers {
 
     /// [`Receivers::admit`], waiting up to `max_wait` for a full origin to free a slot (the
     /// claim asks for no more of one instance than its receiver takes at once, so the wait is
-    /// for deliveries already in flight to a receiver that answers). `now` reads the clock.
+    /// for deliveries already in flight to a receiver that answers), and up to
+    /// [`UNPROVEN_WAIT`] for a receiver that has not answered yet to answer its first POST.
+    /// `now` reads the clock.
     pub async fn admit_waiting(
         &self,
         instance: InstanceId,
@@ -238,15 +268,33 @@ impl Receivers {
         now: impl Fn() -> Timestamp,
         max_wait: Duration,
     ) -> Admission {
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let start = tokio::time::Instant::now();
+        let deadline = start + max_wait;
         loop {
             let freed = self.freed.notified();
-            match self.admit(instance, origin, now()) {
-                Admission::Later(_, Blocked::Full) if tokio::time::Instant::now() < deadline => {
-                    let _ = tokio::time::timeout_at(deadline, freed).await;
-                }
+            let until = match self.admit(instance, origin, now()) {
+                Admission::Later(_, Blocked::Full) => deadline,
+                Admission::Later(_, Blocked::Unproven) => deadline.min(start + UNPROVEN_WAIT),
                 other => return other,
+            };
+            if tokio::time::Instant::now() >= until {
+                return self.admit(instance, origin, now());
             }
+            let _ = tokio::time::timeout_at(until, freed).await;
+        }
+    }
+
+    /// Counts a POST to `origin` as slow until the returned guard is dropped (held by the
+    /// POST's own future, so however its attempt ends it stops counting). A receiver that has
+    /// not answered yet may then take one more delivery.
+    pub(crate) fn slow(&self, origin: &str) -> SlowPost<'_> {
+        if let Some(state) = self.origins().get_mut(origin) {
+            state.slow += 1;
+        }
+        self.freed.notify_waiters();
+        SlowPost {
+            receivers: self,
+            origin: origin.to_owned(),
         }
     }
 
@@ -257,6 +305,10 @@ impl Receivers {
         let mut origins = self.origins();
         let state = origins.entry(origin.to_owned()).or_default();
         state.in_flight = state.in_flight.saturating_sub(1);
+        // Failed: one at a time again until a delivery ends well. Its breaker may not open
+        // (a failure in flight when it opened, or fewer than the threshold), and a receiver
+        // that times out would otherwise take its whole limit of POSTs to hang again.
+        state.answered = !unwell;
         self.freed.notify_waiters();
         if unwell
             && state
@@ -348,6 +400,25 @@ impl Receivers {
     }
 }
 
+/// How long an attempt waits for a receiver that has not answered yet to answer the POST it
+/// has in flight, before it is given back to be tried later. A healthy receiver answers within
+/// milliseconds; one that does not may hang, and every attempt waiting for it holds a slot.
+pub(crate) const UNPROVEN_WAIT: Duration = Duration::from_millis(250);
+
+/// A POST counted slow for its receiver until dropped ([`Receivers::slow`]).
+pub(crate) struct SlowPost<'a> {
+    receivers: &'a Receivers,
+    origin: String,
+}
+
+impl Drop for SlowPost<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.receivers.origins().get_mut(&self.origin) {
+            state.slow = state.slow.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,9 +447,17 @@ mod tests {
     const A: InstanceId = InstanceId(1);
     const B: InstanceId = InstanceId(2);
 
+    /// One delivery to `origin` admitted and ended well: the receiver has answered.
+    fn answered(r: &Receivers, instance: InstanceId, origin: &str) {
+        assert_eq!(r.admit(instance, origin, at(0)), Admission::Go);
+        r.finish(origin, false, at(0), at(0));
+    }
+
     #[test]
     fn concurrency_is_bounded_per_origin() {
         let r = receivers(2, 0.0);
+        answered(&r, A, "http://a");
+        answered(&r, B, "http://b");
         assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
         assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
         assert!(matches!(
@@ -399,6 +478,7 @@ mod tests {
     fn the_rate_limit_refills_over_time() {
         let r = receivers(100, 2.0);
         assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
+        r.finish("http://a", false, at(0), at(0));
         assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
         let Admission::Later(when, why) = r.admit(A, "http://a", at(0)) else {
             panic!("the burst is two");
@@ -439,6 +519,7 @@ mod tests {
     #[test]
     fn failures_in_flight_when_the_breaker_opened_do_not_lengthen_it() {
         let r = receivers(20, 0.0);
+        answered(&r, A, "http://a");
         for _ in 0..16 {
             assert_eq!(r.admit(A, "http://a", at(0)), Admission::Go);
         }
@@ -460,6 +541,91 @@ mod tests {
         );
     }
 
+    /// A receiver that has not answered yet takes one delivery at a time, and one more for each
+    /// of its POSTs that goes slow; once one ends well, its whole limit.
+    #[test]
+    fn a_receiver_takes_one_delivery_at_a_time_until_it_answers() {
+        let r = receivers(4, 0.0);
+        assert_eq!(r.admit(A, "http://new", at(0)), Admission::Go);
+        assert_eq!(
+            r.admit(A, "http://new", at(1)),
+            Admission::Later(at(1), Blocked::Unproven)
+        );
+        assert_eq!(r.skip(at(1)), [A], "left out of claims meanwhile");
+        let first = r.slow("http://new");
+        assert_eq!(r.admit(A, "http://new", at(2_000)), Admission::Go);
+        assert!(matches!(
+            r.admit(A, "http://new", at(2_001)),
+            Admission::Later(_, Blocked::Unproven)
+        ));
+        let second = r.slow("http://new");
+        assert_eq!(r.admit(A, "http://new", at(4_000)), Admission::Go);
+        drop((first, second));
+        assert!(matches!(
+            r.admit(A, "http://new", at(4_001)),
+            Admission::Later(_, Blocked::Unproven)
+        ));
+        // One answer, and it takes its whole limit: 2 still in flight, 2 more.
+        r.finish("http://new", false, at(0), at(4_100));
+        assert_eq!(r.admit(A, "http://new", at(4_100)), Admission::Go);
+        assert_eq!(r.admit(A, "http://new", at(4_100)), Admission::Go);
+        assert!(matches!(
+            r.admit(A, "http://new", at(4_100)),
+            Admission::Later(_, Blocked::Full)
+        ));
+        // Other receivers were never held back by it.
+        assert_eq!(r.admit(B, "http://other", at(1)), Admission::Go);
+    }
+
+    /// A failure (no answer, a timeout, a 5xx or a 429) makes a receiver that had answered
+    /// take one delivery at a time again, until one ends well.
+    #[test]
+    fn a_failure_makes_a_receiver_take_one_at_a_time_again() {
+        let r = receivers(4, 0.0);
+        answered(&r, A, "http://a");
+        for _ in 0..3 {
+            assert_eq!(r.admit(A, "http://a", at(1)), Admission::Go);
+        }
+        r.finish("http://a", true, at(1), at(2));
+        assert!(matches!(
+            r.admit(A, "http://a", at(3)),
+            Admission::Later(_, Blocked::Unproven)
+        ));
+        r.finish("http://a", false, at(1), at(4));
+        assert_eq!(r.admit(A, "http://a", at(5)), Admission::Go);
+        assert_eq!(r.admit(A, "http://a", at(5)), Admission::Go);
+    }
+
+    /// An attempt waiting for a receiver that has not answered is admitted as soon as it
+    /// answers, and given back after [`UNPROVEN_WAIT`] if it does not.
+    #[tokio::test]
+    async fn an_attempt_waits_briefly_for_a_receiver_that_has_not_answered() {
+        let r = std::sync::Arc::new(receivers(4, 0.0));
+        assert_eq!(r.admit(A, "http://new", at(0)), Admission::Go);
+        let started = tokio::time::Instant::now();
+        let admission = r
+            .admit_waiting(A, "http://new", || at(1), Duration::from_secs(30))
+            .await;
+        assert!(matches!(admission, Admission::Later(_, Blocked::Unproven)));
+        let waited = started.elapsed();
+        assert!(
+            waited >= UNPROVEN_WAIT && waited < Duration::from_secs(30),
+            "{waited:?}"
+        );
+        let answering = {
+            let r = r.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                r.finish("http://new", false, at(0), at(2));
+            })
+        };
+        let admission = r
+            .admit_waiting(A, "http://new", || at(3), Duration::from_secs(30))
+            .await;
+        assert_eq!(admission, Admission::Go);
+        answering.await.expect("answered");
+    }
+
     /// One organization's failing path on a shared host does not stop another's deliveries.
     #[test]
     fn receivers_are_per_organization() {
@@ -473,6 +639,7 @@ mod tests {
             "one organization's paths on a host are one receiver"
         );
         let r = receivers(10, 0.0);
+        answered(&r, B, &ours);
         fail_three_times(&r, A, &theirs);
         assert!(matches!(
             r.admit(A, &theirs, at(10)),

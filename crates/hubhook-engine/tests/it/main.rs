@@ -23,6 +23,8 @@ struct Receiver {
     url: String,
     status: Arc<Mutex<StatusCode>>,
     bodies: Arc<Mutex<Vec<Value>>>,
+    /// When each POST arrived.
+    arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
     delay: Arc<Mutex<Duration>>,
     in_flight: Arc<AtomicUsize>,
     /// The most POSTs held at once.
@@ -41,6 +43,7 @@ async fn start_receiver(status: StatusCode) -> Receiver {
         url: format!("http://{addr}/hook"),
         status: Arc::new(Mutex::new(status)),
         bodies: Arc::new(Mutex::new(Vec::new())),
+        arrivals: Arc::new(Mutex::new(Vec::new())),
         delay: Arc::new(Mutex::new(Duration::ZERO)),
         in_flight: Arc::new(AtomicUsize::new(0)),
         peak: Arc::new(AtomicUsize::new(0)),
@@ -55,6 +58,11 @@ async fn start_receiver(status: StatusCode) -> Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, body: Bytes) -> StatusCode {
+    receiver
+        .arrivals
+        .lock()
+        .expect("lock")
+        .push(std::time::Instant::now());
     let held = receiver.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     receiver.peak.fetch_max(held, Ordering::SeqCst);
     receiver
@@ -840,6 +848,47 @@ async fn a_backlog_to_a_hanging_receiver_leaves_slots_to_another_organization() 
     shutdown.cancel();
     running.await.expect("the engine stopped");
     assert_eq!(healthy.bodies.lock().expect("lock").len(), 3);
+}
+
+/// A receiver that has never answered gets one POST at a time, and one more only once the POST
+/// in flight goes slow (unanswered for 2 s): a receiver that hangs from the start holds one
+/// slot, not its whole limit, before anything shows that it hangs, so that its organization's
+/// other receivers are not kept waiting behind it. Fails if the receiver's limit (4) applies
+/// from its first POST: the backlog's POSTs then arrive together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answered_gets_one_post_at_a_time() {
+    let (hanging, clock, setup) = start(StatusCode::OK).await;
+    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
+    let mut config = slots_config(4, Duration::from_secs(60));
+    config.receiver_limits.concurrency = 4;
+    let engine = engine_with(open(&setup.url).await, clock.clock(), config);
+    // 100 changed contacts: 10 notifications of 10 events.
+    changes(&engine, &clock, &setup, "Hang", 100).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    let arrivals = &hanging.arrivals;
+    eventually("a second POST", || async move {
+        arrivals.lock().expect("lock").len() >= 2
+    })
+    .await;
+    let arrivals = arrivals.lock().expect("lock").clone();
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(1500),
+        "the second POST came {gap:?} after the first, before the first went slow"
+    );
+    hanging.release.send_replace(true);
+    let (engine_, instance) = (&engine, setup.instance);
+    eventually("everything delivered once it answers", || async move {
+        let statuses = statuses(engine_, instance).await;
+        statuses.len() == 10 && statuses.iter().all(|s| s == "delivered")
+    })
+    .await;
+    shutdown.cancel();
+    running.await.expect("the engine stopped");
 }
 
 /// The share holds an organization back only while others wait: alone, with a delivery
