@@ -272,13 +272,14 @@ impl Receivers {
         let deadline = start + max_wait;
         loop {
             let freed = self.freed.notified();
-            let until = match self.admit(instance, origin, now()) {
+            let admission = self.admit(instance, origin, now());
+            let until = match admission {
                 Admission::Later(_, Blocked::Full) => deadline,
                 Admission::Later(_, Blocked::Unproven) => deadline.min(start + UNPROVEN_WAIT),
-                other => return other,
+                Admission::Go | Admission::Later(..) => return admission,
             };
             if tokio::time::Instant::now() >= until {
-                return self.admit(instance, origin, now());
+                return admission;
             }
             let _ = tokio::time::timeout_at(until, freed).await;
         }
@@ -288,13 +289,12 @@ impl Receivers {
     /// POST's own future, so however its attempt ends it stops counting). A receiver that has
     /// not answered yet may then take one more delivery.
     pub(crate) fn slow(&self, origin: &str) -> SlowPost<'_> {
-        if let Some(state) = self.origins().get_mut(origin) {
-            state.slow += 1;
-        }
+        // Always there: an origin with a delivery in flight is never forgotten.
+        let counted = self.origins().get_mut(origin).map(|state| state.slow += 1);
         self.freed.notify_waiters();
         SlowPost {
             receivers: self,
-            origin: origin.to_owned(),
+            origin: counted.map(|()| origin.to_owned()),
         }
     }
 
@@ -408,12 +408,14 @@ pub(crate) const UNPROVEN_WAIT: Duration = Duration::from_millis(250);
 /// A POST counted slow for its receiver until dropped ([`Receivers::slow`]).
 pub(crate) struct SlowPost<'a> {
     receivers: &'a Receivers,
-    origin: String,
+    /// The origin whose count it raised, if it did.
+    origin: Option<String>,
 }
 
 impl Drop for SlowPost<'_> {
     fn drop(&mut self) {
-        if let Some(state) = self.receivers.origins().get_mut(&self.origin) {
+        let Some(origin) = &self.origin else { return };
+        if let Some(state) = self.receivers.origins().get_mut(origin) {
             state.slow = state.slow.saturating_sub(1);
         }
     }
