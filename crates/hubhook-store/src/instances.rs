@@ -46,6 +46,18 @@ impl Store {
         on_backend!(self, s => s.delete_instance(org, id).await)
     }
 
+    /// [`Store::delete_instance`] for a caller that need not wait for the rows to go: it
+    /// answers once the instance is gone from every read and nothing of it is polled or
+    /// delivered any more. On SQLite the rest is removed in parts in the background (a node
+    /// stopped first finishes it at its next start, [`Store::finish_leftovers`]); PostgreSQL
+    /// deletes in one transaction, all of it before this returns.
+    pub async fn begin_delete_instance(&self, org: OrganizationId, id: InstanceId) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => s.begin_delete_instance(org, id).await,
+            Store::Postgres(s) => s.delete_instance(org, id).await,
+        }
+    }
+
     /// Replaces the instance's name, tags and configuration (secrets encrypted) and brings its
     /// poll jobs in line (see [`InstanceUpdate`]); jobs it keeps become due no later than one
     /// new refresh interval from now, so a shorter interval applies at once. `None` if there

@@ -834,10 +834,12 @@ pub(crate) async fn delete(
     id: &str,
 ) -> Result<Json<DeletedOut>, ApiError> {
     let row = find(state, caller, id).await?;
+    // Answered once the instance is gone from every route and nothing of it is polled or
+    // delivered; on SQLite its rows are then removed in the background, in parts.
     if !state
         .engine
         .store()
-        .delete_instance(caller.0.organization_id, row.id)
+        .begin_delete_instance(caller.0.organization_id, row.id)
         .await?
     {
         return Err(ApiError::not_found(format!(

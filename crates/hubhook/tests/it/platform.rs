@@ -536,20 +536,92 @@ async fn a_restarted_server_answers_while_it_finishes_what_a_stopped_node_left()
         return;
     }
     let mut app = spawn_app().await;
-    let doomed = app.create_polling_instance().await;
+    let doomed = instance_with_a_delivery(&app).await;
     let kept = app.create_quiet_instance("kept").await;
-    let contact = first_contact(&app);
-    app.retitle_contact(contact, "Before the stop").await;
-    app.poll_now(doomed).await;
+    let server = app.server.take().expect("running");
+    server.stop().await.expect("server stops cleanly");
+    // What a node stopped right after a delete's first write leaves (sqlite/instances.rs,
+    // "Deleting in parts"): the instance marked and disabled, its jobs gone, its notifications
+    // not yet cancelled.
+    pile_up_notifications(&app, doomed, 30_000).await;
+    for sql in [
+        "UPDATE instances SET deleting = 1, disabled = 1 WHERE id = $1",
+        "DELETE FROM poll_jobs WHERE instance_id = $1",
+    ] {
+        execute(&app, sql, doomed).await;
+    }
+
+    app.restart().await;
+    assert!(
+        count(&app, PENDING, doomed).await > 0,
+        "the server finished the stopped node's delete before it listened"
+    );
+    let (status, _) = app.get(&format!("/instances/{}", kept["id"])).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get(&format!("/instances/{doomed}")).await;
+    assert_eq!(status, 404, "a half-deleted instance is gone from reads");
+    wait_until_gone(&app, doomed).await;
+}
+
+/// `DELETE` answers once the instance is gone from every route and nothing of it is polled
+/// or sent, before its rows are removed (in parts, on SQLite): the caller of a large
+/// instance's delete waited seconds for them. Fails if the answer waits for the parts: every
+/// notification would be cancelled by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_answers_before_the_instances_rows_are_removed() {
+    if crate::postgres::wanted() {
+        return;
+    }
+    let app = spawn_app().await;
+    let doomed = instance_with_a_delivery(&app).await;
+    // Disabled first, so that the copies wait rather than go out meanwhile.
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/instances/{doomed}/enabled"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    pile_up_notifications(&app, doomed, 30_000).await;
+    let (status, deleted) = app
+        .send(Method::DELETE, &format!("/instances/{doomed}"), None)
+        .await;
+    assert_eq!((status, &deleted["deleted"]), (200, &json!(true)));
+    assert!(
+        count(&app, PENDING, doomed).await > 0,
+        "the delete's answer waited for its rows to be removed"
+    );
+    let (status, _) = app.get(&format!("/instances/{doomed}")).await;
+    assert_eq!(status, 404, "gone from reads at once");
+    let (status, _) = app
+        .send(Method::DELETE, &format!("/instances/{doomed}"), None)
+        .await;
+    assert_eq!(status, 404, "deleted once");
+    wait_until_gone(&app, doomed).await;
+    let (status, list) = app.get("/instances").await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+}
+
+/// A polling instance that has delivered one notification; returns its id.
+async fn instance_with_a_delivery(app: &TestApp) -> i64 {
+    let instance = app.create_polling_instance().await;
+    let contact = first_contact(app);
+    app.retitle_contact(contact, "Delivered once").await;
+    app.poll_now(instance).await;
     app.receiver
         .wait_for_event(WAIT, |e| is_about(e, contact))
         .await;
-    let server = app.server.take().expect("running");
-    server.stop().await.expect("server stops cleanly");
+    instance
+}
 
-    // What a node stopped right after a delete's first write leaves (sqlite/instances.rs,
-    // "Deleting in parts"): the instance marked and disabled, its jobs gone, its notifications
-    // not yet cancelled. The one it delivered, copied into many pending ones.
+const PENDING: &str =
+    "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'pending'";
+
+/// Copies the instance's notifications `copies` times into pending ones, straight into the
+/// SQLite file: a backlog far larger than a test could make by polling.
+async fn pile_up_notifications(app: &TestApp, instance: i64, copies: i64) {
     use sqlx::Connection as _;
     // One connection: the temporary table lives as long as it.
     let mut conn = sqlx::SqliteConnection::connect(&app.config.database_url)
@@ -557,46 +629,49 @@ async fn a_restarted_server_answers_while_it_finishes_what_a_stopped_node_left()
         .expect("database");
     for sql in [
         "CREATE TEMP TABLE copies AS
-         WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < 30000)
+         WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < $2)
          SELECT n.* FROM notifications n, k WHERE n.instance_id = $1",
         "UPDATE temp.copies SET id = id || '-' || rowid, status = 'pending',
              next_attempt_at = 0, delivered_at = NULL
-         WHERE $1 = $1",
-        "INSERT INTO notifications SELECT * FROM temp.copies WHERE $1 = $1",
-        "UPDATE instances SET deleting = 1, disabled = 1 WHERE id = $1",
-        "DELETE FROM poll_jobs WHERE instance_id = $1",
+         WHERE $1 = $1 AND $2 = $2",
+        "INSERT INTO notifications SELECT * FROM temp.copies WHERE $1 = $1 AND $2 = $2",
     ] {
         sqlx::query(sql)
-            .bind(doomed)
+            .bind(instance)
+            .bind(copies)
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     conn.close().await.expect("closed");
+}
 
-    app.restart().await;
-    let pending =
-        "SELECT COUNT(*) FROM notifications WHERE instance_id = $1 AND status = 'pending'";
-    let left = count(&app, pending, doomed).await;
-    assert!(
-        left > 0,
-        "the server finished the stopped node's delete before it listened"
-    );
-    let (status, _) = app.get(&format!("/instances/{}", kept["id"])).await;
-    assert_eq!(status, 200);
-    let (status, _) = app.get(&format!("/instances/{doomed}")).await;
-    assert_eq!(status, 404, "a half-deleted instance is gone from reads");
-
+/// Waits (a minute at most) until the instance's row is gone and none of its notifications
+/// is pending.
+async fn wait_until_gone(app: &TestApp, instance: i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let row = "SELECT COUNT(*) FROM instances WHERE id = $1";
-    while count(&app, row, doomed).await > 0 {
+    while count(app, row, instance).await > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the delete was not finished after the start"
+            "the instance's rows were not all removed"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(count(&app, pending, doomed).await, 0);
+    assert_eq!(count(app, PENDING, instance).await, 0);
+}
+
+/// Runs `sql` with `$1` bound on the SQLite file.
+async fn execute(app: &TestApp, sql: &'static str, bound: i64) {
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
+        .await
+        .expect("database");
+    sqlx::query(sql)
+        .bind(bound)
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
 }
 
 /// `SELECT COUNT(*)` of `sql` with `$1` bound, read from the SQLite file.
