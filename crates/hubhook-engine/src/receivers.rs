@@ -13,16 +13,18 @@
 //!
 //! - **Concurrency**: at most `receiver_concurrency` deliveries in flight to one origin, so a
 //!   receiver that hangs holds at most that many of the node's slots until the timeout.
-//! - **One at a time until it answers**: a receiver that has not answered well yet (new to
-//!   this node, or whose last delivery failed) takes one delivery at a time, and one more
-//!   only for each of its POSTs that goes slow (unanswered past `dispatcher::SLOW_AFTER`).
-//!   A receiver that never answers would otherwise take its whole limit at once, before
-//!   anything showed it hangs: one organization's eight such receivers took 32 POSTs, which
-//!   held its share of the slots round after round, and its healthy receivers' deliveries
-//!   waited 2.8–5.9 s for them. A healthy receiver answers its first POST within
-//!   milliseconds and then takes its whole limit; a receiver that answered before and then
-//!   hangs keeps it until a failure ends one of its POSTs (the slot hand-off of slow POSTs
-//!   and the breaker bound it then).
+//! - **One at a time until it answers**: a receiver new to this node takes one delivery at a
+//!   time, and one more only for each of its POSTs that goes slow (unanswered past
+//!   `dispatcher::SLOW_AFTER`), until one ends well; a receiver whose last delivery failed
+//!   takes one at a time, slow or not, until one ends well. A receiver that never answers
+//!   would otherwise take its whole limit at once, before anything showed it hangs: one
+//!   organization's eight such receivers took 32 POSTs, which held its share of the slots
+//!   round after round, and its healthy receivers' deliveries waited 2.8–5.9 s for them; and
+//!   each of its POSTs that timed out was replaced at once, eight at a time, holding the
+//!   share again for 2 s (an outside test measured those waves). A healthy receiver answers
+//!   its first POST within milliseconds and then takes its whole limit; a receiver that
+//!   answered before and then hangs keeps it until a failure ends one of its POSTs (the slot
+//!   hand-off of slow POSTs and the breaker bound it then).
 //! - **Rate** (off unless configured): a token bucket of `receiver_rate` deliveries per second
 //!   (burst of one second's worth), so a backlog drains at a pace the receiver can take.
 //! - **Circuit breaker**: after `breaker_threshold` consecutive failures that say the receiver
@@ -95,7 +97,8 @@ pub enum Blocked {
     Open,
     Probing,
     Full,
-    /// Not answered well yet, and a POST to it is in flight that is not slow.
+    /// New to this node with a POST in flight that is not slow, or failing with any POST in
+    /// flight.
     Unproven,
     Rate,
 }
@@ -110,6 +113,16 @@ impl Blocked {
             Blocked::Rate => "receiver rate limit",
         }
     }
+}
+
+/// How a receiver's last delivery on this node ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// None has ended yet.
+    #[default]
+    New,
+    Answered,
+    Failed,
 }
 
 #[derive(Debug, Default)]
@@ -128,9 +141,8 @@ struct Origin {
     /// doubles the pause: with 16 POSTs in flight when it opened, each one's failure doubled
     /// the cooldown again, and a 30 s pause became 4 minutes.
     opened_at_ms: Option<i64>,
-    /// A delivery to it ended well, and none has failed since (see the module docs, "One at a
-    /// time until it answers").
-    answered: bool,
+    /// How its last delivery ended (see the module docs, "One at a time until it answers").
+    standing: Standing,
     /// Of `in_flight`, POSTs unanswered past `dispatcher::SLOW_AFTER`.
     slow: u32,
 }
@@ -206,7 +218,12 @@ impl Receivers {
         if origin.in_flight >= self.limits.concurrency.max(1) {
             return Some((now_ms + 1000, Blocked::Full));
         }
-        if !origin.answered && origin.in_flight > origin.slow {
+        let one_at_a_time = match origin.standing {
+            Standing::Answered => false,
+            Standing::New => origin.in_flight > origin.slow,
+            Standing::Failed => origin.in_flight > 0,
+        };
+        if one_at_a_time {
             return Some((now_ms + 1000, Blocked::Unproven));
         }
         self.refill(origin, now_ms);
@@ -286,8 +303,8 @@ impl Receivers {
     }
 
     /// Counts a POST to `origin` as slow until the returned guard is dropped (held by the
-    /// POST's own future, so however its attempt ends it stops counting). A receiver that has
-    /// not answered yet may then take one more delivery.
+    /// POST's own future, so however its attempt ends it stops counting). A receiver new to
+    /// the node may then take one more delivery.
     pub(crate) fn slow(&self, origin: &str) -> SlowPost<'_> {
         // Always there: an origin with a delivery in flight is never forgotten.
         let counted = self.origins().get_mut(origin).map(|state| state.slow += 1);
@@ -308,7 +325,11 @@ impl Receivers {
         // Failed: one at a time again until a delivery ends well. Its breaker may not open
         // (a failure in flight when it opened, or fewer than the threshold), and a receiver
         // that times out would otherwise take its whole limit of POSTs to hang again.
-        state.answered = !unwell;
+        state.standing = if unwell {
+            Standing::Failed
+        } else {
+            Standing::Answered
+        };
         self.freed.notify_waiters();
         if unwell
             && state
@@ -579,23 +600,40 @@ mod tests {
         assert_eq!(r.admit(B, "http://other", at(1)), Admission::Go);
     }
 
-    /// A failure (no answer, a timeout, a 5xx or a 429) makes a receiver that had answered
-    /// take one delivery at a time again, until one ends well.
+    /// A failure (no answer, a timeout, a 5xx or a 429) makes a receiver take one delivery at
+    /// a time, slow POSTs included, until one ends well: a receiver whose POSTs time out one
+    /// after another gets no new one while any still hangs.
     #[test]
     fn a_failure_makes_a_receiver_take_one_at_a_time_again() {
         let r = receivers(4, 0.0);
         answered(&r, A, "http://a");
-        for _ in 0..3 {
+        // Two failures: the breaker of `receivers` opens at the third.
+        for _ in 0..2 {
             assert_eq!(r.admit(A, "http://a", at(1)), Admission::Go);
         }
+        let hanging = r.slow("http://a");
         r.finish("http://a", true, at(1), at(2));
+        assert!(
+            matches!(
+                r.admit(A, "http://a", at(3)),
+                Admission::Later(_, Blocked::Unproven)
+            ),
+            "one still hangs"
+        );
+        drop(hanging);
+        r.finish("http://a", true, at(1), at(5));
+        assert_eq!(
+            r.admit(A, "http://a", at(6)),
+            Admission::Go,
+            "none in flight"
+        );
         assert!(matches!(
-            r.admit(A, "http://a", at(3)),
+            r.admit(A, "http://a", at(6)),
             Admission::Later(_, Blocked::Unproven)
         ));
-        r.finish("http://a", false, at(1), at(4));
-        assert_eq!(r.admit(A, "http://a", at(5)), Admission::Go);
-        assert_eq!(r.admit(A, "http://a", at(5)), Admission::Go);
+        r.finish("http://a", false, at(6), at(7));
+        assert_eq!(r.admit(A, "http://a", at(8)), Admission::Go);
+        assert_eq!(r.admit(A, "http://a", at(8)), Admission::Go);
     }
 
     /// An attempt waiting for a receiver that has not answered is admitted as soon as it

@@ -57,6 +57,26 @@ pub use retention::Pruned;
 pub use secrets::MasterKey;
 pub use sqlite::SqliteStore;
 
+/// What [`Store::finish_leftovers`] found left halfway, and finished.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Deletes of instances.
+    pub deletes: usize,
+    /// Forgets of removed resources' known objects.
+    pub forgets: usize,
+    /// Redeliveries.
+    pub redeliveries: usize,
+    /// Notifications parked or brought back for a disable or an enable.
+    pub moved: u64,
+}
+
+impl Leftovers {
+    /// Whether there was anything to finish.
+    pub fn any(&self) -> bool {
+        *self != Leftovers::default()
+    }
+}
+
 /// The database, whichever engine it is. Clones share the same connections.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -96,10 +116,10 @@ impl Store {
     /// does each in one transaction and leaves nothing). Safe to run beside every other use
     /// of the store, and what it finishes is invisible meanwhile, so a server runs it after it
     /// starts listening (`SqliteStore::finish_leftovers`).
-    pub async fn finish_leftovers(&self) -> Result<()> {
+    pub async fn finish_leftovers(&self) -> Result<Leftovers> {
         match self {
             Store::Sqlite(s) => s.finish_leftovers().await,
-            Store::Postgres(_) => Ok(()),
+            Store::Postgres(_) => Ok(Leftovers::default()),
         }
     }
 

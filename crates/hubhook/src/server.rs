@@ -136,12 +136,20 @@ async fn watch_store(store: Store, shutdown: CancellationToken) -> anyhow::Resul
 /// meanwhile (the store's module docs argue it part by part). A failure is logged and what
 /// it left stays listed, for the next start.
 async fn finish_leftovers(store: Store, shutdown: CancellationToken) {
+    let started = std::time::Instant::now();
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        finished = store.finish_leftovers() => {
-            if let Err(error) = finished {
-                tracing::error!(%error, "finishing the work a stopped node left halfway failed; the next start tries again");
-            }
+        finished = store.finish_leftovers() => match finished {
+            Ok(left) if left.any() => tracing::info!(
+                deletes = left.deletes,
+                forgets = left.forgets,
+                redeliveries = left.redeliveries,
+                parked_or_brought_back = left.moved,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "finished the work a stopped node left halfway"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "finishing the work a stopped node left halfway failed; the next start tries again"),
         }
     }
 }

@@ -86,8 +86,9 @@ impl SqliteStore {
     /// come back one part per claim that parks. When nothing was left halfway it finds
     /// nothing, in one index seek per disabled instance and one per instance with parked
     /// notifications.
-    pub(crate) async fn finish_parking(&self, now: Timestamp) -> Result<()> {
+    pub(crate) async fn finish_parking(&self, now: Timestamp) -> Result<u64> {
         let now = now.as_millisecond();
+        let mut all = 0;
         loop {
             let moved = self
                 .writer
@@ -102,8 +103,9 @@ impl SqliteStore {
                     })
                 })
                 .await?;
+            all += moved;
             if moved < PARK_PART as u64 {
-                return Ok(());
+                return Ok(all);
             }
         }
     }

@@ -250,16 +250,16 @@ impl SqliteStore {
 
     /// Finishes the deletes that a stopped node left halfway (`delete_instance`), when the
     /// server starts (`finish_leftovers`). When none was, one seek of `instances_deleting` finds nothing.
-    pub(crate) async fn finish_deleting(&self) -> Result<()> {
+    pub(crate) async fn finish_deleting(&self) -> Result<usize> {
         let halfway: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM instances INDEXED BY instances_deleting WHERE deleting = 1",
         )
         .fetch_all(&self.readers)
         .await?;
-        for id in halfway {
-            self.delete_rest(InstanceId(id)).await?;
+        for id in &halfway {
+            self.delete_rest(InstanceId(*id)).await?;
         }
-        Ok(())
+        Ok(halfway.len())
     }
 
     pub async fn update_instance(
@@ -410,15 +410,16 @@ impl SqliteStore {
     /// Finishes the forgets of removed resources that a stopped node left halfway
     /// (`update_instance`), when the server starts (`finish_leftovers`). When none was, the `forgetting` table
     /// is empty and this reads nothing else.
-    pub(crate) async fn finish_forgetting(&self) -> Result<()> {
+    pub(crate) async fn finish_forgetting(&self) -> Result<usize> {
         let halfway: Vec<(i64, String)> =
             sqlx::query_as("SELECT instance_id, resource FROM forgetting")
                 .fetch_all(&self.readers)
                 .await?;
+        let n = halfway.len();
         for (id, resource) in halfway {
             self.forget_rest(InstanceId(id), resource).await?;
         }
-        Ok(())
+        Ok(n)
     }
 
     pub async fn set_instance_disabled(

@@ -124,14 +124,20 @@ impl SqliteStore {
     /// already invisible, or harmless, to every read and write the API and the loops make,
     /// and need not hold them up. It can take seconds (6.1 s for a redelivery of 200,000
     /// notifications, docs/behaviour.md, "Start-up after a stop").
-    pub async fn finish_leftovers(&self) -> Result<()> {
+    pub async fn finish_leftovers(&self) -> Result<crate::Leftovers> {
         // Deletes first: a half-deleted instance is disabled, and its notifications are
         // cancelled, not parked.
-        self.finish_deleting().await?;
-        self.finish_forgetting().await?;
+        let deletes = self.finish_deleting().await?;
+        let forgets = self.finish_forgetting().await?;
         // Before parking: a disabled instance's redelivered notifications are then parked.
-        self.finish_redelivering(jiff::Timestamp::now()).await?;
-        self.finish_parking(jiff::Timestamp::now()).await
+        let redeliveries = self.finish_redelivering(jiff::Timestamp::now()).await?;
+        let moved = self.finish_parking(jiff::Timestamp::now()).await?;
+        Ok(crate::Leftovers {
+            deletes,
+            forgets,
+            redeliveries,
+            moved,
+        })
     }
 
     pub async fn close(&self) {

@@ -290,19 +290,20 @@ impl SqliteStore {
 
     /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), when the
     /// server starts (`finish_leftovers`). When none was, the `redeliveries` table is empty.
-    pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<()> {
+    pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<usize> {
         let halfway: Vec<(i64, i64, String, i64, bool)> = sqlx::query_as(
             "SELECT id, instance_id, ids, done, delivered_too FROM redeliveries ORDER BY id",
         )
         .fetch_all(&self.readers)
         .await?;
+        let n = halfway.len();
         for (run, instance, ids, done, any) in halfway {
             let ids: Vec<String> = from_json(&ids, "redeliveries.ids")?;
             let done = usize::try_from(done).unwrap_or(0);
             self.redeliver_from(InstanceId(instance), ids, done, Some(run), any, now)
                 .await?;
         }
-        Ok(())
+        Ok(n)
     }
 }
 

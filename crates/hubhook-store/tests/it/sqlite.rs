@@ -409,12 +409,19 @@ async fn a_restart_finishes_what_a_stopped_node_left_halfway() {
         let all = conformance::SEVERAL_PARTS as i64;
         store.close().await;
         set_disabled_only(&path, instance, false).await;
-        let store = restarted(&path).await;
+        let (store, left) = restarted(&path).await;
         assert_eq!(parts(&path, instance).await, (all, 0));
+        assert_eq!(left.moved, all as u64);
         store.close().await;
         set_disabled_only(&path, instance, true).await;
-        let store = restarted(&path).await;
+        let (store, left) = restarted(&path).await;
         assert_eq!(parts(&path, instance).await, (0, all));
+        assert_eq!(left.moved, all as u64);
+        let (store, left) = {
+            store.close().await;
+            restarted(&path).await
+        };
+        assert!(!left.any(), "nothing left the second time: {left:?}");
         store.close().await;
     })
     .await
@@ -422,10 +429,10 @@ async fn a_restart_finishes_what_a_stopped_node_left_halfway() {
 
 /// The store opened again and the work a stopped node left halfway finished, as a server
 /// does when it starts (`Store::finish_leftovers`, beside its API).
-async fn restarted(path: &Path) -> Store {
+async fn restarted(path: &Path) -> (Store, hubhook_store::Leftovers) {
     let store = Store::open(&url(path), key()).await.unwrap();
-    store.finish_leftovers().await.unwrap();
-    store
+    let left = store.finish_leftovers().await.unwrap();
+    (store, left)
 }
 
 /// Leaves an instance as the first write of its delete does (`deleting` and `disabled` set,
@@ -468,7 +475,8 @@ async fn a_restart_finishes_a_delete_a_stopped_node_left_halfway() {
         let (_, instance) = conformance::disabled_instance_with_several_parts(&store).await;
         store.close().await;
         mark_deleting(&path, instance).await;
-        let store = restarted(&path).await;
+        let (store, left) = restarted(&path).await;
+        assert_eq!(left.deletes, 1);
         let all = conformance::SEVERAL_PARTS as i64;
         let counts = (
             count_of(&path, "SELECT COUNT(*) FROM instances WHERE id = $1", instance).await,
@@ -586,7 +594,8 @@ async fn a_restart_finishes_a_forget_a_stopped_node_left_halfway() {
         assert_eq!(count_of(&path, listed, finished.id).await, 0);
         assert_eq!(count_of(&path, listed, instance.id).await, 1);
         store.close().await;
-        let store = restarted(&path).await;
+        let (store, left) = restarted(&path).await;
+        assert_eq!(left.forgets, 1);
         assert_eq!(known_count(&path, instance.id, "companies").await, 0);
         assert_eq!(known_count(&path, instance.id, "contacts").await, 3);
         assert_eq!(count_of(&path, listed, instance.id).await, 0);
@@ -673,7 +682,8 @@ async fn a_restart_finishes_a_redelivery_a_stopped_node_left_halfway() {
                     .unwrap();
             }
         }
-        let store = restarted(&path).await;
+        let (store, left) = restarted(&path).await;
+        assert_eq!(left.redeliveries, 1);
         let counts = (
             count_of(
                 &path,
@@ -882,7 +892,7 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
         // finishes the delete.
         assert!(store.poll_jobs(doomed).await.unwrap().is_empty());
         store.close().await;
-        let store = restarted(&path).await;
+        let (store, _) = restarted(&path).await;
         let row = count_of(
             &path,
             "SELECT COUNT(*) FROM instances WHERE id = $1",
