@@ -131,4 +131,17 @@ impl Store {
     ) -> Result<u64> {
         on_backend!(self, s => s.redeliver(instance, ids, which, now).await)
     }
+
+    /// [`Store::redeliver`] for several instances (each list in the order given), as one
+    /// request: on PostgreSQL in one transaction; on SQLite every instance's list is recorded
+    /// in a first write, so that a node stopped halfway finishes all of them at its next start
+    /// ([`Store::finish_leftovers`]), and a caller that stops waiting does not stop them.
+    pub async fn redeliver_several(
+        &self,
+        runs: Vec<(InstanceId, Vec<NotificationId>)>,
+        which: Redeliver,
+        now: Timestamp,
+    ) -> Result<u64> {
+        on_backend!(self, s => s.redeliver_several(runs, which, now).await)
+    }
 }

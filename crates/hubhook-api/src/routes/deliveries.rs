@@ -31,7 +31,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::openapi::CommonErrors;
 use crate::routes::notifications::{
-    RedeliveryOut, after, api_status, format_date, list_query, next_page, redeliver,
+    RedeliveryOut, after, api_status, format_date, list_query, next_page, redeliver_several,
 };
 use crate::{ApiError, AppState, auth::Caller};
 
@@ -328,9 +328,8 @@ async fn redeliver_selection(
             entry.push((row.created_at, row.id));
         }
     }
-    let mut redelivered = 0;
-    for (instance, ids) in by_instance {
-        redelivered += redeliver(&state, instance, ids, Redeliver::Undelivered).await?;
-    }
+    let mut runs: Vec<_> = by_instance.into_iter().collect();
+    runs.sort_by_key(|(instance, _)| instance.0);
+    let redelivered = redeliver_several(&state, runs, Redeliver::Undelivered).await?;
     Ok(Json(RedeliveryOut { redelivered }))
 }

@@ -350,6 +350,28 @@ pub(crate) async fn redeliver(
     Ok(due)
 }
 
+/// [`redeliver`] for several instances as one request (`Store::redeliver_several`: all of
+/// them are finished even if the node stops or the caller goes away halfway).
+pub(crate) async fn redeliver_several(
+    state: &AppState,
+    runs: Vec<(InstanceId, Vec<(Timestamp, NotificationId)>)>,
+    which: Redeliver,
+) -> Result<u64, ApiError> {
+    let engine = &state.engine;
+    let instances = runs.len();
+    let runs = runs
+        .into_iter()
+        .map(|(instance, notifications)| (instance, oldest_first(notifications)))
+        .collect();
+    let due = engine
+        .store()
+        .redeliver_several(runs, which, engine.clock().now())
+        .await?;
+    engine.wake_dispatcher();
+    tracing::info!(instances, due, "redelivery requested");
+    Ok(due)
+}
+
 /// The ids, oldest first: by creation time, then id.
 fn oldest_first(mut notifications: Vec<(Timestamp, NotificationId)>) -> Vec<NotificationId> {
     notifications.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));

@@ -188,49 +188,77 @@ impl PostgresStore {
         which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
+        self.write(move |conn| Box::pin(redeliver_in(conn, instance, ids, which, now)))
+            .await
+    }
+
+    /// [`PostgresStore::redeliver`] of several instances in one transaction: all of it or
+    /// none, whatever stops the node.
+    pub async fn redeliver_several(
+        &self,
+        runs: Vec<(InstanceId, Vec<NotificationId>)>,
+        which: Redeliver,
+        now: Timestamp,
+    ) -> Result<u64> {
         self.write(move |conn| {
             Box::pin(async move {
-                // A delete may have come since the route found the instance: none of its
-                // notifications is made due again (the route's answer for a deleted one). The
-                // row lock keeps a delete out until this commits.
-                if !is_locked_for_share(conn, instance).await? {
-                    return Ok(0);
-                }
-                sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
-                    .bind(instance.0)
-                    .execute(&mut *conn)
-                    .await?;
-                // One statement for the whole list, not a round trip per id. A disabled
-                // instance's are parked at once, as its disable parked the others
-                // (`crate::deliveries`, "Paused notifications"); the instance's row, locked
-                // above, keeps an enable waiting until this commits.
-                let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
-                let due = sqlx::query(
-                    "UPDATE notifications SET status = 'pending',
-                         next_attempt_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
-                             THEN NULL ELSE $3 END,
-                         paused_due_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
-                             THEN $3 ELSE NULL END,
-                         failed_attempts = 0
-                     WHERE id = ANY($1) AND instance_id = $2 AND status != 'cancelled'
-                       AND (status != 'delivered' OR $4)
-                       AND (lease_until IS NULL OR lease_until <= $3)",
-                )
-                .bind(&ids)
-                .bind(instance.0)
-                .bind(now.as_millisecond())
-                .bind(which == Redeliver::Any)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if due > 0 {
-                    super::notify(conn, super::Wake::Deliveries).await?;
+                let mut due = 0;
+                for (instance, ids) in runs {
+                    due += redeliver_in(conn, instance, ids, which, now).await?;
                 }
                 Ok(due)
             })
         })
         .await
     }
+}
+
+/// Makes `ids` of the instance due again in the transaction of `conn` (see
+/// `Store::redeliver`); how many were.
+async fn redeliver_in(
+    conn: &mut sqlx::PgConnection,
+    instance: InstanceId,
+    ids: Vec<NotificationId>,
+    which: Redeliver,
+    now: Timestamp,
+) -> Result<u64> {
+    // A delete may have come since the route found the instance: none of its notifications
+    // is made due again (the route's answer for a deleted one). The row lock keeps a delete
+    // out until this commits.
+    if !is_locked_for_share(conn, instance).await? {
+        return Ok(0);
+    }
+    sqlx::query("DELETE FROM delivery_subscriptions WHERE instance_id = $1")
+        .bind(instance.0)
+        .execute(&mut *conn)
+        .await?;
+    // One statement for the whole list, not a round trip per id. A disabled instance's are
+    // parked at once, as its disable parked the others (`crate::deliveries`, "Paused
+    // notifications"); the instance's row, locked above, keeps an enable waiting until this
+    // commits.
+    let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
+    let due = sqlx::query(
+        "UPDATE notifications SET status = 'pending',
+             next_attempt_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                 THEN NULL ELSE $3 END,
+             paused_due_at = CASE WHEN (SELECT disabled FROM instances WHERE id = $2)
+                 THEN $3 ELSE NULL END,
+             failed_attempts = 0
+         WHERE id = ANY($1) AND instance_id = $2 AND status != 'cancelled'
+           AND (status != 'delivered' OR $4)
+           AND (lease_until IS NULL OR lease_until <= $3)",
+    )
+    .bind(&ids)
+    .bind(instance.0)
+    .bind(now.as_millisecond())
+    .bind(which == Redeliver::Any)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if due > 0 {
+        super::notify(conn, super::Wake::Deliveries).await?;
+    }
+    Ok(due)
 }
 
 /// Whether the instance exists, its row then locked against a delete until the transaction

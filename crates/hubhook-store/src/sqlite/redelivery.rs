@@ -213,22 +213,7 @@ impl SqliteStore {
                 let all = to_json(&ids)?;
                 let listed: Option<i64> = store
                     .writer
-                    .write(move |conn| {
-                        Box::pin(async move {
-                            Ok(sqlx::query_scalar(
-                                "INSERT INTO redeliveries
-                                     (instance_id, organization_id, ids, delivered_too)
-                                 SELECT id, organization_id, $2, $3 FROM instances
-                                 WHERE id = $1 AND deleting = 0
-                                 RETURNING id",
-                            )
-                            .bind(instance.0)
-                            .bind(&all)
-                            .bind(any)
-                            .fetch_optional(&mut *conn)
-                            .await?)
-                        })
-                    })
+                    .write(move |conn| Box::pin(list_redelivery(conn, instance, all, any)))
                     .await?;
                 // Gone since the route found it: nothing is made due (as in `redeliver_part`).
                 let Some(run) = listed else { return Ok(0) };
@@ -237,6 +222,53 @@ impl SqliteStore {
                 None
             };
             store.redeliver_from(instance, ids, 0, run, any, now).await
+        })
+        .await
+    }
+
+    /// [`SqliteStore::redeliver`] of several instances, each list in the order given: every
+    /// list is recorded in `redeliveries` in one first write, however short, so that a node
+    /// stopped halfway finishes every instance's at its next start (`finish_redelivering`),
+    /// not only the one it was at; and the parts run in a task of their own, so a request
+    /// dropped halfway does not stop them either. Instances deleted meanwhile are skipped.
+    pub async fn redeliver_several(
+        &self,
+        runs: Vec<(InstanceId, Vec<NotificationId>)>,
+        which: Redeliver,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let any = which == Redeliver::Any;
+        let store = self.clone();
+        to_the_end(async move {
+            let mut lists = Vec::with_capacity(runs.len());
+            for (instance, ids) in runs {
+                let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
+                let all = to_json(&ids)?;
+                lists.push((instance, ids, all));
+            }
+            let listed = store
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let mut listed = Vec::with_capacity(lists.len());
+                        for (instance, ids, all) in lists {
+                            let run = list_redelivery(conn, instance, all, any).await?;
+                            listed.push((instance, ids, run));
+                        }
+                        Ok(listed)
+                    })
+                })
+                .await?;
+            let mut due = 0;
+            for (instance, ids, run) in listed {
+                // Gone since the route found it: nothing is made due.
+                if let Some(run) = run {
+                    due += store
+                        .redeliver_from(instance, ids, 0, Some(run), any, now)
+                        .await?;
+                }
+            }
+            Ok(due)
         })
         .await
     }
@@ -305,6 +337,27 @@ impl SqliteStore {
         }
         Ok(n)
     }
+}
+
+/// Records a redelivery of `ids` (a JSON list) in `redeliveries`, for the next start to finish
+/// if this node stops first; `None` if the instance is gone.
+async fn list_redelivery(
+    conn: &mut sqlx::SqliteConnection,
+    instance: InstanceId,
+    ids: String,
+    any: bool,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO redeliveries (instance_id, organization_id, ids, delivered_too)
+         SELECT id, organization_id, $2, $3 FROM instances
+         WHERE id = $1 AND deleting = 0
+         RETURNING id",
+    )
+    .bind(instance.0)
+    .bind(ids)
+    .bind(any)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// `NotFound` unless the instance exists (inside the writer's transaction, so it holds for the

@@ -3364,6 +3364,43 @@ pub async fn check_a_redelivery_and_a_replay_of_several_parts_take_every_one(sto
     assert_eq!(last.unwrap().replay_of, Some(id(SEVERAL_PARTS - 1)));
 }
 
+/// A redelivery of several instances (the organization's `PUT` of its deliveries) makes every
+/// instance's notifications due, several parts of one of them included, and skips an
+/// instance deleted since its list was made. Fails if it stops after the first instance.
+pub async fn check_a_redelivery_of_several_instances_takes_every_one(store: &Store) {
+    let (org, user) = organization(store, 1).await;
+    let [big, small, gone] =
+        instances_for(store, &[(org, user, 1), (org, user, 2), (org, user, 3)]).await[..]
+    else {
+        unreachable!()
+    };
+    let at = t0() + 1.seconds();
+    notifications_due_at(store, big, 0, SEVERAL_PARTS, at).await;
+    notifications_due_at(store, small, SEVERAL_PARTS, 3, at).await;
+    notifications_due_at(store, gone, SEVERAL_PARTS + 3, 2, at).await;
+    assert!(store.delete_instance(org, gone).await.unwrap());
+    let id = |n: usize| NotificationId(format!("notification-{n}"));
+    let runs = vec![
+        (big, (0..SEVERAL_PARTS).map(id).collect()),
+        (small, (SEVERAL_PARTS..SEVERAL_PARTS + 3).map(id).collect()),
+        (
+            gone,
+            (SEVERAL_PARTS + 3..SEVERAL_PARTS + 5).map(id).collect(),
+        ),
+    ];
+    let later = t0() + 5.seconds();
+    let due = store
+        .redeliver_several(runs, Redeliver::Undelivered, later)
+        .await;
+    assert_eq!(due.unwrap(), SEVERAL_PARTS as u64 + 3);
+    for n in [0, SEVERAL_PARTS - 1, SEVERAL_PARTS, SEVERAL_PARTS + 2] {
+        let row = store.notification(&id(n)).await.unwrap().unwrap();
+        assert_eq!(row.next_attempt_at, Some(later), "notification-{n}");
+    }
+    let row = store.notification(&id(SEVERAL_PARTS + 3)).await.unwrap();
+    assert_eq!(row.unwrap().status, "cancelled", "the deleted instance's");
+}
+
 /// A redelivery's list was made before some of its notifications were delivered (their
 /// attempts were still going, or another redelivery sent them first): those are not sent
 /// twice, unless the redelivery is a resend ([`Redeliver::Any`]). Fails if a redelivery

@@ -60,6 +60,7 @@ macro_rules! every_check {
             conformance::check_a_backlog_of_several_parts_is_parked_and_comes_back_whole,
             conformance::check_deleting_an_instance_of_several_parts_cancels_and_forgets_it_all,
             conformance::check_a_redelivery_and_a_replay_of_several_parts_take_every_one,
+            conformance::check_a_redelivery_of_several_instances_takes_every_one,
             conformance::check_a_redelivery_leaves_what_was_delivered_meanwhile,
             conformance::check_the_next_due_time_looks_past_a_crowded_head,
             conformance::check_a_claim_behind_a_full_receiver_s_backlog_finds_the_rest,

@@ -924,3 +924,65 @@ async fn an_instance_enabled_by_an_older_node_gets_its_notifications_back() {
     })
     .await
 }
+
+/// A redelivery of several instances lists every instance's ids in its first write, however
+/// short the list, so that a node stopped after that write finishes all of them at its next
+/// start, not only the instance it was at; and nothing is left listed at its end. Fails if an
+/// instance's list is recorded only when its turn comes (the short one was not recorded at
+/// all: a stopped node left it queued for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_of_several_instances_is_listed_whole_before_its_parts() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, user) = conformance::organization(&store, 1).await;
+        let [big, small] =
+            conformance::instances_for(&store, &[(org, user, 1), (org, user, 2)]).await[..]
+        else {
+            unreachable!()
+        };
+        // Twenty parts: time enough to see the list while they run.
+        let many = 20_000;
+        let at = t0() + 1.seconds();
+        conformance::notifications_due_at(&store, big, 0, many, at).await;
+        conformance::notifications_due_at(&store, small, many, 2, at).await;
+        let id = |n: usize| NotificationId(format!("notification-{n}"));
+        let runs = vec![
+            (big, (0..many).map(id).collect()),
+            (small, (many..many + 2).map(id).collect()),
+        ];
+        let running = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .redeliver_several(
+                        runs,
+                        hubhook_store::Redeliver::Undelivered,
+                        t0() + 5.seconds(),
+                    )
+                    .await
+            }
+        });
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+        let listed = "SELECT COUNT(*) FROM redeliveries";
+        let seen: i64 = loop {
+            let n: i64 = sqlx::query_scalar(listed)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            if n > 0 || running.is_finished() {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(seen, 2, "both instances listed in the first write");
+        assert_eq!(running.await.unwrap().unwrap(), many as u64 + 2);
+        let left: i64 = sqlx::query_scalar(listed)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "nothing left listed at the end");
+        store.close().await;
+    })
+    .await
+}
