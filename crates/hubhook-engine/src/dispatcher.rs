@@ -173,6 +173,11 @@ pub async fn attempt(
                 .await;
             match admission {
                 Admission::Go => {
+                    let mut admitted = Admitted {
+                        receivers,
+                        origin: &origin,
+                        reported: false,
+                    };
                     let admitted_at = engine.clock().now();
                     // The attempt's row exists before the POST leaves: a crash after it can
                     // never leave a POST the history does not show.
@@ -189,7 +194,7 @@ pub async fn attempt(
                         match begun {
                             Ok(id) => attempt_id = Some(id),
                             Err(err) => {
-                                receivers.cancel(&origin);
+                                // `admitted` gives the admission back.
                                 return match err {
                                     StoreError::LeaseLost => Ok(()),
                                     err => Err(err).context("recording the start of an attempt"),
@@ -199,6 +204,7 @@ pub async fn attempt(
                     }
                     let sent = send_in_slot(engine, target, &origin, &notification, slot).await;
                     receivers.finish(&origin, sent.unwell(), admitted_at, engine.clock().now());
+                    admitted.reported = true;
                     sent
                 }
                 Admission::Later(due_at, why) => {
@@ -289,6 +295,24 @@ fn random_unit() -> f64 {
     match getrandom::fill(&mut bytes) {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
         Err(_) => 0.5,
+    }
+}
+
+/// An admission to a receiver, given back unless its end was reported: an attempt that ends
+/// otherwise (an error before its POST, a panic, an abort) would leave the receiver's count of
+/// deliveries in flight one too high for good, and a receiver taking one at a time
+/// (`crate::receivers`) would take none again.
+struct Admitted<'a> {
+    receivers: &'a crate::receivers::Receivers,
+    origin: &'a str,
+    reported: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.receivers.cancel(self.origin);
+        }
     }
 }
 

@@ -34,7 +34,8 @@
 //!   again. Other 4xx answers come from a receiver that is up, so they do not count.
 //!
 //! The dispatcher asks [`Receivers::skip`] which instances to leave out of the next claim
-//! (their origin is open, probing, full or out of tokens), so their notifications stay in the
+//! (their origin is open, probing, full, out of tokens, or taking one at a time and busy), so
+//! their notifications stay in the
 //! database instead of taking slots, and claims go to instances whose receivers can take them.
 //! A notification claimed anyway (a race between claim and admission) is released unattempted
 //! and due again when the origin can take it: no POST is made, so no attempt is recorded.
@@ -242,10 +243,14 @@ impl Receivers {
             let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
             if origins.len() >= MAX_REMEMBERED || instances.len() >= MAX_REMEMBERED {
                 // An idle origin (nothing in flight, no failure, breaker closed) is the same as
-                // one never seen, so forgetting it changes nothing; an instance tied to a
-                // forgotten origin is tied again at its next admission.
+                // one never seen but for its standing: forgotten after answering, its next
+                // burst waits for one answer again; a failed one is kept. An instance tied to
+                // a forgotten origin is tied again at its next admission.
                 origins.retain(|_, state| {
-                    state.in_flight > 0 || state.failures > 0 || state.open_until_ms.is_some()
+                    state.in_flight > 0
+                        || state.failures > 0
+                        || state.open_until_ms.is_some()
+                        || state.standing == Standing::Failed
                 });
                 instances.retain(|_, origin| origins.contains_key(origin));
             }
@@ -292,7 +297,11 @@ impl Receivers {
             let admission = self.admit(instance, origin, now());
             let until = match admission {
                 Admission::Later(_, Blocked::Full) => deadline,
-                Admission::Later(_, Blocked::Unproven) => deadline.min(start + UNPROVEN_WAIT),
+                // Only for a new receiver, whose first answer is likely near: one whose last
+                // delivery failed is given back at once rather than hold a slot for it.
+                Admission::Later(_, Blocked::Unproven) if !self.failed(origin) => {
+                    deadline.min(start + UNPROVEN_WAIT)
+                }
                 Admission::Go | Admission::Later(..) => return admission,
             };
             if tokio::time::Instant::now() >= until {
@@ -300,6 +309,13 @@ impl Receivers {
             }
             let _ = tokio::time::timeout_at(until, freed).await;
         }
+    }
+
+    /// Whether the last delivery to `origin` failed.
+    fn failed(&self, origin: &str) -> bool {
+        self.origins()
+            .get(origin)
+            .is_some_and(|state| state.standing == Standing::Failed)
     }
 
     /// Counts a POST to `origin` as slow until the returned guard is dropped (held by the

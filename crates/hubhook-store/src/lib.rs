@@ -55,9 +55,9 @@ pub use postgres::{PostgresStore, Wake, Wakeups};
 pub use redelivery::{NotificationFilter, Redeliver};
 pub use retention::Pruned;
 pub use secrets::MasterKey;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Finished, LeftoverWork, SqliteStore};
 
-/// What [`Store::finish_leftovers`] found left halfway, and finished.
+/// What [`Store::finish_leftovers`] finished.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Leftovers {
     /// Deletes of instances.
@@ -111,15 +111,23 @@ impl Store {
         Err(StoreError::InvalidUrl(url.to_owned()))
     }
 
-    /// Finishes the work in parts that a node stopped halfway left in the database (SQLite:
-    /// a delete, a removed resource's forget, a redelivery, a disable's parking; PostgreSQL
-    /// does each in one transaction and leaves nothing). Safe to run beside every other use
-    /// of the store, and what it finishes is invisible meanwhile, so a server runs it after it
-    /// starts listening (`SqliteStore::finish_leftovers`).
-    pub async fn finish_leftovers(&self) -> Result<Leftovers> {
+    /// The work in parts that a node stopped halfway left in the database (SQLite: a delete,
+    /// a removed resource's forget, a redelivery, a disable's parking; PostgreSQL does each in
+    /// one transaction and leaves nothing). A server reads it before it listens and finishes
+    /// it beside its API ([`Store::finish_leftovers`]; `sqlite/leftovers.rs` says why).
+    pub async fn leftovers(&self) -> Result<LeftoverWork> {
         match self {
-            Store::Sqlite(s) => s.finish_leftovers().await,
-            Store::Postgres(_) => Ok(Leftovers::default()),
+            Store::Sqlite(s) => s.leftovers().await,
+            Store::Postgres(_) => Ok(LeftoverWork::default()),
+        }
+    }
+
+    /// Finishes what [`Store::leftovers`] found, each item on its own; what failed comes back
+    /// in [`Finished::left`], to try again.
+    pub async fn finish_leftovers(&self, work: LeftoverWork) -> Finished {
+        match self {
+            Store::Sqlite(s) => s.finish_leftovers(work).await,
+            Store::Postgres(_) => Finished::default(),
         }
     }
 

@@ -142,6 +142,15 @@ impl Store {
         which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
-        on_backend!(self, s => s.redeliver_several(runs, which, now).await)
+        match self {
+            Store::Sqlite(s) => s.redeliver_several(runs, which, now).await,
+            // Spawned, so that a caller that stops waiting does not roll it back.
+            Store::Postgres(s) => {
+                let s = s.clone();
+                tokio::spawn(async move { s.redeliver_several(runs, which, now).await })
+                    .await
+                    .map_err(|e| crate::StoreError::Other(e.to_string()))?
+            }
+        }
     }
 }

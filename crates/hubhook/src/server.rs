@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use hubhook_api::AppState;
 use hubhook_engine::{Engine, EngineConfig};
-use hubhook_store::Store;
+use hubhook_store::{LeftoverWork, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let store = Store::open(&config.database_url, key)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    // Read before the API listens: what live requests list later is theirs to finish.
+    let leftovers = store
+        .leftovers()
+        .await
+        .context("reading the work a stopped node left halfway")?;
     let (delivery_retention, event_retention) = config.retention()?;
     let engine_config = EngineConfig {
         min_refresh_interval: config.min_refresh_interval(),
@@ -98,7 +103,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let tasks = tokio::spawn(async move {
         let api = hubhook_api::serve(listener, app, limits, api_shutdown);
         let watchdog = watch_store(loops_engine.store().clone(), loops_shutdown.clone());
-        let leftovers = finish_leftovers(loops_engine.store().clone(), loops_shutdown.clone());
+        let leftovers = finish_leftovers(
+            loops_engine.store().clone(),
+            leftovers,
+            loops_shutdown.clone(),
+        );
         let (_, _, store, ()) =
             tokio::join!(api, loops_engine.run(loops_shutdown), watchdog, leftovers);
         store
@@ -133,24 +142,39 @@ async fn watch_store(store: Store, shutdown: CancellationToken) -> anyhow::Resul
 /// beside the API and the loops rather than before listening: a redelivery of 200,000
 /// notifications left halfway took 6.1 s to finish, during which a supervisor's probes and
 /// every tenant's requests went unanswered. What is left is invisible or harmless to them
-/// meanwhile (the store's module docs argue it part by part). A failure is logged and what
-/// it left stays listed, for the next start.
-async fn finish_leftovers(store: Store, shutdown: CancellationToken) {
-    let started = std::time::Instant::now();
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        finished = store.finish_leftovers() => match finished {
-            Ok(left) if left.any() => tracing::info!(
-                deletes = left.deletes,
-                forgets = left.forgets,
-                redeliveries = left.redeliveries,
-                parked_or_brought_back = left.moved,
+/// meanwhile (hubhook-store's `sqlite/leftovers.rs` argues it). What fails is logged and tried
+/// again, from a second on and doubling up to five minutes, while the server runs.
+async fn finish_leftovers(store: Store, mut work: LeftoverWork, shutdown: CancellationToken) {
+    let mut pause = std::time::Duration::from_secs(1);
+    while !work.is_empty() {
+        let started = std::time::Instant::now();
+        let finished = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            finished = store.finish_leftovers(work) => finished,
+        };
+        let done = finished.done;
+        if done.any() {
+            tracing::info!(
+                deletes = done.deletes,
+                forgets = done.forgets,
+                redeliveries = done.redeliveries,
+                parked_or_brought_back = done.moved,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "finished the work a stopped node left halfway"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "finishing the work a stopped node left halfway failed; the next start tries again"),
+            );
         }
+        for error in &finished.errors {
+            tracing::error!(%error, "finishing the work a stopped node left halfway failed; trying again");
+        }
+        work = finished.left;
+        if work.is_empty() {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(300));
     }
 }
 

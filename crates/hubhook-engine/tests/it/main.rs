@@ -528,6 +528,21 @@ async fn changes(
     contacts
 }
 
+/// One new contact polled and delivered, so that the setup's receiver has answered on this
+/// node (a receiver new to it takes one delivery at a time, `receivers`): for tests of a
+/// receiver that answered, then hangs.
+async fn answered_once(engine: &Engine, clock: &TestClock, setup: &Setup) {
+    changes(engine, clock, setup, "Warm", 1).await;
+    assert!(engine.dispatch_due().await.expect("dispatch") > 0);
+    while engine.dispatch_due().await.expect("dispatch") > 0 {}
+    assert!(
+        statuses(engine, setup.instance)
+            .await
+            .iter()
+            .all(|s| s == "delivered")
+    );
+}
+
 /// Moves the clock by `step` and runs a delivery round, `rounds` times.
 async fn run_for(engine: &Engine, clock: &TestClock, step: Duration, rounds: usize) {
     for _ in 0..rounds {
@@ -787,8 +802,10 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: imp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_to_a_hanging_receiver_leaves_slots_to_another_organization() {
     let (hanging, clock, setup) = start(StatusCode::OK).await;
-    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
     let engine = engine_with(open(&setup.url).await, clock.clock(), shared_slots_config());
+    // A receiver that answered, then hangs: it takes its whole limit at once.
+    answered_once(&engine, &clock, &setup).await;
+    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
     // The first organization: 50 notifications, older than anything of the other, more than
     // the four slots and their sixteen slow POSTs can hold.
     changes(&engine, &clock, &setup, "Backlog", 500).await;
@@ -938,13 +955,15 @@ async fn a_lone_organization_still_uses_every_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_organization_alone_leaves_a_slot_to_a_newcomer() {
     let (hanging, clock, setup) = start(StatusCode::OK).await;
-    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
     let timeout = Duration::from_secs(60);
     let engine = engine_with(
         open(&setup.url).await,
         clock.clock(),
         slots_config(2, timeout),
     );
+    // A receiver that answered, then hangs: it takes its whole limit at once.
+    answered_once(&engine, &clock, &setup).await;
+    hanging.hold_next.store(usize::MAX / 2, Ordering::SeqCst);
     // 30 notifications, more than the two slots and their eight slow POSTs can hold.
     changes(&engine, &clock, &setup, "Hang", 300).await;
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -47,7 +47,7 @@
 //! - A resource leaves the list only in a write that finds none of its known objects, so a
 //!   forget still running for a later removal of the same resource is never left unlisted.
 //! - A node stopped halfway leaves the resource listed; the next start finishes its forget
-//!   (`finish_forgetting`). The list goes with the instance's row (`ON DELETE CASCADE`).
+//!   (`finish_leftovers`). The list goes with the instance's row (`ON DELETE CASCADE`).
 //!
 //! An update that removes nothing reads no known object at all.
 
@@ -185,7 +185,7 @@ impl SqliteStore {
         }
         // A crash halfway is finished when the server next starts (`finish_leftovers`).
         let store = self.clone();
-        to_the_end(async move { store.delete_rest(id).await }).await?;
+        to_the_end(async move { store.remove_deleted(id).await }).await?;
         Ok(true)
     }
 
@@ -200,11 +200,33 @@ impl SqliteStore {
         }
         let store = self.clone();
         tokio::spawn(async move {
-            if let Err(error) = store.delete_rest(id).await {
-                tracing::warn!(instance = %id, %error, "removing a deleted instance's rows stopped; the next start finishes it");
+            // Tried again while the store can write: the instance is invisible meanwhile, but
+            // its due notifications, not yet cancelled, stay in the claims' due index.
+            let mut pause = std::time::Duration::from_secs(1);
+            while let Err(error) = store.remove_deleted(id).await {
+                if !store.is_writable() {
+                    tracing::warn!(instance = %id, %error, "removing a deleted instance's rows stopped; the next start finishes it");
+                    return;
+                }
+                tracing::warn!(instance = %id, %error, "removing a deleted instance's rows failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(300));
             }
         });
         Ok(true)
+    }
+
+    /// The rest of a delete ([`SqliteStore::delete_rest`]), one instance at a time: the writer
+    /// commits the writes queued together in one transaction, so several deletes' parts side
+    /// by side would hold every other write for several parts, not one. A caller that gets
+    /// its answer first (`begin_delete_instance`) could otherwise start any number of them.
+    pub(super) async fn remove_deleted(&self, id: InstanceId) -> Result<()> {
+        let _one = self
+            .removals
+            .acquire()
+            .await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))?;
+        self.delete_rest(id).await
     }
 
     /// The first write of a delete: the instance marked `deleting` and disabled, its poll jobs
@@ -239,27 +261,13 @@ impl SqliteStore {
     }
 
     /// The parts of a delete after the first write, until the row is gone.
-    async fn delete_rest(&self, id: InstanceId) -> Result<()> {
+    pub(super) async fn delete_rest(&self, id: InstanceId) -> Result<()> {
         while !self
             .writer
             .write(move |conn| Box::pin(delete_part(conn, id)))
             .await?
         {}
         Ok(())
-    }
-
-    /// Finishes the deletes that a stopped node left halfway (`delete_instance`), when the
-    /// server starts (`finish_leftovers`). When none was, one seek of `instances_deleting` finds nothing.
-    pub(crate) async fn finish_deleting(&self) -> Result<usize> {
-        let halfway: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM instances INDEXED BY instances_deleting WHERE deleting = 1",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        for id in &halfway {
-            self.delete_rest(InstanceId(*id)).await?;
-        }
-        Ok(halfway.len())
     }
 
     pub async fn update_instance(
@@ -394,7 +402,7 @@ impl SqliteStore {
     }
 
     /// The parts of forgetting a removed resource, until none of its known objects is left.
-    async fn forget_rest(&self, id: InstanceId, resource: String) -> Result<()> {
+    pub(super) async fn forget_rest(&self, id: InstanceId, resource: String) -> Result<()> {
         while self
             .writer
             .write({
@@ -405,21 +413,6 @@ impl SqliteStore {
             == PARK_PART
         {}
         Ok(())
-    }
-
-    /// Finishes the forgets of removed resources that a stopped node left halfway
-    /// (`update_instance`), when the server starts (`finish_leftovers`). When none was, the `forgetting` table
-    /// is empty and this reads nothing else.
-    pub(crate) async fn finish_forgetting(&self) -> Result<usize> {
-        let halfway: Vec<(i64, String)> =
-            sqlx::query_as("SELECT instance_id, resource FROM forgetting")
-                .fetch_all(&self.readers)
-                .await?;
-        let n = halfway.len();
-        for (id, resource) in halfway {
-            self.forget_rest(InstanceId(id), resource).await?;
-        }
-        Ok(n)
     }
 
     pub async fn set_instance_disabled(

@@ -24,6 +24,7 @@ mod events;
 mod feed;
 mod finish_batch;
 mod instances;
+mod leftovers;
 mod organizations;
 mod packed;
 mod polls;
@@ -45,6 +46,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions as _, Row as _};
 
 use crate::{MasterKey, Result, StoreError};
+pub use leftovers::{Finished, LeftoverWork};
 use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -65,6 +67,8 @@ pub struct SqliteStore {
     finishes: Arc<crate::finish_queue::FinishQueue>,
     /// When this store's claims last parked (`crate::deliveries::Parking`).
     parking: Arc<crate::deliveries::Parking>,
+    /// One removal of a deleted instance's rows at a time (`remove_deleted`).
+    removals: Arc<tokio::sync::Semaphore>,
 }
 
 /// The file path of `sqlite://PATH` or `sqlite:PATH`. A `?query` (such as `?mode=rwc`) is not
@@ -112,31 +116,7 @@ impl SqliteStore {
             key: Arc::new(key),
             finishes: Arc::default(),
             parking: Arc::default(),
-        })
-    }
-
-    /// Finishes the work in parts that a stopped node left halfway: deletes, forgets of removed
-    /// resources, redeliveries, and a disable's or enable's parking. The server runs this
-    /// beside its API, not before it listens: each part is a write of its own that is correct
-    /// between any other two writes (the delete, forget, redelivery and parking sections of
-    /// `sqlite/instances.rs`, `sqlite/redelivery.rs` and `crate::deliveries` argue it), which
-    /// is how the same parts run while a live request waits for them; so what was left is
-    /// already invisible, or harmless, to every read and write the API and the loops make,
-    /// and need not hold them up. It can take seconds (6.1 s for a redelivery of 200,000
-    /// notifications, docs/behaviour.md, "Start-up after a stop").
-    pub async fn finish_leftovers(&self) -> Result<crate::Leftovers> {
-        // Deletes first: a half-deleted instance is disabled, and its notifications are
-        // cancelled, not parked.
-        let deletes = self.finish_deleting().await?;
-        let forgets = self.finish_forgetting().await?;
-        // Before parking: a disabled instance's redelivered notifications are then parked.
-        let redeliveries = self.finish_redelivering(jiff::Timestamp::now()).await?;
-        let moved = self.finish_parking(jiff::Timestamp::now()).await?;
-        Ok(crate::Leftovers {
-            deletes,
-            forgets,
-            redeliveries,
-            moved,
+            removals: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 

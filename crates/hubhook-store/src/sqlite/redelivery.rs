@@ -4,9 +4,7 @@ use hubhook_core::{InstanceId, NotificationId};
 use jiff::Timestamp;
 use sqlx::Row as _;
 
-use super::{
-    SqliteStore, deliveries::notification_row, from_json, packed, timestamp, to_json, to_the_end,
-};
+use super::{SqliteStore, deliveries::notification_row, packed, timestamp, to_json, to_the_end};
 use crate::{
     Deactivation, NewNotification, NotificationRow, Result,
     redelivery::{NotificationFilter, Redeliver},
@@ -194,7 +192,7 @@ impl SqliteStore {
     /// delete that comes between two parts stops the rest; what was made due before it, it
     /// cancels. A redelivery of more than one part is listed in `redeliveries` from a first
     /// write on, with its ids, and each part's write moves its count on, so that the next start
-    /// finishes one a stopped node left halfway (`finish_redelivering`): the first part
+    /// finishes one a stopped node left halfway (`finish_leftovers`): the first part
     /// has reactivated the subscription, and the rest would otherwise stay queued for good.
     pub async fn redeliver(
         &self,
@@ -228,7 +226,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::redeliver`] of several instances, each list in the order given: every
     /// list is recorded in `redeliveries` in one first write, however short, so that a node
-    /// stopped halfway finishes every instance's at its next start (`finish_redelivering`),
+    /// stopped halfway finishes every instance's at its next start (`finish_leftovers`),
     /// not only the one it was at; and the parts run in a task of their own, so a request
     /// dropped halfway does not stop them either. Instances deleted meanwhile are skipped.
     pub async fn redeliver_several(
@@ -276,7 +274,7 @@ impl SqliteStore {
     /// The parts of a redelivery from its `done`th id on. `run` is its row in `redeliveries`
     /// (none for a single part): each part's write moves it on, and the last deletes it, as
     /// does the part that finds the instance gone.
-    async fn redeliver_from(
+    pub(super) async fn redeliver_from(
         &self,
         instance: InstanceId,
         ids: Vec<String>,
@@ -318,24 +316,6 @@ impl SqliteStore {
             done = next;
         }
         Ok(due)
-    }
-
-    /// Finishes the redeliveries that a stopped node left halfway (`redeliver`), when the
-    /// server starts (`finish_leftovers`). When none was, the `redeliveries` table is empty.
-    pub(crate) async fn finish_redelivering(&self, now: Timestamp) -> Result<usize> {
-        let halfway: Vec<(i64, i64, String, i64, bool)> = sqlx::query_as(
-            "SELECT id, instance_id, ids, done, delivered_too FROM redeliveries ORDER BY id",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        let n = halfway.len();
-        for (run, instance, ids, done, any) in halfway {
-            let ids: Vec<String> = from_json(&ids, "redeliveries.ids")?;
-            let done = usize::try_from(done).unwrap_or(0);
-            self.redeliver_from(InstanceId(instance), ids, done, Some(run), any, now)
-                .await?;
-        }
-        Ok(n)
     }
 }
 

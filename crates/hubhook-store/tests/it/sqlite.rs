@@ -431,8 +431,11 @@ async fn a_restart_finishes_what_a_stopped_node_left_halfway() {
 /// does when it starts (`Store::finish_leftovers`, beside its API).
 async fn restarted(path: &Path) -> (Store, hubhook_store::Leftovers) {
     let store = Store::open(&url(path), key()).await.unwrap();
-    let left = store.finish_leftovers().await.unwrap();
-    (store, left)
+    let work = store.leftovers().await.unwrap();
+    let finished = store.finish_leftovers(work).await;
+    assert!(finished.errors.is_empty(), "{:?}", finished.errors);
+    assert!(finished.left.is_empty());
+    (store, finished.done)
 }
 
 /// Leaves an instance as the first write of its delete does (`deleting` and `disabled` set,
@@ -950,6 +953,9 @@ async fn a_redelivery_of_several_instances_is_listed_whole_before_its_parts() {
             (big, (0..many).map(id).collect()),
             (small, (many..many + 2).map(id).collect()),
         ];
+        use sqlx::Connection as _;
+        // Connected first: the watch starts with the redelivery.
+        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
         let running = tokio::spawn({
             let store = store.clone();
             async move {
@@ -962,8 +968,6 @@ async fn a_redelivery_of_several_instances_is_listed_whole_before_its_parts() {
                     .await
             }
         });
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
         let listed = "SELECT COUNT(*) FROM redeliveries";
         let seen: i64 = loop {
             let n: i64 = sqlx::query_scalar(listed)
@@ -982,6 +986,46 @@ async fn a_redelivery_of_several_instances_is_listed_whole_before_its_parts() {
             .await
             .unwrap();
         assert_eq!(left, 0, "nothing left listed at the end");
+        store.close().await;
+    })
+    .await
+}
+
+/// What a start finishes is what it read before its API listened: a redelivery listed by a
+/// live request after that is the request's own, and finishing the leftovers leaves it alone
+/// (run twice, it would make due again what failed since, and reactivate a subscription
+/// deactivated since). Fails if the finishing reads the tables itself.
+#[tokio::test]
+async fn the_leftovers_finished_are_those_read_before_listening() {
+    crate::conformance::with_tokens(async move {
+        let (_dir, path, store) = fresh().await;
+        let (org, user) = conformance::organization(&store, 1).await;
+        let [instance] = conformance::instances_for(&store, &[(org, user, 1)]).await[..] else {
+            unreachable!()
+        };
+        conformance::notifications_due_at(&store, instance, 0, 3, t0() + 1.seconds()).await;
+        let work = store.leftovers().await.unwrap();
+        {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+            sqlx::query(
+                "INSERT INTO redeliveries (instance_id, organization_id, ids, done)
+                 SELECT id, organization_id, '[\"notification-0\"]', 0 FROM instances
+                 WHERE id = $1",
+            )
+            .bind(instance.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        let finished = store.finish_leftovers(work).await;
+        assert_eq!(finished.done.redeliveries, 0);
+        let listed = "SELECT COUNT(*) FROM redeliveries WHERE instance_id = $1";
+        assert_eq!(
+            count_of(&path, listed, instance).await,
+            1,
+            "left to its request"
+        );
         store.close().await;
     })
     .await

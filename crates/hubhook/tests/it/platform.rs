@@ -525,7 +525,7 @@ async fn cloud_elements_conventions_hold() {
 }
 
 /// A server that starts with work in parts left halfway by a stopped node (here a delete whose
-/// instance still has 30,000 notifications to cancel) listens and answers before that work is
+/// instance still has 60,000 notifications to cancel) listens and answers before that work is
 /// done, and finishes it beside its API; the half-deleted instance answers 404 meanwhile.
 /// Fails if the server finishes the work before it listens: every notification would be
 /// cancelled by the time `start` returns. SQLite only (PostgreSQL deletes in one transaction
@@ -543,7 +543,7 @@ async fn a_restarted_server_answers_while_it_finishes_what_a_stopped_node_left()
     // What a node stopped right after a delete's first write leaves (sqlite/instances.rs,
     // "Deleting in parts"): the instance marked and disabled, its jobs gone, its notifications
     // not yet cancelled.
-    pile_up_notifications(&app, doomed, 30_000).await;
+    pile_up_notifications(&app, doomed, 60_000).await;
     for sql in [
         "UPDATE instances SET deleting = 1, disabled = 1 WHERE id = $1",
         "DELETE FROM poll_jobs WHERE instance_id = $1",
@@ -583,7 +583,7 @@ async fn a_delete_answers_before_the_instances_rows_are_removed() {
         )
         .await;
     assert_eq!(status, 200);
-    pile_up_notifications(&app, doomed, 30_000).await;
+    pile_up_notifications(&app, doomed, 60_000).await;
     let (status, deleted) = app
         .send(Method::DELETE, &format!("/instances/{doomed}"), None)
         .await;
