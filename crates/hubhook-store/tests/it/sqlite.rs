@@ -470,7 +470,7 @@ async fn count_of(path: &Path, sql: &'static str, instance: InstanceId) -> i64 {
 /// A delete that a stopped node left after its first write (the instance marked, nothing
 /// cancelled, nothing forgotten) is finished when the store restarts: the row gone,
 /// every notification cancelled, parked ones too, every known object forgotten. Fails
-/// without `finish_deleting` in `finish_leftovers`, or if it stops after one part.
+/// without the deletes in `finish_leftovers`, or if it stops after one part.
 #[tokio::test]
 async fn a_restart_finishes_a_delete_a_stopped_node_left_halfway() {
     crate::conformance::with_tokens(async move {
@@ -572,7 +572,7 @@ async fn a_resource_configured_again_forgets_what_a_stopped_node_left_of_it() {
 /// A forget of a removed resource that a stopped node left before its first part is finished
 /// when the store restarts: every known object of the resource gone (several parts of
 /// them), the other resource's kept, the resource off the list. Fails without
-/// `finish_forgetting` in `finish_leftovers`, or if it stops after one part. A forget that ran to its end
+/// the forgets in `finish_leftovers`, or if it stops after one part. A forget that ran to its end
 /// leaves nothing listed, or every start would walk it again.
 #[tokio::test]
 async fn a_restart_finishes_a_forget_a_stopped_node_left_halfway() {
