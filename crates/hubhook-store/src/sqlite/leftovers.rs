@@ -32,14 +32,15 @@ use super::{SqliteStore, from_json};
 use crate::{Leftovers, Result};
 
 /// The work in parts a stopped node left halfway, read before the API listens.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct LeftoverWork {
     /// Instances marked `deleting`.
     deletes: Vec<InstanceId>,
     /// Resources listed in `forgetting`.
     forgets: Vec<(InstanceId, String)>,
-    /// Rows of `redeliveries`: id, instance, ids (JSON), done, delivered too.
-    redeliveries: Vec<(i64, i64, String, i64, bool)>,
+    /// Rows of `redeliveries`, by id: each is read again when it is finished, so that one
+    /// tried again goes on from where its parts had come.
+    redeliveries: Vec<i64>,
     /// Notifications of disabled instances to park, or of enabled ones to bring back.
     parking: bool,
 }
@@ -78,11 +79,9 @@ impl SqliteStore {
             sqlx::query_as("SELECT instance_id, resource FROM forgetting")
                 .fetch_all(&self.readers)
                 .await?;
-        let redeliveries = sqlx::query_as(
-            "SELECT id, instance_id, ids, done, delivered_too FROM redeliveries ORDER BY id",
-        )
-        .fetch_all(&self.readers)
-        .await?;
+        let redeliveries = sqlx::query_scalar("SELECT id FROM redeliveries ORDER BY id")
+            .fetch_all(&self.readers)
+            .await?;
         Ok(LeftoverWork {
             deletes: deletes.into_iter().map(InstanceId).collect(),
             forgets: forgets
@@ -125,15 +124,12 @@ impl SqliteStore {
             }
         }
         // Before parking: a disabled instance's redelivered notifications are then parked.
-        for row in work.redeliveries {
-            match self.finish_redelivery(&row).await {
+        for run in work.redeliveries {
+            match self.finish_redelivery(run).await {
                 Ok(()) => finished.done.redeliveries += 1,
                 Err(error) => {
-                    let instance = row.1;
-                    finished
-                        .errors
-                        .push(format!("redelivery to instance {instance}: {error}"));
-                    finished.left.redeliveries.push(row);
+                    finished.errors.push(format!("redelivery {run}: {error}"));
+                    finished.left.redeliveries.push(run);
                 }
             }
         }
@@ -149,17 +145,26 @@ impl SqliteStore {
         finished
     }
 
-    /// The rest of a redelivery from where it stopped.
-    async fn finish_redelivery(&self, row: &(i64, i64, String, i64, bool)) -> Result<()> {
-        let (run, instance, ids, done, any) = row;
-        let ids: Vec<String> = from_json(ids, "redeliveries.ids")?;
-        let done = usize::try_from(*done).unwrap_or(0);
+    /// The rest of the redelivery listed as `run`, from where its parts had come (nothing if
+    /// it is no longer listed).
+    async fn finish_redelivery(&self, run: i64) -> Result<()> {
+        let row: Option<(i64, String, i64, bool)> = sqlx::query_as(
+            "SELECT instance_id, ids, done, delivered_too FROM redeliveries WHERE id = $1",
+        )
+        .bind(run)
+        .fetch_optional(&self.readers)
+        .await?;
+        let Some((instance, ids, done, any)) = row else {
+            return Ok(());
+        };
+        let ids: Vec<String> = from_json(&ids, "redeliveries.ids")?;
+        let done = usize::try_from(done).unwrap_or(0);
         self.redeliver_from(
-            InstanceId(*instance),
+            InstanceId(instance),
             ids,
             done,
-            Some(*run),
-            *any,
+            Some(run),
+            any,
             Timestamp::now(),
         )
         .await?;

@@ -201,27 +201,16 @@ impl SqliteStore {
         which: Redeliver,
         now: Timestamp,
     ) -> Result<u64> {
+        if ids.len() > PART {
+            return self
+                .redeliver_several(vec![(instance, ids)], which, now)
+                .await;
+        }
         let any = which == Redeliver::Any;
         let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
         let store = self.clone();
-        // All of it in the spawned task, the listing too: listed by a request dropped before
-        // its parts began, it would run only at the next start, days later perhaps.
-        to_the_end(async move {
-            let run = if ids.len() > PART {
-                let all = to_json(&ids)?;
-                let listed: Option<i64> = store
-                    .writer
-                    .write(move |conn| Box::pin(list_redelivery(conn, instance, all, any)))
-                    .await?;
-                // Gone since the route found it: nothing is made due (as in `redeliver_part`).
-                let Some(run) = listed else { return Ok(0) };
-                Some(run)
-            } else {
-                None
-            };
-            store.redeliver_from(instance, ids, 0, run, any, now).await
-        })
-        .await
+        to_the_end(async move { store.redeliver_from(instance, ids, 0, None, any, now).await })
+            .await
     }
 
     /// [`SqliteStore::redeliver`] of several instances, each list in the order given: every
@@ -237,6 +226,8 @@ impl SqliteStore {
     ) -> Result<u64> {
         let any = which == Redeliver::Any;
         let store = self.clone();
+        // All of it in the spawned task, the listing too: listed by a request dropped before
+        // its parts began, it would run only at the next start, days later perhaps.
         to_the_end(async move {
             let mut lists = Vec::with_capacity(runs.len());
             for (instance, ids) in runs {
