@@ -12,10 +12,15 @@ use crate::ApiError;
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A JSON body whose rejections are Cloud Elements error bodies naming what is wrong (axum's
-/// own `Json` answers in plain text).
-pub struct JsonBody<T>(pub T);
+/// own `Json` answers in plain text). `OBJECT`: the body must be a JSON object, as every body
+/// of the platform API is (serde would also read a struct from an array of its fields in
+/// order, `["2026-01-01T00:00:00Z", …]`, and name the Rust type when refusing the rest); the
+/// hub's bodies, passed on to ConnectWise, may be anything (a JSON Patch is an array).
+pub struct JsonBody<T, const OBJECT: bool = true>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const OBJECT: bool> FromRequest<S>
+    for JsonBody<T, OBJECT>
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -50,10 +55,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "{place} contains the NUL character (\\u0000), which text may not contain"
             )));
         }
+        if OBJECT && let Some(kind) = not_an_object(&bytes) {
+            return Err(ApiError::bad_request(format!(
+                "the request body is {kind}, expected a JSON object ({{…}})"
+            )));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = shortened(e.path().to_string());
-            let inner = e.into_inner();
+            let inner = without_rust_types(&e.into_inner().to_string());
             // `?` is the path of an error found before any field was entered (bad syntax).
             if path == "." || path == "?" || path.is_empty() {
                 ApiError::bad_request(format!("the request body is not valid: {inner}"))
@@ -74,6 +84,50 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// What a JSON text that is not an object is, by its first character (`None` for an object,
+/// or for text that is no JSON value at all, which the parser then names).
+fn not_an_object(json: &[u8]) -> Option<&'static str> {
+    let first = json.iter().find(|b| !b.is_ascii_whitespace())?;
+    match first {
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b'n' => Some("null"),
+        b't' | b'f' => Some("a boolean"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        _ => None,
+    }
+}
+
+/// serde's refusal with the Rust types it names said as JSON: "expected struct ElementRef"
+/// (or "… with 2 elements", for an array read as one) is "expected a JSON object".
+fn without_rust_types(message: &str) -> String {
+    let mut said = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("struct ") {
+        said.push_str(&rest[..at]);
+        let after = &rest[at + "struct ".len()..];
+        let name = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name == 0 || !after.starts_with(|c: char| c.is_ascii_uppercase()) {
+            said.push_str("struct ");
+            rest = after;
+            continue;
+        }
+        said.push_str("a JSON object");
+        rest = &after[name..];
+        if let Some(tail) = rest.strip_prefix(" with ")
+            && let Some(end) = tail.find(" element")
+            && tail[..end].chars().all(|c| c.is_ascii_digit())
+        {
+            let tail = &tail[end + " element".len()..];
+            rest = tail.strip_prefix('s').unwrap_or(tail);
+        }
+    }
+    said.push_str(rest);
+    said
+}
+
 /// `text` as a refusal quotes what a caller sent: its first `max` characters, `…` if cut.
 pub(crate) fn shown(text: &str, max: usize) -> String {
     let mut shown: String = text.chars().take(max).collect();
@@ -81,27 +135,6 @@ pub(crate) fn shown(text: &str, max: usize) -> String {
         shown.push('…');
     }
     shown
-}
-
-/// A route that takes no query string, refusing one: `DELETE /instances/1?force=true` would
-/// otherwise do just what it does without it, and the caller believe the parameter counted.
-pub struct NoQuery;
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        match parts.uri.query() {
-            None | Some("") => Ok(NoQuery),
-            Some(query) => Err(ApiError::bad_request(format!(
-                "this route takes no query parameters; got `?{}`",
-                shown(query, 60).escape_debug()
-            ))),
-        }
-    }
 }
 
 /// A body read as bytes (signed callbacks, the legacy sign-in form), with the same `413` as
@@ -381,6 +414,51 @@ fn duplicate_key(json: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_no_object_is_named_by_its_kind() {
+        for (body, kind) in [
+            (&b" [\"2026-01-01T00:00:00Z\"]"[..], Some("an array")),
+            (b"\"x\"", Some("a string")),
+            (b"null", Some("null")),
+            (b"false", Some("a boolean")),
+            (b"-0", Some("a number")),
+            (b"\n {\"a\": [1]}", None),
+            (b"<xml/>", None),
+        ] {
+            assert_eq!(
+                not_an_object(body),
+                kind,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_name_json_not_rust_types() {
+        for (said, plain) in [
+            (
+                "invalid type: string \"x\", expected struct ElementRef at line 1 column 5",
+                "invalid type: string \"x\", expected a JSON object at line 1 column 5",
+            ),
+            (
+                "invalid length 0, expected struct ReplayIn with 2 elements",
+                "invalid length 0, expected a JSON object",
+            ),
+            (
+                "invalid length 0, expected struct ElementRef with 1 element",
+                "invalid length 0, expected a JSON object",
+            ),
+            (
+                "a struct of lower case stays",
+                "a struct of lower case stays",
+            ),
+            ("ends with struct ", "ends with struct "),
+        ] {
+            assert_eq!(without_rust_types(said), plain);
+        }
+    }
 
     /// A body of `chunks` copies of `chunk`, one every `every`.
     struct Trickle {

@@ -19,6 +19,7 @@ mod html;
 mod metrics;
 mod openapi;
 mod paging;
+mod query_params;
 mod routes;
 mod serve;
 mod session;
@@ -83,7 +84,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(metrics::router())
         .split_for_parts();
+    let described = serde_json::to_value(&description).unwrap_or_default();
+    let params = query_params::QueryParams::from_description(&described);
     router
+        // After routing, so that the operation is known: only the described routes.
+        .route_layer(axum::middleware::from_fn(move |request, next| {
+            query_params::refuse_undeclared(params.clone(), request, next)
+        }))
         .route(
             "/openapi.json",
             get(move || async move { Json(description) }),

@@ -168,9 +168,14 @@ const REMEMBERED: usize = 100_000;
 /// them, each within [`LOCKOUT`] of the one before, the email is refused (`429`, with
 /// `Retry-After`) until [`LOCKOUT`] after the last, right password or not, so that guessing
 /// a password costs ten guesses per ten minutes per node. A successful sign-in forgets the
-/// email's failures. Unknown emails are counted alike, so the answers do not tell which
-/// exist. The price: someone who knows an email can keep its owner out of the sign-in (the
-/// API's secrets still work), which the lockout's length bounds.
+/// failures it was counted with. Unknown emails are counted alike, so the answers do not tell
+/// which exist.
+///
+/// That alone would let anyone who knows an email keep its owner out, ten minutes at a time.
+/// So a sign-in from a browser or client where the email signed in before (its device
+/// cookie, [`DEVICE_COOKIE`]) is counted apart, under the email and that cookie, with the same
+/// allowance: a stranger's failures lock out only sign-ins without one, and a device cookie
+/// taken by a stranger buys ten guesses, not more. This is OWASP's "device cookies" scheme.
 #[derive(Default)]
 pub(crate) struct SignInFailures(std::sync::Mutex<HashMap<String, Failures>>);
 
@@ -250,14 +255,33 @@ const WAITING: usize = 64;
 const MAX_EMAIL: usize = 254;
 const MAX_PASSWORD: usize = 1024;
 
-/// Checks the email and password and starts a session: the principal and the session secret
-/// (for the cookie). A wrong email and a wrong password are the same 401.
+/// The cookie that marks where an email signed in before: a token sealed under the master key
+/// ([`hubhook_store::MasterKey::seal_device`]), so that every node sharing the database
+/// knows it and nobody can make one without the email's password. It grants nothing but its
+/// own count of failed sign-ins ([`SignInFailures`]).
+pub(crate) const DEVICE_COOKIE: &str = "hubhook_device";
+/// How long a device cookie is kept; each sign-in with it renews it.
+pub(crate) const DEVICE_DAYS: i64 = 180;
+
+/// A sign-in that succeeded.
+pub(crate) struct SignedIn {
+    pub principal: Principal,
+    /// The new session's secret, for the session cookie.
+    pub session: String,
+    /// The device cookie to set: the one the sign-in came with if it was the email's, else a
+    /// new one.
+    pub device: String,
+}
+
+/// Checks the email and password and starts a session. `device` is the request's device
+/// cookie, if it sent one. A wrong email and a wrong password are the same 401.
 pub(crate) async fn sign_in(
     state: &AppState,
     kind: SessionKind,
     email: &str,
     password: String,
-) -> Result<(Principal, String), ApiError> {
+    device: Option<&str>,
+) -> Result<SignedIn, ApiError> {
     let email = email.trim();
     if email.chars().count() > MAX_EMAIL || password.len() > MAX_PASSWORD {
         return Err(ApiError::bad_request(format!(
@@ -271,28 +295,43 @@ pub(crate) async fn sign_in(
             std::time::Duration::from_secs(1),
         ));
     };
-    let failures = &state.sign_in_failures;
+    let store = state.engine.store();
     let email_key = email.to_lowercase();
-    failures.begin(&email_key, state.engine.clock().now())?;
-    let user = state.engine.store().sign_in_user(email).await?;
+    // A cookie made for another email, or not by this key, is no device cookie at all.
+    let known_device = device.filter(|token| {
+        store.master_key().open_device(token).as_deref() == Some(email_key.as_str())
+    });
+    let counted = match known_device {
+        Some(token) => format!("{email_key}\n{token}"),
+        None => email_key.clone(),
+    };
+    let failures = &state.sign_in_failures;
+    failures.begin(&counted, state.engine.clock().now())?;
+    let user = store.sign_in_user(email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = checked(hash.unwrap_or_else(dummy_hash), password).await?;
     let principal = match user {
         Some(user) if matches => user.principal,
         _ => return Err(ApiError::unauthorized("the email or the password is wrong")),
     };
-    failures.succeeded(&email_key);
+    failures.succeeded(&counted);
+    let device = match known_device {
+        Some(token) => token.to_string(),
+        None => store.master_key().seal_device(&email_key)?,
+    };
     let session = new_secret().map_err(ApiError::internal)?;
     let now = state.engine.clock().now();
     let expires = now
         .checked_add(jiff::SignedDuration::from_hours(SESSION_HOURS))
         .map_err(ApiError::internal)?;
-    state
-        .engine
-        .store()
+    store
         .create_session(kind.hash(&session), principal.user_id, expires)
         .await?;
-    Ok((principal, session))
+    Ok(SignedIn {
+        principal,
+        session,
+        device,
+    })
 }
 
 /// Who holds the session of this kind with this secret, if it is valid now.

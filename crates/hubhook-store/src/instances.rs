@@ -72,6 +72,23 @@ impl Store {
         on_backend!(self, s => s.update_instance(org, id, update).await)
     }
 
+    /// [`Store::update_instance`] for a caller that need not wait for a removed resource's
+    /// known objects to go: it answers once the update is stored, from when nothing reads or
+    /// adds to them. On SQLite they are then forgotten in parts in the background (a node
+    /// stopped first finishes it at its next start, [`Store::finish_leftovers`]); PostgreSQL
+    /// forgets them in the update's transaction, before this returns.
+    pub async fn begin_update_instance(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        update: InstanceUpdate,
+    ) -> Result<Option<InstanceRow>> {
+        match self {
+            Store::Sqlite(s) => s.begin_update_instance(org, id, update).await,
+            Store::Postgres(s) => s.update_instance(org, id, update).await,
+        }
+    }
+
     /// Disables (no polls, no deliveries, hub calls refused) or enables the instance. Its
     /// cursors and due notifications are kept, so enabling resumes where it stopped. `None` if
     /// there is no such instance in `org`.

@@ -111,6 +111,12 @@ impl Store {
         Err(StoreError::InvalidUrl(url.to_owned()))
     }
 
+    /// The key that seals provider secrets, for what else must be sealed or signed so that
+    /// every node sharing the database can open it (the console's device tokens).
+    pub fn master_key(&self) -> &MasterKey {
+        on_backend!(self, s => s.master_key())
+    }
+
     /// The work in parts that a node stopped halfway left in the database (SQLite: a delete,
     /// a removed resource's forget, a redelivery, a disable's parking; PostgreSQL does each in
     /// one transaction and leaves nothing). A server reads it before it listens and finishes

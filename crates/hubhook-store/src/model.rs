@@ -183,6 +183,11 @@ pub struct PollJob {
     pub settled_before: Option<Timestamp>,
     /// The smallest bound seen on how far record dates run behind ConnectWise's `Date` clock.
     pub clock_lag: Option<SignedDuration>,
+    /// When the resource was added to its instance (the instance's creation for the
+    /// resources it was created with): the first poll, the baseline, announces the changes
+    /// made since then by default, not those since the instance was created, which for a
+    /// resource added later would be every change of the instance's lifetime.
+    pub added_at: Timestamp,
     /// The instance's `updated_at` when the job was read. Every change of the instance (its
     /// configuration, secrets, settings or state) moves it forward, never to a value it had
     /// before, so it versions the instance's configuration: the poller's configuration cache

@@ -16,6 +16,9 @@ use crate::{OrganizationId, Result, StoreError};
 const NONCE_LEN: usize = 24;
 /// Prefix of the stored form; a later key-rotation scheme gets a new version.
 const VERSION_PREFIX: &str = "v1:";
+/// What device tokens are sealed under: an organization's secrets are sealed under its
+/// decimal id, which never has a letter, so neither is ever opened as the other.
+const DEVICE_AAD: &[u8] = b"device";
 
 /// The 32-byte key that encrypts provider secrets at rest. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,17 +78,21 @@ impl MasterKey {
     ) -> Result<String> {
         let plaintext = serde_json::to_vec(secrets)
             .map_err(|e| StoreError::Other(format!("secrets are not serializable: {e}")))?;
+        self.seal_bytes(organization.0.to_string().as_bytes(), &plaintext)
+    }
+
+    /// `plaintext` sealed under `aad` (what it is bound to), in the stored text form.
+    fn seal_bytes(&self, aad: &[u8], plaintext: &[u8]) -> Result<String> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce)
             .map_err(|e| StoreError::Other(format!("no random nonce available: {e}")))?;
-        let aad = organization.0.to_string();
         let ciphertext = self
             .cipher()
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
-                    msg: &plaintext,
-                    aad: aad.as_bytes(),
+                    msg: plaintext,
+                    aad,
                 },
             )
             .map_err(|_| StoreError::Other("secrets could not be encrypted".to_owned()))?;
@@ -93,6 +100,43 @@ impl MasterKey {
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
         Ok(format!("{VERSION_PREFIX}{}", BASE64.encode(sealed)))
+    }
+
+    /// The inverse of [`MasterKey::seal_bytes`]; [`StoreError::Decrypt`] if `stored` was not
+    /// sealed under this key and `aad`.
+    fn open_bytes(&self, aad: &[u8], stored: &str) -> Result<Vec<u8>> {
+        let encoded = stored
+            .strip_prefix(VERSION_PREFIX)
+            .ok_or(StoreError::Decrypt)?;
+        let sealed = BASE64.decode(encoded).map_err(|_| StoreError::Decrypt)?;
+        if sealed.len() < NONCE_LEN {
+            return Err(StoreError::Decrypt);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| StoreError::Decrypt)?;
+        self.cipher()
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::Decrypt)
+    }
+
+    /// A device token for `email`: proof, to every node sharing this key, that whoever holds
+    /// it signed in as `email` once (see `hubhook_api::session`, device cookies). Bound to
+    /// its purpose, so it can never be taken for a sealed secret or the other way round.
+    pub fn seal_device(&self, email: &str) -> Result<String> {
+        self.seal_bytes(DEVICE_AAD, email.as_bytes())
+    }
+
+    /// The email a [`MasterKey::seal_device`] token was made for, or `None` if `token` is
+    /// not one of this key's.
+    pub fn open_device(&self, token: &str) -> Option<String> {
+        let email = self.open_bytes(DEVICE_AAD, token).ok()?;
+        String::from_utf8(email).ok()
     }
 
     /// Encrypts one secret (a user or organization secret) the same way, as `{"secret": ..}`.
@@ -116,26 +160,7 @@ impl MasterKey {
         organization: OrganizationId,
         stored: &str,
     ) -> Result<Map<String, Value>> {
-        let encoded = stored
-            .strip_prefix(VERSION_PREFIX)
-            .ok_or(StoreError::Decrypt)?;
-        let sealed = BASE64.decode(encoded).map_err(|_| StoreError::Decrypt)?;
-        if sealed.len() < NONCE_LEN {
-            return Err(StoreError::Decrypt);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| StoreError::Decrypt)?;
-        let aad = organization.0.to_string();
-        let plaintext = self
-            .cipher()
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| StoreError::Decrypt)?;
+        let plaintext = self.open_bytes(organization.0.to_string().as_bytes(), stored)?;
         serde_json::from_slice(&plaintext)
             .map_err(|e| StoreError::Other(format!("decrypted secrets are not a JSON object: {e}")))
     }
@@ -183,5 +208,25 @@ mod tests {
         ));
         // Two seals of the same secrets differ: the nonce is fresh each time.
         assert_ne!(sealed, key.seal(OrganizationId(7), &secrets).unwrap());
+    }
+
+    #[test]
+    fn a_device_token_opens_to_its_email_under_its_key_only() {
+        let key = MasterKey::generate();
+        let token = key.seal_device("ops@example.com").unwrap();
+        assert_eq!(key.open_device(&token).as_deref(), Some("ops@example.com"));
+        assert_ne!(token, key.seal_device("ops@example.com").unwrap());
+        assert_eq!(MasterKey::generate().open_device(&token), None);
+        let mut flipped = token.clone().into_bytes();
+        let last = flipped.len() - 3;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(key.open_device(&String::from_utf8(flipped).unwrap()), None);
+        for bad in ["", "v1:", "v1:!!", "nonsense"] {
+            assert_eq!(key.open_device(bad), None, "{bad:?}");
+        }
+        // Neither is ever taken for the other.
+        let sealed = key.seal_text(OrganizationId(7), "secret").unwrap();
+        assert_eq!(key.open_device(&sealed), None);
+        assert!(key.open(OrganizationId(7), &token).is_err());
     }
 }

@@ -26,7 +26,9 @@ use subtle::ConstantTimeEq as _;
 use super::form::FormData;
 use super::page::{PageError, page};
 use crate::auth::new_secret;
-use crate::session::{SESSION_HOURS, SessionKind, cookie, secure_flag, through_https};
+use crate::session::{
+    DEVICE_COOKIE, DEVICE_DAYS, SESSION_HOURS, SessionKind, cookie, secure_flag, through_https,
+};
 use crate::{ApiError, AppState};
 
 const SESSION_COOKIE: &str = "hubhook_session";
@@ -199,13 +201,28 @@ pub async fn sign_in(
             Some("Give your email and your password."),
         );
     }
-    match crate::session::sign_in(&state, SessionKind::Console, &email, password).await {
-        Ok((_, session)) => {
+    let device = console_cookie(&request, DEVICE_COOKIE);
+    match crate::session::sign_in(&state, SessionKind::Console, &email, password, device).await {
+        Ok(signed) => {
             let mut response = Redirect::to("/").into_response();
             let headers = response.headers_mut();
             headers.append(
                 header::SET_COOKIE,
-                set_cookie(&request, SESSION_COOKIE, &session, SESSION_HOURS * 3600)?,
+                set_cookie(
+                    &request,
+                    SESSION_COOKIE,
+                    &signed.session,
+                    SESSION_HOURS * 3600,
+                )?,
+            );
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(
+                    &request,
+                    DEVICE_COOKIE,
+                    &signed.device,
+                    DEVICE_DAYS * 86_400,
+                )?,
             );
             headers.append(
                 header::SET_COOKIE,

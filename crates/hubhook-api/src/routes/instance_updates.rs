@@ -327,7 +327,7 @@ async fn store(
     let engine = &state.engine;
     let updated = engine
         .store()
-        .update_instance(
+        .begin_update_instance(
             row.organization_id,
             row.id,
             InstanceUpdate {

@@ -23,12 +23,7 @@ use crate::element::{ELEMENT_ID, ElementOut};
 use crate::html::{self, strip_tags};
 use crate::openapi::{CommonErrors, ConnectWiseUnavailable};
 use crate::paging::{Paging, next_page_header};
-use crate::{
-    ApiError, AppState,
-    auth::Caller,
-    body::{JsonBody, NoQuery},
-    new_secret, secret_hash,
-};
+use crate::{ApiError, AppState, auth::Caller, body::JsonBody, new_secret, secret_hash};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -795,7 +790,6 @@ async fn get_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoQuery,
 ) -> Result<Json<InstanceOut>, ApiError> {
     let row = find(&state, &caller, &id).await?;
     instance_out(&state, &row, None).await.map(Json)
@@ -822,7 +816,6 @@ async fn delete_instance(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoQuery,
 ) -> Result<Json<DeletedOut>, ApiError> {
     delete(&state, &caller, &id).await
 }

@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::body::RawBody;
 use crate::openapi::CommonErrors;
-use crate::session::SessionKind;
+use crate::session::{DEVICE_COOKIE, DEVICE_DAYS, SessionKind};
 use crate::{ApiError, AppState};
 
 /// The session cookie's name, as Cloud Elements' Java servers named it.
@@ -96,19 +96,27 @@ async fn sign_in(
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("`j_username` is required: the user's email"))?;
     let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
-    let (principal, session) =
-        crate::session::sign_in(&state, SessionKind::Legacy, &username, password).await?;
+    let device = crate::session::cookie(&headers, DEVICE_COOKIE);
+    let signed =
+        crate::session::sign_in(&state, SessionKind::Legacy, &username, password, device).await?;
+    let secure = crate::session::secure_flag(&headers);
     let cookie = HeaderValue::from_str(&format!(
-        "{COOKIE}={session}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        "{COOKIE}={}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        signed.session,
         crate::session::SESSION_HOURS * 3600,
-        crate::session::secure_flag(&headers)
+    ))
+    .map_err(ApiError::internal)?;
+    let device = HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        signed.device,
+        DEVICE_DAYS * 86_400,
     ))
     .map_err(ApiError::internal)?;
     Ok((
-        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]),
         Json(SignInOut {
-            user_id: principal.user_id.0,
-            organization_id: principal.organization_id.0,
+            user_id: signed.principal.user_id.0,
+            organization_id: signed.principal.organization_id.0,
         }),
     ))
 }

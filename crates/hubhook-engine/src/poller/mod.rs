@@ -49,7 +49,8 @@
 //! a later change to a record that existed before the instance is told apart as UPDATED rather
 //! than CREATED when, as in the documented ConnectWise configuration, created and updated dates
 //! come from the same field. What it announces is the instance's `event.poller.firstRun`:
-//! changes made since the instance was created (the default), every record as CREATED (`all`),
+//! changes made since the resource was added to the instance (the default; its creation for
+//! the resources it was created with, `PollJob::added_at`), every record as CREATED (`all`),
 //! or changes made since a given time.
 //!
 //! # Page by page, in bounded memory
@@ -263,8 +264,6 @@ const MAX_PAGES: u32 = 100_000;
 /// What a poll needs of its instance, built from its stored row. No `Debug`: it holds the
 /// credentials.
 pub(crate) struct Polled {
-    /// When the instance was created: the first poll announces the changes made since.
-    created_at: Timestamp,
     config: InstanceConfig,
     /// The instance's element adapter ([`Engine::poller_element`]), or why it cannot be built.
     client: Result<Client, String>,
@@ -295,11 +294,7 @@ async fn load(engine: &Engine, job: &PollJob) -> Result<Arc<Polled>, PollFailure
             .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
     cache.share_blocks(&mut config);
     let client = engine.poller_element(&config).map_err(|e| e.to_string());
-    let polled = Arc::new(Polled {
-        created_at: instance.created_at,
-        config,
-        client,
-    });
+    let polled = Arc::new(Polled { config, client });
     cache
         .instances
         .insert(job.instance_id, instance.updated_at, polled.clone(), now);
@@ -314,11 +309,7 @@ async fn poll(
     token: &LeaseToken,
 ) -> Result<CommitOutcome, PollFailure> {
     let polled = load(engine, job).await?;
-    let Polled {
-        created_at,
-        config,
-        client,
-    } = &*polled;
+    let Polled { config, client } = &*polled;
     let interval = config
         .events
         .refresh_interval
@@ -404,7 +395,6 @@ async fn poll(
             window.server_start = page.server_time;
             window.filter_since = Some(filter_since(
                 job,
-                *created_at,
                 config,
                 &window,
                 requested_at,
@@ -631,7 +621,6 @@ fn open_window(job: &PollJob, resource: &ResourcePoll, now: Timestamp) -> Window
 /// the first poll, as `event.poller.firstRun` says.
 fn filter_since(
     job: &PollJob,
-    created_at: Timestamp,
     config: &InstanceConfig,
     window: &Window,
     requested_at: Timestamp,
@@ -641,7 +630,7 @@ fn filter_since(
         return window.render_since;
     }
     match config.events.first_run {
-        FirstRun::Changes => baseline_since(created_at, requested_at, server_time),
+        FirstRun::Changes => baseline_since(job.added_at, requested_at, server_time),
         FirstRun::All => Timestamp::UNIX_EPOCH,
         FirstRun::Since(since) => since,
     }

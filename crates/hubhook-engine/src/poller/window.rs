@@ -201,20 +201,21 @@ pub fn window_start(
     }
 }
 
-/// The instant, on ConnectWise's clock, from which a baseline announces changes: the
-/// instance's creation, moved by the offset between ConnectWise's clock and ours. The server
+/// The instant, on ConnectWise's clock, from which a baseline announces changes: when the
+/// resource was added to the instance (`added_at`, our clock), moved by the offset between
+/// ConnectWise's clock and ours. The server
 /// time is a lower bound, so the estimate errs early; one more second covers the `Date`
 /// header's second precision. A change made just before the creation may be announced; none
 /// made after it is lost.
 pub fn baseline_since(
-    created_at: Timestamp,
+    added_at: Timestamp,
     requested_at: Timestamp,
     server_time: Option<Timestamp>,
 ) -> Timestamp {
     let offset = server_time.map_or(SignedDuration::ZERO, |server| {
         server.duration_since(requested_at)
     });
-    start_of_second(created_at + offset) - SignedDuration::from_secs(1)
+    start_of_second(added_at + offset) - SignedDuration::from_secs(1)
 }
 
 fn start_of_second(ts: Timestamp) -> Timestamp {

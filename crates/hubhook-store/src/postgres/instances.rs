@@ -56,8 +56,8 @@ impl PostgresStore {
                 .await?;
                 for resource in &new.resources {
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id, added_at)
+                             VALUES ($1, $2, $3, $4, $3) ON CONFLICT DO NOTHING",
                     )
                     .bind(id)
                     .bind(resource)
@@ -241,8 +241,8 @@ impl PostgresStore {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
-                         SELECT $1, r, $2, $4 FROM unnest($3::text[]) AS r
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id, added_at)
+                         SELECT $1, r, $2, $4, $2 FROM unnest($3::text[]) AS r
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)

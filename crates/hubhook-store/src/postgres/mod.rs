@@ -82,6 +82,10 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://` or `postgresql://`, any libpq-style parameters such as
     /// `?options[search_path]=x`) and brings the schema up to date under the migrator's
     /// advisory lock.
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
     pub async fn open(url: &str, key: MasterKey) -> Result<PostgresStore> {
         let options: PgConnectOptions = url
             .parse()

@@ -87,7 +87,7 @@ impl PostgresStore {
                          RETURNING p.instance_id, p.resource, p.cursor, p.next_run_at,
                              p.lease_until, p.lease_token, p.checkpoint, p.next_reconcile_at,
                              p.mass_delete_action, p.settled_before, p.clock_lag_ms,
-                             due.instance_updated_at"
+                             p.added_at, due.instance_updated_at"
                     ))
                     .bind(&owner)
                     .bind(lease_until)
@@ -449,7 +449,8 @@ impl PostgresStore {
         let rows = sqlx::query(
             "SELECT j.instance_id, j.resource, j.cursor, j.next_run_at, j.lease_until,
                  NULL AS lease_token, j.checkpoint, j.next_reconcile_at, j.mass_delete_action,
-                 j.settled_before, j.clock_lag_ms, i.updated_at AS instance_updated_at
+                 j.settled_before, j.clock_lag_ms, j.added_at,
+                 i.updated_at AS instance_updated_at
              FROM poll_jobs j JOIN instances i
                  ON i.id = j.instance_id AND i.organization_id = j.organization_id
              WHERE j.instance_id = $1 ORDER BY j.resource",
@@ -806,6 +807,7 @@ fn poll_job(row: &PgRow) -> Result<PollJob> {
         clock_lag: row
             .try_get::<Option<i64>, _>("clock_lag_ms")?
             .map(SignedDuration::from_millis),
+        added_at: timestamp(row.try_get("added_at")?)?,
         instance_updated_at: timestamp(row.try_get("instance_updated_at")?)?,
     })
 }

@@ -108,8 +108,8 @@ impl SqliteStore {
                     .await?;
                     for resource in &new.resources {
                         sqlx::query(
-                            "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                            "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id, added_at)
+                             VALUES ($1, $2, $3, $4, $3) ON CONFLICT DO NOTHING",
                         )
                         .bind(id)
                         .bind(resource)
@@ -198,22 +198,37 @@ impl SqliteStore {
         if !self.mark_deleting(org, id).await? {
             return Ok(false);
         }
+        // The instance is invisible meanwhile, but its due notifications, not yet cancelled,
+        // stay in the claims' due index until the parts reach them.
+        self.in_background(
+            id,
+            "removing a deleted instance's rows",
+            move |store| async move { store.remove_deleted(id).await },
+        );
+        Ok(true)
+    }
+
+    /// Runs the rest of a removal begun by a write that answered its caller: tried again
+    /// while the store can write (from 1 s, doubling to 5 min), and left to the next start
+    /// (`finish_leftovers`) once it cannot, since the first write listed it there.
+    fn in_background<F, Fut>(&self, id: InstanceId, what: &'static str, work: F)
+    where
+        F: Fn(SqliteStore) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send,
+    {
         let store = self.clone();
         tokio::spawn(async move {
-            // Tried again while the store can write: the instance is invisible meanwhile, but
-            // its due notifications, not yet cancelled, stay in the claims' due index.
             let mut pause = std::time::Duration::from_secs(1);
-            while let Err(error) = store.remove_deleted(id).await {
+            while let Err(error) = work(store.clone()).await {
                 if !store.is_writable() {
-                    tracing::warn!(instance = %id, %error, "removing a deleted instance's rows stopped; the next start finishes it");
+                    tracing::warn!(instance = %id, %error, "{what} stopped; the next start finishes it");
                     return;
                 }
-                tracing::warn!(instance = %id, %error, "removing a deleted instance's rows failed; trying again");
+                tracing::warn!(instance = %id, %error, "{what} failed; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(300));
             }
         });
-        Ok(true)
     }
 
     /// The rest of a delete ([`SqliteStore::delete_rest`]), one instance at a time: the writer
@@ -270,18 +285,62 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Stores the update, then forgets the known objects of the resources it removed, a part
+    /// per write (see "Forgetting a removed resource" above); the caller waits for all of it.
     pub async fn update_instance(
         &self,
         org: OrganizationId,
         id: InstanceId,
         update: InstanceUpdate,
     ) -> Result<Option<InstanceRow>> {
+        let Some(removed) = self.update_write(org, id, update).await? else {
+            return Ok(None);
+        };
+        let store = self.clone();
+        to_the_end(async move { store.forget_all(id, &removed).await }).await?;
+        self.get_instance(org, id).await
+    }
+
+    /// [`SqliteStore::update_instance`], answering after the update's write: the removed
+    /// resources have no job from then on, so nothing reads or adds to their known objects
+    /// and the parts that forget them are invisible (see "Forgetting a removed resource"
+    /// above). They go on in a task of their own; if it fails or the node stops first, the
+    /// next start finishes them (`finish_leftovers`).
+    pub async fn begin_update_instance(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        update: InstanceUpdate,
+    ) -> Result<Option<InstanceRow>> {
+        let Some(removed) = self.update_write(org, id, update).await? else {
+            return Ok(None);
+        };
+        if !removed.is_empty() {
+            self.in_background(
+                id,
+                "forgetting a removed resource's known objects",
+                move |store| {
+                    let removed = removed.clone();
+                    async move { store.forget_all(id, &removed).await }
+                },
+            );
+        }
+        self.get_instance(org, id).await
+    }
+
+    /// The update's one write; `Some` with the resources it removed (listed in `forgetting`,
+    /// their known objects still there) if it was stored.
+    async fn update_write(
+        &self,
+        org: OrganizationId,
+        id: InstanceId,
+        update: InstanceUpdate,
+    ) -> Result<Option<Vec<String>>> {
         let sealed = self.key.seal(org, &update.secrets)?;
         let configuration = to_json(&update.configuration)?;
         let tags = to_json(&update.tags)?;
         let resources = to_json(&update.resources)?;
-        let changed: Option<Vec<String>> = self
-            .writer
+        self.writer
             .write(move |conn| {
                 Box::pin(async move {
                     let now = update.now.as_millisecond();
@@ -369,8 +428,8 @@ impl SqliteStore {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id)
-                         SELECT $1, value, $2, $4 FROM json_each($3) WHERE true
+                        "INSERT INTO poll_jobs (instance_id, resource, next_run_at, organization_id, added_at)
+                         SELECT $1, value, $2, $4, $2 FROM json_each($3) WHERE true
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)
@@ -382,27 +441,25 @@ impl SqliteStore {
                     Ok(Some(removed))
                 })
             })
-            .await?;
-        let Some(removed) = changed else {
-            return Ok(None);
-        };
-        if !removed.is_empty() {
-            // As a delete's parts (see "Deleting in parts"); a node stopped halfway leaves
-            // the resource listed in `forgetting`, finished at the next start.
-            let store = self.clone();
-            to_the_end(async move {
-                for resource in removed {
-                    store.forget_rest(id, resource).await?;
-                }
-                Ok(())
-            })
-            .await?;
-        }
-        self.get_instance(org, id).await
+            .await
     }
 
-    /// The parts of forgetting a removed resource, until none of its known objects is left.
+    /// [`SqliteStore::forget_rest`] of each resource, in turn.
+    async fn forget_all(&self, id: InstanceId, resources: &[String]) -> Result<()> {
+        for resource in resources {
+            self.forget_rest(id, resource.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// The parts of forgetting a removed resource, until none of its known objects is left;
+    /// one removal at a time, as [`SqliteStore::remove_deleted`].
     pub(super) async fn forget_rest(&self, id: InstanceId, resource: String) -> Result<()> {
+        let _one = self
+            .removals
+            .acquire()
+            .await
+            .map_err(|e| crate::StoreError::Other(e.to_string()))?;
         while self
             .writer
             .write({

@@ -67,7 +67,8 @@ pub struct SqliteStore {
     finishes: Arc<crate::finish_queue::FinishQueue>,
     /// When this store's claims last parked (`crate::deliveries::Parking`).
     parking: Arc<crate::deliveries::Parking>,
-    /// One removal of a deleted instance's rows at a time (`remove_deleted`).
+    /// One removal at a time: of a deleted instance's rows (`remove_deleted`) or of a removed
+    /// resource's known objects (`forget_rest`).
     removals: Arc<tokio::sync::Semaphore>,
 }
 
@@ -88,6 +89,10 @@ fn database_path(url: &str) -> Result<PathBuf> {
 }
 
 impl SqliteStore {
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
     pub async fn open(url: &str, key: MasterKey) -> Result<SqliteStore> {
         let path = database_path(url)?;
         let base = SqliteConnectOptions::new()

@@ -90,7 +90,7 @@ impl SqliteStore {
                              LIMIT CAST($4 AS INTEGER))
                          RETURNING instance_id, resource, cursor, next_run_at, lease_until,
                              lease_token, checkpoint, next_reconcile_at, mass_delete_action,
-                             settled_before, clock_lag_ms, ",
+                             settled_before, clock_lag_ms, added_at, ",
                         instance_updated_at!(),
                         ""
                     ))
@@ -505,7 +505,7 @@ impl SqliteStore {
         let rows = sqlx::query(concat!(
             "SELECT instance_id, resource, cursor, next_run_at, lease_until,
                      NULL AS lease_token, checkpoint, next_reconcile_at, mass_delete_action,
-                     settled_before, clock_lag_ms, ",
+                     settled_before, clock_lag_ms, added_at, ",
             instance_updated_at!(),
             " FROM poll_jobs WHERE instance_id = $1 ORDER BY resource"
         ))
@@ -918,6 +918,7 @@ fn poll_job(row: &SqliteRow) -> Result<PollJob> {
         clock_lag: row
             .try_get::<Option<i64>, _>("clock_lag_ms")?
             .map(SignedDuration::from_millis),
+        added_at: timestamp(row.try_get("added_at")?)?,
         instance_updated_at: timestamp(row.try_get("instance_updated_at")?)?,
     })
 }

@@ -529,8 +529,8 @@ pub async fn check_users_sign_in_and_sealed_secrets(store: &Store) {
 /// Removing a resource whose known objects take several parts to forget (SQLite forgets them
 /// 1,000 per write, so that other writes wait for one part at most): every one of them is
 /// forgotten by the time the update returns, the kept resource keeps all of its own, and the
-/// resource configured again starts from an empty baseline. Fails if the forget stops after
-/// its first part.
+/// resource configured again starts from an empty baseline, which counts from when it was
+/// added back. Fails if the forget stops after its first part.
 pub async fn check_removing_a_resource_of_several_parts_forgets_it_whole(store: &Store) {
     let instance = instance_with(store, &["contacts", "companies"]).await;
     let org = instance.organization_id;
@@ -575,6 +575,10 @@ pub async fn check_removing_a_resource_of_several_parts_forgets_it_whole(store: 
         companies.cursor, None,
         "a new resource starts with a baseline"
     );
+    // Its baseline counts from when it was added again, the kept one's from the creation.
+    assert_eq!(companies.added_at, t0() + 10.seconds());
+    let contacts = jobs.iter().find(|j| j.resource == "contacts").unwrap();
+    assert_eq!(contacts.added_at, instance.created_at);
     assert_eq!(known("companies", 0..many).await, 0);
     assert_eq!(known("contacts", many..many + 3).await, 3);
 }

@@ -289,6 +289,49 @@ async fn every_route_refuses_missing_and_wrong_authorization() {
     assert_eq!(fixture.app.digest().await, before);
 }
 
+/// A query parameter a route does not take is refused by name, on every route but the hub's
+/// (whose queries go to ConnectWise): otherwise `PUT /instances/1/enabled?dryRun=true` would
+/// do just what it does without it, and the caller believe the parameter counted. Fails for
+/// a route that reads no query and does not say so (an outside tester found eight).
+#[tokio::test]
+async fn every_route_refuses_a_query_parameter_it_does_not_take() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let (mut checked, mut taken) = (0, Vec::new());
+    for op in operations(&description) {
+        let auth = match op.scheme.as_deref() {
+            Some("UserOrganization") => fixture.app.auth(),
+            Some("UserOrganizationElement") => {
+                format!("{}, Element {}", fixture.app.auth(), fixture.token)
+            }
+            _ => continue,
+        };
+        if op.is_hub() {
+            continue;
+        }
+        let url = fixture.url(&op, |p| fixture.value(&op, p));
+        let url = format!("{url}?bogusParameter=1");
+        let (status, body) = fixture.call(&op, &url, Some(&auth)).await;
+        let named = body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("bogusParameter"));
+        if status != 400 || !named {
+            taken.push(format!("{} {}: {status} {body}", op.method, op.path));
+        } else {
+            assert_error_body(&op, status, &body);
+        }
+        checked += 1;
+    }
+    assert!(
+        taken.is_empty(),
+        "not refused by name:\n{}",
+        taken.join("\n")
+    );
+    assert!(checked >= 40, "{checked} routes");
+    assert_eq!(fixture.app.digest().await, before);
+}
+
 #[tokio::test]
 async fn every_route_answers_unknown_ids_with_404() {
     let fixture = Fixture::new().await;
@@ -336,7 +379,12 @@ async fn bad_bodies_are_refused_with_a_clear_4xx_and_change_nothing() {
         "since": 5, "from": [], "to": {},
     })
     .to_string();
-    let bodies: [(&str, &str, &str); 6] = [
+    // An array of a body's fields in their order was read as the body (serde reads a struct
+    // so), and `null` was refused naming the Rust type.
+    let positional = r#"["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"]"#;
+    let bodies: [(&str, &str, &str); 8] = [
+        ("positional", "application/json", positional),
+        ("null", "application/json", "null"),
         ("not JSON", "application/json", "{\"name\": "),
         ("empty", "application/json", ""),
         ("wrong types", "application/json", &wrong_types),
@@ -369,10 +417,19 @@ async fn bad_bodies_are_refused_with_a_clear_4xx_and_change_nothing() {
                 op.method
             );
             assert_error_body(&op, status, &answer);
+            let message = answer["message"].as_str().unwrap_or_default();
+            assert!(!message.contains("struct "), "a Rust type named: {answer}");
+            if ["positional", "null"].contains(what) {
+                assert!(
+                    message.contains("expected a JSON object"),
+                    "{} {url} with a {what} body: {answer}",
+                    op.method
+                );
+            }
             checked += 1;
         }
     }
-    assert!(checked >= 6 * 8, "{checked} checks");
+    assert!(checked >= 8 * 8, "{checked} checks");
     // Missing fields: a create without them names the first.
     let (status, error) = fixture
         .app

@@ -298,6 +298,108 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_ends_it() {
     assert_eq!(browser.get("/").await.status(), StatusCode::SEE_OTHER);
 }
 
+/// One sign-in from a fresh browser, with `device` (a `hubhook_device=…` pair) among its
+/// cookies if given: the answer.
+async fn sign_in_with(
+    app: &TestApp,
+    device: Option<&str>,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut browser = Browser::new(app);
+    let page = browser.get("/signin").await;
+    let token = set_cookie(&page, "hubhook_signin").expect("sign-in token cookie");
+    let token = token.split(';').next().expect("pair").to_string();
+    browser.cookie = match device {
+        Some(device) => format!("{token}; {device}"),
+        None => token,
+    };
+    let csrf = field(&page.text().await.unwrap(), "csrf");
+    browser
+        .post(
+            "/signin",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+}
+
+/// Ten failed sign-ins lock an email out, but not the browser where its owner signed in
+/// before: its device cookie is counted apart, so a stranger who knows the email cannot keep
+/// the owner out. A cookie altered, or made for another email, is no device cookie; and one
+/// in a stranger's hands buys ten guesses, not more. Fails without device cookies (the
+/// owner's browser is refused with the rest).
+#[tokio::test]
+async fn a_device_cookie_signs_in_through_a_lockout() {
+    let app = spawn_app().await;
+    let (owner, other) = ("owner@example.test", "other@example.test");
+    user(&app, "first", owner).await;
+    user(&app, "second", other).await;
+    let mut devices = Vec::new();
+    for email in [owner, other] {
+        let signed = sign_in_with(&app, None, email, PASSWORD).await;
+        assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+        let device = set_cookie(&signed, "hubhook_device").expect("a device cookie");
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=15552000"] {
+            assert!(device.contains(flag), "{flag} missing in {device}");
+        }
+        devices.push(device.split(';').next().expect("pair").to_string());
+    }
+    let (owners, others) = (&devices[0], &devices[1]);
+    let status = async |device: Option<&str>, password: &str| {
+        sign_in_with(&app, device, owner, password).await.status()
+    };
+
+    for n in 0..10 {
+        let guess = format!("guess {n}");
+        assert_eq!(status(None, &guess).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        status(None, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked out without a device cookie"
+    );
+    let signed = sign_in_with(&app, Some(owners), owner, PASSWORD).await;
+    assert_eq!(
+        signed.status(),
+        StatusCode::SEE_OTHER,
+        "the owner's browser"
+    );
+    assert_eq!(
+        set_cookie(&signed, "hubhook_device")
+            .expect("renewed")
+            .split(';')
+            .next(),
+        Some(owners.as_str()),
+        "the same device, renewed"
+    );
+    let mut altered = owners.clone().into_bytes();
+    let middle = altered.len() / 2 + 8;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("text");
+    for (device, what) in [(&altered, "altered"), (others, "another email's")] {
+        assert_eq!(
+            status(Some(device), PASSWORD).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{what} device cookie"
+        );
+    }
+
+    for n in 0..10 {
+        let guess = format!("device guess {n}");
+        assert_eq!(status(Some(owners), &guess).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        status(Some(owners), PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "ten guesses per device cookie"
+    );
+    // The other email was never held up.
+    assert_eq!(
+        sign_in_with(&app, None, other, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
     let app = spawn_app().await;

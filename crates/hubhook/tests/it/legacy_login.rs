@@ -213,8 +213,9 @@ async fn secrets_made_before_copies_were_kept_must_be_rotated_first() {
 
 /// Ten failed sign-ins for an email lock it out for ten minutes, the right password
 /// included (`429` with `Retry-After`), so that a password cannot be guessed at the speed of
-/// the server; another email, or an unknown one, is not held up by it. Fails without the
-/// lockout (the eleventh try, with the right password, signs in).
+/// the server; another email, or an unknown one, is not held up by it, and neither is a client
+/// that signed in as the email before (its device cookie). Fails without the lockout (the
+/// eleventh try, with the right password, signs in).
 #[tokio::test]
 async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
     let app = spawn_app().await;
@@ -234,6 +235,17 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
         let request = sign_in_request(&app.http, &base, email, &password);
         async move { request.send().await.expect("sent") }
     };
+    // A tool that signed in before keeps its device cookie (`session.rs`, device cookies).
+    let signed = sign_in(EMAIL, PASSWORD.to_string()).await;
+    let device = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("hubhook_device="))
+        .and_then(|v| v.split(';').next())
+        .expect("a device cookie")
+        .to_string();
     // Thirty guesses sent at once: each counts before its check, so ten are checked.
     let mut guesses = tokio::task::JoinSet::new();
     for n in 0..30 {
@@ -276,6 +288,12 @@ async fn ten_failed_sign_ins_lock_the_email_out_for_a_while() {
             .is_some_and(|m| m.contains("too many failed sign-ins")),
         "{said}"
     );
+    let with_device = sign_in_request(&app.http, &base, EMAIL, PASSWORD)
+        .header("Cookie", format!("hubhook_device={device}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(with_device.status(), 200, "the tool that signed in before");
     assert_eq!(
         sign_in("other@example.com", PASSWORD.to_string())
             .await

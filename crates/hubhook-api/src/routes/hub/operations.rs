@@ -26,7 +26,7 @@ pub struct DeletedOut {
 
 /// A request body as the handlers receive it: a rejection is answered like any other hub
 /// failure, with the instance's header.
-pub type Body = Result<JsonBody<Value>, ApiError>;
+pub type Body = Result<JsonBody<Value, false>, ApiError>;
 
 impl HubCall {
     /// `GET` of a list (a page of it) or, for an `objects/` path naming a record, of that record.
