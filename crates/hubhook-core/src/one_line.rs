@@ -37,6 +37,8 @@ pub fn escaped(text: &str) -> String {
 }
 
 /// Whether a label shows anything: a character that is neither white space nor invisible.
+/// Combining marks count as invisible here: they show only on a character before them, so a
+/// label of marks alone is as blank as one of zero-width spaces.
 pub fn has_visible_char(text: &str) -> bool {
     text.chars().any(|c| {
         !c.is_whitespace()
@@ -44,17 +46,27 @@ pub fn has_visible_char(text: &str) -> bool {
             && !matches!(
                 c,
                 '\u{00AD}'
-                    | '\u{034F}'
+                    | '\u{0300}'..='\u{036F}'
                     | '\u{115F}'
                     | '\u{1160}'
-                    | '\u{180E}'
+                    | '\u{180B}'..='\u{180F}'
+                    | '\u{1AB0}'..='\u{1AFF}'
+                    | '\u{1DC0}'..='\u{1DFF}'
                     | '\u{200B}'..='\u{200F}'
                     | '\u{202A}'..='\u{202E}'
                     | '\u{2060}'..='\u{2064}'
                     | '\u{2066}'..='\u{2069}'
+                    | '\u{20D0}'..='\u{20FF}'
+                    | '\u{2800}'
                     | '\u{3164}'
+                    | '\u{FE00}'..='\u{FE0F}'
+                    | '\u{FE20}'..='\u{FE2F}'
                     | '\u{FEFF}'
                     | '\u{FFA0}'
+                    | '\u{FFF9}'..='\u{FFFB}'
+                    | '\u{1D173}'..='\u{1D17A}'
+                    | '\u{E0000}'..='\u{E007F}'
+                    | '\u{E0100}'..='\u{E01EF}'
             )
     })
 }
@@ -94,5 +106,16 @@ mod tests {
         assert!(!has_visible_char("\u{FEFF}"));
         assert!(!has_visible_char("\u{00AD} \u{3164}"));
         assert!(!has_visible_char(""));
+        // An outside tester's: Braille blank, marks alone, tag characters, a lone selector.
+        for blank in [
+            "\u{2800}",
+            "\u{0301}\u{0301}",
+            "\u{E0041}\u{E0042}",
+            "\u{FE0F}",
+        ] {
+            assert!(!has_visible_char(blank), "{blank:?}");
+        }
+        assert!(has_visible_char("e\u{0301}"));
+        assert!(has_visible_char("\u{2764}\u{FE0F}"));
     }
 }

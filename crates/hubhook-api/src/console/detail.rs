@@ -25,7 +25,6 @@ async fn health_block(
     user: &ConsoleUser,
     row: &hubhook_store::InstanceRow,
 ) -> Result<Markup, ApiError> {
-    let h = health(state, row).await?;
     let delivery = state
         .engine
         .store()
@@ -33,6 +32,7 @@ async fn health_block(
         .await?
         .into_iter()
         .find(|d| d.instance_id == row.id);
+    let h = health(state, row, delivery).await?;
     Ok(html! {
         h2 { "Pollers" }
         (pollers(&h))

@@ -68,7 +68,7 @@ async fn table(state: &AppState, user: &ConsoleUser) -> Result<Markup, ApiError>
         .collect();
     let mut healths = Vec::with_capacity(rows.len());
     for row in &rows {
-        healths.push(health(state, row).await?);
+        healths.push(health(state, row, delivery.get(&row.id.0).copied()).await?);
     }
     Ok(html! {
         @if rows.is_empty() {

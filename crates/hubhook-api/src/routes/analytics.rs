@@ -42,6 +42,15 @@ pub enum Interval {
 }
 
 impl Interval {
+    /// As the `interval` parameter names it.
+    fn word(self) -> &'static str {
+        match self {
+            Interval::Minute => "minute",
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+        }
+    }
+
     fn parse(text: &str) -> Result<Interval, ApiError> {
         match text {
             "minute" => Ok(Interval::Minute),
@@ -192,8 +201,8 @@ impl Window {
         let buckets = window.bucket_count();
         if buckets > MAX_BUCKETS {
             return Err(ApiError::bad_request(format!(
-                "`from`..`to` spans {buckets} buckets of a {interval:?}; at most {MAX_BUCKETS}: narrow the window or choose a wider `interval`",
-                interval = window.interval
+                "`from`..`to` spans {buckets} buckets of one {interval}; at most {MAX_BUCKETS}: narrow the window or choose a wider `interval`",
+                interval = window.interval.word()
             )));
         }
         Ok(window)
@@ -207,9 +216,9 @@ impl Window {
 }
 
 fn time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
-    hubhook_core::parse_instant(value).map_err(|_| {
+    hubhook_core::parse_instant(value).map_err(|reason| {
         ApiError::bad_request(format!(
-            "`{field}`: got `{}`, expected an RFC 3339 time such as 2026-01-01T00:00:00Z",
+            "`{field}`: got `{}`, expected an RFC 3339 time such as 2026-01-01T00:00:00Z: {reason}",
             value.chars().take(60).collect::<String>().escape_debug()
         ))
     })

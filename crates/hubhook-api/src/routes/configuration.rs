@@ -58,10 +58,10 @@ pub struct ConfigurationRecordIn {
     #[serde(default, deserialize_with = "present")]
     property_value: Option<Value>,
     key: Option<String>,
-    /// A read's own fields, accepted and ignored; any other field is refused, not ignored.
+    /// A read's own fields: `id` must be the record's own if given (as `key`); the others
+    /// are accepted and ignored; any other field is refused, not ignored.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    #[allow(dead_code)]
     id: Option<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -144,6 +144,16 @@ async fn patch_one(
             current.id,
             current.key,
             key.chars().take(100).collect::<String>().escape_debug()
+        )));
+    }
+    // A record read back whole is fine; one with another record's id is a mistake that the
+    // path would otherwise quietly override.
+    if let Some(id) = body.id.filter(|id| id.as_i64() != Some(current.id)) {
+        return Err(ApiError::bad_request(format!(
+            "`id`: this is record {} (`{}`), not {}",
+            current.id,
+            current.key,
+            crate::body::shown(&id.to_string(), 40).escape_debug()
         )));
     }
     let value = body.property_value.ok_or_else(|| {

@@ -479,9 +479,11 @@ pub(crate) fn parse_instant(field: &str, text: Option<&str>) -> Result<Timestamp
     let expected = "expected an RFC 3339 date-time such as `2026-01-31T09:00:00Z`";
     let text =
         text.ok_or_else(|| ApiError::bad_request(format!("`{field}` is required: {expected}")))?;
-    hubhook_core::parse_instant(text).map_err(|_| {
+    // The reason says what is wrong with a date-time of the right shape (a year past what
+    // can be counted in, 9999-12-31, is one).
+    hubhook_core::parse_instant(text).map_err(|reason| {
         ApiError::bad_request(format!(
-            "`{field}`: got `{}`, {expected}",
+            "`{field}`: got `{}`, {expected}: {reason}",
             text.chars().take(60).collect::<String>().escape_debug()
         ))
     })

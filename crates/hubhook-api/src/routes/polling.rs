@@ -27,14 +27,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(decide_mass_delete))
 }
 
-/// An instance's pollers.
+/// An instance's pollers and deliveries.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceHealthOut {
     pub instance_id: i64,
-    /// `ok` when every resource is ok; else the worst of them.
+    /// `ok` when every resource and the deliveries are ok; else the worst of them.
     pub status: HealthStatus,
     pub resources: Vec<ResourceHealthOut>,
+    pub deliveries: DeliveriesHealthOut,
+}
+
+/// How the instance's notifications are being delivered.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveriesHealthOut {
+    /// `failing` while a notification waits for a retry after a failed attempt, or has run out
+    /// of retries (`queued`, until recovered); else `ok`.
+    pub status: HealthStatus,
+    /// Pending notifications whose next attempt time has come.
+    pub due: u64,
+    /// Pending notifications that failed at least once and wait for a retry.
+    pub failing: u64,
+    /// Notifications whose retries ran out, kept until recovered (`POST /instances/{id}/recover`).
+    pub queued: u64,
 }
 
 /// How a resource's poller is doing.
@@ -120,7 +136,7 @@ fn date(ts: Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// The health of each resource the instance polls.
+/// The health of each resource the instance polls, and of its deliveries.
 #[utoipa::path(
     get, path = "/instances/{id}/health", tag = "instances",
     params(("id" = String, Path, description = "Instance id")),
@@ -133,14 +149,23 @@ async fn instance_health(
     Path(id): Path<String>,
 ) -> Result<Json<InstanceHealthOut>, ApiError> {
     let row = find(&state, &caller, &id).await?;
-    health(&state, &row).await.map(Json)
+    let delivery = state
+        .engine
+        .store()
+        .delivery_health(row.organization_id, state.engine.clock().now())
+        .await?
+        .into_iter()
+        .find(|health| health.instance_id == row.id);
+    health(&state, &row, delivery).await.map(Json)
 }
 
-/// The health of each resource the instance polls (the route's answer, also shown by the
-/// console).
+/// The health of each resource the instance polls and of its deliveries, from its
+/// organization's `delivery` counts (read once for a list of instances; `None`: nothing
+/// undelivered): the route's answer, also shown by the console.
 pub(crate) async fn health(
     state: &AppState,
     row: &hubhook_store::InstanceRow,
+    delivery: Option<hubhook_store::DeliveryHealth>,
 ) -> Result<InstanceHealthOut, ApiError> {
     let now = state.engine.clock().now();
     let jobs = state.engine.store().poll_health(row.id, now).await?;
@@ -148,15 +173,28 @@ pub(crate) async fn health(
         .into_iter()
         .map(|job| ResourceHealthOut::new(job, now))
         .collect();
+    let (due, failing, queued) = delivery.map_or((0, 0, 0), |c| (c.due, c.failing, c.queued));
+    let deliveries = DeliveriesHealthOut {
+        status: if failing + queued > 0 {
+            HealthStatus::Failing
+        } else {
+            HealthStatus::Ok
+        },
+        due,
+        failing,
+        queued,
+    };
     let status = resources
         .iter()
         .map(|r| r.status)
+        .chain([deliveries.status])
         .max()
         .unwrap_or(HealthStatus::Ok);
     Ok(InstanceHealthOut {
         instance_id: row.id.0,
         status,
         resources,
+        deliveries,
     })
 }
 

@@ -144,7 +144,7 @@ pub async fn run_job(engine: &Engine, job: PollJob) -> anyhow::Result<CommitOutc
         }
         Err(failure) if failure.lease_lost => {
             metrics::counter!("hubhook_polls_total", "outcome" => "lease_lost").increment(1);
-            tracing::warn!(instance = %job.instance_id, resource = ?job.resource, "lease lost during the poll; the job will be polled again");
+            tracing::warn!(instance = %job.instance_id, resource = ?job.resource, "lease lost during the poll (its resource or instance was removed, or its lease ran out and another poll took it over); nothing of the rest was stored, and a job still configured is polled again from its last checkpoint");
             return Ok(CommitOutcome::default());
         }
         Err(failure) => failure,
@@ -264,6 +264,9 @@ const MAX_PAGES: u32 = 100_000;
 /// What a poll needs of its instance, built from its stored row. No `Debug`: it holds the
 /// credentials.
 pub(crate) struct Polled {
+    /// When the instance was created: a resource added since is a new stream of event ids
+    /// ([`generation`]).
+    created_at: Timestamp,
     config: InstanceConfig,
     /// The instance's element adapter ([`Engine::poller_element`]), or why it cannot be built.
     client: Result<Client, String>,
@@ -294,7 +297,11 @@ async fn load(engine: &Engine, job: &PollJob) -> Result<Arc<Polled>, PollFailure
             .map_err(|e| PollFailure::later(format!("the stored configuration is invalid: {e}")))?;
     cache.share_blocks(&mut config);
     let client = engine.poller_element(&config).map_err(|e| e.to_string());
-    let polled = Arc::new(Polled { config, client });
+    let polled = Arc::new(Polled {
+        created_at: instance.created_at,
+        config,
+        client,
+    });
     cache
         .instances
         .insert(job.instance_id, instance.updated_at, polled.clone(), now);
@@ -309,7 +316,12 @@ async fn poll(
     token: &LeaseToken,
 ) -> Result<CommitOutcome, PollFailure> {
     let polled = load(engine, job).await?;
-    let Polled { config, client } = &*polled;
+    let Polled {
+        created_at,
+        config,
+        client,
+    } = &*polled;
+    let generation = generation(job, *created_at);
     let interval = config
         .events
         .refresh_interval
@@ -425,6 +437,7 @@ async fn poll(
             // filterByCurrentDate compares with record dates, so it uses ConnectWise's clock.
             poll_started: window.server_start.unwrap_or(window.opened_at),
             all_created: window.first_run && config.events.first_run == FirstRun::All,
+            generation,
         };
         let read_by = page.read_by;
         let (content, ids) = (page.content, page.ids);
@@ -520,6 +533,7 @@ async fn poll(
                 resource,
                 checkpoint: window.checkpoint(),
                 interval: every,
+                generation,
             };
             match reconcile::reconcile(engine.store(), &client, now, run).await {
                 Ok(done) => {
@@ -598,6 +612,16 @@ async fn poll(
     metrics::counter!("hubhook_notifications_stored_total")
         .increment(outcome.notifications_inserted as u64);
     Ok(outcome)
+}
+
+/// The job's generation for its events' ids (`hubhook_core::event_id`): 0 for a resource
+/// the instance was created with, else when it was added, in milliseconds.
+fn generation(job: &PollJob, created_at: Timestamp) -> i64 {
+    if job.added_at > created_at {
+        job.added_at.as_millisecond()
+    } else {
+        0
+    }
 }
 
 /// A new window for the job: from the cursor (minus the overlap, unless its seconds are
@@ -773,6 +797,7 @@ mod tests {
             since: Timestamp::UNIX_EPOCH,
             poll_started: Timestamp::UNIX_EPOCH,
             all_created: false,
+            generation: 0,
         };
         let records = || {
             Content::Records(

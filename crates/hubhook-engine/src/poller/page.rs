@@ -23,6 +23,9 @@ pub struct PageContext<'a> {
     pub poll_started: Timestamp,
     /// The first run `all`: every record is CREATED.
     pub all_created: bool,
+    /// The resource's generation (`hubhook_core::event_id`): 0 for a resource the instance
+    /// was created with, else when it was added.
+    pub generation: i64,
 }
 
 /// A page ready to commit.
@@ -61,6 +64,7 @@ pub async fn process(
         since: ctx.since,
         poll_started: ctx.poll_started,
         all_created: ctx.all_created,
+        generation: ctx.generation,
         known,
     };
     Ok(cpu::run(records.len() >= cpu::LARGE, move || page.build(records)).await)
@@ -75,6 +79,7 @@ struct Page {
     since: Timestamp,
     poll_started: Timestamp,
     all_created: bool,
+    generation: i64,
     known: HashMap<String, KnownObject>,
 }
 
@@ -87,6 +92,7 @@ impl Page {
             since,
             poll_started,
             all_created,
+            generation,
             known,
         } = self;
         let states: HashMap<String, Known> = known
@@ -141,6 +147,7 @@ impl Page {
                         known
                             .get(&change.object_id)
                             .map_or(0, |object| object.revision),
+                        generation,
                     ),
                     event_type: change.event_type,
                     object_type: resource_name.clone(),

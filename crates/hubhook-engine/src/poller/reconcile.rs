@@ -68,6 +68,8 @@ pub struct Job<'a> {
     pub checkpoint: String,
     /// The reconciliation interval, floored by the server's minimum.
     pub interval: Duration,
+    /// The resource's generation, for its events' ids (`PageContext::generation`).
+    pub generation: i64,
 }
 
 pub async fn reconcile(
@@ -170,7 +172,14 @@ pub async fn reconcile(
     let mut deleted = 0;
     for chunk in vanished.chunks(DELETES_PER_COMMIT) {
         let events = if announce {
-            deleted_events(store, instance, resource_name, chunk, event_date).await?
+            deleted_events(
+                store,
+                (instance, job.generation),
+                resource_name,
+                chunk,
+                event_date,
+            )
+            .await?
         } else {
             Vec::new()
         };
@@ -242,7 +251,7 @@ fn ids_of(body: &Value, resource: &ResourcePoll) -> Result<(Vec<i64>, Vec<String
 /// DELETED events for vanished ids, each carrying the last version hubhook stored.
 async fn deleted_events(
     store: &Store,
-    instance: InstanceId,
+    (instance, generation): (InstanceId, i64),
     resource_name: &str,
     ids: &[String],
     event_date: Timestamp,
@@ -268,6 +277,7 @@ async fn deleted_events(
                     EventType::Deleted,
                     &object.content_hash,
                     object.revision,
+                    generation,
                 ),
                 event_type: EventType::Deleted,
                 object_type: resource_name.to_owned(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::app::{Receiver, TestApp, spawn_app};
+use crate::app::{Behaviour, Receiver, TestApp, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -187,6 +187,24 @@ async fn configuration_records_read_and_patch_one_key() {
         .await;
     assert_eq!(status, 400);
     assert!(error["message"].as_str().expect("m").contains("key"));
+    // Another record's id is refused as another key is (it was quietly overridden).
+    let (status, error) = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&json!({"id": 1, "propertyValue": "demo"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"].as_str().expect("m").contains("`id`"),
+        "{error}"
+    );
+    assert_eq!(
+        app.digest().await,
+        before,
+        "a refused change stores nothing"
+    );
 
     let url_record = record("event.notification.enabled");
     let mut enabled = url_record.clone();
@@ -701,6 +719,65 @@ async fn a_resource_added_back_announces_only_what_changes_after() {
     assert_eq!(about_first[0]["objectType"], "contacts");
 }
 
+/// A resource removed and added back with `firstRun: all` announces every record again, each
+/// under an id of its own: its records start again from revision 0, and their events took the
+/// first baseline's ids and were dropped as duplicates, with whole notifications of them (an
+/// outside test on three nodes: 1,377 old ids sent again, 640 records never sent). Fails so:
+/// the second baseline's events do not all arrive.
+#[tokio::test]
+async fn a_resource_added_back_with_first_run_all_announces_every_record_anew() {
+    let app = spawn_app().await;
+    let mut body = app.documented_body();
+    body["configuration"]["event.poller.firstRun"] = json!("all");
+    let response = app.create_instance(&body).await;
+    assert_eq!(response.status(), 200);
+    let instance = response.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let records = app.sim.sim.ids("company/contacts").len();
+    let created = async |count: usize| {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ids: Vec<String> = app
+                .receiver
+                .events()
+                .into_iter()
+                .filter(|(e, _)| e["objectType"] == "contacts" && e["eventType"] == "CREATED")
+                .map(|(e, _)| e["id"].as_str().expect("id").to_string())
+                .collect();
+            if ids.len() >= count {
+                return ids;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} CREATED events arrived",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let first = created(records).await;
+    let (poller, without) = poller_without_contacts(&app);
+    for resources in [without, poller] {
+        let (status, updated) = app
+            .send(
+                Method::PATCH,
+                &format!("/instances/{instance}"),
+                Some(&json!({"configuration": {"event.poller.configuration": resources}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{updated}");
+    }
+    let both = created(2 * records).await;
+    let distinct: std::collections::HashSet<&String> = both.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        2 * records,
+        "ids of the first baseline came again"
+    );
+    assert!(first.iter().all(|id| both.contains(id)));
+}
+
 /// The documented poller configuration, and the same with contacts replaced by `people`
 /// (polling contacts under another name: an instance with events on polls something).
 fn poller_without_contacts(app: &TestApp) -> (Value, Value) {
@@ -732,6 +809,46 @@ async fn pile_up_known_contacts(app: &TestApp, instance: i64, copies: i64) {
     .await
     .expect("copied");
     conn.close().await.expect("closed");
+}
+
+/// An instance's health covers its deliveries as well as its pollers: a receiver that fails
+/// every POST showed `ok` while nothing arrived (an outside tester read it as healthy). Fails
+/// without the deliveries in the health's status.
+#[tokio::test]
+async fn health_is_failing_while_deliveries_fail() {
+    let app = spawn_app().await;
+    let instance = instance_with_a_delivery(&app).await;
+    let path = format!("/instances/{instance}/health");
+    let (status, healthy) = app.get(&path).await;
+    assert_eq!(status, 200, "{healthy}");
+    assert_eq!(healthy["status"], "ok", "{healthy}");
+    assert_eq!(healthy["deliveries"]["status"], "ok", "{healthy}");
+    app.receiver.set_behaviour(Behaviour::Status(500));
+    let contact = app.sim.sim.ids("company/contacts")[1];
+    app.retitle_contact(contact, "Refused").await;
+    app.poll_now(instance).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, health) = app.get(&path).await;
+        if health["deliveries"]["failing"].as_u64() >= Some(1) {
+            assert_eq!(health["deliveries"]["status"], "failing", "{health}");
+            assert_eq!(health["status"], "failing", "{health}");
+            assert!(
+                health["resources"]
+                    .as_array()
+                    .expect("resources")
+                    .iter()
+                    .all(|r| r["status"] == "ok"),
+                "the pollers are fine: {health}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never failing: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A polling instance that has delivered one notification; returns its id.
