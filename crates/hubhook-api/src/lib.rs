@@ -119,10 +119,21 @@ async fn utf8_path(
         .decode_utf8()
         .is_err()
     {
-        return ApiError::bad_request(format!(
+        let refused = ApiError::bad_request(format!(
             "the URL path `{path}` is not UTF-8 once percent-decoded"
-        ))
-        .into_response();
+        ));
+        // A console address gets a page, as the console's other refusals are.
+        let api = [
+            "/elements/",
+            "/openapi.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ];
+        if !api.iter().any(|prefix| path.starts_with(prefix)) {
+            return console::PageError::from(refused).into_response();
+        }
+        return refused.into_response();
     }
     next.run(request).await
 }

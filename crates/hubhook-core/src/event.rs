@@ -150,7 +150,8 @@ pub fn event_id(
 ) -> EventId {
     let instance = instance.0.to_string();
     let revision = revision.to_string();
-    let generation = format!("generation {generation}");
+    // Never the same text as a revision's part, so the two cannot stand for each other.
+    let generation = (generation != 0).then(|| format!("generation {generation}"));
     let mut parts = vec![
         "hubhook.event.v1",
         &instance,
@@ -163,9 +164,8 @@ pub fn event_id(
     if revision != "0" {
         parts.push(&revision);
     }
-    // Never the same text as a revision's part, so the two cannot stand for each other.
-    if generation != "generation 0" {
-        parts.push(&generation);
+    if let Some(generation) = &generation {
+        parts.push(generation);
     }
     let mut bytes = digest(&parts);
     let stream = digest(&["hubhook.event.stream.v1", &instance, object_type]);

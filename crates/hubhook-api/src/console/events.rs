@@ -22,6 +22,7 @@ const PAGE: usize = 50;
 /// The last page a query can ask for: one past the pages the scan can fill.
 const LAST_PAGE: usize = SCAN as usize / PAGE + 1;
 const STATUSES: [&str; 5] = ["NEW", "DISPATCHED", "NOTIFIED", "FAILED", "RECEIVED"];
+const TYPES: [&str; 3] = ["CREATED", "UPDATED", "DELETED"];
 
 #[derive(Debug, Default)]
 struct Filter {
@@ -74,8 +75,31 @@ impl Filter {
                         crate::body::shown(&value, 40)
                     )),
                 },
-                _ => {}
+                other => filter.problems.push(format!(
+                    "`{}` is not a filter of this page; it takes type, resource, object, status, from, to and page.",
+                    crate::body::shown(other, 40).escape_debug()
+                )),
             }
+        }
+        for (label, value, allowed) in [
+            ("Type", &filter.event_type, &TYPES[..]),
+            ("Status", &filter.status, &STATUSES[..]),
+        ] {
+            if !value.is_empty() && !allowed.contains(&value.as_str()) {
+                filter.problems.push(format!(
+                    "{label} `{}` is not one of {}.",
+                    crate::body::shown(value, 40).escape_debug(),
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if filter.object.chars().any(char::is_control) {
+            // Shown escaped, in the message and in the form it is echoed in.
+            filter.object = filter.object.escape_debug().to_string();
+            filter.problems.push(format!(
+                "Object id `{}` holds a control character; no object id does.",
+                crate::body::shown(&filter.object, 40)
+            ));
         }
         for (label, value) in [("From", &filter.from), ("To", &filter.to)] {
             if !value.is_empty() && time(value).is_none() {
@@ -126,6 +150,11 @@ fn select(id: &str, label: &str, name: &str, chosen: &str, options: &[String]) -
             select id=(id) name=(name) {
                 option value="" selected[chosen.is_empty()] { "Any" }
                 @for o in options { option value=(o) selected[chosen == o.as_str()] { (o) } }
+                // A value not offered (a resource no longer polled, whose events remain) is
+                // shown as chosen rather than as "Any".
+                @if !chosen.is_empty() && !options.iter().any(|o| o == chosen) {
+                    option value=(chosen) selected { (chosen) }
+                }
             }
         }
     }
@@ -186,7 +215,7 @@ pub async fn list(
         .unwrap_or_default();
     resources.sort();
     let base = format!("/instances/{}", row.id);
-    let types = ["CREATED", "UPDATED", "DELETED"].map(String::from);
+    let types = TYPES.map(String::from);
     let statuses = STATUSES.map(String::from);
     let body = html! {
         p { a href=(base) { "← " (row.name) } }
@@ -262,7 +291,12 @@ pub async fn one(
         .organization_event(user.principal.organization_id, Some(row.id), &event_id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::not_found(format!("no event with id {event_id}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no event with id `{}`",
+                crate::body::shown(&event_id, 60).escape_debug()
+            ))
+        })?;
     let event = events_out(&state, vec![event])
         .await?
         .pop()
@@ -331,7 +365,12 @@ pub async fn resend(
         .organization_event(user.principal.organization_id, Some(row.id), &event_id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::not_found(format!("no event with id {event_id}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no event with id `{}`",
+                crate::body::shown(&event_id, 60).escape_debug()
+            ))
+        })?;
     let notification = event
         .notification_id
         .ok_or_else(|| ApiError::conflict("this event has no notification to send"))?;

@@ -29,6 +29,7 @@ mod form;
 mod form_page;
 mod list;
 mod page;
+pub(crate) use page::PageError;
 mod session;
 
 use axum::{

@@ -879,6 +879,39 @@ async fn resend_sends_an_event_again_and_only_for_its_own_organization() {
         !unread.contains(&format!("href=\"{page}/events/")),
         "{unread}"
     );
+    // So is a value no event can have, or a filter the page does not take (an outside
+    // tester's: they listed nothing, or everything, while the form said "Any").
+    let odd = first
+        .get(&format!(
+            "{page}/events?type=bogus&status=sent&objectId=1&object=%00"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for said in [
+        "Type `bogus` is not one of CREATED, UPDATED, DELETED.",
+        "Status `sent` is not one of NEW",
+        "`objectId` is not a filter of this page",
+        "Object id `\\0` holds a control character",
+    ] {
+        assert!(odd.contains(said), "{said}: {odd}");
+    }
+    assert!(!odd.contains('\0'), "a NUL shown as it is");
+    assert!(!odd.contains(&format!("href=\"{page}/events/")), "{odd}");
+    let removed = first
+        .get(&format!("{page}/events?resource=people"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        removed.contains("<option value=\"people\" selected>people</option>"),
+        "a resource not offered shows as chosen: {removed}"
+    );
+    let missing = first.get(&format!("{page}/events/%00")).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(!missing.text().await.unwrap().contains('\0'));
     let event_page = first.get(&event_path).await.text().await.unwrap();
     let notification = field(&event_page, "notification");
     let sent_times = || {

@@ -205,15 +205,25 @@ async fn text_with_a_nul_and_bodies_with_trailing_data_are_refused_on_both_engin
 }
 
 /// A path that is not UTF-8 once percent-decoded gets the JSON error body of every other
-/// refusal (axum's own answer was plain text), on platform, hub and console routes alike.
+/// refusal (axum's own answer was plain text) on platform and hub routes, and the console's
+/// error page on a console address (it was JSON there too).
 #[tokio::test]
-async fn a_path_that_is_not_utf8_gets_the_json_error_body() {
+async fn a_path_that_is_not_utf8_gets_the_error_body_of_its_kind() {
     let app = spawn_app().await;
+    let console = app
+        .http
+        .get(format!("{}/instances/%C3%28", app.server().url()))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(console.status(), 400);
+    let page = console.text().await.expect("text");
+    assert!(page.contains("<h1>Error</h1>"), "{page}");
+    assert!(page.contains("not UTF-8"), "{page}");
     for path in [
         "/elements/api-v2/instances/%FF",
         "/elements/api-v2/notifications/%FF/attempts",
         "/elements/api-v2/hubs/crm/contacts/%FF",
-        "/instances/%C3%28",
     ] {
         let response = app
             .http
