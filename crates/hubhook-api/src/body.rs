@@ -99,10 +99,16 @@ fn not_an_object(json: &[u8]) -> Option<&'static str> {
 }
 
 /// serde's refusal with the Rust types it names said as JSON: "expected struct ElementRef"
-/// (or "… with 2 elements", for an array read as one) is "expected a JSON object".
+/// (or "… with 2 elements", for an array read as one) and "expected a map" are "expected a
+/// JSON object", and a "sequence" or "map" it got is an array or an object.
 fn without_rust_types(message: &str) -> String {
+    let message = message
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a JSON object");
     let mut said = String::with_capacity(message.len());
-    let mut rest = message;
+    let mut rest = message.as_str();
     while let Some(at) = rest.find("struct ") {
         said.push_str(&rest[..at]);
         let after = &rest[at + "struct ".len()..];
@@ -455,6 +461,14 @@ mod tests {
                 "a struct of lower case stays",
             ),
             ("ends with struct ", "ends with struct "),
+            (
+                "invalid type: sequence, expected a map at line 1 column 17",
+                "invalid type: array, expected a JSON object at line 1 column 17",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "invalid type: object, expected an array",
+            ),
         ] {
             assert_eq!(without_rust_types(said), plain);
         }

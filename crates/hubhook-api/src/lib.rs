@@ -19,10 +19,10 @@ mod html;
 mod metrics;
 mod openapi;
 mod paging;
-mod query_params;
 mod routes;
 mod serve;
 mod session;
+mod undeclared;
 
 use axum::{Json, Router, routing::get};
 use hubhook_engine::Engine;
@@ -85,11 +85,11 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .split_for_parts();
     let described = serde_json::to_value(&description).unwrap_or_default();
-    let params = query_params::QueryParams::from_description(&described);
+    let declared = undeclared::Declared::from_description(&described);
     router
         // After routing, so that the operation is known: only the described routes.
         .route_layer(axum::middleware::from_fn(move |request, next| {
-            query_params::refuse_undeclared(params.clone(), request, next)
+            undeclared::refuse_undeclared(declared.clone(), request, next)
         }))
         .route(
             "/openapi.json",

@@ -128,15 +128,24 @@ impl MasterKey {
     /// A device token for `email`: proof, to every node sharing this key, that whoever holds
     /// it signed in as `email` once (see `hubhook_api::session`, device cookies). Bound to
     /// its purpose, so it can never be taken for a sealed secret or the other way round.
+    /// The email is padded (after its length) to a multiple of 256 bytes, so that tokens of
+    /// every usual email have one length and none tells how long its email is.
     pub fn seal_device(&self, email: &str) -> Result<String> {
-        self.seal_bytes(DEVICE_AAD, email.as_bytes())
+        let length = u16::try_from(email.len())
+            .map_err(|_| StoreError::Other("an email of over 65,535 bytes".to_owned()))?;
+        let mut plain = length.to_be_bytes().to_vec();
+        plain.extend_from_slice(email.as_bytes());
+        plain.resize(plain.len().next_multiple_of(256), 0);
+        self.seal_bytes(DEVICE_AAD, &plain)
     }
 
     /// The email a [`MasterKey::seal_device`] token was made for, or `None` if `token` is
     /// not one of this key's.
     pub fn open_device(&self, token: &str) -> Option<String> {
-        let email = self.open_bytes(DEVICE_AAD, token).ok()?;
-        String::from_utf8(email).ok()
+        let plain = self.open_bytes(DEVICE_AAD, token).ok()?;
+        let (length, rest) = plain.split_first_chunk::<2>()?;
+        let email = rest.get(..usize::from(u16::from_be_bytes(*length)))?;
+        String::from_utf8(email.to_vec()).ok()
     }
 
     /// Encrypts one secret (a user or organization secret) the same way, as `{"secret": ..}`.
@@ -215,6 +224,15 @@ mod tests {
         let key = MasterKey::generate();
         let token = key.seal_device("ops@example.com").unwrap();
         assert_eq!(key.open_device(&token).as_deref(), Some("ops@example.com"));
+        // Its length does not tell the email's.
+        let longer = key
+            .seal_device("a.much.longer.address@example.com")
+            .unwrap();
+        assert_eq!(token.len(), longer.len());
+        assert_eq!(
+            key.open_device(&key.seal_device("").unwrap()).as_deref(),
+            Some("")
+        );
         assert_ne!(token, key.seal_device("ops@example.com").unwrap());
         assert_eq!(MasterKey::generate().open_device(&token), None);
         let mut flipped = token.clone().into_bytes();

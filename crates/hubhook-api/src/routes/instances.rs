@@ -804,8 +804,8 @@ pub struct DeletedOut {
 }
 
 /// Delete an instance: polling stops, undelivered notifications are cancelled; events and
-/// the delivery history are kept. A body (such as the literal `null` some Cloud Elements
-/// clients send with `Content-Type: application/json`) is ignored.
+/// the delivery history are kept. A body of `null` or `{}` (which some Cloud Elements clients
+/// send with `Content-Type: application/json`) is ignored; any other is refused.
 #[utoipa::path(
     delete, path = "/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id")),

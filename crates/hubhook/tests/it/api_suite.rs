@@ -332,6 +332,78 @@ async fn every_route_refuses_a_query_parameter_it_does_not_take() {
     assert_eq!(fixture.app.digest().await, before);
 }
 
+/// A body sent to a route that takes none is refused the same way, before the route runs:
+/// `POST /instances/{id}/webhook-secret` with a secret of the caller's own rotated to a random
+/// one and said nothing (an outside tester's). `null` and `{}`, which some Cloud Elements
+/// clients send with every request, still pass. Fails for a route that ignores a body.
+#[tokio::test]
+async fn every_route_without_a_body_refuses_one() {
+    let fixture = Fixture::new().await;
+    let description = fixture.app.openapi().await;
+    let before = fixture.app.digest().await;
+    let (mut checked, mut taken) = (0, Vec::new());
+    for op in operations(&description) {
+        let auth = match op.scheme.as_deref() {
+            Some("UserOrganization") => fixture.app.auth(),
+            Some("UserOrganizationElement") => {
+                format!("{}, Element {}", fixture.app.auth(), fixture.token)
+            }
+            _ => continue,
+        };
+        if op.is_hub() || op.has_body || op.method == Method::GET {
+            continue;
+        }
+        let url = fixture.url(&op, |p| fixture.value(&op, p));
+        let response = fixture
+            .app
+            .http
+            .request(op.method.clone(), &url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(r#"{"webhookSecret": "whsec_mine"}"#)
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let named = body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("takes no request body"));
+        if status != 400 || !named {
+            taken.push(format!("{} {}: {status} {body}", op.method, op.path));
+        } else {
+            assert_error_body(&op, status, &body);
+        }
+        checked += 1;
+    }
+    assert!(
+        taken.is_empty(),
+        "a body not refused:\n{}",
+        taken.join("\n")
+    );
+    assert!(checked >= 10, "{checked} routes");
+    assert_eq!(fixture.app.digest().await, before);
+    // What clients send with every request passes.
+    let poll = format!(
+        "{}/elements/api-v2/instances/{}/poll",
+        fixture.app.server().url(),
+        fixture.instance
+    );
+    for body in ["null", "{}", " "] {
+        let response = fixture
+            .app
+            .http
+            .post(&poll)
+            .header("Authorization", fixture.app.auth())
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 202, "{body:?}");
+    }
+}
+
 #[tokio::test]
 async fn every_route_answers_unknown_ids_with_404() {
     let fixture = Fixture::new().await;
