@@ -4,4 +4,5 @@
 -- the instance's lifetime, as CREATED. Jobs made before this version take their instance's
 -- creation, as before (for most of them it is when they were added).
 ALTER TABLE poll_jobs ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0;
-UPDATE poll_jobs SET added_at = (SELECT created_at FROM instances WHERE instances.id = poll_jobs.instance_id);
+UPDATE poll_jobs SET added_at = COALESCE(
+    (SELECT created_at FROM instances WHERE instances.id = poll_jobs.instance_id), 0);
