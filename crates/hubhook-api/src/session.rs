@@ -273,14 +273,15 @@ pub(crate) struct SignedIn {
     pub device: String,
 }
 
-/// Checks the email and password and starts a session. `device` is the request's device
-/// cookie, if it sent one. A wrong email and a wrong password are the same 401.
+/// Checks the email and password and starts a session. `devices` are the request's device
+/// cookies (a browser may hold one per path, of different emails). A wrong email and a wrong
+/// password are the same 401.
 pub(crate) async fn sign_in(
     state: &AppState,
     kind: SessionKind,
     email: &str,
     password: String,
-    device: Option<&str>,
+    devices: Vec<&str>,
 ) -> Result<SignedIn, ApiError> {
     let email = email.trim();
     if email.chars().count() > MAX_EMAIL || password.len() > MAX_PASSWORD {
@@ -298,9 +299,9 @@ pub(crate) async fn sign_in(
     let store = state.engine.store();
     let email_key = email.to_lowercase();
     // A cookie made for another email, or not by this key, is no device cookie at all.
-    let known_device = device.filter(|token| {
-        store.master_key().open_device(token).as_deref() == Some(email_key.as_str())
-    });
+    let known_device = devices
+        .into_iter()
+        .find(|token| store.master_key().open_device(token).as_deref() == Some(email_key.as_str()));
     let counted = match known_device {
         Some(token) => format!("{email_key}\n{token}"),
         None => email_key.clone(),
@@ -349,12 +350,18 @@ pub(crate) async fn principal(
 
 /// The value of the request's cookie `name`, if it sent one.
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookies(headers, name).into_iter().next()
+}
+
+/// The values of every cookie `name` the request sent, in order.
+pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .collect()
 }
 
 #[cfg(test)]

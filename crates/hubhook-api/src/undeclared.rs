@@ -9,9 +9,15 @@
 //! match what the routes read), so that description is the one list: this layer, run after
 //! routing, answers `400` naming the first query parameter the matched operation does not
 //! list, or the body of an operation that has none, whatever the handler would have done. A
-//! body of nothing but `null` or `{}` is let through (some Cloud Elements clients send one
-//! with every request). The hub's routes are left out: their queries and bodies go on to
-//! ConnectWise, which names what it does not know.
+//! body of nothing but `null`, `{}` or `[]` (whatever its white space) is let through: some
+//! clients send one with every request (Jackson pretty-prints `{ }`, PHP's `json_encode([])`
+//! is `[]`), and it says nothing. So is the `_` parameter, jQuery's cache-buster.
+//!
+//! Only the operations a customer's credentials call (those with a `security` scheme) are
+//! checked. The hub's routes are left out (their queries and bodies go on to ConnectWise,
+//! which names what it does not know), and so are the routes others call with URLs they
+//! make: ConnectWise's callbacks (registered as `…?recordId=`, to which ConnectWise appends
+//! the id), supervisors' probes and scrapers (`/healthz?probe=1`), the legacy sign-in.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -47,7 +53,10 @@ impl Declared {
             }
             let shared = item["parameters"].as_array().cloned().unwrap_or_default();
             for (method, operation) in item.as_object().into_iter().flatten() {
-                if method == "parameters" || !operation.is_object() {
+                let secured = operation["security"]
+                    .as_array()
+                    .is_some_and(|schemes| !schemes.is_empty());
+                if method == "parameters" || !operation.is_object() || !secured {
                     continue;
                 }
                 let mut query = query_names(&shared);
@@ -103,8 +112,8 @@ pub(crate) async fn refuse_undeclared(
         Ok(bytes) => bytes,
         Err(refused) => return refused.into_response(),
     };
-    let text = String::from_utf8_lossy(&bytes);
-    if !matches!(text.trim(), "" | "null" | "{}") {
+    if !says_nothing(&bytes) {
+        let text = String::from_utf8_lossy(&bytes);
         return ApiError::bad_request(format!(
             "this route takes no request body; got {} bytes (`{}`)",
             bytes.len(),
@@ -114,6 +123,19 @@ pub(crate) async fn refuse_undeclared(
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Whether a body is nothing, or JSON that carries nothing: `null`, `{}` or `[]`.
+fn says_nothing(bytes: &[u8]) -> bool {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return true;
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Null) => true,
+        Ok(Value::Object(members)) => members.is_empty(),
+        Ok(Value::Array(items)) => items.is_empty(),
+        _ => false,
+    }
 }
 
 /// Whether a request says it has a body: a length past zero, or chunks.
@@ -131,20 +153,27 @@ fn undeclared_query(query: &str, taken: &HashSet<String>) -> Option<ApiError> {
     if query.is_empty() {
         return None;
     }
-    let unknown = url::form_urlencoded::parse(query.as_bytes())
+    let names: Vec<_> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(name, _)| name)
-        .find(|name| !taken.contains(name.as_ref()))?;
+        .filter(|name| name != "_")
+        .collect();
+    let unknown = names.iter().find(|name| !taken.contains(name.as_ref()))?;
+    // Names only: a value may be a secret sent in the wrong place.
     let message = if taken.is_empty() {
+        let names: Vec<String> = names
+            .iter()
+            .map(|name| shown(name, 40).escape_debug().to_string())
+            .collect();
         format!(
-            "this route takes no query parameters; got `?{}`",
-            shown(query, 60).escape_debug()
+            "this route takes no query parameters; got `{}`",
+            shown(&names.join("`, `"), 200)
         )
     } else {
         let mut names: Vec<&str> = taken.iter().map(String::as_str).collect();
         names.sort_unstable();
         format!(
             "`{}` is not a query parameter of this route; it takes `{}`",
-            shown(&unknown, 60).escape_debug(),
+            shown(unknown, 60).escape_debug(),
             names.join("`, `")
         )
     };
@@ -163,14 +192,18 @@ mod tests {
                 "get": {"parameters": [
                     {"name": "where", "in": "query"},
                     {"name": "Authorization", "in": "header"},
-                ]},
-                "post": {"requestBody": {"content": {}}},
+                ], "security": [{"UserOrganization": []}]},
+                "post": {"requestBody": {"content": {}}, "security": [{"UserOrganization": []}]},
             },
             "/elements/api-v2/instances/{id}": {
                 "parameters": [{"name": "id", "in": "path"}],
-                "delete": {"parameters": [{"name": "id", "in": "path"}]},
+                "delete": {
+                    "parameters": [{"name": "id", "in": "path"}],
+                    "security": [{"UserOrganization": []}],
+                },
             },
-            "/elements/api-v2/hubs/crm/{resource}": {"get": {}},
+            "/elements/api-v2/hubs/crm/{resource}": {"get": {"security": [{"UserOrganization": []}]}},
+            "/healthz": {"get": {}},
         }});
         let table = Declared::from_description(&description);
         let get = |method: &str, path: &str| {
@@ -196,6 +229,54 @@ mod tests {
             Some((vec![], false))
         );
         assert_eq!(get("GET", "/elements/api-v2/hubs/crm/{resource}"), None);
+        assert_eq!(
+            get("GET", "/healthz"),
+            None,
+            "no security: not a customer's route"
+        );
         assert_eq!(table.0.len(), 3, "path-level parameters are no operation");
+    }
+
+    #[test]
+    fn a_body_that_says_nothing_passes() {
+        for nothing in [
+            "", " \r\n", "null", "{}", "{ }", "{\n}", "[]", "[ ]", " null\n",
+        ] {
+            assert!(says_nothing(nothing.as_bytes()), "{nothing:?}");
+        }
+        for something in [
+            "{\"a\":1}",
+            "[1]",
+            "0",
+            "\"\"",
+            "false",
+            "not json{",
+            "{}{}",
+        ] {
+            assert!(!says_nothing(something.as_bytes()), "{something:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_query_names_parameters_never_values() {
+        let none = HashSet::new();
+        let refused = undeclared_query("user=me&password=secret", &none).expect("refused");
+        assert!(
+            refused.message.contains("`user`, `password`"),
+            "{}",
+            refused.message
+        );
+        assert!(!refused.message.contains("secret"), "{}", refused.message);
+        assert!(
+            undeclared_query("_=1700000000", &none).is_none(),
+            "a cache-buster"
+        );
+        let some = HashSet::from(["page".to_string()]);
+        let refused = undeclared_query("page=1&pagesize=5", &some).expect("refused");
+        assert!(
+            refused.message.contains("`pagesize`"),
+            "{}",
+            refused.message
+        );
     }
 }

@@ -27,7 +27,8 @@ use super::form::FormData;
 use super::page::{PageError, page};
 use crate::auth::new_secret;
 use crate::session::{
-    DEVICE_COOKIE, DEVICE_DAYS, SESSION_HOURS, SessionKind, cookie, secure_flag, through_https,
+    DEVICE_COOKIE, DEVICE_DAYS, SESSION_HOURS, SessionKind, cookie, cookies, secure_flag,
+    through_https,
 };
 use crate::{ApiError, AppState};
 
@@ -201,8 +202,8 @@ pub async fn sign_in(
             Some("Give your email and your password."),
         );
     }
-    let device = console_cookie(&request, DEVICE_COOKIE);
-    match crate::session::sign_in(&state, SessionKind::Console, &email, password, device).await {
+    let devices = cookies(&request, &cookie_name(&request, DEVICE_COOKIE));
+    match crate::session::sign_in(&state, SessionKind::Console, &email, password, devices).await {
         Ok(signed) => {
             let mut response = Redirect::to("/").into_response();
             let headers = response.headers_mut();

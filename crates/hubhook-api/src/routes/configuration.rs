@@ -71,6 +71,24 @@ pub struct ConfigurationRecordIn {
     #[schema(value_type = Option<Object>)]
     #[allow(dead_code)]
     hidden: Option<Value>,
+    /// The fields of the element's configuration records (`GET /elements/{key}/configuration`)
+    /// and of Cloud Elements' own, so that a body made from one of those is read too; ignored.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    default_value: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    required: Option<Value>,
+    #[serde(default, rename = "type")]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    kind: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    description: Option<Value>,
 }
 
 /// `Some(Value::Null)` for an explicit `null`, `None` only when the field is absent.

@@ -96,9 +96,9 @@ async fn sign_in(
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("`j_username` is required: the user's email"))?;
     let password = password.ok_or_else(|| ApiError::bad_request("`j_password` is required"))?;
-    let device = crate::session::cookie(&headers, DEVICE_COOKIE);
+    let devices = crate::session::cookies(&headers, DEVICE_COOKIE);
     let signed =
-        crate::session::sign_in(&state, SessionKind::Legacy, &username, password, device).await?;
+        crate::session::sign_in(&state, SessionKind::Legacy, &username, password, devices).await?;
     let secure = crate::session::secure_flag(&headers);
     let cookie = HeaderValue::from_str(&format!(
         "{COOKIE}={}; Path=/elements; HttpOnly; SameSite=Lax; Max-Age={}{secure}",

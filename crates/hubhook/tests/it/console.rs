@@ -364,6 +364,16 @@ async fn a_device_cookie_signs_in_through_a_lockout() {
         StatusCode::SEE_OTHER,
         "the owner's browser"
     );
+    // A browser holding another email's device cookie too (one per path) is still known.
+    let both = format!("{others}; {owners}");
+    let status_both = sign_in_with(&app, Some(&both), owner, PASSWORD)
+        .await
+        .status();
+    assert_eq!(
+        status_both,
+        StatusCode::SEE_OTHER,
+        "the owner's, after another's"
+    );
     assert_eq!(
         set_cookie(&signed, "hubhook_device")
             .expect("renewed")

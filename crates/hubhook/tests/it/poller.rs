@@ -769,7 +769,9 @@ async fn connectwise_callbacks_bring_changes_and_deletes_at_once() {
         Method::POST,
         "system/callbacks",
         Some(json!({
-            "url": callback_address(&app, instance),
+            // The form ConnectWise's guide suggests (it appends the record's id); the
+            // instance's own query check refused it for a while.
+            "url": app.api(&format!("/events/connectwisecrmrest/{instance}?recordId=")),
             "type": "contact",
             "level": "owner",
             "objectId": 0,
