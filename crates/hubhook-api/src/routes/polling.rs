@@ -34,6 +34,9 @@ pub struct InstanceHealthOut {
     pub instance_id: i64,
     /// `ok` when every resource and the deliveries are ok; else the worst of them.
     pub status: HealthStatus,
+    /// The instance is disabled: nothing is polled or delivered until it is enabled, so its
+    /// resources' `nextRun` may be past.
+    pub disabled: bool,
     pub resources: Vec<ResourceHealthOut>,
     pub deliveries: DeliveriesHealthOut,
 }
@@ -193,6 +196,7 @@ pub(crate) async fn health(
     Ok(InstanceHealthOut {
         instance_id: row.id.0,
         status,
+        disabled: row.disabled,
         resources,
         deliveries,
     })

@@ -823,6 +823,7 @@ async fn health_is_failing_while_deliveries_fail() {
     assert_eq!(status, 200, "{healthy}");
     assert_eq!(healthy["status"], "ok", "{healthy}");
     assert_eq!(healthy["deliveries"]["status"], "ok", "{healthy}");
+    assert_eq!(healthy["disabled"], false, "{healthy}");
     app.receiver.set_behaviour(Behaviour::Status(500));
     let contact = app.sim.sim.ids("company/contacts")[1];
     app.retitle_contact(contact, "Refused").await;
@@ -849,6 +850,17 @@ async fn health_is_failing_while_deliveries_fail() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A disabled instance says so (its `nextRun`s stay where they were, past).
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/instances/{instance}/enabled"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, disabled) = app.get(&path).await;
+    assert_eq!(disabled["disabled"], true, "{disabled}");
 }
 
 /// A polling instance that has delivered one notification; returns its id.
