@@ -4,18 +4,21 @@
 
 use jiff::Timestamp;
 
+use hubhook_core::InstanceId;
+
 use crate::{AnalyticsBucket, DeliveryHealth, OrganizationId, Result, Store, on_backend};
 
 impl Store {
-    /// Per instance of the organization that has undelivered notifications: how many are due
-    /// now, how many failed at least once and wait for a retry, and how many are queued (retries
-    /// exhausted). Instances with none are left out.
+    /// Per instance of the organization that has undelivered notifications (only `instance`,
+    /// if given): how many are due now, how many failed at least once and wait for a retry,
+    /// and how many are queued (retries exhausted). Instances with none are left out.
     pub async fn delivery_health(
         &self,
         org: OrganizationId,
+        instance: Option<InstanceId>,
         now: Timestamp,
     ) -> Result<Vec<DeliveryHealth>> {
-        on_backend!(self, s => s.delivery_health(org, now).await)
+        on_backend!(self, s => s.delivery_health(org, instance, now).await)
     }
 
     /// Events stored and delivery attempts made (delivered / failed) by the organization's

@@ -28,10 +28,14 @@ async fn health_block(
     let delivery = state
         .engine
         .store()
-        .delivery_health(user.principal.organization_id, state.engine.clock().now())
+        .delivery_health(
+            user.principal.organization_id,
+            Some(row.id),
+            state.engine.clock().now(),
+        )
         .await?
         .into_iter()
-        .find(|d| d.instance_id == row.id);
+        .next();
     let h = health(state, row, delivery).await?;
     Ok(html! {
         h2 { "Pollers" }

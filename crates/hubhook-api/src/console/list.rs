@@ -61,7 +61,7 @@ async fn table(state: &AppState, user: &ConsoleUser) -> Result<Markup, ApiError>
     let org = user.principal.organization_id;
     let rows = store.list_instances(org).await?;
     let delivery: HashMap<i64, DeliveryHealth> = store
-        .delivery_health(org, state.engine.clock().now())
+        .delivery_health(org, None, state.engine.clock().now())
         .await?
         .into_iter()
         .map(|d| (d.instance_id.0, d))

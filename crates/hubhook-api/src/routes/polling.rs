@@ -155,10 +155,14 @@ async fn instance_health(
     let delivery = state
         .engine
         .store()
-        .delivery_health(row.organization_id, state.engine.clock().now())
+        .delivery_health(
+            row.organization_id,
+            Some(row.id),
+            state.engine.clock().now(),
+        )
         .await?
         .into_iter()
-        .find(|health| health.instance_id == row.id);
+        .next();
     health(&state, &row, delivery).await.map(Json)
 }
 

@@ -16,6 +16,7 @@ impl PostgresStore {
     pub async fn delivery_health(
         &self,
         org: OrganizationId,
+        instance: Option<InstanceId>,
         now: Timestamp,
     ) -> Result<Vec<DeliveryHealth>> {
         let rows = sqlx::query(
@@ -29,10 +30,12 @@ impl PostgresStore {
              FROM notifications n
                  JOIN instances i ON i.id = n.instance_id AND i.organization_id = n.organization_id
              WHERE i.organization_id = $1 AND n.status IN ('pending', 'queued')
+               AND ($3 IS NULL OR n.instance_id = $3)
              GROUP BY n.instance_id ORDER BY n.instance_id",
         )
         .bind(org.0)
         .bind(now.as_millisecond())
+        .bind(instance.map(|id| id.0))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -21,7 +21,7 @@ pub async fn check_delivery_health_and_analytics(store: &Store) {
         .unwrap();
     let now = t0() + 10.seconds();
     assert_eq!(
-        store.delivery_health(org, now).await.unwrap(),
+        store.delivery_health(org, None, now).await.unwrap(),
         vec![DeliveryHealth {
             instance_id: instance.id,
             due: 1,
@@ -29,15 +29,31 @@ pub async fn check_delivery_health_and_analytics(store: &Store) {
             queued: 0
         }]
     );
+    // One instance's own: the same row, and nothing for another id.
+    assert_eq!(
+        store
+            .delivery_health(org, Some(instance.id), now)
+            .await
+            .unwrap(),
+        store.delivery_health(org, None, now).await.unwrap()
+    );
+    let elsewhere = hubhook_core::InstanceId(instance.id.0 + 1_000);
+    assert!(
+        store
+            .delivery_health(org, Some(elsewhere), now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Not due before it is due.
     assert_eq!(
-        store.delivery_health(org, t0()).await.unwrap()[0].due,
+        store.delivery_health(org, None, t0()).await.unwrap()[0].due,
         0,
         "due only from its next attempt"
     );
     assert!(
         store
-            .delivery_health(other_org, now)
+            .delivery_health(other_org, None, now)
             .await
             .unwrap()
             .is_empty()
@@ -63,7 +79,7 @@ pub async fn check_delivery_health_and_analytics(store: &Store) {
         })
         .await
         .unwrap();
-    let health = store.delivery_health(org, failed_at).await.unwrap();
+    let health = store.delivery_health(org, None, failed_at).await.unwrap();
     assert_eq!(
         (health[0].due, health[0].failing, health[0].queued),
         (0, 1, 0)

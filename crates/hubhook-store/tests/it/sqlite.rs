@@ -867,7 +867,7 @@ async fn an_instance_being_deleted_is_gone_from_every_read_and_write() {
             feed.iter().map(|n| n.instance_id).collect::<Vec<_>>(),
             [sibling]
         );
-        let health = store.delivery_health(org, now).await.unwrap();
+        let health = store.delivery_health(org, None, now).await.unwrap();
         assert_eq!(
             health.iter().map(|h| h.instance_id).collect::<Vec<_>>(),
             [sibling]

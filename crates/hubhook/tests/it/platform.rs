@@ -638,28 +638,13 @@ async fn an_update_that_removes_a_resource_answers_before_its_records_are_forgot
     let known = count(&app, KNOWN_CONTACTS, instance).await;
     assert!(known >= 60_000, "{known}");
     let (poller, without) = poller_without_contacts(&app);
-    let path = format!("/instances/{instance}");
-    let (status, updated) = app
-        .send(
-            Method::PATCH,
-            &path,
-            Some(&json!({"configuration": {"event.poller.configuration": without}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{updated}");
+    set_poller(&app, instance, without).await;
     assert!(
         count(&app, KNOWN_CONTACTS, instance).await > 0,
         "the update's answer waited for the known objects to be forgotten"
     );
     // Configured again while the forget may still run: its update clears what is left.
-    let (status, again) = app
-        .send(
-            Method::PATCH,
-            &path,
-            Some(&json!({"configuration": {"event.poller.configuration": poller}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{again}");
+    set_poller(&app, instance, poller).await;
     app.wait_for_baseline(instance).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let forgetting = "SELECT COUNT(*) FROM forgetting WHERE instance_id = $1";
@@ -690,14 +675,7 @@ async fn a_resource_added_back_announces_only_what_changes_after() {
     // first change is two seconds older than the re-add.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     for resources in [without, poller] {
-        let (status, updated) = app
-            .send(
-                Method::PATCH,
-                &format!("/instances/{instance}"),
-                Some(&json!({"configuration": {"event.poller.configuration": resources}})),
-            )
-            .await;
-        assert_eq!(status, 200, "{updated}");
+        set_poller(&app, instance, resources).await;
     }
     app.wait_for_baseline(instance).await;
     let second = app.sim.sim.ids("company/contacts")[1];
@@ -759,14 +737,7 @@ async fn a_resource_added_back_with_first_run_all_announces_every_record_anew() 
     let first = created(records).await;
     let (poller, without) = poller_without_contacts(&app);
     for resources in [without, poller] {
-        let (status, updated) = app
-            .send(
-                Method::PATCH,
-                &format!("/instances/{instance}"),
-                Some(&json!({"configuration": {"event.poller.configuration": resources}})),
-            )
-            .await;
-        assert_eq!(status, 200, "{updated}");
+        set_poller(&app, instance, resources).await;
     }
     let both = created(2 * records).await;
     let distinct: std::collections::HashSet<&String> = both.iter().collect();
@@ -784,6 +755,18 @@ fn poller_without_contacts(app: &TestApp) -> (Value, Value) {
     let poller = app.documented_body()["configuration"]["event.poller.configuration"].clone();
     let without = json!({ "people": poller["contacts"].clone() });
     (poller, without)
+}
+
+/// PATCHes the instance's `event.poller.configuration` to `resources`, which must be stored.
+async fn set_poller(app: &TestApp, instance: i64, resources: Value) {
+    let (status, updated) = app
+        .send(
+            Method::PATCH,
+            &format!("/instances/{instance}"),
+            Some(&json!({"configuration": {"event.poller.configuration": resources}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
 }
 
 const KNOWN_CONTACTS: &str =
